@@ -1,0 +1,210 @@
+#include "edge/engineio/server.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "edge/engineio/websocket.h"
+#include "edge/http/query.h"
+#include "edge/http/session.h"
+#include "edge/ids.h"
+
+namespace switchboard::eio {
+namespace http = boost::beast::http;
+namespace websocket = boost::beast::websocket;
+using HttpPtr = std::shared_ptr<edge::HttpSession>;
+
+// Engine.IO's numbered HTTP errors.
+enum ErrorCode {
+  kUnknownTransport = 0,
+  kUnknownSid = 1,
+  kBadHandshakeMethod = 2,
+  kBadRequest = 3,
+  kForbidden = 4,
+  kUnsupportedProtocolVersion = 5,
+};
+
+struct Server::ShardState {
+  std::unordered_map<std::string, SessionPtr> sessions;
+};
+
+Server::Server(edge::Runtime& runtime, Options options)
+    : runtime_(runtime), options_(std::move(options)) {
+  for (size_t i = 0; i < runtime_.size(); ++i) shards_.push_back(std::make_unique<ShardState>());
+}
+
+Server::~Server() = default;
+
+void Server::HandleRequest(const HttpPtr& http) {
+  const auto& req = http->request();
+  if (req.method() == http::verb::options) return Preflight(http);
+
+  std::string_view eio, transport, sid;
+  auto query = edge::ParseQuery(req.target());
+  for (const auto& [key, value] : query) {
+    if (key == "EIO") eio = value;
+    if (key == "transport") transport = value;
+    if (key == "sid") sid = value;
+  }
+  bool is_upgrade = websocket::is_upgrade(req);
+  bool polling = transport == "polling" && options_.allow_polling;
+  bool ws = transport == "websocket" && options_.allow_websocket;
+  if (!polling && !ws) return SendError(http, 400, kUnknownTransport, "Transport unknown");
+  if (eio != "4") {
+    return SendError(http, 400, kUnsupportedProtocolVersion, "Unsupported protocol version");
+  }
+
+  if (sid.empty()) {
+    if (req.method() != http::verb::get) {
+      return SendError(http, 400, kBadHandshakeMethod, "Bad handshake method");
+    }
+    if (ws && !is_upgrade) return SendError(http, 400, kBadRequest, "Bad request");
+    return Handshake(http, ws);
+  }
+
+  int shard = edge::ShardOfId(sid);
+  if (shard < 0 || static_cast<size_t>(shard) >= runtime_.size()) {
+    return SendError(http, 400, kUnknownSid, "Session ID unknown");
+  }
+  if (static_cast<size_t>(shard) != http->shard()) return http->MigrateTo(shard);
+
+  auto& sessions = shards_[shard]->sessions;
+  auto it = sessions.find(std::string(sid));
+  if (it == sessions.end()) return SendError(http, 400, kUnknownSid, "Session ID unknown");
+  SessionPtr session = it->second;
+  if (!session->CheckHeartbeat()) return SendError(http, 400, kUnknownSid, "Session ID unknown");
+
+  if (ws) {
+    if (!is_upgrade) return SendError(http, 400, kBadRequest, "Bad request");
+    // Like the reference server: a WebSocket for a session that is already
+    // upgrading or upgraded is accepted, then closed at once.
+    return Upgrade(http, session);
+  }
+  if (req.method() == http::verb::get) return session->HandlePoll(http);
+  if (req.method() == http::verb::post) return session->HandlePost(http);
+  SendError(http, 400, kBadRequest, "Bad request");
+}
+
+void Server::Handshake(const HttpPtr& http, bool websocket) {
+  size_t shard = http->shard();
+  eio::Handshake handshake;
+  const auto& req = http->request();
+  handshake.address = http->remote_address();
+  handshake.url = std::string(req.target());
+  handshake.time = std::chrono::system_clock::now();
+  for (const auto& field : req) {
+    handshake.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
+  handshake.query = edge::ParseQuery(req.target());
+
+  std::string id = edge::NewId(shard);
+  if (!websocket) {
+    auto session = std::make_shared<Session>(*this, id, shard, std::move(handshake),
+                                             Session::Transport::kPolling);
+    shards_[shard]->sessions.emplace(id, session);
+    session_count_.fetch_add(1, std::memory_order_relaxed);
+    SendPayload(http, session->OpenPolling());
+    if (on_connection_) on_connection_(session);
+    return;
+  }
+  auto transport = std::make_shared<WebSocketTransport>(http->TakeStream(),
+                                                        options_.max_http_buffer_size);
+  transport->Accept(http->parser().release(), [this, transport, shard, id,
+                                               handshake = std::move(handshake)](
+                                                  boost::system::error_code ec) mutable {
+    if (ec) return;
+    auto session = std::make_shared<Session>(*this, id, shard, std::move(handshake),
+                                             Session::Transport::kWebSocket);
+    shards_[shard]->sessions.emplace(id, session);
+    session_count_.fetch_add(1, std::memory_order_relaxed);
+    session->OpenWebSocket(transport);
+    if (on_connection_) on_connection_(session);
+  });
+}
+
+void Server::Upgrade(const HttpPtr& http, const SessionPtr& session) {
+  auto transport = std::make_shared<WebSocketTransport>(http->TakeStream(),
+                                                        options_.max_http_buffer_size);
+  std::weak_ptr<Session> weak = session;
+  transport->Accept(http->parser().release(), [transport, weak](boost::system::error_code ec) {
+    if (ec) return;
+    auto session = weak.lock();
+    if (!session || !session->CanUpgrade()) return transport->Close();
+    session->HandleUpgrade(transport);
+  });
+}
+
+void Server::Unregister(const std::string& sid) {
+  int shard = edge::ShardOfId(sid);
+  if (shard < 0) return;
+  if (shards_[shard]->sessions.erase(sid) > 0) {
+    session_count_.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+template <class Message>
+void Server::AddCors(const HttpPtr& http, Message& res) const {
+  const auto& cors = options_.cors;
+  if (cors.origins.empty()) return;
+  const auto& req = http->request();
+  auto origin_it = req.find(http::field::origin);
+  std::string_view origin =
+      origin_it == req.end() ? std::string_view() : std::string_view(origin_it->value());
+  bool any = std::find(cors.origins.begin(), cors.origins.end(), "*") != cors.origins.end();
+  bool listed = !origin.empty() &&
+                std::find(cors.origins.begin(), cors.origins.end(), origin) != cors.origins.end();
+  if (any && !cors.credentials) {
+    res.set(http::field::access_control_allow_origin, "*");
+  } else if (listed || (any && !origin.empty())) {
+    res.set(http::field::access_control_allow_origin, origin);
+    res.set(http::field::vary, "Origin");
+  } else {
+    return;
+  }
+  if (cors.credentials) res.set(http::field::access_control_allow_credentials, "true");
+}
+
+void Server::Preflight(const HttpPtr& http) {
+  edge::Response res{http::status::no_content, 11};
+  AddCors(http, res);
+  res.set(http::field::access_control_allow_methods, "GET,HEAD,PUT,PATCH,POST,DELETE");
+  const auto& req = http->request();
+  auto headers = req.find(http::field::access_control_request_headers);
+  if (headers != req.end()) {
+    res.set(http::field::access_control_allow_headers, headers->value());
+  }
+  http->Send(std::move(res));
+}
+
+void Server::SendError(const HttpPtr& http, int status, int code, std::string_view message) {
+  edge::Response res{static_cast<http::status>(status), 11};
+  AddCors(http, res);
+  if (code >= 0) {
+    res.set(http::field::content_type, "application/json");
+    res.body() = "{\"code\":" + std::to_string(code) + ",\"message\":\"" + std::string(message) +
+                 "\"}";
+  } else {
+    res.set(http::field::content_type, "text/plain; charset=UTF-8");
+    res.body() = std::string(message);
+  }
+  // After an error we cannot trust the rest of the stream (e.g. an unread body).
+  res.keep_alive(false);
+  http->Send(std::move(res));
+}
+
+void Server::SendOk(const HttpPtr& http) {
+  edge::Response res{http::status::ok, 11};
+  AddCors(http, res);
+  res.set(http::field::content_type, "text/html");
+  res.body() = "ok";
+  http->Send(std::move(res));
+}
+
+void Server::SendPayload(const HttpPtr& http, std::string body) {
+  edge::Response res{http::status::ok, 11};
+  AddCors(http, res);
+  res.set(http::field::content_type, "text/plain; charset=UTF-8");
+  res.body() = std::move(body);
+  http->Send(std::move(res));
+}
+
+}  // namespace switchboard::eio

@@ -1,0 +1,365 @@
+#include "edge/engineio/session.h"
+
+#include <boost/asio/post.hpp>
+
+#include "edge/engineio/server.h"
+#include "edge/engineio/websocket.h"
+#include "edge/http/session.h"
+
+namespace switchboard::eio {
+namespace net = boost::asio;
+namespace http = boost::beast::http;
+
+namespace {
+// How long a server-closed polling session waits for the GET that carries
+// its close packet.
+constexpr auto kPollingLinger = std::chrono::seconds(5);
+
+const Frame& NoopFrame() {
+  static const Frame frame = MakeTextFrame(PacketType::kNoop);
+  return frame;
+}
+const Frame& PingFrame() {
+  static const Frame frame = MakeTextFrame(PacketType::kPing);
+  return frame;
+}
+const Frame& CloseFrame() {
+  static const Frame frame = MakeTextFrame(PacketType::kClose);
+  return frame;
+}
+}  // namespace
+
+Session::Session(Server& server, std::string id, size_t shard, Handshake handshake,
+                 Transport transport)
+    : server_(server),
+      id_(std::move(id)),
+      shard_(shard),
+      handshake_(std::move(handshake)),
+      transport_(transport),
+      heartbeat_(server.runtime().context(shard)) {}
+
+Session::~Session() = default;
+
+std::string Session::OpenPacket(bool upgrades) const {
+  const Options& o = server_.options();
+  std::string out = "0{\"sid\":\"";
+  out += id_;
+  out += upgrades ? "\",\"upgrades\":[\"websocket\"]" : "\",\"upgrades\":[]";
+  out += ",\"pingInterval\":" + std::to_string(o.ping_interval.count());
+  out += ",\"pingTimeout\":" + std::to_string(o.ping_timeout.count());
+  out += ",\"maxPayload\":" + std::to_string(o.max_http_buffer_size) + "}";
+  return out;
+}
+
+std::string Session::OpenPolling() {
+  const Options& o = server_.options();
+  SchedulePing();
+  return OpenPacket(o.allow_upgrades && o.allow_websocket);
+}
+
+void Session::OpenWebSocket(std::shared_ptr<WebSocketTransport> ws) {
+  ws_ = std::move(ws);
+  ws_->Attach(shared_from_this());
+  std::string open = OpenPacket(false);
+  Frame frame{std::make_shared<const std::string>(std::move(open)), false};
+  Send(frame);
+  SchedulePing();
+}
+
+// ---- heartbeat -------------------------------------------------------------
+
+void Session::SchedulePing() {
+  heartbeat_state_ = Timer::kPing;
+  heartbeat_.expires_after(server_.options().ping_interval);
+  heartbeat_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (ec) return;
+    if (auto self = weak.lock()) self->OnHeartbeatTimer();
+  });
+}
+
+void Session::OnHeartbeatTimer() {
+  if (state_ != State::kOpen) return;
+  if (heartbeat_state_ == Timer::kPong) return Terminate("ping timeout", false);
+  Send(PingFrame());
+  heartbeat_state_ = Timer::kPong;
+  // Measured from when the ping was due, not from when the timer ran.
+  heartbeat_.expires_at(heartbeat_.expiry() + server_.options().ping_timeout);
+  heartbeat_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (ec) return;
+    if (auto self = weak.lock()) self->OnHeartbeatTimer();
+  });
+}
+
+// ---- inbound ---------------------------------------------------------------
+
+bool Session::CheckHeartbeat() {
+  if (state_ == State::kOpen && heartbeat_state_ == Timer::kPong &&
+      std::chrono::steady_clock::now() >= heartbeat_.expiry()) {
+    // The timer is due but has not run yet: the peer is late all the same.
+    Terminate("ping timeout", false);
+  }
+  return state_ != State::kClosed;
+}
+
+void Session::OnPacket(Packet&& packet) {
+  if (state_ != State::kOpen) return;
+  switch (packet.type) {
+    case PacketType::kPong:
+      if (heartbeat_state_ == Timer::kPong) SchedulePing();
+      return;
+    case PacketType::kClose:
+      return Terminate("transport close", true);
+    case PacketType::kMessage:
+      if (on_message_) on_message_(std::move(packet));
+      return;
+    case PacketType::kNoop:
+    case PacketType::kPing:  // v4 clients never ping; harmless
+      return;
+    default:
+      return Terminate("parse error", false);
+  }
+}
+
+void Session::OnFrame(WebSocketTransport* from, std::string_view data, bool binary) {
+  auto self = shared_from_this();
+  if (from == probe_.get() && probe_) {
+    if (!binary && data == "2probe") {
+      probe_->Write(MakeTextFrame(PacketType::kPong, "probe"));
+      upgrading_ = true;
+      // Release a pending GET so the client can pause polling.
+      if (poll_) FlushPoll();
+      return;
+    }
+    if (!binary && data == "5" && upgrading_) {
+      upgrade_timer_.reset();
+      transport_ = Transport::kWebSocket;
+      ws_ = std::move(probe_);
+      upgrading_ = false;
+      if (poll_) RespondPoll(std::string(1, static_cast<char>(PacketType::kNoop)));
+      Flush();
+      return;
+    }
+    EndProbe();
+    return;
+  }
+  if (from != ws_.get()) return;
+  auto packet = DecodeFrame(data, binary);
+  if (!packet.ok()) return Terminate("parse error", false);
+  OnPacket(std::move(*packet));
+}
+
+void Session::HandlePost(const std::shared_ptr<edge::HttpSession>& http) {
+  const Options& o = server_.options();
+  http->ReadBody(o.max_http_buffer_size, [self = shared_from_this(), http](
+                                              boost::system::error_code ec, std::string body) {
+    if (ec == http::error::body_limit) {
+      self->server_.SendError(http, 413, -1, "Payload too large");
+      return self->Terminate("transport error", false);
+    }
+    if (ec) return self->Terminate("transport error", false);
+    if (self->state_ != State::kOpen || self->transport_ != Transport::kPolling) {
+      return self->server_.SendError(http, 400, 3, "Bad request");
+    }
+    auto packets = DecodePayload(body);
+    if (!packets.ok()) {
+      self->server_.SendError(http, 400, 3, "Bad request");
+      return self->Terminate("parse error", false);
+    }
+    self->server_.SendOk(http);
+    for (auto& packet : *packets) {
+      self->OnPacket(std::move(packet));
+      if (self->state_ != State::kOpen) break;
+    }
+  });
+}
+
+// ---- polling out -----------------------------------------------------------
+
+void Session::HandlePoll(const std::shared_ptr<edge::HttpSession>& http) {
+  if (transport_ != Transport::kPolling || state_ == State::kClosed) {
+    return server_.SendError(http, 400, 3, "Bad request");
+  }
+  if (poll_) {
+    // At most one pending GET: a second one is a protocol violation.
+    server_.SendError(http, 400, 3, "Bad request");
+    return Terminate("transport error", false);
+  }
+  poll_ = http;
+  if (!queue_.empty() || upgrading_ || state_ == State::kClosing) return FlushPoll();
+  http->WatchForAbort([weak = weak_from_this(), raw = http.get()] {
+    auto self = weak.lock();
+    if (!self || self->poll_.get() != raw) return;
+    self->poll_.reset();
+    self->Terminate("transport close", false);
+  });
+}
+
+void Session::FlushPoll() {
+  if (!poll_) return;
+  std::string body;
+  size_t size = 0;
+  for (const auto& f : queue_) size += f.bytes->size() + 1;
+  body.reserve(size);
+  for (const auto& f : queue_) AppendToPayload(body, f);
+  queue_.clear();
+  queued_bytes_ = 0;
+  if (body.empty()) body.push_back(static_cast<char>(PacketType::kNoop));
+  RespondPoll(std::move(body));
+  if (state_ == State::kClosing) Finish();
+}
+
+void Session::RespondPoll(std::string body) {
+  auto http = std::move(poll_);
+  poll_.reset();
+  server_.SendPayload(http, std::move(body));
+}
+
+// ---- sending ---------------------------------------------------------------
+
+bool Session::Send(const Frame* frames, size_t count, bool is_volatile) {
+  if (state_ != State::kOpen) return false;
+  const Options& o = server_.options();
+  if (is_volatile) {
+    bool can_write = transport_ == Transport::kPolling ? (poll_ != nullptr && !upgrading_)
+                                                       : queued_bytes_ < o.volatile_drop_bytes;
+    if (!can_write) return false;
+  }
+  for (size_t i = 0; i < count; ++i) {
+    queued_bytes_ += frames[i].bytes->size();
+    queue_.push_back(frames[i]);
+  }
+  if (queued_bytes_ > o.max_send_queue_bytes) {
+    // Deferred: we may be inside a broadcast loop over this socket's rooms.
+    net::post(server_.runtime().context(shard_), [self = shared_from_this()] {
+      self->Terminate("send queue overflow", false);
+    });
+    return true;
+  }
+  Flush();
+  return true;
+}
+
+void Session::Flush() {
+  if (transport_ == Transport::kWebSocket) {
+    if (!ws_ || ws_->writing()) return;
+    if (!queue_.empty()) {
+      Frame frame = std::move(queue_.front());
+      queue_.pop_front();
+      queued_bytes_ -= frame.bytes->size();
+      ws_->Write(std::move(frame));
+    } else if (state_ == State::kClosing) {
+      Finish();
+    }
+    return;
+  }
+  if (!poll_ || poll_flush_posted_) return;
+  // Coalesce everything queued in this turn into one response.
+  poll_flush_posted_ = true;
+  net::post(server_.runtime().context(shard_), [self = shared_from_this()] {
+    self->poll_flush_posted_ = false;
+    self->FlushPoll();
+  });
+}
+
+void Session::OnWriteDone(WebSocketTransport* from) {
+  if (from == ws_.get()) Flush();
+}
+
+// ---- upgrade ---------------------------------------------------------------
+
+bool Session::CanUpgrade() const {
+  return state_ == State::kOpen && transport_ == Transport::kPolling && !probe_ &&
+         server_.options().allow_upgrades;
+}
+
+void Session::HandleUpgrade(std::shared_ptr<WebSocketTransport> ws) {
+  probe_ = std::move(ws);
+  probe_->Attach(shared_from_this());
+  upgrade_timer_ = std::make_unique<net::steady_timer>(server_.runtime().context(shard_));
+  upgrade_timer_->expires_after(server_.options().upgrade_timeout);
+  upgrade_timer_->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (ec) return;
+    if (auto self = weak.lock()) self->EndProbe();
+  });
+}
+
+void Session::EndProbe() {
+  upgrade_timer_.reset();
+  upgrading_ = false;
+  if (probe_) {
+    probe_->Close();
+    probe_.reset();
+  }
+}
+
+void Session::OnTransportClosed(WebSocketTransport* from, std::string_view reason) {
+  if (from == probe_.get()) {
+    probe_.reset();
+    upgrade_timer_.reset();
+    upgrading_ = false;
+    return;
+  }
+  if (from != ws_.get()) return;
+  ws_.reset();
+  if (state_ == State::kClosing) return Finish();
+  Terminate(reason, false);
+}
+
+// ---- closing ---------------------------------------------------------------
+
+void Session::Close(std::string_view reason) {
+  if (state_ != State::kOpen) return;
+  Terminate(reason, false, true);
+}
+
+void Session::Terminate(std::string_view reason, bool client_initiated, bool graceful) {
+  if (state_ == State::kClosed) return;
+  auto self = shared_from_this();
+  heartbeat_.cancel();
+  EndProbe();
+  if (state_ == State::kOpen) {
+    state_ = State::kClosing;
+    on_message_ = nullptr;
+    if (auto cb = std::move(on_close_)) cb(reason);
+  }
+  if (transport_ == Transport::kWebSocket) {
+    // Flush what is queued (e.g. a DISCONNECT packet) before the close frame.
+    if (graceful && ws_) return Flush();
+    return Finish();
+  }
+  // Polling: the pending GET carries a close packet, or a noop when the
+  // client asked for the close itself.
+  if (client_initiated) {
+    queue_.clear();
+    queue_.push_back(NoopFrame());
+  } else {
+    queue_.push_back(CloseFrame());
+  }
+  if (poll_) return FlushPoll();
+  if (!graceful && !client_initiated) return Finish();
+  // A server-side close waits (briefly) for the GET that drains the queue; a
+  // client's close for the GET it may have sent alongside (over another
+  // connection, so it can arrive second).
+  linger_timer_ = std::make_unique<net::steady_timer>(server_.runtime().context(shard_));
+  linger_timer_->expires_after(kPollingLinger);
+  linger_timer_->async_wait([self](boost::system::error_code ec) {
+    if (!ec) self->Finish();
+  });
+}
+
+void Session::Finish() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  heartbeat_.cancel();
+  linger_timer_.reset();
+  queue_.clear();
+  queued_bytes_ = 0;
+  if (ws_) {
+    ws_->Close();
+    ws_.reset();
+  }
+  if (poll_) RespondPoll(std::string(1, static_cast<char>(PacketType::kNoop)));
+  server_.Unregister(id_);
+}
+
+}  // namespace switchboard::eio

@@ -1,0 +1,116 @@
+#pragma once
+
+#include <boost/asio/steady_timer.hpp>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "edge/engineio/handshake.h"
+#include "edge/engineio/packet.h"
+
+namespace switchboard::edge {
+class HttpSession;
+}
+
+namespace switchboard::eio {
+
+class Server;
+class WebSocketTransport;
+
+// One Engine.IO session: its transport (polling or WebSocket, and the upgrade
+// between them), heartbeat and bounded send queue. Lives on one shard; every
+// method runs there.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  enum class Transport { kPolling, kWebSocket };
+
+  Session(Server& server, std::string id, size_t shard, Handshake handshake,
+          Transport transport);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const std::string& id() const { return id_; }
+  size_t shard() const { return shard_; }
+  const Handshake& handshake() const { return handshake_; }
+  std::string_view transport_name() const {
+    return transport_ == Transport::kPolling ? "polling" : "websocket";
+  }
+  bool is_open() const { return state_ == State::kOpen; }
+
+  // Message packets from the client (text, or binary with `binary` set).
+  void OnMessage(std::function<void(Packet&&)> handler) { on_message_ = std::move(handler); }
+  // Called once when the session ends, whoever ended it.
+  void OnClose(std::function<void(std::string_view reason)> handler) {
+    on_close_ = std::move(handler);
+  }
+
+  // Queues frames for the client, all or none. A volatile send is dropped
+  // (returns false) when the client is behind. Past the queue bound the
+  // client is disconnected.
+  bool Send(const Frame* frames, size_t count, bool is_volatile = false);
+  bool Send(const Frame& frame, bool is_volatile = false) { return Send(&frame, 1, is_volatile); }
+  // Server-side close: flushes what is queued, then closes.
+  void Close(std::string_view reason = "forced close");
+
+  // Internal: transport entry points.
+  // Starts a session whose handshake came over polling; returns the open packet.
+  std::string OpenPolling();
+  void OpenWebSocket(std::shared_ptr<WebSocketTransport> ws);
+  void HandlePoll(const std::shared_ptr<edge::HttpSession>& http);
+  void HandlePost(const std::shared_ptr<edge::HttpSession>& http);
+  // A WebSocket opened with this session's sid: an upgrade probe.
+  bool CanUpgrade() const;
+  // Ends the session if its pong is overdue; false once it is gone.
+  bool CheckHeartbeat();
+  void HandleUpgrade(std::shared_ptr<WebSocketTransport> ws);
+  void OnFrame(WebSocketTransport* from, std::string_view data, bool binary);
+  void OnTransportClosed(WebSocketTransport* from, std::string_view reason);
+  void OnWriteDone(WebSocketTransport* from);
+
+ private:
+  enum class State { kOpen, kClosing, kClosed };
+  enum class Timer { kNone, kPing, kPong };
+
+  std::string OpenPacket(bool upgrades) const;
+  void OnPacket(Packet&& packet);
+  void SchedulePing();
+  void OnHeartbeatTimer();
+  void Flush();
+  void FlushPoll();
+  void RespondPoll(std::string body);
+  void Terminate(std::string_view reason, bool client_initiated, bool graceful = false);
+  void Finish();
+  void EndProbe();
+
+  Server& server_;
+  std::string id_;
+  size_t shard_;
+  Handshake handshake_;
+  Transport transport_;
+  State state_ = State::kOpen;
+
+  std::deque<Frame> queue_;
+  size_t queued_bytes_ = 0;
+
+  std::shared_ptr<edge::HttpSession> poll_;  // pending long-poll GET
+  bool poll_flush_posted_ = false;
+  std::shared_ptr<WebSocketTransport> ws_;     // active WebSocket transport
+  std::shared_ptr<WebSocketTransport> probe_;  // WebSocket being upgraded to
+  bool upgrading_ = false;                     // probe answered, awaiting "5"
+
+  boost::asio::steady_timer heartbeat_;
+  Timer heartbeat_state_ = Timer::kNone;
+  std::unique_ptr<boost::asio::steady_timer> upgrade_timer_;
+  std::unique_ptr<boost::asio::steady_timer> linger_timer_;
+
+  std::function<void(Packet&&)> on_message_;
+  std::function<void(std::string_view)> on_close_;
+};
+
+using SessionPtr = std::shared_ptr<Session>;
+
+}  // namespace switchboard::eio

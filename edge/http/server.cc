@@ -1,0 +1,74 @@
+#include "edge/http/server.h"
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/strand.hpp>
+
+#include "edge/http/session.h"
+
+namespace switchboard::edge {
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+HttpServer::HttpServer(Runtime& runtime, HttpOptions options)
+    : runtime_(runtime), options_(std::move(options)) {}
+
+HttpServer::~HttpServer() = default;
+
+void HttpServer::Mount(std::string path, eio::Server& server) {
+  mounts_.emplace_back(std::move(path), &server);
+}
+
+eio::Server* HttpServer::Route(std::string_view target) const {
+  std::string_view path = target.substr(0, target.find('?'));
+  for (const auto& [prefix, server] : mounts_) {
+    // "/socket.io/" also matches "/socket.io" (no trailing slash).
+    std::string_view p = prefix;
+    if (path.starts_with(p)) return server;
+    if (p.ends_with('/') && path == p.substr(0, p.size() - 1)) return server;
+  }
+  return nullptr;
+}
+
+absl::Status HttpServer::Listen() {
+  boost::system::error_code ec;
+  auto address = net::ip::make_address(options_.host, ec);
+  if (ec) return absl::InvalidArgumentError("bad listen address '" + options_.host + "'");
+  tcp::endpoint endpoint(address, options_.port);
+  acceptor_ = std::make_unique<tcp::acceptor>(runtime_.context(0));
+  acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) acceptor_->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(endpoint, ec);
+  if (!ec) acceptor_->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError("cannot listen on " + options_.host + ":" +
+                                  std::to_string(options_.port) + ": " + ec.message());
+  }
+  bound_port_ = acceptor_->local_endpoint().port();
+  DoAccept();
+  return absl::OkStatus();
+}
+
+void HttpServer::DoAccept() {
+  size_t shard = next_shard_++ % runtime_.size();
+  acceptor_->async_accept(
+      runtime_.context(shard), [this, shard](boost::system::error_code ec, tcp::socket socket) {
+        if (ec == net::error::operation_aborted || !acceptor_->is_open()) return;
+        if (!ec) {
+          socket.set_option(tcp::no_delay(true), ec);
+          auto session = std::make_shared<HttpSession>(*this, shard, std::move(socket));
+          // Start on the socket's own shard.
+          net::post(runtime_.context(shard), [session] { session->Start(); });
+        }
+        DoAccept();
+      });
+}
+
+void HttpServer::Close() {
+  if (!acceptor_) return;
+  net::post(runtime_.context(0), [this] {
+    boost::system::error_code ec;
+    acceptor_->close(ec);
+  });
+}
+
+}  // namespace switchboard::edge

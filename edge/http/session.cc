@@ -1,0 +1,171 @@
+#include "edge/http/session.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+
+#include "edge/engineio/server.h"
+#include "edge/http/server.h"
+
+namespace switchboard::edge {
+namespace beast = boost::beast;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+// An idle keep-alive connection, or a client that dribbles its headers or
+// body, is closed after this long.
+constexpr auto kReadTimeout = std::chrono::seconds(30);
+
+std::string AddressOf(const tcp::socket& socket) {
+  beast::error_code ec;
+  auto ep = socket.remote_endpoint(ec);
+  return ec ? std::string() : ep.address().to_string();
+}
+}  // namespace
+
+HttpSession::HttpSession(HttpServer& server, size_t shard, tcp::socket socket)
+    : server_(server), shard_(shard), stream_(std::move(socket)) {
+  remote_address_ = AddressOf(stream_.socket());
+}
+
+HttpSession::HttpSession(HttpServer& server, size_t shard, tcp::socket socket,
+                         beast::flat_buffer buffer, std::unique_ptr<RequestParser> parser)
+    : server_(server),
+      shard_(shard),
+      stream_(std::move(socket)),
+      buffer_(std::move(buffer)),
+      parser_(std::move(parser)) {
+  remote_address_ = AddressOf(stream_.socket());
+}
+
+void HttpSession::Start() { DoReadHeader(); }
+
+void HttpSession::DoReadHeader() {
+  parser_ = std::make_unique<RequestParser>();
+  parser_->header_limit(static_cast<std::uint32_t>(server_.options().max_header_bytes));
+  stream_.expires_after(kReadTimeout);
+  http::async_read_header(stream_, buffer_, *parser_,
+                          [self = shared_from_this()](beast::error_code ec, size_t) {
+                            self->OnHeader(ec);
+                          });
+}
+
+void HttpSession::OnHeader(beast::error_code ec) {
+  if (ec == http::error::header_limit) {
+    return SendPlain(http::status::request_header_fields_too_large, "Header too large");
+  }
+  if (ec) return Close();
+  Dispatch();
+}
+
+void HttpSession::Dispatch() {
+  eio::Server* target = server_.Route(request().target());
+  if (target == nullptr) return SendPlain(http::status::not_found, "Not found");
+  target->HandleRequest(shared_from_this());
+}
+
+void HttpSession::SendPlain(http::status status, std::string body) {
+  Response res{status, 11};
+  res.set(http::field::content_type, "text/plain; charset=UTF-8");
+  res.body() = std::move(body);
+  res.keep_alive(false);
+  Send(std::move(res));
+}
+
+void HttpSession::ReadBody(size_t limit,
+                           std::function<void(beast::error_code, std::string)> done) {
+  parser_->body_limit(limit);
+  stream_.expires_after(kReadTimeout);
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = shared_from_this(), done = std::move(done)](beast::error_code ec,
+                                                                       size_t) {
+                     if (ec) return done(ec, std::string());
+                     done(ec, std::move(self->parser_->get().body()));
+                   });
+}
+
+void HttpSession::Send(Response response) {
+  if (taken_) return;
+  if (watching_) {
+    // Stop the abort watch; its handler sees operation_aborted.
+    watching_ = false;
+    on_abort_ = nullptr;
+    beast::error_code ignored;
+    stream_.socket().cancel(ignored);
+  }
+  // A request whose body we did not read cannot be followed by another.
+  if (!parser_->is_done()) response.keep_alive(false);
+  else response.keep_alive(parser_->get().keep_alive() && response.keep_alive());
+  response.prepare_payload();
+  response_.emplace(std::move(response));
+  stream_.expires_after(kReadTimeout);
+  http::async_write(stream_, *response_,
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      bool keep = self->response_->keep_alive();
+                      self->response_.reset();
+                      if (ec || !keep) return self->Close();
+                      self->DoReadHeader();
+                    });
+}
+
+void HttpSession::MigrateTo(size_t shard) {
+  auto protocol = stream_.socket().local_endpoint().protocol();
+  beast::error_code ec;
+  tcp::socket socket = stream_.release_socket();
+  int fd = socket.release(ec);
+  if (ec) return;
+  auto buffer = std::make_shared<beast::flat_buffer>(std::move(buffer_));
+  auto parser = std::make_shared<std::unique_ptr<RequestParser>>(std::move(parser_));
+  taken_ = true;
+  HttpServer& server = server_;
+  net::post(server.runtime().context(shard), [&server, shard, protocol, fd, buffer, parser] {
+    tcp::socket moved(server.runtime().context(shard));
+    beast::error_code ec;
+    moved.assign(protocol, fd, ec);
+    if (ec) {
+      ::close(fd);
+      return;
+    }
+    auto session = std::make_shared<HttpSession>(server, shard, std::move(moved),
+                                                 std::move(*buffer), std::move(*parser));
+    session->Dispatch();
+  });
+}
+
+void HttpSession::WatchForAbort(std::function<void()> on_abort) {
+  on_abort_ = std::move(on_abort);
+  watching_ = true;
+  // A long poll may legitimately wait much longer than the read timeout.
+  stream_.expires_never();
+  stream_.socket().async_wait(
+      tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+        if (!self->watching_ || ec == net::error::operation_aborted) return;
+        char byte;
+        ssize_t n = ::recv(self->stream_.socket().native_handle(), &byte, 1,
+                           MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) return;  // pipelined bytes: read after the response
+        self->watching_ = false;
+        if (auto cb = std::move(self->on_abort_)) cb();
+        self->Close();
+      });
+}
+
+beast::tcp_stream HttpSession::TakeStream() {
+  taken_ = true;
+  stream_.expires_never();
+  return std::move(stream_);
+}
+
+beast::flat_buffer HttpSession::TakeBuffer() { return std::move(buffer_); }
+
+void HttpSession::Close() {
+  if (taken_) return;
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream_.close();
+}
+
+}  // namespace switchboard::edge

@@ -1,0 +1,52 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "edge/socketio/packet.h"
+
+namespace switchboard::sio {
+
+class Namespace;
+
+// Who a broadcast reaches: the union of `rooms` (none = the whole namespace)
+// minus members of `except_rooms`. A socket id is a room of its own.
+struct BroadcastTarget {
+  std::vector<std::string> rooms;
+  std::vector<std::string> except_rooms;
+  bool is_volatile = false;
+};
+
+// Builder in the style of socket.io's BroadcastOperator:
+//   nsp.To("a").To("b").Except("c").Volatile().Emit("ev", args);
+// The packet is encoded once and the same bytes go to every recipient, on
+// every shard.
+class Broadcast {
+ public:
+  explicit Broadcast(Namespace& nsp, BroadcastTarget target = {})
+      : nsp_(nsp), target_(std::move(target)) {}
+
+  Broadcast& To(std::string_view room) {
+    target_.rooms.emplace_back(room);
+    return *this;
+  }
+  Broadcast& Except(std::string_view room) {
+    target_.except_rooms.emplace_back(room);
+    return *this;
+  }
+  Broadcast& Volatile() {
+    target_.is_volatile = true;
+    return *this;
+  }
+  const BroadcastTarget& target() const { return target_; }
+
+  // args must be a JSON array.
+  void Emit(std::string_view event, Json args = Json::array());
+
+ private:
+  Namespace& nsp_;
+  BroadcastTarget target_;
+};
+
+}  // namespace switchboard::sio

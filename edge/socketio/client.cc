@@ -1,0 +1,116 @@
+#include "edge/socketio/client.h"
+
+#include <algorithm>
+
+#include "edge/ids.h"
+#include "edge/socketio/server.h"
+
+namespace switchboard::sio {
+
+Client::Client(Server& server, eio::SessionPtr session)
+    : server_(server), session_(std::move(session)), decoder_(server.options().decoder) {}
+
+void Client::Start() {
+  auto self = shared_from_this();
+  // The session holds us through these callbacks until it closes.
+  session_->OnMessage([self](eio::Packet&& message) { self->OnMessage(std::move(message)); });
+  session_->OnClose([self](std::string_view reason) { self->OnClose(reason); });
+  connect_timer_ = std::make_unique<boost::asio::steady_timer>(
+      server_.runtime().context(shard()), server_.options().connect_timeout);
+  connect_timer_->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (ec) return;
+    auto self = weak.lock();
+    if (self && self->sockets_.empty() && self->connecting_.empty()) self->Close();
+  });
+}
+
+void Client::OnMessage(eio::Packet&& message) {
+  auto packet = decoder_.Feed(message.data, message.binary);
+  if (!packet.ok()) {
+    // A protocol violation closes the connection.
+    session_->Close("parse error");
+    return;
+  }
+  if (packet->has_value()) OnPacket(std::move(**packet));
+}
+
+SocketPtr Client::Find(const std::string& nsp) const {
+  for (const auto& [name, socket] : sockets_) {
+    if (name == nsp) return socket;
+  }
+  return nullptr;
+}
+
+void Client::OnPacket(Packet&& packet) {
+  if (packet.type == PacketType::kConnect) return OnConnect(std::move(packet));
+  if (packet.type == PacketType::kConnectError) {
+    session_->Close("parse error");
+    return;
+  }
+  // Packets for a namespace this client is not in (e.g. racing a server-side
+  // disconnect) are dropped.
+  if (SocketPtr socket = Find(packet.nsp)) socket->OnPacket(std::move(packet));
+}
+
+void Client::OnConnect(Packet&& packet) {
+  if (Find(packet.nsp) ||
+      std::find(connecting_.begin(), connecting_.end(), packet.nsp) != connecting_.end()) {
+    return;
+  }
+  Namespace* nsp = server_.Find(packet.nsp);
+  if (nsp == nullptr) {
+    Packet error{PacketType::kConnectError, packet.nsp, std::nullopt,
+                 Json{{"message", "Invalid namespace"}}};
+    return SendPacket(error);
+  }
+  Json auth = packet.data.has_value() ? std::move(*packet.data) : Json::object();
+  auto socket = std::make_shared<Socket>(shared_from_this(), *nsp, edge::NewId(shard()),
+                                         std::move(auth));
+  connecting_.push_back(packet.nsp);
+  nsp->Connect(socket, [self = shared_from_this(), socket,
+                        name = packet.nsp](std::optional<ConnectError> error) {
+    auto it = std::find(self->connecting_.begin(), self->connecting_.end(), name);
+    if (it != self->connecting_.end()) self->connecting_.erase(it);
+    if (self->closed_) return false;
+    if (error) {
+      Json data{{"message", error->message}};
+      if (!error->data.is_null()) data["data"] = error->data;
+      self->SendPacket(Packet{PacketType::kConnectError, name, std::nullopt, std::move(data)});
+      return false;
+    }
+    self->sockets_.emplace_back(name, socket);
+    self->SendPacket(
+        Packet{PacketType::kConnect, name, std::nullopt, Json{{"sid", socket->id()}}});
+    return true;
+  });
+}
+
+bool Client::SendFrames(const std::vector<eio::Frame>& frames, bool is_volatile) {
+  return session_->Send(frames.data(), frames.size(), is_volatile);
+}
+
+void Client::SendPacket(const Packet& packet) {
+  auto frames = Encode(packet);
+  session_->Send(frames.data(), frames.size());
+}
+
+void Client::Remove(const Socket& socket) {
+  auto it = std::find_if(sockets_.begin(), sockets_.end(),
+                         [&](const auto& entry) { return entry.second.get() == &socket; });
+  if (it != sockets_.end()) sockets_.erase(it);
+}
+
+void Client::Close() {
+  if (closed_) return;
+  session_->Close("forced close");
+}
+
+void Client::OnClose(std::string_view reason) {
+  closed_ = true;
+  connect_timer_.reset();
+  auto sockets = std::move(sockets_);
+  sockets_.clear();
+  for (auto& [name, socket] : sockets) socket->OnClosed(reason);
+}
+
+}  // namespace switchboard::sio

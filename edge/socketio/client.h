@@ -1,0 +1,52 @@
+#pragma once
+
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "edge/engineio/session.h"
+#include "edge/socketio/decoder.h"
+#include "edge/socketio/socket.h"
+
+namespace switchboard::sio {
+
+class Server;
+
+// The Socket.IO side of one Engine.IO connection: decodes packets and
+// multiplexes them over the namespace sockets it holds.
+class Client : public std::enable_shared_from_this<Client> {
+ public:
+  Client(Server& server, eio::SessionPtr session);
+
+  void Start();
+  const Handshake& handshake() const { return session_->handshake(); }
+  std::string_view transport() const { return session_->transport_name(); }
+  size_t shard() const { return session_->shard(); }
+
+  bool SendFrames(const std::vector<eio::Frame>& frames, bool is_volatile);
+  void SendPacket(const Packet& packet);
+  // Closes the whole connection (every namespace).
+  void Close();
+  // A socket left (either side disconnected it).
+  void Remove(const Socket& socket);
+
+ private:
+  void OnMessage(eio::Packet&& message);
+  void OnPacket(Packet&& packet);
+  void OnConnect(Packet&& packet);
+  void OnClose(std::string_view reason);
+  SocketPtr Find(const std::string& nsp) const;
+
+  Server& server_;
+  eio::SessionPtr session_;
+  Decoder decoder_;
+  // Namespaces joined; few per connection, so a vector beats a map.
+  std::vector<std::pair<std::string, SocketPtr>> sockets_;
+  std::vector<std::string> connecting_;
+  std::unique_ptr<boost::asio::steady_timer> connect_timer_;
+  bool closed_ = false;
+};
+
+}  // namespace switchboard::sio

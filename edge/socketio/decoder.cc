@@ -1,0 +1,277 @@
+#include "edge/socketio/decoder.h"
+
+#include <array>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace switchboard::sio {
+namespace {
+
+// Event names a client may not emit; they have a special meaning on either
+// side (same list as the reference parser).
+constexpr std::array<std::string_view, 6> kReservedEvents = {
+    "connect",       "connect_error", "disconnect",
+    "disconnecting", "newListener",   "removeListener",
+};
+
+// uint64_t holds every 19-digit number; 20 digits may overflow.
+constexpr size_t kMaxAckIdDigits = 19;
+
+absl::Status Invalid(const char* why) {
+  return absl::InvalidArgumentError(absl::StrCat("sio: ", why));
+}
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+// String-aware scan for container nesting, run before parsing so hostile
+// input like "[[[[..." is refused before anything recursive (tree
+// destruction, placeholder walks, re-encoding) sees it.
+bool ExceedsDepth(std::string_view json, size_t max_depth) {
+  // Fewer characters than the limit cannot open more containers than it.
+  if (json.size() <= max_depth) return false;
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // Skip the escaped character (it may be a quote).
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        break;
+      case '[':
+      case '{':
+        if (++depth > max_depth) return true;
+        break;
+      case ']':
+      case '}':
+        // Unbalanced input is left for the parser to reject.
+        if (depth > 0) --depth;
+        break;
+      default:
+        break;
+    }
+  }
+  return false;
+}
+
+bool IsValidEventArray(const Json& data) {
+  if (!data.is_array() || data.empty()) return false;
+  const Json& name = data.front();
+  if (!name.is_string()) return false;
+  const auto& s = name.get_ref<const std::string&>();
+  for (std::string_view reserved : kReservedEvents) {
+    if (s == reserved) return false;
+  }
+  return true;
+}
+
+// Payload rules of the reference parser; CONNECT may omit its payload,
+// every other type that takes one requires it.
+bool IsPayloadValid(PacketType type, const std::optional<Json>& data) {
+  switch (type) {
+    case PacketType::kConnect:
+      return !data.has_value() || data->is_object();
+    case PacketType::kDisconnect:
+      return !data.has_value();
+    case PacketType::kConnectError:
+      return data.has_value() && (data->is_object() || data->is_string());
+    case PacketType::kEvent:
+    case PacketType::kBinaryEvent:
+      return data.has_value() && IsValidEventArray(*data);
+    case PacketType::kAck:
+    case PacketType::kBinaryAck:
+      return data.has_value() && data->is_array();
+  }
+  return false;
+}
+
+// Collects placeholder objects in `j`; fails on one that names no received
+// attachment. Depth is bounded by the pre-parse scan.
+absl::Status CollectPlaceholders(Json& j, size_t attachments,
+                                 std::vector<std::pair<Json*, size_t>>& out) {
+  if (j.is_array()) {
+    for (Json& child : j.get_ref<Json::array_t&>()) {
+      if (absl::Status s = CollectPlaceholders(child, attachments, out);
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (!j.is_object()) return absl::OkStatus();
+
+  auto& object = j.get_ref<Json::object_t&>();
+  const auto marker = object.find("_placeholder");
+  if (marker != object.end() && marker->second.is_boolean() &&
+      marker->second.get<bool>()) {
+    const auto num = object.find("num");
+    if (num == object.end() || !num->second.is_number_integer()) {
+      return Invalid("placeholder without an integer num");
+    }
+    // Parsed non-negative integers are stored unsigned; negative ones are
+    // is_number_integer() but not unsigned.
+    if (!num->second.is_number_unsigned() ||
+        num->second.get<uint64_t>() >= attachments) {
+      return Invalid("placeholder num out of range");
+    }
+    out.emplace_back(&j, static_cast<size_t>(num->second.get<uint64_t>()));
+    return absl::OkStatus();
+  }
+  for (auto& [key, child] : object) {
+    if (absl::Status s = CollectPlaceholders(child, attachments, out);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Packet> DecodeText(std::string_view text,
+                                  const DecoderLimits& limits,
+                                  size_t* attachments) {
+  *attachments = 0;
+  if (text.empty()) return Invalid("empty packet");
+  if (text[0] < '0' || text[0] > '6') return Invalid("unknown packet type");
+
+  Packet packet;
+  packet.type = static_cast<PacketType>(text[0] - '0');
+  size_t i = 1;
+
+  if (packet.type == PacketType::kBinaryEvent ||
+      packet.type == PacketType::kBinaryAck) {
+    const size_t start = i;
+    size_t count = 0;
+    for (; i < text.size() && IsDigit(text[i]); ++i) {
+      count = count * 10 + static_cast<size_t>(text[i] - '0');
+      // Checked per digit so a long digit run cannot overflow.
+      if (count > limits.max_attachments) {
+        return Invalid("too many attachments");
+      }
+    }
+    if (i == start || i == text.size() || text[i] != '-') {
+      return Invalid("illegal attachments");
+    }
+    ++i;  // '-'
+    *attachments = count;
+  }
+
+  // Namespace: from '/' up to ',' or the end of the string.
+  if (i < text.size() && text[i] == '/') {
+    const size_t comma = text.find(',', i);
+    if (comma == std::string_view::npos) {
+      packet.nsp.assign(text.substr(i));
+      i = text.size();
+    } else {
+      packet.nsp.assign(text.substr(i, comma - i));
+      i = comma + 1;
+    }
+  }
+
+  if (i < text.size() && IsDigit(text[i])) {
+    const size_t start = i;
+    uint64_t id = 0;
+    for (; i < text.size() && IsDigit(text[i]); ++i) {
+      if (i - start == kMaxAckIdDigits) return Invalid("ack id too long");
+      id = id * 10 + static_cast<uint64_t>(text[i] - '0');
+    }
+    packet.id = id;
+  }
+
+  if (i < text.size()) {
+    const std::string_view json = text.substr(i);
+    if (ExceedsDepth(json, limits.max_json_depth)) {
+      return Invalid("payload nested too deeply");
+    }
+    Json parsed = Json::parse(json.data(), json.data() + json.size(),
+                              /*cb=*/nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded()) return Invalid("payload is not valid JSON");
+    packet.data.emplace(std::move(parsed));
+  }
+
+  if (!IsPayloadValid(packet.type, packet.data)) {
+    return Invalid("invalid payload for packet type");
+  }
+  return packet;
+}
+
+Decoder::Decoder(DecoderLimits limits) : limits_(limits) {}
+
+void Decoder::Reset() {
+  pending_.reset();
+  expected_ = 0;
+  attachments_.clear();
+  placeholders_.clear();
+}
+
+absl::StatusOr<std::optional<Packet>> Decoder::Feed(std::string_view data,
+                                                    bool binary) {
+  if (binary) {
+    if (!pending_.has_value()) {
+      Reset();
+      return Invalid("binary data while no attachment is expected");
+    }
+    attachments_.emplace_back(data.begin(), data.end());
+    if (attachments_.size() < expected_) return std::nullopt;
+    return std::optional<Packet>(Finish());
+  }
+
+  if (pending_.has_value()) {
+    Reset();
+    return Invalid("text packet while attachments are pending");
+  }
+
+  size_t attachments = 0;
+  absl::StatusOr<Packet> packet = DecodeText(data, limits_, &attachments);
+  if (!packet.ok()) return packet.status();
+  if (packet->type != PacketType::kBinaryEvent &&
+      packet->type != PacketType::kBinaryAck) {
+    return std::optional<Packet>(*std::move(packet));
+  }
+
+  // Placeholders are checked now rather than when the last attachment
+  // arrives, so a bad header fails before its attachments are buffered.
+  pending_.emplace(*std::move(packet));
+  expected_ = attachments;
+  if (absl::Status s =
+          CollectPlaceholders(*pending_->data, expected_, placeholders_);
+      !s.ok()) {
+    Reset();
+    return s;
+  }
+  if (expected_ == 0) return std::optional<Packet>(Finish());
+  attachments_.reserve(expected_);
+  return std::nullopt;
+}
+
+Packet Decoder::Finish() {
+  // An attachment named by several placeholders is copied for all but its
+  // last use, which takes the buffer.
+  std::vector<uint32_t> remaining(attachments_.size(), 0);
+  for (const auto& [node, num] : placeholders_) ++remaining[num];
+  for (const auto& [node, num] : placeholders_) {
+    if (--remaining[num] == 0) {
+      *node = Json::binary(std::move(attachments_[num]));
+    } else {
+      *node = Json::binary(attachments_[num]);
+    }
+  }
+
+  Packet packet = *std::move(pending_);
+  packet.type = packet.type == PacketType::kBinaryEvent ? PacketType::kEvent
+                                                        : PacketType::kAck;
+  Reset();
+  return packet;
+}
+
+}  // namespace switchboard::sio

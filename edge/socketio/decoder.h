@@ -1,0 +1,68 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "edge/socketio/packet.h"
+
+namespace switchboard::sio {
+
+struct DecoderLimits {
+  size_t max_attachments = 10;
+  size_t max_json_depth = 32;
+};
+
+// Decodes the text form of one socket.io packet (the Engine.IO message data,
+// without its '4'). Validates the payload against the type like the
+// reference parser. Binary types keep kBinaryEvent/kBinaryAck here, with
+// placeholders still in `data`; `attachments` receives the announced count.
+absl::StatusOr<Packet> DecodeText(std::string_view text,
+                                  const DecoderLimits& limits,
+                                  size_t* attachments);
+
+// Stateful: reconstructs binary packets from the text header and the
+// following binary messages.
+//
+// Like the reference parser, a reconstructed BINARY_EVENT/BINARY_ACK is
+// returned as kEvent/kAck with Json::binary_t nodes in place of the
+// placeholders, so handlers see one type whatever the transport framing;
+// Encode picks the binary type again from the content.
+class Decoder {
+ public:
+  explicit Decoder(DecoderLimits limits = {});
+
+  // Feeds one Engine.IO message payload (the data after the '4', or raw
+  // bytes when binary). Returns a complete packet, std::nullopt while
+  // waiting for attachments, or InvalidArgument for malformed input (the
+  // caller then closes the connection; the decoder is reset). A binary
+  // message when no attachment is expected is an error; a text message while
+  // attachments are pending is an error.
+  absl::StatusOr<std::optional<Packet>> Feed(std::string_view data,
+                                             bool binary);
+
+  // Drops any partially received binary packet.
+  void Reset();
+
+  // True while a binary packet waits for attachments.
+  bool pending() const { return pending_.has_value(); }
+
+ private:
+  // Replaces the collected placeholders with the received attachments and
+  // returns the finished packet.
+  Packet Finish();
+
+  DecoderLimits limits_;
+  std::optional<Packet> pending_;
+  size_t expected_ = 0;
+  std::vector<std::vector<uint8_t>> attachments_;
+  // Placeholder nodes inside pending_->data and the attachment each names.
+  // The nodes live in heap storage owned by pending_, which stays put until
+  // Finish().
+  std::vector<std::pair<Json*, size_t>> placeholders_;
+};
+
+}  // namespace switchboard::sio

@@ -1,0 +1,156 @@
+#include "edge/socketio/namespace.h"
+
+#include <algorithm>
+#include <atomic>
+
+#include "edge/socketio/server.h"
+
+namespace switchboard::sio {
+
+// Sockets and rooms of one shard: touched only by that shard's thread.
+struct Namespace::ShardState {
+  std::unordered_map<std::string, Socket*> sockets;
+  std::unordered_map<std::string, std::unordered_set<Socket*>> rooms;
+  std::atomic<size_t> socket_count{0};
+  std::atomic<uint64_t> unhandled_events{0};
+};
+
+Namespace::Namespace(Server& server, std::string name) : server_(server), name_(std::move(name)) {
+  for (size_t i = 0; i < server_.runtime().size(); ++i) {
+    shards_.push_back(std::make_unique<ShardState>());
+  }
+}
+
+Namespace::~Namespace() = default;
+
+Namespace::ShardState& Namespace::Local() {
+  int shard = edge::Runtime::CurrentShard();
+  return *shards_[shard < 0 ? 0 : shard];
+}
+
+void Namespace::Connect(const SocketPtr& socket,
+                        std::function<bool(std::optional<ConnectError>)> admit) {
+  RunMiddleware(socket, 0, [this, socket, admit = std::move(admit)](
+                               std::optional<ConnectError> error) {
+    if (!admit(std::move(error))) return;
+    ShardState& local = Local();
+    local.sockets.emplace(socket->id(), socket.get());
+    local.socket_count.fetch_add(1, std::memory_order_relaxed);
+    socket->MarkConnected();
+    socket->Join(socket->id());
+    if (on_connection_) on_connection_(socket);
+  });
+}
+
+void Namespace::RunMiddleware(const SocketPtr& socket, size_t index,
+                              std::function<void(std::optional<ConnectError>)> done) {
+  if (index == middlewares_.size()) return done(std::nullopt);
+  auto called = std::make_shared<bool>(false);
+  middlewares_[index](socket, [this, socket, index, done = std::move(done),
+                               called](std::optional<ConnectError> error) mutable {
+    if (*called) return;  // next() twice is ignored
+    *called = true;
+    if (error) return done(std::move(error));
+    RunMiddleware(socket, index + 1, std::move(done));
+  });
+}
+
+void Namespace::Remove(Socket& socket, std::string_view reason) {
+  ShardState& local = Local();
+  if (local.sockets.erase(socket.id()) == 0) return;
+  local.socket_count.fetch_sub(1, std::memory_order_relaxed);
+  for (const auto& room : socket.rooms()) {
+    auto it = local.rooms.find(room);
+    if (it == local.rooms.end()) continue;
+    it->second.erase(&socket);
+    if (it->second.empty()) local.rooms.erase(it);
+  }
+  if (on_disconnect_) on_disconnect_(socket.shared_from_this(), reason);
+}
+
+void Namespace::AddToRoom(Socket& socket, const std::string& room) {
+  Local().rooms[room].insert(&socket);
+}
+
+void Namespace::RemoveFromRoom(Socket& socket, const std::string& room) {
+  ShardState& local = Local();
+  auto it = local.rooms.find(room);
+  if (it == local.rooms.end()) return;
+  it->second.erase(&socket);
+  if (it->second.empty()) local.rooms.erase(it);
+}
+
+void Namespace::Dispatch(const SocketPtr& socket, std::string_view event, Json& args, Ack ack) {
+  auto it = handlers_.find(std::string(event));
+  if (it != handlers_.end()) return it->second(socket, event, args, std::move(ack));
+  if (on_any_) return on_any_(socket, event, args, std::move(ack));
+  Local().unhandled_events.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Namespace::Deliver(const BroadcastTarget& target,
+                        std::shared_ptr<const std::vector<eio::Frame>> frames) {
+  auto& runtime = server_.runtime();
+  int current = edge::Runtime::CurrentShard();
+  for (size_t i = 0; i < runtime.size(); ++i) {
+    if (static_cast<int>(i) == current) continue;
+    runtime.Post(i, [this, target, frames] { DeliverLocal(target, *frames); });
+  }
+  // The caller's own shard last and inline, so that what a handler emits
+  // reaches local clients before anything it sends afterwards (e.g. an ack).
+  if (current >= 0) DeliverLocal(target, *frames);
+}
+
+void Namespace::DeliverLocal(const BroadcastTarget& target,
+                             const std::vector<eio::Frame>& frames) {
+  ShardState& local = Local();
+  auto excluded = [&](Socket* socket) {
+    for (const auto& room : target.except_rooms) {
+      if (socket->InRoom(room)) return true;
+    }
+    return false;
+  };
+  auto send = [&](Socket* socket) {
+    if (!excluded(socket)) socket->SendFrames(frames, target.is_volatile);
+  };
+  if (target.rooms.empty()) {
+    for (auto& [id, socket] : local.sockets) send(socket);
+    return;
+  }
+  if (target.rooms.size() == 1) {
+    auto it = local.rooms.find(target.rooms.front());
+    if (it == local.rooms.end()) return;
+    for (Socket* socket : it->second) send(socket);
+    return;
+  }
+  // A union of rooms: each member gets the packet once.
+  std::vector<Socket*> members;
+  for (const auto& room : target.rooms) {
+    auto it = local.rooms.find(room);
+    if (it == local.rooms.end()) continue;
+    members.insert(members.end(), it->second.begin(), it->second.end());
+  }
+  std::sort(members.begin(), members.end());
+  members.erase(std::unique(members.begin(), members.end()), members.end());
+  for (Socket* socket : members) send(socket);
+}
+
+size_t Namespace::LocalSocketCount() const {
+  int shard = edge::Runtime::CurrentShard();
+  return shards_[shard < 0 ? 0 : shard]->sockets.size();
+}
+
+size_t Namespace::SocketCount() const {
+  size_t total = 0;
+  for (const auto& shard : shards_) total += shard->socket_count.load(std::memory_order_relaxed);
+  return total;
+}
+
+uint64_t Namespace::UnhandledEvents() const {
+  uint64_t total = 0;
+  for (const auto& shard : shards_) {
+    total += shard->unhandled_events.load(std::memory_order_relaxed);
+  }
+  return total;
+}
+
+}  // namespace switchboard::sio

@@ -1,0 +1,98 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "edge/socketio/broadcast.h"
+#include "edge/socketio/socket.h"
+
+namespace switchboard::sio {
+
+class Server;
+
+// A rejected connection: sent to the client as CONNECT_ERROR {message, data}.
+struct ConnectError {
+  std::string message;
+  Json data;  // null: no "data" field
+};
+// Middleware continuation: nullopt accepts, a ConnectError rejects. May be
+// called later (asynchronously), but on the socket's shard.
+using Next = std::function<void(std::optional<ConnectError>)>;
+using Middleware = std::function<void(const SocketPtr&, Next)>;
+using ConnectionHandler = std::function<void(const SocketPtr&)>;
+using DisconnectHandler =
+    std::function<void(const SocketPtr&, std::string_view reason)>;
+// A client event: args excludes the event name. `ack` is empty when the
+// client asked for no acknowledgement.
+using EventHandler = std::function<void(const SocketPtr&, std::string_view event,
+                                        Json& args, Ack ack)>;
+
+// A Socket.IO namespace ("/", "/chat"...). Handlers are registered before the
+// server starts and then run concurrently on every shard: they must only
+// touch the socket they are given, or thread-safe state.
+class Namespace {
+ public:
+  Namespace(Server& server, std::string name);
+  ~Namespace();
+
+  const std::string& name() const { return name_; }
+  Server& server() { return server_; }
+
+  void Use(Middleware middleware) { middlewares_.push_back(std::move(middleware)); }
+  void OnConnection(ConnectionHandler handler) { on_connection_ = std::move(handler); }
+  void OnDisconnect(DisconnectHandler handler) { on_disconnect_ = std::move(handler); }
+  // Handler for one event name; OnAnyEvent catches the rest.
+  void On(std::string event, EventHandler handler) {
+    handlers_[std::move(event)] = std::move(handler);
+  }
+  void OnAnyEvent(EventHandler handler) { on_any_ = std::move(handler); }
+
+  Broadcast To(std::string_view room) { return Broadcast(*this).To(room); }
+  Broadcast Except(std::string_view room) { return Broadcast(*this).Except(room); }
+  void Emit(std::string_view event, Json args = Json::array()) {
+    Broadcast(*this).Emit(event, std::move(args));
+  }
+  // Sends an encoded packet to the target on every shard.
+  void Deliver(const BroadcastTarget& target,
+               std::shared_ptr<const std::vector<eio::Frame>> frames);
+
+  // Sockets of this namespace on the calling shard, by id.
+  size_t LocalSocketCount() const;
+  // Counters (all shards): sockets connected now, events received from
+  // clients that no handler took.
+  size_t SocketCount() const;
+  uint64_t UnhandledEvents() const;
+
+  // Internal: called by Client / Socket on their shard.
+  // Runs the middlewares; `admit` sends the verdict and says whether the
+  // socket is still wanted (its connection may have closed meanwhile).
+  void Connect(const SocketPtr& socket, std::function<bool(std::optional<ConnectError>)> admit);
+  void Remove(Socket& socket, std::string_view reason);
+  void AddToRoom(Socket& socket, const std::string& room);
+  void RemoveFromRoom(Socket& socket, const std::string& room);
+  void Dispatch(const SocketPtr& socket, std::string_view event, Json& args, Ack ack);
+
+ private:
+  struct ShardState;
+  ShardState& Local();
+  void DeliverLocal(const BroadcastTarget& target, const std::vector<eio::Frame>& frames);
+  void RunMiddleware(const SocketPtr& socket, size_t index,
+                     std::function<void(std::optional<ConnectError>)> done);
+
+  Server& server_;
+  std::string name_;
+  std::vector<Middleware> middlewares_;
+  ConnectionHandler on_connection_;
+  DisconnectHandler on_disconnect_;
+  std::unordered_map<std::string, EventHandler> handlers_;
+  EventHandler on_any_;
+  std::vector<std::unique_ptr<ShardState>> shards_;
+};
+
+}  // namespace switchboard::sio

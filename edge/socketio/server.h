@@ -1,0 +1,50 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "edge/engineio/options.h"
+#include "edge/engineio/server.h"
+#include "edge/runtime.h"
+#include "edge/socketio/decoder.h"
+#include "edge/socketio/namespace.h"
+
+namespace switchboard::sio {
+
+struct ServerOptions {
+  // A connection that joins no namespace within this time is closed.
+  std::chrono::milliseconds connect_timeout{45000};
+  DecoderLimits decoder;
+};
+
+// A Socket.IO server on top of one Engine.IO server. Mount engine() on an
+// edge::HttpServer to serve it.
+class Server {
+ public:
+  Server(edge::Runtime& runtime, eio::Options engine_options,
+         ServerOptions options = {});
+  ~Server();
+
+  // The namespace of that name, created on first use. Call before serving.
+  Namespace& Of(std::string_view name);
+  // nullptr for a namespace nobody declared.
+  Namespace* Find(std::string_view name);
+
+  eio::Server& engine() { return *engine_; }
+  edge::Runtime& runtime() { return runtime_; }
+  const ServerOptions& options() const { return options_; }
+
+  // New socket id: unguessable, and names the shard that holds it.
+  std::string NewSocketId() const;
+
+ private:
+  edge::Runtime& runtime_;
+  ServerOptions options_;
+  std::unique_ptr<eio::Server> engine_;
+  std::vector<std::unique_ptr<Namespace>> namespaces_;
+};
+
+}  // namespace switchboard::sio

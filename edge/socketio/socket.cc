@@ -1,0 +1,161 @@
+#include "edge/socketio/socket.h"
+
+#include <algorithm>
+#include <boost/asio/steady_timer.hpp>
+
+#include "edge/socketio/client.h"
+#include "edge/socketio/namespace.h"
+#include "edge/socketio/server.h"
+
+namespace switchboard::sio {
+
+struct Socket::PendingAck {
+  uint64_t id;
+  AckCallback callback;
+  boost::asio::steady_timer timer;
+};
+
+Socket::Socket(std::shared_ptr<Client> client, Namespace& nsp, std::string id, Json auth)
+    : client_(std::move(client)),
+      nsp_(nsp),
+      id_(std::move(id)),
+      handshake_(client_->handshake()),
+      auth_(std::move(auth)),
+      data_(Json::object()) {}
+
+Socket::~Socket() = default;
+
+std::string_view Socket::transport() const { return client_->transport(); }
+
+void Socket::SendPacket(const Packet& packet) {
+  if (connected_) client_->SendPacket(packet);
+}
+
+bool Socket::SendFrames(const std::vector<eio::Frame>& frames, bool is_volatile) {
+  return connected_ && client_->SendFrames(frames, is_volatile);
+}
+
+void Socket::Emit(std::string_view event, Json args) {
+  SendPacket(MakeEvent(nsp_.name(), event, std::move(args)));
+}
+
+void Socket::EmitVolatile(std::string_view event, Json args) {
+  if (!connected_) return;
+  SendFrames(Encode(MakeEvent(nsp_.name(), event, std::move(args))), true);
+}
+
+void Socket::EmitWithAck(std::string_view event, Json args, std::chrono::milliseconds timeout,
+                         AckCallback callback) {
+  if (!connected_) {
+    if (callback) callback(absl::UnavailableError("socket is disconnected"));
+    return;
+  }
+  uint64_t id = next_ack_id_++;
+  auto pending = std::make_unique<PendingAck>(PendingAck{
+      id, std::move(callback),
+      boost::asio::steady_timer(nsp_.server().runtime().context(client_->shard()), timeout)});
+  pending->timer.async_wait(
+      [weak = weak_from_this(), id](boost::system::error_code ec) {
+        if (ec) return;
+        auto self = weak.lock();
+        if (!self) return;
+        auto& acks = self->pending_acks_;
+        auto it = std::find_if(acks.begin(), acks.end(), [id](auto& p) { return p->id == id; });
+        if (it == acks.end()) return;
+        auto cb = std::move((*it)->callback);
+        acks.erase(it);
+        if (cb) cb(absl::DeadlineExceededError("operation has timed out"));
+      });
+  pending_acks_.push_back(std::move(pending));
+  SendPacket(MakeEvent(nsp_.name(), event, std::move(args), id));
+}
+
+void Socket::OnAck(uint64_t id, Json args) {
+  auto it = std::find_if(pending_acks_.begin(), pending_acks_.end(),
+                         [id](auto& p) { return p->id == id; });
+  if (it == pending_acks_.end()) return;  // late or unknown ack
+  auto pending = std::move(*it);
+  pending_acks_.erase(it);
+  pending->timer.cancel();
+  if (pending->callback) pending->callback(std::move(args));
+}
+
+void Socket::Join(std::string_view room) {
+  if (!connected_ || InRoom(room)) return;
+  rooms_.emplace_back(room);
+  nsp_.AddToRoom(*this, rooms_.back());
+}
+
+void Socket::Leave(std::string_view room) {
+  auto it = std::find(rooms_.begin(), rooms_.end(), room);
+  if (it == rooms_.end()) return;
+  nsp_.RemoveFromRoom(*this, *it);
+  rooms_.erase(it);
+}
+
+bool Socket::InRoom(std::string_view room) const {
+  return std::find(rooms_.begin(), rooms_.end(), room) != rooms_.end();
+}
+
+Broadcast Socket::broadcast() { return Broadcast(nsp_).Except(id_); }
+
+void Socket::OnPacket(Packet&& packet) {
+  if (!connected_) return;
+  switch (packet.type) {
+    case PacketType::kEvent:
+    case PacketType::kBinaryEvent: {
+      Json args = std::move(*packet.data);
+      std::string event = args[0].get<std::string>();
+      args.erase(args.begin());
+      Ack ack;
+      if (packet.id) {
+        ack = [weak = weak_from_this(), id = *packet.id, sent = false](Json reply) mutable {
+          auto self = weak.lock();
+          if (!self || sent) return;
+          sent = true;
+          if (!reply.is_array()) reply = Json::array({std::move(reply)});
+          self->SendPacket(Packet{PacketType::kAck, self->nsp_.name(), id, std::move(reply)});
+        };
+      }
+      nsp_.Dispatch(shared_from_this(), event, args, std::move(ack));
+      return;
+    }
+    case PacketType::kAck:
+    case PacketType::kBinaryAck:
+      if (packet.id) OnAck(*packet.id, packet.data ? std::move(*packet.data) : Json::array());
+      return;
+    case PacketType::kDisconnect: {
+      auto self = shared_from_this();
+      client_->Remove(*this);
+      OnClosed("client namespace disconnect");
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+void Socket::Disconnect(bool close) {
+  if (!connected_) return;
+  auto self = shared_from_this();
+  SendPacket(Packet{PacketType::kDisconnect, nsp_.name(), std::nullopt, std::nullopt});
+  client_->Remove(*this);
+  OnClosed("server namespace disconnect");
+  if (close) client_->Close();
+}
+
+void Socket::OnClosed(std::string_view reason) {
+  if (!connected_) return;
+  auto self = shared_from_this();
+  connected_ = false;
+  nsp_.Remove(*this, reason);
+  rooms_.clear();
+  auto acks = std::move(pending_acks_);
+  pending_acks_.clear();
+  for (auto& pending : acks) {
+    pending->timer.cancel();
+    if (pending->callback) pending->callback(absl::UnavailableError("socket has been disconnected"));
+  }
+}
+
+}  // namespace switchboard::sio

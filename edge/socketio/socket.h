@@ -1,0 +1,94 @@
+#pragma once
+
+#include <absl/status/statusor.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "edge/engineio/handshake.h"
+#include "edge/socketio/packet.h"
+
+namespace switchboard::sio {
+
+class Namespace;
+class Broadcast;
+class Client;
+using Handshake = eio::Handshake;
+
+// Answers a client's ack request; a no-op when the client asked for none.
+// Call at most once (later calls are ignored), on the socket's shard.
+using Ack = std::function<void(Json args)>;
+// Result of a server → client ack: the client's arguments, or
+// DeadlineExceeded / Unavailable (socket gone).
+using AckCallback = std::function<void(absl::StatusOr<Json> args)>;
+
+// One client connected to one namespace. Lives on its connection's shard:
+// call its methods only from there (handlers already run there).
+class Socket : public std::enable_shared_from_this<Socket> {
+ public:
+  Socket(std::shared_ptr<Client> client, Namespace& nsp, std::string id, Json auth);
+  ~Socket();
+
+  const std::string& id() const { return id_; }
+  Namespace& nsp() const { return nsp_; }
+  const Handshake& handshake() const { return handshake_; }
+  // The CONNECT packet's auth payload ({} when none was sent).
+  const Json& auth() const { return auth_; }
+  // "polling" or "websocket" (current transport).
+  std::string_view transport() const;
+  bool connected() const { return connected_; }
+
+  // Application data kept on the socket (e.g. user id, claims).
+  Json& data() { return data_; }
+
+  // args must be a JSON array; binary nodes become attachments.
+  void Emit(std::string_view event, Json args = Json::array());
+  void EmitWithAck(std::string_view event, Json args,
+                   std::chrono::milliseconds timeout, AckCallback callback);
+  // Emits only when the client can take it now (dropped otherwise).
+  void EmitVolatile(std::string_view event, Json args = Json::array());
+
+  void Join(std::string_view room);
+  void Leave(std::string_view room);
+  bool InRoom(std::string_view room) const;
+  const std::vector<std::string>& rooms() const { return rooms_; }
+
+  // To every socket of the namespace except this one.
+  Broadcast broadcast();
+
+  // Server-side disconnect: sends DISCONNECT; close=true also closes the
+  // underlying connection (all its namespaces).
+  void Disconnect(bool close = false);
+
+  // Internal (called by Client / Namespace).
+  void OnPacket(Packet&& packet);
+  // The socket is gone (either side disconnected it, or the connection
+  // closed): leaves every room, fails pending acks, runs the disconnect handler.
+  void OnClosed(std::string_view reason);
+  bool SendFrames(const std::vector<eio::Frame>& frames, bool is_volatile);
+  void SendPacket(const Packet& packet);
+  void MarkConnected() { connected_ = true; }
+  Client& client() { return *client_; }
+
+ private:
+  void OnAck(uint64_t id, Json args);
+
+  std::shared_ptr<Client> client_;
+  Namespace& nsp_;
+  std::string id_;
+  const Handshake& handshake_;
+  Json auth_;
+  Json data_;
+  std::vector<std::string> rooms_;  // includes id_
+  bool connected_ = false;
+  uint64_t next_ack_id_ = 0;
+  struct PendingAck;
+  std::vector<std::unique_ptr<PendingAck>> pending_acks_;
+};
+
+using SocketPtr = std::shared_ptr<Socket>;
+
+}  // namespace switchboard::sio
