@@ -1,7 +1,7 @@
 #include "edge/http/server.h"
 
 #include <boost/asio/ip/address.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "edge/http/session.h"
 
@@ -53,7 +53,16 @@ void HttpServer::DoAccept() {
   acceptor_->async_accept(
       runtime_.context(shard), [this, shard](boost::system::error_code ec, tcp::socket socket) {
         if (ec == net::error::operation_aborted || !acceptor_->is_open()) return;
-        if (!ec) {
+        if (ec) {
+          // Out of descriptors or memory: back off instead of spinning.
+          auto timer = std::make_shared<net::steady_timer>(runtime_.context(0),
+                                                           std::chrono::milliseconds(50));
+          timer->async_wait([this, timer](boost::system::error_code) {
+            if (acceptor_->is_open()) DoAccept();
+          });
+          return;
+        }
+        {
           socket.set_option(tcp::no_delay(true), ec);
           auto session = std::make_shared<HttpSession>(*this, shard, std::move(socket));
           // Start on the socket's own shard.

@@ -112,8 +112,10 @@ void HttpSession::Send(Response response) {
 }
 
 void HttpSession::MigrateTo(size_t shard) {
-  auto protocol = stream_.socket().local_endpoint().protocol();
   beast::error_code ec;
+  auto endpoint = stream_.socket().local_endpoint(ec);
+  if (ec) return Close();
+  auto protocol = endpoint.protocol();
   tcp::socket socket = stream_.release_socket();
   int fd = socket.release(ec);
   if (ec) return;

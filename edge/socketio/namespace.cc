@@ -13,6 +13,7 @@ struct Namespace::ShardState {
   std::unordered_map<std::string, std::unordered_set<Socket*>> rooms;
   std::atomic<size_t> socket_count{0};
   std::atomic<uint64_t> unhandled_events{0};
+  std::atomic<uint64_t> handler_errors{0};
 };
 
 Namespace::Namespace(Server& server, std::string name) : server_(server), name_(std::move(name)) {
@@ -38,7 +39,13 @@ void Namespace::Connect(const SocketPtr& socket,
     local.socket_count.fetch_add(1, std::memory_order_relaxed);
     socket->MarkConnected();
     socket->Join(socket->id());
-    if (on_connection_) on_connection_(socket);
+    if (!on_connection_) return;
+    try {
+      on_connection_(socket);
+    } catch (const std::exception&) {
+      Local().handler_errors.fetch_add(1, std::memory_order_relaxed);
+      socket->Disconnect(true);
+    }
   });
 }
 
@@ -46,13 +53,18 @@ void Namespace::RunMiddleware(const SocketPtr& socket, size_t index,
                               std::function<void(std::optional<ConnectError>)> done) {
   if (index == middlewares_.size()) return done(std::nullopt);
   auto called = std::make_shared<bool>(false);
-  middlewares_[index](socket, [this, socket, index, done = std::move(done),
-                               called](std::optional<ConnectError> error) mutable {
+  auto next = [this, socket, index, done, called](std::optional<ConnectError> error) {
     if (*called) return;  // next() twice is ignored
     *called = true;
     if (error) return done(std::move(error));
-    RunMiddleware(socket, index + 1, std::move(done));
-  });
+    RunMiddleware(socket, index + 1, done);
+  };
+  try {
+    middlewares_[index](socket, next);
+  } catch (const std::exception&) {
+    Local().handler_errors.fetch_add(1, std::memory_order_relaxed);
+    next(ConnectError{"Internal server error", nullptr});
+  }
 }
 
 void Namespace::Remove(Socket& socket, std::string_view reason) {
@@ -82,9 +94,19 @@ void Namespace::RemoveFromRoom(Socket& socket, const std::string& room) {
 
 void Namespace::Dispatch(const SocketPtr& socket, std::string_view event, Json& args, Ack ack) {
   auto it = handlers_.find(std::string(event));
-  if (it != handlers_.end()) return it->second(socket, event, args, std::move(ack));
-  if (on_any_) return on_any_(socket, event, args, std::move(ack));
-  Local().unhandled_events.fetch_add(1, std::memory_order_relaxed);
+  const EventHandler* handler = it != handlers_.end() ? &it->second : on_any_ ? &on_any_ : nullptr;
+  if (handler == nullptr) {
+    Local().unhandled_events.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  // Application code must not take the edge down: a throwing handler costs
+  // its client the connection, nothing more.
+  try {
+    (*handler)(socket, event, args, std::move(ack));
+  } catch (const std::exception&) {
+    Local().handler_errors.fetch_add(1, std::memory_order_relaxed);
+    socket->Disconnect(true);
+  }
 }
 
 void Namespace::Deliver(const BroadcastTarget& target,
