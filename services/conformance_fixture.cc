@@ -4,6 +4,7 @@
 // Socket.IO server at /socket.io/, both built on the edge library.
 #include <CLI/CLI.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <iostream>
 
 #include "edge/engineio/server.h"
@@ -79,7 +80,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   boost::asio::signal_set signals(runtime.context(0), SIGINT, SIGTERM);
-  signals.async_wait([&](boost::system::error_code, int) { runtime.Stop(); });
+  boost::asio::steady_timer stop_timer(runtime.context(0));
+  signals.async_wait([&](boost::system::error_code ec, int) {
+    if (ec) return;
+    http.Close();
+    echo.CloseAll();
+    io.engine().CloseAll();
+    stop_timer.expires_after(std::chrono::milliseconds(300));
+    stop_timer.async_wait([&](boost::system::error_code) { runtime.Stop(); });
+  });
   std::cout << "sb-conformance-fixture listening on http://" << http_options.host << ":"
             << http.port() << std::endl;
   runtime.Start();

@@ -133,6 +133,19 @@ void Server::Upgrade(const HttpPtr& http, const SessionPtr& session) {
   });
 }
 
+void Server::CloseAll(std::function<void()> done) {
+  auto remaining = std::make_shared<std::atomic<size_t>>(runtime_.size());
+  for (size_t shard = 0; shard < runtime_.size(); ++shard) {
+    runtime_.Post(shard, [this, shard, remaining, done] {
+      // Closing unregisters, so iterate over a copy.
+      std::vector<SessionPtr> sessions;
+      for (auto& [id, session] : shards_[shard]->sessions) sessions.push_back(session);
+      for (auto& session : sessions) session->Close("server shutting down");
+      if (remaining->fetch_sub(1) == 1 && done) done();
+    });
+  }
+}
+
 void Server::Unregister(const std::string& sid) {
   int shard = edge::ShardOfId(sid);
   if (shard < 0) return;

@@ -30,6 +30,10 @@ class Server {
   // Runs on the session's shard for every new session, before any message.
   void OnConnection(ConnectionHandler handler) { on_connection_ = std::move(handler); }
 
+  // Closes every session on every shard ("server shutting down"), flushing
+  // what is queued; runs `done` once each shard has started its closes.
+  void CloseAll(std::function<void()> done = nullptr);
+
   // Sessions open now (all shards).
   size_t SessionCount() const { return session_count_.load(std::memory_order_relaxed); }
 

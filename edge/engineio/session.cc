@@ -205,7 +205,12 @@ void Session::FlushPoll() {
   queued_bytes_ = 0;
   if (body.empty()) body.push_back(static_cast<char>(PacketType::kNoop));
   RespondPoll(std::move(body));
-  if (state_ == State::kClosing) Finish();
+  if (state_ != State::kClosing) return;
+  if (terminal_queued_) return Finish();
+  // Like the reference server, the close packet travels in a response of
+  // its own: clients handle a close before the packets decoded with it.
+  queue_.push_back(CloseFrame());
+  terminal_queued_ = true;
 }
 
 void Session::RespondPoll(std::string body) {
@@ -332,8 +337,10 @@ void Session::Terminate(std::string_view reason, bool client_initiated, bool gra
   if (client_initiated) {
     queue_.clear();
     queue_.push_back(NoopFrame());
-  } else {
+    terminal_queued_ = true;
+  } else if (!graceful || queue_.empty()) {
     queue_.push_back(CloseFrame());
+    terminal_queued_ = true;
   }
   if (poll_) return FlushPoll();
   if (!graceful && !client_initiated) return Finish();

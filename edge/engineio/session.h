@@ -101,6 +101,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<WebSocketTransport> ws_;     // active WebSocket transport
   std::shared_ptr<WebSocketTransport> probe_;  // WebSocket being upgraded to
   bool upgrading_ = false;                     // probe answered, awaiting "5"
+  bool terminal_queued_ = false;               // close (or noop) packet queued
 
   boost::asio::steady_timer heartbeat_;
   Timer heartbeat_state_ = Timer::kNone;

@@ -77,6 +77,11 @@ void HttpSession::SendPlain(http::status status, std::string body) {
 
 void HttpSession::ReadBody(size_t limit,
                            std::function<void(beast::error_code, std::string)> done) {
+  // Beast checks Content-Length against the limit while parsing the header,
+  // which happened before the route (and so the limit) was known.
+  if (auto length = parser_->content_length(); length && *length > limit) {
+    return done(http::error::body_limit, std::string());
+  }
   parser_->body_limit(limit);
   stream_.expires_after(kReadTimeout);
   http::async_read(stream_, buffer_, *parser_,

@@ -105,6 +105,13 @@ void Client::Close() {
   session_->Close("forced close");
 }
 
+void Client::DisconnectAll() {
+  auto self = shared_from_this();
+  auto sockets = sockets_;  // Disconnect() edits sockets_
+  for (auto& [name, socket] : sockets) socket->Disconnect(false);
+  Close();
+}
+
 void Client::OnClose(std::string_view reason) {
   closed_ = true;
   connect_timer_.reset();

@@ -29,6 +29,8 @@ class Client : public std::enable_shared_from_this<Client> {
   void SendPacket(const Packet& packet);
   // Closes the whole connection (every namespace).
   void Close();
+  // Server-side disconnect of every namespace socket, then Close().
+  void DisconnectAll();
   // A socket left (either side disconnected it).
   void Remove(const Socket& socket);
 

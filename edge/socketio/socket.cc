@@ -137,11 +137,13 @@ void Socket::OnPacket(Packet&& packet) {
 
 void Socket::Disconnect(bool close) {
   if (!connected_) return;
+  // Closing the connection disconnects every namespace on it, each with its
+  // own DISCONNECT packet, as the reference server does.
+  if (close) return client_->DisconnectAll();
   auto self = shared_from_this();
   SendPacket(Packet{PacketType::kDisconnect, nsp_.name(), std::nullopt, std::nullopt});
   client_->Remove(*this);
   OnClosed("server namespace disconnect");
-  if (close) client_->Close();
 }
 
 void Socket::OnClosed(std::string_view reason) {

@@ -1,0 +1,169 @@
+#pragma once
+
+// The `switchboard` JSON configuration: listener, engine options and, per
+// namespace, the room policy and the declarative relay rules (see CONFIG.md).
+// Everything here is pure: parsing and template evaluation need no I/O and no
+// edge library, so tests link it alone.
+
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "edge/engineio/options.h"
+
+namespace switchboard::services {
+
+using Json = nlohmann::ordered_json;
+
+// Everything a template or a reference can read while a rule runs.
+struct RuleContext {
+  const Json* args = nullptr;     // the event's arguments (a JSON array)
+  std::string_view socket_id;     // $socket.id
+  std::string_view event;         // $event
+  std::string_view nsp;           // $nsp
+  std::string_view room;          // $room   (join / leave rules)
+  std::string_view error;         // $error  (errorAck)
+  int64_t now_ms = 0;             // $now    (ms since the Unix epoch)
+};
+
+// Which variables a template may use; checked at load time.
+enum TemplateVars : unsigned {
+  kVarsBase = 0,      // $, $.path, $args, $socket.id, $now, $event, $nsp
+  kVarRoom = 1u << 0,   // $room
+  kVarError = 1u << 1,  // $error
+};
+
+// A JSON value in which strings starting with '$' are references:
+//   "$"            the first argument          "$.a.b" / "$.list.0"  a field of it
+//   "$args"        all arguments (array)       "$args.1.name"        a field of one
+//   "$socket.id"   the sender's socket id      "$now"  server time, ms since epoch
+//   "$event" "$nsp" "$room" "$error"           "$$x"   the literal string "$x"
+//   "$.room|$"     alternatives: the first that is present and not null
+// In an object the key "..." spreads an object value into the result (later
+// keys override). A reference to something absent is dropped from objects,
+// becomes null in arrays, and leaves the whole value absent at top level.
+class Template {
+ public:
+  // `path` names the spec in error messages.
+  static absl::StatusOr<Template> Parse(const Json& spec, std::string_view path,
+                                        unsigned vars = kVarsBase);
+  // The literal `value` (no references).
+  static Template Literal(Json value);
+
+  // The evaluated value, or a discarded Json (is_discarded()) when absent.
+  // InvalidArgument when "..." meets a value that is not an object.
+  absl::StatusOr<Json> Evaluate(const RuleContext& ctx) const;
+  // Copy of the spec as written.
+  const Json& spec() const { return spec_; }
+
+  struct Node;
+
+ private:
+  std::shared_ptr<const Node> root_;
+  Json spec_;
+};
+
+enum class RuleAction { kRelay, kJoin, kLeave };
+enum class TargetKind { kNamespace, kRoom, kSocket };
+enum class ValueType { kAny, kString, kNumber, kInteger, kBoolean, kObject, kArray };
+
+std::string_view ToString(RuleAction action);
+std::string_view ToString(ValueType type);
+
+// "require": {"$.room": "string"} — the reference must be present, non-null,
+// and of that type, or the rule answers with an error.
+struct Requirement {
+  std::string ref;  // as written, e.g. "$.room"
+  Template value;
+  ValueType type = ValueType::kAny;
+};
+
+struct Notify {
+  std::string event;
+  Template payload;           // one argument
+  bool except_sender = true;  // the other members only
+};
+
+struct Rule {
+  std::string event;  // client event name this rule handles
+  RuleAction action = RuleAction::kRelay;
+  std::vector<Requirement> require;
+
+  // relay
+  TargetKind target = TargetKind::kNamespace;
+  std::optional<Template> target_value;  // room / socket id (kRoom, kSocket)
+  bool except_sender = false;
+  bool require_member = false;  // kRoom: the sender must be in that room
+  std::string emit;             // event name sent out (default: `event`)
+  std::optional<Template> payload;  // nullopt: forward the arguments as-is
+  bool is_volatile = false;
+
+  // join / leave
+  std::optional<Template> room;
+  std::optional<Notify> notify;
+
+  // Answer to a client ack request. nullopt: never answered.
+  std::optional<Template> ack;
+  Template error_ack;
+};
+
+struct NamespacePolicy {
+  std::string name = "/";
+  std::string room_pattern = "^[A-Za-z0-9_-]{1,64}$";
+  std::shared_ptr<const std::regex> room_regex;  // compiled room_pattern
+  size_t max_rooms_per_socket = 50;
+  std::vector<Rule> rules;
+
+  // Room name check against room_regex (and a hard length bound).
+  bool RoomNameAllowed(std::string_view room) const;
+};
+
+// Room names longer than this are rejected before the pattern is tried.
+inline constexpr size_t kMaxRoomNameBytes = 256;
+
+struct Config {
+  std::string host = "127.0.0.1";
+  uint16_t port = 3000;
+  unsigned threads = 0;  // 0: one per core
+  std::string log_level = "info";
+  std::string path = "/socket.io/";
+  eio::Options engine;
+  std::chrono::milliseconds connect_timeout{45000};
+  std::vector<NamespacePolicy> namespaces;  // in file order
+};
+
+// "HOST:PORT", "[v6addr]:PORT"; port 0..65535.
+absl::StatusOr<std::pair<std::string, uint16_t>> ParseListen(std::string_view text);
+
+// One rule object; `path` prefixes error messages.
+absl::StatusOr<Rule> ParseRule(const Json& spec, std::string_view path);
+
+// A namespace policy object (the value in "namespaces").
+absl::StatusOr<NamespacePolicy> ParseNamespacePolicy(std::string_view name,
+                                                     const Json& spec,
+                                                     std::string_view path);
+
+// The whole file. Errors are InvalidArgument with the key path, e.g.
+//   namespaces["/chat"].rules[1].target.room: unknown reference "$roomz"
+// The namespace "/" is always in `namespaces` (first, with the default policy
+// and no rules, when the file does not list it).
+absl::StatusOr<Config> ParseConfig(std::string_view text);
+absl::StatusOr<Config> LoadConfig(const std::string& file);
+
+// Type check used by "require".
+bool Matches(const Json& value, ValueType type);
+
+int64_t NowMs();
+
+}  // namespace switchboard::services

@@ -1,0 +1,188 @@
+#include "services/relay_rules.h"
+
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
+#include "edge/socketio/broadcast.h"
+
+namespace switchboard::services {
+namespace {
+
+// Sends the evaluated template as the single ack argument (no argument when
+// the template evaluates to nothing).
+void Answer(const sio::Ack& ack, const Template& tmpl, const RuleContext& ctx) {
+  if (!ack) return;
+  auto value = tmpl.Evaluate(ctx);
+  Json args = Json::array();
+  if (value.ok() && !value->is_discarded()) args.push_back(std::move(*value));
+  ack(std::move(args));
+}
+
+std::string FieldName(const std::string& ref) {
+  if (ref == "$") return "argument";
+  // (Built with append: GCC 12 -O3 warns falsely on "\"" + s + "\"".)
+  std::string_view name = ref;
+  if (name.substr(0, 2) == "$.") name.remove_prefix(2);
+  std::string out;
+  out.reserve(name.size() + 2);
+  out.push_back('"');
+  out.append(name);
+  out.push_back('"');
+  return out;
+}
+
+}  // namespace
+
+RelayRules::RelayRules(sio::Namespace& nsp, NamespacePolicy policy)
+    : nsp_(nsp), policy_(std::move(policy)) {}
+
+std::shared_ptr<RelayRules> RelayRules::Install(sio::Namespace& nsp, NamespacePolicy policy) {
+  auto self = std::make_shared<RelayRules>(nsp, std::move(policy));
+  nsp.OnConnection([self](const sio::SocketPtr& socket) {
+    std::lock_guard lock(self->mu_);
+    self->socket_ids_.insert(socket->id());
+  });
+  nsp.OnDisconnect([self](const sio::SocketPtr& socket, std::string_view) {
+    std::lock_guard lock(self->mu_);
+    self->socket_ids_.erase(socket->id());
+  });
+  for (const Rule& rule : self->policy_.rules) {
+    const Rule* r = &rule;  // policy_ is const: the address is stable
+    nsp.On(rule.event, [self, r](const sio::SocketPtr& socket, std::string_view event,
+                                 Json& args, sio::Ack ack) {
+      self->Handle(*r, socket, event, args, ack);
+    });
+  }
+  nsp.OnAnyEvent([self](const sio::SocketPtr& socket, std::string_view event, Json&,
+                        sio::Ack ack) { self->Ignore(socket, event, ack); });
+  return self;
+}
+
+size_t RelayRules::socket_count() const {
+  std::lock_guard lock(mu_);
+  return socket_ids_.size();
+}
+
+bool RelayRules::IsSocketId(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  return socket_ids_.count(id) > 0;
+}
+
+void RelayRules::Ignore(const sio::SocketPtr& socket, std::string_view event,
+                        const sio::Ack& ack) {
+  ignored_.fetch_add(1, std::memory_order_relaxed);
+  spdlog::debug("{} {}: no rule for event \"{}\", ignored", nsp_.name(), socket->id(), event);
+  if (ack) ack(Json::array({Json{{"ok", false}, {"error", "unknown event"}}}));
+}
+
+void RelayRules::Handle(const Rule& rule, const sio::SocketPtr& socket, std::string_view event,
+                        Json& args, const sio::Ack& ack) {
+  RuleContext ctx;
+  ctx.args = &args;
+  ctx.socket_id = socket->id();
+  ctx.event = event;
+  ctx.nsp = nsp_.name();
+  ctx.now_ms = NowMs();
+
+  auto fail = [&](std::string_view error) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::debug("{} {}: \"{}\" rejected: {}", nsp_.name(), socket->id(), event, error);
+    ctx.error = error;
+    Answer(ack, rule.error_ack, ctx);
+  };
+
+  for (const Requirement& req : rule.require) {
+    auto v = req.value.Evaluate(ctx);
+    if (!v.ok() || !Matches(*v, req.type)) {
+      std::string what = req.type == ValueType::kAny
+                             ? FieldName(req.ref) + " is required"
+                             : FieldName(req.ref) + " must be " +
+                                   (req.type == ValueType::kArray || req.type == ValueType::kObject ||
+                                            req.type == ValueType::kInteger
+                                        ? "an "
+                                        : "a ") +
+                                   std::string(ToString(req.type));
+      return fail(what);
+    }
+  }
+
+  if (rule.action == RuleAction::kRelay) {
+    std::string target;
+    if (rule.target != TargetKind::kNamespace) {
+      auto v = rule.target_value->Evaluate(ctx);
+      if (!v.ok() || !v->is_string() || v->get_ref<const std::string&>().empty()) {
+        return fail(rule.target == TargetKind::kRoom ? "invalid room name" : "invalid socket id");
+      }
+      target = v->get<std::string>();
+      if (rule.target == TargetKind::kRoom) {
+        // A room target must be a room clients may use, never a socket's own
+        // room (that is what a "socket" target is for).
+        if (!policy_.RoomNameAllowed(target) || IsSocketId(target)) {
+          return fail("invalid room name");
+        }
+        if (rule.require_member && !socket->InRoom(target)) return fail("not in room");
+      } else if (!IsSocketId(target)) {
+        return fail("unknown socket");
+      }
+    }
+
+    Json out;
+    if (rule.payload) {
+      auto v = rule.payload->Evaluate(ctx);
+      if (!v.ok()) return fail("invalid payload");
+      out = Json::array();
+      if (!v->is_discarded()) out.push_back(std::move(*v));
+    } else {
+      out = args.is_array() ? args : Json::array({args});
+    }
+
+    sio::Broadcast b(nsp_);
+    if (!target.empty()) b.To(target);
+    if (rule.except_sender) b.Except(socket->id());
+    if (rule.is_volatile) b.Volatile();
+    b.Emit(rule.emit, std::move(out));
+    handled_.fetch_add(1, std::memory_order_relaxed);
+    if (rule.ack) Answer(ack, *rule.ack, ctx);
+    return;
+  }
+
+  // join / leave
+  auto v = rule.room->Evaluate(ctx);
+  if (!v.ok() || !v->is_string()) return fail("invalid room name");
+  const std::string room = v->get<std::string>();
+  ctx.room = room;
+  if (!policy_.RoomNameAllowed(room) || room == socket->id() || IsSocketId(room)) {
+    return fail("invalid room name");
+  }
+
+  // Tells the room's members (the others, by default).
+  auto notify = [&]() {
+    if (!rule.notify) return;
+    auto payload = rule.notify->payload.Evaluate(ctx);
+    if (!payload.ok()) return;
+    Json out = Json::array();
+    if (!payload->is_discarded()) out.push_back(std::move(*payload));
+    sio::Broadcast b = nsp_.To(room);
+    if (rule.notify->except_sender) b.Except(socket->id());
+    b.Emit(rule.notify->event, std::move(out));
+  };
+
+  if (rule.action == RuleAction::kJoin) {
+    // Joining a room twice is a no-op (acked, nobody notified).
+    if (!socket->InRoom(room)) {
+      size_t joined = socket->rooms().size() - (socket->InRoom(socket->id()) ? 1 : 0);
+      if (joined >= policy_.max_rooms_per_socket) return fail("too many rooms");
+      socket->Join(room);
+      notify();
+    }
+  } else {
+    if (!socket->InRoom(room)) return fail("not in room");
+    socket->Leave(room);
+    notify();
+  }
+  handled_.fetch_add(1, std::memory_order_relaxed);
+  if (rule.ack) Answer(ack, *rule.ack, ctx);
+}
+
+}  // namespace switchboard::services

@@ -1,0 +1,59 @@
+#pragma once
+
+// The relay rule engine: runs a namespace's declarative rules (config.h,
+// CONFIG.md) as Socket.IO event handlers — relay to the namespace / a room /
+// a socket, client-requested room join / leave with notifications, and ack
+// answers — so the chat behaviours need configuration only.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+
+#include "edge/socketio/namespace.h"
+#include "edge/socketio/socket.h"
+#include "services/config.h"
+
+namespace switchboard::services {
+
+class RelayRules : public std::enable_shared_from_this<RelayRules> {
+ public:
+  // Installs `policy` on `nsp` (call before the server serves): one On()
+  // handler per rule, OnAnyEvent for events no rule names (ignored and
+  // counted; an ack request gets {"ok":false,"error":"unknown event"}), and
+  // OnConnection / OnDisconnect to know the namespace's socket ids (so a
+  // "socket" target must name a connected socket, and nobody can join a
+  // room named after another socket). The handlers keep the engine alive.
+  static std::shared_ptr<RelayRules> Install(sio::Namespace& nsp, NamespacePolicy policy);
+
+  const NamespacePolicy& policy() const { return policy_; }
+
+  // Counters (all shards).
+  uint64_t ignored_events() const { return ignored_.load(std::memory_order_relaxed); }
+  uint64_t handled_events() const { return handled_.load(std::memory_order_relaxed); }
+  uint64_t rejected_events() const { return rejected_.load(std::memory_order_relaxed); }
+  size_t socket_count() const;
+
+  RelayRules(sio::Namespace& nsp, NamespacePolicy policy);
+
+ private:
+  void Handle(const Rule& rule, const sio::SocketPtr& socket, std::string_view event,
+              Json& args, const sio::Ack& ack);
+  void Ignore(const sio::SocketPtr& socket, std::string_view event, const sio::Ack& ack);
+  bool IsSocketId(const std::string& id) const;
+
+  sio::Namespace& nsp_;
+  const NamespacePolicy policy_;
+
+  mutable std::mutex mu_;
+  std::unordered_set<std::string> socket_ids_;  // guarded by mu_
+
+  std::atomic<uint64_t> ignored_{0};
+  std::atomic<uint64_t> handled_{0};
+  std::atomic<uint64_t> rejected_{0};
+};
+
+}  // namespace switchboard::services

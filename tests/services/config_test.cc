@@ -1,0 +1,368 @@
+#include "services/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace switchboard::services {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Message(const absl::Status& s) { return std::string(s.message()); }
+
+// Parses `text`, expects failure, returns the message.
+std::string ErrorOf(const std::string& text) {
+  auto config = ParseConfig(text);
+  EXPECT_FALSE(config.ok()) << "parsed: " << text;
+  if (config.ok()) return "";
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  return Message(config.status());
+}
+
+// A config with one rule in namespace "/".
+std::string WithRule(const std::string& rule) {
+  return R"({"namespaces": {"/": {"rules": [)" + rule + "]}}}";
+}
+
+const Rule* FindRule(const NamespacePolicy& ns, const std::string& event) {
+  for (const Rule& r : ns.rules) {
+    if (r.event == event) return &r;
+  }
+  return nullptr;
+}
+
+TEST(ConfigTest, ExampleChatConfigParses) {
+  auto config = LoadConfig(std::string(SB_SOURCE_DIR) + "/examples/chat.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->host, "127.0.0.1");
+  EXPECT_EQ(config->port, 3000);
+  EXPECT_EQ(config->path, "/socket.io/");
+  EXPECT_EQ(config->engine.ping_interval.count(), 25000);
+  EXPECT_EQ(config->engine.ping_timeout.count(), 20000);
+  EXPECT_EQ(config->engine.upgrade_timeout.count(), 10000);
+  EXPECT_EQ(config->engine.max_http_buffer_size, 1000000u);
+  EXPECT_EQ(config->connect_timeout.count(), 45000);
+  EXPECT_TRUE(config->engine.allow_polling);
+  EXPECT_TRUE(config->engine.allow_websocket);
+  EXPECT_EQ(config->engine.cors.origins,
+            (std::vector<std::string>{"http://localhost:3000", "http://127.0.0.1:3000"}));
+  EXPECT_TRUE(config->engine.cors.credentials);
+
+  ASSERT_EQ(config->namespaces.size(), 2u);
+  const NamespacePolicy& root = config->namespaces[0];
+  EXPECT_EQ(root.name, "/");
+  EXPECT_EQ(root.max_rooms_per_socket, 50u);
+  EXPECT_TRUE(root.RoomNameAllowed("lobby"));
+  EXPECT_FALSE(root.RoomNameAllowed("no spaces"));
+  EXPECT_FALSE(root.RoomNameAllowed(""));
+  EXPECT_FALSE(root.RoomNameAllowed(std::string(65, 'a')));
+
+  const Rule* message = FindRule(root, "message");
+  ASSERT_NE(message, nullptr);
+  EXPECT_EQ(message->action, RuleAction::kRelay);
+  EXPECT_EQ(message->target, TargetKind::kNamespace);
+  EXPECT_FALSE(message->except_sender);
+
+  const Rule* room_message = FindRule(root, "room-message");
+  ASSERT_NE(room_message, nullptr);
+  EXPECT_EQ(room_message->target, TargetKind::kRoom);
+  EXPECT_TRUE(room_message->require_member);
+  EXPECT_TRUE(room_message->except_sender);
+
+  const Rule* join = FindRule(root, "join-room");
+  ASSERT_NE(join, nullptr);
+  EXPECT_EQ(join->action, RuleAction::kJoin);
+  ASSERT_TRUE(join->notify.has_value());
+  EXPECT_EQ(join->notify->event, "user-joined");
+
+  const Rule* leave = FindRule(root, "leave-room");
+  ASSERT_NE(leave, nullptr);
+  EXPECT_EQ(leave->action, RuleAction::kLeave);
+  EXPECT_EQ(leave->notify->event, "user-left");
+
+  const Rule* pm = FindRule(root, "private-message");
+  ASSERT_NE(pm, nullptr);
+  EXPECT_EQ(pm->target, TargetKind::kSocket);
+
+  const NamespacePolicy& chat = config->namespaces[1];
+  EXPECT_EQ(chat.name, "/chat");
+  const Rule* send = FindRule(chat, "send-message");
+  ASSERT_NE(send, nullptr);
+  EXPECT_EQ(send->emit, "new-message");
+}
+
+TEST(ConfigTest, Defaults) {
+  auto config = ParseConfig("{}");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->host, "127.0.0.1");
+  EXPECT_EQ(config->port, 3000);
+  EXPECT_EQ(config->threads, 0u);
+  EXPECT_EQ(config->path, "/socket.io/");
+  EXPECT_EQ(config->engine.ping_interval.count(), 25000);
+  EXPECT_EQ(config->connect_timeout.count(), 45000);
+  ASSERT_EQ(config->namespaces.size(), 1u);
+  EXPECT_EQ(config->namespaces[0].name, "/");
+  EXPECT_TRUE(config->namespaces[0].rules.empty());
+  EXPECT_EQ(config->namespaces[0].max_rooms_per_socket, 50u);
+}
+
+TEST(ConfigTest, MainNamespaceAlwaysPresent) {
+  auto config = ParseConfig(R"({"namespaces": {"/chat": {"maxRoomsPerSocket": 3}}})");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->namespaces.size(), 2u);
+  EXPECT_EQ(config->namespaces[0].name, "/");
+  EXPECT_EQ(config->namespaces[1].name, "/chat");
+  EXPECT_EQ(config->namespaces[1].max_rooms_per_socket, 3u);
+}
+
+TEST(ConfigTest, EngineOptions) {
+  auto config = ParseConfig(R"({
+    "listen": "[::1]:0", "threads": 2,
+    "engine": {"path": "/rt", "maxHttpBufferSize": 1e6, "transports": ["websocket"],
+               "cors": {"origins": "*"}}})");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->host, "::1");
+  EXPECT_EQ(config->port, 0);
+  EXPECT_EQ(config->threads, 2u);
+  EXPECT_EQ(config->path, "/rt/");
+  EXPECT_EQ(config->engine.max_http_buffer_size, 1000000u);
+  EXPECT_FALSE(config->engine.allow_polling);
+  EXPECT_TRUE(config->engine.allow_websocket);
+  EXPECT_EQ(config->engine.cors.origins, std::vector<std::string>{"*"});
+}
+
+TEST(ConfigTest, UnknownKeysRejectedWithPath) {
+  EXPECT_THAT(ErrorOf(R"({"lisen": "127.0.0.1:1"})"), HasSubstr("lisen: unknown key"));
+  EXPECT_THAT(ErrorOf(R"({"engine": {"pingIntervall": 1}})"),
+              HasSubstr("engine.pingIntervall: unknown key"));
+  EXPECT_THAT(ErrorOf(R"({"engine": {"cors": {"origin": []}}})"),
+              HasSubstr("engine.cors.origin: unknown key"));
+  EXPECT_THAT(ErrorOf(R"({"namespaces": {"/chat": {"room_pattern": "x"}}})"),
+              HasSubstr("namespaces[\"/chat\"].room_pattern: unknown key"));
+  EXPECT_THAT(
+      ErrorOf(WithRule(R"({"event": "a", "action": "relay", "target": {"rooom": "$.room"}})")),
+      HasSubstr("namespaces[\"/\"].rules[0].target.rooom: unknown key"));
+  // A key of another action.
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "join", "target": "namespace"})")),
+              HasSubstr("rules[0].target: unknown key"));
+}
+
+TEST(ConfigTest, WrongTypes) {
+  EXPECT_THAT(ErrorOf(R"({"engine": {"pingInterval": "25s"}})"),
+              HasSubstr("engine.pingInterval: expected an integer, got string"));
+  EXPECT_THAT(ErrorOf(R"({"engine": {"pingInterval": 0}})"),
+              HasSubstr("engine.pingInterval: must be between 1"));
+  EXPECT_THAT(ErrorOf(R"({"engine": {"maxHttpBufferSize": 1.5}})"),
+              HasSubstr("engine.maxHttpBufferSize: expected an integer"));
+  EXPECT_THAT(ErrorOf(R"({"threads": -1})"), HasSubstr("threads: must be between 0 and 1024"));
+  EXPECT_THAT(ErrorOf(R"({"engine": {"cors": {"credentials": "yes"}}})"),
+              HasSubstr("engine.cors.credentials: expected a boolean, got string"));
+  EXPECT_THAT(ErrorOf(R"({"engine": {"transports": ["polling", "carrier-pigeon"]}})"),
+              HasSubstr("engine.transports[1]: unknown transport"));
+  EXPECT_THAT(ErrorOf(R"({"engine": {"transports": []}})"), HasSubstr("engine.transports"));
+  EXPECT_THAT(ErrorOf(R"({"namespaces": []})"), HasSubstr("namespaces: expected an object"));
+  EXPECT_THAT(ErrorOf(R"({"namespaces": {"chat": {}}})"),
+              HasSubstr("namespaces.chat: a namespace name starts with '/'"));
+  EXPECT_THAT(ErrorOf(R"({"namespaces": {"/": {"maxRoomsPerSocket": true}}})"),
+              HasSubstr("namespaces[\"/\"].maxRoomsPerSocket: expected an integer, got boolean"));
+  EXPECT_THAT(ErrorOf(R"([1, 2])"), HasSubstr("config: expected a JSON object, got array"));
+  EXPECT_THAT(ErrorOf(R"({"logLevel": "loud"})"), HasSubstr("logLevel: unknown level"));
+  EXPECT_THAT(ErrorOf(R"({"engine": {"cors": {"origins": ["*"], "credentials": true}}})"),
+              HasSubstr("engine.cors.credentials"));
+}
+
+TEST(ConfigTest, BadListen) {
+  EXPECT_THAT(ErrorOf(R"({"listen": "localhost"})"), HasSubstr("listen: invalid listen address"));
+  EXPECT_THAT(ErrorOf(R"({"listen": "127.0.0.1:70000"})"), HasSubstr("port out of range"));
+  EXPECT_THAT(ErrorOf(R"({"listen": 3000})"), HasSubstr("listen: expected a string"));
+  EXPECT_FALSE(ParseListen("::1:80").ok());
+  EXPECT_FALSE(ParseListen(":80").ok());
+  EXPECT_FALSE(ParseListen("host:").ok());
+  EXPECT_FALSE(ParseListen("host:8x").ok());
+  auto ok = ParseListen("0.0.0.0:8080");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->first, "0.0.0.0");
+  EXPECT_EQ(ok->second, 8080);
+}
+
+TEST(ConfigTest, JsonSyntaxErrorsHavePosition) {
+  std::string error = ErrorOf("{\n  \"listen\": \"127.0.0.1:1\",\n  \"threads\": 2,,\n}");
+  EXPECT_THAT(error, HasSubstr("invalid JSON at line 3"));
+  EXPECT_THAT(ErrorOf(R"({"engine": {"pingInterval": 1, "pingInterval": 2}})"),
+              HasSubstr("engine.pingInterval: duplicate key"));
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "event": "b", "action": "relay"})")),
+              HasSubstr("namespaces[\"/\"].rules[0].event: duplicate key"));
+}
+
+TEST(ConfigTest, BadRoomPattern) {
+  EXPECT_THAT(ErrorOf(R"({"namespaces": {"/": {"roomPattern": "([a-z"}}})"),
+              HasSubstr("namespaces[\"/\"].roomPattern: invalid regular expression"));
+}
+
+TEST(ConfigTest, LoadMissingFile) {
+  auto config = LoadConfig("/nonexistent/switchboard.json");
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+}
+
+// ------------------------------------------------------------ rules ---
+
+TEST(RuleValidationTest, RequiredKeys) {
+  EXPECT_THAT(ErrorOf(WithRule(R"({"action": "relay"})")),
+              HasSubstr("rules[0]: missing key \"event\""));
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a"})")), HasSubstr("missing key \"action\""));
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "teleport"})")),
+              HasSubstr("rules[0].action: unknown action \"teleport\""));
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "", "action": "relay"})")),
+              HasSubstr("rules[0].event: must not be empty"));
+  EXPECT_THAT(ErrorOf(WithRule(R"("message")")), HasSubstr("rules[0]: expected an object"));
+}
+
+TEST(RuleValidationTest, ReservedAndDuplicateEvents) {
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "disconnect", "action": "relay"})")),
+              HasSubstr("rules[0].event: \"disconnect\" is a reserved"));
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "emit": "connect"})")),
+              HasSubstr("rules[0].emit: \"connect\" is a reserved"));
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay"},
+                                  {"event": "a", "action": "join"})")),
+              HasSubstr("rules[1].event: another rule of this namespace already handles \"a\""));
+}
+
+TEST(RuleValidationTest, Targets) {
+  EXPECT_THAT(
+      ErrorOf(WithRule(R"({"event": "a", "action": "relay", "target": {"room": "x", "socket": "y"}})")),
+      HasSubstr("rules[0].target: exactly one of"));
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "target": "everyone"})")),
+              HasSubstr("rules[0].target: expected \"namespace\""));
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "target": {"room": 5}})")),
+              HasSubstr("rules[0].target.room: expected a string"));
+  EXPECT_THAT(ErrorOf(WithRule(
+                  R"({"event": "a", "action": "relay", "target": "namespace", "requireMember": true})")),
+              HasSubstr("rules[0].requireMember: only applies to a room target"));
+  auto lit = ParseConfig(WithRule(R"({"event": "a", "action": "relay", "target": {"room": "lobby"}})"));
+  ASSERT_TRUE(lit.ok()) << lit.status();
+  EXPECT_EQ(lit->namespaces[0].rules[0].target, TargetKind::kRoom);
+}
+
+TEST(RuleValidationTest, References) {
+  EXPECT_THAT(ErrorOf(WithRule(
+                  R"({"event": "a", "action": "relay", "payload": {"when": "$time"}})")),
+              HasSubstr("rules[0].payload.when: unknown reference \"$time\""));
+  // $room only exists for join / leave.
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "payload": "$room"})")),
+              HasSubstr("rules[0].payload: unknown reference \"$room\""));
+  EXPECT_TRUE(ParseConfig(WithRule(R"({"event": "a", "action": "join", "ack": {"r": "$room"}})")).ok());
+  // $error only in errorAck.
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "ack": "$error"})")),
+              HasSubstr("rules[0].ack: unknown reference \"$error\""));
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "payload": "$.a..b"})")),
+              HasSubstr("malformed reference"));
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "payload": "$.a|b"})")),
+              HasSubstr("malformed reference"));
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "payload": {"...": 1}})")),
+              HasSubstr("rules[0].payload[\"...\"]: \"...\" takes a reference"));
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "require": {"room": "string"}})")),
+              HasSubstr("rules[0].require.room: keys are references"));
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "require": {"$.room": "text"}})")),
+              HasSubstr("unknown type \"text\""));
+  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "join", "notify": {"payload": {}}})")),
+              HasSubstr("rules[0].notify: missing key \"event\""));
+}
+
+TEST(RuleValidationTest, RuleDefaults) {
+  auto config = ParseConfig(WithRule(R"({"event": "ping", "action": "relay"})"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  const Rule& r = config->namespaces[0].rules[0];
+  EXPECT_EQ(r.emit, "ping");
+  EXPECT_EQ(r.target, TargetKind::kNamespace);
+  EXPECT_FALSE(r.except_sender);
+  EXPECT_FALSE(r.payload.has_value());
+  ASSERT_TRUE(r.ack.has_value());
+  EXPECT_EQ(r.ack->Evaluate({}).value(), (Json{{"ok", true}}));
+  RuleContext ctx;
+  ctx.error = "nope";
+  EXPECT_EQ(r.error_ack.Evaluate(ctx).value(), (Json{{"ok", false}, {"error", "nope"}}));
+
+  auto no_ack = ParseConfig(WithRule(R"({"event": "ping", "action": "relay", "ack": null})"));
+  ASSERT_TRUE(no_ack.ok());
+  EXPECT_FALSE(no_ack->namespaces[0].rules[0].ack.has_value());
+}
+
+// -------------------------------------------------------- templates ---
+
+class TemplateTest : public ::testing::Test {
+ protected:
+  Json Eval(const Json& spec, const Json& args, unsigned vars = kVarsBase) {
+    auto t = Template::Parse(spec, "t", vars);
+    EXPECT_TRUE(t.ok()) << t.status();
+    RuleContext ctx;
+    ctx.args = &args;
+    ctx.socket_id = "sock1";
+    ctx.event = "ev";
+    ctx.nsp = "/chat";
+    ctx.room = "lobby";
+    ctx.now_ms = 1700000000000;
+    auto v = t->Evaluate(ctx);
+    EXPECT_TRUE(v.ok()) << v.status();
+    return v.ok() ? *v : Json();
+  }
+};
+
+TEST_F(TemplateTest, References) {
+  Json args = Json::array({Json{{"room", "r1"}, {"message", {{"text", "hi"}}}, {"list", {1, 2}}}, 7});
+  EXPECT_EQ(Eval("$.room", args), "r1");
+  EXPECT_EQ(Eval("$.message.text", args), "hi");
+  EXPECT_EQ(Eval("$.list.1", args), 2);
+  EXPECT_EQ(Eval("$args.1", args), 7);
+  EXPECT_EQ(Eval("$socket.id", args), "sock1");
+  EXPECT_EQ(Eval("$now", args), 1700000000000);
+  EXPECT_EQ(Eval("$event", args), "ev");
+  EXPECT_EQ(Eval("$nsp", args), "/chat");
+  EXPECT_EQ(Eval("$room", args, kVarRoom), "lobby");
+  EXPECT_EQ(Eval("$$literal", args), "$literal");
+  EXPECT_EQ(Eval("plain", args), "plain");
+  EXPECT_TRUE(Eval("$.missing", args).is_discarded());
+  EXPECT_TRUE(Eval("$.room.deeper", args).is_discarded());
+}
+
+TEST_F(TemplateTest, Alternatives) {
+  EXPECT_EQ(Eval("$.room|$", Json::array({Json{{"room", "a"}}})), "a");
+  EXPECT_EQ(Eval("$.room|$", Json::array({"b"})), "b");
+  EXPECT_EQ(Eval("$.room|$", Json::array({Json{{"room", nullptr}, {"x", 1}}})),
+            (Json{{"room", nullptr}, {"x", 1}}));
+}
+
+TEST_F(TemplateTest, ObjectsArraysAndSpread) {
+  Json args = Json::array({Json{{"text", "hi"}, {"timestamp", 1}}});
+  EXPECT_EQ(Eval(Json{{"...", "$"}, {"timestamp", "$now"}}, args),
+            (Json{{"text", "hi"}, {"timestamp", 1700000000000}}));
+  // Absent references are dropped from objects and null in arrays.
+  EXPECT_EQ(Eval(Json{{"from", "$socket.id"}, {"to", "$.to"}}, args), (Json{{"from", "sock1"}}));
+  EXPECT_EQ(Eval(Json::array({"$.text", "$.nope", 3}), args), Json::array({"hi", nullptr, 3}));
+  // Without arguments at all.
+  EXPECT_TRUE(Eval("$", Json::array()).is_discarded());
+  EXPECT_EQ(Eval(Json{{"...", "$"}, {"a", 1}}, Json::array()), (Json{{"a", 1}}));
+
+  auto t = Template::Parse(Json{{"...", "$"}}, "t");
+  ASSERT_TRUE(t.ok());
+  Json str_args = Json::array({"just a string"});
+  RuleContext ctx;
+  ctx.args = &str_args;
+  EXPECT_FALSE(t->Evaluate(ctx).ok());
+}
+
+TEST(MatchesTest, Types) {
+  EXPECT_TRUE(Matches(Json("x"), ValueType::kString));
+  EXPECT_FALSE(Matches(Json(1), ValueType::kString));
+  EXPECT_TRUE(Matches(Json(1), ValueType::kInteger));
+  EXPECT_FALSE(Matches(Json(1.5), ValueType::kInteger));
+  EXPECT_TRUE(Matches(Json(1.5), ValueType::kNumber));
+  EXPECT_TRUE(Matches(Json::object(), ValueType::kObject));
+  EXPECT_FALSE(Matches(Json(nullptr), ValueType::kAny));
+  EXPECT_FALSE(Matches(Json(Json::value_t::discarded), ValueType::kAny));
+  EXPECT_TRUE(Matches(Json(false), ValueType::kAny));
+}
+
+}  // namespace
+}  // namespace switchboard::services
