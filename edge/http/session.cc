@@ -1,6 +1,7 @@
 #include "edge/http/session.h"
 
 #include <sys/socket.h>
+#include <cerrno>
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
@@ -154,6 +155,10 @@ void HttpSession::WatchForAbort(std::function<void()> on_abort) {
         ssize_t n = ::recv(self->stream_.socket().native_handle(), &byte, 1,
                            MSG_PEEK | MSG_DONTWAIT);
         if (n > 0) return;  // pipelined bytes: read after the response
+        // Readiness can be spurious (e.g. after a shard migration): wait again.
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+          return self->WatchForAbort(std::move(self->on_abort_));
+        }
         self->watching_ = false;
         if (auto cb = std::move(self->on_abort_)) cb();
         self->Close();
