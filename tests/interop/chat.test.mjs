@@ -13,46 +13,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { io } from "socket.io-client";
 
 import { SOURCE_DIR, startServer } from "./lib/server.mjs";
+import { WAIT_MS, call, collect, waitForCount, withTimeout } from "./lib/wait.mjs";
 
-const WAIT_MS = 5000;
 const CONFIG = path.join(process.env.SB_SOURCE_DIR || SOURCE_DIR, "examples", "chat.json");
 
 // ---------------------------------------------------------------- helpers
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-// Every `event` received by `socket`, as argument arrays.
-function collect(socket, event) {
-  const got = [];
-  socket.on(event, (...args) => got.push(args));
-  return got;
-}
-
-async function waitForCount(list, n, what, ms = WAIT_MS) {
-  const deadline = Date.now() + ms;
-  while (list.length < n) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${n} ${what}, got ${list.length}: ${JSON.stringify(list)}`);
-    }
-    await sleep(10);
-  }
-}
-
-// Emits with an acknowledgement; resolves with the ack's first argument.
-function call(socket, event, ...args) {
-  return new Promise((resolve, reject) => {
-    socket.timeout(WAIT_MS).emit(event, ...args, (err, response) => {
-      if (err) reject(new Error(`no ack for "${event}" within ${WAIT_MS} ms (${err.message})`));
-      else resolve(response);
-    });
-  });
-}
 
 // After this, whatever the server sent these sockets before has arrived: an
 // acked round trip on each connection (an event no rule names is answered

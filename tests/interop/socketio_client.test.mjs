@@ -11,8 +11,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Manager } from "socket.io-client";
 
 import { startServer } from "./lib/server.mjs";
+import { WAIT_MS, callAll, collect, once, waitForCount, withTimeout } from "./lib/wait.mjs";
 
-const WAIT_MS = 5000;
 
 const MODES = [
   { name: "websocket", transports: ["websocket"], upgrade: false, final: "websocket" },
@@ -22,56 +22,12 @@ const MODES = [
 
 // ---------------------------------------------------------------- helpers
 
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-// Resolves with the arguments of the next `event`.
-function once(emitter, event, ms = WAIT_MS) {
-  return withTimeout(
-    new Promise((resolve) => emitter.once(event, (...args) => resolve(args))),
-    ms,
-    `"${event}"`,
-  );
-}
-
-// Every `event` received, as argument arrays.
-function collect(socket, event) {
-  const got = [];
-  socket.on(event, (...args) => got.push(args));
-  return got;
-}
-
-async function waitForCount(list, n, what, ms = WAIT_MS) {
-  const deadline = Date.now() + ms;
-  while (list.length < n) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${n} ${what}, got ${list.length}: ${JSON.stringify(list)}`);
-    }
-    await sleep(10);
-  }
-}
-
-// Emits with an acknowledgement and resolves with ALL the ack's arguments.
-function call(socket, event, ...args) {
-  return new Promise((resolve, reject) => {
-    socket.timeout(WAIT_MS).emit(event, ...args, (err, ...response) => {
-      if (err) reject(new Error(`no ack for "${event}" within ${WAIT_MS} ms (${err.message})`));
-      else resolve(response);
-    });
-  });
-}
-
 // After this, anything the server sent `socket` before the fence was
 // started has arrived: a round trip on the same connection, plus slack for
 // deliveries posted from the other shard.
 async function fence(...sockets) {
   for (const s of sockets) {
-    assert.deepEqual(await call(s, "echo", "fence"), ["fence"]);
+    assert.deepEqual(await callAll(s, "echo", "fence"), ["fence"]);
   }
   await sleep(100);
 }
@@ -222,7 +178,7 @@ for (const mode of MODES) {
       assert.ok(socket.id.length > 0);
       assert.deepEqual(hello, { id: socket.id, nsp: "/", auth });
       assert.notEqual(socket.id, manager.engine.id, "socket id must not be the engine session id");
-      assert.deepEqual(await call(socket, "whoami"), [
+      assert.deepEqual(await callAll(socket, "whoami"), [
         { id: socket.id, nsp: "/", transport: mode.final, auth },
       ]);
 
@@ -255,7 +211,7 @@ for (const mode of MODES) {
       const refused = await clients.refused({ manager: m, nsp: "/admin" });
       assert.equal(refused.err.message, "admin only");
       const ok = await clients.connect({ manager: m, nsp: "/", auth: { token: "fine" } });
-      assert.deepEqual(await call(ok.socket, "echo", "still here"), ["still here"]);
+      assert.deepEqual(await callAll(ok.socket, "echo", "still here"), ["still here"]);
     });
 
     it("emits with and without acks, in both directions", async () => {
@@ -263,8 +219,8 @@ for (const mode of MODES) {
 
       // client -> server, with ack (all arguments come back)
       const args = ["text", 42, 1.5, true, null, { a: [1, { b: "c" }] }, [], "ünï©ødé ✓"];
-      assert.deepEqual(await call(socket, "echo", ...args), args);
-      assert.deepEqual(await call(socket, "echo"), []);
+      assert.deepEqual(await callAll(socket, "echo", ...args), args);
+      assert.deepEqual(await callAll(socket, "echo"), []);
 
       // client -> server without ack: the server emits "echo" back
       const echoed = once(socket, "echo");
@@ -272,7 +228,7 @@ for (const mode of MODES) {
       assert.deepEqual(await echoed, ["no-ack", { x: 1 }]);
 
       // an event no handler takes (OnAnyEvent)
-      assert.deepEqual(await call(socket, "no-such-event", 1), ["unknown", "no-such-event"]);
+      assert.deepEqual(await callAll(socket, "no-such-event", 1), ["unknown", "no-such-event"]);
 
       // server -> client with ack: the client's answer is reported back
       socket.on("ask", (...a) => {
@@ -281,7 +237,7 @@ for (const mode of MODES) {
         ack("answer", a, 7);
       });
       const result = once(socket, "server-ack-result");
-      assert.deepEqual(await call(socket, "server-ack", { args: ["q", { n: 1 }] }), [true]);
+      assert.deepEqual(await callAll(socket, "server-ack", { args: ["q", { n: 1 }] }), [true]);
       assert.deepEqual(await result, [{ ok: true, args: ["answer", ["q", { n: 1 }], 7] }]);
     });
 
@@ -306,7 +262,7 @@ for (const mode of MODES) {
         "text between",
         big,
       ];
-      const back = await call(socket, "echo", ...args);
+      const back = await callAll(socket, "echo", ...args);
       assert.equal(back.length, 5);
       assertBuffer(back[0], [0, 1, 2, 253, 254, 255], "arg 0");
       assertBuffer(back[1], [9, 8, 7], "arg 1");
@@ -345,14 +301,14 @@ for (const mode of MODES) {
       assert.deepEqual(root.hello, { id: root.socket.id, nsp: "/", auth: { user: "bob" } });
       assert.deepEqual(admin.hello, { id: admin.socket.id, nsp: "/admin", auth: { role: "admin" } });
       assert.notEqual(root.socket.id, admin.socket.id);
-      assert.deepEqual(await call(admin.socket, "whoami"), [
+      assert.deepEqual(await callAll(admin.socket, "whoami"), [
         { id: admin.socket.id, nsp: "/admin", transport: mode.final, auth: { role: "admin" } },
       ]);
 
       // Same event name, each namespace answers for itself, interleaved.
       const [a, b] = await Promise.all([
-        call(root.socket, "echo", "root", Buffer.from([1])),
-        call(admin.socket, "echo", "admin", Buffer.from([2])),
+        callAll(root.socket, "echo", "root", Buffer.from([1])),
+        callAll(admin.socket, "echo", "admin", Buffer.from([2])),
       ]);
       assert.deepStrictEqual(norm(a), ["root", Buffer.from([1])]);
       assert.deepStrictEqual(norm(b), ["admin", Buffer.from([2])]);
@@ -360,9 +316,9 @@ for (const mode of MODES) {
       // Namespace broadcasts stay in their namespace.
       const rootAll = collect(root.socket, "all");
       const adminAll = collect(admin.socket, "all");
-      await call(root.socket, "to-all", { msg: "for /" });
+      await callAll(root.socket, "to-all", { msg: "for /" });
       await waitForCount(rootAll, 1, '"all" on /');
-      await call(admin.socket, "to-all", { msg: "for /admin" });
+      await callAll(admin.socket, "to-all", { msg: "for /admin" });
       await waitForCount(adminAll, 1, '"all" on /admin');
       await fence(root.socket, admin.socket);
       assert.deepEqual(rootAll, [[{ msg: "for /", from: root.socket.id }]]);
@@ -370,7 +326,7 @@ for (const mode of MODES) {
 
       // Leaving one namespace keeps the other (and the connection) alive.
       admin.socket.disconnect();
-      assert.deepEqual(await call(root.socket, "echo", "after"), ["after"]);
+      assert.deepEqual(await callAll(root.socket, "echo", "after"), ["after"]);
       assert.equal(root.socket.connected, true);
     });
 
@@ -379,14 +335,14 @@ for (const mode of MODES) {
       const B = (await clients.connect()).socket;
       const C = (await clients.connect()).socket;
       const weird = "weird room/ü*>.#{}";
-      assert.deepEqual(await call(A, "join", "r1"), [["r1"]]);
-      assert.deepEqual(await call(B, "join", "r1"), [["r1"]]);
-      assert.deepEqual(await call(B, "join", "r2"), [["r1", "r2"]]);
-      assert.deepEqual(await call(C, "join", weird), [[weird]]);
-      assert.deepEqual(await call(B, "rooms"), [["r1", "r2"]]);
+      assert.deepEqual(await callAll(A, "join", "r1"), [["r1"]]);
+      assert.deepEqual(await callAll(B, "join", "r1"), [["r1"]]);
+      assert.deepEqual(await callAll(B, "join", "r2"), [["r1", "r2"]]);
+      assert.deepEqual(await callAll(C, "join", weird), [[weird]]);
+      assert.deepEqual(await callAll(B, "rooms"), [["r1", "r2"]]);
 
       const got = { A: collect(A, "room-msg"), B: collect(B, "room-msg"), C: collect(C, "room-msg") };
-      assert.deepEqual(await call(A, "to-room", { room: "r1", msg: "m1" }), [true]);
+      assert.deepEqual(await callAll(A, "to-room", { room: "r1", msg: "m1" }), [true]);
       await waitForCount(got.A, 1, "room-msg at A");
       await waitForCount(got.B, 1, "room-msg at B");
       await fence(C);
@@ -396,12 +352,12 @@ for (const mode of MODES) {
       assert.deepEqual(got.C, []);
 
       // Any string is a legal room name; a non-member can send to a room.
-      await call(A, "to-room", { room: weird, msg: { deep: [1] } });
+      await callAll(A, "to-room", { room: weird, msg: { deep: [1] } });
       await waitForCount(got.C, 1, "room-msg at C");
       assert.deepEqual(got.C, [[{ room: weird, msg: { deep: [1] }, from: A.id }]]);
 
-      assert.deepEqual(await call(B, "leave", "r1"), [["r2"]]);
-      await call(A, "to-room", { room: "r1", msg: "m2" });
+      assert.deepEqual(await callAll(B, "leave", "r1"), [["r2"]]);
+      await callAll(A, "to-room", { room: "r1", msg: "m2" });
       await waitForCount(got.A, 2, "second room-msg at A");
       await fence(B, C);
       assert.deepEqual(got.A[1], [{ room: "r1", msg: "m2", from: A.id }]);
@@ -409,8 +365,8 @@ for (const mode of MODES) {
       assert.equal(got.C.length, 1);
 
       // Leaving a room one is not in is harmless; an empty room reaches nobody.
-      assert.deepEqual(await call(C, "leave", "never-joined"), [[weird]]);
-      await call(A, "to-room", { room: "empty", msg: "m3" });
+      assert.deepEqual(await callAll(C, "leave", "never-joined"), [[weird]]);
+      await callAll(A, "to-room", { room: "empty", msg: "m3" });
       await fence(A, B, C);
       assert.deepEqual([got.A.length, got.B.length, got.C.length], [2, 1, 1]);
     });
@@ -419,16 +375,16 @@ for (const mode of MODES) {
       const sockets = [];
       for (let i = 0; i < 5; i++) sockets.push((await clients.connect()).socket);
       const [A, B, C, D, E] = sockets;
-      for (const s of [A, B, C]) await call(s, "join", "r");
-      await call(B, "join", "ex");
-      await call(D, "join", "x");
+      for (const s of [A, B, C]) await callAll(s, "join", "r");
+      await callAll(B, "join", "ex");
+      await callAll(D, "join", "x");
       const names = ["A", "B", "C", "D", "E"];
       const inbox = (event) => Object.fromEntries(sockets.map((s, i) => [names[i], collect(s, event)]));
       const counts = (box) => names.map((n) => box[n].length);
 
       // to room r except room ex: A, C
       const roomMsg = inbox("room-msg");
-      await call(A, "to-room-except", { room: "r", except: "ex", msg: "e1" });
+      await callAll(A, "to-room-except", { room: "r", except: "ex", msg: "e1" });
       await waitForCount(roomMsg.A, 1, "room-msg at A");
       await waitForCount(roomMsg.C, 1, "room-msg at C");
       await fence(...sockets);
@@ -436,28 +392,28 @@ for (const mode of MODES) {
       assert.deepEqual(roomMsg.C[0], [{ room: "r", msg: "e1", from: A.id }]);
 
       // except a socket id (a socket is a room of its own): A, B
-      await call(A, "to-room-except", { room: "r", except: C.id, msg: "e2" });
+      await callAll(A, "to-room-except", { room: "r", except: C.id, msg: "e2" });
       await waitForCount(roomMsg.B, 1, "room-msg at B");
       await fence(...sockets);
       assert.deepEqual(counts(roomMsg), [2, 1, 1, 0, 0]);
       assert.deepEqual(roomMsg.B[0], [{ room: "r", msg: "e2", from: A.id }]);
 
       // several excepted rooms: only A (B in ex, C by id)
-      await call(A, "to-room-except", { room: "r", except: ["ex", C.id], msg: "e3" });
+      await callAll(A, "to-room-except", { room: "r", except: ["ex", C.id], msg: "e3" });
       await waitForCount(roomMsg.A, 3, "third room-msg at A");
       await fence(...sockets);
       assert.deepEqual(counts(roomMsg), [3, 1, 1, 0, 0]);
 
       // whole namespace except the sender: everyone but A (and only once each)
       const bc = inbox("broadcast");
-      await call(A, "broadcast-except-sender", { msg: "b1" });
+      await callAll(A, "broadcast-except-sender", { msg: "b1" });
       for (const n of ["B", "C", "D", "E"]) await waitForCount(bc[n], 1, `broadcast at ${n}`);
       await fence(...sockets);
       assert.deepEqual(counts(bc), [0, 1, 1, 1, 1]);
       assert.deepEqual(bc.E[0], [{ msg: "b1", from: A.id }]);
 
       // a room except the sender: B, C
-      await call(A, "broadcast-except-sender", { msg: "b2", room: "r" });
+      await callAll(A, "broadcast-except-sender", { msg: "b2", room: "r" });
       await waitForCount(bc.B, 2, "second broadcast at B");
       await waitForCount(bc.C, 2, "second broadcast at C");
       await fence(...sockets);
@@ -466,7 +422,7 @@ for (const mode of MODES) {
 
       // one socket by id
       const direct = inbox("direct");
-      await call(A, "to-socket", { id: D.id, msg: { hi: "D" } });
+      await callAll(A, "to-socket", { id: D.id, msg: { hi: "D" } });
       await waitForCount(direct.D, 1, "direct at D");
       await fence(...sockets);
       assert.deepEqual(counts(direct), [0, 0, 0, 1, 0]);
@@ -479,7 +435,7 @@ for (const mode of MODES) {
       );
       const boxes = sockets.map((s) => collect(s, "all"));
       const payload = { msg: { n: 1, bin: Buffer.from([7, 7]) } };
-      await call(sockets[0], "to-all", payload);
+      await callAll(sockets[0], "to-all", payload);
       for (const [i, box] of boxes.entries()) await waitForCount(box, 1, `"all" at client ${i}`);
       await fence(...sockets);
       for (const box of boxes) {
@@ -512,7 +468,7 @@ for (const mode of MODES) {
       const [h] = await hello;
       assert.notEqual(socket.id, id);
       assert.deepEqual(h, { id: socket.id, nsp: "/", auth: {} });
-      assert.deepEqual(await call(socket, "echo", "back"), ["back"]);
+      assert.deepEqual(await callAll(socket, "echo", "back"), ["back"]);
 
       // disconnect(close=true) disconnects every namespace of the connection
       // and closes it.
@@ -555,7 +511,7 @@ for (const mode of MODES) {
       const [h] = await hello;
       assert.notEqual(socket.id, oldId);
       assert.deepEqual(h, { id: socket.id, nsp: "/", auth: { user: "re" } });
-      assert.deepEqual(await call(socket, "echo", "again", Buffer.from([3])), ["again", Buffer.from([3])]);
+      assert.deepEqual(await callAll(socket, "echo", "again", Buffer.from([3])), ["again", Buffer.from([3])]);
 
       await waitForCount(left, 1, '"left" at the observer');
       assert.deepEqual(left[0], [{ id: oldId, nsp: "/", reason: "transport close" }]);
@@ -564,7 +520,7 @@ for (const mode of MODES) {
     it("reconnects by itself when the server drops the connection (oversize message)", async () => {
       const { socket } = await smallClients.connect();
       const oldId = socket.id;
-      assert.deepEqual(await call(socket, "echo", "small"), ["small"]);
+      assert.deepEqual(await callAll(socket, "echo", "small"), ["small"]);
       const reasons = collect(socket, "disconnect");
       const reconnected = once(socket, "connect", 10_000);
       socket.emit("echo", "x".repeat(50_000));
@@ -575,7 +531,7 @@ for (const mode of MODES) {
         `unexpected disconnect reason ${reasons[0][0]}`,
       );
       assert.notEqual(socket.id, oldId);
-      assert.deepEqual(await call(socket, "echo", "after"), ["after"]);
+      assert.deepEqual(await callAll(socket, "echo", "after"), ["after"]);
     });
   });
 }
