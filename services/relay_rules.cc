@@ -44,8 +44,11 @@ std::shared_ptr<RelayRules> RelayRules::Install(sio::Namespace& nsp, NamespacePo
     self->socket_ids_.insert(socket->id());
   });
   nsp.OnDisconnect([self](const sio::SocketPtr& socket, std::string_view) {
-    std::lock_guard lock(self->mu_);
-    self->socket_ids_.erase(socket->id());
+    {
+      std::lock_guard lock(self->mu_);
+      self->socket_ids_.erase(socket->id());
+    }
+    self->LeaveAll(*socket);
   });
   for (const Rule& rule : self->policy_.rules) {
     const Rule* r = &rule;  // policy_ is const: the address is stable
@@ -67,6 +70,30 @@ size_t RelayRules::socket_count() const {
 bool RelayRules::IsSocketId(const std::string& id) const {
   std::lock_guard lock(mu_);
   return socket_ids_.count(id) > 0;
+}
+
+void RelayRules::LeaveAll(const sio::Socket& socket) {
+  // A socket that disconnects leaves its rooms: the leave rule tells the
+  // remaining members, as if the client had asked to leave.
+  static const Json kNoArgs = Json::array();
+  for (const Rule& rule : policy_.rules) {
+    if (rule.action != RuleAction::kLeave || !rule.notify) continue;
+    for (const std::string& room : socket.rooms()) {
+      if (room == socket.id()) continue;
+      RuleContext ctx;
+      ctx.args = &kNoArgs;
+      ctx.socket_id = socket.id();
+      ctx.event = rule.event;
+      ctx.nsp = nsp_.name();
+      ctx.room = room;
+      ctx.now_ms = NowMs();
+      auto payload = rule.notify->payload.Evaluate(ctx);
+      if (!payload.ok()) continue;
+      Json out = Json::array();
+      if (!payload->is_discarded()) out.push_back(std::move(*payload));
+      nsp_.To(room).Emit(rule.notify->event, std::move(out));
+    }
+  }
 }
 
 void RelayRules::Ignore(const sio::SocketPtr& socket, std::string_view event,

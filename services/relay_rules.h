@@ -43,6 +43,7 @@ class RelayRules : public std::enable_shared_from_this<RelayRules> {
   void Handle(const Rule& rule, const sio::SocketPtr& socket, std::string_view event,
               Json& args, const sio::Ack& ack);
   void Ignore(const sio::SocketPtr& socket, std::string_view event, const sio::Ack& ack);
+  void LeaveAll(const sio::Socket& socket);
   bool IsSocketId(const std::string& id) const;
 
   sio::Namespace& nsp_;

@@ -134,6 +134,14 @@ for (const transport of ["websocket", "polling"]) {
       assert.equal(joinedB.length, 0, "the joiner is not told about itself");
       assert.equal(joinedC.length, 0, "non-members are not told");
       assert.equal(leftB.length, 0, "the leaver is not told about itself");
+
+      // Disconnecting leaves every room: the remaining members are told.
+      const leftC = collect(c, "user-left");
+      assert.deepEqual(await call(c, "join-room", "lobby"), { ok: true, room: "lobby" });
+      const goneId = a.id;
+      a.disconnect();
+      await waitForCount(leftC, 1, "user-left after a disconnect");
+      assert.deepEqual(leftC[0], [{ socketId: goneId, room: "lobby" }]);
     });
 
     test("room-message reaches the room's other members only, and only from a member", async () => {
