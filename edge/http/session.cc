@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 #include <cerrno>
+#include <limits>
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
@@ -47,6 +48,10 @@ void HttpSession::Start() { DoReadHeader(); }
 void HttpSession::DoReadHeader() {
   parser_ = std::make_unique<RequestParser>();
   parser_->header_limit(static_cast<std::uint32_t>(server_.options().max_header_bytes));
+  // The body limit depends on the route, known only after the header:
+  // ReadBody() enforces it. (Not boost::none: Beast 1.74 compares
+  // Content-Length against an empty optional and fails.)
+  parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
   stream_.expires_after(kReadTimeout);
   http::async_read_header(stream_, buffer_, *parser_,
                           [self = shared_from_this()](beast::error_code ec, size_t) {
