@@ -1,0 +1,208 @@
+// Slow clients: a client that stops reading is disconnected once its send
+// queue passes the bound, while the other members of the same room keep
+// receiving everything; volatile packets to a client that is behind are
+// dropped instead of queued, and that client stays connected.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/websocket.hpp>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "edge/http/server.h"
+#include "edge/runtime.h"
+#include "edge/socketio/server.h"
+
+namespace switchboard {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+using tcp = net::ip::tcp;
+using sio::Json;
+
+constexpr size_t kBlobBytes = 10'000;
+constexpr size_t kBlobs = 1'500;  // 15 MB: far past kernel buffers and the bound
+constexpr size_t kQueueBound = 1u << 20;
+constexpr size_t kBatch = 4;  // 40 kB: below the volatile drop threshold
+
+// A blocking Socket.IO client over WebSocket; every read gives up after 10 s.
+class BlockingClient {
+ public:
+  // `small_window`: a small receive buffer, so a client that stops reading
+  // backs up soon.
+  BlockingClient(uint16_t port, bool small_window) : ws_(ioc_) {
+    tcp::endpoint endpoint(net::ip::make_address("127.0.0.1"), port);
+    tcp::socket& socket = ws_.next_layer();
+    socket.open(tcp::v4());
+    if (small_window) socket.set_option(net::socket_base::receive_buffer_size(16 * 1024));
+    socket.set_option(tcp::no_delay(true));
+    socket.connect(endpoint);
+    timeval timeout{10, 0};
+    setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout,
+               sizeof(timeout));
+    ws_.handshake("127.0.0.1", "/socket.io/?EIO=4&transport=websocket");
+    EXPECT_EQ(Read().substr(0, 1), "0");  // Engine.IO open
+    Send("40");
+    EXPECT_EQ(Read().substr(0, 2), "40");  // Socket.IO CONNECT
+  }
+
+  void Send(const std::string& text) {
+    ws_.text(true);
+    ws_.write(net::buffer(text));
+  }
+
+  // The next message that is not a ping (pings are answered).
+  std::string Read() {
+    for (;;) {
+      beast::flat_buffer buffer;
+      ws_.read(buffer);
+      std::string message = beast::buffers_to_string(buffer.data());
+      if (message != "2") return message;
+      Send("3");
+    }
+  }
+
+  // Emits with an ack and waits for it.
+  void Call(const std::string& event_json_array) {
+    Send("421" + event_json_array);
+    while (Read().rfind("431", 0) != 0) {
+    }
+  }
+
+ private:
+  net::io_context ioc_;
+  beast::websocket::stream<tcp::socket> ws_;
+};
+
+class BackpressureTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    runtime_ = std::make_unique<edge::Runtime>(2);
+    eio::Options options;
+    options.max_send_queue_bytes = kQueueBound;
+    options.volatile_drop_bytes = 64 * 1024;
+    io_ = std::make_unique<sio::Server>(*runtime_, options);
+    sio::Namespace& nsp = io_->Of("/");
+    nsp.On("join", [](const sio::SocketPtr& socket, std::string_view, Json&, sio::Ack ack) {
+      socket->Join("room");
+      if (ack) ack(Json::array());
+    });
+    // flood(volatile, start): the next kBatch blobs to the room, and "done"
+    // after the last. The reading client asks for each batch (flow control),
+    // so only a client that does not read falls behind.
+    nsp.On("flood", [&nsp](const sio::SocketPtr&, std::string_view, Json& args, sio::Ack) {
+      bool is_volatile = args.at(0).get<bool>();
+      size_t start = args.at(1).get<size_t>();
+      size_t end = std::min(kBlobs, start + kBatch);
+      for (size_t i = start; i < end; ++i) {
+        sio::Broadcast b = nsp.To("room");
+        if (is_volatile) b.Volatile();
+        b.Emit("blob", Json::array({i, std::string(kBlobBytes, 'x')}));
+      }
+      if (end == kBlobs) nsp.To("room").Emit("done");
+    });
+    nsp.OnDisconnect([this](const sio::SocketPtr&, std::string_view reason) {
+      std::lock_guard lock(mu_);
+      reasons_.emplace_back(reason);
+    });
+    http_ = std::make_unique<edge::HttpServer>(*runtime_, edge::HttpOptions{"127.0.0.1", 0});
+    http_->Mount("/socket.io/", io_->engine());
+    ASSERT_TRUE(http_->Listen().ok());
+    runtime_->Start();
+  }
+
+  void TearDown() override {
+    io_->engine().CloseAll();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    runtime_->Stop();
+    runtime_->Join();
+  }
+
+  // Drives the flood batch by batch, reading each; returns the indices read.
+  static std::vector<size_t> Flood(BlockingClient& client, bool is_volatile) {
+    std::vector<size_t> got;
+    for (size_t start = 0; start < kBlobs; start += kBatch) {
+      client.Send(R"(42["flood",)" + std::string(is_volatile ? "true" : "false") + "," +
+                  std::to_string(start) + "]");
+      size_t end = std::min(kBlobs, start + kBatch);
+      while (got.size() < end) got.push_back(BlobIndex(client.Read()));
+    }
+    EXPECT_EQ(client.Read(), R"(42["done"])");
+    return got;
+  }
+
+  static size_t BlobIndex(const std::string& message) {
+    return Json::parse(message.substr(2)).at(1).get<size_t>();
+  }
+
+  // Reads until "done"; returns the blob indices received, in order.
+  static std::vector<size_t> ReadBlobs(BlockingClient& client) {
+    std::vector<size_t> got;
+    for (;;) {
+      std::string message = client.Read();
+      if (message == R"(42["done"])") return got;
+      got.push_back(BlobIndex(message));
+    }
+  }
+
+  bool WaitFor(const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return done();
+  }
+
+  std::vector<std::string> Reasons() {
+    std::lock_guard lock(mu_);
+    return reasons_;
+  }
+
+  std::unique_ptr<edge::Runtime> runtime_;
+  std::unique_ptr<sio::Server> io_;
+  std::unique_ptr<edge::HttpServer> http_;
+  std::mutex mu_;
+  std::vector<std::string> reasons_;
+};
+
+TEST_F(BackpressureTest, SlowClientIsDisconnectedOthersGetEverything) {
+  BlockingClient slow(http_->port(), true);
+  BlockingClient fast(http_->port(), false);
+  slow.Call(R"(["join"])");
+  fast.Call(R"(["join"])");
+
+  std::vector<size_t> got = Flood(fast, false);  // `slow` never reads
+  ASSERT_EQ(got.size(), kBlobs);
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], i);
+
+  EXPECT_TRUE(WaitFor([&] { return io_->Of("/").SocketCount() == 1; }));
+  EXPECT_EQ(Reasons(), std::vector<std::string>{"send queue overflow"});
+}
+
+TEST_F(BackpressureTest, VolatilePacketsToABusyClientAreDroppedNotQueued) {
+  BlockingClient slow(http_->port(), true);
+  BlockingClient fast(http_->port(), false);
+  slow.Call(R"(["join"])");
+  fast.Call(R"(["join"])");
+
+  std::vector<size_t> fast_got = Flood(fast, true);
+  // Now the slow client catches up: it missed blobs, kept its connection,
+  // and what it got is in order.
+  std::vector<size_t> slow_got = ReadBlobs(slow);
+  EXPECT_LT(slow_got.size(), kBlobs);
+  EXPECT_TRUE(std::is_sorted(slow_got.begin(), slow_got.end()));
+  EXPECT_EQ(fast_got.size(), kBlobs);  // never behind: nothing dropped
+  slow.Call(R"(["join"])");  // still served
+  EXPECT_EQ(io_->Of("/").SocketCount(), 2u);
+  EXPECT_TRUE(Reasons().empty());
+}
+
+}  // namespace
+}  // namespace switchboard
