@@ -222,7 +222,7 @@ void Session::RespondPoll(std::string body) {
 // ---- sending ---------------------------------------------------------------
 
 bool Session::Send(const Frame* frames, size_t count, bool is_volatile) {
-  if (state_ != State::kOpen) return false;
+  if (state_ != State::kOpen || overflowed_) return false;
   const Options& o = server_.options();
   if (is_volatile) {
     bool can_write = transport_ == Transport::kPolling ? (poll_ != nullptr && !upgrading_)
@@ -234,7 +234,9 @@ bool Session::Send(const Frame* frames, size_t count, bool is_volatile) {
     queue_.push_back(frames[i]);
   }
   if (queued_bytes_ > o.max_send_queue_bytes) {
-    // Deferred: we may be inside a broadcast loop over this socket's rooms.
+    // Nothing more is queued; the close is deferred because we may be inside
+    // a broadcast loop over this socket's rooms.
+    overflowed_ = true;
     net::post(server_.runtime().context(shard_), [self = shared_from_this()] {
       self->Terminate("send queue overflow", false);
     });

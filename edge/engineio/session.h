@@ -102,6 +102,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<WebSocketTransport> probe_;  // WebSocket being upgraded to
   bool upgrading_ = false;                     // probe answered, awaiting "5"
   bool terminal_queued_ = false;               // close (or noop) packet queued
+  bool overflowed_ = false;                    // past the queue bound: closing
 
   boost::asio::steady_timer heartbeat_;
   Timer heartbeat_state_ = Timer::kNone;
