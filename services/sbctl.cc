@@ -1,0 +1,538 @@
+// sbctl: the operator's command line for the Switchboard gRPC API (proto/switchboard/v1).
+//
+//   sbctl [--server HOST:PORT] [--token T] [--json] VERB ...
+//
+// Exit status: 0 success; 1 the server answered with an error ("sbctl: CODE: message" on
+// stderr); 2 bad usage (unknown option, --arg that is not JSON, ...).
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
+#include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
+
+#include "switchboard/v1/switchboard.grpc.pb.h"
+
+namespace {
+
+namespace pb = switchboard::v1;
+
+constexpr int kExitOk = 0;
+constexpr int kExitRpcError = 1;
+constexpr int kExitUsage = 2;
+
+// Everything the command line says.
+struct Options {
+  std::string server = "127.0.0.1:50051";
+  std::string token;
+  bool json = false;
+  bool tls = false;
+  std::string ca_cert;
+  double timeout_s = 10.0;
+
+  // Shared by the verbs.
+  std::string ns;
+  std::vector<std::string> rooms;
+  std::vector<std::string> socket_ids;
+  std::vector<std::string> user_ids;
+
+  // sockets / rooms / presence
+  std::string room;
+  std::string user;
+  std::string prefix;
+
+  // publish
+  std::vector<std::string> except_rooms;
+  std::vector<std::string> except_socket_ids;
+  std::string event;
+  std::vector<std::string> args;
+  bool is_volatile = false;
+  uint32_t ack_timeout_ms = 0;
+
+  // join / leave
+  std::vector<std::string> target_rooms;
+
+  // disconnect
+  bool close = false;
+};
+
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "UNKNOWN";
+  }
+}
+
+int Fail(const grpc::Status& status) {
+  std::cerr << "sbctl: " << CodeName(status.error_code()) << ": " << status.error_message()
+            << "\n";
+  return kExitRpcError;
+}
+
+int UsageError(const std::string& message) {
+  std::cerr << "sbctl: " << message << "\n";
+  return kExitUsage;
+}
+
+void PrintJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string out;
+  auto status = google::protobuf::util::MessageToJsonString(message, &out, options);
+  if (!status.ok()) {
+    // Cannot happen for our own messages; say so rather than print nothing.
+    std::cerr << "sbctl: cannot print JSON: " << status.ToString() << "\n";
+    return;
+  }
+  std::cout << out;
+  if (out.empty() || out.back() != '\n') std::cout << "\n";
+}
+
+// A plain left-aligned table, two spaces between columns.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) : rows_{std::move(header)} {}
+  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  void Print(std::ostream& out) const {
+    std::vector<size_t> width;
+    for (const auto& row : rows_) {
+      if (width.size() < row.size()) width.resize(row.size(), 0);
+      for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+    }
+    for (const auto& row : rows_) {
+      std::string line;
+      for (size_t i = 0; i < row.size(); ++i) {
+        line += row[i];
+        if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+      }
+      out << line << "\n";
+    }
+  }
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+std::string Join(const google::protobuf::RepeatedPtrField<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += ",";
+    out += item;
+  }
+  return out.empty() ? "-" : out;
+}
+
+std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
+
+std::string TransportName(pb::Transport t) {
+  switch (t) {
+    case pb::TRANSPORT_POLLING: return "polling";
+    case pb::TRANSPORT_WEBSOCKET: return "websocket";
+    default: return "-";
+  }
+}
+
+std::string Time(const google::protobuf::Timestamp& ts) {
+  if (ts.seconds() == 0 && ts.nanos() == 0) return "-";
+  return google::protobuf::util::TimeUtil::ToString(ts);
+}
+
+std::string ArgText(const pb::Argument& arg) {
+  if (arg.has_binary()) return "<" + std::to_string(arg.binary().size()) + " bytes>";
+  return arg.json();
+}
+
+void PrintSockets(const google::protobuf::RepeatedPtrField<pb::SocketInfo>& sockets) {
+  Table table({"ID", "EDGE", "USER", "NAMESPACE", "TRANSPORT", "ADDRESS", "CONNECTED", "ROOMS"});
+  for (const auto& s : sockets) {
+    table.Add({s.id(), OrDash(s.edge_id()), OrDash(s.user_id()), s.namespace_(),
+               TransportName(s.transport()), OrDash(s.remote_address()), Time(s.connected_at()),
+               Join(s.rooms())});
+  }
+  table.Print(std::cout);
+}
+
+std::vector<std::string> CountsRow(const std::string& name, const pb::Counts& c) {
+  return {name,
+          std::to_string(c.sockets()),
+          std::to_string(c.users()),
+          std::to_string(c.rooms()),
+          std::to_string(c.messages_in()),
+          std::to_string(c.messages_out())};
+}
+
+class Client {
+ public:
+  explicit Client(const Options& opt) : opt_(opt) {
+    std::shared_ptr<grpc::ChannelCredentials> creds;
+    if (opt.tls) {
+      grpc::SslCredentialsOptions ssl;
+      if (!opt.ca_cert.empty()) ssl.pem_root_certs = ReadFile(opt.ca_cert);
+      creds = grpc::SslCredentials(ssl);
+    } else {
+      creds = grpc::InsecureChannelCredentials();
+    }
+    stub_ = pb::Switchboard::NewStub(grpc::CreateChannel(opt.server, creds));
+  }
+
+  // A context with the deadline and the bearer token. `extra_ms` lengthens the deadline (a
+  // publish that collects acks waits that long on the server).
+  std::unique_ptr<grpc::ClientContext> Context(uint32_t extra_ms = 0) const {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    auto deadline = std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(static_cast<int64_t>(opt_.timeout_s * 1000)) +
+                    std::chrono::milliseconds(extra_ms);
+    ctx->set_deadline(deadline);
+    if (!opt_.token.empty()) ctx->AddMetadata("authorization", "Bearer " + opt_.token);
+    return ctx;
+  }
+
+  pb::Switchboard::Stub& stub() { return *stub_; }
+
+ private:
+  static std::string ReadFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  const Options& opt_;
+  std::unique_ptr<pb::Switchboard::Stub> stub_;
+};
+
+void FillSelector(const Options& opt, pb::Selector* sel) {
+  sel->set_namespace_(opt.ns);
+  for (const auto& r : opt.rooms) sel->add_rooms(r);
+  for (const auto& s : opt.socket_ids) sel->add_socket_ids(s);
+  for (const auto& u : opt.user_ids) sel->add_user_ids(u);
+}
+
+bool SelectorEmpty(const Options& opt) {
+  return opt.rooms.empty() && opt.socket_ids.empty() && opt.user_ids.empty();
+}
+
+// ---- verbs ----
+
+int Stats(Client& client, const Options& opt) {
+  pb::GetStatsRequest req;
+  pb::GetStatsResponse resp;
+  auto ctx = client.Context();
+  auto status = client.stub().GetStats(ctx.get(), req, &resp);
+  if (!status.ok()) return Fail(status);
+  if (opt.json) {
+    PrintJson(resp);
+    return kExitOk;
+  }
+  if (!resp.broker_id().empty()) std::cout << "broker " << resp.broker_id() << "\n\n";
+  const std::vector<std::string> header = {"", "SOCKETS", "USERS", "ROOMS", "MSG_IN", "MSG_OUT"};
+  Table totals(header);
+  totals.Add(CountsRow("TOTAL", resp.totals()));
+  totals.Print(std::cout);
+  std::cout << "\n";
+  Table edges({"EDGE", "SOCKETS", "USERS", "ROOMS", "MSG_IN", "MSG_OUT", "LAST_SEQ",
+               "LAST_HEARTBEAT"});
+  for (const auto& e : resp.edges()) {
+    auto row = CountsRow(e.edge_id(), e.counts());
+    row.push_back(std::to_string(e.last_seq()));
+    row.push_back(Time(e.last_heartbeat()));
+    edges.Add(std::move(row));
+  }
+  edges.Print(std::cout);
+  std::cout << "\n";
+  Table namespaces({"NAMESPACE", "SOCKETS", "USERS", "ROOMS", "MSG_IN", "MSG_OUT"});
+  for (const auto& n : resp.namespaces()) namespaces.Add(CountsRow(n.namespace_(), n.counts()));
+  namespaces.Print(std::cout);
+  return kExitOk;
+}
+
+constexpr uint32_t kPageSize = 500;
+
+int Sockets(Client& client, const Options& opt) {
+  pb::ListSocketsRequest req;
+  req.set_namespace_(opt.ns);
+  req.set_room(opt.room);
+  req.set_user_id(opt.user);
+  req.set_page_size(kPageSize);
+  pb::ListSocketsResponse all;
+  do {
+    pb::ListSocketsResponse page;
+    auto ctx = client.Context();
+    auto status = client.stub().ListSockets(ctx.get(), req, &page);
+    if (!status.ok()) return Fail(status);
+    for (auto& s : *page.mutable_sockets()) *all.add_sockets() = std::move(s);
+    req.set_page_token(page.next_page_token());
+  } while (!req.page_token().empty());
+  if (opt.json) {
+    PrintJson(all);
+  } else {
+    PrintSockets(all.sockets());
+  }
+  return kExitOk;
+}
+
+int Rooms(Client& client, const Options& opt) {
+  pb::ListRoomsRequest req;
+  req.set_namespace_(opt.ns);
+  req.set_prefix(opt.prefix);
+  req.set_page_size(kPageSize);
+  pb::ListRoomsResponse all;
+  do {
+    pb::ListRoomsResponse page;
+    auto ctx = client.Context();
+    auto status = client.stub().ListRooms(ctx.get(), req, &page);
+    if (!status.ok()) return Fail(status);
+    for (auto& r : *page.mutable_rooms()) *all.add_rooms() = std::move(r);
+    req.set_page_token(page.next_page_token());
+  } while (!req.page_token().empty());
+  if (opt.json) {
+    PrintJson(all);
+    return kExitOk;
+  }
+  Table table({"NAMESPACE", "ROOM", "MEMBERS"});
+  for (const auto& r : all.rooms()) {
+    table.Add({r.namespace_(), r.name(), std::to_string(r.members())});
+  }
+  table.Print(std::cout);
+  return kExitOk;
+}
+
+int Presence(Client& client, const Options& opt) {
+  pb::GetPresenceRequest req;
+  req.set_user_id(opt.user);
+  req.set_namespace_(opt.ns);
+  pb::GetPresenceResponse resp;
+  auto ctx = client.Context();
+  auto status = client.stub().GetPresence(ctx.get(), req, &resp);
+  if (!status.ok()) return Fail(status);
+  if (opt.json) {
+    PrintJson(resp);
+    return kExitOk;
+  }
+  if (!resp.online()) {
+    std::cout << "user " << opt.user << ": offline\n";
+    return kExitOk;
+  }
+  std::cout << "user " << opt.user << ": online, " << resp.sockets_size()
+            << (resp.sockets_size() == 1 ? " socket\n" : " sockets\n");
+  PrintSockets(resp.sockets());
+  return kExitOk;
+}
+
+int Publish(Client& client, const Options& opt) {
+  pb::PublishRequest req;
+  auto* target = req.mutable_target();
+  target->set_namespace_(opt.ns);
+  for (const auto& r : opt.rooms) target->add_rooms(r);
+  for (const auto& s : opt.socket_ids) target->add_socket_ids(s);
+  for (const auto& u : opt.user_ids) target->add_user_ids(u);
+  for (const auto& r : opt.except_rooms) target->add_except_rooms(r);
+  for (const auto& s : opt.except_socket_ids) target->add_except_socket_ids(s);
+  req.set_event(opt.event);
+  for (size_t i = 0; i < opt.args.size(); ++i) {
+    if (!nlohmann::json::accept(opt.args[i])) {
+      return UsageError("--arg #" + std::to_string(i + 1) + " is not valid JSON: " + opt.args[i] +
+                        " (a string needs quotes: --arg '\"text\"')");
+    }
+    req.add_args()->set_json(opt.args[i]);
+  }
+  req.set_volatile_(opt.is_volatile);
+  req.set_ack_timeout_ms(opt.ack_timeout_ms);
+
+  pb::PublishResponse resp;
+  auto ctx = client.Context(opt.ack_timeout_ms);
+  auto status = client.stub().Publish(ctx.get(), req, &resp);
+  if (!status.ok()) return Fail(status);
+  if (opt.json) {
+    PrintJson(resp);
+    return kExitOk;
+  }
+  std::cout << "recipients: " << resp.recipients() << "\n";
+  if (opt.ack_timeout_ms > 0) {
+    Table table({"SOCKET", "ACK"});
+    for (const auto& ack : resp.acks()) {
+      std::string text;
+      if (!ack.error().empty()) {
+        text = "error: " + ack.error();
+      } else {
+        text = "[";
+        for (int i = 0; i < ack.args_size(); ++i) {
+          if (i > 0) text += ",";
+          text += ArgText(ack.args(i));
+        }
+        text += "]";
+      }
+      table.Add({ack.socket_id(), text});
+    }
+    table.Print(std::cout);
+  }
+  return kExitOk;
+}
+
+int JoinOrLeave(Client& client, const Options& opt, bool join) {
+  if (SelectorEmpty(opt)) {
+    return UsageError(std::string(join ? "join" : "leave") +
+                      ": give at least one of --room, --socket, --user");
+  }
+  uint64_t matched = 0;
+  grpc::Status status;
+  auto ctx = client.Context();
+  if (join) {
+    pb::JoinRoomsRequest req;
+    FillSelector(opt, req.mutable_selector());
+    for (const auto& r : opt.target_rooms) req.add_rooms(r);
+    pb::JoinRoomsResponse resp;
+    status = client.stub().JoinRooms(ctx.get(), req, &resp);
+    if (status.ok() && opt.json) PrintJson(resp);
+    matched = resp.matched_sockets();
+  } else {
+    pb::LeaveRoomsRequest req;
+    FillSelector(opt, req.mutable_selector());
+    for (const auto& r : opt.target_rooms) req.add_rooms(r);
+    pb::LeaveRoomsResponse resp;
+    status = client.stub().LeaveRooms(ctx.get(), req, &resp);
+    if (status.ok() && opt.json) PrintJson(resp);
+    matched = resp.matched_sockets();
+  }
+  if (!status.ok()) return Fail(status);
+  if (!opt.json) std::cout << "matched sockets: " << matched << "\n";
+  return kExitOk;
+}
+
+int Disconnect(Client& client, const Options& opt) {
+  if (SelectorEmpty(opt)) {
+    return UsageError("disconnect: give at least one of --room, --socket, --user");
+  }
+  pb::DisconnectSocketsRequest req;
+  FillSelector(opt, req.mutable_selector());
+  req.set_close(opt.close);
+  pb::DisconnectSocketsResponse resp;
+  auto ctx = client.Context();
+  auto status = client.stub().DisconnectSockets(ctx.get(), req, &resp);
+  if (!status.ok()) return Fail(status);
+  if (opt.json) {
+    PrintJson(resp);
+  } else {
+    std::cout << "matched sockets: " << resp.matched_sockets() << "\n";
+  }
+  return kExitOk;
+}
+
+void AddSelectorOptions(CLI::App* cmd, Options& opt, const std::string& what) {
+  cmd->add_option("--ns", opt.ns, "Namespace (default \"/\")");
+  cmd->add_option("--room", opt.rooms, what + " sockets in this room (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--socket", opt.socket_ids, what + " this socket id (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--user", opt.user_ids, what + " every socket of this user (repeatable)")
+      ->allow_extra_args(false);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  if (const char* env = std::getenv("SWITCHBOARD_TOKEN")) opt.token = env;
+
+  CLI::App app{"sbctl: operate a Switchboard cluster through its gRPC API"};
+  app.name("sbctl");
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may also follow the verb
+  app.add_option("--server", opt.server, "Broker gRPC address HOST:PORT")->capture_default_str();
+  app.add_option("--token", opt.token,
+                 "Bearer token (default: $SWITCHBOARD_TOKEN), sent as 'authorization: Bearer T'");
+  app.add_flag("--json", opt.json, "Print proto JSON instead of tables");
+  app.add_flag("--tls", opt.tls, "Use TLS (system roots unless --ca-cert)");
+  app.add_option("--ca-cert", opt.ca_cert, "PEM file of root certificates for --tls")
+      ->check(CLI::ExistingFile);
+  app.add_option("--timeout", opt.timeout_s, "Call deadline in seconds")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+
+  auto* stats = app.add_subcommand("stats", "Totals, per edge, per namespace");
+
+  auto* sockets = app.add_subcommand("sockets", "List connected sockets");
+  sockets->add_option("--ns", opt.ns, "Only this namespace (default: all)");
+  sockets->add_option("--room", opt.room, "Only members of this room (needs --ns)");
+  sockets->add_option("--user", opt.user, "Only sockets of this user");
+
+  auto* rooms = app.add_subcommand("rooms", "List rooms with member counts");
+  rooms->add_option("--ns", opt.ns, "Only this namespace (default: all)");
+  rooms->add_option("--prefix", opt.prefix, "Only rooms whose name starts with this");
+
+  auto* presence = app.add_subcommand("presence", "Is a user online, on which sockets");
+  presence->add_option("USER", opt.user, "User id")->required();
+  presence->add_option("--ns", opt.ns, "Only this namespace (default: all)");
+
+  auto* publish = app.add_subcommand("publish", "Push an event to sockets");
+  AddSelectorOptions(publish, opt, "Target");
+  publish->add_option("--except", opt.except_rooms, "Skip sockets in this room (repeatable)")
+      ->allow_extra_args(false);
+  publish->add_option("--except-socket", opt.except_socket_ids,
+                      "Skip this socket id (repeatable)")
+      ->allow_extra_args(false);
+  publish->add_option("--event", opt.event, "Event name")->required();
+  publish->add_option("--arg", opt.args, "Event argument as JSON (repeatable, in order)")
+      ->allow_extra_args(false);
+  publish->add_flag("--volatile", opt.is_volatile, "May be dropped for a slow client");
+  publish->add_option("--ack-timeout", opt.ack_timeout_ms,
+                      "Collect acks, waiting up to MS milliseconds");
+
+  auto* join = app.add_subcommand("join", "Make the selected sockets join rooms");
+  AddSelectorOptions(join, opt, "Select");
+  join->add_option("ROOM", opt.target_rooms, "Rooms to join")->required();
+
+  auto* leave = app.add_subcommand("leave", "Make the selected sockets leave rooms");
+  AddSelectorOptions(leave, opt, "Select");
+  leave->add_option("ROOM", opt.target_rooms, "Rooms to leave")->required();
+
+  auto* disconnect = app.add_subcommand("disconnect", "Disconnect the selected sockets");
+  AddSelectorOptions(disconnect, opt, "Select");
+  disconnect->add_flag("--close", opt.close,
+                       "Close the whole connection (every namespace), not just this namespace");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+
+  Client client(opt);
+  if (stats->parsed()) return Stats(client, opt);
+  if (sockets->parsed()) return Sockets(client, opt);
+  if (rooms->parsed()) return Rooms(client, opt);
+  if (presence->parsed()) return Presence(client, opt);
+  if (publish->parsed()) return Publish(client, opt);
+  if (join->parsed()) return JoinOrLeave(client, opt, true);
+  if (leave->parsed()) return JoinOrLeave(client, opt, false);
+  if (disconnect->parsed()) return Disconnect(client, opt);
+  return UsageError("no verb");
+}
