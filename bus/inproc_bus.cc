@@ -1,0 +1,238 @@
+#include "bus/inproc_bus.h"
+
+#include <atomic>
+#include <map>
+#include <optional>
+#include <mutex>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "bus/subject.h"
+#include "bus/worker.h"
+
+namespace switchboard::bus {
+
+using internal::HandlerGate;
+using internal::Worker;
+
+struct InProcessBus::Core {
+  struct Sub {
+    std::string pattern;
+    std::string queue;
+    Executor executor;
+    std::shared_ptr<HandlerGate> gate;
+  };
+  struct Pending {
+    RequestCallback done;
+    Executor executor;
+    uint64_t timer = 0;
+  };
+
+  std::shared_ptr<Worker> worker = std::make_shared<Worker>();
+  Executor default_executor;
+  std::string inbox_prefix;
+
+  std::mutex mu;
+  uint64_t next_sub ABSL_GUARDED_BY(mu) = 1;
+  std::map<uint64_t, Sub> subs ABSL_GUARDED_BY(mu);
+  std::map<std::string, uint64_t> rr ABSL_GUARDED_BY(mu);  // queue -> counter
+  uint64_t next_request ABSL_GUARDED_BY(mu) = 1;
+  std::map<uint64_t, Pending> pending ABSL_GUARDED_BY(mu);
+  bool closed ABSL_GUARDED_BY(mu) = false;
+
+  Executor Resolve(Executor e) const {
+    return e ? std::move(e) : default_executor;
+  }
+
+  void Remove(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu);
+    subs.erase(id);
+  }
+
+  // Removes and returns a pending request, if still there.
+  std::optional<Pending> Take(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = pending.find(id);
+    if (it == pending.end()) return std::nullopt;
+    Pending p = std::move(it->second);
+    pending.erase(it);
+    return p;
+  }
+
+  static void Complete(Pending p, absl::StatusOr<Message> result) {
+    p.executor([done = std::move(p.done), result = std::move(result)]() mutable {
+      done(std::move(result));
+    });
+  }
+
+  // Delivers to every matching subscriber; returns how many got it.
+  size_t Route(const Message& msg) {
+    std::vector<std::pair<Executor, std::shared_ptr<HandlerGate>>> targets;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      std::map<std::string, std::vector<const Sub*>> groups;
+      for (const auto& [id, sub] : subs) {
+        if (!SubjectMatches(sub.pattern, msg.subject)) continue;
+        if (sub.queue.empty()) {
+          targets.emplace_back(sub.executor, sub.gate);
+        } else {
+          groups[sub.queue].push_back(&sub);
+        }
+      }
+      for (auto& [queue, members] : groups) {
+        const Sub* chosen = members[rr[queue]++ % members.size()];
+        targets.emplace_back(chosen->executor, chosen->gate);
+      }
+    }
+    for (auto& [executor, gate] : targets) internal::Dispatch(executor, gate, msg);
+    return targets.size();
+  }
+};
+
+namespace {
+
+class InProcSubscription : public Subscription {
+ public:
+  InProcSubscription(std::weak_ptr<InProcessBus::Core> core, uint64_t id,
+                     std::string subject, std::shared_ptr<HandlerGate> gate)
+      : core_(std::move(core)), id_(id), subject_(std::move(subject)), gate_(std::move(gate)) {}
+  ~InProcSubscription() override { Unsubscribe(); }
+  void Unsubscribe() override {
+    if (!gate_) return;
+    if (auto core = core_.lock()) core->Remove(id_);
+    gate_->Close();
+    gate_.reset();
+  }
+  const std::string& subject() const override { return subject_; }
+
+ private:
+  std::weak_ptr<InProcessBus::Core> core_;
+  uint64_t id_;
+  std::string subject_;
+  std::shared_ptr<HandlerGate> gate_;
+};
+
+uint64_t NextBusId() {
+  static std::atomic<uint64_t> next{1};
+  return next++;
+}
+
+}  // namespace
+
+InProcessBus::InProcessBus() : InProcessBus(Options{}) {}
+
+InProcessBus::InProcessBus(Options options) : core_(std::make_shared<Core>()) {
+  core_->default_executor = options.default_executor
+                                ? std::move(options.default_executor)
+                                : Worker::ExecutorFor(core_->worker);
+  core_->inbox_prefix = absl::StrCat("_INBOX.inproc", NextBusId(), ".");
+  // Replies to our requests: an internal subscription, handled inline on
+  // the replying thread, that completes the pending request.
+  std::weak_ptr<Core> weak = core_;
+  auto gate = std::make_shared<HandlerGate>([weak](Message msg) {
+    auto core = weak.lock();
+    if (!core) return;
+    uint64_t id = 0;
+    std::string_view tail = std::string_view(msg.subject).substr(core->inbox_prefix.size());
+    for (char c : tail) id = id * 10 + static_cast<uint64_t>(c - '0');
+    auto p = core->Take(id);
+    if (!p) return;  // late reply, after the timeout
+    core->worker->Cancel(p->timer);
+    Core::Complete(std::move(*p), std::move(msg));
+  });
+  std::lock_guard<std::mutex> lock(core_->mu);
+  core_->subs.emplace(0, Core::Sub{absl::StrCat(core_->inbox_prefix, "*"), "",
+                                   InlineExecutor, gate});
+}
+
+InProcessBus::~InProcessBus() {
+  std::map<uint64_t, Core::Pending> pending;
+  {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    core_->closed = true;
+    pending.swap(core_->pending);
+    core_->subs.erase(0);
+  }
+  for (auto& [id, p] : pending) {
+    core_->worker->Cancel(p.timer);
+    Core::Complete(std::move(p), absl::CancelledError("bus destroyed"));
+  }
+  core_->worker->Shutdown();
+}
+
+absl::Status InProcessBus::Publish(std::string_view subject,
+                                   std::string_view payload,
+                                   std::string_view reply_to) {
+  if (!ValidSubject(subject)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid subject: ", std::string(subject)));
+  }
+  if (!reply_to.empty() && !ValidSubject(reply_to)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid reply subject: ", std::string(reply_to)));
+  }
+  core_->Route(Message{std::string(subject), std::string(payload), std::string(reply_to)});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SubscriptionPtr> InProcessBus::Subscribe(
+    std::string_view subject_pattern, Handler handler,
+    std::string_view queue_group, Executor executor) {
+  if (!ValidSubject(subject_pattern, /*allow_wildcards=*/true)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid subject pattern: ", std::string(subject_pattern)));
+  }
+  if (!handler) return absl::InvalidArgumentError("empty handler");
+  for (unsigned char c : queue_group) {
+    if (c <= ' ') return absl::InvalidArgumentError("invalid queue group");
+  }
+  auto gate = std::make_shared<HandlerGate>(std::move(handler));
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    id = core_->next_sub++;
+    core_->subs.emplace(id, Core::Sub{std::string(subject_pattern), std::string(queue_group),
+                                      core_->Resolve(std::move(executor)), gate});
+  }
+  return std::make_unique<InProcSubscription>(core_, id, std::string(subject_pattern),
+                                              std::move(gate));
+}
+
+void InProcessBus::Request(std::string_view subject, std::string_view payload,
+                           std::chrono::milliseconds timeout, RequestCallback done,
+                           Executor executor) {
+  Core::Pending p{std::move(done), core_->Resolve(std::move(executor)), 0};
+  if (!ValidSubject(subject)) {
+    Core::Complete(std::move(p), absl::InvalidArgumentError(
+                                     absl::StrCat("invalid subject: ", std::string(subject))));
+    return;
+  }
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    id = core_->next_request++;
+    core_->pending.emplace(id, std::move(p));
+  }
+  std::weak_ptr<Core> weak = core_;
+  uint64_t timer = core_->worker->PostAfter(timeout, [weak, id] {
+    auto core = weak.lock();
+    if (!core) return;
+    if (auto p = core->Take(id)) {
+      Core::Complete(std::move(*p), absl::DeadlineExceededError("request timed out"));
+    }
+  });
+  {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    auto it = core_->pending.find(id);
+    if (it != core_->pending.end()) it->second.timer = timer;
+  }
+  Message msg{std::string(subject), std::string(payload),
+              absl::StrCat(core_->inbox_prefix, id)};
+  if (core_->Route(msg) == 0) {
+    if (auto p = core_->Take(id)) {
+      core_->worker->Cancel(p->timer);
+      Core::Complete(std::move(*p), absl::NotFoundError(absl::StrCat(
+                                        "no responders for ", std::string(subject))));
+    }
+  }
+}
+
+}  // namespace switchboard::bus

@@ -1,0 +1,418 @@
+#include "bus/nats_bus.h"
+
+#include <nats/nats.h>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "bus/subject.h"
+#include "bus/worker.h"
+
+namespace switchboard::bus {
+
+using internal::HandlerGate;
+using internal::Worker;
+
+namespace {
+
+using ConnectionHandle = std::unique_ptr<natsConnection, decltype(&natsConnection_Destroy)>;
+using SubscriptionHandle = std::unique_ptr<natsSubscription, decltype(&natsSubscription_Destroy)>;
+using OptionsHandle = std::unique_ptr<natsOptions, decltype(&natsOptions_Destroy)>;
+
+// The one place natsStatus becomes absl::Status.
+absl::Status ToStatus(natsStatus s, std::string_view what) {
+  if (s == NATS_OK) return absl::OkStatus();
+  std::string msg = absl::StrCat(std::string(what), ": ", natsStatus_GetText(s));
+  switch (s) {
+    case NATS_CONNECTION_CLOSED:
+    case NATS_NO_SERVER:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_STALE_CONNECTION:
+    case NATS_INSUFFICIENT_BUFFER:
+    case NATS_IO_ERROR:
+    case NATS_SYS_ERROR:
+      return absl::UnavailableError(msg);
+    case NATS_TIMEOUT:
+      return absl::DeadlineExceededError(msg);
+    case NATS_NO_RESPONDERS:
+    case NATS_NOT_FOUND:
+      return absl::NotFoundError(msg);
+    case NATS_INVALID_SUBJECT:
+    case NATS_INVALID_ARG:
+    case NATS_INVALID_SUBSCRIPTION:
+    case NATS_INVALID_QUEUE_NAME:
+      return absl::InvalidArgumentError(msg);
+    case NATS_CONNECTION_AUTH_FAILED:
+    case NATS_NOT_PERMITTED:
+      return absl::PermissionDeniedError(msg);
+    case NATS_MAX_PAYLOAD:
+    case NATS_SLOW_CONSUMER:
+    case NATS_NO_MEMORY:
+      return absl::ResourceExhaustedError(msg);
+    case NATS_ILLEGAL_STATE:
+    case NATS_DRAINING:
+      return absl::FailedPreconditionError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+Message CopyOut(natsMsg* m) {
+  Message msg;
+  if (const char* s = natsMsg_GetSubject(m)) msg.subject = s;
+  if (const char* r = natsMsg_GetReply(m)) msg.reply_to = r;
+  int len = natsMsg_GetDataLength(m);
+  if (len > 0) msg.payload.assign(natsMsg_GetData(m), static_cast<size_t>(len));
+  return msg;
+}
+
+// Closure of a user subscription: NATS owns it until its on-complete callback.
+struct SubCtx {
+  std::shared_ptr<HandlerGate> gate;
+  Executor executor;
+};
+
+void OnMessage(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
+  auto* ctx = static_cast<SubCtx*>(closure);
+  Message msg = CopyOut(m);
+  natsMsg_Destroy(m);
+  internal::Dispatch(ctx->executor, ctx->gate, std::move(msg));
+}
+
+void OnSubComplete(void* closure) { delete static_cast<SubCtx*>(closure); }
+
+}  // namespace
+
+// State the NATS connection callbacks touch; outlives the bus if needed.
+struct ConnShared {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool closed = false;
+  StateCallback cb;
+  Executor executor;
+
+  void Notify(ConnectionState state) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (state == ConnectionState::kClosed) {
+      closed = true;
+      cv.notify_all();
+    }
+    if (cb && executor) executor([cb = cb, state] { cb(state); });
+  }
+};
+
+// Pending requests; touched by the reply subscription and timers.
+struct Requests {
+  struct Pending {
+    RequestCallback done;
+    Executor executor;
+    uint64_t timer = 0;
+  };
+  std::shared_ptr<Worker> worker;
+  std::string inbox_prefix;  // "_INBOX.<nuid>."
+  std::mutex mu;
+  uint64_t next_id = 1;
+  std::map<uint64_t, Pending> pending;
+
+  std::optional<Pending> Take(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = pending.find(id);
+    if (it == pending.end()) return std::nullopt;
+    Pending p = std::move(it->second);
+    pending.erase(it);
+    return p;
+  }
+  static void Complete(Pending p, absl::StatusOr<Message> result) {
+    p.executor([done = std::move(p.done), result = std::move(result)]() mutable {
+      done(std::move(result));
+    });
+  }
+};
+
+namespace {
+
+struct ReplyCtx {
+  std::shared_ptr<Requests> requests;
+};
+
+void OnReply(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
+  auto& reqs = *static_cast<ReplyCtx*>(closure)->requests;
+  bool no_responders = natsMsg_IsNoResponders(m);
+  Message msg = CopyOut(m);
+  natsMsg_Destroy(m);
+  std::string_view tail = msg.subject;
+  if (tail.size() <= reqs.inbox_prefix.size()) return;
+  tail.remove_prefix(reqs.inbox_prefix.size());
+  uint64_t id = 0;
+  for (char c : tail) {
+    if (c < '0' || c > '9') return;
+    id = id * 10 + static_cast<uint64_t>(c - '0');
+  }
+  auto p = reqs.Take(id);
+  if (!p) return;  // late: already timed out
+  reqs.worker->Cancel(p->timer);
+  if (no_responders) {
+    Requests::Complete(std::move(*p), absl::NotFoundError("no responders"));
+  } else {
+    Requests::Complete(std::move(*p), std::move(msg));
+  }
+}
+
+void OnReplyComplete(void* closure) { delete static_cast<ReplyCtx*>(closure); }
+
+// Connection callbacks. The closure (a heap shared_ptr) is freed by the
+// closed callback, the last one NATS.c makes.
+void OnDisconnected(natsConnection*, void* closure) {
+  (*static_cast<std::shared_ptr<ConnShared>*>(closure))->Notify(ConnectionState::kDisconnected);
+}
+void OnReconnected(natsConnection*, void* closure) {
+  (*static_cast<std::shared_ptr<ConnShared>*>(closure))->Notify(ConnectionState::kConnected);
+}
+void OnClosed(natsConnection*, void* closure) {
+  auto* shared = static_cast<std::shared_ptr<ConnShared>*>(closure);
+  (*shared)->Notify(ConnectionState::kClosed);
+  delete shared;
+}
+
+class NatsSubscription : public Subscription {
+ public:
+  NatsSubscription(SubscriptionHandle sub, std::shared_ptr<HandlerGate> gate, std::string subject)
+      : sub_(std::move(sub)), gate_(std::move(gate)), subject_(std::move(subject)) {}
+  ~NatsSubscription() override { Unsubscribe(); }
+  void Unsubscribe() override {
+    if (!gate_) return;
+    // Fails harmlessly when the connection is already closed.
+    natsSubscription_Unsubscribe(sub_.get());
+    gate_->Close();
+    gate_.reset();
+    sub_.reset();
+  }
+  const std::string& subject() const override { return subject_; }
+
+ private:
+  SubscriptionHandle sub_;
+  std::shared_ptr<HandlerGate> gate_;
+  std::string subject_;
+};
+
+}  // namespace
+
+struct NatsBus::Core {
+  std::shared_ptr<Worker> worker = std::make_shared<Worker>();
+  Executor default_executor;
+  std::chrono::milliseconds drain_timeout{0};
+  std::shared_ptr<ConnShared> shared = std::make_shared<ConnShared>();
+  std::shared_ptr<Requests> requests = std::make_shared<Requests>();
+  ConnectionHandle conn{nullptr, &natsConnection_Destroy};
+  SubscriptionHandle inbox_sub{nullptr, &natsSubscription_Destroy};
+
+  Executor Resolve(Executor e) const { return e ? std::move(e) : default_executor; }
+  bool Connected() const {
+    return natsConnection_Status(conn.get()) == NATS_CONN_STATUS_CONNECTED;
+  }
+};
+
+NatsBus::NatsBus(std::shared_ptr<Core> core) : core_(std::move(core)) {}
+
+absl::StatusOr<std::unique_ptr<NatsBus>> NatsBus::Connect(Options options) {
+  auto core = std::make_shared<Core>();
+  core->default_executor = options.default_executor
+                               ? std::move(options.default_executor)
+                               : Worker::ExecutorFor(core->worker);
+  core->drain_timeout = options.drain_timeout;
+  core->shared->executor = core->default_executor;
+  core->requests->worker = core->worker;
+
+  natsOptions* raw_opts = nullptr;
+  if (natsStatus s = natsOptions_Create(&raw_opts); s != NATS_OK) {
+    return ToStatus(s, "natsOptions_Create");
+  }
+  OptionsHandle opts(raw_opts, &natsOptions_Destroy);
+  std::vector<const char*> urls;
+  for (const auto& u : options.urls) urls.push_back(u.c_str());
+  natsStatus s = natsOptions_SetServers(opts.get(), urls.data(), static_cast<int>(urls.size()));
+  if (s == NATS_OK) s = natsOptions_SetName(opts.get(), options.name.c_str());
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts.get(), options.connect_timeout.count());
+  if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts.get(), true);
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts.get(), options.max_reconnect);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts.get(), options.reconnect_wait.count());
+  // A pool of delivery threads rather than one thread per subscription.
+  if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(opts.get(), true);
+  if (s != NATS_OK) return ToStatus(s, "natsOptions");
+
+  auto* closure = new std::shared_ptr<ConnShared>(core->shared);
+  s = natsOptions_SetDisconnectedCB(opts.get(), &OnDisconnected, closure);
+  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts.get(), &OnReconnected, closure);
+  if (s == NATS_OK) s = natsOptions_SetClosedCB(opts.get(), &OnClosed, closure);
+  natsConnection* raw_conn = nullptr;
+  if (s == NATS_OK) s = natsConnection_Connect(&raw_conn, opts.get());
+  if (s != NATS_OK) {
+    delete closure;  // no callback is made for a connection that never was
+    return ToStatus(s, "connect to NATS");
+  }
+  core->conn.reset(raw_conn);
+
+  natsInbox* inbox = nullptr;
+  s = natsInbox_Create(&inbox);
+  if (s != NATS_OK) return ToStatus(s, "natsInbox_Create");
+  core->requests->inbox_prefix = absl::StrCat(inbox, ".");
+  natsInbox_Destroy(inbox);
+
+  auto* reply_ctx = new ReplyCtx{core->requests};
+  natsSubscription* raw_sub = nullptr;
+  s = natsConnection_Subscribe(&raw_sub, core->conn.get(),
+                               absl::StrCat(core->requests->inbox_prefix, "*").c_str(),
+                               &OnReply, reply_ctx);
+  if (s != NATS_OK) {
+    delete reply_ctx;
+    return ToStatus(s, "subscribe to the reply inbox");
+  }
+  core->inbox_sub.reset(raw_sub);
+  s = natsSubscription_SetOnCompleteCB(raw_sub, &OnReplyComplete, reply_ctx);
+  if (s != NATS_OK) return ToStatus(s, "natsSubscription_SetOnCompleteCB");
+  return std::unique_ptr<NatsBus>(new NatsBus(std::move(core)));
+}
+
+NatsBus::~NatsBus() {
+  {
+    std::lock_guard<std::mutex> lock(core_->shared->mu);
+    core_->shared->cb = nullptr;
+  }
+  std::map<uint64_t, Requests::Pending> pending;
+  {
+    std::lock_guard<std::mutex> lock(core_->requests->mu);
+    pending.swap(core_->requests->pending);
+  }
+  for (auto& [id, p] : pending) {
+    core_->worker->Cancel(p.timer);
+    Requests::Complete(std::move(p), absl::CancelledError("bus destroyed"));
+  }
+  // Drain: unsubscribe everything, deliver what is in flight, flush, close.
+  // Closing without draining when drain is impossible (disconnected).
+  bool drained = false;
+  if (core_->Connected() &&
+      natsConnection_DrainTimeout(core_->conn.get(), core_->drain_timeout.count()) == NATS_OK) {
+    std::unique_lock<std::mutex> lock(core_->shared->mu);
+    drained = core_->shared->cv.wait_for(lock, core_->drain_timeout + std::chrono::seconds(1),
+                                         [&] { return core_->shared->closed; });
+  }
+  if (!drained) natsConnection_Close(core_->conn.get());
+  core_->inbox_sub.reset();
+  core_->conn.reset();
+  core_->worker->Shutdown();
+}
+
+absl::Status NatsBus::Publish(std::string_view subject, std::string_view payload,
+                              std::string_view reply_to) {
+  if (!ValidSubject(subject)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid subject: ", std::string(subject)));
+  }
+  if (!reply_to.empty() && !ValidSubject(reply_to)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid reply subject: ", std::string(reply_to)));
+  }
+  if (!core_->Connected()) return absl::UnavailableError("not connected to NATS");
+  std::string subj(subject);
+  natsStatus s;
+  if (reply_to.empty()) {
+    s = natsConnection_Publish(core_->conn.get(), subj.c_str(), payload.data(),
+                               static_cast<int>(payload.size()));
+  } else {
+    s = natsConnection_PublishRequest(core_->conn.get(), subj.c_str(),
+                                      std::string(reply_to).c_str(), payload.data(),
+                                      static_cast<int>(payload.size()));
+  }
+  return ToStatus(s, "publish");
+}
+
+absl::StatusOr<SubscriptionPtr> NatsBus::Subscribe(std::string_view subject_pattern,
+                                                   Handler handler,
+                                                   std::string_view queue_group,
+                                                   Executor executor) {
+  if (!ValidSubject(subject_pattern, /*allow_wildcards=*/true)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid subject pattern: ", std::string(subject_pattern)));
+  }
+  if (!handler) return absl::InvalidArgumentError("empty handler");
+  auto gate = std::make_shared<HandlerGate>(std::move(handler));
+  auto* ctx = new SubCtx{gate, core_->Resolve(std::move(executor))};
+  std::string subj(subject_pattern);
+  natsSubscription* raw = nullptr;
+  natsStatus s;
+  if (queue_group.empty()) {
+    s = natsConnection_Subscribe(&raw, core_->conn.get(), subj.c_str(), &OnMessage, ctx);
+  } else {
+    s = natsConnection_QueueSubscribe(&raw, core_->conn.get(), subj.c_str(),
+                                      std::string(queue_group).c_str(), &OnMessage, ctx);
+  }
+  if (s != NATS_OK) {
+    delete ctx;
+    return ToStatus(s, "subscribe");
+  }
+  SubscriptionHandle sub(raw, &natsSubscription_Destroy);
+  s = natsSubscription_SetOnCompleteCB(raw, &OnSubComplete, ctx);
+  if (s != NATS_OK) {
+    // Closed already (connection closing): the closure is leaked rather
+    // than freed under a message callback that may still be running.
+    gate->Close();
+    return ToStatus(s, "natsSubscription_SetOnCompleteCB");
+  }
+  return std::make_unique<NatsSubscription>(std::move(sub), std::move(gate), std::move(subj));
+}
+
+void NatsBus::Request(std::string_view subject, std::string_view payload,
+                      std::chrono::milliseconds timeout, RequestCallback done,
+                      Executor executor) {
+  Requests::Pending p{std::move(done), core_->Resolve(std::move(executor)), 0};
+  if (!ValidSubject(subject)) {
+    Requests::Complete(std::move(p), absl::InvalidArgumentError(
+                                         absl::StrCat("invalid subject: ", std::string(subject))));
+    return;
+  }
+  if (!core_->Connected()) {
+    Requests::Complete(std::move(p), absl::UnavailableError("not connected to NATS"));
+    return;
+  }
+  auto& reqs = core_->requests;
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(reqs->mu);
+    id = reqs->next_id++;
+    reqs->pending.emplace(id, std::move(p));
+  }
+  std::weak_ptr<Requests> weak = reqs;
+  uint64_t timer = core_->worker->PostAfter(timeout, [weak, id] {
+    auto r = weak.lock();
+    if (!r) return;
+    if (auto p = r->Take(id)) {
+      Requests::Complete(std::move(*p), absl::DeadlineExceededError("request timed out"));
+    }
+  });
+  {
+    std::lock_guard<std::mutex> lock(reqs->mu);
+    auto it = reqs->pending.find(id);
+    if (it != reqs->pending.end()) it->second.timer = timer;
+  }
+  std::string subj(subject);
+  std::string reply = absl::StrCat(reqs->inbox_prefix, id);
+  natsStatus s = natsConnection_PublishRequest(core_->conn.get(), subj.c_str(), reply.c_str(),
+                                               payload.data(), static_cast<int>(payload.size()));
+  if (s != NATS_OK) {
+    if (auto p = reqs->Take(id)) {
+      core_->worker->Cancel(p->timer);
+      Requests::Complete(std::move(*p), ToStatus(s, "request"));
+    }
+  }
+}
+
+bool NatsBus::connected() const { return core_->Connected(); }
+
+void NatsBus::SetStateCallback(StateCallback cb) {
+  std::lock_guard<std::mutex> lock(core_->shared->mu);
+  core_->shared->cb = std::move(cb);
+}
+
+}  // namespace switchboard::bus

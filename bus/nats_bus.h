@@ -1,0 +1,58 @@
+#pragma once
+
+// The bus on NATS.c. NATS callbacks run on the library's threads: they only
+// copy the message out and post it to the subscription's executor.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bus/bus.h"
+
+namespace switchboard::bus {
+
+class NatsBus : public Bus {
+ public:
+  struct Options {
+    std::vector<std::string> urls = {"nats://127.0.0.1:4222"};
+    std::string name = "switchboard";
+    std::chrono::milliseconds reconnect_wait{500};
+    int max_reconnect = -1;  // -1: forever
+    std::chrono::milliseconds connect_timeout{2000};
+    // On destruction: drain (deliver what is in flight, flush publishes) for
+    // at most this long, then close.
+    std::chrono::milliseconds drain_timeout{2000};
+    // Runs handlers and callbacks that were given no executor. Empty: one
+    // worker thread owned by the bus.
+    Executor default_executor;
+  };
+
+  // Connects (Unavailable when no server answers).
+  static absl::StatusOr<std::unique_ptr<NatsBus>> Connect(Options options);
+  ~NatsBus() override;
+
+  // Unavailable while disconnected or reconnecting: nothing is buffered for
+  // later (at-most-once; cross-edge traffic pauses while NATS is down).
+  absl::Status Publish(std::string_view subject, std::string_view payload,
+                       std::string_view reply_to = {}) override;
+  // Plain and queue subscriptions are re-sent by NATS.c after a reconnect.
+  absl::StatusOr<SubscriptionPtr> Subscribe(std::string_view subject_pattern,
+                                            Handler handler,
+                                            std::string_view queue_group = {},
+                                            Executor executor = {}) override;
+  // Replies come to one wildcard inbox subscription (`_INBOX.<nuid>.*`) per
+  // connection; "no responders" (server status 503) is NotFound.
+  void Request(std::string_view subject, std::string_view payload,
+               std::chrono::milliseconds timeout, RequestCallback done,
+               Executor executor = {}) override;
+  bool connected() const override;
+  void SetStateCallback(StateCallback cb) override;
+
+  struct Core;
+
+ private:
+  explicit NatsBus(std::shared_ptr<Core> core);
+  std::shared_ptr<Core> core_;
+};
+
+}  // namespace switchboard::bus

@@ -1,0 +1,134 @@
+// NatsBus behaviour that only a real server shows: outages and reconnects.
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <mutex>
+#include <vector>
+
+#include "bus/nats_bus.h"
+#include "tests/bus/collector.h"
+#include "tests/bus/nats_server.h"
+
+namespace switchboard::bus {
+namespace {
+
+using testing::Collector;
+using testing::Eventually;
+using testing::kWait;
+using testing::NatsServer;
+
+TEST(NatsBusTest, ConnectWithoutServerIsUnavailable) {
+  NatsBus::Options options;
+  options.urls = {"nats://127.0.0.1:" + std::to_string(NatsServer::FreePort())};
+  options.connect_timeout = std::chrono::milliseconds(500);
+  auto bus = NatsBus::Connect(options);
+  ASSERT_FALSE(bus.ok());
+  EXPECT_EQ(bus.status().code(), absl::StatusCode::kUnavailable) << bus.status();
+}
+
+TEST(NatsBusTest, TwoConnectionsShareSubjectsAndQueueGroups) {
+  NatsServer server;
+  ASSERT_TRUE(server.Start());
+  NatsBus::Options options;
+  options.urls = {server.url()};
+  auto a = NatsBus::Connect(options);
+  auto b = NatsBus::Connect(options);
+  ASSERT_TRUE(a.ok() && b.ok());
+  Collector on_b;
+  auto sub = (*b)->Subscribe("cross.*", on_b.handler());
+  ASSERT_TRUE(sub.ok());
+  // The subscription reaches the server asynchronously: publish until seen.
+  ASSERT_TRUE(Eventually([&] {
+    (void)(*a)->Publish("cross.x", "hi");
+    return on_b.WaitFor(1, std::chrono::milliseconds(50));
+  }));
+  // A request from A answered by B.
+  auto responder = (*b)->Subscribe("cross.svc", [&](Message m) {
+    (void)(*b)->Publish(m.reply_to, "pong");
+  });
+  ASSERT_TRUE(responder.ok());
+  absl::StatusOr<Message> reply = absl::UnknownError("none");
+  ASSERT_TRUE(Eventually([&] {
+    std::promise<absl::StatusOr<Message>> p;
+    auto f = p.get_future();
+    (*a)->Request("cross.svc", "ping", std::chrono::milliseconds(500),
+                  [&p](absl::StatusOr<Message> r) { p.set_value(std::move(r)); });
+    if (f.wait_for(kWait) != std::future_status::ready) return false;
+    reply = f.get();
+    return reply.ok();
+  }));
+  EXPECT_EQ(reply->payload, "pong");
+}
+
+TEST(NatsBusTest, ReconnectsAndResubscribesAfterServerRestart) {
+  NatsServer server;
+  ASSERT_TRUE(server.Start());
+  NatsBus::Options options;
+  options.urls = {server.url()};
+  options.reconnect_wait = std::chrono::milliseconds(100);
+  options.max_reconnect = -1;
+  auto bus = NatsBus::Connect(options);
+  ASSERT_TRUE(bus.ok()) << bus.status();
+  std::mutex mu;
+  std::vector<ConnectionState> states;
+  (*bus)->SetStateCallback([&](ConnectionState s) {
+    std::lock_guard<std::mutex> lock(mu);
+    states.push_back(s);
+  });
+  auto has_state = [&](ConnectionState s) {
+    std::lock_guard<std::mutex> lock(mu);
+    return std::find(states.begin(), states.end(), s) != states.end();
+  };
+
+  Collector c;
+  auto sub = (*bus)->Subscribe("live.>", c.handler());
+  ASSERT_TRUE(sub.ok());
+  ASSERT_TRUE((*bus)->Publish("live.a", "before").ok());
+  ASSERT_TRUE(c.WaitFor(1));
+
+  server.Stop();
+  ASSERT_TRUE(Eventually([&] { return !(*bus)->connected(); }));
+  ASSERT_TRUE(Eventually([&] { return has_state(ConnectionState::kDisconnected); }));
+  // While down: publishes are refused (not buffered), requests fail fast.
+  EXPECT_EQ((*bus)->Publish("live.a", "during").code(), absl::StatusCode::kUnavailable);
+  std::promise<absl::Status> req;
+  auto req_done = req.get_future();
+  (*bus)->Request("live.svc", "x", std::chrono::seconds(5),
+                  [&req](absl::StatusOr<Message> r) { req.set_value(r.status()); });
+  ASSERT_EQ(req_done.wait_for(kWait), std::future_status::ready);
+  EXPECT_EQ(req_done.get().code(), absl::StatusCode::kUnavailable);
+
+  ASSERT_TRUE(server.Start());  // same port
+  ASSERT_TRUE(Eventually([&] { return (*bus)->connected(); }));
+  ASSERT_TRUE(Eventually([&] { return has_state(ConnectionState::kConnected); }));
+  // NATS.c re-sent the subscription before anything we publish now.
+  ASSERT_TRUE((*bus)->Publish("live.b", "after").ok());
+  ASSERT_TRUE(c.WaitFor(2));
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"before", "after"}));
+
+  // Another connection's publish reaches it too: the server knows the sub.
+  auto other = NatsBus::Connect(options);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE((*other)->Publish("live.c", "from-other").ok());
+  ASSERT_TRUE(c.WaitFor(3));
+  (*bus)->SetStateCallback(nullptr);
+}
+
+TEST(NatsBusTest, SubscriptionsMayOutliveTheBus) {
+  NatsServer server;
+  ASSERT_TRUE(server.Start());
+  NatsBus::Options options;
+  options.urls = {server.url()};
+  auto bus = NatsBus::Connect(options);
+  ASSERT_TRUE(bus.ok());
+  Collector c;
+  auto sub = (*bus)->Subscribe("x", c.handler());
+  ASSERT_TRUE(sub.ok());
+  bus->reset();  // drains and closes
+  (*sub)->Unsubscribe();
+  sub->reset();
+}
+
+}  // namespace
+}  // namespace switchboard::bus
