@@ -2,17 +2,18 @@
 
 #include <atomic>
 #include <map>
-#include <optional>
 #include <mutex>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bus/pending_requests.h"
 #include "bus/subject.h"
 #include "bus/worker.h"
 
 namespace switchboard::bus {
 
 using internal::HandlerGate;
+using internal::PendingRequests;
 using internal::Worker;
 
 struct InProcessBus::Core {
@@ -22,13 +23,9 @@ struct InProcessBus::Core {
     Executor executor;
     std::shared_ptr<HandlerGate> gate;
   };
-  struct Pending {
-    RequestCallback done;
-    Executor executor;
-    uint64_t timer = 0;
-  };
 
   std::shared_ptr<Worker> worker = std::make_shared<Worker>();
+  std::shared_ptr<PendingRequests> requests = std::make_shared<PendingRequests>(worker);
   Executor default_executor;
   std::string inbox_prefix;
 
@@ -36,8 +33,6 @@ struct InProcessBus::Core {
   uint64_t next_sub ABSL_GUARDED_BY(mu) = 1;
   std::map<uint64_t, Sub> subs ABSL_GUARDED_BY(mu);
   std::map<std::string, uint64_t> rr ABSL_GUARDED_BY(mu);  // queue -> counter
-  uint64_t next_request ABSL_GUARDED_BY(mu) = 1;
-  std::map<uint64_t, Pending> pending ABSL_GUARDED_BY(mu);
   bool closed ABSL_GUARDED_BY(mu) = false;
 
   Executor Resolve(Executor e) const {
@@ -47,22 +42,6 @@ struct InProcessBus::Core {
   void Remove(uint64_t id) {
     std::lock_guard<std::mutex> lock(mu);
     subs.erase(id);
-  }
-
-  // Removes and returns a pending request, if still there.
-  std::optional<Pending> Take(uint64_t id) {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = pending.find(id);
-    if (it == pending.end()) return std::nullopt;
-    Pending p = std::move(it->second);
-    pending.erase(it);
-    return p;
-  }
-
-  static void Complete(Pending p, absl::StatusOr<Message> result) {
-    p.executor([done = std::move(p.done), result = std::move(result)]() mutable {
-      done(std::move(result));
-    });
   }
 
   // Delivers to every matching subscriber; returns how many got it.
@@ -135,10 +114,7 @@ InProcessBus::InProcessBus(Options options) : core_(std::make_shared<Core>()) {
     uint64_t id = 0;
     std::string_view tail = std::string_view(msg.subject).substr(core->inbox_prefix.size());
     for (char c : tail) id = id * 10 + static_cast<uint64_t>(c - '0');
-    auto p = core->Take(id);
-    if (!p) return;  // late reply, after the timeout
-    core->worker->Cancel(p->timer);
-    Core::Complete(std::move(*p), std::move(msg));
+    core->requests->Finish(id, std::move(msg));  // nothing if late
   });
   std::lock_guard<std::mutex> lock(core_->mu);
   core_->subs.emplace(0, Core::Sub{absl::StrCat(core_->inbox_prefix, "*"), "",
@@ -146,26 +122,19 @@ InProcessBus::InProcessBus(Options options) : core_(std::make_shared<Core>()) {
 }
 
 InProcessBus::~InProcessBus() {
-  std::map<uint64_t, Core::Pending> pending;
   {
     std::lock_guard<std::mutex> lock(core_->mu);
     core_->closed = true;
-    pending.swap(core_->pending);
     core_->subs.erase(0);
   }
-  for (auto& [id, p] : pending) {
-    core_->worker->Cancel(p.timer);
-    Core::Complete(std::move(p), absl::CancelledError("bus destroyed"));
-  }
+  core_->requests->CancelAll(absl::CancelledError("bus destroyed"));
   core_->worker->Shutdown();
 }
 
 absl::Status InProcessBus::Publish(std::string_view subject,
                                    std::string_view payload,
                                    std::string_view reply_to) {
-  if (!ValidSubject(subject)) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid subject: ", std::string(subject)));
-  }
+  if (absl::Status s = CheckSubject(subject); !s.ok()) return s;
   if (!reply_to.empty() && !ValidSubject(reply_to)) {
     return absl::InvalidArgumentError(absl::StrCat("invalid reply subject: ", std::string(reply_to)));
   }
@@ -199,39 +168,17 @@ absl::StatusOr<SubscriptionPtr> InProcessBus::Subscribe(
 void InProcessBus::Request(std::string_view subject, std::string_view payload,
                            std::chrono::milliseconds timeout, RequestCallback done,
                            Executor executor) {
-  Core::Pending p{std::move(done), core_->Resolve(std::move(executor)), 0};
-  if (!ValidSubject(subject)) {
-    Core::Complete(std::move(p), absl::InvalidArgumentError(
-                                     absl::StrCat("invalid subject: ", std::string(subject))));
+  PendingRequests::Pending p{std::move(done), core_->Resolve(std::move(executor))};
+  if (absl::Status s = CheckSubject(subject); !s.ok()) {
+    PendingRequests::Complete(std::move(p), std::move(s));
     return;
   }
-  uint64_t id;
-  {
-    std::lock_guard<std::mutex> lock(core_->mu);
-    id = core_->next_request++;
-    core_->pending.emplace(id, std::move(p));
-  }
-  std::weak_ptr<Core> weak = core_;
-  uint64_t timer = core_->worker->PostAfter(timeout, [weak, id] {
-    auto core = weak.lock();
-    if (!core) return;
-    if (auto p = core->Take(id)) {
-      Core::Complete(std::move(*p), absl::DeadlineExceededError("request timed out"));
-    }
-  });
-  {
-    std::lock_guard<std::mutex> lock(core_->mu);
-    auto it = core_->pending.find(id);
-    if (it != core_->pending.end()) it->second.timer = timer;
-  }
+  uint64_t id = core_->requests->Add(std::move(p), timeout);
   Message msg{std::string(subject), std::string(payload),
               absl::StrCat(core_->inbox_prefix, id)};
   if (core_->Route(msg) == 0) {
-    if (auto p = core_->Take(id)) {
-      core_->worker->Cancel(p->timer);
-      Core::Complete(std::move(*p), absl::NotFoundError(absl::StrCat(
-                                        "no responders for ", std::string(subject))));
-    }
+    core_->requests->Finish(
+        id, absl::NotFoundError(absl::StrCat("no responders for ", std::string(subject))));
   }
 }
 

@@ -3,17 +3,17 @@
 #include <nats/nats.h>
 
 #include <condition_variable>
-#include <map>
 #include <mutex>
-#include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "bus/pending_requests.h"
 #include "bus/subject.h"
 #include "bus/worker.h"
 
 namespace switchboard::bus {
 
 using internal::HandlerGate;
+using internal::PendingRequests;
 using internal::Worker;
 
 namespace {
@@ -104,60 +104,32 @@ struct ConnShared {
   }
 };
 
-// Pending requests; touched by the reply subscription and timers.
-struct Requests {
-  struct Pending {
-    RequestCallback done;
-    Executor executor;
-    uint64_t timer = 0;
-  };
-  std::shared_ptr<Worker> worker;
-  std::string inbox_prefix;  // "_INBOX.<nuid>."
-  std::mutex mu;
-  uint64_t next_id = 1;
-  std::map<uint64_t, Pending> pending;
-
-  std::optional<Pending> Take(uint64_t id) {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = pending.find(id);
-    if (it == pending.end()) return std::nullopt;
-    Pending p = std::move(it->second);
-    pending.erase(it);
-    return p;
-  }
-  static void Complete(Pending p, absl::StatusOr<Message> result) {
-    p.executor([done = std::move(p.done), result = std::move(result)]() mutable {
-      done(std::move(result));
-    });
-  }
-};
-
 namespace {
 
+// Closure of the reply inbox subscription.
 struct ReplyCtx {
-  std::shared_ptr<Requests> requests;
+  std::shared_ptr<PendingRequests> requests;
+  std::string inbox_prefix;  // "_INBOX.<nuid>."
 };
 
 void OnReply(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
-  auto& reqs = *static_cast<ReplyCtx*>(closure)->requests;
+  auto& ctx = *static_cast<ReplyCtx*>(closure);
   bool no_responders = natsMsg_IsNoResponders(m);
   Message msg = CopyOut(m);
   natsMsg_Destroy(m);
   std::string_view tail = msg.subject;
-  if (tail.size() <= reqs.inbox_prefix.size()) return;
-  tail.remove_prefix(reqs.inbox_prefix.size());
+  if (tail.size() <= ctx.inbox_prefix.size()) return;
+  tail.remove_prefix(ctx.inbox_prefix.size());
   uint64_t id = 0;
   for (char c : tail) {
     if (c < '0' || c > '9') return;
     id = id * 10 + static_cast<uint64_t>(c - '0');
   }
-  auto p = reqs.Take(id);
-  if (!p) return;  // late: already timed out
-  reqs.worker->Cancel(p->timer);
+  // Nothing if late: already timed out.
   if (no_responders) {
-    Requests::Complete(std::move(*p), absl::NotFoundError("no responders"));
+    ctx.requests->Finish(id, absl::NotFoundError("no responders"));
   } else {
-    Requests::Complete(std::move(*p), std::move(msg));
+    ctx.requests->Finish(id, std::move(msg));
   }
 }
 
@@ -205,7 +177,8 @@ struct NatsBus::Core {
   Executor default_executor;
   std::chrono::milliseconds drain_timeout{0};
   std::shared_ptr<ConnShared> shared = std::make_shared<ConnShared>();
-  std::shared_ptr<Requests> requests = std::make_shared<Requests>();
+  std::shared_ptr<PendingRequests> requests = std::make_shared<PendingRequests>(worker);
+  std::string inbox_prefix;  // "_INBOX.<nuid>."
   ConnectionHandle conn{nullptr, &natsConnection_Destroy};
   SubscriptionHandle inbox_sub{nullptr, &natsSubscription_Destroy};
 
@@ -224,7 +197,6 @@ absl::StatusOr<std::unique_ptr<NatsBus>> NatsBus::Connect(Options options) {
                                : Worker::ExecutorFor(core->worker);
   core->drain_timeout = options.drain_timeout;
   core->shared->executor = core->default_executor;
-  core->requests->worker = core->worker;
 
   natsOptions* raw_opts = nullptr;
   if (natsStatus s = natsOptions_Create(&raw_opts); s != NATS_OK) {
@@ -258,13 +230,13 @@ absl::StatusOr<std::unique_ptr<NatsBus>> NatsBus::Connect(Options options) {
   natsInbox* inbox = nullptr;
   s = natsInbox_Create(&inbox);
   if (s != NATS_OK) return ToStatus(s, "natsInbox_Create");
-  core->requests->inbox_prefix = absl::StrCat(inbox, ".");
+  core->inbox_prefix = absl::StrCat(inbox, ".");
   natsInbox_Destroy(inbox);
 
-  auto* reply_ctx = new ReplyCtx{core->requests};
+  auto* reply_ctx = new ReplyCtx{core->requests, core->inbox_prefix};
   natsSubscription* raw_sub = nullptr;
   s = natsConnection_Subscribe(&raw_sub, core->conn.get(),
-                               absl::StrCat(core->requests->inbox_prefix, "*").c_str(),
+                               absl::StrCat(core->inbox_prefix, "*").c_str(),
                                &OnReply, reply_ctx);
   if (s != NATS_OK) {
     delete reply_ctx;
@@ -281,15 +253,7 @@ NatsBus::~NatsBus() {
     std::lock_guard<std::mutex> lock(core_->shared->mu);
     core_->shared->cb = nullptr;
   }
-  std::map<uint64_t, Requests::Pending> pending;
-  {
-    std::lock_guard<std::mutex> lock(core_->requests->mu);
-    pending.swap(core_->requests->pending);
-  }
-  for (auto& [id, p] : pending) {
-    core_->worker->Cancel(p.timer);
-    Requests::Complete(std::move(p), absl::CancelledError("bus destroyed"));
-  }
+  core_->requests->CancelAll(absl::CancelledError("bus destroyed"));
   // Drain: unsubscribe everything, deliver what is in flight, flush, close.
   // Closing without draining when drain is impossible (disconnected).
   bool drained = false;
@@ -307,9 +271,7 @@ NatsBus::~NatsBus() {
 
 absl::Status NatsBus::Publish(std::string_view subject, std::string_view payload,
                               std::string_view reply_to) {
-  if (!ValidSubject(subject)) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid subject: ", std::string(subject)));
-  }
+  if (absl::Status s = CheckSubject(subject); !s.ok()) return s;
   if (!reply_to.empty() && !ValidSubject(reply_to)) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid reply subject: ", std::string(reply_to)));
@@ -366,46 +328,21 @@ absl::StatusOr<SubscriptionPtr> NatsBus::Subscribe(std::string_view subject_patt
 void NatsBus::Request(std::string_view subject, std::string_view payload,
                       std::chrono::milliseconds timeout, RequestCallback done,
                       Executor executor) {
-  Requests::Pending p{std::move(done), core_->Resolve(std::move(executor)), 0};
-  if (!ValidSubject(subject)) {
-    Requests::Complete(std::move(p), absl::InvalidArgumentError(
-                                         absl::StrCat("invalid subject: ", std::string(subject))));
+  PendingRequests::Pending p{std::move(done), core_->Resolve(std::move(executor))};
+  absl::Status status = CheckSubject(subject);
+  if (status.ok() && !core_->Connected()) {
+    status = absl::UnavailableError("not connected to NATS");
+  }
+  if (!status.ok()) {
+    PendingRequests::Complete(std::move(p), std::move(status));
     return;
   }
-  if (!core_->Connected()) {
-    Requests::Complete(std::move(p), absl::UnavailableError("not connected to NATS"));
-    return;
-  }
-  auto& reqs = core_->requests;
-  uint64_t id;
-  {
-    std::lock_guard<std::mutex> lock(reqs->mu);
-    id = reqs->next_id++;
-    reqs->pending.emplace(id, std::move(p));
-  }
-  std::weak_ptr<Requests> weak = reqs;
-  uint64_t timer = core_->worker->PostAfter(timeout, [weak, id] {
-    auto r = weak.lock();
-    if (!r) return;
-    if (auto p = r->Take(id)) {
-      Requests::Complete(std::move(*p), absl::DeadlineExceededError("request timed out"));
-    }
-  });
-  {
-    std::lock_guard<std::mutex> lock(reqs->mu);
-    auto it = reqs->pending.find(id);
-    if (it != reqs->pending.end()) it->second.timer = timer;
-  }
+  uint64_t id = core_->requests->Add(std::move(p), timeout);
   std::string subj(subject);
-  std::string reply = absl::StrCat(reqs->inbox_prefix, id);
+  std::string reply = absl::StrCat(core_->inbox_prefix, id);
   natsStatus s = natsConnection_PublishRequest(core_->conn.get(), subj.c_str(), reply.c_str(),
                                                payload.data(), static_cast<int>(payload.size()));
-  if (s != NATS_OK) {
-    if (auto p = reqs->Take(id)) {
-      core_->worker->Cancel(p->timer);
-      Requests::Complete(std::move(*p), ToStatus(s, "request"));
-    }
-  }
+  if (s != NATS_OK) core_->requests->Finish(id, ToStatus(s, "request"));
 }
 
 bool NatsBus::connected() const { return core_->Connected(); }

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+
 namespace switchboard::bus {
 namespace {
 
@@ -49,6 +51,11 @@ bool ValidSubject(std::string_view subject, bool allow_wildcards) {
     if (t == ">" && (!allow_wildcards || i + 1 != tokens.size())) return false;
   }
   return true;
+}
+
+absl::Status CheckSubject(std::string_view subject) {
+  if (ValidSubject(subject)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("invalid subject: ", std::string(subject)));
 }
 
 bool SubjectMatches(std::string_view pattern, std::string_view subject) {

@@ -3,6 +3,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace switchboard::bus {
@@ -12,6 +13,8 @@ namespace switchboard::bus {
 // the last token may be exactly `>`; otherwise `*` and `>` tokens are refused
 // (a `*` or `>` inside a longer token is an ordinary character, as in NATS).
 bool ValidSubject(std::string_view subject, bool allow_wildcards = false);
+// OK for a valid literal subject, else InvalidArgument "invalid subject: ...".
+absl::Status CheckSubject(std::string_view subject);
 
 // NATS matching: `*` matches exactly one token, a final `>` one or more.
 // `subject` must be a literal subject.
