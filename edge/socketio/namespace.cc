@@ -39,6 +39,7 @@ void Namespace::Connect(const SocketPtr& socket,
     local.socket_count.fetch_add(1, std::memory_order_relaxed);
     socket->MarkConnected();
     socket->Join(socket->id());
+    if (auto* observer = server_.membership_observer()) observer->OnConnected(*socket);
     if (!on_connection_) return;
     try {
       on_connection_(socket);
@@ -77,11 +78,14 @@ void Namespace::Remove(Socket& socket, std::string_view reason) {
     it->second.erase(&socket);
     if (it->second.empty()) local.rooms.erase(it);
   }
+  if (auto* observer = server_.membership_observer()) observer->OnDisconnected(socket, reason);
   if (on_disconnect_) on_disconnect_(socket.shared_from_this(), reason);
 }
 
 void Namespace::AddToRoom(Socket& socket, const std::string& room) {
   Local().rooms[room].insert(&socket);
+  auto* observer = server_.membership_observer();
+  if (observer && room != socket.id()) observer->OnJoined(socket, room);
 }
 
 void Namespace::RemoveFromRoom(Socket& socket, const std::string& room) {
@@ -90,6 +94,8 @@ void Namespace::RemoveFromRoom(Socket& socket, const std::string& room) {
   if (it == local.rooms.end()) return;
   it->second.erase(&socket);
   if (it->second.empty()) local.rooms.erase(it);
+  auto* observer = server_.membership_observer();
+  if (observer && room != socket.id()) observer->OnLeft(socket, room);
 }
 
 void Namespace::Dispatch(const SocketPtr& socket, std::string_view event, Json& args, Ack ack) {
@@ -159,6 +165,11 @@ void Namespace::DeliverLocal(const BroadcastTarget& target,
 size_t Namespace::LocalSocketCount() const {
   int shard = edge::Runtime::CurrentShard();
   return shards_[shard < 0 ? 0 : shard]->sockets.size();
+}
+
+void Namespace::ForEachLocalSocket(const std::function<void(const Socket&)>& visit) const {
+  int shard = edge::Runtime::CurrentShard();
+  for (const auto& [id, socket] : shards_[shard < 0 ? 0 : shard]->sockets) visit(*socket);
 }
 
 size_t Namespace::SocketCount() const {

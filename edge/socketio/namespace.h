@@ -64,6 +64,8 @@ class Namespace {
 
   // Sockets of this namespace on the calling shard, by id.
   size_t LocalSocketCount() const;
+  // Visits the sockets of this namespace on the calling shard (snapshots).
+  void ForEachLocalSocket(const std::function<void(const Socket&)>& visit) const;
   // Counters (all shards): sockets connected now, events received from
   // clients that no handler took.
   size_t SocketCount() const;

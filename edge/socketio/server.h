@@ -10,6 +10,7 @@
 #include "edge/engineio/server.h"
 #include "edge/runtime.h"
 #include "edge/socketio/decoder.h"
+#include "edge/socketio/membership_observer.h"
 #include "edge/socketio/namespace.h"
 
 namespace switchboard::sio {
@@ -40,11 +41,16 @@ class Server {
   // New socket id: unguessable, and names the shard that holds it.
   std::string NewSocketId() const;
 
+  // Set before serving; not owned; nullptr: nobody listens.
+  void SetMembershipObserver(MembershipObserver* observer) { observer_ = observer; }
+  MembershipObserver* membership_observer() const { return observer_; }
+
  private:
   edge::Runtime& runtime_;
   ServerOptions options_;
   std::unique_ptr<eio::Server> engine_;
   std::vector<std::unique_ptr<Namespace>> namespaces_;
+  MembershipObserver* observer_ = nullptr;
 };
 
 }  // namespace switchboard::sio

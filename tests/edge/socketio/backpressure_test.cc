@@ -3,13 +3,7 @@
 // receiving everything; volatile packets to a client that is behind are
 // dropped instead of queued, and that client stays connected.
 #include <gtest/gtest.h>
-#include <sys/socket.h>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/buffers_to_string.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <mutex>
 #include <thread>
@@ -17,68 +11,18 @@
 #include "edge/http/server.h"
 #include "edge/runtime.h"
 #include "edge/socketio/server.h"
+#include "tests/edge/blocking_client.h"
 
 namespace switchboard {
 namespace {
 
-namespace net = boost::asio;
-namespace beast = boost::beast;
-using tcp = net::ip::tcp;
 using sio::Json;
+using testing_support::BlockingClient;
 
 constexpr size_t kBlobBytes = 10'000;
 constexpr size_t kBlobs = 1'500;  // 15 MB: far past kernel buffers and the bound
 constexpr size_t kQueueBound = 1u << 20;
 constexpr size_t kBatch = 4;  // 40 kB: below the volatile drop threshold
-
-// A blocking Socket.IO client over WebSocket; every read gives up after 10 s.
-class BlockingClient {
- public:
-  // `small_window`: a small receive buffer, so a client that stops reading
-  // backs up soon.
-  BlockingClient(uint16_t port, bool small_window) : ws_(ioc_) {
-    tcp::endpoint endpoint(net::ip::make_address("127.0.0.1"), port);
-    tcp::socket& socket = ws_.next_layer();
-    socket.open(tcp::v4());
-    if (small_window) socket.set_option(net::socket_base::receive_buffer_size(16 * 1024));
-    socket.set_option(tcp::no_delay(true));
-    socket.connect(endpoint);
-    timeval timeout{10, 0};
-    setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout,
-               sizeof(timeout));
-    ws_.handshake("127.0.0.1", "/socket.io/?EIO=4&transport=websocket");
-    EXPECT_EQ(Read().substr(0, 1), "0");  // Engine.IO open
-    Send("40");
-    EXPECT_EQ(Read().substr(0, 2), "40");  // Socket.IO CONNECT
-  }
-
-  void Send(const std::string& text) {
-    ws_.text(true);
-    ws_.write(net::buffer(text));
-  }
-
-  // The next message that is not a ping (pings are answered).
-  std::string Read() {
-    for (;;) {
-      beast::flat_buffer buffer;
-      ws_.read(buffer);
-      std::string message = beast::buffers_to_string(buffer.data());
-      if (message != "2") return message;
-      Send("3");
-    }
-  }
-
-  // Emits with an ack and waits for it.
-  void Call(const std::string& event_json_array) {
-    Send("421" + event_json_array);
-    while (Read().rfind("431", 0) != 0) {
-    }
-  }
-
- private:
-  net::io_context ioc_;
-  beast::websocket::stream<tcp::socket> ws_;
-};
 
 class BackpressureTest : public ::testing::Test {
  protected:

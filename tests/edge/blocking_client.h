@@ -1,0 +1,69 @@
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/websocket.hpp>
+#include <cstdint>
+#include <string>
+
+namespace switchboard::testing_support {
+
+// A blocking Socket.IO client over WebSocket; every read gives up after 10 s.
+class BlockingClient {
+  using tcp = boost::asio::ip::tcp;
+
+ public:
+  // `small_window`: a small receive buffer, so a client that stops reading
+  // backs up soon.
+  explicit BlockingClient(uint16_t port, bool small_window = false) : ws_(ioc_) {
+    tcp::endpoint endpoint(boost::asio::ip::make_address("127.0.0.1"), port);
+    tcp::socket& socket = ws_.next_layer();
+    socket.open(tcp::v4());
+    if (small_window) socket.set_option(boost::asio::socket_base::receive_buffer_size(16 * 1024));
+    socket.set_option(tcp::no_delay(true));
+    socket.connect(endpoint);
+    timeval timeout{10, 0};
+    setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout,
+               sizeof(timeout));
+    ws_.handshake("127.0.0.1", "/socket.io/?EIO=4&transport=websocket");
+    EXPECT_EQ(Read().substr(0, 1), "0");  // Engine.IO open
+    Send("40");
+    EXPECT_EQ(Read().substr(0, 2), "40");  // Socket.IO CONNECT
+  }
+
+  void Send(const std::string& text) {
+    ws_.text(true);
+    ws_.write(boost::asio::buffer(text));
+  }
+
+  // The next message that is not a ping (pings are answered).
+  std::string Read() {
+    for (;;) {
+      boost::beast::flat_buffer buffer;
+      ws_.read(buffer);
+      std::string message = boost::beast::buffers_to_string(buffer.data());
+      if (message != "2") return message;
+      Send("3");
+    }
+  }
+
+  // Closes the WebSocket (the server sees "transport close").
+  void Close() { ws_.close(boost::beast::websocket::close_code::normal); }
+
+  // Emits with an ack and waits for it.
+  void Call(const std::string& event_json_array) {
+    Send("421" + event_json_array);
+    while (Read().rfind("431", 0) != 0) {
+    }
+  }
+
+ private:
+  boost::asio::io_context ioc_;
+  boost::beast::websocket::stream<tcp::socket> ws_;
+};
+
+}  // namespace switchboard::testing_support

@@ -1,0 +1,172 @@
+// The membership observer hears connects, joins, leaves and disconnects as
+// they happen, without a socket's own-id room, on both shards.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "edge/http/server.h"
+#include "edge/runtime.h"
+#include "edge/socketio/server.h"
+#include "edge/socketio/socket.h"
+#include "tests/edge/blocking_client.h"
+
+namespace switchboard {
+namespace {
+
+using sio::Json;
+using testing_support::BlockingClient;
+
+class Recorder : public sio::MembershipObserver {
+ public:
+  void OnConnected(const sio::Socket& socket) override {
+    Add("connected " + socket.id() + " " + socket.nsp().name());
+  }
+  void OnDisconnected(const sio::Socket& socket, std::string_view reason) override {
+    std::string rooms;
+    for (const auto& room : socket.rooms()) {
+      if (room != socket.id()) rooms += " " + room;
+    }
+    Add("disconnected " + socket.id() + " " + std::string(reason) + " in" + rooms);
+  }
+  void OnJoined(const sio::Socket& socket, const std::string& room) override {
+    Add("joined " + socket.id() + " " + room);
+  }
+  void OnLeft(const sio::Socket& socket, const std::string& room) override {
+    Add("left " + socket.id() + " " + room);
+  }
+
+  std::vector<std::string> Events() {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+
+ private:
+  void Add(std::string event) {
+    std::lock_guard lock(mu_);
+    events_.push_back(std::move(event));
+  }
+  std::mutex mu_;
+  std::vector<std::string> events_;
+};
+
+class MembershipTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    runtime_ = std::make_unique<edge::Runtime>(2);
+    io_ = std::make_unique<sio::Server>(*runtime_, eio::Options{});
+    io_->SetMembershipObserver(&recorder_);
+    sio::Namespace& nsp = io_->Of("/");
+    nsp.On("join", [](const sio::SocketPtr& socket, std::string_view, Json& args, sio::Ack ack) {
+      socket->Join(args.at(0).get<std::string>());
+      ack(Json::array({socket->id()}));
+    });
+    nsp.On("leave", [](const sio::SocketPtr& socket, std::string_view, Json& args, sio::Ack ack) {
+      socket->Leave(args.at(0).get<std::string>());
+      ack(Json::array());
+    });
+    http_ = std::make_unique<edge::HttpServer>(*runtime_, edge::HttpOptions{"127.0.0.1", 0});
+    http_->Mount("/socket.io/", io_->engine());
+    ASSERT_TRUE(http_->Listen().ok());
+    runtime_->Start();
+  }
+
+  void TearDown() override {
+    io_->engine().CloseAll();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    runtime_->Stop();
+    runtime_->Join();
+  }
+
+  // The socket id, learnt from the join ack.
+  static std::string Join(BlockingClient& client, const std::string& room) {
+    client.Send(R"(421["join",")" + room + R"("])");
+    for (;;) {
+      std::string message = client.Read();
+      if (message.rfind("431", 0) == 0) return Json::parse(message.substr(3)).at(0);
+    }
+  }
+
+  bool WaitForEvents(size_t n) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (recorder_.Events().size() < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return recorder_.Events().size() >= n;
+  }
+
+  Recorder recorder_;
+  std::unique_ptr<edge::Runtime> runtime_;
+  std::unique_ptr<sio::Server> io_;
+  std::unique_ptr<edge::HttpServer> http_;
+};
+
+TEST_F(MembershipTest, ReportsEveryChangeOfEverySocket) {
+  BlockingClient a(http_->port());
+  BlockingClient b(http_->port());  // the next shard: connections alternate
+  std::string id_a = Join(a, "lobby");
+  std::string id_b = Join(b, "lobby");
+  Join(a, "lobby");  // already in: no event
+  Join(a, "games");
+  a.Call(R"(["leave","lobby"])");
+  a.Call(R"(["leave","nowhere"])");  // not in: no event
+  a.Close();
+  ASSERT_TRUE(WaitForEvents(7));
+  b.Close();
+  ASSERT_TRUE(WaitForEvents(8));
+
+  std::vector<std::string> events = recorder_.Events();
+  // Per socket the order is exact; a's and b's streams interleave.
+  auto of = [&](const std::string& id) {
+    std::vector<std::string> mine;
+    for (const auto& e : events) {
+      if (e.find(id) != std::string::npos) mine.push_back(e);
+    }
+    return mine;
+  };
+  EXPECT_EQ(of(id_a), (std::vector<std::string>{
+                          "connected " + id_a + " /",
+                          "joined " + id_a + " lobby",
+                          "joined " + id_a + " games",
+                          "left " + id_a + " lobby",
+                          "disconnected " + id_a + " transport close in games",
+                      }));
+  EXPECT_EQ(of(id_b), (std::vector<std::string>{
+                          "connected " + id_b + " /",
+                          "joined " + id_b + " lobby",
+                          "disconnected " + id_b + " transport close in lobby",
+                      }));
+  EXPECT_EQ(events.size(), 8u);
+}
+
+TEST_F(MembershipTest, SnapshotVisitsTheSocketsOfEachShard) {
+  BlockingClient a(http_->port());
+  BlockingClient b(http_->port());
+  std::string id_a = Join(a, "x");
+  std::string id_b = Join(b, "y");
+  std::vector<std::string> seen;
+  std::mutex mu;
+  for (size_t shard = 0; shard < runtime_->size(); ++shard) {
+    std::promise<void> done;
+    runtime_->Post(shard, [&] {
+      io_->Of("/").ForEachLocalSocket([&](const sio::Socket& socket) {
+        std::lock_guard lock(mu);
+        seen.push_back(socket.id());
+      });
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+  std::sort(seen.begin(), seen.end());
+  std::vector<std::string> expected{id_a, id_b};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(seen, expected);
+  a.Close();
+  b.Close();
+}
+
+}  // namespace
+}  // namespace switchboard
