@@ -1,0 +1,271 @@
+#include "cluster/membership_journal.h"
+
+#include <cstdio>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include "edge/socketio/namespace.h"
+#include "edge/socketio/socket.h"
+#include "switchboard/v1/bus.pb.h"
+
+namespace switchboard::cluster {
+namespace {
+
+std::string RandomIncarnation() {
+  std::random_device device;
+  uint64_t value = (uint64_t{device()} << 32) ^ uint64_t{device()};
+  char buffer[17];
+  std::snprintf(buffer, sizeof(buffer), "%016llx", static_cast<unsigned long long>(value));
+  return buffer;
+}
+
+void SetTime(google::protobuf::Timestamp* out, std::chrono::system_clock::time_point time) {
+  auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(time.time_since_epoch()).count();
+  int64_t seconds = nanos / 1'000'000'000;
+  int64_t rest = nanos % 1'000'000'000;
+  if (rest < 0) {
+    rest += 1'000'000'000;
+    --seconds;
+  }
+  out->set_seconds(seconds);
+  out->set_nanos(static_cast<int32_t>(rest));
+}
+
+v1::Transport ToTransport(std::string_view transport) {
+  if (transport == "websocket") return v1::TRANSPORT_WEBSOCKET;
+  if (transport == "polling") return v1::TRANSPORT_POLLING;
+  return v1::TRANSPORT_UNSPECIFIED;
+}
+
+}  // namespace
+
+MembershipJournal::MembershipJournal(bus::Bus& bus, std::string edge_id)
+    : MembershipJournal(bus, std::move(edge_id), Options{}) {}
+
+MembershipJournal::MembershipJournal(bus::Bus& bus, std::string edge_id, Options options)
+    : bus_(bus),
+      edge_id_(std::move(edge_id)),
+      incarnation_(options.incarnation.empty() ? RandomIncarnation()
+                                               : std::move(options.incarnation)),
+      heartbeat_interval_ms_(options.heartbeat_interval_ms) {}
+
+MembershipJournal::~MembershipJournal() {
+  bus::SubscriptionPtr sub;
+  {
+    std::lock_guard lock(sub_mu_);
+    sub = std::move(snapshot_sub_);
+  }
+  if (sub) sub->Unsubscribe();
+}
+
+std::string MembershipJournal::membership_subject() const { return "sb.v1.membership." + edge_id_; }
+std::string MembershipJournal::heartbeat_subject() const { return "sb.v1.heartbeat." + edge_id_; }
+std::string MembershipJournal::snapshot_subject() const { return "sb.v1.snapshot." + edge_id_; }
+
+uint64_t MembershipJournal::last_seq() const {
+  std::lock_guard lock(mu_);
+  return seq_;
+}
+
+size_t MembershipJournal::socket_count() const {
+  std::lock_guard lock(mu_);
+  return sockets_.size();
+}
+
+uint64_t MembershipJournal::publish_failures() const {
+  return publish_failures_.load(std::memory_order_relaxed);
+}
+
+uint64_t MembershipJournal::snapshots_served() const {
+  return snapshots_served_.load(std::memory_order_relaxed);
+}
+
+void MembershipJournal::CountFailure(const absl::Status& status) {
+  if (!status.ok()) publish_failures_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void MembershipJournal::PublishEventLocked(v1::MembershipEvent& event) {
+  event.set_edge_id(edge_id_);
+  event.set_incarnation(incarnation_);
+  event.set_seq(++seq_);
+  SetTime(event.mutable_time(), std::chrono::system_clock::now());
+  CountFailure(bus_.Publish(membership_subject(), event.SerializeAsString()));
+}
+
+void MembershipJournal::JoinLocked(const std::string& socket_id, SocketEntry& entry,
+                                   const std::string& room) {
+  if (!entry.rooms.insert(room).second) return;  // already in: nothing changed
+  v1::MembershipEvent event;
+  v1::RoomChange* change = event.mutable_joined();
+  change->set_socket_id(socket_id);
+  change->set_namespace_(entry.nsp);
+  change->set_user_id(entry.user_id);
+  change->set_room(room);
+  PublishEventLocked(event);
+}
+
+void MembershipJournal::OnConnected(const sio::Socket& socket) {
+  std::lock_guard lock(mu_);
+  auto [it, inserted] = sockets_.try_emplace(socket.id());
+  if (!inserted) return;  // reported twice: the first report stands
+  SocketEntry& entry = it->second;
+  entry.nsp = socket.nsp().name();
+  entry.transport = std::string(socket.transport());
+  entry.remote_address = socket.handshake().address;
+  entry.connected_at = std::chrono::system_clock::now();
+
+  v1::MembershipEvent event;
+  v1::SocketInfo* info = event.mutable_connected()->mutable_socket();
+  info->set_id(socket.id());
+  info->set_edge_id(edge_id_);
+  info->set_user_id(entry.user_id);
+  info->set_namespace_(entry.nsp);
+  info->set_transport(ToTransport(entry.transport));
+  info->set_remote_address(entry.remote_address);
+  SetTime(info->mutable_connected_at(), entry.connected_at);
+  PublishEventLocked(event);
+
+  // Rooms joined before the connect was reported (e.g. by a middleware) were
+  // ignored by OnJoined: announce them now, after the socket itself.
+  for (const auto& room : socket.rooms()) {
+    if (room != socket.id()) JoinLocked(socket.id(), entry, room);
+  }
+}
+
+void MembershipJournal::OnDisconnected(const sio::Socket& socket, std::string_view reason) {
+  std::lock_guard lock(mu_);
+  auto it = sockets_.find(socket.id());
+  if (it == sockets_.end()) return;
+  v1::MembershipEvent event;
+  v1::SocketDisconnected* change = event.mutable_disconnected();
+  change->set_socket_id(socket.id());
+  change->set_namespace_(it->second.nsp);
+  change->set_user_id(it->second.user_id);
+  change->set_reason(std::string(reason));
+  sockets_.erase(it);
+  PublishEventLocked(event);
+}
+
+void MembershipJournal::OnJoined(const sio::Socket& socket, const std::string& room) {
+  if (room == socket.id()) return;
+  std::lock_guard lock(mu_);
+  auto it = sockets_.find(socket.id());
+  if (it == sockets_.end()) return;  // not connected yet: OnConnected reports it
+  JoinLocked(socket.id(), it->second, room);
+}
+
+void MembershipJournal::OnLeft(const sio::Socket& socket, const std::string& room) {
+  if (room == socket.id()) return;
+  std::lock_guard lock(mu_);
+  auto it = sockets_.find(socket.id());
+  if (it == sockets_.end()) return;
+  if (it->second.rooms.erase(room) == 0) return;
+  v1::MembershipEvent event;
+  v1::RoomChange* change = event.mutable_left();
+  change->set_socket_id(socket.id());
+  change->set_namespace_(it->second.nsp);
+  change->set_user_id(it->second.user_id);
+  change->set_room(room);
+  PublishEventLocked(event);
+}
+
+void MembershipJournal::FillHeartbeatLocked(v1::Heartbeat& heartbeat, bool draining) const {
+  heartbeat.set_edge_id(edge_id_);
+  heartbeat.set_incarnation(incarnation_);
+  heartbeat.set_last_seq(seq_);
+  heartbeat.set_interval_ms(heartbeat_interval_ms_);
+  heartbeat.set_draining(draining);
+  SetTime(heartbeat.mutable_time(), std::chrono::system_clock::now());
+
+  struct Tally {
+    uint64_t sockets = 0;
+    std::set<std::string> users;
+    std::set<std::string> rooms;
+  };
+  Tally total;
+  std::set<std::pair<std::string, std::string>> total_rooms;  // (nsp, room)
+  std::map<std::string, Tally> per_nsp;
+  for (const auto& [id, entry] : sockets_) {
+    Tally& nsp = per_nsp[entry.nsp];
+    ++total.sockets;
+    ++nsp.sockets;
+    if (!entry.user_id.empty()) {
+      total.users.insert(entry.user_id);
+      nsp.users.insert(entry.user_id);
+    }
+    for (const auto& room : entry.rooms) {
+      nsp.rooms.insert(room);
+      total_rooms.emplace(entry.nsp, room);
+    }
+  }
+  v1::Counts* totals = heartbeat.mutable_totals();
+  totals->set_sockets(total.sockets);
+  totals->set_users(total.users.size());
+  totals->set_rooms(total_rooms.size());
+  for (const auto& [name, tally] : per_nsp) {
+    v1::NamespaceCounts* counts = heartbeat.add_namespaces();
+    counts->set_namespace_(name);
+    counts->mutable_counts()->set_sockets(tally.sockets);
+    counts->mutable_counts()->set_users(tally.users.size());
+    counts->mutable_counts()->set_rooms(tally.rooms.size());
+  }
+}
+
+absl::Status MembershipJournal::PublishHeartbeat(bool draining) {
+  v1::Heartbeat heartbeat;
+  {
+    std::lock_guard lock(mu_);
+    FillHeartbeatLocked(heartbeat, draining);
+  }
+  // Outside the lock: a heartbeat may overtake an event on another subject,
+  // which brokers handle anyway (last_seq ahead → snapshot); its last_seq is
+  // never ahead of an event that was not yet published.
+  absl::Status status = bus_.Publish(heartbeat_subject(), heartbeat.SerializeAsString());
+  CountFailure(status);
+  return status;
+}
+
+v1::Snapshot MembershipJournal::BuildSnapshot() const {
+  v1::Snapshot snapshot;
+  std::lock_guard lock(mu_);
+  snapshot.set_edge_id(edge_id_);
+  snapshot.set_incarnation(incarnation_);
+  snapshot.set_seq(seq_);
+  for (const auto& [id, entry] : sockets_) {
+    v1::SocketInfo* info = snapshot.add_sockets()->mutable_socket();
+    info->set_id(id);
+    info->set_edge_id(edge_id_);
+    info->set_user_id(entry.user_id);
+    info->set_namespace_(entry.nsp);
+    for (const auto& room : entry.rooms) info->add_rooms(room);  // std::set: sorted
+    info->set_transport(ToTransport(entry.transport));
+    info->set_remote_address(entry.remote_address);
+    SetTime(info->mutable_connected_at(), entry.connected_at);
+  }
+  FillHeartbeatLocked(*snapshot.mutable_heartbeat(), false);
+  return snapshot;
+}
+
+void MembershipJournal::ServeOne(const bus::Message& message) {
+  if (message.reply_to.empty()) return;  // nobody to answer
+  // The request body (the asking broker's id) is informative only: a
+  // malformed one still gets the snapshot.
+  v1::SnapshotRequest request;
+  (void)request.ParseFromString(message.payload);
+  v1::Snapshot snapshot = BuildSnapshot();
+  CountFailure(bus_.Publish(message.reply_to, snapshot.SerializeAsString()));
+  snapshots_served_.fetch_add(1, std::memory_order_relaxed);
+}
+
+absl::Status MembershipJournal::ServeSnapshots() {
+  std::lock_guard lock(sub_mu_);
+  if (snapshot_sub_) return absl::OkStatus();
+  auto sub = bus_.Subscribe(snapshot_subject(),
+                            [this](bus::Message message) { ServeOne(message); });
+  if (!sub.ok()) return sub.status();
+  snapshot_sub_ = std::move(*sub);
+  return absl::OkStatus();
+}
+
+}  // namespace switchboard::cluster

@@ -1,0 +1,127 @@
+#pragma once
+
+// The edge's membership journal: mirrors every membership change a
+// sio::Server reports and turns it into the edge's ordered membership stream
+// on the bus (proto/SUBJECTS.md, "Membership ordering, gaps and liveness"):
+//
+//   sb.v1.membership.<edge-id>  MembershipEvent, seq 1, 2, 3... per incarnation
+//   sb.v1.heartbeat.<edge-id>   Heartbeat with the last seq (PublishHeartbeat)
+//   sb.v1.snapshot.<edge-id>    SnapshotRequest -> Snapshot (ServeSnapshots)
+//
+// Thread-safety: every observer call, heartbeat and snapshot runs under ONE
+// mutex. An observer call updates the mirror, takes the next seq and publishes
+// the event before releasing it, so the bus sees events in seq order even
+// though shards call concurrently; a snapshot is the mirror plus the seq of
+// the last change it includes, consistent by construction.
+//
+// Because Publish runs with the mutex held, no bus handler that runs inline
+// (InlineExecutor) inside Publish may call back into the journal.
+//
+// A failed publish (bus down) does not stop anything: the seq is used anyway
+// and the failure counted. Brokers notice the gap from the next event or
+// heartbeat and ask for a snapshot.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "bus/bus.h"
+#include "edge/socketio/membership_observer.h"
+
+namespace switchboard::v1 {
+class Heartbeat;
+class MembershipEvent;
+class Snapshot;
+}  // namespace switchboard::v1
+
+namespace switchboard::cluster {
+
+class MembershipJournal : public sio::MembershipObserver {
+ public:
+  struct Options {
+    // Reported in heartbeats (Heartbeat.interval_ms); the caller runs the timer.
+    uint32_t heartbeat_interval_ms = 2000;
+    // Empty: a random one (16 hex digits) chosen at construction.
+    std::string incarnation;
+  };
+
+  // `edge_id` must be a valid subject token ([A-Za-z0-9_-], see SUBJECTS.md);
+  // otherwise every publish fails (and is counted) and ServeSnapshots fails.
+  MembershipJournal(bus::Bus& bus, std::string edge_id);
+  MembershipJournal(bus::Bus& bus, std::string edge_id, Options options);
+  // Stops serving snapshots (waits for a running reply to finish).
+  ~MembershipJournal() override;
+
+  MembershipJournal(const MembershipJournal&) = delete;
+  MembershipJournal& operator=(const MembershipJournal&) = delete;
+
+  // sio::MembershipObserver (called from the server's shards).
+  void OnConnected(const sio::Socket& socket) override;
+  void OnDisconnected(const sio::Socket& socket, std::string_view reason) override;
+  void OnJoined(const sio::Socket& socket, const std::string& room) override;
+  void OnLeft(const sio::Socket& socket, const std::string& room) override;
+
+  // Publishes one Heartbeat (edge, incarnation, last seq, counters) on
+  // sb.v1.heartbeat.<edge-id>. The failure, if any, is counted and returned.
+  absl::Status PublishHeartbeat(bool draining = false);
+
+  // Subscribes to sb.v1.snapshot.<edge-id> and answers every request (on the
+  // bus default executor) with a Snapshot. Idempotent.
+  absl::Status ServeSnapshots();
+
+  // The state as it would be sent now (also what a snapshot request gets).
+  v1::Snapshot BuildSnapshot() const;
+
+  const std::string& edge_id() const { return edge_id_; }
+  const std::string& incarnation() const { return incarnation_; }
+  std::string membership_subject() const;
+  std::string heartbeat_subject() const;
+  std::string snapshot_subject() const;
+
+  uint64_t last_seq() const;
+  size_t socket_count() const;
+  // Publishes (events, heartbeats, snapshot replies) the bus refused.
+  uint64_t publish_failures() const;
+  uint64_t snapshots_served() const;
+
+ private:
+  struct SocketEntry {
+    std::string nsp;
+    std::string user_id;  // empty for now: authentication does not set one yet
+    std::string transport;
+    std::string remote_address;
+    std::chrono::system_clock::time_point connected_at;
+    std::set<std::string> rooms;  // never the socket's own-id room
+  };
+
+  // All under mu_.
+  void PublishEventLocked(v1::MembershipEvent& event);
+  void FillHeartbeatLocked(v1::Heartbeat& heartbeat, bool draining) const;
+  void JoinLocked(const std::string& socket_id, SocketEntry& entry, const std::string& room);
+  void CountFailure(const absl::Status& status);
+  void ServeOne(const bus::Message& message);
+
+  bus::Bus& bus_;
+  const std::string edge_id_;
+  const std::string incarnation_;
+  const uint32_t heartbeat_interval_ms_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, SocketEntry> sockets_;  // by socket id
+  uint64_t seq_ = 0;                            // the last seq used
+
+  std::atomic<uint64_t> publish_failures_{0};
+  std::atomic<uint64_t> snapshots_served_{0};
+
+  std::mutex sub_mu_;
+  bus::SubscriptionPtr snapshot_sub_;
+};
+
+}  // namespace switchboard::cluster

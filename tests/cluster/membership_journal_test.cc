@@ -1,0 +1,425 @@
+// The membership journal: a real Socket.IO server reports to it, it publishes
+// the ordered stream on an InProcessBus; a subscriber checks seq 1..n, the
+// events, snapshots and heartbeats.
+#include "cluster/membership_journal.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "bus/inproc_bus.h"
+#include "edge/http/server.h"
+#include "edge/runtime.h"
+#include "edge/socketio/server.h"
+#include "edge/socketio/socket.h"
+#include "switchboard/v1/bus.pb.h"
+#include "tests/edge/blocking_client.h"
+
+namespace switchboard {
+namespace {
+
+using sio::Json;
+using testing_support::BlockingClient;
+using namespace std::chrono_literals;
+
+constexpr char kEdge[] = "edge-1";
+
+// Forwards to an InProcessBus; Publish fails with Unavailable while `down`.
+class FlakyBus : public bus::Bus {
+ public:
+  std::atomic<bool> down{false};
+
+  absl::Status Publish(std::string_view subject, std::string_view payload,
+                       std::string_view reply_to = {}) override {
+    if (down) return absl::UnavailableError("bus down");
+    return inner_.Publish(subject, payload, reply_to);
+  }
+  absl::StatusOr<bus::SubscriptionPtr> Subscribe(std::string_view pattern, bus::Handler handler,
+                                                 std::string_view queue_group = {},
+                                                 bus::Executor executor = {}) override {
+    return inner_.Subscribe(pattern, std::move(handler), queue_group, std::move(executor));
+  }
+  void Request(std::string_view subject, std::string_view payload,
+               std::chrono::milliseconds timeout, bus::RequestCallback done,
+               bus::Executor executor = {}) override {
+    inner_.Request(subject, payload, timeout, std::move(done), std::move(executor));
+  }
+  bool connected() const override { return !down; }
+  void SetStateCallback(bus::StateCallback) override {}
+
+ private:
+  bus::InProcessBus inner_;
+};
+
+// Collects decoded messages of one type from a subject.
+template <typename Proto>
+class Collector {
+ public:
+  Collector(bus::Bus& bus, const std::string& subject) {
+    auto sub = bus.Subscribe(subject, [this](bus::Message message) {
+      Proto proto;
+      std::lock_guard lock(mu_);
+      if (!proto.ParseFromString(message.payload)) {
+        ++bad_;
+        return;
+      }
+      items_.push_back(std::move(proto));
+    });
+    EXPECT_TRUE(sub.ok()) << sub.status();
+    if (sub.ok()) sub_ = std::move(*sub);
+  }
+  ~Collector() {
+    if (sub_) sub_->Unsubscribe();
+  }
+
+  std::vector<Proto> Items() {
+    std::lock_guard lock(mu_);
+    return items_;
+  }
+  int bad() {
+    std::lock_guard lock(mu_);
+    return bad_;
+  }
+  bool WaitFor(size_t n, std::chrono::milliseconds timeout = 5s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (Items().size() < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
+    return Items().size() >= n;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Proto> items_;
+  int bad_ = 0;
+  bus::SubscriptionPtr sub_;
+};
+
+// One line per event, as the tests compare them.
+std::string Describe(const v1::MembershipEvent& e) {
+  switch (e.change_case()) {
+    case v1::MembershipEvent::kConnected:
+      return "connected " + e.connected().socket().id() + " " + e.connected().socket().namespace_();
+    case v1::MembershipEvent::kDisconnected:
+      return "disconnected " + e.disconnected().socket_id() + " " + e.disconnected().reason();
+    case v1::MembershipEvent::kJoined:
+      return "joined " + e.joined().socket_id() + " " + e.joined().room();
+    case v1::MembershipEvent::kLeft:
+      return "left " + e.left().socket_id() + " " + e.left().room();
+    default:
+      return "other";
+  }
+}
+
+// Applies a stream of events to a socket id -> rooms map (what a broker does).
+using State = std::map<std::string, std::vector<std::string>>;
+void Apply(State& state, const v1::MembershipEvent& e) {
+  switch (e.change_case()) {
+    case v1::MembershipEvent::kConnected:
+      state[e.connected().socket().id()];
+      break;
+    case v1::MembershipEvent::kDisconnected:
+      state.erase(e.disconnected().socket_id());
+      break;
+    case v1::MembershipEvent::kJoined: {
+      auto& rooms = state[e.joined().socket_id()];
+      rooms.push_back(e.joined().room());
+      std::sort(rooms.begin(), rooms.end());
+      break;
+    }
+    case v1::MembershipEvent::kLeft: {
+      auto& rooms = state[e.left().socket_id()];
+      rooms.erase(std::remove(rooms.begin(), rooms.end(), e.left().room()), rooms.end());
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+State FromSnapshot(const v1::Snapshot& snapshot) {
+  State state;
+  for (const auto& s : snapshot.sockets()) {
+    state[s.socket().id()] = {s.socket().rooms().begin(), s.socket().rooms().end()};
+  }
+  return state;
+}
+
+class MembershipJournalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    journal_ = std::make_unique<cluster::MembershipJournal>(bus_, kEdge);
+    ASSERT_TRUE(journal_->ServeSnapshots().ok());
+    events_ = std::make_unique<Collector<v1::MembershipEvent>>(bus_, "sb.v1.membership.edge-1");
+    heartbeats_ = std::make_unique<Collector<v1::Heartbeat>>(bus_, "sb.v1.heartbeat.edge-1");
+
+    runtime_ = std::make_unique<edge::Runtime>(2);
+    io_ = std::make_unique<sio::Server>(*runtime_, eio::Options{});
+    io_->SetMembershipObserver(journal_.get());
+    sio::Namespace& nsp = io_->Of("/");
+    nsp.On("join", [](const sio::SocketPtr& socket, std::string_view, Json& args, sio::Ack ack) {
+      socket->Join(args.at(0).get<std::string>());
+      ack(Json::array({socket->id()}));
+    });
+    nsp.On("leave", [](const sio::SocketPtr& socket, std::string_view, Json& args, sio::Ack ack) {
+      socket->Leave(args.at(0).get<std::string>());
+      ack(Json::array());
+    });
+    http_ = std::make_unique<edge::HttpServer>(*runtime_, edge::HttpOptions{"127.0.0.1", 0});
+    http_->Mount("/socket.io/", io_->engine());
+    ASSERT_TRUE(http_->Listen().ok());
+    runtime_->Start();
+  }
+
+  void TearDown() override {
+    io_->engine().CloseAll();
+    std::this_thread::sleep_for(100ms);
+    runtime_->Stop();
+    runtime_->Join();
+    io_->SetMembershipObserver(nullptr);
+  }
+
+  static std::string Join(BlockingClient& client, const std::string& room) {
+    client.Send(R"(421["join",")" + room + R"("])");
+    for (;;) {
+      std::string message = client.Read();
+      if (message.rfind("431", 0) == 0) return Json::parse(message.substr(3)).at(0);
+    }
+  }
+
+  bool WaitForSeq(uint64_t seq) {
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (journal_->last_seq() < seq && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
+    return journal_->last_seq() >= seq;
+  }
+
+  absl::StatusOr<v1::Snapshot> RequestSnapshot() {
+    v1::SnapshotRequest request;
+    request.set_broker_id("broker-test");
+    std::promise<absl::StatusOr<bus::Message>> reply;
+    bus_.Request(journal_->snapshot_subject(), request.SerializeAsString(), 2s,
+                 [&](absl::StatusOr<bus::Message> m) { reply.set_value(std::move(m)); });
+    absl::StatusOr<bus::Message> message = reply.get_future().get();
+    if (!message.ok()) return message.status();
+    v1::Snapshot snapshot;
+    if (!snapshot.ParseFromString(message->payload)) return absl::DataLossError("bad snapshot");
+    return snapshot;
+  }
+
+  static void ExpectContiguous(const std::vector<v1::MembershipEvent>& events) {
+    for (size_t i = 0; i < events.size(); ++i) {
+      EXPECT_EQ(events[i].seq(), i + 1) << "event " << i << ": " << Describe(events[i]);
+      EXPECT_EQ(events[i].edge_id(), kEdge);
+    }
+  }
+
+  // Declared first: destroyed last (subscriptions and journal go before it).
+  FlakyBus bus_;
+  std::unique_ptr<cluster::MembershipJournal> journal_;
+  std::unique_ptr<Collector<v1::MembershipEvent>> events_;
+  std::unique_ptr<Collector<v1::Heartbeat>> heartbeats_;
+  std::unique_ptr<edge::Runtime> runtime_;
+  std::unique_ptr<sio::Server> io_;
+  std::unique_ptr<edge::HttpServer> http_;
+};
+
+TEST_F(MembershipJournalTest, PublishesEveryChangeInSeqOrder) {
+  BlockingClient a(http_->port());
+  BlockingClient b(http_->port());  // the other shard
+  std::string id_a = Join(a, "lobby");
+  std::string id_b = Join(b, "lobby");
+  Join(a, "lobby");  // already in: no event
+  Join(a, "games");
+  a.Call(R"(["leave","lobby"])");
+  a.Call(R"(["leave","nowhere"])");  // not in: no event
+  a.Close();
+  ASSERT_TRUE(WaitForSeq(7));
+  ASSERT_TRUE(events_->WaitFor(7));
+
+  std::vector<v1::MembershipEvent> events = events_->Items();
+  ASSERT_EQ(events.size(), 7u);
+  ExpectContiguous(events);
+  EXPECT_EQ(events_->bad(), 0);
+  const std::string incarnation = events[0].incarnation();
+  EXPECT_FALSE(incarnation.empty());
+  for (const auto& e : events) EXPECT_EQ(e.incarnation(), incarnation);
+
+  auto of = [&](const std::string& id) {
+    std::vector<std::string> mine;
+    for (const auto& e : events) {
+      std::string line = Describe(e);
+      if (line.find(id) != std::string::npos) mine.push_back(line);
+    }
+    return mine;
+  };
+  EXPECT_EQ(of(id_a), (std::vector<std::string>{
+                          "connected " + id_a + " /",
+                          "joined " + id_a + " lobby",
+                          "joined " + id_a + " games",
+                          "left " + id_a + " lobby",
+                          "disconnected " + id_a + " transport close",
+                      }));
+  EXPECT_EQ(of(id_b), (std::vector<std::string>{
+                          "connected " + id_b + " /",
+                          "joined " + id_b + " lobby",
+                      }));
+
+  // The connected event carries what the broker indexes.
+  for (const auto& e : events) {
+    if (e.change_case() != v1::MembershipEvent::kConnected) continue;
+    const v1::SocketInfo& info = e.connected().socket();
+    EXPECT_EQ(info.edge_id(), kEdge);
+    EXPECT_EQ(info.transport(), v1::TRANSPORT_WEBSOCKET);
+    EXPECT_EQ(info.remote_address(), "127.0.0.1");
+    EXPECT_TRUE(info.user_id().empty());
+    EXPECT_TRUE(info.rooms().empty());
+    EXPECT_GT(info.connected_at().seconds(), 0);
+  }
+
+  // Snapshot: the live state (b in lobby), as of the last event.
+  absl::StatusOr<v1::Snapshot> snapshot = RequestSnapshot();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  EXPECT_EQ(snapshot->edge_id(), kEdge);
+  EXPECT_EQ(snapshot->incarnation(), incarnation);
+  EXPECT_EQ(snapshot->seq(), events.back().seq());
+  EXPECT_EQ(FromSnapshot(*snapshot), (State{{id_b, {"lobby"}}}));
+  EXPECT_EQ(snapshot->heartbeat().last_seq(), 7u);
+  EXPECT_EQ(snapshot->heartbeat().totals().sockets(), 1u);
+  EXPECT_EQ(journal_->snapshots_served(), 1u);
+
+  // Heartbeat: last seq and counters.
+  ASSERT_TRUE(journal_->PublishHeartbeat().ok());
+  ASSERT_TRUE(heartbeats_->WaitFor(1));
+  v1::Heartbeat hb = heartbeats_->Items().at(0);
+  EXPECT_EQ(hb.edge_id(), kEdge);
+  EXPECT_EQ(hb.incarnation(), incarnation);
+  EXPECT_EQ(hb.last_seq(), 7u);
+  EXPECT_EQ(hb.totals().sockets(), 1u);
+  EXPECT_EQ(hb.totals().rooms(), 1u);
+  EXPECT_EQ(hb.interval_ms(), 2000u);
+  ASSERT_EQ(hb.namespaces_size(), 1);
+  EXPECT_EQ(hb.namespaces(0).namespace_(), "/");
+  EXPECT_EQ(hb.namespaces(0).counts().sockets(), 1u);
+
+  b.Close();
+  ASSERT_TRUE(events_->WaitFor(8));
+  events = events_->Items();
+  ExpectContiguous(events);
+  EXPECT_EQ(Describe(events.back()), "disconnected " + id_b + " transport close");
+  snapshot = RequestSnapshot();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  EXPECT_EQ(snapshot->seq(), 8u);
+  EXPECT_EQ(snapshot->sockets_size(), 0);
+  EXPECT_EQ(journal_->publish_failures(), 0u);
+}
+
+// Many clients on both shards at once: the stream is still 1..n in order, and
+// replaying it gives exactly the snapshot's state.
+TEST_F(MembershipJournalTest, ConcurrentShardsStayOrderedAndMatchSnapshot) {
+  constexpr int kClients = 8;
+  constexpr int kRooms = 5;
+  std::vector<std::unique_ptr<BlockingClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<BlockingClient>(http_->port()));
+  }
+  std::vector<std::thread> threads;
+  std::vector<std::string> ids(kClients);
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      for (int r = 0; r < kRooms; ++r) ids[i] = Join(*clients[i], "room-" + std::to_string(r));
+      clients[i]->Call(R"(["leave","room-)" + std::to_string(i % kRooms) + R"("])");
+    });
+  }
+  for (auto& t : threads) t.join();
+  clients[0]->Close();  // one leaves entirely
+  const uint64_t expected = kClients * (1 + kRooms + 1) + 1;
+  ASSERT_TRUE(WaitForSeq(expected));
+  ASSERT_TRUE(events_->WaitFor(expected));
+
+  std::vector<v1::MembershipEvent> events = events_->Items();
+  ASSERT_EQ(events.size(), expected);
+  ExpectContiguous(events);
+  State replayed;
+  for (const auto& e : events) Apply(replayed, e);
+  EXPECT_EQ(replayed.size(), static_cast<size_t>(kClients - 1));
+  EXPECT_EQ(replayed.count(ids[0]), 0u);
+  for (int i = 1; i < kClients; ++i) EXPECT_EQ(replayed[ids[i]].size(), size_t{kRooms - 1});
+
+  absl::StatusOr<v1::Snapshot> snapshot = RequestSnapshot();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  EXPECT_EQ(snapshot->seq(), expected);
+  EXPECT_EQ(FromSnapshot(*snapshot), replayed);
+  for (auto& c : clients) c.reset();
+}
+
+// A publish the bus refuses costs its seq (a gap brokers see), is counted, and
+// the next heartbeat and snapshot still tell the whole truth.
+TEST_F(MembershipJournalTest, PublishFailuresAreCountedAndLeaveAGap) {
+  BlockingClient a(http_->port());
+  ASSERT_TRUE(WaitForSeq(1));
+  bus_.down = true;
+  std::string id_a = Join(a, "hidden");  // seq 2, lost
+  ASSERT_TRUE(WaitForSeq(2));
+  EXPECT_FALSE(journal_->PublishHeartbeat().ok());
+  EXPECT_EQ(journal_->publish_failures(), 2u);
+  bus_.down = false;
+  Join(a, "seen");  // seq 3
+  ASSERT_TRUE(events_->WaitFor(2));
+
+  std::vector<v1::MembershipEvent> events = events_->Items();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].seq(), 1u);
+  EXPECT_EQ(events[1].seq(), 3u);  // the gap
+  EXPECT_EQ(Describe(events[1]), "joined " + id_a + " seen");
+
+  ASSERT_TRUE(journal_->PublishHeartbeat().ok());
+  ASSERT_TRUE(heartbeats_->WaitFor(1));
+  EXPECT_EQ(heartbeats_->Items().at(0).last_seq(), 3u);
+
+  absl::StatusOr<v1::Snapshot> snapshot = RequestSnapshot();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  EXPECT_EQ(snapshot->seq(), 3u);
+  EXPECT_EQ(FromSnapshot(*snapshot), (State{{id_a, {"hidden", "seen"}}}));
+  EXPECT_EQ(journal_->publish_failures(), 2u);
+  a.Close();
+}
+
+// A snapshot of an idle edge: seq 0, nothing in it.
+TEST(MembershipJournalStandalone, EmptySnapshotAndHeartbeat) {
+  bus::InProcessBus bus;
+  cluster::MembershipJournal journal(bus, "e2", {.heartbeat_interval_ms = 500, .incarnation = "inc"});
+  ASSERT_TRUE(journal.ServeSnapshots().ok());
+  ASSERT_TRUE(journal.ServeSnapshots().ok());  // idempotent
+  Collector<v1::Heartbeat> heartbeats(bus, "sb.v1.heartbeat.>");
+  std::promise<absl::StatusOr<bus::Message>> reply;
+  bus.Request("sb.v1.snapshot.e2", "", 2s,
+              [&](absl::StatusOr<bus::Message> m) { reply.set_value(std::move(m)); });
+  absl::StatusOr<bus::Message> message = reply.get_future().get();
+  ASSERT_TRUE(message.ok()) << message.status();
+  v1::Snapshot snapshot;
+  ASSERT_TRUE(snapshot.ParseFromString(message->payload));
+  EXPECT_EQ(snapshot.edge_id(), "e2");
+  EXPECT_EQ(snapshot.incarnation(), "inc");
+  EXPECT_EQ(snapshot.seq(), 0u);
+  EXPECT_EQ(snapshot.sockets_size(), 0);
+
+  ASSERT_TRUE(journal.PublishHeartbeat(/*draining=*/true).ok());
+  ASSERT_TRUE(heartbeats.WaitFor(1));
+  v1::Heartbeat hb = heartbeats.Items().at(0);
+  EXPECT_EQ(hb.last_seq(), 0u);
+  EXPECT_EQ(hb.interval_ms(), 500u);
+  EXPECT_TRUE(hb.draining());
+  EXPECT_EQ(hb.totals().sockets(), 0u);
+}
+
+}  // namespace
+}  // namespace switchboard
