@@ -15,18 +15,19 @@
 #include <vector>
 
 #include "bus/inproc_bus.h"
-#include "edge/http/server.h"
-#include "edge/runtime.h"
 #include "edge/socketio/server.h"
 #include "edge/socketio/socket.h"
 #include "switchboard/v1/bus.pb.h"
-#include "tests/edge/blocking_client.h"
+#include "tests/edge/test_server.h"
 
 namespace switchboard {
 namespace {
 
 using sio::Json;
+using testing_support::AddJoinLeaveHandlers;
 using testing_support::BlockingClient;
+using testing_support::JoinRoom;
+using testing_support::TestServer;
 using namespace std::chrono_literals;
 
 constexpr char kEdge[] = "edge-1";
@@ -160,39 +161,13 @@ class MembershipJournalTest : public ::testing::Test {
     events_ = std::make_unique<Collector<v1::MembershipEvent>>(bus_, "sb.v1.membership.edge-1");
     heartbeats_ = std::make_unique<Collector<v1::Heartbeat>>(bus_, "sb.v1.heartbeat.edge-1");
 
-    runtime_ = std::make_unique<edge::Runtime>(2);
-    io_ = std::make_unique<sio::Server>(*runtime_, eio::Options{});
-    io_->SetMembershipObserver(journal_.get());
-    sio::Namespace& nsp = io_->Of("/");
-    nsp.On("join", [](const sio::SocketPtr& socket, std::string_view, Json& args, sio::Ack ack) {
-      socket->Join(args.at(0).get<std::string>());
-      ack(Json::array({socket->id()}));
-    });
-    nsp.On("leave", [](const sio::SocketPtr& socket, std::string_view, Json& args, sio::Ack ack) {
-      socket->Leave(args.at(0).get<std::string>());
-      ack(Json::array());
-    });
-    http_ = std::make_unique<edge::HttpServer>(*runtime_, edge::HttpOptions{"127.0.0.1", 0});
-    http_->Mount("/socket.io/", io_->engine());
-    ASSERT_TRUE(http_->Listen().ok());
-    runtime_->Start();
+    server_ = std::make_unique<TestServer>();
+    server_->io().SetMembershipObserver(journal_.get());
+    AddJoinLeaveHandlers(server_->io().Of("/"));
+    server_->Start();
   }
 
-  void TearDown() override {
-    io_->engine().CloseAll();
-    std::this_thread::sleep_for(100ms);
-    runtime_->Stop();
-    runtime_->Join();
-    io_->SetMembershipObserver(nullptr);
-  }
-
-  static std::string Join(BlockingClient& client, const std::string& room) {
-    client.Send(R"(421["join",")" + room + R"("])");
-    for (;;) {
-      std::string message = client.Read();
-      if (message.rfind("431", 0) == 0) return Json::parse(message.substr(3)).at(0);
-    }
-  }
+  void TearDown() override { server_.reset(); }
 
   bool WaitForSeq(uint64_t seq) {
     auto deadline = std::chrono::steady_clock::now() + 5s;
@@ -227,18 +202,16 @@ class MembershipJournalTest : public ::testing::Test {
   std::unique_ptr<cluster::MembershipJournal> journal_;
   std::unique_ptr<Collector<v1::MembershipEvent>> events_;
   std::unique_ptr<Collector<v1::Heartbeat>> heartbeats_;
-  std::unique_ptr<edge::Runtime> runtime_;
-  std::unique_ptr<sio::Server> io_;
-  std::unique_ptr<edge::HttpServer> http_;
+  std::unique_ptr<TestServer> server_;
 };
 
 TEST_F(MembershipJournalTest, PublishesEveryChangeInSeqOrder) {
-  BlockingClient a(http_->port());
-  BlockingClient b(http_->port());  // the other shard
-  std::string id_a = Join(a, "lobby");
-  std::string id_b = Join(b, "lobby");
-  Join(a, "lobby");  // already in: no event
-  Join(a, "games");
+  BlockingClient a(server_->port());
+  BlockingClient b(server_->port());  // the other shard
+  std::string id_a = JoinRoom(a, "lobby");
+  std::string id_b = JoinRoom(b, "lobby");
+  JoinRoom(a, "lobby");  // already in: no event
+  JoinRoom(a, "games");
   a.Call(R"(["leave","lobby"])");
   a.Call(R"(["leave","nowhere"])");  // not in: no event
   a.Close();
@@ -329,13 +302,13 @@ TEST_F(MembershipJournalTest, ConcurrentShardsStayOrderedAndMatchSnapshot) {
   constexpr int kRooms = 5;
   std::vector<std::unique_ptr<BlockingClient>> clients;
   for (int i = 0; i < kClients; ++i) {
-    clients.push_back(std::make_unique<BlockingClient>(http_->port()));
+    clients.push_back(std::make_unique<BlockingClient>(server_->port()));
   }
   std::vector<std::thread> threads;
   std::vector<std::string> ids(kClients);
   for (int i = 0; i < kClients; ++i) {
     threads.emplace_back([&, i] {
-      for (int r = 0; r < kRooms; ++r) ids[i] = Join(*clients[i], "room-" + std::to_string(r));
+      for (int r = 0; r < kRooms; ++r) ids[i] = JoinRoom(*clients[i], "room-" + std::to_string(r));
       clients[i]->Call(R"(["leave","room-)" + std::to_string(i % kRooms) + R"("])");
     });
   }
@@ -364,15 +337,15 @@ TEST_F(MembershipJournalTest, ConcurrentShardsStayOrderedAndMatchSnapshot) {
 // A publish the bus refuses costs its seq (a gap brokers see), is counted, and
 // the next heartbeat and snapshot still tell the whole truth.
 TEST_F(MembershipJournalTest, PublishFailuresAreCountedAndLeaveAGap) {
-  BlockingClient a(http_->port());
+  BlockingClient a(server_->port());
   ASSERT_TRUE(WaitForSeq(1));
   bus_.down = true;
-  std::string id_a = Join(a, "hidden");  // seq 2, lost
+  std::string id_a = JoinRoom(a, "hidden");  // seq 2, lost
   ASSERT_TRUE(WaitForSeq(2));
   EXPECT_FALSE(journal_->PublishHeartbeat().ok());
   EXPECT_EQ(journal_->publish_failures(), 2u);
   bus_.down = false;
-  Join(a, "seen");  // seq 3
+  JoinRoom(a, "seen");  // seq 3
   ASSERT_TRUE(events_->WaitFor(2));
 
   std::vector<v1::MembershipEvent> events = events_->Items();

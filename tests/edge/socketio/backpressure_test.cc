@@ -8,16 +8,15 @@
 #include <mutex>
 #include <thread>
 
-#include "edge/http/server.h"
-#include "edge/runtime.h"
 #include "edge/socketio/server.h"
-#include "tests/edge/blocking_client.h"
+#include "tests/edge/test_server.h"
 
 namespace switchboard {
 namespace {
 
 using sio::Json;
 using testing_support::BlockingClient;
+using testing_support::TestServer;
 
 constexpr size_t kBlobBytes = 10'000;
 constexpr size_t kBlobs = 1'500;  // 15 MB: far past kernel buffers and the bound
@@ -27,12 +26,11 @@ constexpr size_t kBatch = 4;  // 40 kB: below the volatile drop threshold
 class BackpressureTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    runtime_ = std::make_unique<edge::Runtime>(2);
     eio::Options options;
     options.max_send_queue_bytes = kQueueBound;
     options.volatile_drop_bytes = 64 * 1024;
-    io_ = std::make_unique<sio::Server>(*runtime_, options);
-    sio::Namespace& nsp = io_->Of("/");
+    server_ = std::make_unique<TestServer>(options);
+    sio::Namespace& nsp = server_->io().Of("/");
     nsp.On("join", [](const sio::SocketPtr& socket, std::string_view, Json&, sio::Ack ack) {
       socket->Join("room");
       if (ack) ack(Json::array());
@@ -55,18 +53,10 @@ class BackpressureTest : public ::testing::Test {
       std::lock_guard lock(mu_);
       reasons_.emplace_back(reason);
     });
-    http_ = std::make_unique<edge::HttpServer>(*runtime_, edge::HttpOptions{"127.0.0.1", 0});
-    http_->Mount("/socket.io/", io_->engine());
-    ASSERT_TRUE(http_->Listen().ok());
-    runtime_->Start();
+    server_->Start();
   }
 
-  void TearDown() override {
-    io_->engine().CloseAll();
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    runtime_->Stop();
-    runtime_->Join();
-  }
+  void TearDown() override { server_.reset(); }
 
   // Drives the flood batch by batch, reading each; returns the indices read.
   static std::vector<size_t> Flood(BlockingClient& client, bool is_volatile) {
@@ -109,16 +99,14 @@ class BackpressureTest : public ::testing::Test {
     return reasons_;
   }
 
-  std::unique_ptr<edge::Runtime> runtime_;
-  std::unique_ptr<sio::Server> io_;
-  std::unique_ptr<edge::HttpServer> http_;
+  std::unique_ptr<TestServer> server_;
   std::mutex mu_;
   std::vector<std::string> reasons_;
 };
 
 TEST_F(BackpressureTest, SlowClientIsDisconnectedOthersGetEverything) {
-  BlockingClient slow(http_->port(), true);
-  BlockingClient fast(http_->port(), false);
+  BlockingClient slow(server_->port(), true);
+  BlockingClient fast(server_->port(), false);
   slow.Call(R"(["join"])");
   fast.Call(R"(["join"])");
 
@@ -126,13 +114,13 @@ TEST_F(BackpressureTest, SlowClientIsDisconnectedOthersGetEverything) {
   ASSERT_EQ(got.size(), kBlobs);
   for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], i);
 
-  EXPECT_TRUE(WaitFor([&] { return io_->Of("/").SocketCount() == 1; }));
+  EXPECT_TRUE(WaitFor([&] { return server_->io().Of("/").SocketCount() == 1; }));
   EXPECT_EQ(Reasons(), std::vector<std::string>{"send queue overflow"});
 }
 
 TEST_F(BackpressureTest, VolatilePacketsToABusyClientAreDroppedNotQueued) {
-  BlockingClient slow(http_->port(), true);
-  BlockingClient fast(http_->port(), false);
+  BlockingClient slow(server_->port(), true);
+  BlockingClient fast(server_->port(), false);
   slow.Call(R"(["join"])");
   fast.Call(R"(["join"])");
 
@@ -144,7 +132,7 @@ TEST_F(BackpressureTest, VolatilePacketsToABusyClientAreDroppedNotQueued) {
   EXPECT_TRUE(std::is_sorted(slow_got.begin(), slow_got.end()));
   EXPECT_EQ(fast_got.size(), kBlobs);  // never behind: nothing dropped
   slow.Call(R"(["join"])");  // still served
-  EXPECT_EQ(io_->Of("/").SocketCount(), 2u);
+  EXPECT_EQ(server_->io().Of("/").SocketCount(), 2u);
   EXPECT_TRUE(Reasons().empty());
 }
 

@@ -8,17 +8,18 @@
 #include <mutex>
 #include <thread>
 
-#include "edge/http/server.h"
-#include "edge/runtime.h"
 #include "edge/socketio/server.h"
 #include "edge/socketio/socket.h"
-#include "tests/edge/blocking_client.h"
+#include "tests/edge/test_server.h"
 
 namespace switchboard {
 namespace {
 
 using sio::Json;
+using testing_support::AddJoinLeaveHandlers;
 using testing_support::BlockingClient;
+using testing_support::JoinRoom;
+using testing_support::TestServer;
 
 class Recorder : public sio::MembershipObserver {
  public:
@@ -56,38 +57,9 @@ class Recorder : public sio::MembershipObserver {
 class MembershipTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    runtime_ = std::make_unique<edge::Runtime>(2);
-    io_ = std::make_unique<sio::Server>(*runtime_, eio::Options{});
-    io_->SetMembershipObserver(&recorder_);
-    sio::Namespace& nsp = io_->Of("/");
-    nsp.On("join", [](const sio::SocketPtr& socket, std::string_view, Json& args, sio::Ack ack) {
-      socket->Join(args.at(0).get<std::string>());
-      ack(Json::array({socket->id()}));
-    });
-    nsp.On("leave", [](const sio::SocketPtr& socket, std::string_view, Json& args, sio::Ack ack) {
-      socket->Leave(args.at(0).get<std::string>());
-      ack(Json::array());
-    });
-    http_ = std::make_unique<edge::HttpServer>(*runtime_, edge::HttpOptions{"127.0.0.1", 0});
-    http_->Mount("/socket.io/", io_->engine());
-    ASSERT_TRUE(http_->Listen().ok());
-    runtime_->Start();
-  }
-
-  void TearDown() override {
-    io_->engine().CloseAll();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    runtime_->Stop();
-    runtime_->Join();
-  }
-
-  // The socket id, learnt from the join ack.
-  static std::string Join(BlockingClient& client, const std::string& room) {
-    client.Send(R"(421["join",")" + room + R"("])");
-    for (;;) {
-      std::string message = client.Read();
-      if (message.rfind("431", 0) == 0) return Json::parse(message.substr(3)).at(0);
-    }
+    server_.io().SetMembershipObserver(&recorder_);
+    AddJoinLeaveHandlers(server_.io().Of("/"));
+    server_.Start();
   }
 
   bool WaitForEvents(size_t n) {
@@ -98,19 +70,17 @@ class MembershipTest : public ::testing::Test {
     return recorder_.Events().size() >= n;
   }
 
-  Recorder recorder_;
-  std::unique_ptr<edge::Runtime> runtime_;
-  std::unique_ptr<sio::Server> io_;
-  std::unique_ptr<edge::HttpServer> http_;
+  Recorder recorder_;  // outlives the server that reports to it
+  TestServer server_;
 };
 
 TEST_F(MembershipTest, ReportsEveryChangeOfEverySocket) {
-  BlockingClient a(http_->port());
-  BlockingClient b(http_->port());  // the next shard: connections alternate
-  std::string id_a = Join(a, "lobby");
-  std::string id_b = Join(b, "lobby");
-  Join(a, "lobby");  // already in: no event
-  Join(a, "games");
+  BlockingClient a(server_.port());
+  BlockingClient b(server_.port());  // the next shard: connections alternate
+  std::string id_a = JoinRoom(a, "lobby");
+  std::string id_b = JoinRoom(b, "lobby");
+  JoinRoom(a, "lobby");  // already in: no event
+  JoinRoom(a, "games");
   a.Call(R"(["leave","lobby"])");
   a.Call(R"(["leave","nowhere"])");  // not in: no event
   a.Close();
@@ -143,16 +113,16 @@ TEST_F(MembershipTest, ReportsEveryChangeOfEverySocket) {
 }
 
 TEST_F(MembershipTest, SnapshotVisitsTheSocketsOfEachShard) {
-  BlockingClient a(http_->port());
-  BlockingClient b(http_->port());
-  std::string id_a = Join(a, "x");
-  std::string id_b = Join(b, "y");
+  BlockingClient a(server_.port());
+  BlockingClient b(server_.port());
+  std::string id_a = JoinRoom(a, "x");
+  std::string id_b = JoinRoom(b, "y");
   std::vector<std::string> seen;
   std::mutex mu;
-  for (size_t shard = 0; shard < runtime_->size(); ++shard) {
+  for (size_t shard = 0; shard < server_.runtime().size(); ++shard) {
     std::promise<void> done;
-    runtime_->Post(shard, [&] {
-      io_->Of("/").ForEachLocalSocket([&](const sio::Socket& socket) {
+    server_.runtime().Post(shard, [&] {
+      server_.io().Of("/").ForEachLocalSocket([&](const sio::Socket& socket) {
         std::lock_guard lock(mu);
         seen.push_back(socket.id());
       });
