@@ -1,6 +1,5 @@
 #include "edge/runtime.h"
 
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
 namespace switchboard::edge {
@@ -25,14 +24,6 @@ Runtime::~Runtime() {
 }
 
 int Runtime::CurrentShard() { return current_shard; }
-
-void Runtime::Dispatch(size_t shard, std::function<void()> fn) {
-  if (current_shard == static_cast<int>(shard)) {
-    fn();
-  } else {
-    boost::asio::post(*shards_[shard]->ioc, std::move(fn));
-  }
-}
 
 void Runtime::Post(size_t shard, std::function<void()> fn) {
   boost::asio::post(*shards_[shard]->ioc, std::move(fn));

@@ -27,8 +27,6 @@ class Runtime {
   // Index of the shard the calling thread runs, or -1 off the runtime.
   static int CurrentShard();
 
-  // Runs fn on `shard`: inline when already there, posted otherwise.
-  void Dispatch(size_t shard, std::function<void()> fn);
   void Post(size_t shard, std::function<void()> fn);
 
   // Starts the threads and returns.

@@ -25,11 +25,11 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
               std::function<void(boost::system::error_code)> done);
   // Starts delivering frames to `session`.
   void Attach(std::shared_ptr<Session> session);
-  void Detach() { session_.reset(); }
 
   bool writing() const { return writing_; }
   void Write(Frame frame);
-  // Sends a close frame once the write in flight is done; Detach()es.
+  // Sends a close frame once the write in flight is done; frames no longer
+  // reach the session.
   void Close();
 
  private:

@@ -176,8 +176,6 @@ beast::tcp_stream HttpSession::TakeStream() {
   return std::move(stream_);
 }
 
-beast::flat_buffer HttpSession::TakeBuffer() { return std::move(buffer_); }
-
 void HttpSession::Close() {
   if (taken_) return;
   beast::error_code ec;

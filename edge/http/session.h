@@ -47,7 +47,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void WatchForAbort(std::function<void()> on_abort);
   // Gives the connection away (WebSocket upgrade): no more HTTP reads.
   boost::beast::tcp_stream TakeStream();
-  boost::beast::flat_buffer TakeBuffer();
   void Close();
 
  private:

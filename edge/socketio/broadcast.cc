@@ -6,9 +6,8 @@ namespace switchboard::sio {
 
 void Broadcast::Emit(std::string_view event, Json args) {
   // Encoded once; every recipient on every shard shares these bytes.
-  auto frames = std::make_shared<const std::vector<eio::Frame>>(
-      Encode(MakeEvent(nsp_.name(), event, std::move(args))));
-  nsp_.Deliver(target_, std::move(frames));
+  nsp_.Deliver(std::make_shared<const Delivery>(
+      Delivery{target_, Encode(MakeEvent(nsp_.name(), event, std::move(args)))}));
 }
 
 }  // namespace switchboard::sio

@@ -18,6 +18,13 @@ struct BroadcastTarget {
   bool is_volatile = false;
 };
 
+// An encoded packet and who gets it: built once per broadcast and shared by
+// every shard that delivers it.
+struct Delivery {
+  BroadcastTarget target;
+  std::vector<eio::Frame> frames;
+};
+
 // Builder in the style of socket.io's BroadcastOperator:
 //   nsp.To("a").To("b").Except("c").Volatile().Emit("ev", args);
 // The packet is encoded once and the same bytes go to every recipient, on

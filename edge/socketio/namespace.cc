@@ -99,7 +99,7 @@ void Namespace::RemoveFromRoom(Socket& socket, const std::string& room) {
 }
 
 void Namespace::Dispatch(const SocketPtr& socket, std::string_view event, Json& args, Ack ack) {
-  auto it = handlers_.find(std::string(event));
+  auto it = handlers_.find(event);
   const EventHandler* handler = it != handlers_.end() ? &it->second : on_any_ ? &on_any_ : nullptr;
   if (handler == nullptr) {
     Local().unhandled_events.fetch_add(1, std::memory_order_relaxed);
@@ -115,21 +115,21 @@ void Namespace::Dispatch(const SocketPtr& socket, std::string_view event, Json& 
   }
 }
 
-void Namespace::Deliver(const BroadcastTarget& target,
-                        std::shared_ptr<const std::vector<eio::Frame>> frames) {
+void Namespace::Deliver(std::shared_ptr<const Delivery> delivery) {
   auto& runtime = server_.runtime();
   int current = edge::Runtime::CurrentShard();
   for (size_t i = 0; i < runtime.size(); ++i) {
     if (static_cast<int>(i) == current) continue;
-    runtime.Post(i, [this, target, frames] { DeliverLocal(target, *frames); });
+    runtime.Post(i, [this, delivery] { DeliverLocal(*delivery); });
   }
   // The caller's own shard last and inline, so that what a handler emits
   // reaches local clients before anything it sends afterwards (e.g. an ack).
-  if (current >= 0) DeliverLocal(target, *frames);
+  if (current >= 0) DeliverLocal(*delivery);
 }
 
-void Namespace::DeliverLocal(const BroadcastTarget& target,
-                             const std::vector<eio::Frame>& frames) {
+void Namespace::DeliverLocal(const Delivery& delivery) {
+  const BroadcastTarget& target = delivery.target;
+  const std::vector<eio::Frame>& frames = delivery.frames;
   ShardState& local = Local();
   auto excluded = [&](Socket* socket) {
     for (const auto& room : target.except_rooms) {
@@ -160,11 +160,6 @@ void Namespace::DeliverLocal(const BroadcastTarget& target,
   std::sort(members.begin(), members.end());
   members.erase(std::unique(members.begin(), members.end()), members.end());
   for (Socket* socket : members) send(socket);
-}
-
-size_t Namespace::LocalSocketCount() const {
-  int shard = edge::Runtime::CurrentShard();
-  return shards_[shard < 0 ? 0 : shard]->sockets.size();
 }
 
 void Namespace::ForEachLocalSocket(const std::function<void(const Socket&)>& visit) const {

@@ -58,12 +58,9 @@ class Namespace {
   void Emit(std::string_view event, Json args = Json::array()) {
     Broadcast(*this).Emit(event, std::move(args));
   }
-  // Sends an encoded packet to the target on every shard.
-  void Deliver(const BroadcastTarget& target,
-               std::shared_ptr<const std::vector<eio::Frame>> frames);
+  // Sends an encoded packet to its target on every shard.
+  void Deliver(std::shared_ptr<const Delivery> delivery);
 
-  // Sockets of this namespace on the calling shard, by id.
-  size_t LocalSocketCount() const;
   // Visits the sockets of this namespace on the calling shard (snapshots).
   void ForEachLocalSocket(const std::function<void(const Socket&)>& visit) const;
   // Counters (all shards): sockets connected now, events received from
@@ -83,7 +80,7 @@ class Namespace {
  private:
   struct ShardState;
   ShardState& Local();
-  void DeliverLocal(const BroadcastTarget& target, const std::vector<eio::Frame>& frames);
+  void DeliverLocal(const Delivery& delivery);
   void RunMiddleware(const SocketPtr& socket, size_t index,
                      std::function<void(std::optional<ConnectError>)> done);
 
@@ -92,7 +89,12 @@ class Namespace {
   std::vector<Middleware> middlewares_;
   ConnectionHandler on_connection_;
   DisconnectHandler on_disconnect_;
-  std::unordered_map<std::string, EventHandler> handlers_;
+  // Transparent, so a client's event name is looked up without a copy.
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view name) const { return std::hash<std::string_view>{}(name); }
+  };
+  std::unordered_map<std::string, EventHandler, NameHash, std::equal_to<>> handlers_;
   EventHandler on_any_;
   std::vector<std::unique_ptr<ShardState>> shards_;
 };

@@ -1,6 +1,5 @@
 #include "edge/socketio/server.h"
 
-#include "edge/ids.h"
 #include "edge/socketio/client.h"
 
 namespace switchboard::sio {
@@ -28,11 +27,6 @@ Namespace* Server::Find(std::string_view name) {
     if (nsp->name() == name) return nsp.get();
   }
   return nullptr;
-}
-
-std::string Server::NewSocketId() const {
-  int shard = edge::Runtime::CurrentShard();
-  return edge::NewId(shard < 0 ? 0 : shard);
 }
 
 }  // namespace switchboard::sio

@@ -38,9 +38,6 @@ class Server {
   edge::Runtime& runtime() { return runtime_; }
   const ServerOptions& options() const { return options_; }
 
-  // New socket id: unguessable, and names the shard that holds it.
-  std::string NewSocketId() const;
-
   // Set before serving; not owned; nullptr: nobody listens.
   void SetMembershipObserver(MembershipObserver* observer) { observer_ = observer; }
   MembershipObserver* membership_observer() const { return observer_; }
