@@ -211,6 +211,7 @@ absl::StatusOr<std::unique_ptr<NatsBus>> NatsBus::Connect(Options options) {
   if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts.get(), true);
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts.get(), options.max_reconnect);
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts.get(), options.reconnect_wait.count());
+  if (s == NATS_OK && options.no_echo) s = natsOptions_SetNoEcho(opts.get(), true);
   // A pool of delivery threads rather than one thread per subscription.
   if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(opts.get(), true);
   if (s != NATS_OK) return ToStatus(s, "natsOptions");

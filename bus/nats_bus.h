@@ -19,6 +19,10 @@ class NatsBus : public Bus {
     std::chrono::milliseconds reconnect_wait{500};
     int max_reconnect = -1;  // -1: forever
     std::chrono::milliseconds connect_timeout{2000};
+    // The server does not send this connection's own publishes back to its
+    // subscriptions (an edge relaying its clients' broadcasts has already
+    // delivered them locally).
+    bool no_echo = false;
     // On destruction: drain (deliver what is in flight, flush publishes) for
     // at most this long, then close.
     std::chrono::milliseconds drain_timeout{2000};

@@ -111,6 +111,7 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
   if (!inserted) return;  // reported twice: the first report stands
   SocketEntry& entry = it->second;
   entry.nsp = socket.nsp().name();
+  entry.user_id = socket.user_id();
   entry.transport = std::string(socket.transport());
   entry.remote_address = socket.handshake().address;
   entry.connected_at = std::chrono::system_clock::now();

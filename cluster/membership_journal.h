@@ -94,7 +94,7 @@ class MembershipJournal : public sio::MembershipObserver {
  private:
   struct SocketEntry {
     std::string nsp;
-    std::string user_id;  // empty for now: authentication does not set one yet
+    std::string user_id;  // empty: anonymous
     std::string transport;
     std::string remote_address;
     std::chrono::system_clock::time_point connected_at;

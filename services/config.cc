@@ -660,7 +660,11 @@ absl::StatusOr<NamespacePolicy> ParseNamespacePolicy(std::string_view name, cons
   policy.name = std::string(name);
   if (name.empty() || name[0] != '/') return Error(path, "a namespace name starts with '/'");
   if (!spec.is_object()) return TypeError(path, "an object", spec);
-  SB_RETURN_IF_ERROR(CheckKeys(spec, path, {"rules", "roomPattern", "maxRoomsPerSocket"}));
+  SB_RETURN_IF_ERROR(
+      CheckKeys(spec, path, {"rules", "roomPattern", "maxRoomsPerSocket", "userIdFromAuth"}));
+  if (auto it = spec.find("userIdFromAuth"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(policy.user_id_from_auth, GetString(*it, Child(path, "userIdFromAuth")));
+  }
 
   if (auto it = spec.find("roomPattern"); it != spec.end()) {
     SB_ASSIGN_OR_RETURN(policy.room_pattern, GetString(*it, Child(path, "roomPattern")));

@@ -123,6 +123,10 @@ struct NamespacePolicy {
   std::string room_pattern = "^[A-Za-z0-9_-]{1,64}$";
   std::shared_ptr<const std::regex> room_regex;  // compiled room_pattern
   size_t max_rooms_per_socket = 50;
+  // Non-empty: the socket's user id is this string field of the CONNECT auth
+  // payload, as the client claims it (trusted clients only; token-based
+  // identity is the authentication layer's).
+  std::string user_id_from_auth;
   std::vector<Rule> rules;
 
   // Room name check against room_regex (and a hard length bound).

@@ -39,6 +39,14 @@ RelayRules::RelayRules(sio::Namespace& nsp, NamespacePolicy policy)
 
 std::shared_ptr<RelayRules> RelayRules::Install(sio::Namespace& nsp, NamespacePolicy policy) {
   auto self = std::make_shared<RelayRules>(nsp, std::move(policy));
+  if (!self->policy_.user_id_from_auth.empty()) {
+    nsp.Use([self](const sio::SocketPtr& socket, sio::Next next) {
+      const Json& auth = socket->auth();
+      auto it = auth.is_object() ? auth.find(self->policy_.user_id_from_auth) : auth.end();
+      if (it != auth.end() && it->is_string()) socket->SetUserId(it->get<std::string>());
+      next(std::nullopt);
+    });
+  }
   nsp.OnConnection([self](const sio::SocketPtr& socket) {
     std::lock_guard lock(self->mu_);
     self->socket_ids_.insert(socket->id());

@@ -10,10 +10,12 @@ namespace switchboard::sio {
 
 class Namespace;
 
-// Who a broadcast reaches: the union of `rooms` (none = the whole namespace)
-// minus members of `except_rooms`. A socket id is a room of its own.
+// Who a broadcast reaches: the union of `rooms` and of the sockets of
+// `user_ids` (both empty = the whole namespace) minus members of
+// `except_rooms`. A socket id is a room of its own.
 struct BroadcastTarget {
   std::vector<std::string> rooms;
+  std::vector<std::string> user_ids;
   std::vector<std::string> except_rooms;
   bool is_volatile = false;
 };

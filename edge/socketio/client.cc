@@ -64,8 +64,9 @@ void Client::OnConnect(Packet&& packet) {
     return SendPacket(error);
   }
   Json auth = packet.data.has_value() ? std::move(*packet.data) : Json::object();
-  auto socket = std::make_shared<Socket>(shared_from_this(), *nsp, edge::NewId(shard()),
-                                         std::move(auth));
+  const std::string& edge_id = server_.options().edge_id;
+  std::string id = edge_id.empty() ? edge::NewId(shard()) : edge_id + "." + edge::NewId(shard());
+  auto socket = std::make_shared<Socket>(shared_from_this(), *nsp, std::move(id), std::move(auth));
   connecting_.push_back(packet.nsp);
   nsp->Connect(socket, [self = shared_from_this(), socket,
                         name = packet.nsp](std::optional<ConnectError> error) {

@@ -11,6 +11,7 @@ namespace switchboard::sio {
 struct Namespace::ShardState {
   std::unordered_map<std::string, Socket*> sockets;
   std::unordered_map<std::string, std::unordered_set<Socket*>> rooms;
+  std::unordered_map<std::string, std::unordered_set<Socket*>> users;  // non-empty user ids
   std::atomic<size_t> socket_count{0};
   std::atomic<uint64_t> unhandled_events{0};
   std::atomic<uint64_t> handler_errors{0};
@@ -36,6 +37,7 @@ void Namespace::Connect(const SocketPtr& socket,
     if (!admit(std::move(error))) return;
     ShardState& local = Local();
     local.sockets.emplace(socket->id(), socket.get());
+    if (!socket->user_id().empty()) local.users[socket->user_id()].insert(socket.get());
     local.socket_count.fetch_add(1, std::memory_order_relaxed);
     socket->MarkConnected();
     socket->Join(socket->id());
@@ -72,6 +74,13 @@ void Namespace::Remove(Socket& socket, std::string_view reason) {
   ShardState& local = Local();
   if (local.sockets.erase(socket.id()) == 0) return;
   local.socket_count.fetch_sub(1, std::memory_order_relaxed);
+  if (!socket.user_id().empty()) {
+    auto it = local.users.find(socket.user_id());
+    if (it != local.users.end()) {
+      it->second.erase(&socket);
+      if (it->second.empty()) local.users.erase(it);
+    }
+  }
   for (const auto& room : socket.rooms()) {
     auto it = local.rooms.find(room);
     if (it == local.rooms.end()) continue;
@@ -127,39 +136,67 @@ void Namespace::Deliver(std::shared_ptr<const Delivery> delivery) {
   if (current >= 0) DeliverLocal(*delivery);
 }
 
+bool Namespace::Excluded(const BroadcastTarget& target, const Socket& socket) {
+  for (const auto& room : target.except_rooms) {
+    if (socket.InRoom(room)) return true;
+  }
+  return false;
+}
+
+void Namespace::CollectUnion(const BroadcastTarget& target, std::vector<Socket*>& out) {
+  ShardState& local = Local();
+  for (const auto& room : target.rooms) {
+    auto it = local.rooms.find(room);
+    if (it != local.rooms.end()) out.insert(out.end(), it->second.begin(), it->second.end());
+  }
+  for (const auto& user : target.user_ids) {
+    auto it = local.users.find(user);
+    if (it != local.users.end()) out.insert(out.end(), it->second.begin(), it->second.end());
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+}
+
 void Namespace::DeliverLocal(const Delivery& delivery) {
   const BroadcastTarget& target = delivery.target;
   const std::vector<eio::Frame>& frames = delivery.frames;
   ShardState& local = Local();
-  auto excluded = [&](Socket* socket) {
-    for (const auto& room : target.except_rooms) {
-      if (socket->InRoom(room)) return true;
-    }
-    return false;
-  };
   auto send = [&](Socket* socket) {
-    if (!excluded(socket)) socket->SendFrames(frames, target.is_volatile);
+    if (!Excluded(target, *socket)) socket->SendFrames(frames, target.is_volatile);
   };
-  if (target.rooms.empty()) {
+  if (target.rooms.empty() && target.user_ids.empty()) {
     for (auto& [id, socket] : local.sockets) send(socket);
     return;
   }
-  if (target.rooms.size() == 1) {
+  if (target.rooms.size() == 1 && target.user_ids.empty()) {
     auto it = local.rooms.find(target.rooms.front());
     if (it == local.rooms.end()) return;
     for (Socket* socket : it->second) send(socket);
     return;
   }
-  // A union of rooms: each member gets the packet once.
+  // A union: each member gets the packet once.
   std::vector<Socket*> members;
-  for (const auto& room : target.rooms) {
-    auto it = local.rooms.find(room);
-    if (it == local.rooms.end()) continue;
-    members.insert(members.end(), it->second.begin(), it->second.end());
-  }
-  std::sort(members.begin(), members.end());
-  members.erase(std::unique(members.begin(), members.end()), members.end());
+  CollectUnion(target, members);
   for (Socket* socket : members) send(socket);
+}
+
+void Namespace::ForEachLocalTarget(const BroadcastTarget& target,
+                                   const std::function<void(Socket&)>& visit) {
+  std::vector<Socket*> members;
+  if (target.rooms.empty() && target.user_ids.empty()) {
+    for (auto& [id, socket] : Local().sockets) members.push_back(socket);
+  } else {
+    CollectUnion(target, members);
+  }
+  // Hold them: a visit may disconnect a socket (and so release it).
+  std::vector<SocketPtr> held;
+  held.reserve(members.size());
+  for (Socket* socket : members) {
+    if (!Excluded(target, *socket)) held.push_back(socket->shared_from_this());
+  }
+  for (const SocketPtr& socket : held) {
+    if (socket->connected()) visit(*socket);
+  }
 }
 
 void Namespace::ForEachLocalSocket(const std::function<void(const Socket&)>& visit) const {

@@ -63,6 +63,10 @@ class Namespace {
 
   // Visits the sockets of this namespace on the calling shard (snapshots).
   void ForEachLocalSocket(const std::function<void(const Socket&)>& visit) const;
+  // Visits the sockets `target` matches on the calling shard, each once.
+  // They are collected first, so `visit` may join, leave or disconnect.
+  void ForEachLocalTarget(const BroadcastTarget& target,
+                          const std::function<void(Socket&)>& visit);
   // Counters (all shards): sockets connected now, events received from
   // clients that no handler took.
   size_t SocketCount() const;
@@ -81,6 +85,10 @@ class Namespace {
   struct ShardState;
   ShardState& Local();
   void DeliverLocal(const Delivery& delivery);
+  // The members of a union target (several rooms, or users) on this shard,
+  // each once, except-lists not applied.
+  void CollectUnion(const BroadcastTarget& target, std::vector<Socket*>& out);
+  static bool Excluded(const BroadcastTarget& target, const Socket& socket);
   void RunMiddleware(const SocketPtr& socket, size_t index,
                      std::function<void(std::optional<ConnectError>)> done);
 

@@ -41,8 +41,14 @@ class Socket : public std::enable_shared_from_this<Socket> {
   std::string_view transport() const;
   bool connected() const { return connected_; }
 
-  // Application data kept on the socket (e.g. user id, claims).
+  // Application data kept on the socket (e.g. claims).
   Json& data() { return data_; }
+  // The authenticated user ("" for anonymous sockets). Set by middleware,
+  // before the socket is connected; ignored afterwards.
+  const std::string& user_id() const { return user_id_; }
+  void SetUserId(std::string user_id) {
+    if (!connected_) user_id_ = std::move(user_id);
+  }
 
   // args must be a JSON array; binary nodes become attachments.
   void Emit(std::string_view event, Json args = Json::array());
@@ -82,6 +88,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
   const Handshake& handshake_;
   Json auth_;
   Json data_;
+  std::string user_id_;
   std::vector<std::string> rooms_;  // includes id_
   bool connected_ = false;
   uint64_t next_ack_id_ = 0;

@@ -1,0 +1,102 @@
+#pragma once
+
+// The broker: keeps the cluster's membership Index up to date from the edges'
+// streams on the bus, and turns API calls into bus messages
+// (proto/SUBJECTS.md). Brokers are peers: each one listens to every edge and
+// builds the same index; none is a leader.
+//
+//   sb.v1.membership.>  MembershipEvent  -> Index (gaps, new edges, new
+//                                           incarnations -> SnapshotRequest)
+//   sb.v1.heartbeat.>   Heartbeat        -> Index liveness + the edge's counters
+//   sb.v1.snapshot.<e>  SnapshotRequest  -> Snapshot (request/reply)
+//   sb.v1.ack.<broker>  AckReport        <- edges, for Publish with acks
+//   Publish / Commands  EdgeMessage      -> room / ns / user / edge subjects
+//
+// The gRPC layer (services/) is a thin adapter over this class: requests and
+// responses are the public API's proto messages, errors are absl::Status with
+// the code the API documents (InvalidArgument, Unavailable...).
+//
+// Thread-safety: every public method may be called from any thread.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "bus/bus.h"
+#include "switchboard/v1/switchboard.pb.h"
+
+namespace switchboard::broker {
+
+struct BrokerOptions {
+  // Used in subjects (sb.v1.ack.<id>) and delivery ids; empty: a random one.
+  // Must satisfy bus::ValidNodeId.
+  std::string broker_id;
+  // An edge not heard from for this long is dropped with its sockets.
+  std::chrono::milliseconds edge_timeout{10'000};
+  // How often the broker looks for expired edges and overdue snapshots.
+  std::chrono::milliseconds tick{500};
+  // How long a snapshot request may take before it is asked again.
+  std::chrono::milliseconds snapshot_timeout{3'000};
+  // The highest PublishRequest.ack_timeout_ms accepted.
+  uint32_t max_ack_timeout_ms = 60'000;
+  // After ack_timeout_ms, how long to wait for the edges' reports.
+  std::chrono::milliseconds ack_grace{500};
+};
+
+class Broker {
+ public:
+  // Subscribes to the membership streams and asks every edge it hears from
+  // for a snapshot. The bus must outlive the broker.
+  static absl::StatusOr<std::unique_ptr<Broker>> Start(bus::Bus& bus, BrokerOptions options = {});
+  // Unsubscribes; pending Publish calls with acks complete with what arrived;
+  // watchers get their `closed` callback.
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  const std::string& id() const;
+  bool bus_connected() const;
+
+  // Validates, builds one Delivery and publishes it on every subject its
+  // target needs. Without acks `done` runs before Publish returns; with acks
+  // it runs later (on a broker thread) once every edge reported or
+  // ack_timeout_ms + ack_grace passed. `done` is called exactly once.
+  using PublishDone = std::function<void(absl::StatusOr<v1::PublishResponse>)>;
+  void Publish(const v1::PublishRequest& request, PublishDone done);
+
+  absl::StatusOr<v1::JoinRoomsResponse> JoinRooms(const v1::JoinRoomsRequest& request);
+  absl::StatusOr<v1::LeaveRoomsResponse> LeaveRooms(const v1::LeaveRoomsRequest& request);
+  absl::StatusOr<v1::DisconnectSocketsResponse> DisconnectSockets(
+      const v1::DisconnectSocketsRequest& request);
+
+  // Served from the index only.
+  absl::StatusOr<v1::GetStatsResponse> GetStats(const v1::GetStatsRequest& request);
+  absl::StatusOr<v1::ListSocketsResponse> ListSockets(const v1::ListSocketsRequest& request);
+  absl::StatusOr<v1::ListRoomsResponse> ListRooms(const v1::ListRoomsRequest& request);
+  absl::StatusOr<v1::GetPresenceResponse> GetPresence(const v1::GetPresenceRequest& request);
+
+  // A live feed of membership changes (and, once edges forward them, client
+  // events) matching the filter. `on_event` runs on a broker thread, one call
+  // at a time per watcher, and must not block for long; `on_closed` runs once
+  // when the broker shuts down. Destroying the handle stops the feed (no call
+  // starts after the destructor returns).
+  class Watch {
+   public:
+    virtual ~Watch() = default;
+  };
+  using WatchEvent = std::function<void(const v1::WatchEventsResponse&)>;
+  absl::StatusOr<std::unique_ptr<Watch>> StartWatch(const v1::WatchEventsRequest& request,
+                                                    WatchEvent on_event,
+                                                    std::function<void()> on_closed);
+
+ private:
+  struct State;
+  explicit Broker(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace switchboard::broker

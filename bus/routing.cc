@@ -1,0 +1,91 @@
+#include "bus/routing.h"
+
+#include <openssl/sha.h>
+
+#include <random>
+
+#include "bus/subject.h"
+
+namespace switchboard::bus {
+namespace {
+
+std::string Join(std::string_view a, std::string_view b) {
+  std::string out;
+  out.reserve(a.size() + b.size());
+  out.append(a);
+  out.append(b);
+  return out;
+}
+
+std::string Join(std::string_view a, std::string_view b, std::string_view c, std::string_view d) {
+  std::string out;
+  out.reserve(a.size() + b.size() + c.size() + d.size());
+  out.append(a);
+  out.append(b);
+  out.append(c);
+  out.append(d);
+  return out;
+}
+
+}  // namespace
+
+std::string NameToken(std::string_view name) {
+  if (name.size() <= kMaxPlainTokenBytes) return EncodeToken(name);
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(name.data()), name.size(), digest);
+  return "~" + EncodeToken(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+}
+
+bool ValidNodeId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string RandomNodeId(size_t length) {
+  static constexpr std::string_view kChars =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::random_device device;
+  std::uniform_int_distribution<size_t> pick(0, kChars.size() - 1);
+  std::string id(length, ' ');
+  for (char& c : id) c = kChars[pick(device)];
+  return id;
+}
+
+std::string RoomSubject(std::string_view nsp, std::string_view room) {
+  return Join("sb.v1.room.", NameToken(nsp), ".", NameToken(room));
+}
+std::string NamespaceSubject(std::string_view nsp) { return Join("sb.v1.ns.", NameToken(nsp)); }
+std::string UserSubject(std::string_view nsp, std::string_view user) {
+  return Join("sb.v1.user.", NameToken(nsp), ".", NameToken(user));
+}
+std::string EdgeSubject(std::string_view edge_id) { return Join("sb.v1.edge.", edge_id); }
+std::string AckSubject(std::string_view broker_id) { return Join("sb.v1.ack.", broker_id); }
+std::string MembershipSubject(std::string_view edge_id) {
+  return Join("sb.v1.membership.", edge_id);
+}
+std::string HeartbeatSubject(std::string_view edge_id) {
+  return Join("sb.v1.heartbeat.", edge_id);
+}
+std::string SnapshotSubject(std::string_view edge_id) { return Join("sb.v1.snapshot.", edge_id); }
+std::string ForwardSubject(std::string_view nsp, std::string_view event) {
+  return Join("sb.v1.forward.", NameToken(nsp), ".", NameToken(event));
+}
+
+std::string MakeSocketId(std::string_view edge_id, std::string_view local_id) {
+  return Join(edge_id, ".", local_id, "");
+}
+
+std::string_view EdgeOfSocketId(std::string_view socket_id) {
+  size_t dot = socket_id.find('.');
+  if (dot == std::string_view::npos || dot + 1 == socket_id.size()) return {};
+  if (socket_id.find('.', dot + 1) != std::string_view::npos) return {};
+  std::string_view edge = socket_id.substr(0, dot);
+  return ValidNodeId(edge) ? edge : std::string_view{};
+}
+
+}  // namespace switchboard::bus

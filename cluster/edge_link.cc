@@ -1,0 +1,380 @@
+#include "cluster/edge_link.h"
+
+#include <spdlog/spdlog.h>
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "bus/routing.h"
+#include "cluster/arguments.h"
+#include "edge/socketio/namespace.h"
+#include "edge/socketio/socket.h"
+#include "switchboard/v1/bus.pb.h"
+
+namespace switchboard::cluster {
+namespace {
+
+std::string_view NamespaceOf(const std::string& name) {
+  return name.empty() ? std::string_view("/") : std::string_view(name);
+}
+
+// The Socket.IO form of a bus target: a socket id is a room of its own.
+sio::BroadcastTarget ToBroadcastTarget(const v1::Target& target) {
+  sio::BroadcastTarget out;
+  out.rooms.assign(target.rooms().begin(), target.rooms().end());
+  out.rooms.insert(out.rooms.end(), target.socket_ids().begin(), target.socket_ids().end());
+  out.user_ids.assign(target.user_ids().begin(), target.user_ids().end());
+  out.except_rooms.assign(target.except_rooms().begin(), target.except_rooms().end());
+  out.except_rooms.insert(out.except_rooms.end(), target.except_socket_ids().begin(),
+                          target.except_socket_ids().end());
+  return out;
+}
+
+// Acks of one delivery on this edge: every shard adds its recipients, and
+// the report leaves once all shards are done and every recipient answered
+// (or its ack timed out).
+struct AckCollection {
+  std::mutex mu;
+  size_t shards_pending = 0;
+  size_t answers_pending = 0;
+  v1::AckReport report;
+  std::string subject;
+  bus::Bus* bus = nullptr;
+
+  // Called with mu held; sends the report when nothing is pending.
+  void MaybeSendLocked() {
+    if (shards_pending != 0 || answers_pending != 0 || bus == nullptr) return;
+    absl::Status status = bus->Publish(subject, report.SerializeAsString());
+    if (!status.ok()) {
+      spdlog::warn("ack report {} not sent: {}", report.delivery_id(), status.ToString());
+    }
+    bus = nullptr;  // sent once
+  }
+};
+
+}  // namespace
+
+EdgeLink::EdgeLink(bus::Bus& bus, sio::Server& server, Options options)
+    : bus_(bus),
+      server_(server),
+      options_(std::move(options)),
+      journal_(bus, options_.edge_id,
+               MembershipJournal::Options{
+                   static_cast<uint32_t>(options_.heartbeat_interval.count()), {}}) {}
+
+absl::StatusOr<std::unique_ptr<EdgeLink>> EdgeLink::Start(bus::Bus& bus, sio::Server& server,
+                                                          Options options) {
+  if (!bus::ValidNodeId(options.edge_id)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid edge id \"", options.edge_id, "\": use 1-64 characters of [A-Za-z0-9_-]"));
+  }
+  if (server.options().edge_id != options.edge_id) {
+    return absl::InvalidArgumentError("the server's socket ids must carry the edge id");
+  }
+  std::unique_ptr<EdgeLink> link(new EdgeLink(bus, server, std::move(options)));
+  if (absl::Status status = link->journal_.ServeSnapshots(); !status.ok()) return status;
+  link->AddInterest(bus::EdgeSubject(link->options_.edge_id));
+  server.SetMembershipObserver(link.get());
+  server.SetBroadcastRelay(link.get());
+  link->heartbeat_thread_ = std::thread([raw = link.get()] { raw->HeartbeatLoop(); });
+  return link;
+}
+
+EdgeLink::~EdgeLink() {
+  {
+    std::lock_guard lock(heartbeat_mu_);
+    stopping_ = true;
+  }
+  heartbeat_cv_.notify_all();
+  if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  server_.SetMembershipObserver(nullptr);
+  server_.SetBroadcastRelay(nullptr);
+  std::map<std::string, Interest> interests;
+  {
+    std::lock_guard lock(interest_mu_);
+    interests.swap(interests_);
+  }
+  interests.clear();  // unsubscribes, outside the lock
+}
+
+// ------------------------------------------------------------ interest ---
+
+void EdgeLink::AddInterest(const std::string& subject) {
+  std::lock_guard lock(interest_mu_);
+  Interest& interest = interests_[subject];
+  if (interest.count++ > 0) return;
+  auto sub = bus_.Subscribe(subject, [this](bus::Message message) { OnBusMessage(message); });
+  if (sub.ok()) {
+    interest.subscription = std::move(*sub);
+  } else {
+    spdlog::warn("subscribe {}: {} (retrying)", subject, sub.status().ToString());
+  }
+}
+
+void EdgeLink::DropInterest(const std::string& subject) {
+  bus::SubscriptionPtr gone;
+  {
+    std::lock_guard lock(interest_mu_);
+    auto it = interests_.find(subject);
+    if (it == interests_.end() || --it->second.count > 0) return;
+    gone = std::move(it->second.subscription);
+    interests_.erase(it);
+  }
+  // Outside the lock: it waits for a running handler of this subscription.
+  gone.reset();
+}
+
+void EdgeLink::RetryFailedSubscriptions() {
+  std::lock_guard lock(interest_mu_);
+  for (auto& [subject, interest] : interests_) {
+    if (interest.subscription) continue;
+    auto sub = bus_.Subscribe(subject, [this](bus::Message message) { OnBusMessage(message); });
+    if (sub.ok()) interest.subscription = std::move(*sub);
+  }
+}
+
+size_t EdgeLink::subscription_count() const {
+  std::lock_guard lock(interest_mu_);
+  size_t count = 0;
+  for (const auto& [subject, interest] : interests_) count += interest.subscription ? 1 : 0;
+  return count;
+}
+
+// Subscriptions come before the journal's announcement, so that a broker
+// that learns of a member can already reach it.
+void EdgeLink::OnConnected(const sio::Socket& socket) {
+  const std::string& nsp = socket.nsp().name();
+  AddInterest(bus::NamespaceSubject(nsp));
+  if (!socket.user_id().empty()) AddInterest(bus::UserSubject(nsp, socket.user_id()));
+  for (const auto& room : socket.rooms()) {
+    if (room != socket.id()) AddInterest(bus::RoomSubject(nsp, room));
+  }
+  journal_.OnConnected(socket);
+}
+
+void EdgeLink::OnDisconnected(const sio::Socket& socket, std::string_view reason) {
+  journal_.OnDisconnected(socket, reason);
+  const std::string& nsp = socket.nsp().name();
+  for (const auto& room : socket.rooms()) {
+    if (room != socket.id()) DropInterest(bus::RoomSubject(nsp, room));
+  }
+  if (!socket.user_id().empty()) DropInterest(bus::UserSubject(nsp, socket.user_id()));
+  DropInterest(bus::NamespaceSubject(nsp));
+}
+
+// Joins and leaves before the socket is connected are covered by OnConnected
+// (which counts the rooms the socket is in by then).
+void EdgeLink::OnJoined(const sio::Socket& socket, const std::string& room) {
+  if (room == socket.id() || !socket.connected()) return;
+  AddInterest(bus::RoomSubject(socket.nsp().name(), room));
+  journal_.OnJoined(socket, room);
+}
+
+void EdgeLink::OnLeft(const sio::Socket& socket, const std::string& room) {
+  if (room == socket.id() || !socket.connected()) return;
+  journal_.OnLeft(socket, room);
+  DropInterest(bus::RoomSubject(socket.nsp().name(), room));
+}
+
+// ------------------------------------------------------------- receive ---
+
+bool EdgeLink::FirstTime(const std::string& id) {
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(dedup_mu_);
+  while (!seen_order_.empty() && now - seen_order_.front().first > options_.dedup_window) {
+    seen_.erase(seen_order_.front().second);
+    seen_order_.pop_front();
+  }
+  if (!seen_.emplace(id, now).second) return false;
+  seen_order_.emplace_back(now, id);
+  return true;
+}
+
+void EdgeLink::OnBusMessage(const bus::Message& message) {
+  v1::EdgeMessage edge_message;
+  if (!edge_message.ParseFromString(message.payload)) {
+    spdlog::warn("malformed EdgeMessage on {}", message.subject);
+    return;
+  }
+  if (edge_message.has_delivery()) {
+    const v1::Delivery& delivery = edge_message.delivery();
+    if (delivery.origin_edge() == options_.edge_id) return;  // delivered when sent
+    if (FirstTime(delivery.id())) HandleDelivery(delivery);
+  } else if (edge_message.has_command()) {
+    if (FirstTime(edge_message.command().id())) HandleCommand(edge_message.command());
+  }
+}
+
+void EdgeLink::HandleDelivery(const v1::Delivery& delivery) {
+  sio::Namespace* nsp = server_.Find(NamespaceOf(delivery.target().namespace_()));
+  if (nsp == nullptr) return;
+  sio::BroadcastTarget target = ToBroadcastTarget(delivery.target());
+  target.is_volatile = delivery.volatile_();
+
+  if (delivery.frames_size() > 0) {  // relayed by another edge: already encoded
+    std::vector<eio::Frame> frames;
+    frames.reserve(delivery.frames_size());
+    for (int i = 0; i < delivery.frames_size(); ++i) {
+      frames.push_back(eio::Frame{std::make_shared<const std::string>(delivery.frames(i)), i > 0});
+    }
+    nsp->Deliver(std::make_shared<const sio::Delivery>(
+        sio::Delivery{std::move(target), std::move(frames)}));
+    return;
+  }
+  absl::StatusOr<sio::Json> args = ArgumentsToJson(delivery.args());
+  if (!args.ok()) {
+    spdlog::warn("delivery {} dropped: {}", delivery.id(), args.status().ToString());
+    return;
+  }
+  if (delivery.ack_timeout_ms() > 0 && !delivery.ack_subject().empty()) {
+    CollectAcks(*nsp, delivery, std::move(target), std::move(*args));
+    return;
+  }
+  nsp->Deliver(std::make_shared<const sio::Delivery>(sio::Delivery{
+      std::move(target), sio::Encode(sio::MakeEvent(nsp->name(), delivery.event(), *args))}));
+}
+
+void EdgeLink::CollectAcks(sio::Namespace& nsp, const v1::Delivery& delivery,
+                           sio::BroadcastTarget target, sio::Json args) {
+  auto& runtime = server_.runtime();
+  auto collection = std::make_shared<AckCollection>();
+  collection->shards_pending = runtime.size();
+  collection->report.set_delivery_id(delivery.id());
+  collection->report.set_edge_id(options_.edge_id);
+  collection->subject = delivery.ack_subject();
+  collection->bus = &bus_;
+  auto shared_target = std::make_shared<const sio::BroadcastTarget>(std::move(target));
+  auto shared_args = std::make_shared<const sio::Json>(std::move(args));
+  auto timeout = std::chrono::milliseconds(delivery.ack_timeout_ms());
+  for (size_t shard = 0; shard < runtime.size(); ++shard) {
+    runtime.Post(shard, [&nsp, collection, shared_target, shared_args, timeout,
+                         event = delivery.event()] {
+      std::vector<sio::Socket*> recipients;
+      nsp.ForEachLocalTarget(*shared_target, [&](sio::Socket& socket) {
+        recipients.push_back(&socket);
+      });
+      {
+        std::lock_guard lock(collection->mu);
+        collection->answers_pending += recipients.size();
+        collection->report.set_recipients(collection->report.recipients() + recipients.size());
+      }
+      for (sio::Socket* socket : recipients) {
+        socket->EmitWithAck(
+            event, *shared_args, timeout,
+            [collection, id = socket->id()](absl::StatusOr<sio::Json> answer) {
+              std::lock_guard lock(collection->mu);
+              v1::Ack* ack = collection->report.add_acks();
+              ack->set_socket_id(id);
+              if (answer.ok()) {
+                JsonToArguments(*answer, ack->mutable_args());
+              } else {
+                ack->set_error(absl::IsDeadlineExceeded(answer.status()) ? "timeout"
+                                                                         : "disconnected");
+              }
+              --collection->answers_pending;
+              collection->MaybeSendLocked();
+            });
+      }
+      std::lock_guard lock(collection->mu);
+      --collection->shards_pending;
+      collection->MaybeSendLocked();
+    });
+  }
+}
+
+void EdgeLink::HandleCommand(const v1::Command& command) {
+  const v1::Selector& selector = command.selector();
+  sio::Namespace* nsp = server_.Find(NamespaceOf(selector.namespace_()));
+  if (nsp == nullptr) return;
+  bool empty = selector.rooms().empty() && selector.socket_ids().empty() &&
+               selector.user_ids().empty();
+  if (empty != selector.all_sockets()) return;  // never act on a whole namespace by mistake
+  sio::BroadcastTarget target;
+  target.rooms.assign(selector.rooms().begin(), selector.rooms().end());
+  target.rooms.insert(target.rooms.end(), selector.socket_ids().begin(),
+                      selector.socket_ids().end());
+  target.user_ids.assign(selector.user_ids().begin(), selector.user_ids().end());
+
+  auto shared_target = std::make_shared<const sio::BroadcastTarget>(std::move(target));
+  auto shared_command = std::make_shared<const v1::Command>(command);
+  auto& runtime = server_.runtime();
+  for (size_t shard = 0; shard < runtime.size(); ++shard) {
+    runtime.Post(shard, [nsp, shared_target, shared_command] {
+      const v1::Command& cmd = *shared_command;
+      nsp->ForEachLocalTarget(*shared_target, [&](sio::Socket& socket) {
+        switch (cmd.action_case()) {
+          case v1::Command::kJoin:
+            for (const auto& room : cmd.join().rooms()) socket.Join(room);
+            break;
+          case v1::Command::kLeave:
+            for (const auto& room : cmd.leave().rooms()) {
+              if (room != socket.id()) socket.Leave(room);
+            }
+            break;
+          case v1::Command::kDisconnectClose:
+            socket.Disconnect(cmd.disconnect_close());
+            break;
+          default:
+            break;
+        }
+      });
+    });
+  }
+}
+
+// --------------------------------------------------------------- relay ---
+
+void EdgeLink::OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delivery) {
+  if (!options_.relay_broadcasts) return;
+  v1::EdgeMessage message;
+  v1::Delivery* out = message.mutable_delivery();
+  out->set_id(absl::StrCat(options_.edge_id, ":", journal_.incarnation(), ":",
+                           relay_counter_.fetch_add(1, std::memory_order_relaxed)));
+  out->set_origin_edge(options_.edge_id);
+  out->set_volatile_(delivery.target.is_volatile);
+  v1::Target* target = out->mutable_target();
+  target->set_namespace_(nsp.name());
+  for (const auto& room : delivery.target.rooms) target->add_rooms(room);
+  for (const auto& user : delivery.target.user_ids) target->add_user_ids(user);
+  for (const auto& room : delivery.target.except_rooms) target->add_except_rooms(room);
+  for (const auto& frame : delivery.frames) out->add_frames(*frame.bytes);
+
+  std::vector<std::string> subjects;
+  for (const auto& room : delivery.target.rooms) {
+    subjects.push_back(bus::RoomSubject(nsp.name(), room));
+    // A room named by a socket id is that socket: its edge has no room
+    // subscription for it.
+    std::string_view edge = bus::EdgeOfSocketId(room);
+    if (!edge.empty() && edge != options_.edge_id) subjects.push_back(bus::EdgeSubject(edge));
+  }
+  for (const auto& user : delivery.target.user_ids) {
+    subjects.push_back(bus::UserSubject(nsp.name(), user));
+  }
+  if (subjects.empty()) subjects.push_back(bus::NamespaceSubject(nsp.name()));
+  std::string payload = message.SerializeAsString();
+  for (const auto& subject : subjects) {
+    absl::Status status = bus_.Publish(subject, payload);
+    if (!status.ok()) {
+      spdlog::debug("relay to {} not sent: {}", subject, status.ToString());
+      return;  // the bus is down: the others would fail too
+    }
+  }
+}
+
+// ----------------------------------------------------------- heartbeat ---
+
+void EdgeLink::Heartbeat(bool draining) { (void)journal_.PublishHeartbeat(draining); }
+
+void EdgeLink::HeartbeatLoop() {
+  std::unique_lock lock(heartbeat_mu_);
+  while (!stopping_) {
+    lock.unlock();
+    Heartbeat();
+    RetryFailedSubscriptions();
+    lock.lock();
+    heartbeat_cv_.wait_for(lock, options_.heartbeat_interval, [this] { return stopping_; });
+  }
+}
+
+}  // namespace switchboard::cluster

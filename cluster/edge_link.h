@@ -1,0 +1,117 @@
+#pragma once
+
+// An edge's link to the cluster (proto/SUBJECTS.md). It
+//  * keeps the edge's membership stream, heartbeats and snapshot replies
+//    (MembershipJournal) going;
+//  * subscribes to exactly the target subjects the edge has local interest
+//    in: sb.v1.ns.<ns> while a socket is in the namespace,
+//    sb.v1.room.<ns>.<room> while a local socket is in the room,
+//    sb.v1.user.<ns>.<user> while a socket of the user is connected, and
+//    sb.v1.edge.<edge-id> always;
+//  * turns each EdgeMessage it receives into local work: a Delivery is
+//    encoded once and handed to every local recipient (or, with ack
+//    collection, emitted with an ack request to each and reported on the
+//    ack subject); a Command joins, leaves or disconnects local sockets;
+//  * relays the broadcasts its own handlers emit (configured relay rules) to
+//    the other edges, pre-encoded.
+// A message id seen within the dedup window is handled once, so a socket in
+// two targeted rooms gets an event once.
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "absl/status/statusor.h"
+#include "bus/bus.h"
+#include "cluster/membership_journal.h"
+#include "edge/socketio/server.h"
+
+namespace switchboard::v1 {
+class Command;
+class Delivery;
+}  // namespace switchboard::v1
+
+namespace switchboard::cluster {
+
+class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
+ public:
+  struct Options {
+    // Must satisfy bus::ValidNodeId and equal the server's socket id prefix
+    // (sio::ServerOptions::edge_id).
+    std::string edge_id;
+    std::chrono::milliseconds heartbeat_interval{2000};
+    // Send broadcasts of local handlers to the other edges. Off when this
+    // is the only edge (standalone).
+    bool relay_broadcasts = true;
+    // How long a handled message id is remembered.
+    std::chrono::milliseconds dedup_window{60'000};
+  };
+
+  // Installs itself as the server's membership observer and broadcast relay.
+  // Call before the server serves; the bus and server must outlive the link,
+  // and the server's runtime must be stopped before the link is destroyed.
+  static absl::StatusOr<std::unique_ptr<EdgeLink>> Start(bus::Bus& bus, sio::Server& server,
+                                                         Options options);
+  ~EdgeLink() override;
+  EdgeLink(const EdgeLink&) = delete;
+  EdgeLink& operator=(const EdgeLink&) = delete;
+
+  // sio::MembershipObserver (from the server's shards).
+  void OnConnected(const sio::Socket& socket) override;
+  void OnDisconnected(const sio::Socket& socket, std::string_view reason) override;
+  void OnJoined(const sio::Socket& socket, const std::string& room) override;
+  void OnLeft(const sio::Socket& socket, const std::string& room) override;
+  // sio::BroadcastRelay.
+  void OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delivery) override;
+
+  MembershipJournal& journal() { return journal_; }
+  const std::string& edge_id() const { return options_.edge_id; }
+  // Target subjects subscribed now (edge subject included).
+  size_t subscription_count() const;
+  // Publishes a heartbeat now (also done every heartbeat_interval).
+  void Heartbeat(bool draining = false);
+
+ private:
+  EdgeLink(bus::Bus& bus, sio::Server& server, Options options);
+  struct Interest {
+    size_t count = 0;
+    bus::SubscriptionPtr subscription;  // null while the bus refused it
+  };
+  void AddInterest(const std::string& subject);
+  void DropInterest(const std::string& subject);
+  void RetryFailedSubscriptions();
+  void OnBusMessage(const bus::Message& message);
+  bool FirstTime(const std::string& id);
+  void HandleDelivery(const v1::Delivery& delivery);
+  void HandleCommand(const v1::Command& command);
+  void CollectAcks(sio::Namespace& nsp, const v1::Delivery& delivery, sio::BroadcastTarget target,
+                   sio::Json args);
+  void HeartbeatLoop();
+
+  bus::Bus& bus_;
+  sio::Server& server_;
+  const Options options_;
+  MembershipJournal journal_;
+
+  mutable std::mutex interest_mu_;
+  std::map<std::string, Interest> interests_;  // by subject
+
+  std::mutex dedup_mu_;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> seen_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> seen_order_;
+
+  std::atomic<uint64_t> relay_counter_{0};
+
+  std::mutex heartbeat_mu_;
+  std::condition_variable heartbeat_cv_;
+  bool stopping_ = false;
+  std::thread heartbeat_thread_;
+};
+
+}  // namespace switchboard::cluster
