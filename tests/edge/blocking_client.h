@@ -19,7 +19,10 @@ class BlockingClient {
  public:
   // `small_window`: a small receive buffer, so a client that stops reading
   // backs up soon.
-  explicit BlockingClient(uint16_t port, bool small_window = false) : ws_(ioc_) {
+  // `connect`: the Socket.IO CONNECT packet to send (e.g. with an auth payload).
+  explicit BlockingClient(uint16_t port, bool small_window = false,
+                          const std::string& connect = "40")
+      : ws_(ioc_) {
     tcp::endpoint endpoint(boost::asio::ip::make_address("127.0.0.1"), port);
     tcp::socket& socket = ws_.next_layer();
     socket.open(tcp::v4());
@@ -31,7 +34,7 @@ class BlockingClient {
                sizeof(timeout));
     ws_.handshake("127.0.0.1", "/socket.io/?EIO=4&transport=websocket");
     EXPECT_EQ(Read().substr(0, 1), "0");  // Engine.IO open
-    Send("40");
+    Send(connect);
     EXPECT_EQ(Read().substr(0, 2), "40");  // Socket.IO CONNECT
   }
 

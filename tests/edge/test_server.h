@@ -19,8 +19,10 @@ namespace switchboard::testing_support {
 // io() before Start().
 class TestServer {
  public:
-  explicit TestServer(eio::Options options = {})
-      : runtime_(2), io_(runtime_, std::move(options)), http_(runtime_, {"127.0.0.1", 0}) {
+  explicit TestServer(eio::Options options = {}, sio::ServerOptions sio_options = {})
+      : runtime_(2),
+        io_(runtime_, std::move(options), std::move(sio_options)),
+        http_(runtime_, {"127.0.0.1", 0}) {
     http_.Mount("/socket.io/", io_.engine());
   }
   // Closes every session, gives the close packets a moment, stops the shards.
