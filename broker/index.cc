@@ -285,6 +285,9 @@ void Index::Apply(Edge& edge, const Event& event) {
                      }
                    }
                  },
+                 [&](const TransportChanged& e) {
+                   if (Socket* s = owned(e.socket_id)) s->transport = e.transport;
+                 },
              },
              event);
 }

@@ -69,7 +69,12 @@ struct Left {
   std::string socket_id{};
   std::string room{};
 };
-using Event = std::variant<Connected, Disconnected, Joined, Left>;
+// The socket's Engine.IO session switched transport (polling -> websocket).
+struct TransportChanged {
+  std::string socket_id{};
+  std::string transport{};
+};
+using Event = std::variant<Connected, Disconnected, Joined, Left, TransportChanged>;
 
 struct Heartbeat {
   std::string edge_id{};

@@ -177,6 +177,10 @@ void EdgeLink::OnLeft(const sio::Socket& socket, const std::string& room) {
   DropInterest(bus::RoomSubject(socket.nsp().name(), room));
 }
 
+void EdgeLink::OnTransportChanged(const sio::Socket& socket) {
+  journal_.OnTransportChanged(socket);
+}
+
 // ------------------------------------------------------------- receive ---
 
 bool EdgeLink::FirstTime(const std::string& id) {

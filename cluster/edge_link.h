@@ -67,6 +67,7 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   void OnDisconnected(const sio::Socket& socket, std::string_view reason) override;
   void OnJoined(const sio::Socket& socket, const std::string& room) override;
   void OnLeft(const sio::Socket& socket, const std::string& room) override;
+  void OnTransportChanged(const sio::Socket& socket) override;
   // sio::BroadcastRelay.
   void OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delivery) override;
 

@@ -171,6 +171,21 @@ void MembershipJournal::OnLeft(const sio::Socket& socket, const std::string& roo
   PublishEventLocked(event);
 }
 
+void MembershipJournal::OnTransportChanged(const sio::Socket& socket) {
+  std::lock_guard lock(mu_);
+  auto it = sockets_.find(socket.id());
+  if (it == sockets_.end()) return;
+  std::string transport(socket.transport());
+  if (it->second.transport == transport) return;
+  it->second.transport = std::move(transport);
+  v1::MembershipEvent event;
+  v1::TransportChange* change = event.mutable_transport_changed();
+  change->set_socket_id(socket.id());
+  change->set_namespace_(it->second.nsp);
+  change->set_transport(ToTransport(it->second.transport));
+  PublishEventLocked(event);
+}
+
 void MembershipJournal::FillHeartbeatLocked(v1::Heartbeat& heartbeat, bool draining) const {
   heartbeat.set_edge_id(edge_id_);
   heartbeat.set_incarnation(incarnation_);

@@ -67,6 +67,7 @@ class MembershipJournal : public sio::MembershipObserver {
   void OnDisconnected(const sio::Socket& socket, std::string_view reason) override;
   void OnJoined(const sio::Socket& socket, const std::string& room) override;
   void OnLeft(const sio::Socket& socket, const std::string& room) override;
+  void OnTransportChanged(const sio::Socket& socket) override;
 
   // Publishes one Heartbeat (edge, incarnation, last seq, counters) on
   // sb.v1.heartbeat.<edge-id>. The failure, if any, is counted and returned.

@@ -137,6 +137,7 @@ void Session::OnFrame(WebSocketTransport* from, std::string_view data, bool bina
       upgrading_ = false;
       if (poll_) RespondPoll(std::string(1, static_cast<char>(PacketType::kNoop)));
       Flush();
+      if (on_upgrade_) on_upgrade_();
       return;
     }
     EndProbe();

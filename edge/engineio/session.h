@@ -44,6 +44,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Message packets from the client (text, or binary with `binary` set).
   void OnMessage(std::function<void(Packet&&)> handler) { on_message_ = std::move(handler); }
   // Called once when the session ends, whoever ended it.
+  // Called once the session moved from polling to WebSocket.
+  void OnUpgrade(std::function<void()> handler) { on_upgrade_ = std::move(handler); }
   void OnClose(std::function<void(std::string_view reason)> handler) {
     on_close_ = std::move(handler);
   }
@@ -111,6 +113,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   std::function<void(Packet&&)> on_message_;
   std::function<void(std::string_view)> on_close_;
+  std::function<void()> on_upgrade_;
 };
 
 using SessionPtr = std::shared_ptr<Session>;

@@ -15,6 +15,15 @@ void Client::Start() {
   // The session holds us through these callbacks until it closes.
   session_->OnMessage([self](eio::Packet&& message) { self->OnMessage(std::move(message)); });
   session_->OnClose([self](std::string_view reason) { self->OnClose(reason); });
+  session_->OnUpgrade([weak = weak_from_this()] {
+    auto self = weak.lock();
+    if (!self) return;
+    auto* observer = self->server_.membership_observer();
+    if (observer == nullptr) return;
+    for (auto& [name, socket] : self->sockets_) {
+      if (socket->connected()) observer->OnTransportChanged(*socket);
+    }
+  });
   connect_timer_ = std::make_unique<boost::asio::steady_timer>(
       server_.runtime().context(shard()), server_.options().connect_timeout);
   connect_timer_->async_wait([weak = weak_from_this()](boost::system::error_code ec) {

@@ -19,6 +19,8 @@ class MembershipObserver {
   virtual void OnDisconnected(const Socket& socket, std::string_view reason) = 0;
   virtual void OnJoined(const Socket& socket, const std::string& room) = 0;
   virtual void OnLeft(const Socket& socket, const std::string& room) = 0;
+  // The socket's connection moved from polling to WebSocket.
+  virtual void OnTransportChanged(const Socket& /*socket*/) {}
 };
 
 }  // namespace switchboard::sio

@@ -136,6 +136,19 @@ TEST(IndexTest, EventsAboutOtherEdgesSocketsAndOwnRoomAreNoOps) {
   EXPECT_EQ(index.GetStats().per_edge[1].last_seq, 2u);
 }
 
+TEST(IndexTest, TransportChangeUpdatesOnlyTheOwnedSocket) {
+  Index index;
+  Feeder e1{index, "e1"}, e2{index, "e2"};
+  SocketInfo polling = Sock("a", "/", "");
+  polling.transport = "polling";
+  e1(Connected{polling});
+  EXPECT_EQ(e2(TransportChanged{"a", "websocket"}), ApplyResult::kApplied);  // not e2's: no-op
+  EXPECT_EQ(index.GetSocket("a")->transport, "polling");
+  EXPECT_EQ(e1(TransportChanged{"a", "websocket"}), ApplyResult::kApplied);
+  EXPECT_EQ(index.GetSocket("a")->transport, "websocket");
+  EXPECT_EQ(index.GetStats().per_edge[0].last_seq, 2u);
+}
+
 TEST(IndexTest, DuplicatesAreIgnored) {
   Index index;
   std::vector<Event> stream = {Connected{Sock("a", "/", "u1")}, Joined{"a", "r"},
