@@ -1,9 +1,12 @@
 // switchboard — the server binary.
 //
-//   switchboard standalone [--config FILE] [--listen HOST:PORT] [--threads N]
+//   switchboard standalone [--config FILE] [--listen HOST:PORT] [--grpc-listen HOST:PORT]
+//   switchboard edge --nats URL [--edge-id ID] [--config FILE] [--listen HOST:PORT]
+//   switchboard broker --nats URL [--grpc-listen HOST:PORT] [--broker-id ID]
 //
-// `standalone` serves Socket.IO with the configured namespaces and relay
-// rules in one process. `edge` and `broker` are not implemented yet.
+// `edge` serves Socket.IO clients and links them to the cluster over NATS;
+// `broker` keeps the cluster's index and serves the gRPC API; `standalone`
+// runs both in one process over the in-process bus (no NATS).
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -17,11 +20,18 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "broker/broker.h"
+#include "bus/inproc_bus.h"
+#include "bus/nats_bus.h"
+#include "bus/routing.h"
+#include "cluster/edge_link.h"
 #include "edge/http/server.h"
 #include "edge/runtime.h"
 #include "edge/socketio/server.h"
+#include "services/api_server.h"
 #include "services/config.h"
 #include "services/relay_rules.h"
 
@@ -29,15 +39,133 @@ namespace {
 
 using namespace switchboard;
 
+struct Flags {
+  std::string role;
+  std::string nats_url;
+  std::string edge_id;
+  std::string broker_id;
+  std::string grpc_listen = "127.0.0.1:50051";
+  unsigned heartbeat_ms = 2000;
+  unsigned edge_timeout_ms = 10000;
+};
+
 std::string UrlHost(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
-int RunStandalone(services::Config config) {
-  edge::Runtime runtime(config.threads);
+// Connects to NATS, retrying for a while: in a cluster the bus may come up
+// after us.
+absl::StatusOr<std::unique_ptr<bus::NatsBus>> ConnectNats(const std::string& url,
+                                                          const std::string& name,
+                                                          bool no_echo) {
+  bus::NatsBus::Options options;
+  options.urls = {url};
+  options.name = name;
+  options.no_echo = no_echo;
+  absl::Status last;
+  for (int attempt = 0; attempt < 30; ++attempt) {
+    auto bus = bus::NatsBus::Connect(options);
+    if (bus.ok()) return bus;
+    last = bus.status();
+    if (attempt == 0) spdlog::warn("NATS at {}: {} (retrying)", url, std::string(last.message()));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  return last;
+}
 
+// The broker and its API on `bus`; prints "serving gRPC on HOST:PORT".
+struct BrokerPart {
+  std::unique_ptr<broker::Broker> broker;
+  std::unique_ptr<services::ApiServer> api;
+};
+
+absl::StatusOr<BrokerPart> StartBrokerPart(bus::Bus& bus, const Flags& flags,
+                                           const std::string& label) {
+  auto listen = services::ParseListen(flags.grpc_listen);
+  if (!listen.ok()) {
+    return absl::InvalidArgumentError("--grpc-listen: " + std::string(listen.status().message()));
+  }
+  broker::BrokerOptions options;
+  options.broker_id = flags.broker_id;
+  options.edge_timeout = std::chrono::milliseconds(flags.edge_timeout_ms);
+  BrokerPart part;
+  auto started = broker::Broker::Start(bus, options);
+  if (!started.ok()) return started.status();
+  part.broker = std::move(*started);
+  services::ApiServerOptions api_options;
+  api_options.host = listen->first;
+  api_options.port = listen->second;
+  auto api = services::ApiServer::Start(*part.broker, api_options);
+  if (!api.ok()) return api.status();
+  part.api = std::move(*api);
+  std::cout << label << " serving gRPC on " << UrlHost(listen->first) << ":" << part.api->port()
+            << std::endl;
+  return part;
+}
+
+sigset_t StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+int RunBroker(const Flags& flags) {
+  // Blocked before any thread starts, so every thread inherits the mask and
+  // only sigwait below sees the signals.
+  sigset_t stop_signals = StopSignals();
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  Flags resolved = flags;
+  if (resolved.broker_id.empty()) resolved.broker_id = "b" + bus::RandomNodeId(10);
+  auto nats = ConnectNats(flags.nats_url, "switchboard-broker-" + resolved.broker_id, false);
+  if (!nats.ok()) {
+    spdlog::error("cannot connect to NATS at {}: {}", flags.nats_url,
+                  std::string(nats.status().message()));
+    return 1;
+  }
+  auto part = StartBrokerPart(**nats, resolved, "switchboard broker " + resolved.broker_id);
+  if (!part.ok()) {
+    spdlog::error("broker: {}", std::string(part.status().message()));
+    return 1;
+  }
+  int signo = 0;
+  sigwait(&stop_signals, &signo);
+  spdlog::info("signal {}: stopping", signo);
+  part->api->Shutdown(std::chrono::milliseconds(2000));
+  part->api.reset();
+  part->broker.reset();
+  return 0;
+}
+
+// An edge (role edge) or edge + broker (standalone) in this process.
+int RunEdge(services::Config config, const Flags& flags) {
+  bool standalone = flags.role == "standalone";
+  std::string edge_id = flags.edge_id;
+  if (edge_id.empty()) edge_id = standalone ? "local" : "e" + bus::RandomNodeId(10);
+  if (!bus::ValidNodeId(edge_id)) {
+    spdlog::error("--edge-id \"{}\": use 1-64 characters of [A-Za-z0-9_-]", edge_id);
+    return 1;
+  }
+
+  std::unique_ptr<bus::Bus> bus;
+  if (standalone) {
+    bus = std::make_unique<bus::InProcessBus>();
+  } else {
+    auto nats = ConnectNats(flags.nats_url, "switchboard-edge-" + edge_id, /*no_echo=*/true);
+    if (!nats.ok()) {
+      spdlog::error("cannot connect to NATS at {}: {}", flags.nats_url,
+                    std::string(nats.status().message()));
+      return 1;
+    }
+    bus = std::move(*nats);
+  }
+
+  edge::Runtime runtime(config.threads);
   sio::ServerOptions sio_options;
   sio_options.connect_timeout = config.connect_timeout;
+  sio_options.edge_id = edge_id;
   sio::Server server(runtime, config.engine, sio_options);
 
   std::vector<std::shared_ptr<services::RelayRules>> rules;
@@ -46,6 +174,26 @@ int RunStandalone(services::Config config) {
                  policy.rules.size(), policy.room_pattern, policy.max_rooms_per_socket);
     sio::Namespace& nsp = server.Of(policy.name);  // before `policy` is moved from
     rules.push_back(services::RelayRules::Install(nsp, std::move(policy)));
+  }
+
+  cluster::EdgeLink::Options link_options;
+  link_options.edge_id = edge_id;
+  link_options.heartbeat_interval = std::chrono::milliseconds(flags.heartbeat_ms);
+  link_options.relay_broadcasts = !standalone;  // one edge: nobody to relay to
+  auto link = cluster::EdgeLink::Start(*bus, server, link_options);
+  if (!link.ok()) {
+    spdlog::error("edge link: {}", std::string(link.status().message()));
+    return 1;
+  }
+
+  std::optional<BrokerPart> broker_part;
+  if (standalone) {
+    auto part = StartBrokerPart(*bus, flags, "switchboard standalone");
+    if (!part.ok()) {
+      spdlog::error("{}", std::string(part.status().message()));
+      return 1;
+    }
+    broker_part = std::move(*part);
   }
 
   edge::HttpOptions http_options;
@@ -61,6 +209,7 @@ int RunStandalone(services::Config config) {
     if (ec) return;
     spdlog::info("signal {}: stopping", signo);
     http.Close();
+    (*link)->Heartbeat(/*draining=*/true);
     // Tell clients we are going (they reconnect elsewhere), give the close
     // packets a moment to leave, then stop.
     server.engine().CloseAll();
@@ -76,11 +225,18 @@ int RunStandalone(services::Config config) {
   }
   runtime.Start();
 
-  std::cout << "switchboard standalone listening on http://" << UrlHost(config.host) << ":"
-            << http.port() << std::endl;  // endl flushes: scripts wait for this line
+  std::string label = standalone ? "switchboard standalone" : "switchboard edge " + edge_id;
+  std::cout << label << " listening on http://" << UrlHost(config.host) << ":" << http.port()
+            << std::endl;  // endl flushes: scripts wait for this line
   spdlog::info("serving {} on {} thread(s)", config.path, runtime.size());
 
   runtime.Join();
+  if (broker_part) {
+    broker_part->api->Shutdown(std::chrono::milliseconds(1000));
+    broker_part->api.reset();
+    broker_part->broker.reset();
+  }
+  link->reset();  // the runtime has stopped: no more observer calls
   uint64_t ignored = 0;
   for (const auto& r : rules) ignored += r->ignored_events();
   spdlog::info("stopped ({} event(s) ignored: no rule)", ignored);
@@ -91,12 +247,13 @@ int RunStandalone(services::Config config) {
 
 int main(int argc, char** argv) {
   CLI::App app{"switchboard: a Socket.IO v5 / Engine.IO v4 real-time broker", "switchboard"};
-  std::string role;
+  Flags flags;
   std::string config_file;
   std::string listen;
   std::optional<unsigned> threads;
   std::string log_level;
-  app.add_option("role", role, "what to run: standalone (edge and broker: not yet)")
+  app.add_option("role", flags.role,
+                 "what to run: standalone (edge + broker in one process), edge, or broker")
       ->required()
       ->check(CLI::IsMember({"standalone", "edge", "broker"}));
   app.add_option("--config", config_file, "JSON configuration file (see services/CONFIG.md)")
@@ -109,14 +266,29 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level,
                  "trace, debug, info, warn, error, critical, off (overrides the config)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--nats", flags.nats_url, "NATS server URL, e.g. nats://127.0.0.1:4222 (edge, broker)");
+  app.add_option("--edge-id", flags.edge_id,
+                 "this edge's id, [A-Za-z0-9_-]{1,64} (default: random; standalone: local)");
+  app.add_option("--broker-id", flags.broker_id, "this broker's id (default: random)");
+  app.add_option("--grpc-listen", flags.grpc_listen,
+                 "HOST:PORT of the gRPC API (broker, standalone; default 127.0.0.1:50051)");
+  app.add_option("--heartbeat-ms", flags.heartbeat_ms, "edge heartbeat period (default 2000)")
+      ->check(CLI::Range(50u, 60000u));
+  app.add_option("--edge-timeout-ms", flags.edge_timeout_ms,
+                 "broker: drop an edge not heard from for this long (default 10000)")
+      ->check(CLI::Range(100u, 600000u));
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("switchboard");
   spdlog::set_default_logger(logger);
 
-  if (role != "standalone") {
-    std::cerr << "switchboard " << role << ": not implemented yet\n";
+  if (flags.role != "standalone" && flags.nats_url.empty()) {
+    std::cerr << "switchboard " << flags.role << ": --nats URL is required\n";
     return 2;
+  }
+  if (flags.role == "broker") {
+    if (!log_level.empty()) spdlog::set_level(spdlog::level::from_str(log_level));
+    return RunBroker(flags);
   }
 
   absl::StatusOr<services::Config> config =
@@ -139,7 +311,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(config->log_level));
 
   try {
-    return RunStandalone(std::move(*config));
+    return RunEdge(std::move(*config), flags);
   } catch (const std::exception& e) {
     spdlog::critical("fatal: {}", e.what());
     return 1;
