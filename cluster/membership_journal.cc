@@ -48,7 +48,8 @@ MembershipJournal::MembershipJournal(bus::Bus& bus, std::string edge_id, Options
       edge_id_(std::move(edge_id)),
       incarnation_(options.incarnation.empty() ? RandomIncarnation()
                                                : std::move(options.incarnation)),
-      heartbeat_interval_ms_(options.heartbeat_interval_ms) {}
+      heartbeat_interval_ms_(options.heartbeat_interval_ms),
+      message_counts_(std::move(options.message_counts)) {}
 
 MembershipJournal::~MembershipJournal() {
   bus::SubscriptionPtr sub;
@@ -219,12 +220,23 @@ void MembershipJournal::FillHeartbeatLocked(v1::Heartbeat& heartbeat, bool drain
   totals->set_sockets(total.sockets);
   totals->set_users(total.users.size());
   totals->set_rooms(total_rooms.size());
+  std::map<std::string, std::pair<uint64_t, uint64_t>> messages;
+  if (message_counts_) messages = message_counts_();
+  for (const auto& [name, in_out] : messages) {
+    totals->set_messages_in(totals->messages_in() + in_out.first);
+    totals->set_messages_out(totals->messages_out() + in_out.second);
+    if (in_out.first + in_out.second > 0) per_nsp.try_emplace(name);
+  }
   for (const auto& [name, tally] : per_nsp) {
     v1::NamespaceCounts* counts = heartbeat.add_namespaces();
     counts->set_namespace_(name);
     counts->mutable_counts()->set_sockets(tally.sockets);
     counts->mutable_counts()->set_users(tally.users.size());
     counts->mutable_counts()->set_rooms(tally.rooms.size());
+    if (auto it = messages.find(name); it != messages.end()) {
+      counts->mutable_counts()->set_messages_in(it->second.first);
+      counts->mutable_counts()->set_messages_out(it->second.second);
+    }
   }
 }
 

@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -50,6 +51,9 @@ class MembershipJournal : public sio::MembershipObserver {
     uint32_t heartbeat_interval_ms = 2000;
     // Empty: a random one (16 hex digits) chosen at construction.
     std::string incarnation;
+    // Packets in / out per namespace since the edge started, for heartbeats
+    // (empty: none reported).
+    std::function<std::map<std::string, std::pair<uint64_t, uint64_t>>()> message_counts = nullptr;
   };
 
   // `edge_id` must be a valid subject token ([A-Za-z0-9_-], see SUBJECTS.md);
@@ -113,6 +117,7 @@ class MembershipJournal : public sio::MembershipObserver {
   const std::string edge_id_;
   const std::string incarnation_;
   const uint32_t heartbeat_interval_ms_;
+  const std::function<std::map<std::string, std::pair<uint64_t, uint64_t>>()> message_counts_;
 
   mutable std::mutex mu_;
   std::map<std::string, SocketEntry> sockets_;  // by socket id

@@ -15,6 +15,9 @@ struct Namespace::ShardState {
   std::atomic<size_t> socket_count{0};
   std::atomic<uint64_t> unhandled_events{0};
   std::atomic<uint64_t> handler_errors{0};
+  // Written by this shard only; read by anyone (heartbeats).
+  std::atomic<uint64_t> messages_in{0};
+  std::atomic<uint64_t> messages_out{0};
 };
 
 Namespace::Namespace(Server& server, std::string name) : server_(server), name_(std::move(name)) {
@@ -207,6 +210,28 @@ void Namespace::ForEachLocalSocket(const std::function<void(const Socket&)>& vis
 size_t Namespace::SocketCount() const {
   size_t total = 0;
   for (const auto& shard : shards_) total += shard->socket_count.load(std::memory_order_relaxed);
+  return total;
+}
+
+void Namespace::CountIn() {
+  auto& counter = Local().messages_in;
+  counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void Namespace::CountOut() {
+  auto& counter = Local().messages_out;
+  counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+uint64_t Namespace::MessagesIn() const {
+  uint64_t total = 0;
+  for (const auto& shard : shards_) total += shard->messages_in.load(std::memory_order_relaxed);
+  return total;
+}
+
+uint64_t Namespace::MessagesOut() const {
+  uint64_t total = 0;
+  for (const auto& shard : shards_) total += shard->messages_out.load(std::memory_order_relaxed);
   return total;
 }
 

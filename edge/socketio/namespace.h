@@ -71,6 +71,9 @@ class Namespace {
   // clients that no handler took.
   size_t SocketCount() const;
   uint64_t UnhandledEvents() const;
+  // Packets received from / sent to this namespace's clients.
+  uint64_t MessagesIn() const;
+  uint64_t MessagesOut() const;
 
   // Internal: called by Client / Socket on their shard.
   // Runs the middlewares; `admit` sends the verdict and says whether the
@@ -80,6 +83,8 @@ class Namespace {
   void AddToRoom(Socket& socket, const std::string& room);
   void RemoveFromRoom(Socket& socket, const std::string& room);
   void Dispatch(const SocketPtr& socket, std::string_view event, Json& args, Ack ack);
+  void CountIn();
+  void CountOut();
 
  private:
   struct ShardState;

@@ -45,6 +45,7 @@ class Server {
   Namespace& Of(std::string_view name);
   // nullptr for a namespace nobody declared.
   Namespace* Find(std::string_view name);
+  const std::vector<std::unique_ptr<Namespace>>& namespaces() const { return namespaces_; }
 
   eio::Server& engine() { return *engine_; }
   edge::Runtime& runtime() { return runtime_; }

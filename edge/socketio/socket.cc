@@ -28,11 +28,15 @@ Socket::~Socket() = default;
 std::string_view Socket::transport() const { return client_->transport(); }
 
 void Socket::SendPacket(const Packet& packet) {
-  if (connected_) client_->SendPacket(packet);
+  if (!connected_) return;
+  nsp_.CountOut();
+  client_->SendPacket(packet);
 }
 
 bool Socket::SendFrames(const std::vector<eio::Frame>& frames, bool is_volatile) {
-  return connected_ && client_->SendFrames(frames, is_volatile);
+  if (!connected_ || !client_->SendFrames(frames, is_volatile)) return false;
+  nsp_.CountOut();
+  return true;
 }
 
 void Socket::Emit(std::string_view event, Json args) {
@@ -101,6 +105,7 @@ Broadcast Socket::broadcast() { return Broadcast(nsp_).Except(id_); }
 
 void Socket::OnPacket(Packet&& packet) {
   if (!connected_) return;
+  nsp_.CountIn();
   switch (packet.type) {
     case PacketType::kEvent:
     case PacketType::kBinaryEvent: {

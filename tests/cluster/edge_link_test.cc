@@ -97,6 +97,19 @@ TEST_F(EdgeLinkTest, SocketIdsNameTheEdge) {
   EXPECT_EQ(bus::EdgeOfSocketId(id), kEdge);
 }
 
+TEST_F(EdgeLinkTest, HeartbeatsCountMessagesPerNamespace) {
+  BlockingClient client(server_.port());
+  JoinRoom(client, "r");  // one event in, its ack out
+  Send(bus::NamespaceSubject("/"), MakeDelivery("broker-1:1", "news"));
+  EXPECT_EQ(client.Read(), R"(42["news",{"n":1}])");
+  v1::Heartbeat heartbeat = link_->journal().BuildSnapshot().heartbeat();
+  EXPECT_EQ(heartbeat.totals().messages_in(), 1u);
+  EXPECT_EQ(heartbeat.totals().messages_out(), 2u);
+  ASSERT_EQ(heartbeat.namespaces_size(), 1);
+  EXPECT_EQ(heartbeat.namespaces(0).counts().messages_in(), 1u);
+  EXPECT_EQ(heartbeat.namespaces(0).counts().messages_out(), 2u);
+}
+
 TEST_F(EdgeLinkTest, ADeliveryOnTwoRoomSubjectsReachesAMemberOfBothOnce) {
   BlockingClient both(server_.port());
   BlockingClient only_b(server_.port());
