@@ -33,7 +33,7 @@ std::string NameToken(std::string_view name) {
   if (name.size() <= kMaxPlainTokenBytes) return EncodeToken(name);
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(name.data()), name.size(), digest);
-  return "~" + EncodeToken(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+  return Join("~", EncodeToken(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest)));
 }
 
 bool ValidNodeId(std::string_view id) {

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "bus/routing.h"
 #include "edge/socketio/namespace.h"
 #include "edge/socketio/socket.h"
 #include "switchboard/v1/bus.pb.h"
@@ -60,9 +61,11 @@ MembershipJournal::~MembershipJournal() {
   if (sub) sub->Unsubscribe();
 }
 
-std::string MembershipJournal::membership_subject() const { return "sb.v1.membership." + edge_id_; }
-std::string MembershipJournal::heartbeat_subject() const { return "sb.v1.heartbeat." + edge_id_; }
-std::string MembershipJournal::snapshot_subject() const { return "sb.v1.snapshot." + edge_id_; }
+std::string MembershipJournal::membership_subject() const {
+  return bus::MembershipSubject(edge_id_);
+}
+std::string MembershipJournal::heartbeat_subject() const { return bus::HeartbeatSubject(edge_id_); }
+std::string MembershipJournal::snapshot_subject() const { return bus::SnapshotSubject(edge_id_); }
 
 uint64_t MembershipJournal::last_seq() const {
   std::lock_guard lock(mu_);

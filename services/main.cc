@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "broker/broker.h"
 #include "bus/inproc_bus.h"
 #include "bus/nats_bus.h"
@@ -50,7 +51,7 @@ struct Flags {
 };
 
 std::string UrlHost(const std::string& host) {
-  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return host.find(':') != std::string::npos ? absl::StrCat("[", host, "]") : host;
 }
 
 // Connects to NATS, retrying for a while: in a cluster the bus may come up
@@ -83,7 +84,7 @@ absl::StatusOr<BrokerPart> StartBrokerPart(bus::Bus& bus, const Flags& flags,
                                            const std::string& label) {
   auto listen = services::ParseListen(flags.grpc_listen);
   if (!listen.ok()) {
-    return absl::InvalidArgumentError("--grpc-listen: " + std::string(listen.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat("--grpc-listen: ", listen.status().message()));
   }
   broker::BrokerOptions options;
   options.broker_id = flags.broker_id;
@@ -118,14 +119,14 @@ int RunBroker(const Flags& flags) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   Flags resolved = flags;
-  if (resolved.broker_id.empty()) resolved.broker_id = "b" + bus::RandomNodeId(10);
-  auto nats = ConnectNats(flags.nats_url, "switchboard-broker-" + resolved.broker_id, false);
+  if (resolved.broker_id.empty()) resolved.broker_id = absl::StrCat("b", bus::RandomNodeId(10));
+  auto nats = ConnectNats(flags.nats_url, absl::StrCat("switchboard-broker-", resolved.broker_id), false);
   if (!nats.ok()) {
     spdlog::error("cannot connect to NATS at {}: {}", flags.nats_url,
                   std::string(nats.status().message()));
     return 1;
   }
-  auto part = StartBrokerPart(**nats, resolved, "switchboard broker " + resolved.broker_id);
+  auto part = StartBrokerPart(**nats, resolved, absl::StrCat("switchboard broker ", resolved.broker_id));
   if (!part.ok()) {
     spdlog::error("broker: {}", std::string(part.status().message()));
     return 1;
@@ -143,7 +144,7 @@ int RunBroker(const Flags& flags) {
 int RunEdge(services::Config config, const Flags& flags) {
   bool standalone = flags.role == "standalone";
   std::string edge_id = flags.edge_id;
-  if (edge_id.empty()) edge_id = standalone ? "local" : "e" + bus::RandomNodeId(10);
+  if (edge_id.empty()) edge_id = standalone ? "local" : absl::StrCat("e", bus::RandomNodeId(10));
   if (!bus::ValidNodeId(edge_id)) {
     spdlog::error("--edge-id \"{}\": use 1-64 characters of [A-Za-z0-9_-]", edge_id);
     return 1;
@@ -153,7 +154,7 @@ int RunEdge(services::Config config, const Flags& flags) {
   if (standalone) {
     bus = std::make_unique<bus::InProcessBus>();
   } else {
-    auto nats = ConnectNats(flags.nats_url, "switchboard-edge-" + edge_id, /*no_echo=*/true);
+    auto nats = ConnectNats(flags.nats_url, absl::StrCat("switchboard-edge-", edge_id), /*no_echo=*/true);
     if (!nats.ok()) {
       spdlog::error("cannot connect to NATS at {}: {}", flags.nats_url,
                     std::string(nats.status().message()));
@@ -225,7 +226,7 @@ int RunEdge(services::Config config, const Flags& flags) {
   }
   runtime.Start();
 
-  std::string label = standalone ? "switchboard standalone" : "switchboard edge " + edge_id;
+  std::string label = standalone ? "switchboard standalone" : absl::StrCat("switchboard edge ", edge_id);
   std::cout << label << " listening on http://" << UrlHost(config.host) << ":" << http.port()
             << std::endl;  // endl flushes: scripts wait for this line
   spdlog::info("serving {} on {} thread(s)", config.path, runtime.size());

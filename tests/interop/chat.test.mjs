@@ -62,7 +62,9 @@ for (const transport of ["websocket", "polling"]) {
     }
 
     before(async () => {
-      server = await startServer("switchboard", ["standalone", "--config", CONFIG, "--threads", "2"]);
+      server = await startServer("switchboard", [
+        "standalone", "--config", CONFIG, "--threads", "2", "--grpc-listen", "127.0.0.1:0",
+      ]);
     });
 
     after(async () => {

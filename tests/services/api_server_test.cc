@@ -35,6 +35,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "broker/broker.h"
 #include "bus/inproc_bus.h"
 #include "bus/routing.h"
@@ -504,7 +505,7 @@ class ApiServerTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     ASSERT_NE(server_->port(), 0);
-    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
                                    grpc::InsecureChannelCredentials());
     stub_ = pb::Switchboard::NewStub(channel_);
   }
@@ -605,12 +606,12 @@ TEST(ApiServerStartTest, PortInUseIsUnavailable) {
   ASSERT_TRUE(first.ok()) << first.status();
   uint16_t port = (*first)->port();
   ASSERT_NE(port, 0);
-  EXPECT_EQ((*first)->address(), "127.0.0.1:" + std::to_string(port));
+  EXPECT_EQ((*first)->address(), absl::StrCat("127.0.0.1:", port));
   auto second = ApiServer::Start(**broker, {.host = "127.0.0.1", .port = port});
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(second.status().message()),
-              HasSubstr("cannot listen on 127.0.0.1:" + std::to_string(port)));
+              HasSubstr(absl::StrCat("cannot listen on 127.0.0.1:", port)));
 }
 
 TEST(ApiServerStartTest, BindsIpv6AndHostNames) {
@@ -619,7 +620,7 @@ TEST(ApiServerStartTest, BindsIpv6AndHostNames) {
   ASSERT_TRUE(broker.ok()) << broker.status();
   auto v6 = ApiServer::Start(**broker, {.host = "::1", .port = 0});
   if (v6.ok()) {  // IPv6 may be off in the sandbox
-    EXPECT_EQ((*v6)->address(), "[::1]:" + std::to_string((*v6)->port()));
+    EXPECT_EQ((*v6)->address(), absl::StrCat("[::1]:", (*v6)->port()));
   } else {
     EXPECT_EQ(v6.status().code(), absl::StatusCode::kUnavailable) << v6.status();
   }
@@ -1235,7 +1236,7 @@ TEST_F(ApiServerTest, SlowWatcherIsCutOff) {
   // Big events, not read: gRPC flow control stops the writes, the queue fills up.
   const std::string big(128 * 1024, 'x');
   for (int i = 0; i < 100; ++i) {
-    edge_->Connect("/", "slow" + std::to_string(i), "u" + std::to_string(i), {}, big);
+    edge_->Connect("/", absl::StrCat("slow", i), absl::StrCat("u", i), {}, big);
   }
   ASSERT_TRUE(WaitUntil([&] { return IndexedSockets() == 100; }, 10s));
   pb::WatchEventsResponse ev;
@@ -1315,7 +1316,7 @@ TEST_F(ApiServerTest, SbctlStatsJson) {
   Populate();
   const char* env = std::getenv("SBCTL_BIN");
   std::string bin = env != nullptr ? env : SBCTL_BIN;
-  auto run = RunProgram(bin, {"--server", "127.0.0.1:" + std::to_string(server_->port()), "--json",
+  auto run = RunProgram(bin, {"--server", absl::StrCat("127.0.0.1:", server_->port()), "--json",
                        "stats"});
   ASSERT_EQ(run.rc, 0) << run.err;
   pb::GetStatsResponse printed;

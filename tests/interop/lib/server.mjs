@@ -9,6 +9,10 @@
 // (port 0 picks a free port) and prints a stdout line containing
 // `listening on http://HOST:PORT` once it accepts connections.
 //
+// Roles that serve gRPC print `serving gRPC on HOST:PORT`: pass
+// `{ ready: ["grpc"] }` (or `["grpc", "http"]`) as the third argument to wait
+// for that line too, and `{ listen: false }` for a binary without `--listen`.
+//
 // The binary is looked up in $SB_BIN_DIR (set by ctest), else in build/bin of
 // this checkout. The child's stderr (and stdout) are copied to this process's
 // stderr, prefixed with the binary name, so failures show the server's log.
@@ -25,6 +29,7 @@ export const BIN_DIR = process.env.SB_BIN_DIR || path.join(SOURCE_DIR, "build", 
 const STARTUP_TIMEOUT_MS = 10_000;
 const KILL_GRACE_MS = 2_000;
 const LISTENING_RE = /listening on (https?:\/\/(\[[^\]]+\]|[^\s:/]+):(\d+))/;
+const GRPC_RE = /serving gRPC on ((\[[^\]]+\]|[^\s:/]+):(\d+))/;
 
 // Children still running; killed if this process exits without stopping them.
 const live = new Set();
@@ -61,27 +66,37 @@ function forwardLines(stream, prefix, onLine) {
 
 /**
  * Spawns `${SB_BIN_DIR}/${binaryName}` with `args` (plus
- * `--listen 127.0.0.1:0` unless args has --listen) and waits (at most 10 s)
- * for its "listening on http://HOST:PORT" line.
+ * `--listen 127.0.0.1:0` unless args has --listen or options.listen is false)
+ * and waits (at most 10 s) for its "listening on http://HOST:PORT" line, and
+ * for whatever else options.ready names.
  *
- * @returns {Promise<{port: number, url: string, proc: import("node:child_process").ChildProcess,
+ * @param {object} [options]
+ * @param {Array<"http"|"grpc">} [options.ready] lines to wait for (default ["http"]):
+ *   "http" = `listening on http://HOST:PORT`, "grpc" = `serving gRPC on HOST:PORT`.
+ * @param {boolean} [options.listen] add `--listen 127.0.0.1:0` when absent (default true).
+ * @param {string} [options.name] log prefix (default: the binary's name).
+ * @returns {Promise<{port: number, url: string, grpcPort: number, grpcAddress: string,
+ *           proc: import("node:child_process").ChildProcess,
+ *           exited: Promise<{code: number|null, signal: string|null}>,
  *           stop: () => Promise<{code: number|null, signal: string|null}>}>}
- *   stop() sends SIGTERM, then SIGKILL after 2 s, and resolves with how the
- *   child exited. Calling it again returns the same result.
+ *   port/url are set when "http" is awaited, grpcPort/grpcAddress ("HOST:PORT")
+ *   when "grpc" is. stop() sends SIGTERM, then SIGKILL after 2 s, and resolves
+ *   with how the child exited. Calling it again returns the same result.
  */
-export async function startServer(binaryName, args = []) {
+export async function startServer(binaryName, args = [], options = {}) {
+  const ready = options.ready ?? ["http"];
   const binary = path.isAbsolute(binaryName) ? binaryName : path.join(BIN_DIR, binaryName);
   if (!existsSync(binary)) {
     throw new Error(`startServer: ${binary} does not exist (build first; SB_BIN_DIR=${BIN_DIR})`);
   }
   const fullArgs = [...args];
-  if (!fullArgs.some((a) => a === "--listen" || a.startsWith("--listen="))) {
+  if (options.listen !== false && !fullArgs.some((a) => a === "--listen" || a.startsWith("--listen="))) {
     fullArgs.push("--listen", "127.0.0.1:0");
   }
 
   const proc = spawn(binary, fullArgs, { stdio: ["ignore", "pipe", "pipe"] });
   live.add(proc);
-  const prefix = `[${path.basename(binary)}:${proc.pid}]`;
+  const prefix = `[${options.name ?? path.basename(binary)}:${proc.pid}]`;
 
   const exited = new Promise((resolve) => {
     proc.once("exit", (code, signal) => {
@@ -99,15 +114,28 @@ export async function startServer(binaryName, args = []) {
       fn(value);
     };
     const timer = setTimeout(() => {
-      finish(reject, new Error(`${prefix} no "listening on" line within ${STARTUP_TIMEOUT_MS} ms`));
+      finish(reject, new Error(`${prefix} no ${ready.join(" + ")} ready line within ${STARTUP_TIMEOUT_MS} ms`));
     }, STARTUP_TIMEOUT_MS);
     proc.once("error", (err) => finish(reject, err));
     exited.then(({ code, signal }) =>
       finish(reject, new Error(`${prefix} exited before listening (code ${code}, signal ${signal})`)),
     );
+    const where = {};
+    const pending = new Set(ready);
     forwardLines(proc.stdout, prefix, (line) => {
-      const m = LISTENING_RE.exec(line);
-      if (m) finish(resolve, { url: m[1], port: Number(m[3]) });
+      const http = LISTENING_RE.exec(line);
+      if (http && pending.has("http")) {
+        where.url = http[1];
+        where.port = Number(http[3]);
+        pending.delete("http");
+      }
+      const grpc = GRPC_RE.exec(line);
+      if (grpc && pending.has("grpc")) {
+        where.grpcAddress = grpc[1];
+        where.grpcPort = Number(grpc[3]);
+        pending.delete("grpc");
+      }
+      if (pending.size === 0) finish(resolve, where);
     });
     forwardLines(proc.stderr, prefix);
   });
@@ -141,5 +169,5 @@ export async function startServer(binaryName, args = []) {
     await stop();
     throw err;
   }
-  return { port: where.port, url: where.url, proc, stop };
+  return { ...where, proc, exited, stop };
 }
