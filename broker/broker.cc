@@ -1,3 +1,4 @@
+#include "proto/convert.h"
 #include "broker/broker.h"
 
 #include <algorithm>
@@ -39,51 +40,15 @@ std::string NormalizeNamespace(std::string_view nsp) {
   return nsp.empty() ? std::string("/") : std::string(nsp);
 }
 
-WallTime FromTimestamp(const google::protobuf::Timestamp& ts) {
-  auto since_epoch = std::chrono::seconds(ts.seconds()) + std::chrono::nanoseconds(ts.nanos());
-  return WallTime{} + std::chrono::duration_cast<WallTime::duration>(since_epoch);
-}
-
-void ToTimestamp(WallTime time, google::protobuf::Timestamp* out) {
-  auto nanos =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(time.time_since_epoch()).count();
-  int64_t seconds = nanos / 1'000'000'000;
-  int64_t rest = nanos % 1'000'000'000;
-  if (rest < 0) {
-    rest += 1'000'000'000;
-    --seconds;
-  }
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(rest));
-}
-
-// The index keeps the names edges use in their Engine.IO handshakes.
-std::string TransportName(v1::Transport transport) {
-  switch (transport) {
-    case v1::TRANSPORT_POLLING:
-      return "polling";
-    case v1::TRANSPORT_WEBSOCKET:
-      return "websocket";
-    default:
-      return "";
-  }
-}
-
-v1::Transport TransportEnum(std::string_view name) {
-  if (name == "polling") return v1::TRANSPORT_POLLING;
-  if (name == "websocket") return v1::TRANSPORT_WEBSOCKET;
-  return v1::TRANSPORT_UNSPECIFIED;
-}
-
 SocketInfo FromProto(const v1::SocketInfo& in) {
   SocketInfo out;
   out.id = in.id();
   out.edge_id = in.edge_id();
   out.nsp = in.namespace_();
   out.user_id = in.user_id();
-  out.transport = TransportName(in.transport());
+  out.transport = proto::TransportName(in.transport());
   out.remote_address = in.remote_address();
-  out.connected_at = FromTimestamp(in.connected_at());
+  out.connected_at = proto::FromTimestamp(in.connected_at());
   out.rooms.assign(in.rooms().begin(), in.rooms().end());
   return out;
 }
@@ -94,9 +59,9 @@ void ToProto(const SocketInfo& in, v1::SocketInfo* out) {
   out->set_user_id(in.user_id);
   out->set_namespace_(in.nsp);
   for (const std::string& room : in.rooms) out->add_rooms(room);  // sorted by the index
-  out->set_transport(TransportEnum(in.transport));
+  out->set_transport(proto::TransportFromName(in.transport));
   out->set_remote_address(in.remote_address);
-  ToTimestamp(in.connected_at, out->mutable_connected_at());
+  proto::ToTimestamp(in.connected_at, out->mutable_connected_at());
 }
 
 Event ToIndexEvent(const v1::MembershipEvent& event) {
@@ -111,7 +76,7 @@ Event ToIndexEvent(const v1::MembershipEvent& event) {
       return Left{event.left().socket_id(), event.left().room()};
     case v1::MembershipEvent::kTransportChanged:
       return TransportChanged{event.transport_changed().socket_id(),
-                              TransportName(event.transport_changed().transport())};
+                              proto::TransportName(event.transport_changed().transport())};
     default:
       // A change this broker does not know (a newer edge): no socket has the
       // empty id, so this only consumes the seq and keeps the stream gapless.
@@ -671,7 +636,7 @@ class Core : public std::enable_shared_from_this<Core> {
         // The index counts sockets; per-edge users and rooms and the message
         // counters only the edge knows: its last heartbeat's.
         *counts = edge.counts;
-        if (edge.last_heartbeat) ToTimestamp(*edge.last_heartbeat, out->mutable_last_heartbeat());
+        if (edge.last_heartbeat) proto::ToTimestamp(*edge.last_heartbeat, out->mutable_last_heartbeat());
         for (const auto& [name, nsp_counts] : edge.nsp_counts) {
           auto& [in, sent] = nsp_messages[name];
           in += nsp_counts.messages_in();

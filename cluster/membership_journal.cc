@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bus/routing.h"
+#include "proto/convert.h"
 #include "edge/socketio/namespace.h"
 #include "edge/socketio/socket.h"
 #include "switchboard/v1/bus.pb.h"
@@ -19,24 +20,6 @@ std::string RandomIncarnation() {
   char buffer[17];
   std::snprintf(buffer, sizeof(buffer), "%016llx", static_cast<unsigned long long>(value));
   return buffer;
-}
-
-void SetTime(google::protobuf::Timestamp* out, std::chrono::system_clock::time_point time) {
-  auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(time.time_since_epoch()).count();
-  int64_t seconds = nanos / 1'000'000'000;
-  int64_t rest = nanos % 1'000'000'000;
-  if (rest < 0) {
-    rest += 1'000'000'000;
-    --seconds;
-  }
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(rest));
-}
-
-v1::Transport ToTransport(std::string_view transport) {
-  if (transport == "websocket") return v1::TRANSPORT_WEBSOCKET;
-  if (transport == "polling") return v1::TRANSPORT_POLLING;
-  return v1::TRANSPORT_UNSPECIFIED;
 }
 
 }  // namespace
@@ -93,7 +76,7 @@ void MembershipJournal::PublishEventLocked(v1::MembershipEvent& event) {
   event.set_edge_id(edge_id_);
   event.set_incarnation(incarnation_);
   event.set_seq(++seq_);
-  SetTime(event.mutable_time(), std::chrono::system_clock::now());
+  proto::ToTimestamp(std::chrono::system_clock::now(), event.mutable_time());
   CountFailure(bus_.Publish(membership_subject(), event.SerializeAsString()));
 }
 
@@ -126,9 +109,9 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
   info->set_edge_id(edge_id_);
   info->set_user_id(entry.user_id);
   info->set_namespace_(entry.nsp);
-  info->set_transport(ToTransport(entry.transport));
+  info->set_transport(proto::TransportFromName(entry.transport));
   info->set_remote_address(entry.remote_address);
-  SetTime(info->mutable_connected_at(), entry.connected_at);
+  proto::ToTimestamp(entry.connected_at, info->mutable_connected_at());
   PublishEventLocked(event);
 
   // Rooms joined before the connect was reported (e.g. by a middleware) were
@@ -186,7 +169,7 @@ void MembershipJournal::OnTransportChanged(const sio::Socket& socket) {
   v1::TransportChange* change = event.mutable_transport_changed();
   change->set_socket_id(socket.id());
   change->set_namespace_(it->second.nsp);
-  change->set_transport(ToTransport(it->second.transport));
+  change->set_transport(proto::TransportFromName(it->second.transport));
   PublishEventLocked(event);
 }
 
@@ -196,7 +179,7 @@ void MembershipJournal::FillHeartbeatLocked(v1::Heartbeat& heartbeat, bool drain
   heartbeat.set_last_seq(seq_);
   heartbeat.set_interval_ms(heartbeat_interval_ms_);
   heartbeat.set_draining(draining);
-  SetTime(heartbeat.mutable_time(), std::chrono::system_clock::now());
+  proto::ToTimestamp(std::chrono::system_clock::now(), heartbeat.mutable_time());
 
   struct Tally {
     uint64_t sockets = 0;
@@ -270,9 +253,9 @@ v1::Snapshot MembershipJournal::BuildSnapshot() const {
     info->set_user_id(entry.user_id);
     info->set_namespace_(entry.nsp);
     for (const auto& room : entry.rooms) info->add_rooms(room);  // std::set: sorted
-    info->set_transport(ToTransport(entry.transport));
+    info->set_transport(proto::TransportFromName(entry.transport));
     info->set_remote_address(entry.remote_address);
-    SetTime(info->mutable_connected_at(), entry.connected_at);
+    proto::ToTimestamp(entry.connected_at, info->mutable_connected_at());
   }
   FillHeartbeatLocked(*snapshot.mutable_heartbeat(), false);
   return snapshot;

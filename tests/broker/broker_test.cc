@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "bus/inproc_bus.h"
+#include "tests/bus/flaky_bus.h"
 #include "bus/routing.h"
 #include "switchboard/v1/bus.pb.h"
 
@@ -274,34 +275,7 @@ class FakeEdge {
   bus::SubscriptionPtr sub_;
 };
 
-// Forwards to an InProcessBus; reports "disconnected" or fails publishes on
-// demand (the in-process bus itself is always connected).
-class FlakyBus : public bus::Bus {
- public:
-  std::atomic<bool> down{false};
-  std::atomic<bool> fail_publish{false};
-
-  absl::Status Publish(std::string_view subject, std::string_view payload,
-                       std::string_view reply_to = {}) override {
-    if (down || fail_publish) return absl::UnavailableError("bus down");
-    return inner_.Publish(subject, payload, reply_to);
-  }
-  absl::StatusOr<bus::SubscriptionPtr> Subscribe(std::string_view pattern, bus::Handler handler,
-                                                 std::string_view queue_group = {},
-                                                 bus::Executor executor = {}) override {
-    return inner_.Subscribe(pattern, std::move(handler), queue_group, std::move(executor));
-  }
-  void Request(std::string_view subject, std::string_view payload,
-               std::chrono::milliseconds timeout, bus::RequestCallback done,
-               bus::Executor executor = {}) override {
-    inner_.Request(subject, payload, timeout, std::move(done), std::move(executor));
-  }
-  bool connected() const override { return !down; }
-  void SetStateCallback(bus::StateCallback) override {}
-
- private:
-  bus::InProcessBus inner_;
-};
+using testing_support::FlakyBus;
 
 // Records the EdgeMessages put on target subjects (room / ns / user / edge).
 class TargetTap {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bus/inproc_bus.h"
+#include "tests/bus/flaky_bus.h"
 #include "edge/socketio/server.h"
 #include "edge/socketio/socket.h"
 #include "switchboard/v1/bus.pb.h"
@@ -32,32 +33,7 @@ using namespace std::chrono_literals;
 
 constexpr char kEdge[] = "edge-1";
 
-// Forwards to an InProcessBus; Publish fails with Unavailable while `down`.
-class FlakyBus : public bus::Bus {
- public:
-  std::atomic<bool> down{false};
-
-  absl::Status Publish(std::string_view subject, std::string_view payload,
-                       std::string_view reply_to = {}) override {
-    if (down) return absl::UnavailableError("bus down");
-    return inner_.Publish(subject, payload, reply_to);
-  }
-  absl::StatusOr<bus::SubscriptionPtr> Subscribe(std::string_view pattern, bus::Handler handler,
-                                                 std::string_view queue_group = {},
-                                                 bus::Executor executor = {}) override {
-    return inner_.Subscribe(pattern, std::move(handler), queue_group, std::move(executor));
-  }
-  void Request(std::string_view subject, std::string_view payload,
-               std::chrono::milliseconds timeout, bus::RequestCallback done,
-               bus::Executor executor = {}) override {
-    inner_.Request(subject, payload, timeout, std::move(done), std::move(executor));
-  }
-  bool connected() const override { return !down; }
-  void SetStateCallback(bus::StateCallback) override {}
-
- private:
-  bus::InProcessBus inner_;
-};
+using testing_support::FlakyBus;
 
 // Collects decoded messages of one type from a subject.
 template <typename Proto>

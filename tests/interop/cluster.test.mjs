@@ -30,7 +30,7 @@ import {
   waitEmpty,
   waitIndex,
 } from "./lib/cases.mjs";
-import { CONFIG_DIR, Clients, startCluster } from "./lib/cluster.mjs";
+import { CONFIG_DIR, Clients, eventually, startCluster } from "./lib/cluster.mjs";
 import { call, waitForCount, withTimeout } from "./lib/wait.mjs";
 
 const CONFIG = path.join(CONFIG_DIR, "cluster.json");
@@ -226,5 +226,33 @@ describe("latency", () => {
       `[cluster] publish → last of 3 clients (3 edges, gRPC + NATS + WebSocket): median ${q(0.5)} ms, p90 ${q(0.9)} ms, max ${q(1)} ms\n`,
     );
     assert.equal(samples.length, 50);
+  });
+});
+
+describe("transport", () => {
+  test("a client that upgrades from polling to WebSocket is listed with its new transport", async () => {
+    const clients = new Clients();
+    try {
+      const edge = cluster.edges[1];
+      const s = await clients.connect({ name: "upgrader", url: edge.url, edge: edge.id, transport: "upgrade" });
+      await eventually(
+        () => assert.equal(s.io.engine.transport.name, "websocket", "the client upgraded"),
+        { what: "client upgrade" },
+      );
+      for (const api of cluster.apis) {
+        await eventually(
+          async () => {
+            const { sockets } = await api.listSockets({ namespace: "/" });
+            const info = sockets.find((x) => x.id === s.id);
+            assert.ok(info, `${s.id} listed`);
+            assert.equal(info.transport, "TRANSPORT_WEBSOCKET");
+          },
+          { what: `transport on ${api.address}` },
+        );
+      }
+    } finally {
+      clients.closeAll();
+      await waitEmpty(cluster.apis);
+    }
   });
 });

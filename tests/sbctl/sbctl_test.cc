@@ -24,6 +24,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/sbctl/run_program.h"
 #include "switchboard/v1/switchboard.grpc.pb.h"
 
 extern char** environ;
@@ -33,6 +34,8 @@ namespace {
 namespace pb = switchboard::v1;
 using google::protobuf::util::MessageDifferencer;
 using ::testing::HasSubstr;
+using switchboard::testing_support::Result;
+using switchboard::testing_support::RunProgram;
 
 // Records every request and the authorization metadata; answers with canned responses, or with
 // `fail` when set.
@@ -128,72 +131,13 @@ class FakeSwitchboard final : public pb::Switchboard::Service {
   }
 };
 
-struct Result {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
-
 std::string SbctlPath() {
   if (const char* env = std::getenv("SBCTL_BIN")) return env;
   return SBCTL_BIN;
 }
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// Runs sbctl with `args`; `env` entries ("K=V") are added to the environment, from which
-// SWITCHBOARD_TOKEN is always removed first.
 Result RunSbctl(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
-  char out_path[] = "/tmp/sbctl_test_out_XXXXXX";
-  char err_path[] = "/tmp/sbctl_test_err_XXXXXX";
-  int out_fd = mkstemp(out_path);
-  int err_fd = mkstemp(err_path);
-  EXPECT_GE(out_fd, 0);
-  EXPECT_GE(err_fd, 0);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out_fd, STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err_fd, STDERR_FILENO);
-
-  std::string bin = SbctlPath();
-  std::vector<std::string> argv_s = {bin};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string entry(*e);
-    if (entry.rfind("SWITCHBOARD_TOKEN=", 0) == 0) continue;
-    env_s.push_back(entry);
-  }
-  env_s.insert(env_s.end(), env.begin(), env.end());
-  std::vector<char*> envp;
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  Result result;
-  pid_t pid = -1;
-  int spawn_rc = posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  EXPECT_EQ(spawn_rc, 0) << "cannot run " << bin;
-  if (spawn_rc == 0) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    result.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  close(out_fd);
-  close(err_fd);
-  result.out = Slurp(out_path);
-  result.err = Slurp(err_path);
-  unlink(out_path);
-  unlink(err_path);
-  return result;
+  return RunProgram(SbctlPath(), args, env);
 }
 
 template <typename M>

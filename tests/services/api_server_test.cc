@@ -36,6 +36,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "tests/sbctl/run_program.h"
 #include "broker/broker.h"
 #include "bus/inproc_bus.h"
 #include "bus/routing.h"
@@ -413,60 +414,7 @@ absl::StatusOr<std::string> ReflectionCall(const std::shared_ptr<grpc::Channel>&
 
 // ---- sbctl ---------------------------------------------------------------------------------
 
-struct RunResult {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-RunResult RunProgram(const std::string& bin, const std::vector<std::string>& args) {
-  char out_path[] = "/tmp/sb_api_test_out_XXXXXX";
-  char err_path[] = "/tmp/sb_api_test_err_XXXXXX";
-  int out_fd = mkstemp(out_path);
-  int err_fd = mkstemp(err_path);
-  EXPECT_GE(out_fd, 0);
-  EXPECT_GE(err_fd, 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out_fd, STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err_fd, STDERR_FILENO);
-  std::vector<std::string> argv_s = {bin};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string entry(*e);
-    if (entry.rfind("SWITCHBOARD_TOKEN=", 0) == 0) continue;
-    env_s.push_back(entry);
-  }
-  std::vector<char*> envp;
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  RunResult result;
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  EXPECT_EQ(rc, 0) << "cannot run " << bin;
-  if (rc == 0) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    result.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  close(out_fd);
-  close(err_fd);
-  result.out = Slurp(out_path);
-  result.err = Slurp(err_path);
-  unlink(out_path);
-  unlink(err_path);
-  return result;
-}
+using testing_support::RunProgram;
 
 // ---- fixture ---------------------------------------------------------------------------------
 

@@ -18,13 +18,12 @@ import { fileURLToPath } from "node:url";
 import { Manager, io } from "socket.io-client";
 
 import { connectApi } from "./api.mjs";
-import { startServer } from "./server.mjs";
+import { startServer, stopProcess } from "./server.mjs";
 import { WAIT_MS, withTimeout } from "./wait.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const CONFIG_DIR = path.resolve(HERE, "..", "config");
 
-const KILL_GRACE_MS = 2_000;
 const NATS_START_MS = 5_000;
 
 // ------------------------------------------------------------------ polling
@@ -138,22 +137,6 @@ async function spawnNats(port) {
   }
 }
 
-async function stopProcess(proc, exited, prefix, signal = "SIGTERM") {
-  if (proc.exitCode === null && proc.signalCode === null) {
-    proc.kill(signal);
-    let timer;
-    const killed = new Promise((resolve) => {
-      timer = setTimeout(() => {
-        process.stderr.write(`${prefix} did not exit ${KILL_GRACE_MS} ms after ${signal}; SIGKILL\n`);
-        proc.kill("SIGKILL");
-        resolve();
-      }, KILL_GRACE_MS);
-    });
-    await Promise.race([exited, killed]);
-    clearTimeout(timer);
-  }
-  return exited;
-}
 
 /**
  * Starts nats-server on a free loopback port (retrying on a port race).

@@ -65,6 +65,27 @@ function forwardLines(stream, prefix, onLine) {
 }
 
 /**
+ * Ends a child: `signal` (SIGTERM by default), then SIGKILL after
+ * KILL_GRACE_MS. Resolves with `exited` (how the child ended).
+ */
+export async function stopProcess(proc, exited, prefix, signal = "SIGTERM") {
+  if (proc.exitCode === null && proc.signalCode === null) {
+    proc.kill(signal);
+    let timer;
+    const killed = new Promise((resolve) => {
+      timer = setTimeout(() => {
+        process.stderr.write(`${prefix} did not exit ${KILL_GRACE_MS} ms after ${signal}; SIGKILL\n`);
+        proc.kill("SIGKILL");
+        resolve();
+      }, KILL_GRACE_MS);
+    });
+    await Promise.race([exited, killed]);
+    clearTimeout(timer);
+  }
+  return exited;
+}
+
+/**
  * Spawns `${SB_BIN_DIR}/${binaryName}` with `args` (plus
  * `--listen 127.0.0.1:0` unless args has --listen or options.listen is false)
  * and waits (at most 10 s) for its "listening on http://HOST:PORT" line, and
@@ -143,22 +164,7 @@ export async function startServer(binaryName, args = [], options = {}) {
   let stopping = null;
   const stop = () => {
     if (stopping) return stopping;
-    stopping = (async () => {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill("SIGTERM");
-        let timer;
-        const killed = new Promise((resolve) => {
-          timer = setTimeout(() => {
-            process.stderr.write(`${prefix} did not exit ${KILL_GRACE_MS} ms after SIGTERM; SIGKILL\n`);
-            proc.kill("SIGKILL");
-            resolve();
-          }, KILL_GRACE_MS);
-        });
-        await Promise.race([exited, killed]);
-        clearTimeout(timer);
-      }
-      return exited;
-    })();
+    stopping = stopProcess(proc, exited, prefix);
     return stopping;
   };
 

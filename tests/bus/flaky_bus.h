@@ -1,0 +1,42 @@
+#pragma once
+
+// A real InProcessBus that can be made to look down, for tests of what our
+// code does while the bus is unavailable (the in-process bus itself is always
+// connected).
+
+#include <atomic>
+
+#include "bus/inproc_bus.h"
+
+namespace switchboard::testing_support {
+
+class FlakyBus : public bus::Bus {
+ public:
+  // Publishes fail with Unavailable and connected() is false.
+  std::atomic<bool> down{false};
+  // Publishes fail with Unavailable, connected() stays true.
+  std::atomic<bool> fail_publish{false};
+
+  absl::Status Publish(std::string_view subject, std::string_view payload,
+                       std::string_view reply_to = {}) override {
+    if (down || fail_publish) return absl::UnavailableError("bus down");
+    return inner_.Publish(subject, payload, reply_to);
+  }
+  absl::StatusOr<bus::SubscriptionPtr> Subscribe(std::string_view pattern, bus::Handler handler,
+                                                 std::string_view queue_group = {},
+                                                 bus::Executor executor = {}) override {
+    return inner_.Subscribe(pattern, std::move(handler), queue_group, std::move(executor));
+  }
+  void Request(std::string_view subject, std::string_view payload,
+               std::chrono::milliseconds timeout, bus::RequestCallback done,
+               bus::Executor executor = {}) override {
+    inner_.Request(subject, payload, timeout, std::move(done), std::move(executor));
+  }
+  bool connected() const override { return !down; }
+  void SetStateCallback(bus::StateCallback) override {}
+
+ private:
+  bus::InProcessBus inner_;
+};
+
+}  // namespace switchboard::testing_support
