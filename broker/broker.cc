@@ -48,6 +48,7 @@ SocketInfo FromProto(const v1::SocketInfo& in) {
   out.user_id = in.user_id();
   out.transport = proto::TransportName(in.transport());
   out.remote_address = in.remote_address();
+  out.claims = in.claims();
   out.connected_at = proto::FromTimestamp(in.connected_at());
   out.rooms.assign(in.rooms().begin(), in.rooms().end());
   return out;
@@ -61,6 +62,7 @@ void ToProto(const SocketInfo& in, v1::SocketInfo* out) {
   for (const std::string& room : in.rooms) out->add_rooms(room);  // sorted by the index
   out->set_transport(proto::TransportFromName(in.transport));
   out->set_remote_address(in.remote_address);
+  out->set_claims(in.claims);
   proto::ToTimestamp(in.connected_at, out->mutable_connected_at());
 }
 

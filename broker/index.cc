@@ -57,6 +57,7 @@ struct Index::Socket {
   User* user = nullptr;  // null: anonymous
   std::string transport;
   std::string remote_address;
+  std::string claims;
   WallTime connected_at{};
   absl::InlinedVector<Room*, 2> rooms;  // unordered, never the own-id room
 };
@@ -303,6 +304,7 @@ void Index::AddSocket(Edge& edge, const SocketInfo& info) {
   s->edge = &edge;
   s->transport = info.transport;
   s->remote_address = info.remote_address;
+  s->claims = info.claims;
   s->connected_at = info.connected_at;
   sockets_.emplace(std::string_view(s->id), std::move(owned));
 
@@ -396,6 +398,7 @@ SocketInfo Index::ToInfo(const Socket& s) const {
   if (s.user != nullptr) info.user_id = s.user->id;
   info.transport = s.transport;
   info.remote_address = s.remote_address;
+  info.claims = s.claims;
   info.connected_at = s.connected_at;
   info.rooms.reserve(s.rooms.size());
   for (const Room* room : s.rooms) info.rooms.push_back(room->name);

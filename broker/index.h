@@ -48,6 +48,7 @@ struct SocketInfo {
   std::string user_id{};  // empty: anonymous
   std::string transport{};
   std::string remote_address{};
+  std::string claims{};  // JSON object text, "" for none
   WallTime connected_at{};
   std::vector<std::string> rooms{};  // sorted in query results
 

@@ -101,6 +101,9 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
   entry.user_id = socket.user_id();
   entry.transport = std::string(socket.transport());
   entry.remote_address = socket.handshake().address;
+  if (!socket.claims().is_null()) {
+    entry.claims = socket.claims().dump(-1, ' ', false, sio::Json::error_handler_t::replace);
+  }
   entry.connected_at = std::chrono::system_clock::now();
 
   v1::MembershipEvent event;
@@ -111,6 +114,7 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
   info->set_namespace_(entry.nsp);
   info->set_transport(proto::TransportFromName(entry.transport));
   info->set_remote_address(entry.remote_address);
+  info->set_claims(entry.claims);
   proto::ToTimestamp(entry.connected_at, info->mutable_connected_at());
   PublishEventLocked(event);
 
@@ -255,6 +259,7 @@ v1::Snapshot MembershipJournal::BuildSnapshot() const {
     for (const auto& room : entry.rooms) info->add_rooms(room);  // std::set: sorted
     info->set_transport(proto::TransportFromName(entry.transport));
     info->set_remote_address(entry.remote_address);
+    info->set_claims(entry.claims);
     proto::ToTimestamp(entry.connected_at, info->mutable_connected_at());
   }
   FillHeartbeatLocked(*snapshot.mutable_heartbeat(), false);

@@ -102,6 +102,7 @@ class MembershipJournal : public sio::MembershipObserver {
     std::string user_id;  // empty: anonymous
     std::string transport;
     std::string remote_address;
+    std::string claims;  // JSON text, "" for none
     std::chrono::system_clock::time_point connected_at;
     std::set<std::string> rooms;  // never the socket's own-id room
   };

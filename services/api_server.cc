@@ -450,6 +450,11 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(broker::Broker& brok
   if (options.max_receive_message_bytes <= 0) {
     return absl::InvalidArgumentError("max_receive_message_bytes must be positive");
   }
+  if (auto exposure = CheckApiExposure(options.host, options.security); !exposure.ok()) {
+    return exposure;
+  }
+  auto credentials = MakeApiServerCredentials(options.security);
+  if (!credentials.ok()) return credentials.status();
   const std::string address = absl::StrCat(*host, ":", options.port);
 
   // Process-wide switches; they take effect for servers built after them.
@@ -463,9 +468,7 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(broker::Broker& brok
 
   grpc::ServerBuilder builder;
   int selected_port = 0;
-  auto credentials =
-      impl->options.credentials ? impl->options.credentials : grpc::InsecureServerCredentials();
-  builder.AddListeningPort(address, credentials, &selected_port);
+  builder.AddListeningPort(address, *credentials, &selected_port);
   // Linux gRPC sets SO_REUSEPORT by default: two servers would then share a
   // port silently. A port in use must be an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

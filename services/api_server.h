@@ -21,8 +21,12 @@
 // that falls `max_watch_queue` events behind is ended with RESOURCE_EXHAUSTED
 // "watcher too slow". Streams end with UNAVAILABLE at Shutdown.
 //
-// Authentication is not implemented yet: `credentials` and
-// `make_interceptors` are the seam where tokens or mutual TLS plug in.
+// Security (services/api_auth.h): `security` sets bearer tokens, TLS and
+// mutual TLS. Start refuses (FailedPrecondition) an unauthenticated API on a
+// non-loopback address. Every call but grpc.health.v1.Health must then carry
+// a valid `authorization: Bearer <token>` (or come over a verified client
+// certificate), else UNAUTHENTICATED "missing bearer token" / "invalid bearer
+// token"; reflection included.
 //
 // Thread-safety: every public method may be called from any thread. The
 // broker must outlive the server.
@@ -39,6 +43,7 @@
 
 #include "absl/status/statusor.h"
 #include "broker/broker.h"
+#include "services/api_auth.h"
 
 namespace switchboard::services {
 
@@ -52,10 +57,11 @@ struct ApiServerOptions {
   int max_receive_message_bytes = 16 * 1024 * 1024;
   // Events queued per WatchEvents stream before it is ended as too slow.
   size_t max_watch_queue = 10'000;
-  // Null: plaintext (grpc::InsecureServerCredentials()). TLS / mTLS later.
-  std::shared_ptr<grpc::ServerCredentials> credentials{};
-  // Makes the interceptors run on every call before the service (e.g. bearer
-  // token checks, later). Empty: none. (A function, so options stay copyable.)
+  // Tokens, TLS, mutual TLS. Default: plaintext and open, loopback only.
+  ApiSecurity security{};
+  // Makes the interceptors run on every call before the service. Empty: none.
+  // (A function, so options stay copyable.) Not for authentication: a server
+  // interceptor cannot reject a call; `security` does that.
   std::function<
       std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>()>
       make_interceptors{};
@@ -64,8 +70,9 @@ struct ApiServerOptions {
 class ApiServer {
  public:
   // Binds and starts serving, health status SERVING. InvalidArgument on a
-  // malformed host; Unavailable "cannot listen on HOST:PORT" when the address
-  // cannot be bound (port in use, unknown host...).
+  // malformed host; FailedPrecondition when the API would be unauthenticated
+  // on a non-loopback host (CheckApiExposure); Unavailable "cannot listen on
+  // HOST:PORT" when the address cannot be bound (port in use, unknown host...).
   static absl::StatusOr<std::unique_ptr<ApiServer>> Start(broker::Broker& broker,
                                                           ApiServerOptions options);
   // Shutdown(0) if not done yet.

@@ -646,7 +646,225 @@ absl::StatusOr<Rule> ParseRule(const Json& spec, std::string_view path) {
   return rule;
 }
 
+// --------------------------------------------------------------- limits ---
+
+namespace {
+
+// A number (rates may be fractional) in [min, max].
+absl::StatusOr<double> GetNumber(const Json& v, std::string_view path, uint64_t min,
+                                 uint64_t max) {
+  if (!v.is_number()) return TypeError(path, "a number", v);
+  double d = v.get<double>();
+  if (!std::isfinite(d) || d < static_cast<double>(min) || d > static_cast<double>(max)) {
+    return Error(path, Cat("must be between ", min, " and ", max, ", got ", v.dump()));
+  }
+  return d;
+}
+
+// "perSecond" (0: no limit) and "burst" of a token bucket.
+absl::Status ParseRate(const Json& spec, std::string_view path, eio::RateOptions& rate) {
+  if (auto it = spec.find("perSecond"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(rate.per_second, GetNumber(*it, Child(path, "perSecond"), 0, 1000000));
+  }
+  if (auto it = spec.find("burst"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(rate.burst, GetNumber(*it, Child(path, "burst"), 1, 10000000));
+  }
+  return absl::OkStatus();
+}
+
+// The namespace policy's maxSocketsPerUser and eventRate.
+absl::Status ParseNamespaceLimits(const Json& spec, std::string_view path,
+                                  sio::NamespaceLimits& limits) {
+  if (auto it = spec.find("maxSocketsPerUser"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(limits.max_sockets_per_user,
+                        GetUint(*it, Child(path, "maxSocketsPerUser"), 0, 1000000));
+  }
+  if (auto it = spec.find("eventRate"); it != spec.end()) {
+    std::string rpath = Child(path, "eventRate");
+    if (!it->is_object()) return TypeError(rpath, "an object {perSecond, burst, ...}", *it);
+    SB_RETURN_IF_ERROR(
+        CheckKeys(*it, rpath, {"perSecond", "burst", "floodDrops", "floodWindow"}));
+    sio::EventRateLimits& rate = limits.event_rate;
+    SB_RETURN_IF_ERROR(ParseRate(*it, rpath, rate.rate));
+    // Default: ten bursts' worth of dropped events.
+    rate.flood_drops = static_cast<uint64_t>(std::ceil(rate.rate.burst * 10));
+    if (auto f = it->find("floodDrops"); f != it->end()) {
+      SB_ASSIGN_OR_RETURN(rate.flood_drops,
+                          GetUint(*f, Child(rpath, "floodDrops"), 0, 1000000000));
+    }
+    if (auto f = it->find("floodWindow"); f != it->end()) {
+      SB_ASSIGN_OR_RETURN(rate.flood_window, GetMs(*f, Child(rpath, "floodWindow")));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The top-level "limits" object.
+absl::Status ParseLimits(const Json& spec, std::string_view path, Config& config) {
+  if (!spec.is_object()) return TypeError(path, "an object", spec);
+  SB_RETURN_IF_ERROR(CheckKeys(spec, path,
+                               {"maxConnections", "maxSockets", "maxNamespacesPerConnection",
+                                "maxRoomsPerSocket", "handshakeRate", "maxJsonDepth",
+                                "maxAttachments", "maxAttachmentBytes", "http"}));
+  for (const auto& [key, value] : spec.items()) {
+    std::string kpath = Child(path, key);
+    if (key == "maxConnections") {
+      SB_ASSIGN_OR_RETURN(config.engine.max_connections, GetUint(value, kpath, 0, 100000000));
+    } else if (key == "maxSockets") {
+      SB_ASSIGN_OR_RETURN(config.socket_limits.max_sockets, GetUint(value, kpath, 0, 100000000));
+    } else if (key == "maxNamespacesPerConnection") {
+      SB_ASSIGN_OR_RETURN(config.socket_limits.max_namespaces_per_connection,
+                          GetUint(value, kpath, 0, 10000));
+    } else if (key == "maxRoomsPerSocket") {
+      SB_ASSIGN_OR_RETURN(config.socket_limits.max_rooms_per_socket,
+                          GetUint(value, kpath, 0, 1000000));
+    } else if (key == "maxJsonDepth") {
+      SB_ASSIGN_OR_RETURN(config.decoder.max_json_depth, GetUint(value, kpath, 1, 256));
+    } else if (key == "maxAttachments") {
+      SB_ASSIGN_OR_RETURN(config.decoder.max_attachments, GetUint(value, kpath, 0, 10000));
+    } else if (key == "maxAttachmentBytes") {
+      SB_ASSIGN_OR_RETURN(config.decoder.max_attachment_bytes,
+                          GetUint(value, kpath, 0, 1ull << 32));
+    } else if (key == "handshakeRate") {
+      if (!value.is_object()) return TypeError(kpath, "an object {perSecond, burst, ...}", value);
+      SB_RETURN_IF_ERROR(CheckKeys(value, kpath, {"perSecond", "burst", "maxTrackedAddresses"}));
+      auto& handshake = config.engine.handshake_rate;
+      SB_RETURN_IF_ERROR(ParseRate(value, kpath, handshake.rate));
+      if (auto it = value.find("maxTrackedAddresses"); it != value.end()) {
+        SB_ASSIGN_OR_RETURN(handshake.max_tracked_addresses,
+                            GetUint(*it, Child(kpath, "maxTrackedAddresses"), 1, 10000000));
+      }
+    } else if (key == "http") {
+      if (!value.is_object()) return TypeError(kpath, "an object", value);
+      SB_RETURN_IF_ERROR(CheckKeys(value, kpath,
+                                   {"maxHeaderBytes", "headersTimeout", "bodyTimeout",
+                                    "idleTimeout"}));
+      edge::HttpOptions& http = config.http;
+      for (const auto& [hkey, hvalue] : value.items()) {
+        std::string hpath = Child(kpath, hkey);
+        if (hkey == "maxHeaderBytes") {
+          SB_ASSIGN_OR_RETURN(http.max_header_bytes, GetUint(hvalue, hpath, 1024, 1u << 20));
+        } else if (hkey == "headersTimeout") {
+          SB_ASSIGN_OR_RETURN(http.headers_timeout, GetMs(hvalue, hpath));
+        } else if (hkey == "bodyTimeout") {
+          SB_ASSIGN_OR_RETURN(http.body_timeout, GetMs(hvalue, hpath));
+        } else if (hkey == "idleTimeout") {
+          SB_ASSIGN_OR_RETURN(http.idle_timeout, GetMs(hvalue, hpath));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 // ----------------------------------------------------------- namespaces ---
+
+bool NamespacePolicy::EventAllowed(std::string_view event) const {
+  if (!allowed_events) return true;
+  return std::find(allowed_events->begin(), allowed_events->end(), event) !=
+         allowed_events->end();
+}
+
+absl::StatusOr<std::vector<std::string>> GetStringList(const Json& v, std::string_view path) {
+  if (!v.is_array()) return TypeError(path, "an array of strings", v);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    SB_ASSIGN_OR_RETURN(std::string s, GetString(v[i], Index(path, i)));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+absl::StatusOr<AuthKeySpec> ParseAuthKey(const Json& spec, std::string_view path) {
+  if (!spec.is_object()) return TypeError(path, "an object", spec);
+  SB_RETURN_IF_ERROR(CheckKeys(spec, path, {"kid", "algorithms", "secretEnv", "secretFile",
+                                            "publicKeyFile", "jwksFile"}));
+  AuthKeySpec key;
+  if (auto it = spec.find("kid"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(key.kid, GetString(*it, Child(path, "kid")));
+  }
+  if (auto it = spec.find("algorithms"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(key.algorithms, GetStringList(*it, Child(path, "algorithms")));
+  }
+  for (const auto& alg : key.algorithms) {
+    static constexpr std::string_view kKnown[] = {"HS256", "HS384", "HS512", "RS256", "ES256"};
+    if (std::find(std::begin(kKnown), std::end(kKnown), alg) == std::end(kKnown)) {
+      return Error(Child(path, "algorithms"),
+                   Cat("unknown algorithm \"", alg, "\" (HS256, HS384, HS512, RS256, ES256)"));
+    }
+  }
+  int sources = 0;
+  auto take = [&](const char* name, std::string& out) -> absl::Status {
+    auto it = spec.find(name);
+    if (it == spec.end()) return absl::OkStatus();
+    ++sources;
+    auto value = GetString(*it, Child(path, name));
+    if (!value.ok()) return value.status();
+    out = std::move(*value);
+    return absl::OkStatus();
+  };
+  SB_RETURN_IF_ERROR(take("secretEnv", key.secret_env));
+  SB_RETURN_IF_ERROR(take("secretFile", key.secret_file));
+  SB_RETURN_IF_ERROR(take("publicKeyFile", key.public_key_file));
+  SB_RETURN_IF_ERROR(take("jwksFile", key.jwks_file));
+  if (sources != 1) {
+    return Error(path, "needs exactly one of secretEnv, secretFile, publicKeyFile, jwksFile");
+  }
+  if (key.algorithms.empty() && key.jwks_file.empty()) {
+    return Error(path, "needs \"algorithms\" (an allow-list, e.g. [\"HS256\"])");
+  }
+  return key;
+}
+
+absl::StatusOr<AuthPolicy> ParseAuthPolicy(const Json& spec, std::string_view path) {
+  if (!spec.is_object()) return TypeError(path, "an object", spec);
+  SB_RETURN_IF_ERROR(CheckKeys(spec, path, {"keys", "issuer", "audience", "leewaySeconds",
+                                            "tokenFrom", "queryParameter", "claims"}));
+  AuthPolicy auth;
+  auto keys = spec.find("keys");
+  if (keys == spec.end() || !keys->is_array() || keys->empty()) {
+    return Error(Child(path, "keys"), "needs a non-empty array of keys");
+  }
+  for (size_t i = 0; i < keys->size(); ++i) {
+    SB_ASSIGN_OR_RETURN(AuthKeySpec key, ParseAuthKey((*keys)[i], Index(Child(path, "keys"), i)));
+    auth.keys.push_back(std::move(key));
+  }
+  if (auto it = spec.find("issuer"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(auth.issuer, GetString(*it, Child(path, "issuer")));
+  }
+  if (auto it = spec.find("audience"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(auth.audience, GetString(*it, Child(path, "audience")));
+  }
+  if (auto it = spec.find("leewaySeconds"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(auth.leeway_seconds, GetUint(*it, Child(path, "leewaySeconds"), 0, 600));
+  }
+  if (auto it = spec.find("tokenFrom"); it != spec.end()) {
+    std::string tpath = Child(path, "tokenFrom");
+    SB_ASSIGN_OR_RETURN(std::vector<std::string> names, GetStringList(*it, tpath));
+    if (names.empty()) return Error(tpath, "needs at least one of auth, header, query");
+    auth.token_from.clear();
+    for (const auto& name : names) {
+      if (name == "auth") {
+        auth.token_from.push_back(TokenSource::kAuth);
+      } else if (name == "header") {
+        auth.token_from.push_back(TokenSource::kHeader);
+      } else if (name == "query") {
+        auth.token_from.push_back(TokenSource::kQuery);
+      } else {
+        return Error(tpath, Cat("unknown token source \"", name, "\" (auth, header, query)"));
+      }
+    }
+  }
+  if (auto it = spec.find("queryParameter"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(auth.query_parameter, GetString(*it, Child(path, "queryParameter")));
+  }
+  if (auto it = spec.find("claims"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(auth.claims, GetStringList(*it, Child(path, "claims")));
+  }
+  return auth;
+}
 
 bool NamespacePolicy::RoomNameAllowed(std::string_view room) const {
   if (room.empty() || room.size() > kMaxRoomNameBytes) return false;
@@ -660,10 +878,37 @@ absl::StatusOr<NamespacePolicy> ParseNamespacePolicy(std::string_view name, cons
   policy.name = std::string(name);
   if (name.empty() || name[0] != '/') return Error(path, "a namespace name starts with '/'");
   if (!spec.is_object()) return TypeError(path, "an object", spec);
-  SB_RETURN_IF_ERROR(
-      CheckKeys(spec, path, {"rules", "roomPattern", "maxRoomsPerSocket", "userIdFromAuth"}));
+  SB_RETURN_IF_ERROR(CheckKeys(spec, path,
+                               {"rules", "roomPattern", "maxRoomsPerSocket", "userIdFromAuth",
+                                "auth", "allowedEvents", "roomsClaim", "maxSocketsPerUser",
+                                "eventRate"}));
+  if (auto it = spec.find("auth"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(policy.auth, ParseAuthPolicy(*it, Child(path, "auth")));
+  }
+  if (auto it = spec.find("allowedEvents"); it != spec.end()) {
+    std::string epath = Child(path, "allowedEvents");
+    if (it->is_string() && *it == "*") {
+      policy.allowed_events.reset();
+    } else {
+      SB_ASSIGN_OR_RETURN(policy.allowed_events, GetStringList(*it, epath));
+    }
+  }
+  if (auto it = spec.find("roomsClaim"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(policy.rooms_claim, GetString(*it, Child(path, "roomsClaim")));
+    if (!policy.auth) {
+      return Error(Child(path, "roomsClaim"), "needs \"auth\": the claim comes from the token");
+    }
+    auto& kept = policy.auth->claims;  // the check reads it from the socket
+    if (std::find(kept.begin(), kept.end(), policy.rooms_claim) == kept.end()) {
+      kept.push_back(policy.rooms_claim);
+    }
+  }
   if (auto it = spec.find("userIdFromAuth"); it != spec.end()) {
     SB_ASSIGN_OR_RETURN(policy.user_id_from_auth, GetString(*it, Child(path, "userIdFromAuth")));
+    if (policy.auth) {
+      return Error(Child(path, "userIdFromAuth"),
+                   "not with \"auth\": the token's sub is the user id");
+    }
   }
 
   if (auto it = spec.find("roomPattern"); it != spec.end()) {
@@ -681,6 +926,7 @@ absl::StatusOr<NamespacePolicy> ParseNamespacePolicy(std::string_view name, cons
     SB_ASSIGN_OR_RETURN(policy.max_rooms_per_socket,
                         GetUint(*it, Child(path, "maxRoomsPerSocket"), 0, 100000));
   }
+  SB_RETURN_IF_ERROR(ParseNamespaceLimits(spec, path, policy.limits));
   if (auto it = spec.find("rules"); it != spec.end()) {
     std::string rpath = Child(path, "rules");
     if (!it->is_array()) return TypeError(rpath, "an array of rules", *it);
@@ -892,10 +1138,14 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
     std::string detail = colon == std::string::npos ? what : what.substr(colon + 2);
     return absl::InvalidArgumentError(
         Cat("config: invalid JSON at ", LineColumn(text, e.byte), ": ", detail));
+  } catch (const Json::exception& e) {
+    // E.g. out_of_range "number overflow" (1e400): no position to give.
+    return absl::InvalidArgumentError(Cat("config: invalid JSON: ", e.what()));
   }
   if (!dups.error().empty()) return absl::InvalidArgumentError(dups.error());
   if (!root.is_object()) return TypeError("", "a JSON object", root);
-  SB_RETURN_IF_ERROR(CheckKeys(root, "", {"listen", "threads", "logLevel", "engine", "namespaces"}));
+  SB_RETURN_IF_ERROR(CheckKeys(root, "", {"listen", "threads", "logLevel", "engine", "limits",
+                                          "namespaces"}));
 
   Config config;
   if (auto it = root.find("listen"); it != root.end()) {
@@ -919,6 +1169,9 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
   }
   if (auto it = root.find("engine"); it != root.end()) {
     SB_RETURN_IF_ERROR(ParseEngine(*it, "engine", config));
+  }
+  if (auto it = root.find("limits"); it != root.end()) {
+    SB_RETURN_IF_ERROR(ParseLimits(*it, "limits", config));
   }
   if (auto it = root.find("namespaces"); it != root.end()) {
     if (!it->is_object()) return TypeError("namespaces", "an object {\"/name\": policy}", *it);

@@ -21,6 +21,8 @@
 #include <nlohmann/json.hpp>
 
 #include "edge/engineio/options.h"
+#include "edge/http/options.h"
+#include "edge/socketio/limits.h"
 
 namespace switchboard::services {
 
@@ -118,16 +120,52 @@ struct Rule {
   Template error_ack;
 };
 
+// Client authentication of a namespace: JWT from the CONNECT auth payload
+// (`auth.token`) and, when enabled, the handshake's `Authorization: Bearer`
+// header or a query parameter. The config only names the keys; loading them
+// (files, environment) is services/client_auth's job.
+struct AuthKeySpec {
+  std::string kid;                      // "" = any token without a kid may use it
+  std::vector<std::string> algorithms;  // e.g. {"HS256"}; required
+  // Exactly one of:
+  std::string secret_env;       // HMAC secret from this environment variable
+  std::string secret_file;      // HMAC secret: the file's bytes (trailing newline dropped)
+  std::string public_key_file;  // RSA / EC P-256 public key, PEM
+  std::string jwks_file;        // JSON Web Key Set
+};
+enum class TokenSource { kAuth, kHeader, kQuery };
+struct AuthPolicy {
+  std::vector<AuthKeySpec> keys;
+  std::string issuer;    // "" = not checked
+  std::string audience;  // "" = not checked
+  uint64_t leeway_seconds = 30;
+  std::vector<TokenSource> token_from = {TokenSource::kAuth};
+  std::string query_parameter = "token";
+  std::vector<std::string> claims;  // kept on the socket and listed by ListSockets
+};
+
 struct NamespacePolicy {
   std::string name = "/";
   std::string room_pattern = "^[A-Za-z0-9_-]{1,64}$";
   std::shared_ptr<const std::regex> room_regex;  // compiled room_pattern
   size_t max_rooms_per_socket = 50;
+  // maxSocketsPerUser, eventRate.
+  sio::NamespaceLimits limits;
   // Non-empty: the socket's user id is this string field of the CONNECT auth
   // payload, as the client claims it (trusted clients only; token-based
   // identity is the authentication layer's).
   std::string user_id_from_auth;
+  // Set: clients need a valid token (its `sub` is the user id). Unset: the
+  // namespace is public.
+  std::optional<AuthPolicy> auth;
+  // Client events the namespace takes at all; nullopt = every event.
+  std::optional<std::vector<std::string>> allowed_events;
+  // Non-empty: a room a client joins itself must be listed in this claim
+  // (an array of strings) of its token.
+  std::string rooms_claim;
   std::vector<Rule> rules;
+
+  bool EventAllowed(std::string_view event) const;
 
   // Room name check against room_regex (and a hard length bound).
   bool RoomNameAllowed(std::string_view room) const;
@@ -144,6 +182,10 @@ struct Config {
   std::string path = "/socket.io/";
   eio::Options engine;
   std::chrono::milliseconds connect_timeout{45000};
+  // "limits" (also engine.max_connections / handshake_rate above).
+  sio::ServerLimits socket_limits;
+  sio::DecoderLimits decoder;   // max_attachment_bytes 0: maxHttpBufferSize
+  edge::HttpOptions http;       // its host / port unused: `host` / `port` above
   std::vector<NamespacePolicy> namespaces;  // in file order
 };
 

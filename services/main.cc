@@ -7,6 +7,12 @@
 // `edge` serves Socket.IO clients and links them to the cluster over NATS;
 // `broker` keeps the cluster's index and serves the gRPC API; `standalone`
 // runs both in one process over the in-process bus (no NATS).
+//
+// The gRPC API (broker, standalone) is never open to the network: with
+// --grpc-listen on a non-loopback address it needs bearer tokens
+// (--api-token-file FILE, --api-token-env NAME) or mutual TLS (--api-tls-cert,
+// --api-tls-key, --api-tls-client-ca), else switchboard exits 1 before
+// connecting to anything. See services/api_auth.h.
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -32,7 +38,9 @@
 #include "edge/http/server.h"
 #include "edge/runtime.h"
 #include "edge/socketio/server.h"
+#include "services/api_auth.h"
 #include "services/api_server.h"
+#include "services/client_auth.h"
 #include "services/config.h"
 #include "services/relay_rules.h"
 
@@ -48,6 +56,8 @@ struct Flags {
   std::string grpc_listen = "127.0.0.1:50051";
   unsigned heartbeat_ms = 2000;
   unsigned edge_timeout_ms = 10000;
+  services::ApiSecurityFlags api_flags;
+  services::ApiSecurity api_security;  // loaded from api_flags by main()
 };
 
 std::string UrlHost(const std::string& host) {
@@ -96,6 +106,7 @@ absl::StatusOr<BrokerPart> StartBrokerPart(bus::Bus& bus, const Flags& flags,
   services::ApiServerOptions api_options;
   api_options.host = listen->first;
   api_options.port = listen->second;
+  api_options.security = flags.api_security;
   auto api = services::ApiServer::Start(*part.broker, api_options);
   if (!api.ok()) return api.status();
   part.api = std::move(*api);
@@ -166,14 +177,29 @@ int RunEdge(services::Config config, const Flags& flags) {
   edge::Runtime runtime(config.threads);
   sio::ServerOptions sio_options;
   sio_options.connect_timeout = config.connect_timeout;
+  sio_options.limits = config.socket_limits;
+  sio_options.decoder = config.decoder;
   sio_options.edge_id = edge_id;
   sio::Server server(runtime, config.engine, sio_options);
 
   std::vector<std::shared_ptr<services::RelayRules>> rules;
+  std::vector<std::shared_ptr<services::ClientAuth>> authenticators;
   for (auto& policy : config.namespaces) {
-    spdlog::info("namespace {}: {} rule(s), rooms {} (max {} per socket)", policy.name,
-                 policy.rules.size(), policy.room_pattern, policy.max_rooms_per_socket);
+    spdlog::info("namespace {}: {} rule(s), rooms {} (max {} per socket), {}", policy.name,
+                 policy.rules.size(), policy.room_pattern, policy.max_rooms_per_socket,
+                 policy.auth ? "JWT authentication" : "public");
     sio::Namespace& nsp = server.Of(policy.name);  // before `policy` is moved from
+    nsp.SetLimits(policy.limits);
+    if (policy.auth) {
+      auto authenticator = services::ClientAuth::Create(
+          *policy.auth, absl::StrCat("namespaces[\"", policy.name, "\"].auth"));
+      if (!authenticator.ok()) {
+        spdlog::error("{}", std::string(authenticator.status().message()));
+        return 1;
+      }
+      (*authenticator)->Install(nsp);  // first: the other middlewares see the user
+      authenticators.push_back(std::move(*authenticator));
+    }
     rules.push_back(services::RelayRules::Install(nsp, std::move(policy)));
   }
 
@@ -197,7 +223,7 @@ int RunEdge(services::Config config, const Flags& flags) {
     broker_part = std::move(*part);
   }
 
-  edge::HttpOptions http_options;
+  edge::HttpOptions http_options = config.http;
   http_options.host = config.host;
   http_options.port = config.port;
   edge::HttpServer http(runtime, http_options);
@@ -273,6 +299,15 @@ int main(int argc, char** argv) {
   app.add_option("--broker-id", flags.broker_id, "this broker's id (default: random)");
   app.add_option("--grpc-listen", flags.grpc_listen,
                  "HOST:PORT of the gRPC API (broker, standalone; default 127.0.0.1:50051)");
+  app.add_option("--api-token-file", flags.api_flags.token_file,
+                 "gRPC API bearer tokens, one per line (# comments; at least 16 characters each)");
+  app.add_option("--api-token-env", flags.api_flags.token_env,
+                 "name of an environment variable holding gRPC API bearer tokens, comma-separated");
+  app.add_option("--api-tls-cert", flags.api_flags.tls_cert,
+                 "PEM certificate chain: serve the gRPC API over TLS (with --api-tls-key)");
+  app.add_option("--api-tls-key", flags.api_flags.tls_key, "PEM private key of --api-tls-cert");
+  app.add_option("--api-tls-client-ca", flags.api_flags.tls_client_ca,
+                 "PEM CA certificates: mutual TLS, clients present a certificate signed by them");
   app.add_option("--heartbeat-ms", flags.heartbeat_ms, "edge heartbeat period (default 2000)")
       ->check(CLI::Range(50u, 60000u));
   app.add_option("--edge-timeout-ms", flags.edge_timeout_ms,
@@ -286,6 +321,41 @@ int main(int argc, char** argv) {
   if (flags.role != "standalone" && flags.nats_url.empty()) {
     std::cerr << "switchboard " << flags.role << ": --nats URL is required\n";
     return 2;
+  }
+  // The API's security, checked before anything connects or listens.
+  const bool api_flags_given = !flags.api_flags.token_file.empty() ||
+                               !flags.api_flags.token_env.empty() ||
+                               !flags.api_flags.tls_cert.empty() ||
+                               !flags.api_flags.tls_key.empty() ||
+                               !flags.api_flags.tls_client_ca.empty();
+  if (flags.role == "edge" && api_flags_given) {
+    std::cerr << "switchboard edge: the --api-* options apply to broker and standalone\n";
+    return 2;
+  }
+  if (flags.role != "edge") {
+    auto api_listen = services::ParseListen(flags.grpc_listen);
+    if (!api_listen.ok()) {
+      std::cerr << "switchboard: --grpc-listen: " << api_listen.status().message() << "\n";
+      return 1;
+    }
+    auto security = services::LoadApiSecurity(flags.api_flags);
+    if (!security.ok()) {
+      std::cerr << "switchboard: " << security.status().message() << "\n";
+      return 1;
+    }
+    flags.api_security = *std::move(security);
+    if (auto exposure = services::CheckApiExposure(api_listen->first, flags.api_security);
+        !exposure.ok()) {
+      std::cerr << "switchboard: refusing to start: " << exposure.message() << "\n";
+      return 1;
+    }
+    if (!flags.api_security.authenticated()) {
+      spdlog::warn("the gRPC API on {} is unauthenticated (allowed on loopback only); "
+                   "--api-token-file, --api-token-env or --api-tls-client-ca require clients "
+                   "to authenticate",
+                   flags.grpc_listen);
+    }
+    spdlog::info("gRPC API {}", flags.api_security.Describe());
   }
   if (flags.role == "broker") {
     if (!log_level.empty()) spdlog::set_level(spdlog::level::from_str(log_level));

@@ -2,9 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
 #include <utility>
 
 #include "edge/socketio/broadcast.h"
+#include "edge/socketio/server.h"
 
 namespace switchboard::services {
 namespace {
@@ -75,6 +78,19 @@ size_t RelayRules::socket_count() const {
   return socket_ids_.size();
 }
 
+bool RelayRules::LooksLikeClusterSocketId(const std::string& id) const {
+  // "<edge-id>.<20 characters>" (sio::ServerOptions::edge_id), on any edge.
+  if (nsp_.server().options().edge_id.empty()) return false;
+  size_t dot = id.find('.');
+  if (dot == std::string::npos || dot == 0 || id.size() - dot - 1 != 20) return false;
+  for (size_t i = 0; i < id.size(); ++i) {
+    char c = id[i];
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || i == dot;
+    if (!ok) return false;
+  }
+  return true;
+}
+
 bool RelayRules::IsSocketId(const std::string& id) const {
   std::lock_guard lock(mu_);
   return socket_ids_.count(id) > 0;
@@ -113,6 +129,12 @@ void RelayRules::Ignore(const sio::SocketPtr& socket, std::string_view event,
 
 void RelayRules::Handle(const Rule& rule, const sio::SocketPtr& socket, std::string_view event,
                         Json& args, const sio::Ack& ack) {
+  if (!policy_.EventAllowed(event)) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::debug("{} {}: event \"{}\" not allowed", nsp_.name(), socket->id(), event);
+    if (ack) ack(Json::array({Json{{"ok", false}, {"error", "event not allowed"}}}));
+    return;
+  }
   RuleContext ctx;
   ctx.args = &args;
   ctx.socket_id = socket->id();
@@ -153,11 +175,13 @@ void RelayRules::Handle(const Rule& rule, const sio::SocketPtr& socket, std::str
       if (rule.target == TargetKind::kRoom) {
         // A room target must be a room clients may use, never a socket's own
         // room (that is what a "socket" target is for).
-        if (!policy_.RoomNameAllowed(target) || IsSocketId(target)) {
+        if (!policy_.RoomNameAllowed(target) || IsSocketId(target) ||
+            LooksLikeClusterSocketId(target)) {
           return fail("invalid room name");
         }
         if (rule.require_member && !socket->InRoom(target)) return fail("not in room");
-      } else if (!IsSocketId(target)) {
+      } else if (!IsSocketId(target) && !LooksLikeClusterSocketId(target)) {
+        // A socket of another edge is reached through the cluster.
         return fail("unknown socket");
       }
     }
@@ -187,8 +211,16 @@ void RelayRules::Handle(const Rule& rule, const sio::SocketPtr& socket, std::str
   if (!v.ok() || !v->is_string()) return fail("invalid room name");
   const std::string room = v->get<std::string>();
   ctx.room = room;
-  if (!policy_.RoomNameAllowed(room) || room == socket->id() || IsSocketId(room)) {
+  if (!policy_.RoomNameAllowed(room) || room == socket->id() || IsSocketId(room) ||
+      LooksLikeClusterSocketId(room)) {
     return fail("invalid room name");
+  }
+  if (rule.action == RuleAction::kJoin && !policy_.rooms_claim.empty()) {
+    const Json& claims = socket->claims();
+    auto allowed = claims.is_object() ? claims.find(policy_.rooms_claim) : claims.end();
+    bool listed = allowed != claims.end() && allowed->is_array() &&
+                  std::find(allowed->begin(), allowed->end(), Json(room)) != allowed->end();
+    if (!listed) return fail("room not allowed");
   }
 
   // Tells the room's members (the others, by default).
@@ -208,7 +240,8 @@ void RelayRules::Handle(const Rule& rule, const sio::SocketPtr& socket, std::str
     if (!socket->InRoom(room)) {
       size_t joined = socket->rooms().size() - (socket->InRoom(socket->id()) ? 1 : 0);
       if (joined >= policy_.max_rooms_per_socket) return fail("too many rooms");
-      socket->Join(room);
+      // The edge's hard cap (limits.maxRoomsPerSocket) counts every join.
+      if (!socket->Join(room)) return fail("too many rooms");
       notify();
     }
   } else {

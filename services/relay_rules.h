@@ -35,6 +35,8 @@ class RelayRules : public std::enable_shared_from_this<RelayRules> {
   uint64_t ignored_events() const { return ignored_.load(std::memory_order_relaxed); }
   uint64_t handled_events() const { return handled_.load(std::memory_order_relaxed); }
   uint64_t rejected_events() const { return rejected_.load(std::memory_order_relaxed); }
+  // Events the namespace's allowedEvents refuses.
+  uint64_t refused_events() const { return refused_.load(std::memory_order_relaxed); }
   size_t socket_count() const;
 
   RelayRules(sio::Namespace& nsp, NamespacePolicy policy);
@@ -45,6 +47,7 @@ class RelayRules : public std::enable_shared_from_this<RelayRules> {
   void Ignore(const sio::SocketPtr& socket, std::string_view event, const sio::Ack& ack);
   void LeaveAll(const sio::Socket& socket);
   bool IsSocketId(const std::string& id) const;
+  bool LooksLikeClusterSocketId(const std::string& id) const;
 
   sio::Namespace& nsp_;
   const NamespacePolicy policy_;
@@ -55,6 +58,7 @@ class RelayRules : public std::enable_shared_from_this<RelayRules> {
   std::atomic<uint64_t> ignored_{0};
   std::atomic<uint64_t> handled_{0};
   std::atomic<uint64_t> rejected_{0};
+  std::atomic<uint64_t> refused_{0};
 };
 
 }  // namespace switchboard::services

@@ -1,6 +1,11 @@
 // sbctl: the operator's command line for the Switchboard gRPC API (proto/switchboard/v1).
 //
-//   sbctl [--server HOST:PORT] [--token T] [--json] VERB ...
+//   sbctl [--server HOST:PORT] [--token T] [--json] [TLS options] VERB ...
+//
+// TLS: --tls (system roots), --tls-ca FILE (trust these roots instead), --tls-cert FILE
+// --tls-key FILE (client certificate, for a server with mutual TLS), --tls-server-name NAME (the
+// name the server's certificate must carry, instead of the host of --server). Any of them turns
+// TLS on.
 //
 // Exit status: 0 success; 1 the server answered with an error ("sbctl: CODE: message" on
 // stderr); 2 bad usage (unknown option, --arg that is not JSON, ...).
@@ -39,6 +44,9 @@ struct Options {
   bool json = false;
   bool tls = false;
   std::string ca_cert;
+  std::string client_cert;
+  std::string client_key;
+  std::string server_name;
   double timeout_s = 10.0;
 
   // Shared by the verbs.
@@ -192,16 +200,13 @@ std::vector<std::string> CountsRow(const std::string& name, const pb::Counts& c)
 
 class Client {
  public:
-  explicit Client(const Options& opt) : opt_(opt) {
-    std::shared_ptr<grpc::ChannelCredentials> creds;
-    if (opt.tls) {
-      grpc::SslCredentialsOptions ssl;
-      if (!opt.ca_cert.empty()) ssl.pem_root_certs = ReadFile(opt.ca_cert);
-      creds = grpc::SslCredentials(ssl);
-    } else {
-      creds = grpc::InsecureChannelCredentials();
-    }
-    stub_ = pb::Switchboard::NewStub(grpc::CreateChannel(opt.server, creds));
+  // `ssl`: the TLS material (see TlsOptions), or null for plaintext.
+  Client(const Options& opt, const grpc::SslCredentialsOptions* ssl) : opt_(opt) {
+    std::shared_ptr<grpc::ChannelCredentials> creds =
+        ssl != nullptr ? grpc::SslCredentials(*ssl) : grpc::InsecureChannelCredentials();
+    grpc::ChannelArguments args;
+    if (ssl != nullptr && !opt.server_name.empty()) args.SetSslTargetNameOverride(opt.server_name);
+    stub_ = pb::Switchboard::NewStub(grpc::CreateCustomChannel(opt.server, creds, args));
   }
 
   // A context with the deadline and the bearer token. `extra_ms` lengthens the deadline (a
@@ -219,14 +224,34 @@ class Client {
   pb::Switchboard::Stub& stub() { return *stub_; }
 
  private:
-  static std::string ReadFile(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-
   const Options& opt_;
   std::unique_ptr<pb::Switchboard::Stub> stub_;
 };
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  *out = std::string(std::istreambuf_iterator<char>(in), {});
+  return !in.bad();
+}
+
+// The TLS material the options name; "" in `error` when fine.
+grpc::SslCredentialsOptions TlsOptions(const Options& opt, std::string* error) {
+  grpc::SslCredentialsOptions ssl;
+  error->clear();
+  if (opt.client_cert.empty() != opt.client_key.empty()) {
+    *error = "--tls-cert and --tls-key go together";
+    return ssl;
+  }
+  if (!opt.ca_cert.empty() && !ReadFile(opt.ca_cert, &ssl.pem_root_certs)) {
+    *error = "cannot read " + opt.ca_cert;
+  } else if (!opt.client_cert.empty() && !ReadFile(opt.client_cert, &ssl.pem_cert_chain)) {
+    *error = "cannot read " + opt.client_cert;
+  } else if (!opt.client_key.empty() && !ReadFile(opt.client_key, &ssl.pem_private_key)) {
+    *error = "cannot read " + opt.client_key;
+  }
+  return ssl;
+}
 
 void FillSelector(const Options& opt, pb::Selector* sel) {
   sel->set_namespace_(opt.ns);
@@ -469,9 +494,18 @@ int main(int argc, char** argv) {
   app.add_option("--token", opt.token,
                  "Bearer token (default: $SWITCHBOARD_TOKEN), sent as 'authorization: Bearer T'");
   app.add_flag("--json", opt.json, "Print proto JSON instead of tables");
-  app.add_flag("--tls", opt.tls, "Use TLS (system roots unless --ca-cert)");
-  app.add_option("--ca-cert", opt.ca_cert, "PEM file of root certificates for --tls")
+  app.add_flag("--tls", opt.tls, "Use TLS (system roots unless --tls-ca)");
+  app.add_option("--tls-ca,--ca-cert", opt.ca_cert,
+                 "PEM file of the root certificates to trust (implies --tls)")
       ->check(CLI::ExistingFile);
+  app.add_option("--tls-cert", opt.client_cert,
+                 "PEM client certificate chain, for mutual TLS (with --tls-key; implies --tls)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", opt.client_key, "PEM private key of --tls-cert")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-server-name", opt.server_name,
+                 "Name the server's certificate must carry, instead of the host of --server "
+                 "(implies --tls)");
   app.add_option("--timeout", opt.timeout_s, "Call deadline in seconds")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -525,7 +559,12 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
 
-  Client client(opt);
+  const bool tls = opt.tls || !opt.ca_cert.empty() || !opt.client_cert.empty() ||
+                   !opt.client_key.empty() || !opt.server_name.empty();
+  std::string tls_error;
+  grpc::SslCredentialsOptions ssl = TlsOptions(opt, &tls_error);
+  if (!tls_error.empty()) return UsageError(tls_error);
+  Client client(opt, tls ? &ssl : nullptr);
   if (stats->parsed()) return Stats(client, opt);
   if (sockets->parsed()) return Sockets(client, opt);
   if (rooms->parsed()) return Rooms(client, opt);

@@ -8,9 +8,26 @@
 namespace switchboard::eio {
 
 struct CorsOptions {
-  // Allowed origins; "*" allows any. Empty: no CORS headers at all.
+  // Allowed origins; "*" allows any. Empty: no CORS headers at all. An
+  // explicit list (without "*") is enforced: a request whose Origin header is
+  // not in it gets 403 (Engine.IO code 4 "Forbidden"); requests without an
+  // Origin header (non-browser clients) are allowed.
   std::vector<std::string> origins;
   bool credentials = false;
+};
+
+// A token bucket's parameters: `burst` tokens, refilled at `per_second`.
+// per_second 0 disables the limit.
+struct RateOptions {
+  double per_second = 0;
+  double burst = 0;
+};
+
+struct HandshakeRateOptions {
+  // Engine.IO handshakes per client address (IPv6: per /64), token bucket.
+  RateOptions rate{20, 100};
+  // Addresses tracked at once; past it the least recently seen is forgotten.
+  size_t max_tracked_addresses = 65536;
 };
 
 struct Options {
@@ -27,6 +44,11 @@ struct Options {
   size_t max_send_queue_bytes = 8u << 20;
   // Volatile packets are dropped once this many bytes are queued.
   size_t volatile_drop_bytes = 64u << 10;
+  // Engine.IO sessions open at once on this server (all shards); a handshake
+  // past it gets HTTP 503. 0: unlimited.
+  size_t max_connections = 10000;
+  // Handshakes per second per client address; past it HTTP 429.
+  HandshakeRateOptions handshake_rate;
 };
 
 }  // namespace switchboard::eio

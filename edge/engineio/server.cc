@@ -22,13 +22,20 @@ enum ErrorCode {
   kForbidden = 4,
   kUnsupportedProtocolVersion = 5,
 };
+// Handshakes refused by a limit answer with code 4, as the reference server
+// does for a request its allowRequest hook refuses, with their own HTTP
+// status and message.
+constexpr int kRefused = kForbidden;
 
 struct Server::ShardState {
   std::unordered_map<std::string, SessionPtr> sessions;
 };
 
 Server::Server(edge::Runtime& runtime, Options options)
-    : runtime_(runtime), options_(std::move(options)) {
+    : runtime_(runtime),
+      options_(std::move(options)),
+      handshake_limiter_(options_.handshake_rate.rate,
+                         options_.handshake_rate.max_tracked_addresses) {
   for (size_t i = 0; i < runtime_.size(); ++i) shards_.push_back(std::make_unique<ShardState>());
 }
 
@@ -36,6 +43,10 @@ Server::~Server() = default;
 
 void Server::HandleRequest(const HttpPtr& http) {
   const auto& req = http->request();
+  if (!OriginAllowed(http)) {
+    forbidden_origin_.fetch_add(1, std::memory_order_relaxed);
+    return SendError(http, 403, kForbidden, "Forbidden");
+  }
   if (req.method() == http::verb::options) return Preflight(http);
 
   std::string_view eio, transport, sid;
@@ -58,6 +69,14 @@ void Server::HandleRequest(const HttpPtr& http) {
       return SendError(http, 400, kBadHandshakeMethod, "Bad handshake method");
     }
     if (ws && !is_upgrade) return SendError(http, 400, kBadRequest, "Bad request");
+    if (!handshake_limiter_.Allow(ClientKey(http->remote_address()))) {
+      handshake_rate_.fetch_add(1, std::memory_order_relaxed);
+      return SendError(http, 429, kRefused, "Too many requests");
+    }
+    if (!ReserveSession()) {
+      at_capacity_.fetch_add(1, std::memory_order_relaxed);
+      return SendError(http, 503, kRefused, "Server at capacity");
+    }
     return Handshake(http, ws);
   }
 
@@ -101,7 +120,6 @@ void Server::Handshake(const HttpPtr& http, bool websocket) {
     auto session = std::make_shared<Session>(*this, id, shard, std::move(handshake),
                                              Session::Transport::kPolling);
     shards_[shard]->sessions.emplace(id, session);
-    session_count_.fetch_add(1, std::memory_order_relaxed);
     SendPayload(http, session->OpenPolling());
     if (on_connection_) on_connection_(session);
     return;
@@ -111,11 +129,13 @@ void Server::Handshake(const HttpPtr& http, bool websocket) {
   transport->Accept(http->parser().release(), [this, transport, shard, id,
                                                handshake = std::move(handshake)](
                                                   boost::system::error_code ec) mutable {
-    if (ec) return;
+    if (ec) {
+      session_count_.fetch_sub(1, std::memory_order_relaxed);  // the reserved slot
+      return;
+    }
     auto session = std::make_shared<Session>(*this, id, shard, std::move(handshake),
                                              Session::Transport::kWebSocket);
     shards_[shard]->sessions.emplace(id, session);
-    session_count_.fetch_add(1, std::memory_order_relaxed);
     session->OpenWebSocket(transport);
     if (on_connection_) on_connection_(session);
   });
@@ -152,6 +172,34 @@ void Server::Unregister(const std::string& sid) {
   if (shards_[shard]->sessions.erase(sid) > 0) {
     session_count_.fetch_sub(1, std::memory_order_relaxed);
   }
+}
+
+bool Server::ReserveSession() {
+  size_t before = session_count_.fetch_add(1, std::memory_order_relaxed);
+  if (options_.max_connections == 0 || before < options_.max_connections) return true;
+  session_count_.fetch_sub(1, std::memory_order_relaxed);
+  return false;
+}
+
+Server::LimitCounters Server::limit_counters() const {
+  LimitCounters c;
+  c.at_capacity = at_capacity_.load(std::memory_order_relaxed);
+  c.handshake_rate = handshake_rate_.load(std::memory_order_relaxed);
+  c.forbidden_origin = forbidden_origin_.load(std::memory_order_relaxed);
+  c.payload_too_large = payload_too_large_.load(std::memory_order_relaxed);
+  return c;
+}
+
+bool Server::OriginAllowed(const HttpPtr& http) const {
+  const auto& origins = options_.cors.origins;
+  if (origins.empty()) return true;
+  if (std::find(origins.begin(), origins.end(), "*") != origins.end()) return true;
+  const auto& req = http->request();
+  auto it = req.find(http::field::origin);
+  // Non-browser clients send no Origin: CORS is a browser matter.
+  if (it == req.end()) return true;
+  return std::find(origins.begin(), origins.end(), std::string_view(it->value())) !=
+         origins.end();
 }
 
 template <class Message>

@@ -154,6 +154,7 @@ void Session::HandlePost(const std::shared_ptr<edge::HttpSession>& http) {
   http->ReadBody(o.max_http_buffer_size, [self = shared_from_this(), http](
                                               boost::system::error_code ec, std::string body) {
     if (ec == http::error::body_limit) {
+      self->server_.CountPayloadTooLarge();
       self->server_.SendError(http, 413, -1, "Payload too large");
       return self->Terminate("transport error", false);
     }
@@ -268,6 +269,8 @@ void Session::Flush() {
     self->FlushPoll();
   });
 }
+
+void Session::OnMessageTooBig() { server_.CountPayloadTooLarge(); }
 
 void Session::OnWriteDone(WebSocketTransport* from) {
   if (from == ws_.get()) Flush();

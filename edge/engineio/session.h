@@ -72,6 +72,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnFrame(WebSocketTransport* from, std::string_view data, bool binary);
   void OnTransportClosed(WebSocketTransport* from, std::string_view reason);
   void OnWriteDone(WebSocketTransport* from);
+  // A WebSocket message over maxHttpBufferSize (the transport then closes).
+  void OnMessageTooBig();
 
  private:
   enum class State { kOpen, kClosing, kClosed };

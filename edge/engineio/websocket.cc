@@ -39,6 +39,7 @@ void WebSocketTransport::DoRead() {
     if (ec) {
       self->closed_ = true;
       if (auto session = std::move(self->session_)) {
+        if (ec == websocket::error::message_too_big) session->OnMessageTooBig();
         session->OnTransportClosed(self.get(), ec == websocket::error::closed
                                                    ? "transport close"
                                                    : "transport error");

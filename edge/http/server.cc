@@ -72,6 +72,15 @@ void HttpServer::DoAccept() {
       });
 }
 
+HttpServer::LimitCounters HttpServer::limit_counters() const {
+  LimitCounters c;
+  c.header_too_large = counters_[static_cast<size_t>(Limit::kHeaderTooLarge)].load();
+  c.headers_timeout = counters_[static_cast<size_t>(Limit::kHeadersTimeout)].load();
+  c.body_timeout = counters_[static_cast<size_t>(Limit::kBodyTimeout)].load();
+  c.idle_timeout = counters_[static_cast<size_t>(Limit::kIdleTimeout)].load();
+  return c;
+}
+
 void HttpServer::Close() {
   if (!acceptor_) return;
   net::post(runtime_.context(0), [this] {

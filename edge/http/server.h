@@ -2,12 +2,14 @@
 
 #include <absl/status/status.h>
 
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "edge/http/options.h"
 #include "edge/runtime.h"
 
 namespace switchboard::eio {
@@ -16,11 +18,6 @@ class Server;
 
 namespace switchboard::edge {
 
-struct HttpOptions {
-  std::string host = "127.0.0.1";
-  uint16_t port = 3000;  // 0 picks a free port
-  size_t max_header_bytes = 16 * 1024;
-};
 
 // The TCP listener. Accepted connections are spread over the runtime's
 // shards; each request is routed by path prefix to a mounted Engine.IO
@@ -43,6 +40,19 @@ class HttpServer {
   const HttpOptions& options() const { return options_; }
   Runtime& runtime() { return runtime_; }
 
+  // Connections closed by a limit since the start.
+  struct LimitCounters {
+    uint64_t header_too_large = 0;  // 431
+    uint64_t headers_timeout = 0;   // headers not complete within headersTimeout
+    uint64_t body_timeout = 0;      // body not complete within bodyTimeout
+    uint64_t idle_timeout = 0;      // keep-alive connection idle for idleTimeout
+  };
+  LimitCounters limit_counters() const;
+  enum class Limit { kHeaderTooLarge, kHeadersTimeout, kBodyTimeout, kIdleTimeout };
+  void Count(Limit limit) {
+    counters_[static_cast<size_t>(limit)].fetch_add(1, std::memory_order_relaxed);
+  }
+
  private:
   void DoAccept();
 
@@ -52,6 +62,7 @@ class HttpServer {
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   uint16_t bound_port_ = 0;
   size_t next_shard_ = 0;
+  std::atomic<uint64_t> counters_[4] = {};
 };
 
 }  // namespace switchboard::edge

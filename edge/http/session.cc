@@ -17,10 +17,6 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 namespace {
-// An idle keep-alive connection, or a client that dribbles its headers or
-// body, is closed after this long.
-constexpr auto kReadTimeout = std::chrono::seconds(30);
-
 std::string AddressOf(const tcp::socket& socket) {
   beast::error_code ec;
   auto ep = socket.remote_endpoint(ec);
@@ -43,16 +39,31 @@ HttpSession::HttpSession(HttpServer& server, size_t shard, tcp::socket socket,
   remote_address_ = AddressOf(stream_.socket());
 }
 
-void HttpSession::Start() { DoReadHeader(); }
+void HttpSession::Start() { DoReadHeader(false); }
 
-void HttpSession::DoReadHeader() {
+void HttpSession::DoReadHeader(bool keep_alive) {
   parser_ = std::make_unique<RequestParser>();
   parser_->header_limit(static_cast<std::uint32_t>(server_.options().max_header_bytes));
   // The body limit depends on the route, known only after the header:
   // ReadBody() enforces it. (Not boost::none: Beast 1.74 compares
   // Content-Length against an empty optional and fails.)
   parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
-  stream_.expires_after(kReadTimeout);
+  if (!keep_alive || buffer_.size() > 0) return ReadHeader();
+  // Between requests: idle until the next one starts.
+  stream_.expires_after(server_.options().idle_timeout);
+  stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](
+                                                     beast::error_code ec, size_t n) {
+    if (ec) {
+      if (ec == beast::error::timeout) self->server_.Count(HttpServer::Limit::kIdleTimeout);
+      return self->Close();
+    }
+    self->buffer_.commit(n);
+    self->ReadHeader();
+  });
+}
+
+void HttpSession::ReadHeader() {
+  stream_.expires_after(server_.options().headers_timeout);
   http::async_read_header(stream_, buffer_, *parser_,
                           [self = shared_from_this()](beast::error_code ec, size_t) {
                             self->OnHeader(ec);
@@ -61,8 +72,10 @@ void HttpSession::DoReadHeader() {
 
 void HttpSession::OnHeader(beast::error_code ec) {
   if (ec == http::error::header_limit) {
+    server_.Count(HttpServer::Limit::kHeaderTooLarge);
     return SendPlain(http::status::request_header_fields_too_large, "Header too large");
   }
+  if (ec == beast::error::timeout) server_.Count(HttpServer::Limit::kHeadersTimeout);
   if (ec) return Close();
   Dispatch();
 }
@@ -89,10 +102,13 @@ void HttpSession::ReadBody(size_t limit,
     return done(http::error::body_limit, std::string());
   }
   parser_->body_limit(limit);
-  stream_.expires_after(kReadTimeout);
+  stream_.expires_after(server_.options().body_timeout);
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this(), done = std::move(done)](beast::error_code ec,
                                                                        size_t) {
+                     if (ec == beast::error::timeout) {
+                       self->server_.Count(HttpServer::Limit::kBodyTimeout);
+                     }
                      if (ec) return done(ec, std::string());
                      done(ec, std::move(self->parser_->get().body()));
                    });
@@ -112,13 +128,13 @@ void HttpSession::Send(Response response) {
   else response.keep_alive(parser_->get().keep_alive() && response.keep_alive());
   response.prepare_payload();
   response_.emplace(std::move(response));
-  stream_.expires_after(kReadTimeout);
+  stream_.expires_after(server_.options().write_timeout);
   http::async_write(stream_, *response_,
                     [self = shared_from_this()](beast::error_code ec, size_t) {
                       bool keep = self->response_->keep_alive();
                       self->response_.reset();
                       if (ec || !keep) return self->Close();
-                      self->DoReadHeader();
+                      self->DoReadHeader(true);
                     });
 }
 

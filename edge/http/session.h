@@ -50,7 +50,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void Close();
 
  private:
-  void DoReadHeader();
+  // Reads the next request's header; `keep_alive`: a request came before
+  // on this connection, so the wait for the next one is idle time first.
+  void DoReadHeader(bool keep_alive);
+  void ReadHeader();
   void OnHeader(boost::beast::error_code ec);
   void Dispatch();
   void SendPlain(http::status status, std::string body);

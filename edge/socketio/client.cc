@@ -36,7 +36,13 @@ void Client::Start() {
 void Client::OnMessage(eio::Packet&& message) {
   auto packet = decoder_.Feed(message.data, message.binary);
   if (!packet.ok()) {
-    // A protocol violation closes the connection.
+    switch (decoder_.breach()) {
+      case LimitBreach::kJsonDepth: server_.Count(Server::Limit::kJsonDepth); break;
+      case LimitBreach::kAttachments: server_.Count(Server::Limit::kAttachments); break;
+      case LimitBreach::kAttachmentBytes: server_.Count(Server::Limit::kAttachmentBytes); break;
+      case LimitBreach::kNone: break;
+    }
+    // A protocol violation (a packet over a limit too) closes the connection.
     session_->Close("parse error");
     return;
   }
@@ -71,6 +77,12 @@ void Client::OnConnect(Packet&& packet) {
     Packet error{PacketType::kConnectError, packet.nsp, std::nullopt,
                  Json{{"message", "Invalid namespace"}}};
     return SendPacket(error);
+  }
+  size_t max_namespaces = server_.options().limits.max_namespaces_per_connection;
+  if (max_namespaces > 0 && sockets_.size() + connecting_.size() >= max_namespaces) {
+    server_.Count(Server::Limit::kTooManyNamespaces);
+    return SendPacket(Packet{PacketType::kConnectError, packet.nsp, std::nullopt,
+                             Json{{"message", "Too many namespaces"}}});
   }
   Json auth = packet.data.has_value() ? std::move(*packet.data) : Json::object();
   const std::string& edge_id = server_.options().edge_id;

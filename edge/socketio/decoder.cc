@@ -140,7 +140,14 @@ absl::Status CollectPlaceholders(Json& j, size_t attachments,
 absl::StatusOr<Packet> DecodeText(std::string_view text,
                                   const DecoderLimits& limits,
                                   size_t* attachments) {
+  return DecodeText(text, limits, attachments, nullptr);
+}
+
+absl::StatusOr<Packet> DecodeText(std::string_view text,
+                                  const DecoderLimits& limits,
+                                  size_t* attachments, LimitBreach* breach) {
   *attachments = 0;
+  if (breach != nullptr) *breach = LimitBreach::kNone;
   if (text.empty()) return Invalid("empty packet");
   if (text[0] < '0' || text[0] > '6') return Invalid("unknown packet type");
 
@@ -156,6 +163,7 @@ absl::StatusOr<Packet> DecodeText(std::string_view text,
       count = count * 10 + static_cast<size_t>(text[i] - '0');
       // Checked per digit so a long digit run cannot overflow.
       if (count > limits.max_attachments) {
+        if (breach != nullptr) *breach = LimitBreach::kAttachments;
         return Invalid("too many attachments");
       }
     }
@@ -191,6 +199,7 @@ absl::StatusOr<Packet> DecodeText(std::string_view text,
   if (i < text.size()) {
     const std::string_view json = text.substr(i);
     if (ExceedsDepth(json, limits.max_json_depth)) {
+      if (breach != nullptr) *breach = LimitBreach::kJsonDepth;
       return Invalid("payload nested too deeply");
     }
     Json parsed = Json::parse(json.data(), json.data() + json.size(),
@@ -211,15 +220,24 @@ void Decoder::Reset() {
   pending_.reset();
   expected_ = 0;
   attachments_.clear();
+  attachment_bytes_ = 0;
   placeholders_.clear();
 }
 
 absl::StatusOr<std::optional<Packet>> Decoder::Feed(std::string_view data,
                                                     bool binary) {
+  breach_ = LimitBreach::kNone;
   if (binary) {
     if (!pending_.has_value()) {
       Reset();
       return Invalid("binary data while no attachment is expected");
+    }
+    attachment_bytes_ += data.size();
+    if (limits_.max_attachment_bytes > 0 &&
+        attachment_bytes_ > limits_.max_attachment_bytes) {
+      Reset();
+      breach_ = LimitBreach::kAttachmentBytes;
+      return Invalid("attachments too large");
     }
     attachments_.emplace_back(data.begin(), data.end());
     if (attachments_.size() < expected_) return std::nullopt;
@@ -232,7 +250,7 @@ absl::StatusOr<std::optional<Packet>> Decoder::Feed(std::string_view data,
   }
 
   size_t attachments = 0;
-  absl::StatusOr<Packet> packet = DecodeText(data, limits_, &attachments);
+  absl::StatusOr<Packet> packet = DecodeText(data, limits_, &attachments, &breach_);
   if (!packet.ok()) return packet.status();
   if (packet->type != PacketType::kBinaryEvent &&
       packet->type != PacketType::kBinaryAck) {

@@ -7,14 +7,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "edge/socketio/limits.h"
 #include "edge/socketio/packet.h"
 
 namespace switchboard::sio {
 
-struct DecoderLimits {
-  size_t max_attachments = 10;
-  size_t max_json_depth = 32;
-};
+// Which limit a packet broke (Decoder::breach()).
+enum class LimitBreach { kNone, kJsonDepth, kAttachments, kAttachmentBytes };
 
 // Decodes the text form of one socket.io packet (the Engine.IO message data,
 // without its '4'). Validates the payload against the type like the
@@ -23,6 +22,10 @@ struct DecoderLimits {
 absl::StatusOr<Packet> DecodeText(std::string_view text,
                                   const DecoderLimits& limits,
                                   size_t* attachments);
+// The same; `breach` (when not null) tells which limit failed it, if any.
+absl::StatusOr<Packet> DecodeText(std::string_view text,
+                                  const DecoderLimits& limits,
+                                  size_t* attachments, LimitBreach* breach);
 
 // Stateful: reconstructs binary packets from the text header and the
 // following binary messages.
@@ -50,6 +53,9 @@ class Decoder {
   // True while a binary packet waits for attachments.
   bool pending() const { return pending_.has_value(); }
 
+  // The limit the last failed Feed broke (kNone for other malformed input).
+  LimitBreach breach() const { return breach_; }
+
  private:
   // Replaces the collected placeholders with the received attachments and
   // returns the finished packet.
@@ -59,6 +65,8 @@ class Decoder {
   std::optional<Packet> pending_;
   size_t expected_ = 0;
   std::vector<std::vector<uint8_t>> attachments_;
+  size_t attachment_bytes_ = 0;
+  LimitBreach breach_ = LimitBreach::kNone;
   // Placeholder nodes inside pending_->data and the attachment each names.
   // The nodes live in heap storage owned by pending_, which stays put until
   // Finish().

@@ -37,7 +37,15 @@ void Namespace::Connect(const SocketPtr& socket,
                         std::function<bool(std::optional<ConnectError>)> admit) {
   RunMiddleware(socket, 0, [this, socket, admit = std::move(admit)](
                                std::optional<ConnectError> error) {
-    if (!admit(std::move(error))) return;
+    bool reserved = false;
+    if (!error) {
+      error = Reserve(*socket);
+      reserved = !error;
+    }
+    if (!admit(std::move(error))) {
+      if (reserved) Release(*socket);
+      return;
+    }
     ShardState& local = Local();
     local.sockets.emplace(socket->id(), socket.get());
     if (!socket->user_id().empty()) local.users[socket->user_id()].insert(socket.get());
@@ -53,6 +61,33 @@ void Namespace::Connect(const SocketPtr& socket,
       socket->Disconnect(true);
     }
   });
+}
+
+std::optional<ConnectError> Namespace::Reserve(const Socket& socket) {
+  if (!server_.ReserveSocket()) {
+    server_.Count(Server::Limit::kServerAtCapacity);
+    return ConnectError{"Server at capacity", nullptr};
+  }
+  if (limits_.max_sockets_per_user > 0 && !socket.user_id().empty()) {
+    std::lock_guard lock(users_mu_);
+    size_t& count = user_sockets_[socket.user_id()];
+    if (count >= limits_.max_sockets_per_user) {
+      server_.ReleaseSocket();
+      server_.Count(Server::Limit::kTooManyUserSockets);
+      return ConnectError{"Too many connections for this user", nullptr};
+    }
+    ++count;
+  }
+  return std::nullopt;
+}
+
+void Namespace::Release(const Socket& socket) {
+  server_.ReleaseSocket();
+  if (limits_.max_sockets_per_user > 0 && !socket.user_id().empty()) {
+    std::lock_guard lock(users_mu_);
+    auto it = user_sockets_.find(socket.user_id());
+    if (it != user_sockets_.end() && --it->second == 0) user_sockets_.erase(it);
+  }
 }
 
 void Namespace::RunMiddleware(const SocketPtr& socket, size_t index,
@@ -77,6 +112,7 @@ void Namespace::Remove(Socket& socket, std::string_view reason) {
   ShardState& local = Local();
   if (local.sockets.erase(socket.id()) == 0) return;
   local.socket_count.fetch_sub(1, std::memory_order_relaxed);
+  Release(socket);
   if (!socket.user_id().empty()) {
     auto it = local.users.find(socket.user_id());
     if (it != local.users.end()) {

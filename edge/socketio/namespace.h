@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "edge/socketio/broadcast.h"
+#include "edge/socketio/limits.h"
 #include "edge/socketio/socket.h"
 
 namespace switchboard::sio {
@@ -52,6 +54,10 @@ class Namespace {
     handlers_[std::move(event)] = std::move(handler);
   }
   void OnAnyEvent(EventHandler handler) { on_any_ = std::move(handler); }
+
+  // Limits of this namespace's sockets; set before serving.
+  void SetLimits(NamespaceLimits limits) { limits_ = limits; }
+  const NamespaceLimits& limits() const { return limits_; }
 
   Broadcast To(std::string_view room) { return Broadcast(*this).To(room); }
   Broadcast Except(std::string_view room) { return Broadcast(*this).Except(room); }
@@ -96,6 +102,10 @@ class Namespace {
   static bool Excluded(const BroadcastTarget& target, const Socket& socket);
   void RunMiddleware(const SocketPtr& socket, size_t index,
                      std::function<void(std::optional<ConnectError>)> done);
+  // Admission after the middlewares: takes the socket's slots (edge
+  // capacity, its user's sockets) or says which limit refuses it.
+  std::optional<ConnectError> Reserve(const Socket& socket);
+  void Release(const Socket& socket);
 
   Server& server_;
   std::string name_;
@@ -110,6 +120,11 @@ class Namespace {
   std::unordered_map<std::string, EventHandler, NameHash, std::equal_to<>> handlers_;
   EventHandler on_any_;
   std::vector<std::unique_ptr<ShardState>> shards_;
+  NamespaceLimits limits_;
+  // Sockets per user id on this edge (all shards); only with
+  // limits_.max_sockets_per_user.
+  std::mutex users_mu_;
+  std::unordered_map<std::string, size_t> user_sockets_;
 };
 
 }  // namespace switchboard::sio

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -10,6 +12,7 @@
 #include "edge/engineio/server.h"
 #include "edge/runtime.h"
 #include "edge/socketio/decoder.h"
+#include "edge/socketio/limits.h"
 #include "edge/socketio/membership_observer.h"
 #include "edge/socketio/namespace.h"
 
@@ -18,7 +21,10 @@ namespace switchboard::sio {
 struct ServerOptions {
   // A connection that joins no namespace within this time is closed.
   std::chrono::milliseconds connect_timeout{45000};
+  // Packet limits (max_attachment_bytes 0: the engine's maxHttpBufferSize).
   DecoderLimits decoder;
+  // Edge-wide limits; per-namespace ones are Namespace::SetLimits().
+  ServerLimits limits;
   // In a cluster: socket ids become "<edge_id>.<random>", so that anyone can
   // tell which edge holds a socket. Empty: plain random ids.
   std::string edge_id;
@@ -58,6 +64,42 @@ class Server {
   void SetBroadcastRelay(BroadcastRelay* relay) { relay_ = relay; }
   BroadcastRelay* broadcast_relay() const { return relay_; }
 
+  // What the limits refused since the start (all shards).
+  struct LimitCounters {
+    uint64_t server_at_capacity = 0;     // CONNECT_ERROR "Server at capacity" (maxSockets)
+    uint64_t too_many_namespaces = 0;    // CONNECT_ERROR "Too many namespaces"
+    uint64_t too_many_user_sockets = 0;  // CONNECT_ERROR "Too many connections for this user"
+    uint64_t room_limit = 0;             // joins refused by max_rooms_per_socket
+    uint64_t rate_limited = 0;           // client events dropped by the event rate
+    uint64_t flood_disconnects = 0;      // clients disconnected for flooding
+    uint64_t json_depth = 0;             // packets refused (connection closed): nesting
+    uint64_t attachments = 0;            // ... too many binary attachments
+    uint64_t attachment_bytes = 0;       // ... attachments too large
+  };
+  LimitCounters limit_counters() const;
+  // Namespace sockets connected now (all namespaces, all shards).
+  size_t SocketCount() const { return sockets_.load(std::memory_order_relaxed); }
+
+  // Internal.
+  enum class Limit {
+    kServerAtCapacity,
+    kTooManyNamespaces,
+    kTooManyUserSockets,
+    kRoomLimit,
+    kRateLimited,
+    kFloodDisconnect,
+    kJsonDepth,
+    kAttachments,
+    kAttachmentBytes,
+    kCount
+  };
+  void Count(Limit limit) {
+    counters_[static_cast<size_t>(limit)].fetch_add(1, std::memory_order_relaxed);
+  }
+  // Takes a socket slot; false at limits.max_sockets.
+  bool ReserveSocket();
+  void ReleaseSocket() { sockets_.fetch_sub(1, std::memory_order_relaxed); }
+
  private:
   edge::Runtime& runtime_;
   ServerOptions options_;
@@ -65,6 +107,8 @@ class Server {
   std::vector<std::unique_ptr<Namespace>> namespaces_;
   MembershipObserver* observer_ = nullptr;
   BroadcastRelay* relay_ = nullptr;
+  std::atomic<size_t> sockets_{0};
+  std::atomic<uint64_t> counters_[static_cast<size_t>(Limit::kCount)] = {};
 };
 
 }  // namespace switchboard::sio

@@ -21,7 +21,12 @@ Socket::Socket(std::shared_ptr<Client> client, Namespace& nsp, std::string id, J
       id_(std::move(id)),
       handshake_(client_->handshake()),
       auth_(std::move(auth)),
-      data_(Json::object()) {}
+      data_(Json::object()) {
+  auto now = eio::RateClock::now();
+  events_ = eio::TokenBucket(nsp_.limits().event_rate.rate, now);
+  last_notice_ = now - std::chrono::hours(1);
+  flood_window_ = now;
+}
 
 Socket::~Socket() = default;
 
@@ -84,10 +89,18 @@ void Socket::OnAck(uint64_t id, Json args) {
   if (pending->callback) pending->callback(std::move(args));
 }
 
-void Socket::Join(std::string_view room) {
-  if (!connected_ || InRoom(room)) return;
+bool Socket::Join(std::string_view room) {
+  if (!connected_) return false;
+  if (InRoom(room)) return true;
+  size_t max = nsp_.server().options().limits.max_rooms_per_socket;
+  size_t own = !rooms_.empty() && rooms_.front() == id_ ? 1 : 0;
+  if (max > 0 && room != id_ && rooms_.size() - own >= max) {
+    nsp_.server().Count(Server::Limit::kRoomLimit);
+    return false;
+  }
   rooms_.emplace_back(room);
   nsp_.AddToRoom(*this, rooms_.back());
+  return true;
 }
 
 void Socket::Leave(std::string_view room) {
@@ -109,6 +122,7 @@ void Socket::OnPacket(Packet&& packet) {
   switch (packet.type) {
     case PacketType::kEvent:
     case PacketType::kBinaryEvent: {
+      if (!AllowEvent(packet.id)) return;
       Json args = std::move(*packet.data);
       std::string event = args[0].get<std::string>();
       args.erase(args.begin());
@@ -138,6 +152,36 @@ void Socket::OnPacket(Packet&& packet) {
     default:
       return;
   }
+}
+
+bool Socket::AllowEvent(const std::optional<uint64_t>& ack_id) {
+  const EventRateLimits& limits = nsp_.limits().event_rate;
+  if (limits.rate.per_second <= 0) return true;
+  auto now = eio::RateClock::now();
+  if (events_.Take(limits.rate, now)) return true;
+  Server& server = nsp_.server();
+  server.Count(Server::Limit::kRateLimited);
+  if (now - flood_window_ >= limits.flood_window) {
+    flood_window_ = now;
+    flood_drops_ = 0;
+  }
+  if (limits.flood_drops > 0 && ++flood_drops_ > limits.flood_drops) {
+    server.Count(Server::Limit::kFloodDisconnect);
+    Disconnect(true);
+    return false;
+  }
+  int64_t retry_ms = events_.RetryAfterMs(limits.rate);
+  if (ack_id) {
+    SendPacket(Packet{PacketType::kAck, nsp_.name(), *ack_id,
+                      Json::array({Json{{"ok", false},
+                                        {"error", "rate-limited"},
+                                        {"retryAfterMs", retry_ms}}})});
+  }
+  if (now - last_notice_ >= std::chrono::seconds(1)) {
+    last_notice_ = now;
+    Emit("rate-limited", Json::array({Json{{"retryAfterMs", retry_ms}}}));
+  }
+  return false;
 }
 
 void Socket::Disconnect(bool close) {

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "edge/engineio/handshake.h"
+#include "edge/engineio/rate_limit.h"
 #include "edge/socketio/packet.h"
 
 namespace switchboard::sio {
@@ -49,6 +50,11 @@ class Socket : public std::enable_shared_from_this<Socket> {
   void SetUserId(std::string user_id) {
     if (!connected_) user_id_ = std::move(user_id);
   }
+  // Verified token claims kept on the socket (null: none). Set like the user id.
+  const Json& claims() const { return claims_; }
+  void SetClaims(Json claims) {
+    if (!connected_) claims_ = std::move(claims);
+  }
 
   // args must be a JSON array; binary nodes become attachments.
   void Emit(std::string_view event, Json args = Json::array());
@@ -57,7 +63,9 @@ class Socket : public std::enable_shared_from_this<Socket> {
   // Emits only when the client can take it now (dropped otherwise).
   void EmitVolatile(std::string_view event, Json args = Json::array());
 
-  void Join(std::string_view room);
+  // False when the socket is not connected or is in max_rooms_per_socket
+  // rooms already (ServerLimits; counted); true once it is in the room.
+  bool Join(std::string_view room);
   void Leave(std::string_view room);
   bool InRoom(std::string_view room) const;
   const std::vector<std::string>& rooms() const { return rooms_; }
@@ -81,6 +89,9 @@ class Socket : public std::enable_shared_from_this<Socket> {
 
  private:
   void OnAck(uint64_t id, Json args);
+  // The event rate limit: false when this client event is dropped (and the
+  // client told, or disconnected for flooding).
+  bool AllowEvent(const std::optional<uint64_t>& ack_id);
 
   std::shared_ptr<Client> client_;
   Namespace& nsp_;
@@ -89,11 +100,16 @@ class Socket : public std::enable_shared_from_this<Socket> {
   Json auth_;
   Json data_;
   std::string user_id_;
+  Json claims_;
   std::vector<std::string> rooms_;  // includes id_
   bool connected_ = false;
   uint64_t next_ack_id_ = 0;
   struct PendingAck;
   std::vector<std::unique_ptr<PendingAck>> pending_acks_;
+  eio::TokenBucket events_;
+  eio::RateClock::time_point last_notice_;   // last "rate-limited" event sent
+  eio::RateClock::time_point flood_window_;  // start of the current drop window
+  uint64_t flood_drops_ = 0;                 // events dropped in it
 };
 
 using SocketPtr = std::shared_ptr<Socket>;

@@ -150,6 +150,25 @@ describe("relay rules cross edges", () => {
       publish: async () => assert.deepEqual(await call(r, "room-message", { room: "relay-x", message: 2 }), { ok: true }),
     });
   });
+
+  test("a private message reaches a socket on another edge, and only it", async () => {
+    clients?.closeAll();  // the previous test's
+    await waitEmpty(cluster.apis);
+    clients = new Clients();
+    const from = await connect("from", 0);
+    const to = await connect("to", 2, "polling");
+    const bystander = await connect("bystander", 2);
+    const { got } = await expectDelivery({
+      all: [from, to, bystander],
+      expected: [to],
+      event: "private-message",
+      publish: async () =>
+        assert.deepEqual(await call(from, "private-message", { to: to.id, message: "psst" }), { ok: true }),
+    });
+    assert.deepEqual(got.get("to"), [[{ from: from.id, message: "psst" }]]);
+    clients.closeAll();
+    await waitEmpty(cluster.apis);
+  });
 });
 
 describe("brokers are peers", () => {

@@ -282,6 +282,24 @@ TEST(SbctlNoServer, UsageErrorsExitTwo) {
   EXPECT_EQ(RunSbctl({"--help"}).rc, 0);
 }
 
+// (sbctl against a real TLS / mutual TLS server: tests/services/api_auth_test.cc.)
+TEST(SbctlNoServer, TlsUsageErrorsExitTwo) {
+  auto half = RunSbctl({"--tls-key", "/dev/null", "stats"});
+  EXPECT_EQ(half.rc, 2);
+  EXPECT_THAT(half.err, HasSubstr("--tls-cert and --tls-key go together"));
+  EXPECT_EQ(RunSbctl({"--tls-ca", "/nonexistent/ca.pem", "stats"}).rc, 2);
+  EXPECT_EQ(RunSbctl({"--tls-cert", "/nonexistent/c.pem", "--tls-key", "/dev/null", "stats"}).rc,
+            2);
+}
+
+// Any TLS option turns TLS on: against a plaintext server the handshake fails.
+TEST_F(SbctlTest, TlsOptionsImplyTls) {
+  auto r = Run({"--timeout", "5", "--tls-server-name", "switchboard.test", "stats"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("sbctl: UNAVAILABLE"));
+  EXPECT_TRUE(Calls().empty());
+}
+
 // ---- publish ----
 
 TEST_F(SbctlTest, PublishMapsEveryOption) {

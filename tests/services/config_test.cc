@@ -366,3 +366,79 @@ TEST(MatchesTest, Types) {
 
 }  // namespace
 }  // namespace switchboard::services
+
+namespace switchboard::services {
+namespace {
+
+std::string AuthConfig(const std::string& policy) {
+  return R"({"namespaces": {"/secure": )" + policy + "}}";
+}
+
+TEST(AuthConfigTest, ParsesKeysSourcesAndAuthorization) {
+  auto config = ParseConfig(AuthConfig(R"({
+    "auth": {
+      "keys": [
+        {"kid": "h", "algorithms": ["HS256", "HS512"], "secretEnv": "SECRET"},
+        {"algorithms": ["RS256"], "publicKeyFile": "/keys/rsa.pem"},
+        {"jwksFile": "/keys/jwks.json"}
+      ],
+      "issuer": "https://issuer", "audience": "sb", "leewaySeconds": 10,
+      "tokenFrom": ["header", "auth"], "queryParameter": "jwt", "claims": ["name"]
+    },
+    "allowedEvents": ["a", "b"],
+    "roomsClaim": "rooms"
+  })"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  const NamespacePolicy& policy = config->namespaces.back();
+  ASSERT_TRUE(policy.auth.has_value());
+  ASSERT_EQ(policy.auth->keys.size(), 3u);
+  EXPECT_EQ(policy.auth->keys[0].kid, "h");
+  EXPECT_EQ(policy.auth->keys[0].secret_env, "SECRET");
+  EXPECT_EQ(policy.auth->keys[1].public_key_file, "/keys/rsa.pem");
+  EXPECT_EQ(policy.auth->keys[2].jwks_file, "/keys/jwks.json");
+  EXPECT_EQ(policy.auth->issuer, "https://issuer");
+  EXPECT_EQ(policy.auth->leeway_seconds, 10u);
+  EXPECT_EQ(policy.auth->token_from,
+            (std::vector<TokenSource>{TokenSource::kHeader, TokenSource::kAuth}));
+  EXPECT_EQ(policy.auth->query_parameter, "jwt");
+  // The rooms claim is kept on the socket so that joins can be checked.
+  EXPECT_EQ(policy.auth->claims, (std::vector<std::string>{"name", "rooms"}));
+  EXPECT_TRUE(policy.EventAllowed("a"));
+  EXPECT_FALSE(policy.EventAllowed("c"));
+  EXPECT_FALSE(config->namespaces.front().auth.has_value());  // "/" stays public
+  EXPECT_TRUE(config->namespaces.front().EventAllowed("anything"));
+}
+
+TEST(AuthConfigTest, MistakesAreNamed) {
+  EXPECT_THAT(ErrorOf(AuthConfig(R"({"auth": {"keys": []}})")),
+              HasSubstr("auth.keys: needs a non-empty array of keys"));
+  EXPECT_THAT(
+      ErrorOf(AuthConfig(R"({"auth": {"keys": [{"algorithms": ["none"], "secretEnv": "S"}]}})")),
+      HasSubstr("unknown algorithm \"none\""));
+  EXPECT_THAT(ErrorOf(AuthConfig(
+                  R"({"auth": {"keys": [{"algorithms": ["HS256"], "secretEnv": "S", "secretFile": "f"}]}})")),
+              HasSubstr("needs exactly one of"));
+  EXPECT_THAT(ErrorOf(AuthConfig(R"({"auth": {"keys": [{"secretEnv": "S"}]}})")),
+              HasSubstr("needs \"algorithms\""));
+  EXPECT_THAT(ErrorOf(AuthConfig(
+                  R"({"auth": {"keys": [{"algorithms": ["HS256"], "secretEnv": "S"}], "tokenFrom": ["cookie"]}})")),
+              HasSubstr("unknown token source \"cookie\""));
+  EXPECT_THAT(ErrorOf(AuthConfig(R"({"roomsClaim": "rooms"})")), HasSubstr("needs \"auth\""));
+  EXPECT_THAT(ErrorOf(AuthConfig(
+                  R"({"auth": {"keys": [{"algorithms": ["HS256"], "secretEnv": "S"}]}, "userIdFromAuth": "u"})")),
+              HasSubstr("not with \"auth\""));
+}
+
+}  // namespace
+}  // namespace switchboard::services
+
+namespace switchboard::services {
+namespace {
+
+// Found by fuzzing (tests/fuzz/regressions/config/number_overflow.json).
+TEST(ConfigTest, HugeNumbersAreAnErrorNotACrash) {
+  EXPECT_THAT(ErrorOf(R"({"engine": {"pingInterval": 1e400}})"), HasSubstr("invalid JSON"));
+}
+
+}  // namespace
+}  // namespace switchboard::services

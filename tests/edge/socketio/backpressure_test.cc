@@ -31,6 +31,9 @@ class BackpressureTest : public ::testing::Test {
     options.volatile_drop_bytes = 64 * 1024;
     server_ = std::make_unique<TestServer>(options);
     sio::Namespace& nsp = server_->io().Of("/");
+    sio::NamespaceLimits limits;
+    limits.event_rate.rate.per_second = 0;  // the reading client asks for batches quickly
+    nsp.SetLimits(limits);
     nsp.On("join", [](const sio::SocketPtr& socket, std::string_view, Json&, sio::Ack ack) {
       socket->Join("room");
       if (ack) ack(Json::array());

@@ -1,0 +1,28 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace switchboard::edge {
+
+struct HttpOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 3000;  // 0 picks a free port
+  // Request line + headers; larger gets 431 and the connection is closed.
+  size_t max_header_bytes = 16 * 1024;
+  // A request's headers must arrive within this (from the connection's
+  // start, or from the first byte of a later request on a keep-alive
+  // connection), its body within bodyTimeout after the headers; else the
+  // connection is closed (slowloris).
+  std::chrono::milliseconds headers_timeout{10000};
+  std::chrono::milliseconds body_timeout{10000};
+  // A keep-alive connection with no request in progress is closed after this.
+  // (A pending long-poll GET is the server's wait, not idleness.)
+  std::chrono::milliseconds idle_timeout{30000};
+  // Writing one response (to a client that does not read) may take this long.
+  std::chrono::milliseconds write_timeout{30000};
+};
+
+}  // namespace switchboard::edge
