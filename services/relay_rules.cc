@@ -3,9 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cctype>
 #include <utility>
 
+#include "bus/routing.h"
 #include "edge/socketio/broadcast.h"
 #include "edge/socketio/server.h"
 
@@ -79,16 +79,8 @@ size_t RelayRules::socket_count() const {
 }
 
 bool RelayRules::LooksLikeClusterSocketId(const std::string& id) const {
-  // "<edge-id>.<20 characters>" (sio::ServerOptions::edge_id), on any edge.
-  if (nsp_.server().options().edge_id.empty()) return false;
-  size_t dot = id.find('.');
-  if (dot == std::string::npos || dot == 0 || id.size() - dot - 1 != 20) return false;
-  for (size_t i = 0; i < id.size(); ++i) {
-    char c = id[i];
-    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || i == dot;
-    if (!ok) return false;
-  }
-  return true;
+  // A socket of any edge ("<edge-id>.<random>"), when this edge is in a cluster.
+  return !nsp_.server().options().edge_id.empty() && !bus::EdgeOfSocketId(id).empty();
 }
 
 bool RelayRules::IsSocketId(const std::string& id) const {
