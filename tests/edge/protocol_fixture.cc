@@ -503,6 +503,25 @@ void ProtocolTest::TearDown() {
                        << LiveEchoWebSockets();
   }
   if (runtime_) {
+    // Close what tests left open, and WebSocket sessions the wait above could
+    // not see yet (the open packet goes out before the connection handler).
+    std::vector<eio::Server*> engines;
+    for (eio::Server* engine : {echo_.get(), calm_echo_.get(), small_echo_.get()}) {
+      if (engine) engines.push_back(engine);
+    }
+    for (sio::Server* io : {io_.get(), calm_io_.get()}) {
+      if (io) engines.push_back(&io->engine());
+    }
+    for (eio::Server* engine : engines) {
+      auto closed = std::make_shared<std::promise<void>>();
+      auto future = closed->get_future();
+      engine->CloseAll([closed] { closed->set_value(); });
+      future.wait_for(kWait);
+    }
+    // Closed polling sessions wait for a GET that never comes; they hold no
+    // cycle and go with their server. WebSocket ones end on their own.
+    EXPECT_TRUE(WaitUntil([&] { return LiveEchoWebSockets() == 0; }))
+        << "WebSocket sessions still open after CloseAll";
     runtime_->Stop();
     runtime_->Join();
   }
