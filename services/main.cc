@@ -2,6 +2,7 @@
 //
 //   switchboard standalone [--config FILE] [--listen HOST:PORT] [--grpc-listen HOST:PORT]
 //   switchboard edge --nats URL [--edge-id ID] [--config FILE] [--listen HOST:PORT]
+//   (edge, standalone: --tls-cert FILE --tls-key FILE serve HTTPS / WSS)
 //   switchboard broker --nats URL [--grpc-listen HOST:PORT] [--broker-id ID]
 //
 // `edge` serves Socket.IO clients and links them to the cluster over NATS;
@@ -36,6 +37,7 @@
 #include "bus/routing.h"
 #include "cluster/edge_link.h"
 #include "edge/http/server.h"
+#include "edge/http/tls_context.h"
 #include "edge/runtime.h"
 #include "edge/socketio/server.h"
 #include "services/api_auth.h"
@@ -57,6 +59,8 @@ struct Flags {
   unsigned heartbeat_ms = 2000;
   unsigned edge_timeout_ms = 10000;
   services::ApiSecurityFlags api_flags;
+  std::string tls_cert;  // the client listener's; both or neither
+  std::string tls_key;
   services::ApiSecurity api_security;  // loaded from api_flags by main()
 };
 
@@ -226,6 +230,14 @@ int RunEdge(services::Config config, const Flags& flags) {
   edge::HttpOptions http_options = config.http;
   http_options.host = config.host;
   http_options.port = config.port;
+  if (!flags.tls_cert.empty()) {
+    auto tls = edge::LoadServerTls(flags.tls_cert, flags.tls_key);
+    if (!tls.ok()) {
+      spdlog::error("{}", std::string(tls.status().message()));
+      return 1;
+    }
+    http_options.tls = *std::move(tls);
+  }
   edge::HttpServer http(runtime, http_options);
   http.Mount(config.path, server.engine());
 
@@ -253,7 +265,8 @@ int RunEdge(services::Config config, const Flags& flags) {
   runtime.Start();
 
   std::string label = standalone ? "switchboard standalone" : absl::StrCat("switchboard edge ", edge_id);
-  std::cout << label << " listening on http://" << UrlHost(config.host) << ":" << http.port()
+  std::cout << label << " listening on " << (http_options.tls ? "https://" : "http://")
+            << UrlHost(config.host) << ":" << http.port()
             << std::endl;  // endl flushes: scripts wait for this line
   spdlog::info("serving {} on {} thread(s)", config.path, runtime.size());
 
@@ -308,6 +321,12 @@ int main(int argc, char** argv) {
   app.add_option("--api-tls-key", flags.api_flags.tls_key, "PEM private key of --api-tls-cert");
   app.add_option("--api-tls-client-ca", flags.api_flags.tls_client_ca,
                  "PEM CA certificates: mutual TLS, clients present a certificate signed by them");
+  app.add_option("--tls-cert", flags.tls_cert,
+                 "PEM certificate chain: serve clients over HTTPS / WSS (with --tls-key; edge, "
+                 "standalone)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", flags.tls_key, "PEM private key of --tls-cert")
+      ->check(CLI::ExistingFile);
   app.add_option("--heartbeat-ms", flags.heartbeat_ms, "edge heartbeat period (default 2000)")
       ->check(CLI::Range(50u, 60000u));
   app.add_option("--edge-timeout-ms", flags.edge_timeout_ms,
@@ -356,6 +375,15 @@ int main(int argc, char** argv) {
                    flags.grpc_listen);
     }
     spdlog::info("gRPC API {}", flags.api_security.Describe());
+  }
+  if (flags.tls_cert.empty() != flags.tls_key.empty()) {
+    std::cerr << "switchboard: --tls-cert and --tls-key go together\n";
+    return 2;
+  }
+  if (flags.role == "broker" && !flags.tls_cert.empty()) {
+    std::cerr << "switchboard broker: --tls-cert/--tls-key are for the client listener "
+                 "(edge, standalone); the API's are --api-tls-*\n";
+    return 2;
   }
   if (flags.role == "broker") {
     if (!log_level.empty()) spdlog::set_level(spdlog::level::from_str(log_level));

@@ -3,7 +3,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+
+namespace boost::asio::ssl {
+class context;
+}
 
 namespace switchboard::edge {
 
@@ -23,6 +28,9 @@ struct HttpOptions {
   std::chrono::milliseconds idle_timeout{30000};
   // Writing one response (to a client that does not read) may take this long.
   std::chrono::milliseconds write_timeout{30000};
+  // HTTPS / WSS on this listener when set (see edge/http/tls_context.h); the
+  // TLS handshake must finish within headersTimeout.
+  std::shared_ptr<boost::asio::ssl::context> tls = nullptr;
 };
 
 }  // namespace switchboard::edge

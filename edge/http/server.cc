@@ -2,8 +2,10 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <unistd.h>
 
 #include "edge/http/session.h"
+#include "edge/http/tls_relay.h"
 
 namespace switchboard::edge {
 namespace net = boost::asio;
@@ -62,14 +64,32 @@ void HttpServer::DoAccept() {
           });
           return;
         }
-        {
-          socket.set_option(tcp::no_delay(true), ec);
+        socket.set_option(tcp::no_delay(true), ec);
+        // Start on the socket's own shard.
+        if (options_.tls) {
+          auto relay = std::make_shared<TlsRelay>(*this, shard, std::move(socket), *options_.tls);
+          net::post(runtime_.context(shard), [relay] { relay->Start(); });
+        } else {
           auto session = std::make_shared<HttpSession>(*this, shard, std::move(socket));
-          // Start on the socket's own shard.
           net::post(runtime_.context(shard), [session] { session->Start(); });
         }
         DoAccept();
       });
+}
+
+void HttpServer::Adopt(size_t shard, int fd, std::string remote_address) {
+  // A socketpair end behaves as a TCP stream for everything HttpSession does
+  // (it never asks a TLS-relayed socket for its peer or sets TCP options).
+  tcp::socket socket(runtime_.context(shard));
+  boost::system::error_code ec;
+  socket.assign(tcp::v4(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return;
+  }
+  auto session =
+      std::make_shared<HttpSession>(*this, shard, std::move(socket), std::move(remote_address));
+  session->Start();
 }
 
 HttpServer::LimitCounters HttpServer::limit_counters() const {
@@ -78,6 +98,8 @@ HttpServer::LimitCounters HttpServer::limit_counters() const {
   c.headers_timeout = counters_[static_cast<size_t>(Limit::kHeadersTimeout)].load();
   c.body_timeout = counters_[static_cast<size_t>(Limit::kBodyTimeout)].load();
   c.idle_timeout = counters_[static_cast<size_t>(Limit::kIdleTimeout)].load();
+  c.tls_handshake_failed = counters_[static_cast<size_t>(Limit::kTlsHandshakeFailed)].load();
+  c.tls_handshake_timeout = counters_[static_cast<size_t>(Limit::kTlsHandshakeTimeout)].load();
   return c;
 }
 

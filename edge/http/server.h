@@ -34,6 +34,9 @@ class HttpServer {
   uint16_t port() const { return bound_port_; }
   // Stops accepting new connections.
   void Close();
+  // Serves HTTP on `fd`, a connected stream socket on `shard` (the plaintext
+  // end of a TlsRelay), for a client at `remote_address`. Call on `shard`.
+  void Adopt(size_t shard, int fd, std::string remote_address);
 
   // Internal.
   eio::Server* Route(std::string_view target) const;
@@ -46,9 +49,19 @@ class HttpServer {
     uint64_t headers_timeout = 0;   // headers not complete within headersTimeout
     uint64_t body_timeout = 0;      // body not complete within bodyTimeout
     uint64_t idle_timeout = 0;      // keep-alive connection idle for idleTimeout
+    uint64_t tls_handshake_failed = 0;   // not TLS, no common cipher, bad record...
+    uint64_t tls_handshake_timeout = 0;  // handshake not done within headersTimeout
   };
   LimitCounters limit_counters() const;
-  enum class Limit { kHeaderTooLarge, kHeadersTimeout, kBodyTimeout, kIdleTimeout };
+  enum class Limit {
+    kHeaderTooLarge,
+    kHeadersTimeout,
+    kBodyTimeout,
+    kIdleTimeout,
+    kTlsHandshakeFailed,
+    kTlsHandshakeTimeout,
+    kCount
+  };
   void Count(Limit limit) {
     counters_[static_cast<size_t>(limit)].fetch_add(1, std::memory_order_relaxed);
   }
@@ -62,7 +75,7 @@ class HttpServer {
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   uint16_t bound_port_ = 0;
   size_t next_shard_ = 0;
-  std::atomic<uint64_t> counters_[4] = {};
+  std::atomic<uint64_t> counters_[static_cast<size_t>(Limit::kCount)] = {};
 };
 
 }  // namespace switchboard::edge

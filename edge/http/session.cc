@@ -24,20 +24,24 @@ std::string AddressOf(const tcp::socket& socket) {
 }
 }  // namespace
 
-HttpSession::HttpSession(HttpServer& server, size_t shard, tcp::socket socket)
-    : server_(server), shard_(shard), stream_(std::move(socket)) {
-  remote_address_ = AddressOf(stream_.socket());
+HttpSession::HttpSession(HttpServer& server, size_t shard, tcp::socket socket,
+                         std::string remote_address)
+    : server_(server),
+      shard_(shard),
+      stream_(std::move(socket)),
+      remote_address_(std::move(remote_address)) {
+  if (remote_address_.empty()) remote_address_ = AddressOf(stream_.socket());
 }
 
 HttpSession::HttpSession(HttpServer& server, size_t shard, tcp::socket socket,
-                         beast::flat_buffer buffer, std::unique_ptr<RequestParser> parser)
+                         std::string remote_address, beast::flat_buffer buffer,
+                         std::unique_ptr<RequestParser> parser)
     : server_(server),
       shard_(shard),
       stream_(std::move(socket)),
       buffer_(std::move(buffer)),
-      parser_(std::move(parser)) {
-  remote_address_ = AddressOf(stream_.socket());
-}
+      parser_(std::move(parser)),
+      remote_address_(std::move(remote_address)) {}
 
 void HttpSession::Start() { DoReadHeader(false); }
 
@@ -140,9 +144,10 @@ void HttpSession::Send(Response response) {
 
 void HttpSession::MigrateTo(size_t shard) {
   beast::error_code ec;
+  // (A TLS relay's socketpair end has no IP family; the protocol only matters
+  // to Asio for opening sockets, not for one it is given.)
   auto endpoint = stream_.socket().local_endpoint(ec);
-  if (ec) return Close();
-  auto protocol = endpoint.protocol();
+  auto protocol = ec ? tcp::v4() : endpoint.protocol();
   tcp::socket socket = stream_.release_socket();
   int fd = socket.release(ec);
   if (ec) return;
@@ -150,7 +155,8 @@ void HttpSession::MigrateTo(size_t shard) {
   auto parser = std::make_shared<std::unique_ptr<RequestParser>>(std::move(parser_));
   taken_ = true;
   HttpServer& server = server_;
-  net::post(server.runtime().context(shard), [&server, shard, protocol, fd, buffer, parser] {
+  net::post(server.runtime().context(shard), [&server, shard, protocol, fd, buffer, parser,
+                                              address = remote_address_] {
     tcp::socket moved(server.runtime().context(shard));
     beast::error_code ec;
     moved.assign(protocol, fd, ec);
@@ -158,7 +164,7 @@ void HttpSession::MigrateTo(size_t shard) {
       ::close(fd);
       return;
     }
-    auto session = std::make_shared<HttpSession>(server, shard, std::move(moved),
+    auto session = std::make_shared<HttpSession>(server, shard, std::move(moved), address,
                                                  std::move(*buffer), std::move(*parser));
     session->Dispatch();
   });

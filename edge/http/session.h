@@ -23,9 +23,13 @@ using Response = http::response<http::string_body>;
 // (its socket and already-read bytes) to that shard first.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(HttpServer& server, size_t shard, boost::asio::ip::tcp::socket socket);
+  // `remote_address`: the client's, when the socket's peer is not the client
+  // (a TlsRelay); empty: the socket's peer address.
   HttpSession(HttpServer& server, size_t shard, boost::asio::ip::tcp::socket socket,
-              boost::beast::flat_buffer buffer, std::unique_ptr<RequestParser> parser);
+              std::string remote_address = {});
+  HttpSession(HttpServer& server, size_t shard, boost::asio::ip::tcp::socket socket,
+              std::string remote_address, boost::beast::flat_buffer buffer,
+              std::unique_ptr<RequestParser> parser);
 
   // Starts reading requests.
   void Start();

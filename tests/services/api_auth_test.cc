@@ -4,10 +4,6 @@
 // TLS + token server and the `switchboard` binary (refusal to start, tokens end to end).
 
 #include <fcntl.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -39,6 +35,7 @@
 #include "services/api_server.h"
 #include "switchboard/v1/switchboard.grpc.pb.h"
 #include "tests/sbctl/run_program.h"
+#include "tests/support/test_certs.h"
 
 extern char** environ;
 
@@ -48,117 +45,15 @@ namespace {
 namespace pb = ::switchboard::v1;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing_support::Cert;
+using testing_support::pki;
 using testing_support::RunProgram;
+using testing_support::TempDir;
 using namespace std::chrono_literals;
 
 constexpr char kTokenA[] = "token-A-0123456789abcdef";
 constexpr char kTokenB[] = "token-B-fedcba9876543210";
-constexpr char kServerName[] = "switchboard.test";
-
-// ---- certificates -------------------------------------------------------------------------------
-
-struct Cert {
-  std::shared_ptr<EVP_PKEY> key;
-  std::shared_ptr<X509> cert;
-
-  std::string CertPem() const {
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
-    PEM_write_bio_X509(bio.get(), cert.get());
-    return Drain(bio.get());
-  }
-  std::string KeyPem() const {
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
-    PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr);
-    return Drain(bio.get());
-  }
-
- private:
-  static std::string Drain(BIO* bio) {
-    char* data = nullptr;
-    long size = BIO_get_mem_data(bio, &data);
-    return std::string(data, static_cast<size_t>(size));
-  }
-};
-
-// A P-256 certificate for `cn`, signed by `issuer` (self-signed when null). A CA when `is_ca`;
-// else a leaf with extended key usage `eku` and subject alternative names `san`.
-Cert MakeCert(const std::string& cn, const Cert* issuer, bool is_ca, const std::string& eku = "",
-              const std::string& san = "") {
-  static long serial = 1;
-  Cert c;
-  c.key.reset(EVP_EC_gen("P-256"), EVP_PKEY_free);
-  c.cert.reset(X509_new(), X509_free);
-  X509* x = c.cert.get();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(x), 24 * 3600);
-  X509_set_pubkey(x, c.key.get());
-  X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-  X509* issuer_cert = issuer != nullptr ? issuer->cert.get() : x;
-  EVP_PKEY* issuer_key = issuer != nullptr ? issuer->key.get() : c.key.get();
-  X509_set_issuer_name(x, X509_get_subject_name(issuer_cert));
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer_cert, x, nullptr, nullptr, 0);
-  auto add = [&](int nid, const std::string& value) {
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
-    EXPECT_NE(ext, nullptr) << value;
-    if (ext == nullptr) return;
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-  };
-  add(NID_basic_constraints, is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-  add(NID_key_usage,
-      is_ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature,keyEncipherment");
-  add(NID_subject_key_identifier, "hash");
-  if (issuer != nullptr) add(NID_authority_key_identifier, "keyid:always");
-  if (!eku.empty()) add(NID_ext_key_usage, eku);
-  if (!san.empty()) add(NID_subject_alt_name, san);
-  EXPECT_GT(X509_sign(x, issuer_key, EVP_sha256()), 0);
-  return c;
-}
-
-// A CA, the server's certificate and a client certificate from it, and a client certificate from
-// another CA.
-struct Pki {
-  Cert ca = MakeCert("Switchboard Test CA", nullptr, true);
-  Cert server = MakeCert(kServerName, &ca, false, "serverAuth",
-                         absl::StrCat("DNS:", kServerName, ",DNS:localhost,IP:127.0.0.1"));
-  Cert client = MakeCert("sbctl-client", &ca, false, "clientAuth");
-  Cert other_ca = MakeCert("Other CA", nullptr, true);
-  Cert other_client = MakeCert("intruder", &other_ca, false, "clientAuth");
-};
-
-const Pki& pki() {
-  static const Pki* p = new Pki();
-  return *p;
-}
-
-// A temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/sb_api_auth_XXXXXX";
-    char* dir = mkdtemp(tmpl);
-    EXPECT_NE(dir, nullptr);
-    path_ = dir != nullptr ? dir : "/tmp";
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  // Writes `contents` to NAME in the directory; returns its path.
-  std::string Write(const std::string& name, const std::string& contents) const {
-    std::string file = path_ + "/" + name;
-    std::ofstream(file, std::ios::binary) << contents;
-    return file;
-  }
-
- private:
-  std::string path_;
-};
+constexpr const char* kServerName = testing_support::kTestServerName;
 
 std::shared_ptr<const TokenSet> Tokens(const std::vector<std::string>& tokens) {
   auto set = TokenSet::Create(tokens);
