@@ -55,16 +55,25 @@ void BoundIo(tcp::socket& socket) {
   ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
+// Client TLS that trusts only the test CA...
+ssl::context TrustingTestCa() {
+  ssl::context context(ssl::context::tls_client);
+  context.set_verify_mode(ssl::verify_peer);
+  std::string ca = pki().ca.CertPem();
+  context.add_certificate_authority(net::buffer(ca));
+  return context;
+}
+
+// ...and expects the server to be "localhost".
+void ExpectLocalhost(ssl::stream<tcp::socket>& stream) {
+  stream.set_verify_callback(ssl::host_name_verification("localhost"));
+  SSL_set_tlsext_host_name(stream.native_handle(), "localhost");
+}
+
 // A TLS client that trusts only the test CA and checks the name "localhost".
 class TlsClient {
  public:
-  TlsClient() : context_(ssl::context::tls_client), stream_(ioc_, context_) {
-    context_.set_verify_mode(ssl::verify_peer);
-    std::string ca = pki().ca.CertPem();
-    context_.add_certificate_authority(net::buffer(ca));
-    stream_.set_verify_callback(ssl::host_name_verification("localhost"));
-    SSL_set_tlsext_host_name(stream_.native_handle(), "localhost");
-  }
+  TlsClient() : context_(TrustingTestCa()), stream_(ioc_, context_) { ExpectLocalhost(stream_); }
 
   // TCP connect and TLS handshake; the error of whichever failed.
   beast::error_code Connect(uint16_t port) {
@@ -104,13 +113,7 @@ class TlsClient {
 // A WebSocket over TLS: `target` is the Engine.IO URL.
 class WssClient {
  public:
-  WssClient() : context_(ssl::context::tls_client), ws_(ioc_, context_) {
-    context_.set_verify_mode(ssl::verify_peer);
-    std::string ca = pki().ca.CertPem();
-    context_.add_certificate_authority(net::buffer(ca));
-    ws_.next_layer().set_verify_callback(ssl::host_name_verification("localhost"));
-    SSL_set_tlsext_host_name(ws_.next_layer().native_handle(), "localhost");
-  }
+  WssClient() : context_(TrustingTestCa()), ws_(ioc_, context_) { ExpectLocalhost(ws_.next_layer()); }
 
   beast::error_code Connect(uint16_t port, const std::string& target) {
     beast::error_code ec;
