@@ -705,7 +705,7 @@ absl::Status ParseLimits(const Json& spec, std::string_view path, Config& config
   SB_RETURN_IF_ERROR(CheckKeys(spec, path,
                                {"maxConnections", "maxSockets", "maxNamespacesPerConnection",
                                 "maxRoomsPerSocket", "handshakeRate", "maxJsonDepth",
-                                "maxAttachments", "maxAttachmentBytes", "http"}));
+                                "maxAttachments", "maxAttachmentBytes", "http", "maxPendingAcks"}));
   for (const auto& [key, value] : spec.items()) {
     std::string kpath = Child(path, key);
     if (key == "maxConnections") {
@@ -725,6 +725,8 @@ absl::Status ParseLimits(const Json& spec, std::string_view path, Config& config
     } else if (key == "maxAttachmentBytes") {
       SB_ASSIGN_OR_RETURN(config.decoder.max_attachment_bytes,
                           GetUint(value, kpath, 0, 1ull << 32));
+    } else if (key == "maxPendingAcks") {
+      SB_ASSIGN_OR_RETURN(config.max_pending_acks, GetUint(value, kpath, 1, 10000000));
     } else if (key == "handshakeRate") {
       if (!value.is_object()) return TypeError(kpath, "an object {perSecond, burst, ...}", value);
       SB_RETURN_IF_ERROR(CheckKeys(value, kpath, {"perSecond", "burst", "maxTrackedAddresses"}));
@@ -765,6 +767,11 @@ bool NamespacePolicy::EventAllowed(std::string_view event) const {
   if (!allowed_events) return true;
   return std::find(allowed_events->begin(), allowed_events->end(), event) !=
          allowed_events->end();
+}
+
+bool ForwardSpec::Forwards(std::string_view event) const {
+  if (!events) return true;
+  return std::find(events->begin(), events->end(), event) != events->end();
 }
 
 absl::StatusOr<std::vector<std::string>> GetStringList(const Json& v, std::string_view path) {
@@ -872,16 +879,92 @@ bool NamespacePolicy::RoomNameAllowed(std::string_view room) const {
   return std::regex_match(room.begin(), room.end(), *room_regex);
 }
 
+namespace {
+
+absl::StatusOr<std::vector<std::string>> GetHeaderNames(const Json& v, std::string_view path) {
+  SB_ASSIGN_OR_RETURN(std::vector<std::string> names, GetStringList(v, path));
+  for (std::string& name : names) {
+    if (name.empty()) return Error(path, "a header name must not be empty");
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return names;
+}
+
+absl::StatusOr<ForwardSpec> ParseForward(const Json& spec, std::string_view path) {
+  if (!spec.is_object()) return TypeError(path, "an object {events, ackTimeout, headers}", spec);
+  SB_RETURN_IF_ERROR(CheckKeys(spec, path, {"events", "ackTimeout", "headers"}));
+  ForwardSpec forward;
+  if (auto it = spec.find("events"); it != spec.end()) {
+    std::string epath = Child(path, "events");
+    if (it->is_string() && *it == "*") {
+      forward.events.reset();
+    } else {
+      SB_ASSIGN_OR_RETURN(forward.events, GetStringList(*it, epath));
+      for (size_t i = 0; i < forward.events->size(); ++i) {
+        SB_ASSIGN_OR_RETURN(std::string checked,
+                            GetEventName(Json((*forward.events)[i]), Index(epath, i)));
+        (void)checked;
+      }
+    }
+  }
+  if (auto it = spec.find("ackTimeout"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(forward.ack_timeout, GetMs(*it, Child(path, "ackTimeout")));
+  }
+  if (auto it = spec.find("headers"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(forward.headers, GetHeaderNames(*it, Child(path, "headers")));
+  }
+  return forward;
+}
+
+absl::StatusOr<ConnectHookSpec> ParseConnectHook(const Json& spec, std::string_view path) {
+  if (!spec.is_object()) return TypeError(path, "an object {address, timeout, ...}", spec);
+  SB_RETURN_IF_ERROR(
+      CheckKeys(spec, path, {"address", "timeout", "onFailure", "failureMessage", "headers"}));
+  ConnectHookSpec hook;
+  auto address = spec.find("address");
+  if (address == spec.end()) return Error(Child(path, "address"), "required");
+  SB_ASSIGN_OR_RETURN(hook.address, GetString(*address, Child(path, "address")));
+  if (auto listen = ParseListen(hook.address); !listen.ok()) {
+    return Error(Child(path, "address"), std::string(listen.status().message()));
+  }
+  if (auto it = spec.find("timeout"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(hook.timeout, GetMs(*it, Child(path, "timeout")));
+  }
+  if (auto it = spec.find("onFailure"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(std::string verdict, GetString(*it, Child(path, "onFailure")));
+    if (verdict != "allow" && verdict != "reject") {
+      return Error(Child(path, "onFailure"),
+                   Cat("expected \"allow\" or \"reject\", got \"", verdict, "\""));
+    }
+    hook.allow_on_failure = verdict == "allow";
+  }
+  if (auto it = spec.find("failureMessage"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(hook.failure_message, GetString(*it, Child(path, "failureMessage")));
+  }
+  if (auto it = spec.find("headers"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(hook.headers, GetHeaderNames(*it, Child(path, "headers")));
+  }
+  return hook;
+}
+
+}  // namespace
+
 absl::StatusOr<NamespacePolicy> ParseNamespacePolicy(std::string_view name, const Json& spec,
                                                      std::string_view path) {
   NamespacePolicy policy;
   policy.name = std::string(name);
   if (name.empty() || name[0] != '/') return Error(path, "a namespace name starts with '/'");
   if (!spec.is_object()) return TypeError(path, "an object", spec);
-  SB_RETURN_IF_ERROR(CheckKeys(spec, path,
-                               {"rules", "roomPattern", "maxRoomsPerSocket", "userIdFromAuth",
-                                "auth", "allowedEvents", "roomsClaim", "maxSocketsPerUser",
-                                "eventRate"}));
+  SB_RETURN_IF_ERROR(CheckKeys(
+      spec, path,
+      {"rules", "roomPattern", "maxRoomsPerSocket", "userIdFromAuth", "auth", "allowedEvents",
+       "roomsClaim", "maxSocketsPerUser", "eventRate", "forward", "connectHook"}));
+  if (auto it = spec.find("forward"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(policy.forward, ParseForward(*it, Child(path, "forward")));
+  }
+  if (auto it = spec.find("connectHook"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(policy.connect_hook, ParseConnectHook(*it, Child(path, "connectHook")));
+  }
   if (auto it = spec.find("auth"); it != spec.end()) {
     SB_ASSIGN_OR_RETURN(policy.auth, ParseAuthPolicy(*it, Child(path, "auth")));
   }
