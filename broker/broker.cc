@@ -35,6 +35,9 @@ using google::protobuf::RepeatedPtrField;
 constexpr std::string_view kReservedEvents[] = {"connect",       "connect_error", "disconnect",
                                                 "disconnecting", "newListener",   "removeListener"};
 
+// SocketDisconnected.reason of the sockets of an edge the broker gave up on.
+constexpr std::string_view kEdgeTimeoutReason = "edge timeout";
+
 // Debian's Abseil has its own string_view, which StrCat wants.
 absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
@@ -415,6 +418,35 @@ class Core : public std::enable_shared_from_this<Core> {
     Fanout(ForwardedItem(forwarded));
   }
 
+  // The sockets of an edge that stopped sending heartbeats are gone for the
+  // backends too: each becomes a DISCONNECTED event (reason "edge timeout")
+  // for this broker's watchers, and for one local member of each of its
+  // groups (every broker expires the edge on its own, so a group with members
+  // on several brokers hears it once per such broker).
+  void AnnounceExpired(const std::vector<SocketInfo>& sockets) {
+    if (watcher_count_.load() == 0) return;
+    std::vector<std::weak_ptr<GroupSub>> groups;
+    {
+      std::lock_guard lock(watch_mu_);
+      for (const auto& [key, group] : groups_) groups.push_back(group);
+    }
+    const auto now = std::chrono::system_clock::now();
+    for (const SocketInfo& socket : sockets) {
+      WatchItem item;
+      item.kind = v1::EVENT_KIND_DISCONNECTED;
+      item.nsp = socket.nsp;
+      item.response.set_edge_id(socket.edge_id);
+      proto::ToTimestamp(now, item.response.mutable_time());
+      v1::SocketDisconnected* out = item.response.mutable_disconnected();
+      out->set_socket_id(socket.id);
+      out->set_namespace_(socket.nsp);
+      out->set_user_id(socket.user_id);
+      out->set_reason(std::string(kEdgeTimeoutReason));
+      Fanout(item);
+      for (const auto& group : groups) GroupDeliver(group, item);
+    }
+  }
+
   // --- Ticker.
 
   void Run() {
@@ -436,10 +468,12 @@ class Core : public std::enable_shared_from_this<Core> {
         acks_.erase(it);
       }
       std::vector<Ask> asks;
+      std::vector<SocketInfo> expired_sockets;
       bool ticked = now >= next_tick;
       if (ticked) {
         next_tick = now + options.tick;
-        for (const std::string& id : index_.ExpireEdges(now, options.edge_timeout)) {
+        for (const std::string& id :
+             index_.ExpireEdges(now, options.edge_timeout, &expired_sockets)) {
           edges_.erase(id);
         }
         // Failed or timed-out asks are retried here, at most once per tick.
@@ -451,6 +485,7 @@ class Core : public std::enable_shared_from_this<Core> {
       lock.unlock();
       for (PendingAck& pending : finished) pending.done(std::move(pending.response));
       SendAsks(asks);
+      if (!expired_sockets.empty()) AnnounceExpired(expired_sockets);
       if (ticked) MaybeDropForwardSubscription();
       lock.lock();
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <set>
@@ -1059,6 +1060,36 @@ absl::StatusOr<std::pair<std::string, uint16_t>> ParseListen(std::string_view te
 
 namespace {
 
+// The top-level "page" object.
+absl::Status ParsePage(const Json& spec, std::string_view path, Config& config) {
+  if (!spec.is_object()) return TypeError(path, "an object", spec);
+  SB_RETURN_IF_ERROR(CheckKeys(spec, path, {"path", "file", "clientPath", "clientFile"}));
+  PageConfig page;
+  auto url_path = [&](const char* key, std::string& out) -> absl::Status {
+    auto it = spec.find(key);
+    if (it == spec.end()) return absl::OkStatus();
+    std::string where = Cat(path, ".", key);
+    SB_ASSIGN_OR_RETURN(out, GetString(*it, where));
+    if (out[0] != '/' || out.find_first_of("?#") != std::string::npos) {
+      return Error(where, "must be a URL path starting with / (no query)");
+    }
+    return absl::OkStatus();
+  };
+  SB_RETURN_IF_ERROR(url_path("path", page.path));
+  SB_RETURN_IF_ERROR(url_path("clientPath", page.client_path));
+  for (auto [key, out] : {std::pair{"file", &page.file}, {"clientFile", &page.client_file}}) {
+    auto it = spec.find(key);
+    if (it == spec.end()) return Error(Cat(path, ".", key), "required");
+    SB_ASSIGN_OR_RETURN(*out, GetString(*it, Cat(path, ".", key)));
+  }
+  if (page.path == page.client_path) return Error(Cat(path, ".clientPath"), "same as path");
+  if (page.path.starts_with(config.path) || page.client_path.starts_with(config.path)) {
+    return Error(path, Cat("paths must not be under engine.path ", config.path));
+  }
+  config.page = std::move(page);
+  return absl::OkStatus();
+}
+
 absl::Status ParseEngine(const Json& spec, std::string_view path, Config& config) {
   if (!spec.is_object()) return TypeError(path, "an object", spec);
   SB_RETURN_IF_ERROR(CheckKeys(spec, path,
@@ -1228,7 +1259,7 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
   if (!dups.error().empty()) return absl::InvalidArgumentError(dups.error());
   if (!root.is_object()) return TypeError("", "a JSON object", root);
   SB_RETURN_IF_ERROR(CheckKeys(root, "", {"listen", "threads", "logLevel", "engine", "limits",
-                                          "namespaces"}));
+                                          "namespaces", "page"}));
 
   Config config;
   if (auto it = root.find("listen"); it != root.end()) {
@@ -1255,6 +1286,9 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
   }
   if (auto it = root.find("limits"); it != root.end()) {
     SB_RETURN_IF_ERROR(ParseLimits(*it, "limits", config));
+  }
+  if (auto it = root.find("page"); it != root.end()) {
+    SB_RETURN_IF_ERROR(ParsePage(*it, "page", config));
   }
   if (auto it = root.find("namespaces"); it != root.end()) {
     if (!it->is_object()) return TypeError("namespaces", "an object {\"/name\": policy}", *it);
@@ -1284,6 +1318,12 @@ absl::StatusOr<Config> LoadConfig(const std::string& file) {
   if (!config.ok()) {
     return absl::Status(config.status().code(),
                         Cat(file, ": ", config.status().message()));
+  }
+  if (config->page) {
+    const std::filesystem::path dir = std::filesystem::path(file).parent_path();
+    for (std::string* f : {&config->page->file, &config->page->client_file}) {
+      if (std::filesystem::path(*f).is_relative()) *f = (dir / *f).string();
+    }
   }
   return config;
 }

@@ -204,6 +204,15 @@ struct NamespacePolicy {
 // Room names longer than this are rejected before the pattern is tried.
 inline constexpr size_t kMaxRoomNameBytes = 256;
 
+// "page": a web page (and the socket.io-client browser bundle it loads) served by the edge's
+// HTTP server at fixed paths. Off unless configured.
+struct PageConfig {
+  std::string path = "/";                          // URL path of the page
+  std::string file;                                // the page's HTML file
+  std::string client_path = "/socket.io.min.js";   // URL path of the bundle
+  std::string client_file;                         // the bundle (socket.io.min.js)
+};
+
 struct Config {
   std::string host = "127.0.0.1";
   uint16_t port = 3000;
@@ -220,6 +229,8 @@ struct Config {
   // backend at once on this edge.
   size_t max_pending_acks = 10'000;
   std::vector<NamespacePolicy> namespaces;  // in file order
+  // Relative files are relative to the config file's folder (LoadConfig resolves them).
+  std::optional<PageConfig> page;
 };
 
 // "HOST:PORT", "[v6addr]:PORT"; port 0..65535.

@@ -22,11 +22,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -276,6 +279,23 @@ int RunEdge(services::Config config, const Flags& flags) {
   http_options.port = config.port;
   edge::HttpServer http(runtime, http_options);
   http.Mount(config.path, server.engine());
+  if (config.page) {
+    // Read once here: requests never touch the file system.
+    for (auto [url, file, type] :
+         {std::tuple{&config.page->path, &config.page->file, "text/html; charset=UTF-8"},
+          std::tuple{&config.page->client_path, &config.page->client_file,
+                     "text/javascript; charset=UTF-8"}}) {
+      std::ifstream in(*file, std::ios::binary);
+      std::ostringstream body;
+      body << in.rdbuf();
+      if (!in || in.bad()) {
+        spdlog::error("page: cannot read {} (for {})", *file, *url);
+        return 1;
+      }
+      http.ServeFile(*url, edge::StaticFile{type, body.str()});
+    }
+    spdlog::info("serving the page at {} (and {})", config.page->path, config.page->client_path);
+  }
 
   // Registered before any thread runs, so an early signal is not lost.
   boost::asio::signal_set signals(runtime.context(0), SIGINT, SIGTERM);

@@ -509,5 +509,22 @@ TEST(ForwardConfigTest, MistakesAreNamed) {
   EXPECT_THAT(ErrorOf(R"({"limits": {"maxPendingAcks": 0}})"), HasSubstr("limits.maxPendingAcks"));
 }
 
+TEST(PageConfigTest, OffByDefaultParsedWhenGiven) {
+  EXPECT_FALSE(ParseConfig("{}")->page.has_value());
+  auto config = ParseConfig(R"({"page": {"file": "a.html", "clientFile": "b.js"}})");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(config->page.has_value());
+  EXPECT_EQ(config->page->path, "/");
+  EXPECT_EQ(config->page->client_path, "/socket.io.min.js");
+  EXPECT_EQ(config->page->file, "a.html");
+  EXPECT_THAT(ErrorOf(R"({"page": {"file": "a.html"}})"), HasSubstr("page.clientFile: required"));
+  EXPECT_THAT(ErrorOf(R"({"page": {"path": "x", "file": "a", "clientFile": "b"}})"),
+              HasSubstr("page.path: must be a URL path"));
+  EXPECT_THAT(ErrorOf(R"({"page": {"path": "/socket.io/x", "file": "a", "clientFile": "b"}})"),
+              HasSubstr("engine.path"));
+  EXPECT_THAT(ErrorOf(R"({"page": {"file": "a", "clientFile": "b", "dir": "/"}})"),
+              HasSubstr("page.dir: unknown key"));
+}
+
 }  // namespace
 }  // namespace switchboard::services
