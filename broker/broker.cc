@@ -1,4 +1,3 @@
-#include "proto/convert.h"
 #include "broker/broker.h"
 
 #include <algorithm>
@@ -15,9 +14,12 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "broker/index.h"
 #include "bus/routing.h"
 #include "nlohmann/json.hpp"
+#include "proto/convert.h"
 #include "switchboard/v1/bus.pb.h"
 
 namespace switchboard::broker {
@@ -32,6 +34,9 @@ using google::protobuf::RepeatedPtrField;
 
 constexpr std::string_view kReservedEvents[] = {"connect",       "connect_error", "disconnect",
                                                 "disconnecting", "newListener",   "removeListener"};
+
+// SocketDisconnected.reason of the sockets of an edge the broker gave up on.
+constexpr std::string_view kEdgeTimeoutReason = "edge timeout";
 
 // Debian's Abseil has its own string_view, which StrCat wants.
 absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
@@ -228,6 +233,7 @@ struct EdgeState {
   Clock::time_point snapshot_asked{};
   std::optional<WallTime> last_heartbeat;
   v1::Counts counts;                             // the last heartbeat's totals
+  v1::ForwardStats forward;                      // the last heartbeat's forwarding counters
   std::map<std::string, v1::Counts> nsp_counts;  // and per namespace
 };
 
@@ -240,8 +246,11 @@ struct PendingAck {
 };
 
 struct Watcher {
-  std::string nsp;     // "" = every namespace
-  uint32_t kinds = 0;  // bit per v1::EventKind; 0 = every kind
+  std::set<std::string> nsps;    // empty = every namespace
+  std::set<std::string> events;  // client event names; empty = every one
+  uint32_t kinds = 0;            // bit per v1::EventKind; 0 = every kind
+  std::string group;             // "" = not load-balanced
+  std::string group_key;         // group + filter: the GroupSub it belongs to
   Broker::WatchEvent on_event;
   std::function<void()> on_closed;
   // Held across each callback: serializes calls, and lets the handle's
@@ -253,9 +262,49 @@ struct Watcher {
   bool WantsKind(v1::EventKind kind) const {
     return kinds == 0 || (kinds & (1u << static_cast<unsigned>(kind))) != 0;
   }
-  bool Wants(v1::EventKind kind, std::string_view event_nsp) const {
-    return WantsKind(kind) && (nsp.empty() || nsp == event_nsp);
+  bool WantsLifecycle() const {
+    return WantsKind(v1::EVENT_KIND_CONNECTED) || WantsKind(v1::EVENT_KIND_DISCONNECTED) ||
+           WantsKind(v1::EVENT_KIND_JOINED) || WantsKind(v1::EVENT_KIND_LEFT);
   }
+  bool Wants(const WatchItem& item) const {
+    if (!WantsKind(item.kind)) return false;
+    if (!nsps.empty() && !nsps.contains(item.nsp)) return false;
+    if (item.kind == v1::EVENT_KIND_CLIENT_EVENT && !events.empty() &&
+        !events.contains(item.response.client_event().event())) {
+      return false;
+    }
+    return true;
+  }
+  // The forward subjects this watcher's filter needs.
+  std::vector<std::string> ForwardPatterns() const {
+    if (nsps.empty()) {
+      if (events.empty()) return {std::string(bus::kAllForwarded)};
+      std::vector<std::string> out;
+      // Any namespace, these events: the event token is the subject's last.
+      for (const std::string& event : events) {
+        out.push_back(absl::StrCat("sb.v1.forward.*.", bus::NameToken(event)));
+      }
+      return out;
+    }
+    std::vector<std::string> out;
+    for (const std::string& nsp : nsps) {
+      if (events.empty()) {
+        out.push_back(bus::ForwardNamespacePattern(nsp));
+      } else {
+        for (const std::string& event : events) out.push_back(bus::ForwardSubject(nsp, event));
+      }
+    }
+    return out;
+  }
+};
+
+// The bus subscriptions of one queue group of watchers (with one filter) on
+// this broker: in the NATS queue group "sbw.<group token>", so that each
+// event reaches one broker holding members, which hands it to one member.
+struct GroupSub {
+  std::vector<std::shared_ptr<Watcher>> members;
+  size_t next = 0;  // round robin
+  std::vector<bus::SubscriptionPtr> subs;
 };
 
 // Everything the broker's threads share. Request callbacks hold it weakly
@@ -315,6 +364,7 @@ class Core : public std::enable_shared_from_this<Core> {
       EdgeState& edge = EdgeLocked(heartbeat.edge_id(), heartbeat.incarnation());
       edge.last_heartbeat = std::chrono::system_clock::now();
       KeepCountsLocked(edge, heartbeat);
+      edge.forward = heartbeat.forward();
       Heartbeat beat;
       beat.edge_id = heartbeat.edge_id();
       beat.last_seq = heartbeat.last_seq();
@@ -352,16 +402,49 @@ class Core : public std::enable_shared_from_this<Core> {
     done(std::move(response));
   }
 
-  void OnForwarded(const bus::Message& message) {
-    v1::ForwardedEvent forwarded;
-    if (!forwarded.ParseFromString(message.payload)) return;
+  static WatchItem ForwardedItem(const v1::ForwardedEvent& forwarded) {
     WatchItem item;
     item.response.set_edge_id(forwarded.edge_id());
     *item.response.mutable_time() = forwarded.time();
     *item.response.mutable_client_event() = forwarded.event();
     item.kind = v1::EVENT_KIND_CLIENT_EVENT;
     item.nsp = forwarded.event().namespace_();
-    Fanout(item);
+    return item;
+  }
+
+  void OnForwarded(const bus::Message& message) {
+    v1::ForwardedEvent forwarded;
+    if (!forwarded.ParseFromString(message.payload)) return;
+    Fanout(ForwardedItem(forwarded));
+  }
+
+  // The sockets of an edge that stopped sending heartbeats are gone for the
+  // backends too: each becomes a DISCONNECTED event (reason "edge timeout")
+  // for this broker's watchers, and for one local member of each of its
+  // groups (every broker expires the edge on its own, so a group with members
+  // on several brokers hears it once per such broker).
+  void AnnounceExpired(const std::vector<SocketInfo>& sockets) {
+    if (watcher_count_.load() == 0) return;
+    std::vector<std::weak_ptr<GroupSub>> groups;
+    {
+      std::lock_guard lock(watch_mu_);
+      for (const auto& [key, group] : groups_) groups.push_back(group);
+    }
+    const auto now = std::chrono::system_clock::now();
+    for (const SocketInfo& socket : sockets) {
+      WatchItem item;
+      item.kind = v1::EVENT_KIND_DISCONNECTED;
+      item.nsp = socket.nsp;
+      item.response.set_edge_id(socket.edge_id);
+      proto::ToTimestamp(now, item.response.mutable_time());
+      v1::SocketDisconnected* out = item.response.mutable_disconnected();
+      out->set_socket_id(socket.id);
+      out->set_namespace_(socket.nsp);
+      out->set_user_id(socket.user_id);
+      out->set_reason(std::string(kEdgeTimeoutReason));
+      Fanout(item);
+      for (const auto& group : groups) GroupDeliver(group, item);
+    }
   }
 
   // --- Ticker.
@@ -385,10 +468,12 @@ class Core : public std::enable_shared_from_this<Core> {
         acks_.erase(it);
       }
       std::vector<Ask> asks;
+      std::vector<SocketInfo> expired_sockets;
       bool ticked = now >= next_tick;
       if (ticked) {
         next_tick = now + options.tick;
-        for (const std::string& id : index_.ExpireEdges(now, options.edge_timeout)) {
+        for (const std::string& id :
+             index_.ExpireEdges(now, options.edge_timeout, &expired_sockets)) {
           edges_.erase(id);
         }
         // Failed or timed-out asks are retried here, at most once per tick.
@@ -400,6 +485,7 @@ class Core : public std::enable_shared_from_this<Core> {
       lock.unlock();
       for (PendingAck& pending : finished) pending.done(std::move(pending.response));
       SendAsks(asks);
+      if (!expired_sockets.empty()) AnnounceExpired(expired_sockets);
       if (ticked) MaybeDropForwardSubscription();
       lock.lock();
     }
@@ -620,6 +706,7 @@ class Core : public std::enable_shared_from_this<Core> {
   v1::GetStatsResponse GetStats() {
     v1::GetStatsResponse response;
     response.set_broker_id(options.broker_id);
+    response.mutable_forward()->set_watch_dropped(watch_dropped());
     std::lock_guard lock(mu_);
     Stats stats = index_.GetStats();
     v1::Counts* totals = response.mutable_totals();
@@ -638,6 +725,13 @@ class Core : public std::enable_shared_from_this<Core> {
         // The index counts sockets; per-edge users and rooms and the message
         // counters only the edge knows: its last heartbeat's.
         *counts = edge.counts;
+        *out->mutable_forward() = edge.forward;
+        v1::ForwardStats* sum = response.mutable_forward();
+        sum->set_forwarded(sum->forwarded() + edge.forward.forwarded());
+        sum->set_dropped(sum->dropped() + edge.forward.dropped());
+        sum->set_acks_answered(sum->acks_answered() + edge.forward.acks_answered());
+        sum->set_acks_timed_out(sum->acks_timed_out() + edge.forward.acks_timed_out());
+        sum->set_acks_pending(sum->acks_pending() + edge.forward.acks_pending());
         if (edge.last_heartbeat) proto::ToTimestamp(*edge.last_heartbeat, out->mutable_last_heartbeat());
         for (const auto& [name, nsp_counts] : edge.nsp_counts) {
           auto& [in, sent] = nsp_messages[name];
@@ -732,12 +826,26 @@ class Core : public std::enable_shared_from_this<Core> {
                                                       std::function<void()> on_closed) {
     if (!on_event) return absl::InvalidArgumentError("on_event must be set");
     auto watcher = std::make_shared<Watcher>();
-    watcher->nsp = request.namespace_();
+    if (!request.namespace_().empty()) watcher->nsps.insert(request.namespace_());
+    for (const std::string& nsp : request.namespaces()) {
+      if (nsp.empty()) return absl::InvalidArgumentError("namespaces: empty name");
+      watcher->nsps.insert(nsp);
+    }
+    for (const std::string& event : request.events()) {
+      if (event.empty()) return absl::InvalidArgumentError("events: empty name");
+      watcher->events.insert(event);
+    }
     for (int kind : request.kinds()) {
       if (kind <= v1::EVENT_KIND_UNSPECIFIED || kind > v1::EVENT_KIND_CLIENT_EVENT) {
         return absl::InvalidArgumentError(absl::StrCat("unknown event kind ", kind));
       }
       watcher->kinds |= 1u << static_cast<unsigned>(kind);
+    }
+    watcher->group = request.queue_group();
+    if (!watcher->group.empty()) {
+      watcher->group_key = absl::StrCat(watcher->group, "\n", watcher->kinds, "\n",
+                                        absl::StrJoin(watcher->nsps, "\n"), "\n\n",
+                                        absl::StrJoin(watcher->events, "\n"));
     }
     watcher->on_event = std::move(on_event);
     watcher->on_closed = std::move(on_closed);
@@ -748,6 +856,13 @@ class Core : public std::enable_shared_from_this<Core> {
       if (watch_closed_) return absl::UnavailableError("the broker is shutting down");
       watchers_.push_back(watcher);
       watcher_count_.store(watchers_.size());
+    }
+    if (!watcher->group.empty()) {
+      if (absl::Status s = JoinGroupLocked(watcher); !s.ok()) {
+        RemoveWatcher(watcher.get());
+        return s;
+      }
+      return watcher;
     }
     if (watcher->WantsKind(v1::EVENT_KIND_CLIENT_EVENT) && forward_sub_ == nullptr) {
       // Forwarded events are only listened to while someone watches them.
@@ -762,18 +877,102 @@ class Core : public std::enable_shared_from_this<Core> {
     return watcher;
   }
 
+  // With forward_mu_ held: adds a grouped watcher to its GroupSub, making the
+  // group's queue subscriptions when it is the first member here.
+  absl::Status JoinGroupLocked(const std::shared_ptr<Watcher>& watcher) {
+    {
+      std::lock_guard lock(watch_mu_);
+      auto it = groups_.find(watcher->group_key);
+      if (it != groups_.end()) {
+        it->second->members.push_back(watcher);
+        return absl::OkStatus();
+      }
+    }
+    auto group = std::make_shared<GroupSub>();
+    group->members.push_back(watcher);
+    const std::string queue = absl::StrCat("sbw.", bus::NameToken(watcher->group));
+    std::weak_ptr<GroupSub> weak = group;
+    if (watcher->WantsKind(v1::EVENT_KIND_CLIENT_EVENT)) {
+      for (const std::string& pattern : watcher->ForwardPatterns()) {
+        auto sub = bus.Subscribe(
+            pattern,
+            [this, weak](bus::Message message) {
+              v1::ForwardedEvent forwarded;
+              if (!forwarded.ParseFromString(message.payload)) return;
+              GroupDeliver(weak, ForwardedItem(forwarded));
+            },
+            queue);
+        if (!sub.ok()) return sub.status();
+        group->subs.push_back(std::move(*sub));
+      }
+    }
+    if (watcher->WantsLifecycle()) {
+      auto sub = bus.Subscribe(
+          bus::kAllMembership,
+          [this, weak](bus::Message message) {
+            v1::MembershipEvent event;
+            if (!event.ParseFromString(message.payload)) return;
+            if (auto item = ToWatchItem(event)) GroupDeliver(weak, *item);
+          },
+          queue);
+      if (!sub.ok()) return sub.status();
+      group->subs.push_back(std::move(*sub));
+    }
+    std::lock_guard lock(watch_mu_);
+    groups_[watcher->group_key] = std::move(group);
+    return absl::OkStatus();
+  }
+
+  // Hands an event of a group subscription to one member that wants it.
+  void GroupDeliver(const std::weak_ptr<GroupSub>& weak, const WatchItem& item) {
+    std::shared_ptr<Watcher> target;
+    {
+      std::lock_guard lock(watch_mu_);
+      std::shared_ptr<GroupSub> group = weak.lock();
+      if (group != nullptr) {
+        for (size_t i = 0; i < group->members.size() && target == nullptr; ++i) {
+          const auto& member = group->members[(group->next + i) % group->members.size()];
+          if (member->Wants(item)) {
+            target = member;
+            group->next = (group->next + i + 1) % group->members.size();
+          }
+        }
+      }
+    }
+    if (target == nullptr) {
+      if (item.kind == v1::EVENT_KIND_CLIENT_EVENT) {
+        watch_dropped_.fetch_add(1, std::memory_order_relaxed);
+      }
+      return;
+    }
+    std::lock_guard lock(target->mu);
+    if (target->active) {
+      target->on_event(item.response);
+    } else if (item.kind == v1::EVENT_KIND_CLIENT_EVENT) {
+      watch_dropped_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
   void RemoveWatcher(const Watcher* watcher) {
     std::lock_guard lock(watch_mu_);
     std::erase_if(watchers_, [&](const auto& w) { return w.get() == watcher; });
     watcher_count_.store(watchers_.size());
+    if (!watcher->group_key.empty()) {
+      auto it = groups_.find(watcher->group_key);
+      if (it != groups_.end()) {
+        std::erase_if(it->second->members, [&](const auto& w) { return w.get() == watcher; });
+      }
+    }
   }
+
+  uint64_t watch_dropped() const { return watch_dropped_.load(std::memory_order_relaxed); }
 
   void Fanout(const WatchItem& item) {
     std::vector<std::shared_ptr<Watcher>> targets;
     {
       std::lock_guard lock(watch_mu_);
       for (const auto& watcher : watchers_) {
-        if (watcher->Wants(item.kind, item.nsp)) targets.push_back(watcher);
+        if (watcher->group.empty() && watcher->Wants(item)) targets.push_back(watcher);
       }
     }
     for (const auto& watcher : targets) {
@@ -786,16 +985,27 @@ class Core : public std::enable_shared_from_this<Core> {
   // running handler, which may be blocked on the very watcher being dropped.
   void MaybeDropForwardSubscription() {
     bus::SubscriptionPtr doomed;
+    std::vector<std::shared_ptr<GroupSub>> empty_groups;
     {
       std::lock_guard forward_lock(forward_mu_);
-      if (forward_sub_ == nullptr) return;
       std::lock_guard lock(watch_mu_);
+      for (auto it = groups_.begin(); it != groups_.end();) {
+        if (it->second->members.empty()) {
+          empty_groups.push_back(std::move(it->second));
+          it = groups_.erase(it);
+        } else {
+          ++it;
+        }
+      }
       bool wanted = std::any_of(watchers_.begin(), watchers_.end(), [](const auto& w) {
-        return w->WantsKind(v1::EVENT_KIND_CLIENT_EVENT);
+        return w->group.empty() && w->WantsKind(v1::EVENT_KIND_CLIENT_EVENT);
       });
-      if (!wanted) doomed = std::move(forward_sub_);
+      if (!wanted && forward_sub_ != nullptr) doomed = std::move(forward_sub_);
     }
     if (doomed) doomed->Unsubscribe();
+    for (const auto& group : empty_groups) {
+      for (auto& sub : group->subs) sub->Unsubscribe();
+    }
   }
 
   // --- Lifetime.
@@ -832,6 +1042,15 @@ class Core : public std::enable_shared_from_this<Core> {
       forward = std::move(forward_sub_);
     }
     if (forward) forward->Unsubscribe();
+    std::map<std::string, std::shared_ptr<GroupSub>> groups;
+    {
+      std::lock_guard forward_lock(forward_mu_);
+      std::lock_guard lock(watch_mu_);
+      groups.swap(groups_);
+    }
+    for (auto& [key, group] : groups) {
+      for (auto& sub : group->subs) sub->Unsubscribe();
+    }
 
     std::map<std::string, PendingAck> pending;
     {
@@ -913,6 +1132,9 @@ class Core : public std::enable_shared_from_this<Core> {
   std::vector<std::shared_ptr<Watcher>> watchers_;
   std::atomic<size_t> watcher_count_{0};
   bool watch_closed_ = false;
+
+  std::map<std::string, std::shared_ptr<GroupSub>> groups_;  // by group key; under watch_mu_
+  std::atomic<uint64_t> watch_dropped_{0};
 
   std::mutex forward_mu_;
   bus::SubscriptionPtr forward_sub_;
@@ -1030,6 +1252,63 @@ absl::StatusOr<v1::ListRoomsResponse> Broker::ListRooms(const v1::ListRoomsReque
 
 absl::StatusOr<v1::GetPresenceResponse> Broker::GetPresence(const v1::GetPresenceRequest& request) {
   return state_->core->GetPresence(request);
+}
+
+void Broker::Ack(const v1::AckRequest& request, AckDone done) {
+  // "<edge-id>.<nonce>.<n>"
+  const std::string& ref = request.ack_ref();
+  std::vector<absl::string_view> parts = absl::StrSplit(ref, '.');
+  if (parts.size() != 3 || !bus::ValidNodeId(std::string_view(parts[0].data(), parts[0].size())) ||
+      parts[1].empty() || parts[2].empty() ||
+      !std::all_of(parts[2].begin(), parts[2].end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    done(absl::InvalidArgumentError(
+        absl::StrCat("malformed ack_ref \"", absl::CHexEscape(ref), "\"")));
+    return;
+  }
+  for (int i = 0; i < request.args_size(); ++i) {
+    const v1::Argument& arg = request.args(i);
+    if (arg.value_case() == v1::Argument::VALUE_NOT_SET) {
+      done(absl::InvalidArgumentError(
+          absl::StrCat("args[", i, "] has no value: set json or binary")));
+      return;
+    }
+    if (arg.has_json() && !nlohmann::json::accept(arg.json())) {
+      done(absl::InvalidArgumentError(absl::StrCat("args[", i, "].json is not valid JSON")));
+      return;
+    }
+  }
+  broker_internal::Core& core = *state_->core;
+  if (!core.bus.connected()) {
+    done(absl::UnavailableError("the bus is not connected"));
+    return;
+  }
+  v1::ForwardAck message;
+  message.set_ack_ref(ref);
+  *message.mutable_reply()->mutable_args() = request.args();
+  message.mutable_reply()->set_error(request.error());
+  const std::string edge(parts[0].data(), parts[0].size());
+  core.bus.Request(
+      bus::ForwardAckSubject(edge), message.SerializeAsString(), core.options.forward_ack_timeout,
+      [done = std::move(done), ref, edge](absl::StatusOr<bus::Message> reply) {
+        if (!reply.ok()) {
+          if (absl::IsNotFound(reply.status())) {
+            done(absl::NotFoundError(absl::StrCat("ack_ref ", ref, ": edge ", edge, " is gone")));
+          } else {
+            done(absl::UnavailableError(absl::StrCat(
+                "ack_ref ", ref, ": edge ", edge, " did not confirm: ", reply.status().message())));
+          }
+          return;
+        }
+        v1::ForwardAckResult result;
+        if (!result.ParseFromString(reply->payload)) {
+          done(absl::UnavailableError(absl::StrCat("ack_ref ", ref, ": malformed confirmation")));
+        } else if (!result.delivered()) {
+          done(absl::NotFoundError(
+              absl::StrCat("ack_ref ", ref, " is unknown, already answered or timed out")));
+        } else {
+          done(absl::OkStatus());
+        }
+      });
 }
 
 absl::StatusOr<std::unique_ptr<Broker::Watch>> Broker::StartWatch(

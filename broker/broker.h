@@ -45,6 +45,8 @@ struct BrokerOptions {
   uint32_t max_ack_timeout_ms = 60'000;
   // After ack_timeout_ms, how long to wait for the edges' reports.
   std::chrono::milliseconds ack_grace{500};
+  // How long an edge may take to confirm an Ack of a forwarded event.
+  std::chrono::milliseconds forward_ack_timeout{3'000};
 };
 
 class Broker {
@@ -79,8 +81,18 @@ class Broker {
   absl::StatusOr<v1::ListRoomsResponse> ListRooms(const v1::ListRoomsRequest& request);
   absl::StatusOr<v1::GetPresenceResponse> GetPresence(const v1::GetPresenceRequest& request);
 
-  // A live feed of membership changes (and, once edges forward them, client
-  // events) matching the filter. `on_event` runs on a broker thread, one call
+  // Answers the client ack of a forwarded event (ClientEvent.ack_ref): asks
+  // the edge the ref names (sb.v1.fack.<edge-id>), which answers the client
+  // unless the ack was answered already. `done` runs exactly once: OK;
+  // NotFound (unknown, already answered, timed out, edge gone);
+  // InvalidArgument (malformed ref or argument); Unavailable (bus down, or no
+  // confirmation within forward_ack_timeout).
+  using AckDone = std::function<void(absl::Status)>;
+  void Ack(const v1::AckRequest& request, AckDone done);
+
+  // A live feed of membership changes and forwarded client events matching
+  // the filter (WatchEventsRequest: namespaces, kinds, event names, queue
+  // group). `on_event` runs on a broker thread, one call
   // at a time per watcher, and must not block for long; `on_closed` runs once
   // when the broker shuts down. Destroying the handle stops the feed (no call
   // starts after the destructor returns).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <map>
 #include <utility>
 
@@ -224,12 +225,19 @@ ApplyResult Index::ApplyHeartbeat(const Heartbeat& heartbeat, TimePoint now) {
   return ApplyResult::kApplied;
 }
 
-std::vector<std::string> Index::ExpireEdges(TimePoint now, std::chrono::milliseconds timeout) {
+std::vector<std::string> Index::ExpireEdges(TimePoint now, std::chrono::milliseconds timeout,
+                                            std::vector<SocketInfo>* dropped) {
   std::vector<std::string> expired;
   for (const auto& [id, edge] : edges_) {
     if (now - edge->last_seen > timeout) expired.emplace_back(id);
   }
-  for (const std::string& id : expired) RemoveEdge(id);
+  for (const std::string& id : expired) {
+    if (dropped != nullptr) {
+      std::vector<SocketInfo> sockets = EdgeSockets(id);
+      std::move(sockets.begin(), sockets.end(), std::back_inserter(*dropped));
+    }
+    RemoveEdge(id);
+  }
   return expired;
 }
 
@@ -244,6 +252,15 @@ void Index::RemoveEdge(std::string_view edge_id) {
   if (it == edges_.end()) return;
   DropEdgeSockets(*it->second);
   edges_.erase(it);
+}
+
+std::vector<SocketInfo> Index::EdgeSockets(std::string_view edge_id) const {
+  std::vector<SocketInfo> out;
+  auto it = edges_.find(edge_id);
+  if (it == edges_.end()) return out;
+  out.reserve(it->second->sockets.size());
+  for (const Socket* s : it->second->sockets) out.push_back(ToInfo(*s));
+  return out;
 }
 
 std::vector<std::string> Index::EdgesNeedingSnapshot() const {

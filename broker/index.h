@@ -229,11 +229,15 @@ class Index {
   ApplyResult ApplyHeartbeat(const Heartbeat& heartbeat, TimePoint now);
 
   // Forgets every edge not heard from (event, snapshot or heartbeat) for more
-  // than `timeout`, with all its sockets; returns their ids, sorted.
+  // than `timeout`, with all its sockets; returns their ids, sorted. When
+  // `dropped` is set, the sockets forgotten are appended to it.
   std::vector<std::string> ExpireEdges(TimePoint now,
-                                       std::chrono::milliseconds timeout = kDefaultEdgeTimeout);
+                                       std::chrono::milliseconds timeout = kDefaultEdgeTimeout,
+                                       std::vector<SocketInfo>* dropped = nullptr);
   // Forgets the edge and its sockets. False if it was unknown.
   bool ForgetEdge(std::string_view edge_id);
+  // The sockets the index holds for the edge (none if unknown), unordered.
+  std::vector<SocketInfo> EdgeSockets(std::string_view edge_id) const;
   // Sorted.
   std::vector<std::string> EdgesNeedingSnapshot() const;
   bool NeedsSnapshot(std::string_view edge_id) const;

@@ -76,6 +76,12 @@ std::string ForwardSubject(std::string_view nsp, std::string_view event) {
   return Join("sb.v1.forward.", NameToken(nsp), ".", NameToken(event));
 }
 
+std::string ForwardNamespacePattern(std::string_view nsp) {
+  return Join("sb.v1.forward.", NameToken(nsp), ".>", "");
+}
+
+std::string ForwardAckSubject(std::string_view edge_id) { return Join("sb.v1.fack.", edge_id); }
+
 std::string MakeSocketId(std::string_view edge_id, std::string_view local_id) {
   return Join(edge_id, ".", local_id, "");
 }

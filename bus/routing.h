@@ -30,6 +30,10 @@ std::string MembershipSubject(std::string_view edge_id);
 std::string HeartbeatSubject(std::string_view edge_id);
 std::string SnapshotSubject(std::string_view edge_id);
 std::string ForwardSubject(std::string_view nsp, std::string_view event);
+// Every forwarded event of one namespace.
+std::string ForwardNamespacePattern(std::string_view nsp);
+// Broker -> edge requests answering a forwarded event's ack (ForwardAck).
+std::string ForwardAckSubject(std::string_view edge_id);
 
 inline constexpr std::string_view kAllMembership = "sb.v1.membership.>";
 inline constexpr std::string_view kAllHeartbeats = "sb.v1.heartbeat.>";

@@ -61,14 +61,16 @@ EdgeLink::EdgeLink(bus::Bus& bus, sio::Server& server, Options options)
       options_(std::move(options)),
       journal_(bus, options_.edge_id,
                MembershipJournal::Options{
-                   static_cast<uint32_t>(options_.heartbeat_interval.count()), {},
+                   static_cast<uint32_t>(options_.heartbeat_interval.count()),
+                   {},
                    [&server] {
                      std::map<std::string, std::pair<uint64_t, uint64_t>> counts;
                      for (const auto& nsp : server.namespaces()) {
                        counts[nsp->name()] = {nsp->MessagesIn(), nsp->MessagesOut()};
                      }
                      return counts;
-                   }}) {}
+                   },
+                   options_.decorate_heartbeat}) {}
 
 absl::StatusOr<std::unique_ptr<EdgeLink>> EdgeLink::Start(bus::Bus& bus, sio::Server& server,
                                                           Options options) {

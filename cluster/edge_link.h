@@ -20,6 +20,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,6 +36,7 @@
 namespace switchboard::v1 {
 class Command;
 class Delivery;
+class Heartbeat;
 }  // namespace switchboard::v1
 
 namespace switchboard::cluster {
@@ -51,6 +53,8 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
     bool relay_broadcasts = true;
     // How long a handled message id is remembered.
     std::chrono::milliseconds dedup_window{60'000};
+    // Adds more to each heartbeat (MembershipJournal::Options).
+    std::function<void(v1::Heartbeat&)> decorate_heartbeat = nullptr;
   };
 
   // Installs itself as the server's membership observer and broadcast relay.

@@ -33,7 +33,8 @@ MembershipJournal::MembershipJournal(bus::Bus& bus, std::string edge_id, Options
       incarnation_(options.incarnation.empty() ? RandomIncarnation()
                                                : std::move(options.incarnation)),
       heartbeat_interval_ms_(options.heartbeat_interval_ms),
-      message_counts_(std::move(options.message_counts)) {}
+      message_counts_(std::move(options.message_counts)),
+      decorate_heartbeat_(std::move(options.decorate_heartbeat)) {}
 
 MembershipJournal::~MembershipJournal() {
   bus::SubscriptionPtr sub;
@@ -236,6 +237,7 @@ absl::Status MembershipJournal::PublishHeartbeat(bool draining) {
     std::lock_guard lock(mu_);
     FillHeartbeatLocked(heartbeat, draining);
   }
+  if (decorate_heartbeat_) decorate_heartbeat_(heartbeat);
   // Outside the lock: a heartbeat may overtake an event on another subject,
   // which brokers handle anyway (last_seq ahead → snapshot); its last_seq is
   // never ahead of an event that was not yet published.

@@ -54,6 +54,9 @@ class MembershipJournal : public sio::MembershipObserver {
     // Packets in / out per namespace since the edge started, for heartbeats
     // (empty: none reported).
     std::function<std::map<std::string, std::pair<uint64_t, uint64_t>>()> message_counts = nullptr;
+    // Adds more to each heartbeat (e.g. forwarding counters); called outside
+    // the journal's lock. Empty: nothing.
+    std::function<void(v1::Heartbeat&)> decorate_heartbeat = nullptr;
   };
 
   // `edge_id` must be a valid subject token ([A-Za-z0-9_-], see SUBJECTS.md);
@@ -119,6 +122,7 @@ class MembershipJournal : public sio::MembershipObserver {
   const std::string incarnation_;
   const uint32_t heartbeat_interval_ms_;
   const std::function<std::map<std::string, std::pair<uint64_t, uint64_t>>()> message_counts_;
+  const std::function<void(v1::Heartbeat&)> decorate_heartbeat_;
 
   mutable std::mutex mu_;
   std::map<std::string, SocketEntry> sockets_;  // by socket id

@@ -376,9 +376,10 @@ void WatchState::WriteDone(bool ok) {
 
 // ---- the service ----------------------------------------------------------
 
-using ServiceBase = pb::Switchboard::WithCallbackMethod_Publish<
-    pb::Switchboard::WithCallbackMethod_PublishStream<
-        pb::Switchboard::WithCallbackMethod_WatchEvents<pb::Switchboard::Service>>>;
+using ServiceBase =
+    pb::Switchboard::WithCallbackMethod_Publish<pb::Switchboard::WithCallbackMethod_PublishStream<
+        pb::Switchboard::WithCallbackMethod_WatchEvents<
+            pb::Switchboard::WithCallbackMethod_Ack<pb::Switchboard::Service>>>>;
 
 // Publish, PublishStream and WatchEvents on the callback API (they may wait
 // for acks or stream for hours); the rest are quick broker calls on the sync
@@ -404,6 +405,15 @@ class SwitchboardService final : public ServiceBase {
       grpc::CallbackServerContext* /*ctx*/, const pb::WatchEventsRequest* request) override {
     auto* reactor = new WatchReactor(server_);
     reactor->Begin(*request);
+    return reactor;
+  }
+
+  // Waits for the edge's confirmation without holding a server thread.
+  grpc::ServerUnaryReactor* Ack(grpc::CallbackServerContext* ctx, const pb::AckRequest* request,
+                                pb::AckResponse* /*response*/) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    server_.broker.Ack(*request,
+                       [reactor](absl::Status status) { reactor->Finish(ToGrpc(status)); });
     return reactor;
   }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <set>
@@ -705,7 +706,7 @@ absl::Status ParseLimits(const Json& spec, std::string_view path, Config& config
   SB_RETURN_IF_ERROR(CheckKeys(spec, path,
                                {"maxConnections", "maxSockets", "maxNamespacesPerConnection",
                                 "maxRoomsPerSocket", "handshakeRate", "maxJsonDepth",
-                                "maxAttachments", "maxAttachmentBytes", "http"}));
+                                "maxAttachments", "maxAttachmentBytes", "http", "maxPendingAcks"}));
   for (const auto& [key, value] : spec.items()) {
     std::string kpath = Child(path, key);
     if (key == "maxConnections") {
@@ -725,6 +726,8 @@ absl::Status ParseLimits(const Json& spec, std::string_view path, Config& config
     } else if (key == "maxAttachmentBytes") {
       SB_ASSIGN_OR_RETURN(config.decoder.max_attachment_bytes,
                           GetUint(value, kpath, 0, 1ull << 32));
+    } else if (key == "maxPendingAcks") {
+      SB_ASSIGN_OR_RETURN(config.max_pending_acks, GetUint(value, kpath, 1, 10000000));
     } else if (key == "handshakeRate") {
       if (!value.is_object()) return TypeError(kpath, "an object {perSecond, burst, ...}", value);
       SB_RETURN_IF_ERROR(CheckKeys(value, kpath, {"perSecond", "burst", "maxTrackedAddresses"}));
@@ -765,6 +768,11 @@ bool NamespacePolicy::EventAllowed(std::string_view event) const {
   if (!allowed_events) return true;
   return std::find(allowed_events->begin(), allowed_events->end(), event) !=
          allowed_events->end();
+}
+
+bool ForwardSpec::Forwards(std::string_view event) const {
+  if (!events) return true;
+  return std::find(events->begin(), events->end(), event) != events->end();
 }
 
 absl::StatusOr<std::vector<std::string>> GetStringList(const Json& v, std::string_view path) {
@@ -872,16 +880,92 @@ bool NamespacePolicy::RoomNameAllowed(std::string_view room) const {
   return std::regex_match(room.begin(), room.end(), *room_regex);
 }
 
+namespace {
+
+absl::StatusOr<std::vector<std::string>> GetHeaderNames(const Json& v, std::string_view path) {
+  SB_ASSIGN_OR_RETURN(std::vector<std::string> names, GetStringList(v, path));
+  for (std::string& name : names) {
+    if (name.empty()) return Error(path, "a header name must not be empty");
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return names;
+}
+
+absl::StatusOr<ForwardSpec> ParseForward(const Json& spec, std::string_view path) {
+  if (!spec.is_object()) return TypeError(path, "an object {events, ackTimeout, headers}", spec);
+  SB_RETURN_IF_ERROR(CheckKeys(spec, path, {"events", "ackTimeout", "headers"}));
+  ForwardSpec forward;
+  if (auto it = spec.find("events"); it != spec.end()) {
+    std::string epath = Child(path, "events");
+    if (it->is_string() && *it == "*") {
+      forward.events.reset();
+    } else {
+      SB_ASSIGN_OR_RETURN(forward.events, GetStringList(*it, epath));
+      for (size_t i = 0; i < forward.events->size(); ++i) {
+        SB_ASSIGN_OR_RETURN(std::string checked,
+                            GetEventName(Json((*forward.events)[i]), Index(epath, i)));
+        (void)checked;
+      }
+    }
+  }
+  if (auto it = spec.find("ackTimeout"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(forward.ack_timeout, GetMs(*it, Child(path, "ackTimeout")));
+  }
+  if (auto it = spec.find("headers"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(forward.headers, GetHeaderNames(*it, Child(path, "headers")));
+  }
+  return forward;
+}
+
+absl::StatusOr<ConnectHookSpec> ParseConnectHook(const Json& spec, std::string_view path) {
+  if (!spec.is_object()) return TypeError(path, "an object {address, timeout, ...}", spec);
+  SB_RETURN_IF_ERROR(
+      CheckKeys(spec, path, {"address", "timeout", "onFailure", "failureMessage", "headers"}));
+  ConnectHookSpec hook;
+  auto address = spec.find("address");
+  if (address == spec.end()) return Error(Child(path, "address"), "required");
+  SB_ASSIGN_OR_RETURN(hook.address, GetString(*address, Child(path, "address")));
+  if (auto listen = ParseListen(hook.address); !listen.ok()) {
+    return Error(Child(path, "address"), std::string(listen.status().message()));
+  }
+  if (auto it = spec.find("timeout"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(hook.timeout, GetMs(*it, Child(path, "timeout")));
+  }
+  if (auto it = spec.find("onFailure"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(std::string verdict, GetString(*it, Child(path, "onFailure")));
+    if (verdict != "allow" && verdict != "reject") {
+      return Error(Child(path, "onFailure"),
+                   Cat("expected \"allow\" or \"reject\", got \"", verdict, "\""));
+    }
+    hook.allow_on_failure = verdict == "allow";
+  }
+  if (auto it = spec.find("failureMessage"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(hook.failure_message, GetString(*it, Child(path, "failureMessage")));
+  }
+  if (auto it = spec.find("headers"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(hook.headers, GetHeaderNames(*it, Child(path, "headers")));
+  }
+  return hook;
+}
+
+}  // namespace
+
 absl::StatusOr<NamespacePolicy> ParseNamespacePolicy(std::string_view name, const Json& spec,
                                                      std::string_view path) {
   NamespacePolicy policy;
   policy.name = std::string(name);
   if (name.empty() || name[0] != '/') return Error(path, "a namespace name starts with '/'");
   if (!spec.is_object()) return TypeError(path, "an object", spec);
-  SB_RETURN_IF_ERROR(CheckKeys(spec, path,
-                               {"rules", "roomPattern", "maxRoomsPerSocket", "userIdFromAuth",
-                                "auth", "allowedEvents", "roomsClaim", "maxSocketsPerUser",
-                                "eventRate"}));
+  SB_RETURN_IF_ERROR(CheckKeys(
+      spec, path,
+      {"rules", "roomPattern", "maxRoomsPerSocket", "userIdFromAuth", "auth", "allowedEvents",
+       "roomsClaim", "maxSocketsPerUser", "eventRate", "forward", "connectHook"}));
+  if (auto it = spec.find("forward"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(policy.forward, ParseForward(*it, Child(path, "forward")));
+  }
+  if (auto it = spec.find("connectHook"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(policy.connect_hook, ParseConnectHook(*it, Child(path, "connectHook")));
+  }
   if (auto it = spec.find("auth"); it != spec.end()) {
     SB_ASSIGN_OR_RETURN(policy.auth, ParseAuthPolicy(*it, Child(path, "auth")));
   }
@@ -975,6 +1059,36 @@ absl::StatusOr<std::pair<std::string, uint16_t>> ParseListen(std::string_view te
 // ---------------------------------------------------------------- file ---
 
 namespace {
+
+// The top-level "page" object.
+absl::Status ParsePage(const Json& spec, std::string_view path, Config& config) {
+  if (!spec.is_object()) return TypeError(path, "an object", spec);
+  SB_RETURN_IF_ERROR(CheckKeys(spec, path, {"path", "file", "clientPath", "clientFile"}));
+  PageConfig page;
+  auto url_path = [&](const char* key, std::string& out) -> absl::Status {
+    auto it = spec.find(key);
+    if (it == spec.end()) return absl::OkStatus();
+    std::string where = Cat(path, ".", key);
+    SB_ASSIGN_OR_RETURN(out, GetString(*it, where));
+    if (out[0] != '/' || out.find_first_of("?#") != std::string::npos) {
+      return Error(where, "must be a URL path starting with / (no query)");
+    }
+    return absl::OkStatus();
+  };
+  SB_RETURN_IF_ERROR(url_path("path", page.path));
+  SB_RETURN_IF_ERROR(url_path("clientPath", page.client_path));
+  for (auto [key, out] : {std::pair{"file", &page.file}, {"clientFile", &page.client_file}}) {
+    auto it = spec.find(key);
+    if (it == spec.end()) return Error(Cat(path, ".", key), "required");
+    SB_ASSIGN_OR_RETURN(*out, GetString(*it, Cat(path, ".", key)));
+  }
+  if (page.path == page.client_path) return Error(Cat(path, ".clientPath"), "same as path");
+  if (page.path.starts_with(config.path) || page.client_path.starts_with(config.path)) {
+    return Error(path, Cat("paths must not be under engine.path ", config.path));
+  }
+  config.page = std::move(page);
+  return absl::OkStatus();
+}
 
 absl::Status ParseEngine(const Json& spec, std::string_view path, Config& config) {
   if (!spec.is_object()) return TypeError(path, "an object", spec);
@@ -1145,7 +1259,7 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
   if (!dups.error().empty()) return absl::InvalidArgumentError(dups.error());
   if (!root.is_object()) return TypeError("", "a JSON object", root);
   SB_RETURN_IF_ERROR(CheckKeys(root, "", {"listen", "threads", "logLevel", "engine", "limits",
-                                          "namespaces"}));
+                                          "namespaces", "page"}));
 
   Config config;
   if (auto it = root.find("listen"); it != root.end()) {
@@ -1172,6 +1286,9 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
   }
   if (auto it = root.find("limits"); it != root.end()) {
     SB_RETURN_IF_ERROR(ParseLimits(*it, "limits", config));
+  }
+  if (auto it = root.find("page"); it != root.end()) {
+    SB_RETURN_IF_ERROR(ParsePage(*it, "page", config));
   }
   if (auto it = root.find("namespaces"); it != root.end()) {
     if (!it->is_object()) return TypeError("namespaces", "an object {\"/name\": policy}", *it);
@@ -1201,6 +1318,12 @@ absl::StatusOr<Config> LoadConfig(const std::string& file) {
   if (!config.ok()) {
     return absl::Status(config.status().code(),
                         Cat(file, ": ", config.status().message()));
+  }
+  if (config->page) {
+    const std::filesystem::path dir = std::filesystem::path(file).parent_path();
+    for (std::string* f : {&config->page->file, &config->page->client_file}) {
+      if (std::filesystem::path(*f).is_relative()) *f = (dir / *f).string();
+    }
   }
   return config;
 }

@@ -144,6 +144,31 @@ struct AuthPolicy {
   std::vector<std::string> claims;  // kept on the socket and listed by ListSockets
 };
 
+// "forward": client events to backends (cluster::Forwarder).
+struct ForwardSpec {
+  // nullopt ("*"): every client event; else these names.
+  std::optional<std::vector<std::string>> events;
+  // How long a client's ack waits for a backend's answer.
+  std::chrono::milliseconds ack_timeout{10'000};
+  // Handshake headers passed to backends, lower-case.
+  std::vector<std::string> headers;
+
+  bool Forwards(std::string_view event) const;
+};
+
+// "connectHook": the backend gRPC service (switchboard.v1.ConnectHook) asked
+// at every CONNECT.
+struct ConnectHookSpec {
+  std::string address;  // HOST:PORT of the backend
+  std::chrono::milliseconds timeout{2'000};
+  // Verdict when the backend times out, is unreachable or fails.
+  bool allow_on_failure = false;
+  // CONNECT_ERROR message of that failure verdict.
+  std::string failure_message = "Connection hook unavailable";
+  // Handshake headers passed to the hook, lower-case.
+  std::vector<std::string> headers;
+};
+
 struct NamespacePolicy {
   std::string name = "/";
   std::string room_pattern = "^[A-Za-z0-9_-]{1,64}$";
@@ -164,6 +189,11 @@ struct NamespacePolicy {
   // (an array of strings) of its token.
   std::string rooms_claim;
   std::vector<Rule> rules;
+  // Set: client events it names go to backends (an event a rule handles is
+  // forwarded too, without its ack, which the rule answers).
+  std::optional<ForwardSpec> forward;
+  // Set: the backend decides at every CONNECT.
+  std::optional<ConnectHookSpec> connect_hook;
 
   bool EventAllowed(std::string_view event) const;
 
@@ -173,6 +203,15 @@ struct NamespacePolicy {
 
 // Room names longer than this are rejected before the pattern is tried.
 inline constexpr size_t kMaxRoomNameBytes = 256;
+
+// "page": a web page (and the socket.io-client browser bundle it loads) served by the edge's
+// HTTP server at fixed paths. Off unless configured.
+struct PageConfig {
+  std::string path = "/";                          // URL path of the page
+  std::string file;                                // the page's HTML file
+  std::string client_path = "/socket.io.min.js";   // URL path of the bundle
+  std::string client_file;                         // the bundle (socket.io.min.js)
+};
 
 struct Config {
   std::string host = "127.0.0.1";
@@ -186,7 +225,12 @@ struct Config {
   sio::ServerLimits socket_limits;
   sio::DecoderLimits decoder;   // max_attachment_bytes 0: maxHttpBufferSize
   edge::HttpOptions http;       // its host / port unused: `host` / `port` above
+  // limits.maxPendingAcks: client acks of forwarded events waiting for a
+  // backend at once on this edge.
+  size_t max_pending_acks = 10'000;
   std::vector<NamespacePolicy> namespaces;  // in file order
+  // Relative files are relative to the config file's folder (LoadConfig resolves them).
+  std::optional<PageConfig> page;
 };
 
 // "HOST:PORT", "[v6addr]:PORT"; port 0..65535.

@@ -23,11 +23,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -36,6 +39,7 @@
 #include "bus/nats_bus.h"
 #include "bus/routing.h"
 #include "cluster/edge_link.h"
+#include "cluster/forwarder.h"
 #include "edge/http/server.h"
 #include "edge/http/tls_context.h"
 #include "edge/runtime.h"
@@ -44,7 +48,9 @@
 #include "services/api_server.h"
 #include "services/client_auth.h"
 #include "services/config.h"
+#include "services/connect_hook.h"
 #include "services/relay_rules.h"
+#include "switchboard/v1/bus.pb.h"
 
 namespace {
 
@@ -186,7 +192,18 @@ int RunEdge(services::Config config, const Flags& flags) {
   sio_options.edge_id = edge_id;
   sio::Server server(runtime, config.engine, sio_options);
 
+  cluster::Forwarder::Options forwarder_options;
+  forwarder_options.edge_id = edge_id;
+  forwarder_options.max_pending_acks = config.max_pending_acks;
+  auto forwarder = cluster::Forwarder::Start(*bus, runtime, forwarder_options);
+  if (!forwarder.ok()) {
+    spdlog::error("forwarder: {}", std::string(forwarder.status().message()));
+    return 1;
+  }
+  cluster::Forwarder* forward_to = forwarder->get();
+
   std::vector<std::shared_ptr<services::RelayRules>> rules;
+  std::vector<std::shared_ptr<services::ConnectHook>> hooks;
   std::vector<std::shared_ptr<services::ClientAuth>> authenticators;
   for (auto& policy : config.namespaces) {
     spdlog::info("namespace {}: {} rule(s), rooms {} (max {} per socket), {}", policy.name,
@@ -204,13 +221,47 @@ int RunEdge(services::Config config, const Flags& flags) {
       (*authenticator)->Install(nsp);  // first: the other middlewares see the user
       authenticators.push_back(std::move(*authenticator));
     }
-    rules.push_back(services::RelayRules::Install(nsp, std::move(policy)));
+    services::RelayRules::ForwardFn forward;
+    if (policy.forward) {
+      cluster::ForwardPolicy forward_policy;
+      forward_policy.events = policy.forward->events;
+      forward_policy.ack_timeout = policy.forward->ack_timeout;
+      forward_policy.headers = policy.forward->headers;
+      spdlog::info("namespace {}: forwards {} to backends", policy.name,
+                   forward_policy.events ? absl::StrCat(forward_policy.events->size(), " event(s)")
+                                         : std::string("every event"));
+      forward = [forward_to, forward_policy = std::move(forward_policy)](
+                    sio::Socket& socket, std::string_view event, const services::Json& args,
+                    sio::Ack ack) {
+        forward_to->Forward(socket, event, args, forward_policy, std::move(ack));
+      };
+    }
+    std::optional<services::ConnectHookSpec> hook_spec = policy.connect_hook;
+    rules.push_back(services::RelayRules::Install(nsp, std::move(policy), std::move(forward)));
+    if (hook_spec) {
+      // After authentication and userIdFromAuth: the hook sees (and may
+      // replace) the user id.
+      spdlog::info("namespace {}: connect hook {} (timeout {} ms, on failure {})", nsp.name(),
+                   hook_spec->address, hook_spec->timeout.count(),
+                   hook_spec->allow_on_failure ? "allow" : "reject");
+      auto hook = services::ConnectHook::Create(*hook_spec, edge_id);
+      if (!hook.ok()) {
+        spdlog::error("namespaces[\"{}\"].connectHook: {}", nsp.name(),
+                      std::string(hook.status().message()));
+        return 1;
+      }
+      (*hook)->Install(nsp);
+      hooks.push_back(std::move(*hook));
+    }
   }
 
   cluster::EdgeLink::Options link_options;
   link_options.edge_id = edge_id;
   link_options.heartbeat_interval = std::chrono::milliseconds(flags.heartbeat_ms);
   link_options.relay_broadcasts = !standalone;  // one edge: nobody to relay to
+  link_options.decorate_heartbeat = [forward_to](v1::Heartbeat& heartbeat) {
+    forward_to->FillStats(heartbeat.mutable_forward());
+  };
   auto link = cluster::EdgeLink::Start(*bus, server, link_options);
   if (!link.ok()) {
     spdlog::error("edge link: {}", std::string(link.status().message()));
@@ -240,6 +291,23 @@ int RunEdge(services::Config config, const Flags& flags) {
   }
   edge::HttpServer http(runtime, http_options);
   http.Mount(config.path, server.engine());
+  if (config.page) {
+    // Read once here: requests never touch the file system.
+    for (auto [url, file, type] :
+         {std::tuple{&config.page->path, &config.page->file, "text/html; charset=UTF-8"},
+          std::tuple{&config.page->client_path, &config.page->client_file,
+                     "text/javascript; charset=UTF-8"}}) {
+      std::ifstream in(*file, std::ios::binary);
+      std::ostringstream body;
+      body << in.rdbuf();
+      if (!in || in.bad()) {
+        spdlog::error("page: cannot read {} (for {})", *file, *url);
+        return 1;
+      }
+      http.ServeFile(*url, edge::StaticFile{type, body.str()});
+    }
+    spdlog::info("serving the page at {} (and {})", config.page->path, config.page->client_path);
+  }
 
   // Registered before any thread runs, so an early signal is not lost.
   boost::asio::signal_set signals(runtime.context(0), SIGINT, SIGTERM);
@@ -276,7 +344,9 @@ int RunEdge(services::Config config, const Flags& flags) {
     broker_part->api.reset();
     broker_part->broker.reset();
   }
+  for (const auto& hook : hooks) hook->Stop();
   link->reset();  // the runtime has stopped: no more observer calls
+  forwarder->reset();
   uint64_t ignored = 0;
   for (const auto& r : rules) ignored += r->ignored_events();
   spdlog::info("stopped ({} event(s) ignored: no rule)", ignored);

@@ -37,11 +37,12 @@ std::string FieldName(const std::string& ref) {
 
 }  // namespace
 
-RelayRules::RelayRules(sio::Namespace& nsp, NamespacePolicy policy)
-    : nsp_(nsp), policy_(std::move(policy)) {}
+RelayRules::RelayRules(sio::Namespace& nsp, NamespacePolicy policy, ForwardFn forward)
+    : nsp_(nsp), policy_(std::move(policy)), forward_(std::move(forward)) {}
 
-std::shared_ptr<RelayRules> RelayRules::Install(sio::Namespace& nsp, NamespacePolicy policy) {
-  auto self = std::make_shared<RelayRules>(nsp, std::move(policy));
+std::shared_ptr<RelayRules> RelayRules::Install(sio::Namespace& nsp, NamespacePolicy policy,
+                                                ForwardFn forward) {
+  auto self = std::make_shared<RelayRules>(nsp, std::move(policy), std::move(forward));
   if (!self->policy_.user_id_from_auth.empty()) {
     nsp.Use([self](const sio::SocketPtr& socket, sio::Next next) {
       const Json& auth = socket->auth();
@@ -68,8 +69,8 @@ std::shared_ptr<RelayRules> RelayRules::Install(sio::Namespace& nsp, NamespacePo
       self->Handle(*r, socket, event, args, ack);
     });
   }
-  nsp.OnAnyEvent([self](const sio::SocketPtr& socket, std::string_view event, Json&,
-                        sio::Ack ack) { self->Ignore(socket, event, ack); });
+  nsp.OnAnyEvent([self](const sio::SocketPtr& socket, std::string_view event, Json& args,
+                        sio::Ack ack) { self->Ignore(socket, event, args, std::move(ack)); });
   return self;
 }
 
@@ -112,8 +113,22 @@ void RelayRules::LeaveAll(const sio::Socket& socket) {
   }
 }
 
-void RelayRules::Ignore(const sio::SocketPtr& socket, std::string_view event,
-                        const sio::Ack& ack) {
+bool RelayRules::Forwards(std::string_view event) const {
+  return forward_ && policy_.forward && policy_.forward->Forwards(event);
+}
+
+void RelayRules::Ignore(const sio::SocketPtr& socket, std::string_view event, Json& args,
+                        sio::Ack ack) {
+  if (Forwards(event)) {
+    if (!policy_.EventAllowed(event)) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      if (ack) ack(Json::array({Json{{"ok", false}, {"error", "event not allowed"}}}));
+      return;
+    }
+    forwarded_.fetch_add(1, std::memory_order_relaxed);
+    forward_(*socket, event, args, std::move(ack));
+    return;
+  }
   ignored_.fetch_add(1, std::memory_order_relaxed);
   spdlog::debug("{} {}: no rule for event \"{}\", ignored", nsp_.name(), socket->id(), event);
   if (ack) ack(Json::array({Json{{"ok", false}, {"error", "unknown event"}}}));
@@ -126,6 +141,10 @@ void RelayRules::Handle(const Rule& rule, const sio::SocketPtr& socket, std::str
     spdlog::debug("{} {}: event \"{}\" not allowed", nsp_.name(), socket->id(), event);
     if (ack) ack(Json::array({Json{{"ok", false}, {"error", "event not allowed"}}}));
     return;
+  }
+  if (Forwards(event)) {  // the backend sees it; the rule answers the ack
+    forwarded_.fetch_add(1, std::memory_order_relaxed);
+    forward_(*socket, event, args, nullptr);
   }
   RuleContext ctx;
   ctx.args = &args;

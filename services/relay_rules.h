@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -21,13 +22,23 @@ namespace switchboard::services {
 
 class RelayRules : public std::enable_shared_from_this<RelayRules> {
  public:
+  // Hands a client event to backends (cluster::Forwarder::Forward with the
+  // namespace's policy); `ack` empty when the backend must not answer it.
+  using ForwardFn =
+      std::function<void(sio::Socket&, std::string_view event, const Json& args, sio::Ack ack)>;
+
   // Installs `policy` on `nsp` (call before the server serves): one On()
   // handler per rule, OnAnyEvent for events no rule names (ignored and
   // counted; an ack request gets {"ok":false,"error":"unknown event"}), and
   // OnConnection / OnDisconnect to know the namespace's socket ids (so a
   // "socket" target must name a connected socket, and nobody can join a
   // room named after another socket). The handlers keep the engine alive.
-  static std::shared_ptr<RelayRules> Install(sio::Namespace& nsp, NamespacePolicy policy);
+  // With policy.forward and `forward`: an event no rule names that the
+  // policy forwards goes to `forward` with the client's ack (the backend
+  // answers it); an event a rule handles and the policy forwards goes there
+  // too, without the ack (the rule answers it).
+  static std::shared_ptr<RelayRules> Install(sio::Namespace& nsp, NamespacePolicy policy,
+                                             ForwardFn forward = nullptr);
 
   const NamespacePolicy& policy() const { return policy_; }
 
@@ -37,20 +48,24 @@ class RelayRules : public std::enable_shared_from_this<RelayRules> {
   uint64_t rejected_events() const { return rejected_.load(std::memory_order_relaxed); }
   // Events the namespace's allowedEvents refuses.
   uint64_t refused_events() const { return refused_.load(std::memory_order_relaxed); }
+  // Events handed to backends.
+  uint64_t forwarded_events() const { return forwarded_.load(std::memory_order_relaxed); }
   size_t socket_count() const;
 
-  RelayRules(sio::Namespace& nsp, NamespacePolicy policy);
+  RelayRules(sio::Namespace& nsp, NamespacePolicy policy, ForwardFn forward);
 
  private:
   void Handle(const Rule& rule, const sio::SocketPtr& socket, std::string_view event,
               Json& args, const sio::Ack& ack);
-  void Ignore(const sio::SocketPtr& socket, std::string_view event, const sio::Ack& ack);
+  void Ignore(const sio::SocketPtr& socket, std::string_view event, Json& args, sio::Ack ack);
+  bool Forwards(std::string_view event) const;
   void LeaveAll(const sio::Socket& socket);
   bool IsSocketId(const std::string& id) const;
   bool LooksLikeClusterSocketId(const std::string& id) const;
 
   sio::Namespace& nsp_;
   const NamespacePolicy policy_;
+  const ForwardFn forward_;
 
   mutable std::mutex mu_;
   std::unordered_set<std::string> socket_ids_;  // guarded by mu_
@@ -59,6 +74,7 @@ class RelayRules : public std::enable_shared_from_this<RelayRules> {
   std::atomic<uint64_t> handled_{0};
   std::atomic<uint64_t> rejected_{0};
   std::atomic<uint64_t> refused_{0};
+  std::atomic<uint64_t> forwarded_{0};
 };
 
 }  // namespace switchboard::services

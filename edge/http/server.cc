@@ -20,6 +20,16 @@ void HttpServer::Mount(std::string path, eio::Server& server) {
   mounts_.emplace_back(std::move(path), &server);
 }
 
+void HttpServer::ServeFile(std::string path, StaticFile file) {
+  files_.insert_or_assign(std::move(path), std::move(file));
+}
+
+const StaticFile* HttpServer::StaticRoute(std::string_view target) const {
+  if (files_.empty()) return nullptr;
+  auto it = files_.find(target.substr(0, target.find('?')));
+  return it == files_.end() ? nullptr : &it->second;
+}
+
 eio::Server* HttpServer::Route(std::string_view target) const {
   std::string_view path = target.substr(0, target.find('?'));
   for (const auto& [prefix, server] : mounts_) {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,9 +20,15 @@ class Server;
 namespace switchboard::edge {
 
 
+// A file served as-is, held in memory.
+struct StaticFile {
+  std::string content_type;  // e.g. "text/html; charset=UTF-8"
+  std::string body;
+};
+
 // The TCP listener. Accepted connections are spread over the runtime's
-// shards; each request is routed by path prefix to a mounted Engine.IO
-// server. Anything else gets 404.
+// shards; each request is routed first to a static file by its exact path,
+// then by path prefix to a mounted Engine.IO server. Anything else gets 404.
 class HttpServer {
  public:
   HttpServer(Runtime& runtime, HttpOptions options);
@@ -29,6 +36,10 @@ class HttpServer {
 
   // `path` is the mount prefix, e.g. "/socket.io/".
   void Mount(std::string path, eio::Server& server);
+  // Serves `file` at exactly `path` (query ignored), GET only (else 405).
+  // Only the files registered so are served: no request reaches the file
+  // system. Call before Listen().
+  void ServeFile(std::string path, StaticFile file);
   // Binds and starts accepting. port() is the bound port afterwards.
   absl::Status Listen();
   uint16_t port() const { return bound_port_; }
@@ -40,6 +51,7 @@ class HttpServer {
 
   // Internal.
   eio::Server* Route(std::string_view target) const;
+  const StaticFile* StaticRoute(std::string_view target) const;
   const HttpOptions& options() const { return options_; }
   Runtime& runtime() { return runtime_; }
 
@@ -72,6 +84,7 @@ class HttpServer {
   Runtime& runtime_;
   HttpOptions options_;
   std::vector<std::pair<std::string, eio::Server*>> mounts_;
+  std::map<std::string, StaticFile, std::less<>> files_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   uint16_t bound_port_ = 0;
   size_t next_shard_ = 0;

@@ -85,9 +85,27 @@ void HttpSession::OnHeader(beast::error_code ec) {
 }
 
 void HttpSession::Dispatch() {
+  if (const StaticFile* file = server_.StaticRoute(request().target())) return SendFile(*file);
   eio::Server* target = server_.Route(request().target());
   if (target == nullptr) return SendPlain(http::status::not_found, "Not found");
   target->HandleRequest(shared_from_this());
+}
+
+void HttpSession::SendFile(const StaticFile& file) {
+  if (request().method() != http::verb::get) {
+    Response res{http::status::method_not_allowed, 11};
+    res.set(http::field::allow, "GET");
+    res.set(http::field::content_type, "text/plain; charset=UTF-8");
+    res.body() = "Method not allowed";
+    res.keep_alive(false);
+    return Send(std::move(res));
+  }
+  Response res{http::status::ok, 11};
+  res.set(http::field::content_type, file.content_type);
+  res.set(http::field::cache_control, "no-cache");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.body() = file.body;
+  Send(std::move(res));
 }
 
 void HttpSession::SendPlain(http::status status, std::string body) {

@@ -12,6 +12,7 @@
 namespace switchboard::edge {
 
 class HttpServer;
+struct StaticFile;
 
 namespace http = boost::beast::http;
 using RequestParser = http::request_parser<http::string_body>;
@@ -61,6 +62,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void OnHeader(boost::beast::error_code ec);
   void Dispatch();
   void SendPlain(http::status status, std::string body);
+  void SendFile(const StaticFile& file);
 
   HttpServer& server_;
   size_t shard_;

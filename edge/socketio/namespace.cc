@@ -53,6 +53,7 @@ void Namespace::Connect(const SocketPtr& socket,
     socket->MarkConnected();
     socket->Join(socket->id());
     if (auto* observer = server_.membership_observer()) observer->OnConnected(*socket);
+    for (std::string& room : socket->TakeInitialRooms()) socket->Join(room);
     if (!on_connection_) return;
     try {
       on_connection_(socket);

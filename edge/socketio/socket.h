@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "edge/engineio/handshake.h"
 #include "edge/engineio/rate_limit.h"
@@ -56,6 +57,14 @@ class Socket : public std::enable_shared_from_this<Socket> {
     if (!connected_) claims_ = std::move(claims);
   }
 
+  // Rooms to join as the socket connects (after the membership observer
+  // hears of the connection, before the connection handler runs). Set by
+  // middleware; ignored once connected.
+  void JoinOnConnect(std::string room) {
+    if (!connected_) initial_rooms_.push_back(std::move(room));
+  }
+  std::vector<std::string> TakeInitialRooms() { return std::move(initial_rooms_); }
+
   // args must be a JSON array; binary nodes become attachments.
   void Emit(std::string_view event, Json args = Json::array());
   void EmitWithAck(std::string_view event, Json args,
@@ -102,6 +111,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
   std::string user_id_;
   Json claims_;
   std::vector<std::string> rooms_;  // includes id_
+  std::vector<std::string> initial_rooms_;
   bool connected_ = false;
   uint64_t next_ack_id_ = 0;
   struct PendingAck;

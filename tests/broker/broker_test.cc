@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,9 +23,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "bus/inproc_bus.h"
-#include "tests/bus/flaky_bus.h"
 #include "bus/routing.h"
 #include "switchboard/v1/bus.pb.h"
+#include "tests/bus/flaky_bus.h"
 
 namespace switchboard::broker {
 namespace {
@@ -149,12 +150,14 @@ class FakeEdge {
     Emit(event, true);
   }
 
-  void Heartbeat(Messages totals = {}, std::map<std::string, Messages> per_nsp = {}) {
+  void Heartbeat(Messages totals = {}, std::map<std::string, Messages> per_nsp = {},
+                 const v1::ForwardStats* forward = nullptr) {
     v1::Heartbeat heartbeat;
     {
       std::lock_guard lock(mu_);
       FillHeartbeat(heartbeat, totals, per_nsp);
     }
+    if (forward != nullptr) *heartbeat.mutable_forward() = *forward;
     ASSERT_TRUE(bus_.Publish(bus::HeartbeatSubject(id_), heartbeat.SerializeAsString()).ok());
   }
 
@@ -1414,6 +1417,168 @@ TEST(BrokerWatchTest, ForwardedClientEventsAndBadKinds) {
   forward("/", "later");
   Flush(bus);
   EXPECT_EQ(again.Events(), (std::vector<std::string>{"client e1.a later @e1 t=42"}));
+}
+
+// A forwarded event as an edge publishes it.
+void PublishForwarded(bus::Bus& bus, const std::string& nsp, const std::string& event, int n) {
+  v1::ForwardedEvent forwarded;
+  forwarded.set_edge_id("e1");
+  SetTime(forwarded.mutable_time(), n);
+  forwarded.mutable_event()->set_socket_id("e1.a");
+  forwarded.mutable_event()->set_namespace_(nsp);
+  forwarded.mutable_event()->set_event(event);
+  ASSERT_TRUE(bus.Publish(bus::ForwardSubject(nsp, event), forwarded.SerializeAsString()).ok());
+}
+
+TEST(BrokerWatchTest, FiltersByNamespacesAndEventNames) {
+  bus::InProcessBus bus;
+  auto broker = StartBroker(bus);
+  WatchLog log;
+  v1::WatchEventsRequest filter;
+  filter.add_namespaces("/a");
+  filter.add_namespaces("/b");
+  filter.add_events("wanted");
+  auto watch = broker->StartWatch(filter, log.OnEvent(), log.OnClosed());
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  PublishForwarded(bus, "/a", "wanted", 1);
+  PublishForwarded(bus, "/b", "wanted", 2);
+  PublishForwarded(bus, "/c", "wanted", 3);
+  PublishForwarded(bus, "/a", "other", 4);
+  FakeEdge e1(bus, "e1");
+  e1.ServeSnapshots();
+  e1.Connect("x", "/a");  // lifecycle kinds are not filtered by event name
+  e1.Connect("y", "/c");
+  Flush(bus);
+  EXPECT_EQ(log.Events(),
+            (std::vector<std::string>{"client e1.a wanted @e1 t=1", "client e1.a wanted @e1 t=2",
+                                      "connected e1.x @e1 t=1700000001"}));
+  v1::WatchEventsRequest bad;
+  bad.add_namespaces("");
+  EXPECT_EQ(broker->StartWatch(bad, log.OnEvent(), nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Watchers in one queue group, on two brokers, share the events: each one
+// reaches exactly one member; a watcher without a group gets them all.
+TEST(BrokerWatchTest, AQueueGroupSharesEachEventOnceAcrossBrokers) {
+  bus::InProcessBus bus;
+  auto b1 = StartBroker(bus);
+  BrokerOptions second = Options();
+  second.broker_id = "b2";
+  auto b2 = StartBroker(bus, second);
+  WatchLog m1, m2, m3, solo;
+  v1::WatchEventsRequest grouped;
+  grouped.set_queue_group("workers");
+  auto w1 = b1->StartWatch(grouped, m1.OnEvent(), m1.OnClosed());
+  auto w2 = b1->StartWatch(grouped, m2.OnEvent(), m2.OnClosed());
+  auto w3 = b2->StartWatch(grouped, m3.OnEvent(), m3.OnClosed());
+  auto w4 = b2->StartWatch({}, solo.OnEvent(), solo.OnClosed());
+  ASSERT_TRUE(w1.ok() && w2.ok() && w3.ok() && w4.ok());
+
+  constexpr int kEvents = 60;
+  for (int i = 0; i < kEvents; ++i) PublishForwarded(bus, "/", "tick", i);
+  FakeEdge e1(bus, "e1");
+  e1.ServeSnapshots();
+  for (int i = 0; i < 6; ++i) e1.Connect(absl::StrCat("s", i));
+  ASSERT_TRUE(Eventually(
+      [&] { return m1.Events().size() + m2.Events().size() + m3.Events().size() == kEvents + 6; }));
+  Flush(bus);
+  std::this_thread::sleep_for(50ms);
+  std::multiset<std::string> all;
+  for (WatchLog* log : {&m1, &m2, &m3}) {
+    for (const std::string& e : log->Events()) all.insert(e);
+  }
+  EXPECT_EQ(all.size(), kEvents + 6u);
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), kEvents + 6u);  // no repeats
+  EXPECT_FALSE(m1.Events().empty());
+  EXPECT_FALSE(m2.Events().empty());
+  EXPECT_FALSE(m3.Events().empty());
+  EXPECT_EQ(solo.Events().size(), kEvents + 6u);
+
+  // A member that leaves gets nothing more; the others take its share.
+  w1->reset();
+  w2->reset();
+  std::this_thread::sleep_for(150ms);  // b1 drops the group's subscriptions on a tick
+  for (int i = 0; i < 10; ++i) PublishForwarded(bus, "/", "after", i);
+  ASSERT_TRUE(Eventually([&] {
+    size_t after = 0;
+    for (const std::string& e : m3.Events()) after += e.find(" after ") != std::string::npos;
+    return after == 10;
+  }));
+  EXPECT_EQ(Stats(*b1).forward().watch_dropped() + Stats(*b2).forward().watch_dropped(), 0u);
+}
+
+TEST(BrokerAckTest, AcksGoToTheEdgeTheRefNames) {
+  bus::InProcessBus bus;
+  auto broker = StartBroker(bus);
+  auto ack = [&](const std::string& ref, const std::string& json = "1") {
+    v1::AckRequest request;
+    request.set_ack_ref(ref);
+    request.add_args()->set_json(json);
+    std::promise<absl::Status> result;
+    broker->Ack(request, [&](absl::Status status) { result.set_value(status); });
+    return result.get_future().get();
+  };
+  EXPECT_EQ(ack("no-dots").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ack("e1.n.x").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ack("bad edge.n.1").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ack("e1.n.1", "{not json").code(), absl::StatusCode::kInvalidArgument);
+  // Nobody serves e1: its edge is gone.
+  EXPECT_EQ(ack("e1.n.1").code(), absl::StatusCode::kNotFound);
+
+  // A fake edge that knows ack 1 once.
+  std::mutex mu;
+  std::vector<v1::ForwardAck> got;
+  auto sub = bus.Subscribe(bus::ForwardAckSubject("e1"), [&](bus::Message message) {
+    v1::ForwardAck request;
+    ASSERT_TRUE(request.ParseFromString(message.payload));
+    v1::ForwardAckResult result;
+    {
+      std::lock_guard lock(mu);
+      result.set_delivered(request.ack_ref() == "e1.n.1" && got.empty());
+      got.push_back(request);
+    }
+    ASSERT_TRUE(bus.Publish(message.reply_to, result.SerializeAsString()).ok());
+  });
+  ASSERT_TRUE(sub.ok());
+  EXPECT_TRUE(ack("e1.n.1", R"({"ok":true})").ok());
+  absl::Status again = ack("e1.n.1");
+  EXPECT_EQ(again.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(again.message().find("already answered"), absl::string_view::npos) << again;
+  std::lock_guard lock(mu);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].reply().args(0).json(), R"({"ok":true})");
+}
+
+TEST(BrokerStatsTest, ForwardCountersFromHeartbeats) {
+  bus::InProcessBus bus;
+  auto broker = StartBroker(bus);
+  FakeEdge e1(bus, "e1");
+  e1.ServeSnapshots();
+  FakeEdge e2(bus, "e2");
+  e2.ServeSnapshots();
+  e1.Connect("a");
+  e2.Connect("b");
+  v1::ForwardStats f1, f2;
+  f1.set_forwarded(10);
+  f1.set_dropped(2);
+  f1.set_acks_answered(3);
+  f2.set_forwarded(5);
+  f2.set_acks_timed_out(1);
+  f2.set_acks_pending(4);
+  e1.Heartbeat({}, {}, &f1);
+  e2.Heartbeat({}, {}, &f2);
+  ASSERT_TRUE(Eventually([&] {
+    auto stats = Stats(*broker);
+    return stats.edges_size() == 2 && stats.forward().forwarded() == 15;
+  }));
+  v1::GetStatsResponse stats = Stats(*broker);
+  EXPECT_EQ(stats.forward().dropped(), 2u);
+  EXPECT_EQ(stats.forward().acks_answered(), 3u);
+  EXPECT_EQ(stats.forward().acks_timed_out(), 1u);
+  EXPECT_EQ(stats.forward().acks_pending(), 4u);
+  EXPECT_EQ(stats.edges(0).forward().dropped(), 2u);
+  EXPECT_EQ(stats.edges(1).forward().forwarded(), 5u);
 }
 
 }  // namespace

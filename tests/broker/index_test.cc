@@ -460,8 +460,15 @@ TEST(IndexTest, ExpiryDropsExactlyThatEdge) {
   EXPECT_EQ(index.ApplyHeartbeat({"e1", 2, {2}}, kT0 + seconds(5)), ApplyResult::kApplied);
   EXPECT_TRUE(index.ExpireEdges(kT0 + seconds(10)).empty());  // exactly 10 s: still alive
   EXPECT_EQ(index.ApplyHeartbeat({"e1", 2, {2}}, kT0 + seconds(9)), ApplyResult::kApplied);
-  EXPECT_EQ(index.ExpireEdges(kT0 + seconds(10) + milliseconds(1)),
+  // The sockets forgotten are handed out (the broker tells its watchers).
+  std::vector<SocketInfo> dropped;
+  EXPECT_EQ(index.ExpireEdges(kT0 + seconds(10) + milliseconds(1), kDefaultEdgeTimeout, &dropped),
             (std::vector<std::string>{"e2"}));
+  std::sort(dropped.begin(), dropped.end(),
+            [](const SocketInfo& a, const SocketInfo& b) { return a.id < b.id; });
+  EXPECT_EQ(Ids(dropped), (std::vector<std::string>{"a2", "c2", "c3"}));
+  EXPECT_EQ(dropped[2].user_id, "carol");
+  EXPECT_EQ(dropped[2].nsp, "/chat");
 
   EXPECT_EQ(Ids(AllSockets(index)), (std::vector<std::string>{"a1", "b1"}));
   EXPECT_EQ(AllRooms(index), (std::vector<RoomInfo>{{"/", "only1", 1}, {"/", "shared", 2}}));

@@ -1281,3 +1281,47 @@ TEST_F(ApiServerTest, SbctlStatsJson) {
 
 }  // namespace
 }  // namespace switchboard::services
+
+namespace switchboard::services {
+namespace {
+
+// Ack of a forwarded event's client ack, over real gRPC: the edge the ref
+// names confirms once; then NOT_FOUND; malformed refs are INVALID_ARGUMENT.
+TEST_F(ApiServerTest, AckIsConfirmedByTheEdgeOnce) {
+  std::mutex mu;
+  int confirmed = 0;
+  auto sub = bus_->Subscribe(bus::ForwardAckSubject(kEdgeId), [&](bus::Message message) {
+    pb::ForwardAck request;
+    ASSERT_TRUE(request.ParseFromString(message.payload));
+    pb::ForwardAckResult result;
+    {
+      std::lock_guard lock(mu);
+      result.set_delivered(confirmed++ == 0 && request.reply().args(0).json() == "42");
+    }
+    ASSERT_TRUE(bus_->Publish(message.reply_to, result.SerializeAsString()).ok());
+  });
+  ASSERT_TRUE(sub.ok());
+  pb::AckRequest request;
+  request.set_ack_ref(absl::StrCat(kEdgeId, ".n0nce.7"));
+  request.add_args()->set_json("42");
+  pb::AckResponse response;
+  auto ctx = Ctx();
+  grpc::Status status = stub_->Ack(ctx.get(), request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  auto ctx2 = Ctx();
+  status = stub_->Ack(ctx2.get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+
+  request.set_ack_ref("nonsense");
+  auto ctx3 = Ctx();
+  EXPECT_EQ(stub_->Ack(ctx3.get(), request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // The fake edge records every sb.v1.> message and never answers for
+  // another edge: the broker gives up after forward_ack_timeout.
+  request.set_ack_ref("gone-edge.n0nce.1");
+  auto ctx4 = Ctx();
+  EXPECT_EQ(stub_->Ack(ctx4.get(), request, &response).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace switchboard::services

@@ -442,3 +442,89 @@ TEST(ConfigTest, HugeNumbersAreAnErrorNotACrash) {
 
 }  // namespace
 }  // namespace switchboard::services
+
+namespace switchboard::services {
+namespace {
+
+TEST(ForwardConfigTest, ParsesForwardAndConnectHook) {
+  auto config = ParseConfig(R"({
+    "limits": {"maxPendingAcks": 50},
+    "namespaces": {
+      "/": {"forward": {"events": "*"}},
+      "/chat": {
+        "forward": {"events": ["chat message", "typing"], "ackTimeout": 1500,
+                    "headers": ["User-Agent", "x-request-id"]},
+        "connectHook": {"address": "127.0.0.1:50061", "timeout": 500, "onFailure": "allow",
+                        "failureMessage": "try later", "headers": ["Cookie"]}
+      },
+      "/plain": {}
+    }})");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->max_pending_acks, 50u);
+  ASSERT_EQ(config->namespaces.size(), 3u);
+  const NamespacePolicy& main = config->namespaces[0];
+  ASSERT_TRUE(main.forward.has_value());
+  EXPECT_FALSE(main.forward->events.has_value());
+  EXPECT_TRUE(main.forward->Forwards("anything"));
+  EXPECT_EQ(main.forward->ack_timeout, std::chrono::milliseconds(10000));
+  EXPECT_FALSE(main.connect_hook.has_value());
+
+  const NamespacePolicy& chat = config->namespaces[1];
+  ASSERT_TRUE(chat.forward.has_value());
+  EXPECT_TRUE(chat.forward->Forwards("typing"));
+  EXPECT_FALSE(chat.forward->Forwards("other"));
+  EXPECT_EQ(chat.forward->ack_timeout, std::chrono::milliseconds(1500));
+  EXPECT_EQ(chat.forward->headers, (std::vector<std::string>{"user-agent", "x-request-id"}));
+  ASSERT_TRUE(chat.connect_hook.has_value());
+  EXPECT_EQ(chat.connect_hook->address, "127.0.0.1:50061");
+  EXPECT_EQ(chat.connect_hook->timeout, std::chrono::milliseconds(500));
+  EXPECT_TRUE(chat.connect_hook->allow_on_failure);
+  EXPECT_EQ(chat.connect_hook->failure_message, "try later");
+  EXPECT_EQ(chat.connect_hook->headers, (std::vector<std::string>{"cookie"}));
+
+  EXPECT_FALSE(config->namespaces[2].forward.has_value());
+  EXPECT_EQ(ParseConfig("{}")->max_pending_acks, 10000u);
+  auto hook = ParseConfig(R"({"namespaces": {"/": {"connectHook": {"address": "h:1"}}}})");
+  ASSERT_TRUE(hook.ok()) << hook.status();
+  EXPECT_FALSE(hook->namespaces[0].connect_hook->allow_on_failure);
+  EXPECT_EQ(hook->namespaces[0].connect_hook->timeout, std::chrono::milliseconds(2000));
+}
+
+TEST(ForwardConfigTest, MistakesAreNamed) {
+  EXPECT_THAT(ErrorOf(R"({"namespaces": {"/": {"forward": {"event": "*"}}}})"),
+              HasSubstr("namespaces[\"/\"].forward.event: unknown key"));
+  EXPECT_THAT(ErrorOf(R"({"namespaces": {"/": {"forward": {"events": ["connect"]}}}})"),
+              HasSubstr("reserved"));
+  EXPECT_THAT(ErrorOf(R"({"namespaces": {"/": {"forward": {"ackTimeout": 0}}}})"),
+              HasSubstr("forward.ackTimeout"));
+  EXPECT_THAT(ErrorOf(R"({"namespaces": {"/": {"forward": true}}})"), HasSubstr("forward"));
+  EXPECT_THAT(ErrorOf(R"({"namespaces": {"/": {"connectHook": {}}}})"),
+              HasSubstr("connectHook.address: required"));
+  EXPECT_THAT(ErrorOf(R"({"namespaces": {"/": {"connectHook": {"address": "nope"}}}})"),
+              HasSubstr("connectHook.address"));
+  EXPECT_THAT(
+      ErrorOf(
+          R"({"namespaces": {"/": {"connectHook": {"address": "h:1", "onFailure": "maybe"}}}})"),
+      HasSubstr("expected \"allow\" or \"reject\""));
+  EXPECT_THAT(ErrorOf(R"({"limits": {"maxPendingAcks": 0}})"), HasSubstr("limits.maxPendingAcks"));
+}
+
+TEST(PageConfigTest, OffByDefaultParsedWhenGiven) {
+  EXPECT_FALSE(ParseConfig("{}")->page.has_value());
+  auto config = ParseConfig(R"({"page": {"file": "a.html", "clientFile": "b.js"}})");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(config->page.has_value());
+  EXPECT_EQ(config->page->path, "/");
+  EXPECT_EQ(config->page->client_path, "/socket.io.min.js");
+  EXPECT_EQ(config->page->file, "a.html");
+  EXPECT_THAT(ErrorOf(R"({"page": {"file": "a.html"}})"), HasSubstr("page.clientFile: required"));
+  EXPECT_THAT(ErrorOf(R"({"page": {"path": "x", "file": "a", "clientFile": "b"}})"),
+              HasSubstr("page.path: must be a URL path"));
+  EXPECT_THAT(ErrorOf(R"({"page": {"path": "/socket.io/x", "file": "a", "clientFile": "b"}})"),
+              HasSubstr("engine.path"));
+  EXPECT_THAT(ErrorOf(R"({"page": {"file": "a", "clientFile": "b", "dir": "/"}})"),
+              HasSubstr("page.dir: unknown key"));
+}
+
+}  // namespace
+}  // namespace switchboard::services

@@ -106,6 +106,7 @@ export function connectApi(address, { token = process.env.SB_API_TOKEN } = {}) {
     listSockets: unary("ListSockets"),
     listRooms: unary("ListRooms"),
     getPresence: unary("GetPresence"),
+    ack: unary("Ack"),
 
     /** Publish with ack collection: the call's deadline covers the ack timeout. */
     publishWithAcks(request) {

@@ -92,8 +92,10 @@ export async function stopProcess(proc, exited, prefix, signal = "SIGTERM") {
  * for whatever else options.ready names.
  *
  * @param {object} [options]
- * @param {Array<"http"|"grpc">} [options.ready] lines to wait for (default ["http"]):
- *   "http" = `listening on http://HOST:PORT`, "grpc" = `serving gRPC on HOST:PORT`.
+ * @param {Array<"http"|"grpc"|RegExp>} [options.ready] lines to wait for (default ["http"]):
+ *   "http" = `listening on http://HOST:PORT`, "grpc" = `serving gRPC on HOST:PORT`, a RegExp =
+ *   a stdout line it matches.
+ * @param {object} [options.env] extra environment variables of the child.
  * @param {boolean} [options.listen] add `--listen 127.0.0.1:0` when absent (default true).
  * @param {string} [options.name] log prefix (default: the binary's name).
  * @returns {Promise<{port: number, url: string, grpcPort: number, grpcAddress: string,
@@ -115,7 +117,10 @@ export async function startServer(binaryName, args = [], options = {}) {
     fullArgs.push("--listen", "127.0.0.1:0");
   }
 
-  const proc = spawn(binary, fullArgs, { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(binary, fullArgs, {
+    stdio: ["ignore", "pipe", "pipe"],
+    ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
+  });
   live.add(proc);
   const prefix = `[${options.name ?? path.basename(binary)}:${proc.pid}]`;
 
@@ -155,6 +160,9 @@ export async function startServer(binaryName, args = [], options = {}) {
         where.grpcAddress = grpc[1];
         where.grpcPort = Number(grpc[3]);
         pending.delete("grpc");
+      }
+      for (const want of pending) {
+        if (want instanceof RegExp && want.test(line)) pending.delete(want);
       }
       if (pending.size === 0) finish(resolve, where);
     });
