@@ -519,6 +519,8 @@ for (const c of CASES) {
       // Drain: preStop, then SIGTERM and the window, within the grace period.
       const { preStopSeconds, windowSeconds, marginSeconds } = values.edge.drain;
       assert.equal(pod.terminationGracePeriodSeconds, preStopSeconds + windowSeconds + marginSeconds);
+      assert.equal(flag(e.args, '--drain-window-ms'), String(windowSeconds * 1000));
+      assert.equal(flag(e.args, '--drain-grace-ms'), String((windowSeconds + marginSeconds) * 1000));
       assert.ok(pod.terminationGracePeriodSeconds >= windowSeconds + preStopSeconds + 1);
       if (preStopSeconds > 0) {
         assert.deepEqual(e.lifecycle.preStop.exec.command, ['sleep', String(preStopSeconds)]);
