@@ -320,6 +320,12 @@ class Core : public std::enable_shared_from_this<Core> {
   bus::Bus& bus;
   const BrokerOptions options;
   const std::string ack_subject;
+  // Broker::counters() (metrics).
+  struct {
+    std::atomic<uint64_t> gaps{0};
+    std::atomic<uint64_t> snapshot_requests{0};
+    std::atomic<uint64_t> edges_expired{0};
+  } counters;
 
   std::string NextId() {
     return absl::StrCat(options.broker_id, ":", next_message_.fetch_add(1) + 1);
@@ -338,7 +344,9 @@ class Core : public std::enable_shared_from_this<Core> {
       if (stopping_) return;
       Clock::time_point now = Clock::now();
       EdgeState& edge = EdgeLocked(edge_id, event.incarnation());
-      index_.ApplyEvent(edge_id, event.seq(), ToIndexEvent(event), now);
+      if (index_.ApplyEvent(edge_id, event.seq(), ToIndexEvent(event), now) == ApplyResult::kGap) {
+        counters.gaps.fetch_add(1, std::memory_order_relaxed);
+      }
       if (index_.NeedsSnapshot(edge_id)) AskLocked(edge_id, edge, now, asks);
       if (event.seq() > edge.watched_seq) {
         edge.watched_seq = event.seq();
@@ -474,6 +482,7 @@ class Core : public std::enable_shared_from_this<Core> {
         next_tick = now + options.tick;
         for (const std::string& id :
              index_.ExpireEdges(now, options.edge_timeout, &expired_sockets)) {
+          counters.edges_expired.fetch_add(1, std::memory_order_relaxed);
           edges_.erase(id);
         }
         // Failed or timed-out asks are retried here, at most once per tick.
@@ -507,6 +516,7 @@ class Core : public std::enable_shared_from_this<Core> {
       return;
     }
     edge.snapshot_in_flight = true;
+    counters.snapshot_requests.fetch_add(1, std::memory_order_relaxed);
     edge.snapshot_request = ++next_snapshot_request_;
     edge.snapshot_asked = now;
     asks.push_back({edge_id, edge.snapshot_request});
@@ -1200,6 +1210,12 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(bus::Bus& bus, BrokerOptio
 const std::string& Broker::id() const { return state_->core->options.broker_id; }
 
 bool Broker::bus_connected() const { return state_->core->bus.connected(); }
+
+Broker::Counters Broker::counters() const {
+  const auto& c = state_->core->counters;
+  return {c.gaps.load(std::memory_order_relaxed), c.snapshot_requests.load(std::memory_order_relaxed),
+          c.edges_expired.load(std::memory_order_relaxed)};
+}
 
 void Broker::Publish(const v1::PublishRequest& request, PublishDone done) {
   state_->core->Publish(request, std::move(done));

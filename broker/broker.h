@@ -63,6 +63,16 @@ class Broker {
   const std::string& id() const;
   bool bus_connected() const;
 
+  // Since the start (metrics): membership events that arrived out of order
+  // (a gap in an edge's stream), snapshots asked for (resyncs), edges dropped
+  // for silence.
+  struct Counters {
+    uint64_t gaps = 0;
+    uint64_t snapshot_requests = 0;
+    uint64_t edges_expired = 0;
+  };
+  Counters counters() const;
+
   // Validates, builds one Delivery and publishes it on every subject its
   // target needs. Without acks `done` runs before Publish returns; with acks
   // it runs later (on a broker thread) once every edge reported or

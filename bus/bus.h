@@ -6,6 +6,7 @@
 // (NATS.c against a nats-server). See bus/README.md.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -85,6 +86,16 @@ class Bus {
                        Executor executor = {}) = 0;
 
   virtual bool connected() const = 0;
+  // Traffic since the start (metrics). Zero where an implementation keeps none.
+  struct Stats {
+    uint64_t messages_in = 0;
+    uint64_t messages_out = 0;
+    uint64_t bytes_in = 0;
+    uint64_t bytes_out = 0;
+    uint64_t reconnects = 0;
+    uint64_t publish_errors = 0;  // Publish calls that failed (not connected, I/O error)
+  };
+  virtual Stats stats() const { return {}; }
 
   // Called (on the bus default executor) on every change of the connection
   // state. Replaces any previous callback; an empty one clears it.

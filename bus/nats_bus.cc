@@ -2,6 +2,7 @@
 
 #include <nats/nats.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 
@@ -181,6 +182,7 @@ struct NatsBus::Core {
   std::string inbox_prefix;  // "_INBOX.<nuid>."
   ConnectionHandle conn{nullptr, &natsConnection_Destroy};
   SubscriptionHandle inbox_sub{nullptr, &natsSubscription_Destroy};
+  std::atomic<uint64_t> publish_errors{0};
 
   Executor Resolve(Executor e) const { return e ? std::move(e) : default_executor; }
   bool Connected() const {
@@ -277,7 +279,10 @@ absl::Status NatsBus::Publish(std::string_view subject, std::string_view payload
     return absl::InvalidArgumentError(
         absl::StrCat("invalid reply subject: ", std::string(reply_to)));
   }
-  if (!core_->Connected()) return absl::UnavailableError("not connected to NATS");
+  if (!core_->Connected()) {
+    core_->publish_errors.fetch_add(1, std::memory_order_relaxed);
+    return absl::UnavailableError("not connected to NATS");
+  }
   std::string subj(subject);
   natsStatus s;
   if (reply_to.empty()) {
@@ -288,6 +293,7 @@ absl::Status NatsBus::Publish(std::string_view subject, std::string_view payload
                                       std::string(reply_to).c_str(), payload.data(),
                                       static_cast<int>(payload.size()));
   }
+  if (s != NATS_OK) core_->publish_errors.fetch_add(1, std::memory_order_relaxed);
   return ToStatus(s, "publish");
 }
 
@@ -347,6 +353,19 @@ void NatsBus::Request(std::string_view subject, std::string_view payload,
 }
 
 bool NatsBus::connected() const { return core_->Connected(); }
+
+Bus::Stats NatsBus::stats() const {
+  Stats out;
+  out.publish_errors = core_->publish_errors.load(std::memory_order_relaxed);
+  natsStatistics* raw = nullptr;
+  if (natsStatistics_Create(&raw) != NATS_OK) return out;
+  if (natsConnection_GetStats(core_->conn.get(), raw) == NATS_OK) {
+    natsStatistics_GetCounts(raw, &out.messages_in, &out.bytes_in, &out.messages_out,
+                             &out.bytes_out, &out.reconnects);
+  }
+  natsStatistics_Destroy(raw);
+  return out;
+}
 
 void NatsBus::SetStateCallback(StateCallback cb) {
   std::lock_guard<std::mutex> lock(core_->shared->mu);

@@ -50,6 +50,8 @@ class NatsBus : public Bus {
                std::chrono::milliseconds timeout, RequestCallback done,
                Executor executor = {}) override;
   bool connected() const override;
+  // From natsConnection_GetStats, plus failed publishes.
+  Stats stats() const override;
   void SetStateCallback(StateCallback cb) override;
 
   struct Core;

@@ -5,6 +5,11 @@
 //   (edge, standalone: --tls-cert FILE --tls-key FILE serve HTTPS / WSS)
 //   switchboard broker --nats URL [--grpc-listen HOST:PORT] [--broker-id ID]
 //
+// Every role serves Prometheus /metrics, /healthz and /readyz on
+// --admin-listen (default 127.0.0.1:9464; services/admin_server.h). SIGTERM
+// drains: not ready, no new connections, clients told to reconnect over
+// --drain-window-ms, exit by --drain-grace-ms.
+//
 // `edge` serves Socket.IO clients and links them to the cluster over NATS;
 // `broker` keeps the cluster's index and serves the gRPC API; `standalone`
 // runs both in one process over the in-process bus (no NATS).
@@ -44,8 +49,13 @@
 #include "edge/http/tls_context.h"
 #include "edge/runtime.h"
 #include "edge/socketio/server.h"
+#include "services/admin_server.h"
 #include "services/api_auth.h"
+#include "services/api_metrics.h"
 #include "services/api_server.h"
+#include "services/health.h"
+#include "services/logging.h"
+#include "services/metrics.h"
 #include "services/client_auth.h"
 #include "services/config.h"
 #include "services/connect_hook.h"
@@ -64,6 +74,10 @@ struct Flags {
   std::string grpc_listen = "127.0.0.1:50051";
   unsigned heartbeat_ms = 2000;
   unsigned edge_timeout_ms = 10000;
+  std::string admin_listen = "127.0.0.1:9464";
+  unsigned drain_window_ms = 5000;
+  unsigned drain_grace_ms = 10000;
+  uint64_t memory_limit_mb = 0;
   services::ApiSecurityFlags api_flags;
   std::string tls_cert;  // the client listener's; both or neither
   std::string tls_key;
@@ -101,7 +115,8 @@ struct BrokerPart {
 };
 
 absl::StatusOr<BrokerPart> StartBrokerPart(bus::Bus& bus, const Flags& flags,
-                                           const std::string& label) {
+                                           const std::string& label,
+                                           services::Metrics* metrics) {
   auto listen = services::ParseListen(flags.grpc_listen);
   if (!listen.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--grpc-listen: ", listen.status().message()));
@@ -117,12 +132,31 @@ absl::StatusOr<BrokerPart> StartBrokerPart(bus::Bus& bus, const Flags& flags,
   api_options.host = listen->first;
   api_options.port = listen->second;
   api_options.security = flags.api_security;
+  if (metrics != nullptr) api_options.make_interceptors = services::GrpcMetricsInterceptors(*metrics);
   auto api = services::ApiServer::Start(*part.broker, api_options);
   if (!api.ok()) return api.status();
   part.api = std::move(*api);
+  if (metrics != nullptr) metrics->AddCollector(services::BrokerCollector(*part.broker));
   std::cout << label << " serving gRPC on " << UrlHost(listen->first) << ":" << part.api->port()
             << std::endl;
   return part;
+}
+
+// The admin port: /metrics, /healthz, /readyz. Prints "admin on HOST:PORT".
+absl::StatusOr<std::unique_ptr<services::AdminServer>> StartAdmin(const Flags& flags,
+                                                                  services::Metrics& metrics,
+                                                                  services::Health& health) {
+  auto listen = services::ParseListen(flags.admin_listen);
+  if (!listen.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--admin-listen: ", listen.status().message()));
+  }
+  metrics.AddCollector(services::HealthCollector(health));
+  auto admin = services::AdminServer::Start(
+      {.host = listen->first, .port = listen->second}, [&metrics] { return metrics.Serialize(); },
+      [&health] { return health.Check(); });
+  if (!admin.ok()) return admin.status();
+  std::cout << "admin on " << UrlHost(listen->first) << ":" << (*admin)->port() << std::endl;
+  return admin;
 }
 
 sigset_t StopSignals() {
@@ -147,15 +181,29 @@ int RunBroker(const Flags& flags) {
                   std::string(nats.status().message()));
     return 1;
   }
-  auto part = StartBrokerPart(**nats, resolved, absl::StrCat("switchboard broker ", resolved.broker_id));
+  services::Metrics metrics;
+  metrics.AddCollector(services::BusCollector(**nats));
+  services::Health health(nats->get(), flags.memory_limit_mb << 20);
+  auto part = StartBrokerPart(**nats, resolved, absl::StrCat("switchboard broker ", resolved.broker_id),
+                              &metrics);
   if (!part.ok()) {
     spdlog::error("broker: {}", std::string(part.status().message()));
     return 1;
   }
+  services::ApiServer* api = part->api.get();
+  health.Watch([api](bool ready) { api->SetServing(ready); });
+  auto admin = StartAdmin(flags, metrics, health);
+  if (!admin.ok()) {
+    spdlog::error("{}", std::string(admin.status().message()));
+    return 1;
+  }
   int signo = 0;
   sigwait(&stop_signals, &signo);
-  spdlog::info("signal {}: stopping", signo);
-  part->api->Shutdown(std::chrono::milliseconds(2000));
+  // Not ready (health NOT_SERVING), then in-flight calls finish within the grace period.
+  spdlog::info("signal {}: draining (in-flight gRPC calls have {} ms)", signo, flags.drain_grace_ms);
+  health.SetDraining();
+  health.StopWatch();
+  part->api->Shutdown(std::chrono::milliseconds(flags.drain_grace_ms));
   part->api.reset();
   part->broker.reset();
   return 0;
@@ -183,6 +231,9 @@ int RunEdge(services::Config config, const Flags& flags) {
     }
     bus = std::move(*nats);
   }
+  services::Metrics metrics;
+  metrics.AddCollector(services::BusCollector(*bus));
+  services::Health health(bus.get(), flags.memory_limit_mb << 20);
 
   edge::Runtime runtime(config.threads);
   sio::ServerOptions sio_options;
@@ -270,12 +321,14 @@ int RunEdge(services::Config config, const Flags& flags) {
 
   std::optional<BrokerPart> broker_part;
   if (standalone) {
-    auto part = StartBrokerPart(*bus, flags, "switchboard standalone");
+    auto part = StartBrokerPart(*bus, flags, "switchboard standalone", &metrics);
     if (!part.ok()) {
       spdlog::error("{}", std::string(part.status().message()));
       return 1;
     }
     broker_part = std::move(*part);
+    services::ApiServer* api = broker_part->api.get();
+    health.Watch([api](bool ready) { api->SetServing(ready); });
   }
 
   edge::HttpOptions http_options = config.http;
@@ -308,20 +361,78 @@ int RunEdge(services::Config config, const Flags& flags) {
     }
     spdlog::info("serving the page at {} (and {})", config.page->path, config.page->client_path);
   }
+  metrics.AddCollector(services::EdgeCollector(server, &http));
+  metrics.AddCollector([&authenticators](std::vector<prometheus::MetricFamily>& out) {
+    auto family = services::CounterFamily("switchboard_auth_total",
+                                          "Client authentications (JWT), by result.");
+    uint64_t accepted = 0, rejected = 0;
+    for (const auto& a : authenticators) {
+      accepted += a->accepted();
+      rejected += a->rejected();
+    }
+    services::AddSample(family, static_cast<double>(accepted), {{"result", "accepted"}});
+    services::AddSample(family, static_cast<double>(rejected), {{"result", "rejected"}});
+    out.push_back(std::move(family));
+  });
+  auto admin = StartAdmin(flags, metrics, health);
+  if (!admin.ok()) {
+    spdlog::error("{}", std::string(admin.status().message()));
+    return 1;
+  }
 
   // Registered before any thread runs, so an early signal is not lost.
   boost::asio::signal_set signals(runtime.context(0), SIGINT, SIGTERM);
   boost::asio::steady_timer stop_timer(runtime.context(0));
+  std::chrono::steady_clock::time_point drain_deadline;
+  std::chrono::steady_clock::time_point flush_deadline;
+  std::function<void()> wait_drained;
+  // Every 50 ms: stop once the last session has gone (its close written, its
+  // rooms left on the bus), or once every session has been told to go and
+  // kFlushMargin has passed (a closing polling session may wait for a GET that
+  // a client already gone never sends), or at the grace deadline.
+  constexpr auto kFlushMargin = std::chrono::milliseconds(300);
+  wait_drained = [&] {
+    const size_t left = server.engine().SessionCount();
+    const eio::Server::Stats stats = server.engine().stats();
+    uint64_t closed = 0;
+    for (uint64_t n : stats.closes) closed += n;
+    const bool all_told = closed >= stats[eio::Server::Counter::kHandshakesPolling] +
+                                        stats[eio::Server::Counter::kHandshakesWebSocket];
+    const auto now = std::chrono::steady_clock::now();
+    if (!all_told) flush_deadline = now + kFlushMargin;
+    if (left == 0 || now >= drain_deadline || now >= flush_deadline) {
+      if (left > 0 && !all_told) {
+        spdlog::warn("drain: grace period over with {} session(s) left", left);
+      }
+      spdlog::info("drained: stopping");
+      (*link)->Heartbeat(/*draining=*/true);
+      return runtime.Stop();
+    }
+    stop_timer.expires_after(std::chrono::milliseconds(50));
+    stop_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) wait_drained();
+    });
+  };
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
-    spdlog::info("signal {}: stopping", signo);
+    // Drain: not ready, no new connections, brokers told, then clients told
+    // to reconnect (an Engine.IO close: official clients reconnect, to
+    // another edge) spread over the window so they do not all come back at
+    // once; then wait for the sessions to finish, within the grace period.
+    spdlog::info("signal {}: draining {} session(s) over {} ms", signo,
+                 server.engine().SessionCount(), flags.drain_window_ms);
+    health.SetDraining();
     http.Close();
     (*link)->Heartbeat(/*draining=*/true);
-    // Tell clients we are going (they reconnect elsewhere), give the close
-    // packets a moment to leave, then stop.
-    server.engine().CloseAll();
-    stop_timer.expires_after(std::chrono::milliseconds(300));
-    stop_timer.async_wait([&](const boost::system::error_code&) { runtime.Stop(); });
+    server.engine().CloseSpread(std::chrono::milliseconds(flags.drain_window_ms));
+    drain_deadline = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(std::max(flags.drain_grace_ms, flags.drain_window_ms));
+    flush_deadline = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(flags.drain_window_ms) + kFlushMargin;
+    stop_timer.expires_after(std::chrono::milliseconds(flags.drain_window_ms));
+    stop_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) wait_drained();
+    });
   });
 
   absl::Status listening = http.Listen();
@@ -339,6 +450,8 @@ int RunEdge(services::Config config, const Flags& flags) {
   spdlog::info("serving {} on {} thread(s)", config.path, runtime.size());
 
   runtime.Join();
+  admin->reset();  // its collectors read the server
+  health.StopWatch();
   if (broker_part) {
     broker_part->api->Shutdown(std::chrono::milliseconds(1000));
     broker_part->api.reset();
@@ -402,10 +515,26 @@ int main(int argc, char** argv) {
   app.add_option("--edge-timeout-ms", flags.edge_timeout_ms,
                  "broker: drop an edge not heard from for this long (default 10000)")
       ->check(CLI::Range(100u, 600000u));
+  app.add_option("--admin-listen", flags.admin_listen,
+                 "HOST:PORT of the admin HTTP port: /metrics, /healthz, /readyz "
+                 "(default 127.0.0.1:9464; port 0 picks a free one)");
+  app.add_option("--drain-window-ms", flags.drain_window_ms,
+                 "edge, on SIGTERM: spread the clients' disconnects over this long (default 5000)")
+      ->check(CLI::Range(0u, 3600000u));
+  app.add_option("--drain-grace-ms", flags.drain_grace_ms,
+                 "on SIGTERM: exit at the latest this long after the signal (edge: at least the "
+                 "window; broker: in-flight gRPC calls' time; default 10000)")
+      ->check(CLI::Range(0u, 3600000u));
+  app.add_option("--memory-limit-mb", flags.memory_limit_mb,
+                 "not ready (/readyz 503, gRPC health NOT_SERVING) while the resident memory is "
+                 "over this many MiB (default 0: no limit)");
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, "text (default) or json: one JSON object per line")
+      ->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
 
-  auto logger = spdlog::stderr_color_mt("switchboard");
-  spdlog::set_default_logger(logger);
+  services::SetUpLogging(log_format == "json" ? services::LogFormat::kJson
+                                              : services::LogFormat::kText);
 
   if (flags.role != "standalone" && flags.nats_url.empty()) {
     std::cerr << "switchboard " << flags.role << ": --nats URL is required\n";

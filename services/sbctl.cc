@@ -10,15 +10,23 @@
 // Exit status: 0 success; 1 the server answered with an error ("sbctl: CODE: message" on
 // stderr); 2 bad usage (unknown option, --arg that is not JSON, ...).
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -73,6 +81,10 @@ struct Options {
 
   // disconnect
   bool close = false;
+
+  // top
+  uint32_t interval_ms = 1000;
+  uint32_t iterations = 0;  // 0: until interrupted
 };
 
 const char* CodeName(grpc::StatusCode code) {
@@ -198,6 +210,12 @@ std::vector<std::string> CountsRow(const std::string& name, const pb::Counts& c)
           std::to_string(c.messages_out())};
 }
 
+std::string Rate(double per_second) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", per_second);
+  return buf;
+}
+
 class Client {
  public:
   // `ssl`: the TLS material (see TlsOptions), or null for plaintext.
@@ -295,6 +313,103 @@ int Stats(Client& client, const Options& opt) {
   Table namespaces({"NAMESPACE", "SOCKETS", "USERS", "ROOMS", "MSG_IN", "MSG_OUT"});
   for (const auto& n : resp.namespaces()) namespaces.Add(CountsRow(n.namespace_(), n.counts()));
   namespaces.Print(std::cout);
+  return kExitOk;
+}
+
+// One frame of `sbctl top`: counts now, rates since the previous frame.
+struct TopSample {
+  std::chrono::steady_clock::time_point when;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> edges;       // messages in, out
+  std::map<std::string, std::pair<uint64_t, uint64_t>> namespaces;  // messages in, out
+};
+
+int Top(Client& client, const Options& opt) {
+  const bool tty = isatty(STDOUT_FILENO) != 0;
+  std::optional<TopSample> previous;
+  for (uint32_t frame = 0; opt.iterations == 0 || frame < opt.iterations; ++frame) {
+    if (frame > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt.interval_ms));
+    pb::GetStatsRequest req;
+    pb::GetStatsResponse resp;
+    auto ctx = client.Context();
+    auto status = client.stub().GetStats(ctx.get(), req, &resp);
+    // The first call must succeed; later failures are shown and the view goes on.
+    if (!status.ok() && !previous) return Fail(status);
+    std::ostringstream out;
+    if (tty) out << "\x1b[H\x1b[2J";  // home, clear
+    if (!status.ok()) {
+      out << "sbctl top: " << CodeName(status.error_code()) << ": " << status.error_message()
+          << "\n";
+      std::cout << out.str() << std::flush;
+      continue;
+    }
+    TopSample now{std::chrono::steady_clock::now(), {}, {}};
+    for (const auto& e : resp.edges()) {
+      now.edges[e.edge_id()] = {e.counts().messages_in(), e.counts().messages_out()};
+    }
+    for (const auto& n : resp.namespaces()) {
+      now.namespaces[n.namespace_()] = {n.counts().messages_in(), n.counts().messages_out()};
+    }
+    const double seconds =
+        previous ? std::chrono::duration<double>(now.when - previous->when).count() : 0;
+    // Rates in and out of `key` since the previous frame ("-" on the first, or when new).
+    auto rates = [&](const std::map<std::string, std::pair<uint64_t, uint64_t>> TopSample::*table,
+                     const std::string& key) -> std::pair<std::string, std::string> {
+      if (!previous || seconds <= 0) return {"-", "-"};
+      auto before = ((*previous).*table).find(key);
+      if (before == ((*previous).*table).end()) return {"-", "-"};
+      const auto& [in, sent] = (now.*table).at(key);
+      // A restarted edge's counters start again from zero.
+      auto per_second = [&](uint64_t a, uint64_t b) {
+        return Rate(a >= b ? static_cast<double>(a - b) / seconds : 0);
+      };
+      return {per_second(in, before->second.first), per_second(sent, before->second.second)};
+    };
+    if (opt.json) {
+      nlohmann::json frame_json = {{"broker_id", resp.broker_id()},
+                                   {"sockets", resp.totals().sockets()},
+                                   {"edges", nlohmann::json::array()},
+                                   {"namespaces", nlohmann::json::array()}};
+      auto rate_json = [](const std::string& r) -> nlohmann::json {
+        return r == "-" ? nlohmann::json(nullptr) : nlohmann::json(std::stod(r));
+      };
+      for (const auto& e : resp.edges()) {
+        auto [in, sent] = rates(&TopSample::edges, e.edge_id());
+        frame_json["edges"].push_back({{"edge_id", e.edge_id()},
+                                       {"sockets", e.counts().sockets()},
+                                       {"in_per_second", rate_json(in)},
+                                       {"out_per_second", rate_json(sent)}});
+      }
+      for (const auto& n : resp.namespaces()) {
+        auto [in, sent] = rates(&TopSample::namespaces, n.namespace_());
+        frame_json["namespaces"].push_back({{"namespace", n.namespace_()},
+                                            {"sockets", n.counts().sockets()},
+                                            {"in_per_second", rate_json(in)},
+                                            {"out_per_second", rate_json(sent)}});
+      }
+      std::cout << frame_json.dump() << std::endl;
+      previous = std::move(now);
+      continue;
+    }
+    out << "switchboard top: broker " << resp.broker_id() << ", "
+        << resp.totals().sockets() << " connection(s), " << resp.edges_size()
+        << " edge(s), every " << Rate(opt.interval_ms / 1000.0) << " s\n\n";
+    Table edges({"EDGE", "CONNECTIONS", "IN/S", "OUT/S"});
+    for (const auto& e : resp.edges()) {
+      auto [in, sent] = rates(&TopSample::edges, e.edge_id());
+      edges.Add({e.edge_id(), std::to_string(e.counts().sockets()), in, sent});
+    }
+    edges.Print(out);
+    out << "\n";
+    Table namespaces({"NAMESPACE", "CONNECTIONS", "IN/S", "OUT/S"});
+    for (const auto& n : resp.namespaces()) {
+      auto [in, sent] = rates(&TopSample::namespaces, n.namespace_());
+      namespaces.Add({n.namespace_(), std::to_string(n.counts().sockets()), in, sent});
+    }
+    namespaces.Print(out);
+    if (!tty) out << "\n";
+    std::cout << out.str() << std::flush;
+    previous = std::move(now);
+  }
   return kExitOk;
 }
 
@@ -512,6 +627,14 @@ int main(int argc, char** argv) {
 
   auto* stats = app.add_subcommand("stats", "Totals, per edge, per namespace");
 
+  auto* top = app.add_subcommand(
+      "top", "Live view: connections and message rates in/out, per edge and per namespace");
+  top->add_option("--interval-ms", opt.interval_ms, "Refresh period in milliseconds")
+      ->capture_default_str()
+      ->check(CLI::Range(10u, 3600000u));
+  top->add_option("--iterations", opt.iterations, "Stop after this many frames (0: never)")
+      ->capture_default_str();
+
   auto* sockets = app.add_subcommand("sockets", "List connected sockets");
   sockets->add_option("--ns", opt.ns, "Only this namespace (default: all)");
   sockets->add_option("--room", opt.room, "Only members of this room (needs --ns)");
@@ -566,6 +689,7 @@ int main(int argc, char** argv) {
   if (!tls_error.empty()) return UsageError(tls_error);
   Client client(opt, tls ? &ssl : nullptr);
   if (stats->parsed()) return Stats(client, opt);
+  if (top->parsed()) return Top(client, opt);
   if (sockets->parsed()) return Sockets(client, opt);
   if (rooms->parsed()) return Rooms(client, opt);
   if (presence->parsed()) return Presence(client, opt);

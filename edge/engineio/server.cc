@@ -1,6 +1,8 @@
 #include "edge/engineio/server.h"
 
 #include <algorithm>
+#include <boost/asio/steady_timer.hpp>
+#include <random>
 #include <unordered_map>
 
 #include "edge/engineio/websocket.h"
@@ -31,12 +33,75 @@ struct Server::ShardState {
   std::unordered_map<std::string, SessionPtr> sessions;
 };
 
+struct alignas(64) Server::ShardStats {
+  std::atomic<uint64_t> counters[static_cast<size_t>(Counter::kCount)] = {};
+  std::atomic<uint64_t> closes[static_cast<size_t>(CloseReason::kCount)] = {};
+  std::atomic<int64_t> open_polling{0};
+  std::atomic<int64_t> open_websocket{0};
+};
+
+namespace {
+template <class T>
+void Bump(std::atomic<T>& counter, T n) {
+  // Single writer (the shard): a plain load and store, no locked instruction.
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+}  // namespace
+
+std::string_view Server::CloseReasonName(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::kTransportClose: return "transport close";
+    case CloseReason::kTransportError: return "transport error";
+    case CloseReason::kPingTimeout: return "ping timeout";
+    case CloseReason::kParseError: return "parse error";
+    case CloseReason::kForcedClose: return "forced close";
+    case CloseReason::kServerShuttingDown: return "server shutting down";
+    case CloseReason::kSendQueueOverflow: return "send queue overflow";
+    default: return "other";
+  }
+}
+
+void Server::Count(size_t shard, Counter counter, uint64_t n) {
+  Bump(stats_[shard]->counters[static_cast<size_t>(counter)], n);
+}
+
+void Server::CountClose(size_t shard, std::string_view reason) {
+  size_t i = static_cast<size_t>(CloseReason::kOther);
+  for (size_t r = 0; r < static_cast<size_t>(CloseReason::kOther); ++r) {
+    if (CloseReasonName(static_cast<CloseReason>(r)) == reason) i = r;
+  }
+  Bump(stats_[shard]->closes[i], uint64_t{1});
+}
+
+void Server::CountOpen(size_t shard, bool websocket, int delta) {
+  Bump(websocket ? stats_[shard]->open_websocket : stats_[shard]->open_polling,
+       static_cast<int64_t>(delta));
+}
+
+Server::Stats Server::stats() const {
+  Stats out;
+  for (const auto& shard : stats_) {
+    for (size_t i = 0; i < static_cast<size_t>(Counter::kCount); ++i) {
+      out.counters[i] += shard->counters[i].load(std::memory_order_relaxed);
+    }
+    for (size_t i = 0; i < static_cast<size_t>(CloseReason::kCount); ++i) {
+      out.closes[i] += shard->closes[i].load(std::memory_order_relaxed);
+    }
+    out.open_polling += shard->open_polling.load(std::memory_order_relaxed);
+    out.open_websocket += shard->open_websocket.load(std::memory_order_relaxed);
+  }
+  return out;
+}
+
 Server::Server(edge::Runtime& runtime, Options options)
     : runtime_(runtime),
       options_(std::move(options)),
       handshake_limiter_(options_.handshake_rate.rate,
                          options_.handshake_rate.max_tracked_addresses) {
-  for (size_t i = 0; i < runtime_.size(); ++i) shards_.push_back(std::make_unique<ShardState>());
+  for (size_t i = 0; i < runtime_.size(); ++i) {
+    shards_.push_back(std::make_unique<ShardState>());
+    stats_.push_back(std::make_unique<ShardStats>());
+  }
 }
 
 Server::~Server() = default;
@@ -69,6 +134,10 @@ void Server::HandleRequest(const HttpPtr& http) {
       return SendError(http, 400, kBadHandshakeMethod, "Bad handshake method");
     }
     if (ws && !is_upgrade) return SendError(http, 400, kBadRequest, "Bad request");
+    if (draining_.load(std::memory_order_relaxed)) {
+      draining_refused_.fetch_add(1, std::memory_order_relaxed);
+      return SendError(http, 503, kRefused, "Server shutting down");
+    }
     if (!handshake_limiter_.Allow(ClientKey(http->remote_address()))) {
       handshake_rate_.fetch_add(1, std::memory_order_relaxed);
       return SendError(http, 429, kRefused, "Too many requests");
@@ -120,6 +189,7 @@ void Server::Handshake(const HttpPtr& http, bool websocket) {
     auto session = std::make_shared<Session>(*this, id, shard, std::move(handshake),
                                              Session::Transport::kPolling);
     shards_[shard]->sessions.emplace(id, session);
+    Count(shard, Counter::kHandshakesPolling);
     SendPayload(http, session->OpenPolling());
     if (on_connection_) on_connection_(session);
     return;
@@ -136,6 +206,7 @@ void Server::Handshake(const HttpPtr& http, bool websocket) {
     auto session = std::make_shared<Session>(*this, id, shard, std::move(handshake),
                                              Session::Transport::kWebSocket);
     shards_[shard]->sessions.emplace(id, session);
+    Count(shard, Counter::kHandshakesWebSocket);
     session->OpenWebSocket(transport);
     if (on_connection_) on_connection_(session);
   });
@@ -166,6 +237,50 @@ void Server::CloseAll(std::function<void()> done) {
   }
 }
 
+void Server::CloseSpread(std::chrono::milliseconds window) {
+  draining_.store(true, std::memory_order_relaxed);
+  for (size_t shard = 0; shard < runtime_.size(); ++shard) {
+    runtime_.Post(shard, [this, shard, window] {
+      auto order = std::make_shared<std::vector<std::weak_ptr<Session>>>();
+      for (auto& [id, session] : shards_[shard]->sessions) order->push_back(session);
+      std::shuffle(order->begin(), order->end(), std::mt19937(std::random_device{}()));
+      const auto start = std::chrono::steady_clock::now();
+      const auto end = start + window;
+      auto timer = std::make_shared<boost::asio::steady_timer>(runtime_.context(shard));
+      auto next = std::make_shared<size_t>(0);
+      // Each tick closes the sessions whose turn has come: session i at
+      // start + window * (i + 1) / n.
+      // Only the pending wait holds the tick (it refers to itself weakly), so
+      // nothing leaks when the runtime stops first.
+      auto tick = std::make_shared<std::function<void()>>();
+      std::weak_ptr<std::function<void()>> weak_tick = tick;
+      *tick = [this, shard, order, start, end, window, timer, next, weak_tick] {
+        const auto now = std::chrono::steady_clock::now();
+        const size_t n = order->size();
+        // Session i's turn: start + window * (i + 1) / n.
+        auto turn = [&](size_t i) {
+          return start + window * static_cast<int64_t>(i + 1) / static_cast<int64_t>(n);
+        };
+        while (*next < n && (now >= end || turn(*next) <= now)) {
+          if (auto session = (*order)[(*next)++].lock()) session->Close("server shutting down");
+        }
+        if (now >= end) {
+          std::vector<SessionPtr> rest;
+          for (auto& [id, session] : shards_[shard]->sessions) rest.push_back(session);
+          for (auto& session : rest) session->Close("server shutting down");
+          return;
+        }
+        timer->expires_at(*next < n ? std::min<std::chrono::steady_clock::time_point>(turn(*next), end)
+                                    : end);
+        timer->async_wait([self = weak_tick.lock()](boost::system::error_code ec) {
+          if (!ec) (*self)();
+        });
+      };
+      (*tick)();
+    });
+  }
+}
+
 void Server::Unregister(const std::string& sid) {
   int shard = edge::ShardOfId(sid);
   if (shard < 0) return;
@@ -187,6 +302,7 @@ Server::LimitCounters Server::limit_counters() const {
   c.handshake_rate = handshake_rate_.load(std::memory_order_relaxed);
   c.forbidden_origin = forbidden_origin_.load(std::memory_order_relaxed);
   c.payload_too_large = payload_too_large_.load(std::memory_order_relaxed);
+  c.draining = draining_refused_.load(std::memory_order_relaxed);
   return c;
 }
 

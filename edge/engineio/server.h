@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -34,6 +35,13 @@ class Server {
   // Closes every session on every shard ("server shutting down"), flushing
   // what is queued; runs `done` once each shard has started its closes.
   void CloseAll(std::function<void()> done = nullptr);
+  // The same, spread over `window` (a drain): from now on new sessions are
+  // refused (HTTP 503, connection closed, so that the client reconnects over
+  // a new connection, to another edge), and each shard closes its sessions in
+  // a random order at an even pace, so that clients do not all reconnect at
+  // once. Sessions whose handshake was under way are closed at the end of the
+  // window.
+  void CloseSpread(std::chrono::milliseconds window);
 
   // Sessions open now (all shards), with WebSocket handshakes in progress.
   size_t SessionCount() const { return session_count_.load(std::memory_order_relaxed); }
@@ -45,8 +53,47 @@ class Server {
     uint64_t forbidden_origin = 0;   // Origin not in the CORS allow-list: HTTP 403
     uint64_t payload_too_large = 0;  // polling body (HTTP 413) or WebSocket message
                                      // over maxHttpBufferSize (connection closed)
+    uint64_t draining = 0;           // handshakes refused during a drain: HTTP 503
   };
   LimitCounters limit_counters() const;
+  // Traffic since the start (all shards), read at scrape time (services/metrics.h).
+  enum class Counter {
+    kHandshakesPolling,    // sessions opened over polling
+    kHandshakesWebSocket,  // sessions opened over WebSocket directly
+    kUpgrades,             // polling sessions moved to WebSocket
+    kPacketsIn,            // Engine.IO packets from clients
+    kPacketsOut,           // Engine.IO frames queued to clients
+    kBytesIn,
+    kBytesOut,
+    kVolatileDrops,  // volatile frames dropped: the client was behind
+    kCount
+  };
+  // Why sessions ended ("send queue overflow" is a slow consumer).
+  enum class CloseReason {
+    kTransportClose,
+    kTransportError,
+    kPingTimeout,
+    kParseError,
+    kForcedClose,
+    kServerShuttingDown,
+    kSendQueueOverflow,
+    kOther,
+    kCount
+  };
+  static std::string_view CloseReasonName(CloseReason reason);
+  struct Stats {
+    uint64_t counters[static_cast<size_t>(Counter::kCount)] = {};
+    uint64_t closes[static_cast<size_t>(CloseReason::kCount)] = {};
+    int64_t open_polling = 0;    // sessions on polling now
+    int64_t open_websocket = 0;  // sessions on WebSocket now
+    uint64_t operator[](Counter c) const { return counters[static_cast<size_t>(c)]; }
+  };
+  Stats stats() const;
+  // Internal: called on `shard` only (one writer per shard: no locked add).
+  void Count(size_t shard, Counter counter, uint64_t n = 1);
+  void CountClose(size_t shard, std::string_view reason);
+  void CountOpen(size_t shard, bool websocket, int delta);
+
   // Client addresses the handshake rate limiter tracks now.
   size_t TrackedAddresses() const { return handshake_limiter_.size(); }
 
@@ -86,6 +133,10 @@ class Server {
   std::atomic<uint64_t> handshake_rate_{0};
   std::atomic<uint64_t> forbidden_origin_{0};
   std::atomic<uint64_t> payload_too_large_{0};
+  std::atomic<uint64_t> draining_refused_{0};
+  std::atomic<bool> draining_{false};
+  struct ShardStats;
+  std::vector<std::unique_ptr<ShardStats>> stats_;
 };
 
 }  // namespace switchboard::eio

@@ -36,7 +36,9 @@ Session::Session(Server& server, std::string id, size_t shard, Handshake handsha
       shard_(shard),
       handshake_(std::move(handshake)),
       transport_(transport),
-      heartbeat_(server.runtime().context(shard)) {}
+      heartbeat_(server.runtime().context(shard)) {
+  server_.CountOpen(shard_, transport_ == Transport::kWebSocket, +1);
+}
 
 Session::~Session() = default;
 
@@ -103,6 +105,7 @@ bool Session::CheckHeartbeat() {
 
 void Session::OnPacket(Packet&& packet) {
   if (state_ != State::kOpen) return;
+  server_.Count(shard_, Server::Counter::kPacketsIn);
   switch (packet.type) {
     case PacketType::kPong:
       if (heartbeat_state_ == Timer::kPong) SchedulePing();
@@ -133,6 +136,9 @@ void Session::OnFrame(WebSocketTransport* from, std::string_view data, bool bina
     if (!binary && data == "5" && upgrading_) {
       upgrade_timer_.reset();
       transport_ = Transport::kWebSocket;
+      server_.Count(shard_, Server::Counter::kUpgrades);
+      server_.CountOpen(shard_, false, -1);
+      server_.CountOpen(shard_, true, +1);
       ws_ = std::move(probe_);
       upgrading_ = false;
       if (poll_) RespondPoll(std::string(1, static_cast<char>(PacketType::kNoop)));
@@ -144,6 +150,7 @@ void Session::OnFrame(WebSocketTransport* from, std::string_view data, bool bina
     return;
   }
   if (from != ws_.get()) return;
+  server_.Count(shard_, Server::Counter::kBytesIn, data.size());
   auto packet = DecodeFrame(data, binary);
   if (!packet.ok()) return Terminate("parse error", false);
   OnPacket(std::move(*packet));
@@ -159,6 +166,7 @@ void Session::HandlePost(const std::shared_ptr<edge::HttpSession>& http) {
       return self->Terminate("transport error", false);
     }
     if (ec) return self->Terminate("transport error", false);
+    self->server_.Count(self->shard_, Server::Counter::kBytesIn, body.size());
     if (self->state_ != State::kOpen || self->transport_ != Transport::kPolling) {
       return self->server_.SendError(http, 400, 3, "Bad request");
     }
@@ -229,12 +237,19 @@ bool Session::Send(const Frame* frames, size_t count, bool is_volatile) {
   if (is_volatile) {
     bool can_write = transport_ == Transport::kPolling ? (poll_ != nullptr && !upgrading_)
                                                        : queued_bytes_ < o.volatile_drop_bytes;
-    if (!can_write) return false;
+    if (!can_write) {
+      server_.Count(shard_, Server::Counter::kVolatileDrops, count);
+      return false;
+    }
   }
+  size_t bytes = 0;
   for (size_t i = 0; i < count; ++i) {
-    queued_bytes_ += frames[i].bytes->size();
+    bytes += frames[i].bytes->size();
     queue_.push_back(frames[i]);
   }
+  queued_bytes_ += bytes;
+  server_.Count(shard_, Server::Counter::kPacketsOut, count);
+  server_.Count(shard_, Server::Counter::kBytesOut, bytes);
   if (queued_bytes_ > o.max_send_queue_bytes) {
     // Nothing more is queued; the close is deferred because we may be inside
     // a broadcast loop over this socket's rooms.
@@ -331,6 +346,7 @@ void Session::Terminate(std::string_view reason, bool client_initiated, bool gra
   if (state_ == State::kOpen) {
     state_ = State::kClosing;
     on_message_ = nullptr;
+    server_.CountClose(shard_, reason);
     if (auto cb = std::move(on_close_)) cb(reason);
   }
   if (transport_ == Transport::kWebSocket) {
@@ -363,6 +379,7 @@ void Session::Terminate(std::string_view reason, bool client_initiated, bool gra
 void Session::Finish() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
+  server_.CountOpen(shard_, transport_ == Transport::kWebSocket, -1);
   heartbeat_.cancel();
   linger_timer_.reset();
   queue_.clear();

@@ -18,6 +18,7 @@ struct Namespace::ShardState {
   // Written by this shard only; read by anyone (heartbeats).
   std::atomic<uint64_t> messages_in{0};
   std::atomic<uint64_t> messages_out{0};
+  std::atomic<uint64_t> deliveries{0};  // sends made by DeliverLocal
 };
 
 Namespace::Namespace(Server& server, std::string name) : server_(server), name_(std::move(name)) {
@@ -165,6 +166,7 @@ void Namespace::Dispatch(const SocketPtr& socket, std::string_view event, Json& 
 }
 
 void Namespace::Deliver(std::shared_ptr<const Delivery> delivery) {
+  broadcasts_.fetch_add(1, std::memory_order_relaxed);
   auto& runtime = server_.runtime();
   int current = edge::Runtime::CurrentShard();
   for (size_t i = 0; i < runtime.size(); ++i) {
@@ -201,23 +203,33 @@ void Namespace::DeliverLocal(const Delivery& delivery) {
   const BroadcastTarget& target = delivery.target;
   const std::vector<eio::Frame>& frames = delivery.frames;
   ShardState& local = Local();
+  uint64_t sent = 0;
   auto send = [&](Socket* socket) {
-    if (!Excluded(target, *socket)) socket->SendFrames(frames, target.is_volatile);
+    if (Excluded(target, *socket)) return;
+    socket->SendFrames(frames, target.is_volatile);
+    ++sent;
   };
   if (target.rooms.empty() && target.user_ids.empty()) {
     for (auto& [id, socket] : local.sockets) send(socket);
-    return;
-  }
-  if (target.rooms.size() == 1 && target.user_ids.empty()) {
+  } else if (target.rooms.size() == 1 && target.user_ids.empty()) {
     auto it = local.rooms.find(target.rooms.front());
-    if (it == local.rooms.end()) return;
-    for (Socket* socket : it->second) send(socket);
-    return;
+    if (it != local.rooms.end()) {
+      for (Socket* socket : it->second) send(socket);
+    }
+  } else {
+    // A union: each member gets the packet once.
+    std::vector<Socket*> members;
+    CollectUnion(target, members);
+    for (Socket* socket : members) send(socket);
   }
-  // A union: each member gets the packet once.
-  std::vector<Socket*> members;
-  CollectUnion(target, members);
-  for (Socket* socket : members) send(socket);
+  local.deliveries.store(local.deliveries.load(std::memory_order_relaxed) + sent,
+                         std::memory_order_relaxed);
+}
+
+uint64_t Namespace::BroadcastDeliveries() const {
+  uint64_t total = 0;
+  for (const auto& shard : shards_) total += shard->deliveries.load(std::memory_order_relaxed);
+  return total;
 }
 
 void Namespace::ForEachLocalTarget(const BroadcastTarget& target,
@@ -255,9 +267,10 @@ void Namespace::CountIn() {
   counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
-void Namespace::CountOut() {
+void Namespace::CountOut(int n) {
   auto& counter = Local().messages_out;
-  counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  counter.store(counter.load(std::memory_order_relaxed) + static_cast<uint64_t>(n),
+                std::memory_order_relaxed);
 }
 
 uint64_t Namespace::MessagesIn() const {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -80,6 +82,10 @@ class Namespace {
   // Packets received from / sent to this namespace's clients.
   uint64_t MessagesIn() const;
   uint64_t MessagesOut() const;
+  // Broadcasts handed to Deliver() (local emits and cluster deliveries), and
+  // the sends to recipients they made on this edge.
+  uint64_t Broadcasts() const { return broadcasts_.load(std::memory_order_relaxed); }
+  uint64_t BroadcastDeliveries() const;
 
   // Internal: called by Client / Socket on their shard.
   // Runs the middlewares; `admit` sends the verdict and says whether the
@@ -90,7 +96,8 @@ class Namespace {
   void RemoveFromRoom(Socket& socket, const std::string& room);
   void Dispatch(const SocketPtr& socket, std::string_view event, Json& args, Ack ack);
   void CountIn();
-  void CountOut();
+  // `n` -1 takes back a count made just before a send that was refused.
+  void CountOut(int n = 1);
 
  private:
   struct ShardState;
@@ -125,6 +132,7 @@ class Namespace {
   // limits_.max_sockets_per_user.
   std::mutex users_mu_;
   std::unordered_map<std::string, size_t> user_sockets_;
+  std::atomic<uint64_t> broadcasts_{0};
 };
 
 }  // namespace switchboard::sio

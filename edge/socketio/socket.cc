@@ -39,8 +39,14 @@ void Socket::SendPacket(const Packet& packet) {
 }
 
 bool Socket::SendFrames(const std::vector<eio::Frame>& frames, bool is_volatile) {
-  if (!connected_ || !client_->SendFrames(frames, is_volatile)) return false;
+  if (!connected_) return false;
+  // Counted before the write starts: the client may read the packet before
+  // SendFrames returns, and must then find it counted.
   nsp_.CountOut();
+  if (!client_->SendFrames(frames, is_volatile)) {
+    nsp_.CountOut(-1);
+    return false;
+  }
   return true;
 }
 

@@ -321,6 +321,28 @@ TEST_F(LimitsTest, ConnectionsPastMaxConnectionsGet503) {
   ClosePolling(b);
 }
 
+TEST_F(LimitsTest, HandshakesDuringADrainGet503AndOpenSessionsAreClosedOverTheWindow) {
+  Setup setup;
+  Start(setup);
+  std::string a = OpenPolling();
+  ASSERT_FALSE(a.empty());
+  io_->engine().CloseSpread(std::chrono::milliseconds(200));
+  // No new session, over polling or WebSocket (connection closed: the retry goes elsewhere).
+  ASSERT_TRUE(WaitUntil([&] { return Get(PollingUrl(kMount)).status == 503; }));
+  HttpResult refused = Get(PollingUrl(kMount));
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_EQ(refused.Header("Connection"), "close");
+  EXPECT_EQ(refused.body, R"({"code":4,"message":"Server shutting down"})");
+  WsClient ws;
+  EXPECT_EQ(ws.Connect(port_, WebSocketUrl(kMount)), 503);
+  EXPECT_GE(EioCounters().draining, 3u);
+  // The open session is told to go (its next poll carries the close) within the window.
+  HttpResult poll = Get(PollingUrl(kMount, a));
+  EXPECT_EQ(poll.status, 200);
+  EXPECT_EQ(poll.body, "1");
+  EXPECT_TRUE(WaitUntil([&] { return io_->engine().SessionCount() == 0; }));
+}
+
 TEST_F(LimitsTest, HandshakesPastThePerAddressRateGet429) {
   Setup setup;
   setup.engine.handshake_rate.rate = {0.01, 3};

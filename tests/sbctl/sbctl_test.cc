@@ -23,6 +23,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/sbctl/run_program.h"
 #include "switchboard/v1/switchboard.grpc.pb.h"
@@ -52,6 +53,9 @@ class FakeSwitchboard final : public pb::Switchboard::Service {
   pb::LeaveRoomsRequest leave_req;
   pb::DisconnectSocketsRequest disconnect_req;
   pb::GetStatsResponse stats_resp;
+  // Each GetStats after the first adds 10 packets in and 20 out to the first edge and the first
+  // namespace of stats_resp (a live cluster, for `top`).
+  bool stats_grow = false;
   std::vector<pb::ListSocketsRequest> sockets_reqs;
   std::vector<pb::ListSocketsResponse> sockets_pages;  // served in order of page token "", "1"...
   pb::ListRoomsRequest rooms_req;
@@ -89,7 +93,16 @@ class FakeSwitchboard final : public pb::Switchboard::Service {
   }
   grpc::Status GetStats(grpc::ServerContext* ctx, const pb::GetStatsRequest*,
                         pb::GetStatsResponse* resp) override {
-    return Handle(ctx, "GetStats", [&] { *resp = stats_resp; });
+    return Handle(ctx, "GetStats", [&] {
+      if (stats_grow && calls.size() > 1) {
+        for (pb::Counts* c : {stats_resp.mutable_edges(0)->mutable_counts(),
+                              stats_resp.mutable_namespaces(0)->mutable_counts()}) {
+          c->set_messages_in(c->messages_in() + 10);
+          c->set_messages_out(c->messages_out() + 20);
+        }
+      }
+      *resp = stats_resp;
+    });
   }
   grpc::Status ListSockets(grpc::ServerContext* ctx, const pb::ListSocketsRequest* req,
                            pb::ListSocketsResponse* resp) override {
@@ -264,6 +277,73 @@ TEST_F(SbctlTest, ServerErrorGivesCodeNameAndNonZeroExit) {
   r = Run({"--json", "stats"});
   EXPECT_EQ(r.rc, 1);
   EXPECT_EQ(r.err, "sbctl: UNAUTHENTICATED: bad token\n");
+}
+
+// ---- top ----
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
+    lines.push_back(text.substr(start, nl - start));
+  }
+  return lines;
+}
+
+TEST_F(SbctlTest, TopRefreshesTablesOfConnectionsAndRates) {
+  FillStats(&fake_.stats_resp);
+  fake_.stats_grow = true;
+  auto r = Run({"top", "--interval-ms", "100", "--iterations", "2"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(Calls(), (std::vector<std::string>{"GetStats", "GetStats"}));
+  EXPECT_THAT(r.out, HasSubstr("broker broker-1, 7 connection(s), 2 edge(s)"));
+  EXPECT_THAT(r.out, HasSubstr("CONNECTIONS"));
+  EXPECT_THAT(r.out, HasSubstr("IN/S"));
+  EXPECT_THAT(r.out, HasSubstr("edge-a"));
+  EXPECT_THAT(r.out, HasSubstr("/chat"));
+  // Not a terminal: frames one after the other, no screen clearing.
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+  size_t second = r.out.find("switchboard top:", 1);
+  ASSERT_NE(second, std::string::npos) << r.out;
+  // First frame: no rates yet; second: edge-b idle.
+  EXPECT_THAT(r.out.substr(0, second), HasSubstr(" -"));
+  EXPECT_THAT(r.out.substr(second), HasSubstr("0.0"));
+  EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+TEST_F(SbctlTest, TopJsonFramesHaveRatesPerEdgeAndNamespace) {
+  FillStats(&fake_.stats_resp);
+  fake_.stats_grow = true;
+  auto r = Run({"--json", "top", "--interval-ms", "100", "--iterations", "3"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  auto first = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(first["broker_id"], "broker-1");
+  EXPECT_EQ(first["sockets"], 7);
+  ASSERT_EQ(first["edges"].size(), 2u);
+  EXPECT_EQ(first["edges"][0]["edge_id"], "edge-a");
+  EXPECT_EQ(first["edges"][0]["sockets"], 4);
+  EXPECT_TRUE(first["edges"][0]["in_per_second"].is_null()) << lines[0];
+  for (size_t i = 1; i < 3; ++i) {
+    auto frame = nlohmann::json::parse(lines[i]);
+    // 10 in, 20 out per ~100 ms on edge-a and /chat; nothing on edge-b.
+    double in = frame["edges"][0]["in_per_second"].get<double>();
+    double out = frame["edges"][0]["out_per_second"].get<double>();
+    EXPECT_GT(in, 0) << lines[i];
+    EXPECT_LE(in, 101) << lines[i];
+    EXPECT_GT(out, in) << lines[i];
+    EXPECT_EQ(frame["edges"][1]["in_per_second"].get<double>(), 0) << lines[i];
+    EXPECT_EQ(frame["namespaces"][0]["namespace"], "/chat");
+    EXPECT_GT(frame["namespaces"][0]["in_per_second"].get<double>(), 0) << lines[i];
+  }
+}
+
+TEST_F(SbctlTest, TopFailsWhenTheFirstCallFails) {
+  fake_.fail = grpc::Status(grpc::StatusCode::UNAVAILABLE, "no broker");
+  auto r = Run({"top", "--iterations", "1"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.err, "sbctl: UNAVAILABLE: no broker\n");
 }
 
 TEST(SbctlNoServer, UnreachableServerIsUnavailable) {

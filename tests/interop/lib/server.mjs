@@ -13,6 +13,12 @@
 // `{ ready: ["grpc"] }` (or `["grpc", "http"]`) as the third argument to wait
 // for that line too, and `{ listen: false }` for a binary without `--listen`.
 //
+// `switchboard` also gets `--admin-listen 127.0.0.1:0` (its admin port: /metrics,
+// /healthz, /readyz) unless args set one, so that many run side by side, and
+// `--drain-window-ms 200` (a short SIGTERM drain, well within stop()'s 2 s)
+// unless args set one. startServer also waits for the admin port it prints
+// ("admin on HOST:PORT"), returned as `adminPort`.
+//
 // The binary is looked up in $SB_BIN_DIR (set by ctest), else in build/bin of
 // this checkout. The child's stderr (and stdout) are copied to this process's
 // stderr, prefixed with the binary name, so failures show the server's log.
@@ -30,6 +36,7 @@ const STARTUP_TIMEOUT_MS = 10_000;
 const KILL_GRACE_MS = 2_000;
 const LISTENING_RE = /listening on (https?:\/\/(\[[^\]]+\]|[^\s:/]+):(\d+))/;
 const GRPC_RE = /serving gRPC on ((\[[^\]]+\]|[^\s:/]+):(\d+))/;
+const ADMIN_RE = /^admin on (\[[^\]]+\]|[^\s:/]+):(\d+)/;
 
 // Children still running; killed if this process exits without stopping them.
 const live = new Set();
@@ -116,6 +123,12 @@ export async function startServer(binaryName, args = [], options = {}) {
   if (options.listen !== false && !fullArgs.some((a) => a === "--listen" || a.startsWith("--listen="))) {
     fullArgs.push("--listen", "127.0.0.1:0");
   }
+  if (path.basename(binary) === "switchboard" && !fullArgs.some((a) => a === "--admin-listen" || a.startsWith("--admin-listen="))) {
+    fullArgs.push("--admin-listen", "127.0.0.1:0");
+  }
+  if (path.basename(binary) === "switchboard" && !fullArgs.some((a) => a === "--drain-window-ms" || a.startsWith("--drain-window-ms="))) {
+    fullArgs.push("--drain-window-ms", "200");
+  }
 
   const proc = spawn(binary, fullArgs, {
     stdio: ["ignore", "pipe", "pipe"],
@@ -148,12 +161,19 @@ export async function startServer(binaryName, args = [], options = {}) {
     );
     const where = {};
     const pending = new Set(ready);
+    // Every switchboard role prints its admin port (a broker after its gRPC line).
+    if (path.basename(binary) === "switchboard") pending.add("admin");
     forwardLines(proc.stdout, prefix, (line) => {
       const http = LISTENING_RE.exec(line);
       if (http && pending.has("http")) {
         where.url = http[1];
         where.port = Number(http[3]);
         pending.delete("http");
+      }
+      const admin = ADMIN_RE.exec(line);
+      if (admin && pending.has("admin")) {
+        where.adminPort = Number(admin[2]);
+        pending.delete("admin");
       }
       const grpc = GRPC_RE.exec(line);
       if (grpc && pending.has("grpc")) {

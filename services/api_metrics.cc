@@ -1,0 +1,122 @@
+#include "services/api_metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+
+#include <chrono>
+#include <string>
+
+namespace switchboard::services {
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "UNKNOWN";
+  }
+}
+
+struct GrpcFamilies {
+  prometheus::Family<prometheus::Counter>& calls;
+  prometheus::Family<prometheus::Histogram>& durations;
+};
+
+class MetricsInterceptor : public grpc::experimental::Interceptor {
+ public:
+  MetricsInterceptor(GrpcFamilies& families, std::string method)
+      : families_(families), method_(std::move(method)), start_(std::chrono::steady_clock::now()) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      const char* code = CodeName(methods->GetSendStatus().error_code());
+      families_.calls.Add({{"method", method_}, {"code", code}}).Increment();
+      families_.durations
+          .Add({{"method", method_}},
+               prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                       0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})
+          .Observe(seconds);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  GrpcFamilies& families_;
+  const std::string method_;
+  const std::chrono::steady_clock::time_point start_;
+};
+
+class MetricsInterceptorFactory
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit MetricsInterceptorFactory(GrpcFamilies& families) : families_(families) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    const char* method = info->method();
+    return new MetricsInterceptor(families_, method == nullptr ? "" : method);
+  }
+
+ private:
+  GrpcFamilies& families_;
+};
+
+}  // namespace
+
+std::function<std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>()>
+GrpcMetricsInterceptors(Metrics& metrics) {
+  auto families = std::make_shared<GrpcFamilies>(GrpcFamilies{
+      prometheus::BuildCounter()
+          .Name("switchboard_grpc_calls_total")
+          .Help("gRPC calls finished, by full method name and status code.")
+          .Register(metrics.registry()),
+      prometheus::BuildHistogram()
+          .Name("switchboard_grpc_call_duration_seconds")
+          .Help("gRPC call duration (to the status being sent), by method.")
+          .Register(metrics.registry()),
+  });
+  return [families] {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> out;
+    out.push_back(std::make_unique<MetricsInterceptorFactory>(*families));
+    return out;
+  };
+}
+
+Metrics::CollectFn BrokerCollector(const broker::Broker& broker) {
+  return [&broker](std::vector<prometheus::MetricFamily>& out) {
+    const broker::Broker::Counters c = broker.counters();
+    auto gaps = CounterFamily("switchboard_membership_gaps_total",
+                              "Membership events that arrived after a gap in an edge's stream.");
+    AddSample(gaps, static_cast<double>(c.gaps));
+    out.push_back(std::move(gaps));
+    auto resyncs = CounterFamily("switchboard_resyncs_total",
+                                 "Snapshots asked of edges (new edge, gap, new incarnation).");
+    AddSample(resyncs, static_cast<double>(c.snapshot_requests));
+    out.push_back(std::move(resyncs));
+    auto expired = CounterFamily("switchboard_edges_expired_total",
+                                 "Edges dropped from the index for missing heartbeats.");
+    AddSample(expired, static_cast<double>(c.edges_expired));
+    out.push_back(std::move(expired));
+  };
+}
+
+}  // namespace switchboard::services

@@ -1,0 +1,235 @@
+#include "services/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include <chrono>
+#include <sstream>
+
+#include "bus/bus.h"
+#include "edge/engineio/server.h"
+#include "edge/http/server.h"
+#include "edge/socketio/server.h"
+#include "services/health.h"
+
+#ifndef SB_VERSION
+#define SB_VERSION "0.0.0"
+#endif
+
+namespace switchboard::services {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily CounterFamily(std::string name, std::string help) {
+  return MetricFamily{std::move(name), std::move(help), MetricType::Counter, {}};
+}
+
+MetricFamily GaugeFamily(std::string name, std::string help) {
+  return MetricFamily{std::move(name), std::move(help), MetricType::Gauge, {}};
+}
+
+void AddSample(MetricFamily& family, double value, std::vector<ClientMetric::Label> labels) {
+  ClientMetric metric;
+  metric.label = std::move(labels);
+  if (family.type == MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  family.metric.push_back(std::move(metric));
+}
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  const double start = std::chrono::duration<double>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+  AddCollector([start](std::vector<MetricFamily>& out) {
+    auto info = GaugeFamily("switchboard_build_info", "Version of this switchboard binary.");
+    AddSample(info, 1, {{"version", SB_VERSION}});
+    out.push_back(std::move(info));
+    auto started = GaugeFamily("switchboard_start_time_seconds",
+                               "When the process started, in seconds since the Unix epoch.");
+    AddSample(started, start);
+    out.push_back(std::move(started));
+    auto rss = GaugeFamily("switchboard_resident_memory_bytes", "Resident memory of the process.");
+    AddSample(rss, static_cast<double>(Health::ResidentBytes()));
+    out.push_back(std::move(rss));
+  });
+}
+
+Metrics::~Metrics() = default;
+
+void Metrics::AddCollector(CollectFn collect) { collectors_.push_back(std::move(collect)); }
+
+std::string Metrics::Serialize() const {
+  std::vector<MetricFamily> families = registry_->Collect();
+  for (const auto& collect : collectors_) collect(families);
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, families);
+  return out.str();
+}
+
+Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* http) {
+  return [&server, http](std::vector<MetricFamily>& out) {
+    using Counter = eio::Server::Counter;
+    using CloseReason = eio::Server::CloseReason;
+    const eio::Server::Stats stats = server.engine().stats();
+    const eio::Server::LimitCounters eio_limits = server.engine().limit_counters();
+    const sio::Server::LimitCounters sio_limits = server.limit_counters();
+
+    auto connections = GaugeFamily("switchboard_connections",
+                                   "Engine.IO sessions open now, by transport.");
+    AddSample(connections, static_cast<double>(stats.open_polling), {{"transport", "polling"}});
+    AddSample(connections, static_cast<double>(stats.open_websocket),
+              {{"transport", "websocket"}});
+    out.push_back(std::move(connections));
+
+    auto handshakes = CounterFamily(
+        "switchboard_handshakes_total",
+        "Engine.IO handshakes: accepted by transport, rejected by reason.");
+    AddSample(handshakes, static_cast<double>(stats[Counter::kHandshakesPolling]),
+              {{"result", "accepted"}, {"reason", ""}, {"transport", "polling"}});
+    AddSample(handshakes, static_cast<double>(stats[Counter::kHandshakesWebSocket]),
+              {{"result", "accepted"}, {"reason", ""}, {"transport", "websocket"}});
+    auto rejected = [&](const char* reason, uint64_t n) {
+      AddSample(handshakes, static_cast<double>(n),
+                {{"result", "rejected"}, {"reason", reason}, {"transport", ""}});
+    };
+    rejected("at_capacity", eio_limits.at_capacity);
+    rejected("rate_limited", eio_limits.handshake_rate);
+    rejected("forbidden_origin", eio_limits.forbidden_origin);
+    rejected("draining", eio_limits.draining);
+    out.push_back(std::move(handshakes));
+
+    auto upgrades = CounterFamily("switchboard_upgrades_total",
+                                  "Engine.IO sessions upgraded from polling to WebSocket.");
+    AddSample(upgrades, static_cast<double>(stats[Counter::kUpgrades]));
+    out.push_back(std::move(upgrades));
+
+    auto disconnects = CounterFamily("switchboard_disconnects_total",
+                                     "Engine.IO sessions ended, by reason.");
+    for (size_t r = 0; r < static_cast<size_t>(CloseReason::kCount); ++r) {
+      AddSample(disconnects, static_cast<double>(stats.closes[r]),
+                {{"reason", std::string(eio::Server::CloseReasonName(
+                                static_cast<CloseReason>(r)))}});
+    }
+    out.push_back(std::move(disconnects));
+
+    auto packets = CounterFamily("switchboard_packets_total",
+                                 "Engine.IO packets received from / queued to clients.");
+    AddSample(packets, static_cast<double>(stats[Counter::kPacketsIn]), {{"direction", "in"}});
+    AddSample(packets, static_cast<double>(stats[Counter::kPacketsOut]), {{"direction", "out"}});
+    out.push_back(std::move(packets));
+    auto bytes = CounterFamily("switchboard_bytes_total",
+                               "Engine.IO payload bytes received from / queued to clients.");
+    AddSample(bytes, static_cast<double>(stats[Counter::kBytesIn]), {{"direction", "in"}});
+    AddSample(bytes, static_cast<double>(stats[Counter::kBytesOut]), {{"direction", "out"}});
+    out.push_back(std::move(bytes));
+
+    auto drops = CounterFamily("switchboard_send_queue_drops_total",
+                               "Volatile packets dropped because the client was behind.");
+    AddSample(drops, static_cast<double>(stats[Counter::kVolatileDrops]));
+    out.push_back(std::move(drops));
+    auto slow = CounterFamily("switchboard_slow_consumer_disconnects_total",
+                              "Clients disconnected because their send queue overflowed.");
+    AddSample(slow, static_cast<double>(
+                        stats.closes[static_cast<size_t>(CloseReason::kSendQueueOverflow)]));
+    out.push_back(std::move(slow));
+
+    auto limits = CounterFamily("switchboard_limit_hits_total",
+                                "Requests, packets or connections refused by a limit, by limit.");
+    auto limit = [&](const char* name, uint64_t n) {
+      AddSample(limits, static_cast<double>(n), {{"limit", name}});
+    };
+    limit("handshake_rate", eio_limits.handshake_rate);
+    limit("max_connections", eio_limits.at_capacity);
+    limit("forbidden_origin", eio_limits.forbidden_origin);
+    limit("payload_too_large", eio_limits.payload_too_large);
+    limit("max_sockets", sio_limits.server_at_capacity);
+    limit("max_namespaces", sio_limits.too_many_namespaces);
+    limit("max_sockets_per_user", sio_limits.too_many_user_sockets);
+    limit("max_rooms_per_socket", sio_limits.room_limit);
+    limit("event_rate", sio_limits.rate_limited);
+    limit("flood_disconnect", sio_limits.flood_disconnects);
+    limit("json_depth", sio_limits.json_depth);
+    limit("attachments", sio_limits.attachments);
+    limit("attachment_bytes", sio_limits.attachment_bytes);
+    if (http != nullptr) {
+      const edge::HttpServer::LimitCounters h = http->limit_counters();
+      limit("http_header_too_large", h.header_too_large);
+      limit("http_headers_timeout", h.headers_timeout);
+      limit("http_body_timeout", h.body_timeout);
+      limit("http_idle_timeout", h.idle_timeout);
+    }
+    out.push_back(std::move(limits));
+    auto rate = CounterFamily("switchboard_rate_limit_hits_total",
+                              "Handshakes and client events refused by a rate limit.");
+    AddSample(rate, static_cast<double>(eio_limits.handshake_rate), {{"limit", "handshake"}});
+    AddSample(rate, static_cast<double>(sio_limits.rate_limited), {{"limit", "event"}});
+    out.push_back(std::move(rate));
+
+    auto sockets = GaugeFamily("switchboard_sockets",
+                               "Socket.IO sockets connected now, by namespace.");
+    auto messages = CounterFamily("switchboard_messages_total",
+                                  "Socket.IO packets from / to clients, by namespace.");
+    auto broadcasts = CounterFamily("switchboard_broadcasts_total",
+                                    "Broadcasts delivered on this edge, by namespace.");
+    auto deliveries = CounterFamily("switchboard_deliveries_total",
+                                    "Packets sent to recipients by broadcasts, by namespace.");
+    for (const auto& nsp : server.namespaces()) {
+      const std::string& name = nsp->name();
+      AddSample(sockets, static_cast<double>(nsp->SocketCount()), {{"namespace", name}});
+      AddSample(messages, static_cast<double>(nsp->MessagesIn()),
+                {{"direction", "in"}, {"namespace", name}});
+      AddSample(messages, static_cast<double>(nsp->MessagesOut()),
+                {{"direction", "out"}, {"namespace", name}});
+      AddSample(broadcasts, static_cast<double>(nsp->Broadcasts()), {{"namespace", name}});
+      AddSample(deliveries, static_cast<double>(nsp->BroadcastDeliveries()),
+                {{"namespace", name}});
+    }
+    out.push_back(std::move(sockets));
+    out.push_back(std::move(messages));
+    out.push_back(std::move(broadcasts));
+    out.push_back(std::move(deliveries));
+  };
+}
+
+Metrics::CollectFn BusCollector(const bus::Bus& bus) {
+  return [&bus](std::vector<MetricFamily>& out) {
+    const bus::Bus::Stats stats = bus.stats();
+    auto connected = GaugeFamily("switchboard_bus_connected", "1 while the bus is connected.");
+    AddSample(connected, bus.connected() ? 1 : 0);
+    out.push_back(std::move(connected));
+    auto messages = CounterFamily("switchboard_bus_messages_total",
+                                  "Bus messages published (out) and received (in).");
+    AddSample(messages, static_cast<double>(stats.messages_in), {{"direction", "in"}});
+    AddSample(messages, static_cast<double>(stats.messages_out), {{"direction", "out"}});
+    out.push_back(std::move(messages));
+    auto bytes = CounterFamily("switchboard_bus_bytes_total", "Bus payload bytes in and out.");
+    AddSample(bytes, static_cast<double>(stats.bytes_in), {{"direction", "in"}});
+    AddSample(bytes, static_cast<double>(stats.bytes_out), {{"direction", "out"}});
+    out.push_back(std::move(bytes));
+    auto reconnects = CounterFamily("switchboard_bus_reconnects_total",
+                                    "Reconnections to the bus.");
+    AddSample(reconnects, static_cast<double>(stats.reconnects));
+    out.push_back(std::move(reconnects));
+    auto errors = CounterFamily("switchboard_bus_errors_total",
+                                "Bus publishes that failed (not connected, I/O error).");
+    AddSample(errors, static_cast<double>(stats.publish_errors), {{"op", "publish"}});
+    out.push_back(std::move(errors));
+  };
+}
+
+Metrics::CollectFn HealthCollector(const Health& health) {
+  return [&health](std::vector<MetricFamily>& out) {
+    auto ready = GaugeFamily("switchboard_ready", "1 while /readyz answers 200.");
+    AddSample(ready, health.ready() ? 1 : 0);
+    out.push_back(std::move(ready));
+    auto draining = GaugeFamily("switchboard_draining", "1 once a drain (SIGTERM) has begun.");
+    AddSample(draining, health.draining() ? 1 : 0);
+    out.push_back(std::move(draining));
+  };
+}
+
+}  // namespace switchboard::services

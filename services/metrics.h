@@ -1,0 +1,79 @@
+#pragma once
+
+// Prometheus metrics of a switchboard process (names: services/METRICS.md).
+//
+// Most values already exist as counters in the edge, bus and broker (kept per
+// shard with relaxed atomics, or by NATS.c); they are read at scrape time by
+// collectors, so the hot path gains no work for metrics. Metrics that exist
+// nowhere else (gRPC calls, latencies) are prometheus-cpp families in
+// registry().
+//
+//   Metrics metrics;
+//   metrics.AddCollector(EdgeCollector(server, &http));
+//   metrics.AddCollector(BusCollector(bus));
+//   ... metrics.Serialize() ...  // the /metrics body
+//
+// Thread-safety: Serialize() may run on any thread, concurrently with the
+// objects the collectors read; add collectors before serving.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+
+namespace switchboard::bus {
+class Bus;
+}
+namespace switchboard::edge {
+class HttpServer;
+}
+namespace switchboard::sio {
+class Server;
+}
+
+namespace switchboard::services {
+
+class Health;
+
+class Metrics {
+ public:
+  // Appends families to the scrape.
+  using CollectFn = std::function<void(std::vector<prometheus::MetricFamily>&)>;
+
+  // With the process families: switchboard_build_info, _start_time_seconds,
+  // _resident_memory_bytes.
+  Metrics();
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  prometheus::Registry& registry() { return *registry_; }
+  void AddCollector(CollectFn collect);
+  // Prometheus text format of the registry and every collector.
+  std::string Serialize() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::vector<CollectFn> collectors_;
+};
+
+// Builders for collectors.
+prometheus::MetricFamily CounterFamily(std::string name, std::string help);
+prometheus::MetricFamily GaugeFamily(std::string name, std::string help);
+void AddSample(prometheus::MetricFamily& family, double value,
+               std::vector<prometheus::ClientMetric::Label> labels = {});
+
+// The edge: Engine.IO sessions by transport, handshakes, upgrades,
+// disconnects by reason, packets and bytes, Socket.IO sockets, messages,
+// broadcasts and deliveries by namespace, every limit's refusals. `http` may
+// be null. Both must outlive the Metrics.
+Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* http);
+// The bus: connected, messages and bytes in/out, reconnects, publish errors.
+Metrics::CollectFn BusCollector(const bus::Bus& bus);
+// switchboard_ready and switchboard_draining.
+Metrics::CollectFn HealthCollector(const Health& health);
+
+}  // namespace switchboard::services
