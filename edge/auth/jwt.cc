@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "edge/json_depth.h"
 
 namespace switchboard::auth {
 
@@ -127,45 +128,11 @@ std::optional<std::string> Base64UrlDecode(std::string_view in) {
   return out;
 }
 
-// Whether the nesting of arrays/objects in `text` (outside strings) stays
-// within kMaxJsonDepth. Malformed JSON is left to the parser.
-bool JsonDepthWithinLimit(std::string_view text) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        in_string = true;
-        break;
-      case '[':
-      case '{':
-        if (++depth > kMaxJsonDepth) return false;
-        break;
-      case ']':
-      case '}':
-        --depth;
-        break;
-      default:
-        break;
-    }
-  }
-  return true;
-}
-
 // Parses bounded JSON without exceptions; discarded on any error.
 nlohmann::json ParseJson(std::string_view text) {
-  if (!JsonDepthWithinLimit(text)) return nlohmann::json(nlohmann::json::value_t::discarded);
+  if (edge::ExceedsJsonDepth(text, static_cast<size_t>(kMaxJsonDepth))) {
+    return nlohmann::json(nlohmann::json::value_t::discarded);
+  }
   return nlohmann::json::parse(text, /*cb=*/nullptr, /*allow_exceptions=*/false);
 }
 

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "edge/json_depth.h"
 
 namespace switchboard::sio {
 namespace {
@@ -24,44 +25,6 @@ absl::Status Invalid(const char* why) {
 }
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-
-// String-aware scan for container nesting, run before parsing so hostile
-// input like "[[[[..." is refused before anything recursive (tree
-// destruction, placeholder walks, re-encoding) sees it.
-bool ExceedsDepth(std::string_view json, size_t max_depth) {
-  // Fewer characters than the limit cannot open more containers than it.
-  if (json.size() <= max_depth) return false;
-  size_t depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < json.size(); ++i) {
-    const char c = json[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;  // Skip the escaped character (it may be a quote).
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        in_string = true;
-        break;
-      case '[':
-      case '{':
-        if (++depth > max_depth) return true;
-        break;
-      case ']':
-      case '}':
-        // Unbalanced input is left for the parser to reject.
-        if (depth > 0) --depth;
-        break;
-      default:
-        break;
-    }
-  }
-  return false;
-}
 
 bool IsValidEventArray(const Json& data) {
   if (!data.is_array() || data.empty()) return false;
@@ -198,7 +161,7 @@ absl::StatusOr<Packet> DecodeText(std::string_view text,
 
   if (i < text.size()) {
     const std::string_view json = text.substr(i);
-    if (ExceedsDepth(json, limits.max_json_depth)) {
+    if (edge::ExceedsJsonDepth(json, limits.max_json_depth)) {
       if (breach != nullptr) *breach = LimitBreach::kJsonDepth;
       return Invalid("payload nested too deeply");
     }
