@@ -24,13 +24,6 @@ sio::Json ErrorAnswer(std::string_view error) {
   return sio::Json::array({sio::Json{{"ok", false}, {"error", error}}});
 }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 }  // namespace
 
 bool ForwardPolicy::Forwards(std::string_view event) const {
@@ -43,14 +36,9 @@ void FillHandshake(const sio::Socket& socket, const std::vector<std::string>& he
   const sio::Handshake& handshake = socket.handshake();
   out->set_address(handshake.address);
   for (const std::string& name : headers) {
-    for (const auto& [key, value] : handshake.headers) {
-      if (EqualsIgnoreCase(key, name)) {
-        (*out->mutable_headers())[name] = value;
-        break;
-      }
-    }
+    if (auto value = handshake.Header(name)) (*out->mutable_headers())[name] = std::string(*value);
   }
-  for (const auto& [key, value] : handshake.query) {
+  for (const auto& [key, value] : handshake.QueryParameters()) {
     if (key == "EIO" || key == "transport" || key == "sid" || key == "t") continue;
     (*out->mutable_query())[key] = value;
   }

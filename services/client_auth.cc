@@ -34,7 +34,8 @@ absl::StatusOr<std::string> ReadSecret(const AuthKeySpec& spec) {
   if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", spec.secret_file));
   std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
-  if (secret.empty()) return absl::InvalidArgumentError(absl::StrCat(spec.secret_file, " is empty"));
+  if (secret.empty())
+    return absl::InvalidArgumentError(absl::StrCat(spec.secret_file, " is empty"));
   return secret;
 }
 
@@ -83,17 +84,17 @@ std::string ClientAuth::FindToken(const sio::Socket& socket) const {
         break;
       }
       case TokenSource::kHeader: {
-        const std::string* header = socket.handshake().Header("authorization");
+        auto header = socket.handshake().Header("authorization");
         static constexpr std::string_view kBearer = "Bearer ";
-        if (header != nullptr && header->size() > kBearer.size() &&
-            std::string_view(*header).substr(0, kBearer.size()) == kBearer) {
-          return header->substr(kBearer.size());
+        if (header && header->size() > kBearer.size() &&
+            header->substr(0, kBearer.size()) == kBearer) {
+          return std::string(header->substr(kBearer.size()));
         }
         break;
       }
       case TokenSource::kQuery:
-        if (const std::string* value = socket.handshake().Query(policy_.query_parameter)) {
-          if (!value->empty()) return *value;
+        if (auto value = socket.handshake().Query(policy_.query_parameter)) {
+          if (!value->empty()) return std::move(*value);
         }
         break;
     }

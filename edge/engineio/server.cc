@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <random>
 #include <unordered_map>
 
 #include "edge/engineio/websocket.h"
+#include "edge/engineio/websocket_handshake.h"
 #include "edge/http/query.h"
 #include "edge/http/session.h"
 #include "edge/ids.h"
@@ -180,9 +182,8 @@ void Server::Handshake(const HttpPtr& http, bool websocket) {
   handshake.url = std::string(req.target());
   handshake.time = std::chrono::system_clock::now();
   for (const auto& field : req) {
-    handshake.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    handshake.AddHeader(field.name_string(), field.value());
   }
-  handshake.query = edge::ParseQuery(req.target());
 
   std::string id = edge::NewId(shard);
   if (!websocket) {
@@ -194,34 +195,30 @@ void Server::Handshake(const HttpPtr& http, bool websocket) {
     if (on_connection_) on_connection_(session);
     return;
   }
-  auto transport = std::make_shared<WebSocketTransport>(http->TakeStream(),
-                                                        options_.max_http_buffer_size);
-  transport->Accept(http->parser().release(), [this, transport, shard, id,
-                                               handshake = std::move(handshake)](
-                                                  boost::system::error_code ec) mutable {
-    if (ec) {
-      session_count_.fetch_sub(1, std::memory_order_relaxed);  // the reserved slot
-      return;
-    }
-    auto session = std::make_shared<Session>(*this, id, shard, std::move(handshake),
-                                             Session::Transport::kWebSocket);
-    shards_[shard]->sessions.emplace(id, session);
-    Count(shard, Counter::kHandshakesWebSocket);
-    session->OpenWebSocket(transport);
-    if (on_connection_) on_connection_(session);
-  });
+  auto response = ws::UpgradeResponse(req);
+  if (!response.ok()) {
+    session_count_.fetch_sub(1, std::memory_order_relaxed);  // the reserved slot
+    return SendError(http, 400, kBadRequest, "Bad request");
+  }
+  auto transport = std::make_shared<WebSocketTransport>(
+      http->TakeStream().release_socket(), std::move(*response), options_.max_http_buffer_size);
+  auto session = std::make_shared<Session>(*this, id, shard, std::move(handshake),
+                                           Session::Transport::kWebSocket);
+  shards_[shard]->sessions.emplace(id, session);
+  Count(shard, Counter::kHandshakesWebSocket);
+  session->OpenWebSocket(transport);
+  if (on_connection_) on_connection_(session);
 }
 
 void Server::Upgrade(const HttpPtr& http, const SessionPtr& session) {
-  auto transport = std::make_shared<WebSocketTransport>(http->TakeStream(),
-                                                        options_.max_http_buffer_size);
-  std::weak_ptr<Session> weak = session;
-  transport->Accept(http->parser().release(), [transport, weak](boost::system::error_code ec) {
-    if (ec) return;
-    auto session = weak.lock();
-    if (!session || !session->CanUpgrade()) return transport->Close();
-    session->HandleUpgrade(transport);
-  });
+  auto response = ws::UpgradeResponse(http->request());
+  if (!response.ok()) return SendError(http, 400, kBadRequest, "Bad request");
+  auto transport = std::make_shared<WebSocketTransport>(
+      http->TakeStream().release_socket(), std::move(*response), options_.max_http_buffer_size);
+  // Like the reference server: a WebSocket for a session that is already
+  // upgrading or upgraded is accepted, then closed at once.
+  if (!session->CanUpgrade()) return transport->Close();
+  session->HandleUpgrade(transport);
 }
 
 void Server::CloseAll(std::function<void()> done) {

@@ -234,23 +234,21 @@ void Session::RespondPoll(std::string body) {
 bool Session::Send(const Frame* frames, size_t count, bool is_volatile) {
   if (state_ != State::kOpen || overflowed_) return false;
   const Options& o = server_.options();
+  WebSocketTransport* ws = transport_ == Transport::kWebSocket ? ws_.get() : nullptr;
+  size_t queued = ws ? ws->queued_bytes() : queued_bytes_;
   if (is_volatile) {
     bool can_write = transport_ == Transport::kPolling ? (poll_ != nullptr && !upgrading_)
-                                                       : queued_bytes_ < o.volatile_drop_bytes;
+                                                       : queued < o.volatile_drop_bytes;
     if (!can_write) {
       server_.Count(shard_, Server::Counter::kVolatileDrops, count);
       return false;
     }
   }
   size_t bytes = 0;
-  for (size_t i = 0; i < count; ++i) {
-    bytes += frames[i].bytes->size();
-    queue_.push_back(frames[i]);
-  }
-  queued_bytes_ += bytes;
+  for (size_t i = 0; i < count; ++i) bytes += frames[i].bytes->size();
   server_.Count(shard_, Server::Counter::kPacketsOut, count);
   server_.Count(shard_, Server::Counter::kBytesOut, bytes);
-  if (queued_bytes_ > o.max_send_queue_bytes) {
+  if (queued + bytes > o.max_send_queue_bytes) {
     // Nothing more is queued; the close is deferred because we may be inside
     // a broadcast loop over this socket's rooms.
     overflowed_ = true;
@@ -259,21 +257,23 @@ bool Session::Send(const Frame* frames, size_t count, bool is_volatile) {
     });
     return true;
   }
+  if (ws) {
+    for (size_t i = 0; i < count; ++i) ws->Write(frames[i]);
+    return true;
+  }
+  queue_.insert(queue_.end(), frames, frames + count);
+  queued_bytes_ += bytes;
   Flush();
   return true;
 }
 
 void Session::Flush() {
   if (transport_ == Transport::kWebSocket) {
-    if (!ws_ || ws_->writing()) return;
-    if (!queue_.empty()) {
-      Frame frame = std::move(queue_.front());
-      queue_.pop_front();
-      queued_bytes_ -= frame.bytes->size();
-      ws_->Write(std::move(frame));
-    } else if (state_ == State::kClosing) {
-      Finish();
-    }
+    // What was queued while the upgrade was under way.
+    if (!ws_) return;
+    for (auto& frame : queue_) ws_->Write(std::move(frame));
+    queue_.clear();
+    queued_bytes_ = 0;
     return;
   }
   if (!poll_ || poll_flush_posted_) return;
@@ -286,10 +286,6 @@ void Session::Flush() {
 }
 
 void Session::OnMessageTooBig() { server_.CountPayloadTooLarge(); }
-
-void Session::OnWriteDone(WebSocketTransport* from) {
-  if (from == ws_.get()) Flush();
-}
 
 // ---- upgrade ---------------------------------------------------------------
 
@@ -350,8 +346,10 @@ void Session::Terminate(std::string_view reason, bool client_initiated, bool gra
     if (auto cb = std::move(on_close_)) cb(reason);
   }
   if (transport_ == Transport::kWebSocket) {
-    // Flush what is queued (e.g. a DISCONNECT packet) before the close frame.
-    if (graceful && ws_) return Flush();
+    // A graceful close sends what is queued (e.g. a DISCONNECT packet) before
+    // the close frame.
+    if (ws_) ws_->Close(graceful);
+    ws_.reset();
     return Finish();
   }
   // Polling: the pending GET carries a close packet, or a noop when the

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <boost/asio/steady_timer.hpp>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,8 +26,7 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   enum class Transport { kPolling, kWebSocket };
 
-  Session(Server& server, std::string id, size_t shard, Handshake handshake,
-          Transport transport);
+  Session(Server& server, std::string id, size_t shard, Handshake handshake, Transport transport);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -59,7 +57,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close(std::string_view reason = "forced close");
 
   // Internal: transport entry points.
-  // Starts a session whose handshake came over polling; returns the open packet.
+  // Starts a session whose handshake came over polling; returns the open
+  // packet.
   std::string OpenPolling();
   void OpenWebSocket(std::shared_ptr<WebSocketTransport> ws);
   void HandlePoll(const std::shared_ptr<edge::HttpSession>& http);
@@ -71,7 +70,6 @@ class Session : public std::enable_shared_from_this<Session> {
   void HandleUpgrade(std::shared_ptr<WebSocketTransport> ws);
   void OnFrame(WebSocketTransport* from, std::string_view data, bool binary);
   void OnTransportClosed(WebSocketTransport* from, std::string_view reason);
-  void OnWriteDone(WebSocketTransport* from);
   // A WebSocket message over maxHttpBufferSize (the transport then closes).
   void OnMessageTooBig();
 
@@ -97,7 +95,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Transport transport_;
   State state_ = State::kOpen;
 
-  std::deque<Frame> queue_;
+  // Frames for the polling transport (and those queued before an upgrade
+  // completes); a WebSocket keeps its own queue.
+  std::vector<Frame> queue_;
   size_t queued_bytes_ = 0;
 
   std::shared_ptr<edge::HttpSession> poll_;  // pending long-poll GET

@@ -1,95 +1,387 @@
 #include "edge/engineio/websocket.h"
 
-#include <boost/asio/buffer.hpp>
-#include <boost/beast/websocket.hpp>
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <vector>
 
 #include "edge/engineio/session.h"
 
 namespace switchboard::eio {
-namespace beast = boost::beast;
-namespace websocket = beast::websocket;
+namespace net = boost::asio;
+using boost::asio::ip::tcp;
 
-WebSocketTransport::WebSocketTransport(beast::tcp_stream stream, size_t max_message_bytes)
-    : ws_(std::move(stream)) {
-  ws_.read_message_max(max_message_bytes);
-  ws_.auto_fragment(false);
-  websocket::stream_base::timeout timeouts{};
-  timeouts.handshake_timeout = std::chrono::seconds(30);
-  // Engine.IO's own heartbeat detects dead peers.
-  timeouts.idle_timeout = websocket::stream_base::none();
-  timeouts.keep_alive_pings = false;
-  ws_.set_option(timeouts);
+namespace {
+
+// How long a closed connection waits for the client's end of the TCP close
+// (so that the last frames are not cut by a reset).
+constexpr auto kCloseLinger = std::chrono::seconds(2);
+constexpr size_t kReadBuffer = 64 * 1024;
+// Reads per readiness event: a client sending without pause cannot hold the
+// shard.
+constexpr int kReadsPerEvent = 4;
+
+char* ReadBuffer() {
+  thread_local std::unique_ptr<char[]> buffer(new char[kReadBuffer]);
+  return buffer.get();
 }
 
-void WebSocketTransport::Accept(beast::http::request<beast::http::string_body> request,
-                                std::function<void(boost::system::error_code)> done) {
-  auto req = std::make_shared<beast::http::request<beast::http::string_body>>(std::move(request));
-  ws_.async_accept(*req, [self = shared_from_this(), req, done = std::move(done)](
-                             beast::error_code ec) { done(ec); });
+std::shared_ptr<const std::string> CloseFramePayload(uint16_t code) {
+  std::string payload;
+  payload.push_back(static_cast<char>(code >> 8));
+  payload.push_back(static_cast<char>(code & 0xFF));
+  return std::make_shared<const std::string>(std::move(payload));
 }
+
+}  // namespace
+
+WebSocketTransport::WebSocketTransport(tcp::socket socket, std::string upgrade_response,
+                                       size_t max_message_bytes)
+    : socket_(std::move(socket)), max_message_(max_message_bytes) {
+  boost::system::error_code ignored;
+  socket_.non_blocking(true, ignored);
+  // Not a TCP socket behind the TLS relay: then the option fails, harmlessly.
+  socket_.set_option(tcp::no_delay(true), ignored);
+  // Sent by the first Attach or Close (no I/O before shared_from_this works).
+  queued_bytes_ = upgrade_response.size();
+  out_.push_back({std::make_shared<const std::string>(std::move(upgrade_response)), kRaw});
+}
+
+WebSocketTransport::~WebSocketTransport() = default;
 
 void WebSocketTransport::Attach(std::shared_ptr<Session> session) {
-  bool first = !session_;
   session_ = std::move(session);
-  if (first) DoRead();
+  WaitRead();
+  if (!write_waiting_) TrySend();
 }
 
-void WebSocketTransport::DoRead() {
-  ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, size_t) {
-    if (ec) {
-      self->closed_ = true;
-      if (auto session = std::move(self->session_)) {
-        if (ec == websocket::error::message_too_big) session->OnMessageTooBig();
-        session->OnTransportClosed(self.get(), ec == websocket::error::closed
-                                                   ? "transport close"
-                                                   : "transport error");
-      }
-      return;
-    }
-    auto data = self->buffer_.cdata();
-    std::string_view view(static_cast<const char*>(data.data()), data.size());
-    // The session may detach us (or close) while handling the frame.
-    if (auto session = self->session_) session->OnFrame(self.get(), view, !self->ws_.got_text());
-    self->buffer_.consume(self->buffer_.size());
-    if (!self->closed_) self->DoRead();
-  });
-}
+// ---- writing ---------------------------------------------------------------
 
 void WebSocketTransport::Write(Frame frame) {
-  if (closed_ || close_pending_) return;
-  writing_ = true;
-  in_flight_ = std::move(frame);
-  ws_.text(!in_flight_.binary);
-  ws_.async_write(boost::asio::buffer(*in_flight_.bytes),
-                  [self = shared_from_this()](beast::error_code ec, size_t) {
-                    self->writing_ = false;
-                    self->in_flight_ = Frame{};
-                    if (ec) {
-                      self->closed_ = true;
-                      if (auto session = std::move(self->session_)) {
-                        session->OnTransportClosed(self.get(), "transport error");
-                      }
-                      return;
-                    }
-                    if (self->close_pending_) return self->DoClose();
-                    if (auto session = self->session_) session->OnWriteDone(self.get());
-                  });
+  if (closing_ || socket_closed_) return;
+  Enqueue({std::move(frame.bytes), frame.binary ? ws::kBinary : ws::kText});
 }
 
-void WebSocketTransport::Close() {
+namespace {
+
+// Transports given frames in this turn of the shard's event loop. One handler,
+// posted behind the turn's other work, writes them all: deliveries that
+// arrive together leave in one sendmsg per client.
+struct ScheduledFlushes {
+  std::vector<std::shared_ptr<WebSocketTransport>> pending;
+  std::vector<std::shared_ptr<WebSocketTransport>> running;
+  bool posted = false;
+};
+
+ScheduledFlushes& Scheduled() {
+  thread_local ScheduledFlushes scheduled;  // one event loop per thread
+  return scheduled;
+}
+
+}  // namespace
+
+void WebSocketTransport::Enqueue(Outgoing out) {
+  queued_bytes_ += out.bytes->size();
+  out_.push_back(std::move(out));
+  if (write_waiting_ || flush_scheduled_) return;
+  flush_scheduled_ = true;
+  ScheduledFlushes& scheduled = Scheduled();
+  scheduled.pending.push_back(shared_from_this());
+  if (!scheduled.posted) {
+    scheduled.posted = true;
+    net::post(socket_.get_executor(), &WebSocketTransport::FlushScheduled);
+  }
+}
+
+void WebSocketTransport::FlushScheduled() {
+  ScheduledFlushes& scheduled = Scheduled();
+  scheduled.posted = false;
+  scheduled.running.swap(scheduled.pending);
+  for (auto& transport : scheduled.running) {
+    transport->flush_scheduled_ = false;
+    if (!transport->write_waiting_) transport->TrySend();
+  }
+  scheduled.running.clear();  // keeps its capacity for the next turn
+}
+
+void WebSocketTransport::TrySend() {
+  while (out_head_ < out_.size() && !socket_closed_) {
+    iovec iov[2 * kBatch];
+    uint8_t headers[kBatch][ws::kMaxServerHeader];
+    int count = 0;
+    size_t skip = out_offset_;
+    for (size_t i = out_head_, k = 0; i < out_.size() && k < kBatch; ++i, ++k) {
+      const Outgoing& o = out_[i];
+      size_t header = o.opcode == kRaw ? 0
+                                       : ws::EncodeServerHeader(static_cast<ws::Opcode>(o.opcode),
+                                                                o.bytes->size(), headers[k]);
+      // The first entry may be partly sent already: skip those bytes.
+      size_t from_header = std::min(skip, header);
+      if (header > from_header) iov[count++] = {headers[k] + from_header, header - from_header};
+      skip -= from_header;
+      if (o.bytes->size() > skip) {
+        iov[count++] = {const_cast<char*>(o.bytes->data()) + skip, o.bytes->size() - skip};
+      }
+      skip = 0;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    ssize_t sent = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL);
+    if (sent < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return WaitWrite();
+      return Lost("transport error");
+    }
+    // Retire what went out.
+    auto left = static_cast<size_t>(sent);
+    while (left > 0) {
+      const Outgoing& o = out_[out_head_];
+      size_t total =
+          (o.opcode == kRaw ? 0 : ws::ServerHeaderSize(o.bytes->size())) + o.bytes->size();
+      size_t rest = total - out_offset_;
+      if (left < rest) {
+        out_offset_ += left;
+        break;
+      }
+      left -= rest;
+      queued_bytes_ -= o.bytes->size();
+      out_[out_head_].bytes.reset();
+      ++out_head_;
+      out_offset_ = 0;
+    }
+    if (out_head_ >= 64 && out_head_ * 2 >= out_.size()) {
+      out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_head_));
+      out_head_ = 0;
+    }
+  }
+  if (out_head_ < out_.size() || socket_closed_) return;
+  // Drained: give back what a burst made the queue grow to.
+  if (out_.capacity() > 2) {
+    decltype(out_)().swap(out_);
+  } else {
+    out_.clear();
+  }
+  out_head_ = 0;
+  if (closing_ && !close_sent_) AfterCloseSent();
+}
+
+void WebSocketTransport::WaitWrite() {
+  write_waiting_ = true;
+  socket_.async_wait(tcp::socket::wait_write,
+                     [self = shared_from_this()](boost::system::error_code ec) {
+                       self->write_waiting_ = false;
+                       if (ec || self->socket_closed_) return;
+                       self->TrySend();
+                     });
+}
+
+void WebSocketTransport::Close(bool flush) {
   session_.reset();
-  if (closed_ || close_pending_) return;
-  close_pending_ = true;
-  if (!writing_) DoClose();
+  if (closing_ || socket_closed_) return;
+  closing_ = true;
+  if (!flush) {
+    // Keep only a frame already begun: the stream must stay well framed.
+    size_t keep = out_head_ + (out_offset_ > 0 ? 1 : 0);
+    for (size_t i = keep; i < out_.size(); ++i) queued_bytes_ -= out_[i].bytes->size();
+    out_.erase(out_.begin() + static_cast<std::ptrdiff_t>(keep), out_.end());
+  }
+  static const auto kNormal = CloseFramePayload(1000);
+  Enqueue({kNormal, ws::kClose});
+  // A transport never attached (a refused upgrade) reads too, to see the end.
+  WaitRead();
 }
 
-void WebSocketTransport::DoClose() {
-  if (closed_) return;
-  closed_ = true;
-  ws_.async_close(websocket::close_code::normal, [self = shared_from_this()](beast::error_code) {
-    beast::error_code ignored;
-    self->ws_.next_layer().socket().close(ignored);
+void WebSocketTransport::AfterCloseSent() {
+  close_sent_ = true;
+  if (peer_closed_) return CloseSocket();
+  // Our half is done; the client answers with its close frame and its FIN,
+  // which the read loop waits for (bounded by the linger timer).
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  linger_ = std::make_unique<net::steady_timer>(socket_.get_executor(), kCloseLinger);
+  linger_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->CloseSocket();
   });
+}
+
+// ---- reading ---------------------------------------------------------------
+
+void WebSocketTransport::WaitRead() {
+  if (read_waiting_ || socket_closed_) return;
+  read_waiting_ = true;
+  socket_.async_wait(tcp::socket::wait_read,
+                     [self = shared_from_this()](boost::system::error_code ec) {
+                       self->read_waiting_ = false;
+                       if (self->socket_closed_) return;
+                       if (ec) return self->Lost("transport error");
+                       self->OnReadable();
+                     });
+}
+
+void WebSocketTransport::OnReadable() {
+  char* buffer = ReadBuffer();
+  for (int round = 0; round < kReadsPerEvent; ++round) {
+    ssize_t n = ::recv(socket_.native_handle(), buffer, kReadBuffer, 0);
+    if (n > 0) {
+      // Once closing, what the client still sends is read and dropped until
+      // its FIN.
+      if (!closing_) Consume(buffer, static_cast<size_t>(n));
+      if (socket_closed_ || peer_closed_) return;
+      if (static_cast<size_t>(n) < kReadBuffer) break;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    // EOF or a reset.
+    if (closing_) return CloseSocket();
+    return Lost("transport error");
+  }
+  WaitRead();
+}
+
+void WebSocketTransport::Consume(char* data, size_t size) {
+  // An incomplete frame from an earlier read continues here.
+  if (!pending_.empty()) {
+    pending_.append(data, size);
+    data = pending_.data();
+    size = pending_.size();
+  }
+  size_t offset = 0;
+  bool reading = true;
+  while (reading && offset < size) {
+    ws::ClientFrame frame;
+    size_t used = 0;
+    switch (ws::ParseClientFrame(data + offset, size - offset, max_message_, &frame, &used)) {
+      case ws::ParseStatus::kIncomplete: reading = false; continue;
+      case ws::ParseStatus::kProtocol: return FailWith(1002, "transport error");
+      case ws::ParseStatus::kTooBig:
+        if (auto session = session_) session->OnMessageTooBig();
+        return FailWith(1009, "transport error");
+      case ws::ParseStatus::kFrame: break;
+    }
+    offset += used;
+    // Stops at a close, or when the session closes us.
+    if (!HandleFrame(frame)) return;
+  }
+  if (offset == size) {
+    if (!pending_.empty()) std::string().swap(pending_);
+  } else if (data == pending_.data()) {
+    pending_.erase(0, offset);
+  } else {
+    pending_.assign(data + offset, size - offset);
+  }
+}
+
+bool WebSocketTransport::HandleFrame(const ws::ClientFrame& frame) {
+  switch (frame.opcode) {
+    case ws::kText:
+    case ws::kBinary:
+      if (message_opcode_ != 0) {
+        FailWith(1002,
+                 "transport error");  // a new message inside a fragmented one
+        return false;
+      }
+      if (frame.fin) {
+        Deliver(frame.payload, frame.opcode == ws::kBinary);
+      } else {
+        message_opcode_ = frame.opcode;
+        message_.assign(frame.payload);
+      }
+      break;
+    case ws::kContinuation:
+      if (message_opcode_ == 0) {
+        FailWith(1002, "transport error");
+        return false;
+      }
+      if (message_.size() + frame.payload.size() > max_message_) {
+        if (auto session = session_) session->OnMessageTooBig();
+        FailWith(1009, "transport error");
+        return false;
+      }
+      message_.append(frame.payload);
+      if (frame.fin) {
+        bool binary = message_opcode_ == ws::kBinary;
+        message_opcode_ = 0;
+        std::string message = std::move(message_);
+        message_ = std::string();
+        Deliver(message, binary);
+      }
+      break;
+    case ws::kPing:
+      if (!closing_) {
+        Enqueue({std::make_shared<const std::string>(frame.payload), ws::kPong});
+      }
+      break;
+    case ws::kPong: break;
+    case ws::kClose: {
+      if (frame.payload.size() == 1) {
+        FailWith(1002, "transport error");
+        return false;
+      }
+      peer_closed_ = true;
+      NotifyClosed("transport close");
+      if (!closing_) {
+        closing_ = true;
+        // Echo the status code, as RFC 6455 5.5.1 asks.
+        auto payload = std::make_shared<const std::string>(frame.payload.substr(0, 2));
+        Enqueue({std::move(payload), ws::kClose});
+      } else if (close_sent_) {
+        CloseSocket();
+      }
+      return false;
+    }
+    default: break;
+  }
+  return !closing_;
+}
+
+void WebSocketTransport::Deliver(std::string_view message, bool binary) {
+  if (!binary && !ws::IsValidUtf8(message)) return FailWith(1007, "transport error");
+  // The session may close us while handling the message.
+  if (auto session = session_) session->OnFrame(this, message, binary);
+}
+
+void WebSocketTransport::FailWith(uint16_t code, std::string_view reason) {
+  NotifyClosed(reason);
+  if (closing_) return;
+  closing_ = true;
+  // Unsent frames are dropped; the client learns why from the code.
+  size_t keep = out_head_ + (out_offset_ > 0 ? 1 : 0);
+  for (size_t i = keep; i < out_.size(); ++i) queued_bytes_ -= out_[i].bytes->size();
+  out_.erase(out_.begin() + static_cast<std::ptrdiff_t>(keep), out_.end());
+  Enqueue({CloseFramePayload(code), ws::kClose});
+}
+
+void WebSocketTransport::Lost(std::string_view reason) {
+  NotifyClosed(reason);
+  CloseSocket();
+}
+
+void WebSocketTransport::NotifyClosed(std::string_view reason) {
+  auto session = std::move(session_);
+  if (!session) return;
+  // Never from inside the session's own call (a write during a broadcast).
+  net::post(socket_.get_executor(),
+            [self = shared_from_this(), session = std::move(session),
+             reason = std::string(reason)] { session->OnTransportClosed(self.get(), reason); });
+}
+
+void WebSocketTransport::CloseSocket() {
+  if (socket_closed_) return;
+  socket_closed_ = true;
+  linger_.reset();
+  out_.clear();
+  out_head_ = 0;
+  out_offset_ = 0;
+  queued_bytes_ = 0;
+  std::string().swap(pending_);
+  std::string().swap(message_);
+  boost::system::error_code ignored;
+  socket_.close(ignored);
 }
 
 }  // namespace switchboard::eio

@@ -1,48 +1,95 @@
 #pragma once
 
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/websocket/stream.hpp>
-#include <functional>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
+#include <string>
+#include <string_view>
 
+#include "absl/container/inlined_vector.h"
 #include "edge/engineio/packet.h"
+#include "edge/engineio/websocket_frame.h"
 
 namespace switchboard::eio {
 
 class Session;
 
-// The WebSocket transport of one session: one read loop, at most one write in
-// flight (the session feeds it from its queue), a close after the last write.
+// The WebSocket transport of one session, on the bare TCP socket (RFC 6455
+// framing of our own, edge/engineio/websocket_frame.h): the per-connection
+// state is a few hundred bytes, and nothing is buffered while idle.
+//
+// Reads wait for readability and read into a per-thread buffer; only the
+// tail of an incomplete frame is kept. Writes are gathered: frames queued in
+// one turn of the shard's event loop (or while the socket is full) leave in
+// one sendmsg() of their headers and their shared payload bytes, up to
+// kBatch frames at a time.
 class WebSocketTransport : public std::enable_shared_from_this<WebSocketTransport> {
  public:
-  WebSocketTransport(boost::beast::tcp_stream stream, size_t max_message_bytes);
+  // `socket` has just received the opening handshake; `upgrade_response` is
+  // the 101 answer (ws::UpgradeResponse), sent first.
+  WebSocketTransport(boost::asio::ip::tcp::socket socket, std::string upgrade_response,
+                     size_t max_message_bytes);
+  ~WebSocketTransport();
 
-  // Completes the HTTP upgrade; `done` runs with the result.
-  void Accept(boost::beast::http::request<boost::beast::http::string_body> request,
-              std::function<void(boost::system::error_code)> done);
-  // Starts delivering frames to `session`.
+  // Starts delivering messages to `session` (the first call starts reading).
   void Attach(std::shared_ptr<Session> session);
 
-  bool writing() const { return writing_; }
   void Write(Frame frame);
-  // Sends a close frame once the write in flight is done; frames no longer
-  // reach the session.
-  void Close();
+  // Bytes queued and not yet handed to the kernel.
+  size_t queued_bytes() const { return queued_bytes_; }
+
+  // Sends what is queued (all of it, or only the frame already begun when
+  // `flush` is false), then a close frame, then closes the connection.
+  // Messages no longer reach the session.
+  void Close(bool flush = true);
 
  private:
-  void DoRead();
-  void DoClose();
+  static constexpr uint8_t kRaw = 0xFF;  // bytes sent as they are (the 101)
+  static constexpr size_t kBatch = 32;   // frames per sendmsg
 
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
-  boost::beast::flat_buffer buffer_;
+  struct Outgoing {
+    std::shared_ptr<const std::string> bytes;
+    uint8_t opcode = kRaw;
+  };
+
+  // Queues `out`; it is written at the end of this turn of the event loop.
+  void Enqueue(Outgoing out);
+  static void FlushScheduled();
+  void TrySend();
+  void WaitWrite();
+  void AfterCloseSent();
+
+  void WaitRead();
+  void OnReadable();
+  // Parses and handles the frames in data[0, size).
+  void Consume(char* data, size_t size);
+  bool HandleFrame(const ws::ClientFrame& frame);
+  void Deliver(std::string_view message, bool binary);
+  // Fails the connection with a close frame carrying `code`.
+  void FailWith(uint16_t code, std::string_view reason);
+  // The connection is gone (error, EOF): tells the session, closes.
+  void Lost(std::string_view reason);
+  void NotifyClosed(std::string_view reason);
+  void CloseSocket();
+
+  boost::asio::ip::tcp::socket socket_;
+  size_t max_message_;
   std::shared_ptr<Session> session_;
-  Frame in_flight_;
-  bool writing_ = false;
-  bool close_pending_ = false;
-  bool closed_ = false;
+  std::string pending_;  // an incomplete frame's bytes so far
+  std::string message_;  // the fragments of a message so far
+  uint8_t message_opcode_ = 0;
+  absl::InlinedVector<Outgoing, 2> out_;
+  size_t out_head_ = 0;    // first entry not fully sent
+  size_t out_offset_ = 0;  // bytes of out_[out_head_] already sent
+  size_t queued_bytes_ = 0;
+  std::unique_ptr<boost::asio::steady_timer> linger_;
+  bool read_waiting_ = false;
+  bool write_waiting_ = false;
+  bool flush_scheduled_ = false;
+  bool closing_ = false;      // close frame queued: nothing more is sent
+  bool close_sent_ = false;   // ... and handed to the kernel
+  bool peer_closed_ = false;  // the client's close frame arrived
+  bool socket_closed_ = false;
 };
 
 }  // namespace switchboard::eio
