@@ -235,6 +235,20 @@ struct EdgeState {
   v1::Counts counts;                             // the last heartbeat's totals
   v1::ForwardStats forward;                      // the last heartbeat's forwarding counters
   std::map<std::string, v1::Counts> nsp_counts;  // and per namespace
+  // From the heartbeats, for ListEdges.
+  std::string version;
+  std::optional<WallTime> started_at;
+  bool draining = false;
+};
+
+// An edge that timed out without draining first, kept for ListEdges.
+struct LostEdge {
+  std::string incarnation;
+  std::string version;
+  std::optional<WallTime> started_at;
+  std::optional<WallTime> last_heartbeat;
+  WallTime lost_at;
+  uint64_t sockets = 0;  // held when it was lost
 };
 
 struct PendingAck {
@@ -372,6 +386,7 @@ class Core : public std::enable_shared_from_this<Core> {
       EdgeState& edge = EdgeLocked(heartbeat.edge_id(), heartbeat.incarnation());
       edge.last_heartbeat = std::chrono::system_clock::now();
       KeepCountsLocked(edge, heartbeat);
+      KeepIdentityLocked(edge, heartbeat);
       edge.forward = heartbeat.forward();
       Heartbeat beat;
       beat.edge_id = heartbeat.edge_id();
@@ -480,11 +495,24 @@ class Core : public std::enable_shared_from_this<Core> {
       bool ticked = now >= next_tick;
       if (ticked) {
         next_tick = now + options.tick;
+        const WallTime wall_now = std::chrono::system_clock::now();
         for (const std::string& id :
              index_.ExpireEdges(now, options.edge_timeout, &expired_sockets)) {
           counters.edges_expired.fetch_add(1, std::memory_order_relaxed);
+          auto it = edges_.find(id);
+          // An edge that drained went away on purpose: not lost.
+          if (it != edges_.end() && !it->second.draining) {
+            const EdgeState& edge = it->second;
+            LostEdge& lost = lost_[id];
+            lost = LostEdge{edge.incarnation,    edge.version, edge.started_at,
+                            edge.last_heartbeat, wall_now,     0};
+            for (const SocketInfo& socket : expired_sockets) {
+              if (socket.edge_id == id) ++lost.sockets;
+            }
+          }
           edges_.erase(id);
         }
+        PruneLostLocked(wall_now);
         // Failed or timed-out asks are retried here, at most once per tick.
         for (const std::string& id : index_.EdgesNeedingSnapshot()) {
           auto it = edges_.find(id);
@@ -564,6 +592,7 @@ class Core : public std::enable_shared_from_this<Core> {
       Clock::time_point now = Clock::now();
       if (index_.ApplySnapshot(state, now) != ApplyResult::kDuplicate && snapshot.has_heartbeat()) {
         KeepCountsLocked(edge, snapshot.heartbeat());
+        KeepIdentityLocked(edge, snapshot.heartbeat());
       }
       if (index_.NeedsSnapshot(ask.edge_id)) AskLocked(ask.edge_id, edge, now, asks);
     }
@@ -606,6 +635,9 @@ class Core : public std::enable_shared_from_this<Core> {
     delivery->set_event(request.event());
     *delivery->mutable_args() = request.args();
     delivery->set_volatile_(request.volatile_());
+    delivery->set_published_unix_nanos(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count());
     if (with_acks) {
       delivery->set_ack_timeout_ms(request.ack_timeout_ms());
       delivery->set_ack_subject(ack_subject);
@@ -765,6 +797,47 @@ class Core : public std::enable_shared_from_this<Core> {
         counts->set_messages_out(it->second.second);
       }
     }
+    return response;
+  }
+
+  v1::ListEdgesResponse ListEdges() {
+    v1::ListEdgesResponse response;
+    response.set_broker_id(options.broker_id);
+    std::lock_guard lock(mu_);
+    PruneLostLocked(std::chrono::system_clock::now());
+    std::map<std::string, v1::EdgeInfo> out;  // live and lost merged, by id
+    for (const EdgeStats& edge_stats : index_.GetStats().per_edge) {
+      v1::EdgeInfo& info = out[edge_stats.edge_id];
+      info.set_edge_id(edge_stats.edge_id);
+      info.set_sockets(edge_stats.sockets);
+      info.set_state(v1::EDGE_STATE_READY);
+      auto it = edges_.find(edge_stats.edge_id);
+      if (it == edges_.end()) continue;
+      const EdgeState& edge = it->second;
+      if (edge.draining) info.set_state(v1::EDGE_STATE_DRAINING);
+      info.set_version(edge.version);
+      info.set_incarnation(edge.incarnation);
+      if (edge.started_at) proto::ToTimestamp(*edge.started_at, info.mutable_started_at());
+      if (edge.last_heartbeat) {
+        proto::ToTimestamp(*edge.last_heartbeat, info.mutable_last_heartbeat());
+      }
+    }
+    for (const auto& [id, lost] : lost_) {
+      auto [slot, fresh] = out.try_emplace(id);
+      if (!fresh) continue;  // live again
+      v1::EdgeInfo& info = slot->second;
+      info.set_edge_id(id);
+      info.set_state(v1::EDGE_STATE_LOST);
+      info.set_sockets(lost.sockets);
+      info.set_version(lost.version);
+      info.set_incarnation(lost.incarnation);
+      if (lost.started_at) proto::ToTimestamp(*lost.started_at, info.mutable_started_at());
+      if (lost.last_heartbeat) {
+        proto::ToTimestamp(*lost.last_heartbeat, info.mutable_last_heartbeat());
+      }
+      proto::ToTimestamp(lost.lost_at, info.mutable_lost_at());
+    }
+    for (auto& [id, info] : out) *response.add_edges() = std::move(info);
     return response;
   }
 
@@ -1109,6 +1182,7 @@ class Core : public std::enable_shared_from_this<Core> {
     auto [it, created] = edges_.try_emplace(edge_id);
     EdgeState& edge = it->second;
     if (created) {
+      lost_.erase(edge_id);  // back
       edge.incarnation = incarnation;
     } else if (edge.incarnation != incarnation) {
       index_.ForgetEdge(edge_id);
@@ -1116,6 +1190,27 @@ class Core : public std::enable_shared_from_this<Core> {
       edge.incarnation = incarnation;
     }
     return edge;
+  }
+
+  static void KeepIdentityLocked(EdgeState& edge, const v1::Heartbeat& heartbeat) {
+    edge.version = heartbeat.version();
+    if (heartbeat.has_started_at()) edge.started_at = proto::FromTimestamp(heartbeat.started_at());
+    // Sticky: a drain is never undone, and a reordered heartbeat must not
+    // make the edge look ready again.
+    edge.draining = edge.draining || heartbeat.draining();
+  }
+
+  // Lost edges past the retention, then the oldest beyond the bound.
+  void PruneLostLocked(WallTime now) {
+    std::erase_if(lost_, [&](const auto& entry) {
+      return now - entry.second.lost_at > options.lost_edge_retention;
+    });
+    while (lost_.size() > options.max_lost_edges) {
+      auto oldest = std::min_element(lost_.begin(), lost_.end(), [](const auto& a, const auto& b) {
+        return a.second.lost_at < b.second.lost_at;
+      });
+      lost_.erase(oldest);
+    }
   }
 
   static void KeepCountsLocked(EdgeState& edge, const v1::Heartbeat& heartbeat) {
@@ -1132,6 +1227,7 @@ class Core : public std::enable_shared_from_this<Core> {
   std::condition_variable cv_;  // ticker wake-ups; callbacks_running_ reaching 0
   Index index_;
   std::map<std::string, EdgeState> edges_;
+  std::map<std::string, LostEdge> lost_;  // by edge id; never also in edges_
   uint64_t next_snapshot_request_ = 0;
   std::map<std::string, PendingAck> acks_;  // by delivery id
   std::set<std::pair<Clock::time_point, std::string>> ack_deadlines_;
@@ -1256,6 +1352,10 @@ absl::StatusOr<v1::DisconnectSocketsResponse> Broker::DisconnectSockets(
 
 absl::StatusOr<v1::GetStatsResponse> Broker::GetStats(const v1::GetStatsRequest&) {
   return state_->core->GetStats();
+}
+
+absl::StatusOr<v1::ListEdgesResponse> Broker::ListEdges(const v1::ListEdgesRequest&) {
+  return state_->core->ListEdges();
 }
 
 absl::StatusOr<v1::ListSocketsResponse> Broker::ListSockets(const v1::ListSocketsRequest& request) {

@@ -47,6 +47,11 @@ struct BrokerOptions {
   std::chrono::milliseconds ack_grace{500};
   // How long an edge may take to confirm an Ack of a forwarded event.
   std::chrono::milliseconds forward_ack_timeout{3'000};
+  // An edge that timed out (and was not draining) is listed as lost by
+  // ListEdges for this long, or until it comes back; at most max_lost_edges
+  // of them (the oldest are forgotten first).
+  std::chrono::milliseconds lost_edge_retention{600'000};
+  size_t max_lost_edges = 1000;
 };
 
 class Broker {
@@ -87,6 +92,8 @@ class Broker {
 
   // Served from the index only.
   absl::StatusOr<v1::GetStatsResponse> GetStats(const v1::GetStatsRequest& request);
+  // Live edges (from their heartbeats) and lost ones, by edge id.
+  absl::StatusOr<v1::ListEdgesResponse> ListEdges(const v1::ListEdgesRequest& request);
   absl::StatusOr<v1::ListSocketsResponse> ListSockets(const v1::ListSocketsRequest& request);
   absl::StatusOr<v1::ListRoomsResponse> ListRooms(const v1::ListRoomsRequest& request);
   absl::StatusOr<v1::GetPresenceResponse> GetPresence(const v1::GetPresenceRequest& request);

@@ -53,24 +53,35 @@ struct AckCollection {
   }
 };
 
+MembershipJournal::Options JournalOptions(const EdgeLink::Options& options, sio::Server& server) {
+  MembershipJournal::Options out;
+  out.heartbeat_interval_ms = static_cast<uint32_t>(options.heartbeat_interval.count());
+  out.message_counts = [&server] {
+    std::map<std::string, std::pair<uint64_t, uint64_t>> counts;
+    for (const auto& nsp : server.namespaces()) {
+      counts[nsp->name()] = {nsp->MessagesIn(), nsp->MessagesOut()};
+    }
+    return counts;
+  };
+  out.decorate_heartbeat = options.decorate_heartbeat;
+  out.version = options.version;
+  out.started_at = options.started_at;
+  return out;
+}
+
+int64_t UnixNanosNow() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 EdgeLink::EdgeLink(bus::Bus& bus, sio::Server& server, Options options)
     : bus_(bus),
       server_(server),
       options_(std::move(options)),
-      journal_(bus, options_.edge_id,
-               MembershipJournal::Options{
-                   static_cast<uint32_t>(options_.heartbeat_interval.count()),
-                   {},
-                   [&server] {
-                     std::map<std::string, std::pair<uint64_t, uint64_t>> counts;
-                     for (const auto& nsp : server.namespaces()) {
-                       counts[nsp->name()] = {nsp->MessagesIn(), nsp->MessagesOut()};
-                     }
-                     return counts;
-                   },
-                   options_.decorate_heartbeat}) {}
+      journal_(bus, options_.edge_id, JournalOptions(options_, server)) {}
 
 absl::StatusOr<std::unique_ptr<EdgeLink>> EdgeLink::Start(bus::Bus& bus, sio::Server& server,
                                                           Options options) {
@@ -222,6 +233,14 @@ void EdgeLink::OnBusMessage(const bus::Message& message) {
 void EdgeLink::HandleDelivery(const v1::Delivery& delivery) {
   sio::Namespace* nsp = server_.Find(NamespaceOf(delivery.target().namespace_()));
   if (nsp == nullptr) return;
+  // Once per delivery, right after it is handed to the shards that hold the
+  // recipients (they write the shared packet next).
+  auto observe = [&] {
+    if (delivery.published_unix_nanos() > 0) {
+      delivery_latency_.Observe(
+          std::chrono::nanoseconds(UnixNanosNow() - delivery.published_unix_nanos()));
+    }
+  };
   sio::BroadcastTarget target = ToBroadcastTarget(delivery.target());
   target.is_volatile = delivery.volatile_();
 
@@ -233,6 +252,7 @@ void EdgeLink::HandleDelivery(const v1::Delivery& delivery) {
     }
     nsp->Deliver(std::make_shared<const sio::Delivery>(
         sio::Delivery{std::move(target), std::move(frames)}));
+    observe();
     return;
   }
   absl::StatusOr<sio::Json> args = ArgumentsToJson(delivery.args());
@@ -242,10 +262,12 @@ void EdgeLink::HandleDelivery(const v1::Delivery& delivery) {
   }
   if (delivery.ack_timeout_ms() > 0 && !delivery.ack_subject().empty()) {
     CollectAcks(*nsp, delivery, std::move(target), std::move(*args));
+    observe();
     return;
   }
   nsp->Deliver(std::make_shared<const sio::Delivery>(sio::Delivery{
       std::move(target), sio::Encode(sio::MakeEvent(nsp->name(), delivery.event(), *args))}));
+  observe();
 }
 
 void EdgeLink::CollectAcks(sio::Namespace& nsp, const v1::Delivery& delivery,
@@ -346,6 +368,7 @@ void EdgeLink::OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delive
                            relay_counter_.fetch_add(1, std::memory_order_relaxed)));
   out->set_origin_edge(options_.edge_id);
   out->set_volatile_(delivery.target.is_volatile);
+  out->set_published_unix_nanos(UnixNanosNow());
   v1::Target* target = out->mutable_target();
   target->set_namespace_(nsp.name());
   for (const auto& room : delivery.target.rooms) target->add_rooms(room);

@@ -30,6 +30,7 @@
 
 #include "absl/status/statusor.h"
 #include "bus/bus.h"
+#include "cluster/latency_histogram.h"
 #include "cluster/membership_journal.h"
 #include "edge/socketio/server.h"
 
@@ -55,6 +56,9 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
     std::chrono::milliseconds dedup_window{60'000};
     // Adds more to each heartbeat (MembershipJournal::Options).
     std::function<void(v1::Heartbeat&)> decorate_heartbeat = nullptr;
+    // Reported in heartbeats (MembershipJournal::Options).
+    std::string version = {};
+    std::chrono::system_clock::time_point started_at = {};
   };
 
   // Installs itself as the server's membership observer and broadcast relay.
@@ -80,7 +84,12 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   // Target subjects subscribed now (edge subject included).
   size_t subscription_count() const;
   // Publishes a heartbeat now (also done every heartbeat_interval).
+  // `draining` true: this and every later heartbeat say so.
   void Heartbeat(bool draining = false);
+  // Publish → deliver latency of the deliveries that arrived over the bus
+  // with a publish time: observed once per delivery, when it is handed to
+  // the local recipients.
+  const LatencyHistogram& delivery_latency() const { return delivery_latency_; }
 
  private:
   EdgeLink(bus::Bus& bus, sio::Server& server, Options options);
@@ -112,6 +121,7 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> seen_order_;
 
   std::atomic<uint64_t> relay_counter_{0};
+  LatencyHistogram delivery_latency_;
 
   std::mutex heartbeat_mu_;
   std::condition_variable heartbeat_cv_;

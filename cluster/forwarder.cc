@@ -209,7 +209,7 @@ void Forwarder::Forward(sio::Socket& socket, std::string_view event, const sio::
       core.forwarded.fetch_add(1, std::memory_order_relaxed);
     } else {
       core.dropped.fetch_add(1, std::memory_order_relaxed);
-      spdlog::debug("forward {} not sent: {}", subject, status.ToString());
+      spdlog::debug("{}: forward {} not sent: {}", socket.id(), subject, status.ToString());
     }
     return;
   }

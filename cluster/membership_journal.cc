@@ -34,7 +34,11 @@ MembershipJournal::MembershipJournal(bus::Bus& bus, std::string edge_id, Options
                                                : std::move(options.incarnation)),
       heartbeat_interval_ms_(options.heartbeat_interval_ms),
       message_counts_(std::move(options.message_counts)),
-      decorate_heartbeat_(std::move(options.decorate_heartbeat)) {}
+      decorate_heartbeat_(std::move(options.decorate_heartbeat)),
+      version_(std::move(options.version)),
+      started_at_(options.started_at == std::chrono::system_clock::time_point{}
+                      ? std::chrono::system_clock::now()
+                      : options.started_at) {}
 
 MembershipJournal::~MembershipJournal() {
   bus::SubscriptionPtr sub;
@@ -59,6 +63,12 @@ uint64_t MembershipJournal::last_seq() const {
 size_t MembershipJournal::socket_count() const {
   std::lock_guard lock(mu_);
   return sockets_.size();
+}
+
+std::map<std::pair<std::string, std::string>, uint64_t> MembershipJournal::SocketsByTransport()
+    const {
+  std::lock_guard lock(mu_);
+  return by_transport_;
 }
 
 uint64_t MembershipJournal::publish_failures() const {
@@ -106,6 +116,7 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
     entry.claims = socket.claims().dump(-1, ' ', false, sio::Json::error_handler_t::replace);
   }
   entry.connected_at = std::chrono::system_clock::now();
+  ++by_transport_[{entry.nsp, entry.transport}];
 
   v1::MembershipEvent event;
   v1::SocketInfo* info = event.mutable_connected()->mutable_socket();
@@ -136,6 +147,7 @@ void MembershipJournal::OnDisconnected(const sio::Socket& socket, std::string_vi
   change->set_namespace_(it->second.nsp);
   change->set_user_id(it->second.user_id);
   change->set_reason(std::string(reason));
+  --by_transport_[{it->second.nsp, it->second.transport}];
   sockets_.erase(it);
   PublishEventLocked(event);
 }
@@ -169,6 +181,8 @@ void MembershipJournal::OnTransportChanged(const sio::Socket& socket) {
   if (it == sockets_.end()) return;
   std::string transport(socket.transport());
   if (it->second.transport == transport) return;
+  --by_transport_[{it->second.nsp, it->second.transport}];
+  ++by_transport_[{it->second.nsp, transport}];
   it->second.transport = std::move(transport);
   v1::MembershipEvent event;
   v1::TransportChange* change = event.mutable_transport_changed();
@@ -178,12 +192,14 @@ void MembershipJournal::OnTransportChanged(const sio::Socket& socket) {
   PublishEventLocked(event);
 }
 
-void MembershipJournal::FillHeartbeatLocked(v1::Heartbeat& heartbeat, bool draining) const {
+void MembershipJournal::FillHeartbeatLocked(v1::Heartbeat& heartbeat) const {
   heartbeat.set_edge_id(edge_id_);
   heartbeat.set_incarnation(incarnation_);
   heartbeat.set_last_seq(seq_);
   heartbeat.set_interval_ms(heartbeat_interval_ms_);
-  heartbeat.set_draining(draining);
+  heartbeat.set_draining(draining());
+  heartbeat.set_version(version_);
+  proto::ToTimestamp(started_at_, heartbeat.mutable_started_at());
   proto::ToTimestamp(std::chrono::system_clock::now(), heartbeat.mutable_time());
 
   struct Tally {
@@ -232,10 +248,11 @@ void MembershipJournal::FillHeartbeatLocked(v1::Heartbeat& heartbeat, bool drain
 }
 
 absl::Status MembershipJournal::PublishHeartbeat(bool draining) {
+  if (draining) draining_.store(true, std::memory_order_relaxed);
   v1::Heartbeat heartbeat;
   {
     std::lock_guard lock(mu_);
-    FillHeartbeatLocked(heartbeat, draining);
+    FillHeartbeatLocked(heartbeat);
   }
   if (decorate_heartbeat_) decorate_heartbeat_(heartbeat);
   // Outside the lock: a heartbeat may overtake an event on another subject,
@@ -264,7 +281,7 @@ v1::Snapshot MembershipJournal::BuildSnapshot() const {
     info->set_claims(entry.claims);
     proto::ToTimestamp(entry.connected_at, info->mutable_connected_at());
   }
-  FillHeartbeatLocked(*snapshot.mutable_heartbeat(), false);
+  FillHeartbeatLocked(*snapshot.mutable_heartbeat());
   return snapshot;
 }
 

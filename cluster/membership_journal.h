@@ -57,6 +57,10 @@ class MembershipJournal : public sio::MembershipObserver {
     // Adds more to each heartbeat (e.g. forwarding counters); called outside
     // the journal's lock. Empty: nothing.
     std::function<void(v1::Heartbeat&)> decorate_heartbeat = nullptr;
+    // Reported in heartbeats (Heartbeat.version, .started_at) for ListEdges.
+    std::string version = {};
+    // The edge process's start; the epoch: the journal's construction.
+    std::chrono::system_clock::time_point started_at = {};
   };
 
   // `edge_id` must be a valid subject token ([A-Za-z0-9_-], see SUBJECTS.md);
@@ -78,7 +82,10 @@ class MembershipJournal : public sio::MembershipObserver {
 
   // Publishes one Heartbeat (edge, incarnation, last seq, counters) on
   // sb.v1.heartbeat.<edge-id>. The failure, if any, is counted and returned.
+  // `draining` true marks this and every later heartbeat (and snapshot)
+  // draining: a drain is never undone.
   absl::Status PublishHeartbeat(bool draining = false);
+  bool draining() const { return draining_.load(std::memory_order_relaxed); }
 
   // Subscribes to sb.v1.snapshot.<edge-id> and answers every request (on the
   // bus default executor) with a Snapshot. Idempotent.
@@ -95,6 +102,9 @@ class MembershipJournal : public sio::MembershipObserver {
 
   uint64_t last_seq() const;
   size_t socket_count() const;
+  // Sockets connected now by (namespace, transport name); a pair once seen
+  // stays listed (at 0), so that metric series do not vanish.
+  std::map<std::pair<std::string, std::string>, uint64_t> SocketsByTransport() const;
   // Publishes (events, heartbeats, snapshot replies) the bus refused.
   uint64_t publish_failures() const;
   uint64_t snapshots_served() const;
@@ -112,7 +122,7 @@ class MembershipJournal : public sio::MembershipObserver {
 
   // All under mu_.
   void PublishEventLocked(v1::MembershipEvent& event);
-  void FillHeartbeatLocked(v1::Heartbeat& heartbeat, bool draining) const;
+  void FillHeartbeatLocked(v1::Heartbeat& heartbeat) const;
   void JoinLocked(const std::string& socket_id, SocketEntry& entry, const std::string& room);
   void CountFailure(const absl::Status& status);
   void ServeOne(const bus::Message& message);
@@ -123,9 +133,13 @@ class MembershipJournal : public sio::MembershipObserver {
   const uint32_t heartbeat_interval_ms_;
   const std::function<std::map<std::string, std::pair<uint64_t, uint64_t>>()> message_counts_;
   const std::function<void(v1::Heartbeat&)> decorate_heartbeat_;
+  const std::string version_;
+  const std::chrono::system_clock::time_point started_at_;
+  std::atomic<bool> draining_{false};
 
   mutable std::mutex mu_;
   std::map<std::string, SocketEntry> sockets_;  // by socket id
+  std::map<std::pair<std::string, std::string>, uint64_t> by_transport_;  // (nsp, transport)
   uint64_t seq_ = 0;                            // the last seq used
 
   std::atomic<uint64_t> publish_failures_{0};

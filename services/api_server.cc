@@ -434,6 +434,10 @@ class SwitchboardService final : public ServiceBase {
                         pb::GetStatsResponse* response) override {
     return Reply(server_.broker.GetStats(*request), response);
   }
+  grpc::Status ListEdges(grpc::ServerContext* /*ctx*/, const pb::ListEdgesRequest* request,
+                         pb::ListEdgesResponse* response) override {
+    return Reply(server_.broker.ListEdges(*request), response);
+  }
   grpc::Status ListSockets(grpc::ServerContext* /*ctx*/, const pb::ListSocketsRequest* request,
                            pb::ListSocketsResponse* response) override {
     return Reply(server_.broker.ListSockets(*request), response);

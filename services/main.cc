@@ -60,6 +60,7 @@
 #include "services/config.h"
 #include "services/connect_hook.h"
 #include "services/relay_rules.h"
+#include "services/version.h"
 #include "switchboard/v1/bus.pb.h"
 
 namespace {
@@ -313,6 +314,8 @@ int RunEdge(services::Config config, const Flags& flags) {
   link_options.decorate_heartbeat = [forward_to](v1::Heartbeat& heartbeat) {
     forward_to->FillStats(heartbeat.mutable_forward());
   };
+  link_options.version = std::string(services::Version());
+  link_options.started_at = std::chrono::system_clock::now();
   auto link = cluster::EdgeLink::Start(*bus, server, link_options);
   if (!link.ok()) {
     spdlog::error("edge link: {}", std::string(link.status().message()));
@@ -329,6 +332,9 @@ int RunEdge(services::Config config, const Flags& flags) {
     broker_part = std::move(*part);
     services::ApiServer* api = broker_part->api.get();
     health.Watch([api](bool ready) { api->SetServing(ready); });
+    // The link's first heartbeat went out before the broker listened: the
+    // edge is in ListEdges / GetStats now rather than one period later.
+    (*link)->Heartbeat();
   }
 
   edge::HttpOptions http_options = config.http;
@@ -362,6 +368,12 @@ int RunEdge(services::Config config, const Flags& flags) {
     spdlog::info("serving the page at {} (and {})", config.page->path, config.page->client_path);
   }
   metrics.AddCollector(services::EdgeCollector(server, &http));
+  metrics.AddCollector(services::LatencyCollector(
+      "switchboard_publish_deliver_latency_seconds",
+      "From a publish leaving the broker (or a relaying edge) to this edge handing it to its "
+      "local recipients, once per delivery.",
+      (*link)->delivery_latency()));
+  metrics.AddCollector(services::SocketsByTransportCollector((*link)->journal()));
   metrics.AddCollector([&authenticators](std::vector<prometheus::MetricFamily>& out) {
     auto family = services::CounterFamily("switchboard_auth_total",
                                           "Client authentications (JWT), by result.");
@@ -531,10 +543,12 @@ int main(int argc, char** argv) {
   std::string log_format = "text";
   app.add_option("--log-format", log_format, "text (default) or json: one JSON object per line")
       ->check(CLI::IsMember({"text", "json"}));
+  app.set_version_flag("--version", std::string(services::Version()));
   CLI11_PARSE(app, argc, argv);
 
   services::SetUpLogging(log_format == "json" ? services::LogFormat::kJson
                                               : services::LogFormat::kText);
+  spdlog::info("switchboard {} ({})", std::string(services::Version()), flags.role);
 
   if (flags.role != "standalone" && flags.nats_url.empty()) {
     std::cerr << "switchboard " << flags.role << ": --nats URL is required\n";

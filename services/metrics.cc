@@ -3,17 +3,17 @@
 #include <prometheus/text_serializer.h>
 
 #include <chrono>
+#include <limits>
 #include <sstream>
 
 #include "bus/bus.h"
+#include "cluster/latency_histogram.h"
+#include "cluster/membership_journal.h"
 #include "edge/engineio/server.h"
 #include "edge/http/server.h"
 #include "edge/socketio/server.h"
 #include "services/health.h"
-
-#ifndef SB_VERSION
-#define SB_VERSION "0.0.0"
-#endif
+#include "services/version.h"
 
 namespace switchboard::services {
 
@@ -46,7 +46,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                            .count();
   AddCollector([start](std::vector<MetricFamily>& out) {
     auto info = GaugeFamily("switchboard_build_info", "Version of this switchboard binary.");
-    AddSample(info, 1, {{"version", SB_VERSION}});
+    AddSample(info, 1, {{"version", std::string(Version())}});
     out.push_back(std::move(info));
     auto started = GaugeFamily("switchboard_start_time_seconds",
                                "When the process started, in seconds since the Unix epoch.");
@@ -229,6 +229,38 @@ Metrics::CollectFn HealthCollector(const Health& health) {
     auto draining = GaugeFamily("switchboard_draining", "1 once a drain (SIGTERM) has begun.");
     AddSample(draining, health.draining() ? 1 : 0);
     out.push_back(std::move(draining));
+  };
+}
+
+Metrics::CollectFn LatencyCollector(std::string name, std::string help,
+                                    const cluster::LatencyHistogram& histogram) {
+  return [name = std::move(name), help = std::move(help),
+          &histogram](std::vector<MetricFamily>& out) {
+    const cluster::LatencyHistogram::Snapshot read = histogram.Read();
+    ClientMetric metric;
+    uint64_t cumulative = 0;
+    const auto& bounds = cluster::LatencyHistogram::kBoundsSeconds;
+    for (size_t i = 0; i < read.buckets.size(); ++i) {
+      cumulative += read.buckets[i];
+      metric.histogram.bucket.push_back(
+          {cumulative, i < bounds.size() ? bounds[i] : std::numeric_limits<double>::infinity()});
+    }
+    // The count is the +Inf bucket, so that the two always agree.
+    metric.histogram.sample_count = cumulative;
+    metric.histogram.sample_sum = read.sum_seconds;
+    out.push_back(MetricFamily{name, help, MetricType::Histogram, {std::move(metric)}});
+  };
+}
+
+Metrics::CollectFn SocketsByTransportCollector(const cluster::MembershipJournal& journal) {
+  return [&journal](std::vector<MetricFamily>& out) {
+    auto family = GaugeFamily("switchboard_sockets_by_transport",
+                              "Socket.IO sockets connected now, by namespace and transport.");
+    for (const auto& [key, count] : journal.SocketsByTransport()) {
+      AddSample(family, static_cast<double>(count),
+                {{"namespace", key.first}, {"transport", key.second}});
+    }
+    out.push_back(std::move(family));
   };
 }
 

@@ -27,6 +27,10 @@
 namespace switchboard::bus {
 class Bus;
 }
+namespace switchboard::cluster {
+class LatencyHistogram;
+class MembershipJournal;
+}
 namespace switchboard::edge {
 class HttpServer;
 }
@@ -75,5 +79,13 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
 Metrics::CollectFn BusCollector(const bus::Bus& bus);
 // switchboard_ready and switchboard_draining.
 Metrics::CollectFn HealthCollector(const Health& health);
+// One histogram family `name` from a lock-free LatencyHistogram (e.g.
+// switchboard_publish_deliver_latency_seconds from EdgeLink). `histogram`
+// must outlive the Metrics.
+Metrics::CollectFn LatencyCollector(std::string name, std::string help,
+                                    const cluster::LatencyHistogram& histogram);
+// switchboard_sockets_by_transport{namespace,transport} from the edge's
+// membership journal (kept up to date on connect, disconnect, upgrade).
+Metrics::CollectFn SocketsByTransportCollector(const cluster::MembershipJournal& journal);
 
 }  // namespace switchboard::services

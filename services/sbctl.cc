@@ -35,6 +35,7 @@
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
+#include "services/version.h"
 #include "switchboard/v1/switchboard.grpc.pb.h"
 
 namespace {
@@ -313,6 +314,57 @@ int Stats(Client& client, const Options& opt) {
   Table namespaces({"NAMESPACE", "SOCKETS", "USERS", "ROOMS", "MSG_IN", "MSG_OUT"});
   for (const auto& n : resp.namespaces()) namespaces.Add(CountsRow(n.namespace_(), n.counts()));
   namespaces.Print(std::cout);
+  return kExitOk;
+}
+
+// "3d04h", "2h05m", "4m07s", "12s"; "-" when unknown or in the future.
+std::string Uptime(const google::protobuf::Timestamp& started) {
+  if (started.seconds() == 0 && started.nanos() == 0) return "-";
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const long long s = now - started.seconds();
+  if (s < 0) return "-";
+  char buf[32];
+  if (s >= 86400) {
+    std::snprintf(buf, sizeof(buf), "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+  } else if (s >= 3600) {
+    std::snprintf(buf, sizeof(buf), "%lldh%02lldm", s / 3600, s % 3600 / 60);
+  } else if (s >= 60) {
+    std::snprintf(buf, sizeof(buf), "%lldm%02llds", s / 60, s % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%llds", s);
+  }
+  return buf;
+}
+
+std::string EdgeStateName(pb::EdgeState state) {
+  switch (state) {
+    case pb::EDGE_STATE_READY: return "ready";
+    case pb::EDGE_STATE_DRAINING: return "draining";
+    case pb::EDGE_STATE_LOST: return "lost";
+    default: return "-";
+  }
+}
+
+int Edges(Client& client, const Options& opt) {
+  pb::ListEdgesRequest req;
+  pb::ListEdgesResponse resp;
+  auto ctx = client.Context();
+  auto status = client.stub().ListEdges(ctx.get(), req, &resp);
+  if (!status.ok()) return Fail(status);
+  if (opt.json) {
+    PrintJson(resp);
+    return kExitOk;
+  }
+  Table table({"EDGE", "STATE", "VERSION", "UPTIME", "SOCKETS", "STARTED", "LAST_HEARTBEAT"});
+  for (const auto& e : resp.edges()) {
+    const bool lost = e.state() == pb::EDGE_STATE_LOST;
+    table.Add({e.edge_id(), EdgeStateName(e.state()), OrDash(e.version()),
+               lost ? "-" : Uptime(e.started_at()), std::to_string(e.sockets()),
+               Time(e.started_at()), Time(e.last_heartbeat())});
+  }
+  table.Print(std::cout);
   return kExitOk;
 }
 
@@ -625,7 +677,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
 
+  app.set_version_flag("--version", std::string(switchboard::services::Version()));
+
   auto* stats = app.add_subcommand("stats", "Totals, per edge, per namespace");
+
+  auto* edges = app.add_subcommand(
+      "edges", "The edges: state (ready, draining, lost), version, uptime, sockets");
 
   auto* top = app.add_subcommand(
       "top", "Live view: connections and message rates in/out, per edge and per namespace");
@@ -689,6 +746,7 @@ int main(int argc, char** argv) {
   if (!tls_error.empty()) return UsageError(tls_error);
   Client client(opt, tls ? &ssl : nullptr);
   if (stats->parsed()) return Stats(client, opt);
+  if (edges->parsed()) return Edges(client, opt);
   if (top->parsed()) return Top(client, opt);
   if (sockets->parsed()) return Sockets(client, opt);
   if (rooms->parsed()) return Rooms(client, opt);

@@ -187,6 +187,51 @@ TEST_F(EdgeLinkTest, ExceptListsAndSocketIds) {
   EXPECT_EQ(second.Read(), R"(42["marker",{"n":1}])");
 }
 
+TEST_F(EdgeLinkTest, StampedDeliveriesAreObservedOnceInTheLatencyHistogram) {
+  BlockingClient client(server_.port());
+  JoinRoom(client, "r");
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  // Published 30 ms ago, sent on two subjects: observed once, at least 30 ms.
+  v1::EdgeMessage stamped = MakeDelivery("broker-1:1", "news");
+  stamped.mutable_delivery()->set_published_unix_nanos(now - 30'000'000);
+  Send(bus::NamespaceSubject("/"), stamped);
+  Send(bus::RoomSubject("/", "r"), stamped);
+  // Unstamped (an older broker): not observed.
+  Send(bus::NamespaceSubject("/"), MakeDelivery("broker-1:2", "marker"));
+  EXPECT_EQ(client.Read(), R"(42["news",{"n":1}])");
+  EXPECT_EQ(client.Read(), R"(42["marker",{"n":1}])");
+
+  cluster::LatencyHistogram::Snapshot read = link_->delivery_latency().Read();
+  EXPECT_EQ(read.count, 1u);
+  EXPECT_GE(read.sum_seconds, 0.030);
+  EXPECT_LT(read.sum_seconds, 5.0);
+  // In a bucket above 25 ms (the 50 ms one, unless this machine was very slow).
+  uint64_t fast = 0;
+  for (size_t i = 0; i < cluster::LatencyHistogram::kBoundsSeconds.size(); ++i) {
+    if (cluster::LatencyHistogram::kBoundsSeconds[i] <= 0.025) fast += read.buckets[i];
+  }
+  EXPECT_EQ(fast, 0u);
+}
+
+TEST(LatencyHistogramTest, BucketsCountSumAndNegativeDurations) {
+  cluster::LatencyHistogram histogram;
+  histogram.Observe(std::chrono::microseconds(500));  // on the first bound: le 0.0005
+  histogram.Observe(std::chrono::milliseconds(3));    // le 0.005
+  histogram.Observe(std::chrono::seconds(11));        // +Inf
+  histogram.Observe(std::chrono::milliseconds(-2));   // clocks disagree: 0
+  cluster::LatencyHistogram::Snapshot read = histogram.Read();
+  EXPECT_EQ(read.count, 4u);
+  EXPECT_DOUBLE_EQ(read.sum_seconds, 0.0005 + 0.003 + 11);
+  EXPECT_EQ(read.buckets[0], 2u);
+  EXPECT_EQ(read.buckets[3], 1u);
+  EXPECT_EQ(read.buckets.back(), 1u);
+  uint64_t total = 0;
+  for (uint64_t n : read.buckets) total += n;
+  EXPECT_EQ(total, 4u);
+}
+
 TEST_F(EdgeLinkTest, BinaryArgumentsBecomeAttachments) {
   BlockingClient client(server_.port());
   JoinRoom(client, "r");

@@ -370,5 +370,51 @@ TEST(MembershipJournalStandalone, EmptySnapshotAndHeartbeat) {
   EXPECT_EQ(hb.totals().sockets(), 0u);
 }
 
+TEST_F(MembershipJournalTest, SocketsByNamespaceAndTransport) {
+  BlockingClient a(server_->port());
+  BlockingClient b(server_->port());
+  JoinRoom(a, "lobby");
+  JoinRoom(b, "lobby");
+  ASSERT_TRUE(WaitForSeq(4));  // 2 connects + 2 joins
+  using Counts = std::map<std::pair<std::string, std::string>, uint64_t>;
+  EXPECT_EQ(journal_->SocketsByTransport(), (Counts{{{"/", "websocket"}, 2}}));
+  a.Close();
+  ASSERT_TRUE(WaitForSeq(5));
+  EXPECT_EQ(journal_->SocketsByTransport(), (Counts{{{"/", "websocket"}, 1}}));
+  b.Close();
+  ASSERT_TRUE(WaitForSeq(6));
+  // Still listed, at 0: the metric series stays.
+  EXPECT_EQ(journal_->SocketsByTransport(), (Counts{{{"/", "websocket"}, 0}}));
+}
+
+TEST(MembershipJournalStandalone, HeartbeatsCarryVersionStartAndAStickyDrain) {
+  bus::InProcessBus bus;
+  const auto started = std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000));
+  cluster::MembershipJournal journal(
+      bus, "e3", {.incarnation = "inc", .version = "1.2.3", .started_at = started});
+  ASSERT_TRUE(journal.ServeSnapshots().ok());
+  Collector<v1::Heartbeat> heartbeats(bus, "sb.v1.heartbeat.>");
+  ASSERT_TRUE(journal.PublishHeartbeat().ok());
+  ASSERT_TRUE(journal.PublishHeartbeat(/*draining=*/true).ok());
+  ASSERT_TRUE(journal.PublishHeartbeat().ok());  // the periodic one, after the drain began
+  ASSERT_TRUE(heartbeats.WaitFor(3));
+  std::vector<v1::Heartbeat> hbs = heartbeats.Items();
+  for (const v1::Heartbeat& hb : hbs) {
+    EXPECT_EQ(hb.version(), "1.2.3");
+    EXPECT_EQ(hb.started_at().seconds(), 1'700'000'000);
+  }
+  EXPECT_FALSE(hbs[0].draining());
+  EXPECT_TRUE(hbs[1].draining());
+  EXPECT_TRUE(hbs[2].draining());
+  EXPECT_TRUE(journal.draining());
+  EXPECT_TRUE(journal.BuildSnapshot().heartbeat().draining());
+
+  // Without a start time: the journal's construction.
+  const auto before = std::chrono::system_clock::now();
+  cluster::MembershipJournal later(bus, "e4");
+  EXPECT_GE(later.BuildSnapshot().heartbeat().started_at().seconds(),
+            std::chrono::duration_cast<std::chrono::seconds>(before.time_since_epoch()).count());
+}
+
 }  // namespace
 }  // namespace switchboard

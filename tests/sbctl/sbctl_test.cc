@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,12 @@ class FakeSwitchboard final : public pb::Switchboard::Service {
   pb::ListRoomsResponse rooms_resp;
   pb::GetPresenceRequest presence_req;
   pb::GetPresenceResponse presence_resp;
+  pb::ListEdgesResponse edges_resp;
+
+  grpc::Status ListEdges(grpc::ServerContext* ctx, const pb::ListEdgesRequest*,
+                         pb::ListEdgesResponse* resp) override {
+    return Handle(ctx, "ListEdges", [&] { *resp = edges_resp; });
+  }
 
   grpc::Status Publish(grpc::ServerContext* ctx, const pb::PublishRequest* req,
                        pb::PublishResponse* resp) override {
@@ -239,6 +246,57 @@ TEST_F(SbctlTest, StatsTableAndToken) {
   EXPECT_THAT(r.out, HasSubstr("/chat"));
   EXPECT_THAT(r.out, HasSubstr("99"));
   EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+TEST_F(SbctlTest, EdgesTableShowsStateVersionUptimeAndSockets) {
+  const int64_t now = google::protobuf::util::TimeUtil::GetCurrentTime().seconds();
+  pb::EdgeInfo* ready = fake_.edges_resp.add_edges();
+  ready->set_edge_id("edge-a");
+  ready->set_state(pb::EDGE_STATE_READY);
+  ready->set_version("1.2.3");
+  ready->mutable_started_at()->set_seconds(now - 3725);  // 1 h 2 min 5 s ago
+  ready->set_sockets(42);
+  pb::EdgeInfo* lost = fake_.edges_resp.add_edges();
+  lost->set_edge_id("edge-b");
+  lost->set_state(pb::EDGE_STATE_LOST);
+  lost->set_version("1.2.2");
+  lost->mutable_started_at()->set_seconds(now - 90);
+  lost->set_sockets(7);
+  auto r = Run({"edges"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(Calls(), std::vector<std::string>{"ListEdges"});
+  std::istringstream lines(r.out);
+  std::vector<std::vector<std::string>> rows;
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    rows.emplace_back(std::istream_iterator<std::string>(words),
+                      std::istream_iterator<std::string>());
+  }
+  ASSERT_EQ(rows.size(), 3u) << r.out;
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"EDGE", "STATE", "VERSION", "UPTIME", "SOCKETS",
+                                               "STARTED", "LAST_HEARTBEAT"}));
+  ASSERT_EQ(rows[1].size(), 7u) << r.out;
+  EXPECT_EQ(rows[1][0], "edge-a");
+  EXPECT_EQ(rows[1][1], "ready");
+  EXPECT_EQ(rows[1][2], "1.2.3");
+  EXPECT_THAT(rows[1][3], ::testing::AnyOf("1h02m", "1h03m"));
+  EXPECT_EQ(rows[1][4], "42");
+  EXPECT_EQ(rows[1][6], "-");  // no heartbeat time given
+  ASSERT_EQ(rows[2].size(), 7u) << r.out;
+  EXPECT_EQ(rows[2][1], "lost");
+  EXPECT_EQ(rows[2][3], "-");  // a lost edge has no uptime
+  EXPECT_EQ(rows[2][4], "7");
+
+  auto j = Run({"--json", "edges"});
+  ASSERT_EQ(j.rc, 0) << j.err;
+  auto parsed = ParseJson<pb::ListEdgesResponse>(j.out);
+  EXPECT_TRUE(MessageDifferencer::Equals(parsed, fake_.edges_resp)) << j.out;
+}
+
+TEST(SbctlNoServer, VersionFlag) {
+  auto r = RunSbctl({"--version"});
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_THAT(r.out, ::testing::MatchesRegex("[0-9]+\\.[0-9]+\\.[0-9]+\n"));
 }
 
 TEST_F(SbctlTest, StatsJsonIsProtoJson) {

@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -984,6 +985,44 @@ TEST_F(ApiServerTest, GetStats) {
   EXPECT_TRUE(MessageDifferencer::Equals(resp, *direct));
 }
 
+// A second edge, beating by hand: version, start time and drain flag.
+void PublishEdgeBHeartbeat(bus::Bus& bus, bool draining) {
+  pb::Heartbeat hb;
+  hb.set_edge_id("edgeB");
+  hb.set_incarnation("incB");
+  hb.set_version("9.8.7");
+  hb.mutable_started_at()->set_seconds(1'700'000'000);
+  hb.set_draining(draining);
+  ASSERT_TRUE(bus.Publish(bus::HeartbeatSubject("edgeB"), hb.SerializeAsString()).ok());
+}
+
+TEST_F(ApiServerTest, ListEdges) {
+  Populate();
+  PublishEdgeBHeartbeat(*bus_, /*draining=*/true);
+  ASSERT_TRUE(WaitUntil([&] {
+    auto edges = broker_->ListEdges({});
+    return edges.ok() && edges->edges_size() == 2;
+  }));
+  pb::ListEdgesResponse resp;
+  auto ctx = Ctx();
+  grpc::Status status = stub_->ListEdges(ctx.get(), {}, &resp);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(resp.broker_id(), kBrokerId);
+  ASSERT_EQ(resp.edges_size(), 2);
+  EXPECT_EQ(resp.edges(0).edge_id(), kEdgeId);
+  EXPECT_EQ(resp.edges(0).state(), pb::EDGE_STATE_READY);
+  EXPECT_EQ(resp.edges(0).sockets(), 4u);
+  EXPECT_EQ(resp.edges(1).edge_id(), "edgeB");
+  EXPECT_EQ(resp.edges(1).state(), pb::EDGE_STATE_DRAINING);
+  EXPECT_EQ(resp.edges(1).version(), "9.8.7");
+  EXPECT_EQ(resp.edges(1).started_at().seconds(), 1'700'000'000);
+  EXPECT_EQ(resp.edges(1).incarnation(), "incB");
+  EXPECT_EQ(resp.edges(1).sockets(), 0u);
+  auto direct = broker_->ListEdges({});
+  ASSERT_TRUE(direct.ok());
+  EXPECT_TRUE(MessageDifferencer::Equals(resp, *direct));
+}
+
 TEST_F(ApiServerTest, ListSockets) {
   Populate();
   pb::ListSocketsRequest req;
@@ -1276,6 +1315,53 @@ TEST_F(ApiServerTest, SbctlStatsJson) {
       << printed.DebugString() << "\nvs\n"
       << direct->DebugString();
   EXPECT_EQ(printed.totals().sockets(), 4u);
+}
+
+TEST_F(ApiServerTest, SbctlEdges) {
+  Populate();
+  PublishEdgeBHeartbeat(*bus_, /*draining=*/true);
+  ASSERT_TRUE(WaitUntil([&] {
+    auto edges = broker_->ListEdges({});
+    return edges.ok() && edges->edges_size() == 2;
+  }));
+  const char* env = std::getenv("SBCTL_BIN");
+  std::string bin = env != nullptr ? env : SBCTL_BIN;
+  const std::string server = absl::StrCat("127.0.0.1:", server_->port());
+
+  auto table = RunProgram(bin, {"--server", server, "edges"});
+  ASSERT_EQ(table.rc, 0) << table.err;
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream lines(table.out);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    rows.emplace_back(std::istream_iterator<std::string>(words),
+                      std::istream_iterator<std::string>());
+  }
+  ASSERT_EQ(rows.size(), 3u) << table.out;
+  EXPECT_THAT(rows[0], ElementsAre("EDGE", "STATE", "VERSION", "UPTIME", "SOCKETS", "STARTED",
+                                   "LAST_HEARTBEAT"));
+  ASSERT_EQ(rows[1].size(), 7u) << table.out;
+  EXPECT_EQ(rows[1][0], kEdgeId);
+  EXPECT_EQ(rows[1][1], "ready");
+  EXPECT_EQ(rows[1][2], "-");  // the fake edge reports no version
+  EXPECT_EQ(rows[1][4], "4");
+  ASSERT_EQ(rows[2].size(), 7u) << table.out;
+  EXPECT_EQ(rows[2][0], "edgeB");
+  EXPECT_EQ(rows[2][1], "draining");
+  EXPECT_EQ(rows[2][2], "9.8.7");
+  EXPECT_THAT(rows[2][3], ::testing::MatchesRegex("[0-9]+d[0-9][0-9]h"));  // since 2023
+  EXPECT_EQ(rows[2][5], "2023-11-14T22:13:20Z");
+
+  auto json = RunProgram(bin, {"--server", server, "--json", "edges"});
+  ASSERT_EQ(json.rc, 0) << json.err;
+  pb::ListEdgesResponse printed;
+  auto status = google::protobuf::util::JsonStringToMessage(json.out, &printed);
+  ASSERT_TRUE(status.ok()) << status.ToString() << "\n" << json.out;
+  auto direct = broker_->ListEdges({});
+  ASSERT_TRUE(direct.ok());
+  EXPECT_TRUE(MessageDifferencer::Equals(printed, *direct))
+      << printed.DebugString() << "\nvs\n"
+      << direct->DebugString();
 }
 #endif
 
