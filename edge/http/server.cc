@@ -4,6 +4,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <unistd.h>
 
+#include <cstdio>
+#include <functional>
+#include <string_view>
+
 #include "edge/http/session.h"
 #include "edge/http/tls_relay.h"
 
@@ -21,6 +25,14 @@ void HttpServer::Mount(std::string path, eio::Server& server) {
 }
 
 void HttpServer::ServeFile(std::string path, StaticFile file) {
+  if (file.etag.empty()) {
+    // Stable across processes (libstdc++'s string hash is unseeded), so edges serving the same
+    // file agree; the size makes a collision between versions of one file even less likely.
+    char etag[48];
+    std::snprintf(etag, sizeof etag, "\"%zx-%zx\"", std::hash<std::string_view>{}(file.body),
+                  file.body.size());
+    file.etag = etag;
+  }
   files_.insert_or_assign(std::move(path), std::move(file));
 }
 

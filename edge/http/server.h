@@ -24,6 +24,7 @@ namespace switchboard::edge {
 struct StaticFile {
   std::string content_type;  // e.g. "text/html; charset=UTF-8"
   std::string body;
+  std::string etag = {};  // strong validator; ServeFile derives it from the body when empty
 };
 
 // The TCP listener. Accepted connections are spread over the runtime's
@@ -36,9 +37,10 @@ class HttpServer {
 
   // `path` is the mount prefix, e.g. "/socket.io/".
   void Mount(std::string path, eio::Server& server);
-  // Serves `file` at exactly `path` (query ignored), GET only (else 405).
-  // Only the files registered so are served: no request reaches the file
-  // system. Call before Listen().
+  // Serves `file` at exactly `path` (query ignored), GET and HEAD only (else
+  // 405), with an ETag so that a browser revalidates with a 304. Only the
+  // files registered so are served: no request reaches the file system, and
+  // a path is never normalized (`/x/../` is not `/`). Call before Listen().
   void ServeFile(std::string path, StaticFile file);
   // Binds and starts accepting. port() is the bound port afterwards.
   absl::Status Listen();

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <cerrno>
 #include <limits>
+#include <string_view>
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
@@ -21,6 +22,23 @@ std::string AddressOf(const tcp::socket& socket) {
   beast::error_code ec;
   auto ep = socket.remote_endpoint(ec);
   return ec ? std::string() : ep.address().to_string();
+}
+
+// If-None-Match (RFC 9110 13.1.2): "*" or a list of entity tags, compared weakly.
+bool NoneMatchHits(std::string_view header, std::string_view etag) {
+  constexpr std::string_view kSpace = " \t";
+  for (size_t begin = 0; begin <= header.size();) {
+    size_t end = header.find(',', begin);
+    if (end == std::string_view::npos) end = header.size();
+    std::string_view tag = header.substr(begin, end - begin);
+    size_t first = tag.find_first_not_of(kSpace);
+    tag = first == std::string_view::npos ? std::string_view() : tag.substr(first);
+    tag = tag.substr(0, tag.find_last_not_of(kSpace) + 1);
+    if (tag.starts_with("W/")) tag.remove_prefix(2);
+    if (tag == "*" || tag == etag) return true;
+    begin = end + 1;
+  }
+  return false;
 }
 }  // namespace
 
@@ -92,17 +110,25 @@ void HttpSession::Dispatch() {
 }
 
 void HttpSession::SendFile(const StaticFile& file) {
-  if (request().method() != http::verb::get) {
+  const http::verb method = request().method();
+  if (method != http::verb::get && method != http::verb::head) {
     Response res{http::status::method_not_allowed, 11};
-    res.set(http::field::allow, "GET");
+    res.set(http::field::allow, "GET, HEAD");
     res.set(http::field::content_type, "text/plain; charset=UTF-8");
     res.body() = "Method not allowed";
     res.keep_alive(false);
     return Send(std::move(res));
   }
-  Response res{http::status::ok, 11};
-  res.set(http::field::content_type, file.content_type);
+  // "no-cache": a browser keeps the file but asks each time, so a new page or bundle is seen at
+  // once; the ETag makes the asking cheap (304, no body).
+  auto none_match = request().find(http::field::if_none_match);
+  const bool unchanged =
+      none_match != request().end() && NoneMatchHits(none_match->value(), file.etag);
+  Response res{unchanged ? http::status::not_modified : http::status::ok, 11};
+  res.set(http::field::etag, file.etag);
   res.set(http::field::cache_control, "no-cache");
+  if (unchanged) return Send(std::move(res));
+  res.set(http::field::content_type, file.content_type);
   res.set("X-Content-Type-Options", "nosniff");
   res.body() = file.body;
   Send(std::move(res));
@@ -149,6 +175,8 @@ void HttpSession::Send(Response response) {
   if (!parser_->is_done()) response.keep_alive(false);
   else response.keep_alive(parser_->get().keep_alive() && response.keep_alive());
   response.prepare_payload();
+  // HEAD: the headers of the GET, Content-Length included, and no body.
+  if (request().method() == http::verb::head) response.body().clear();
   response_.emplace(std::move(response));
   stream_.expires_after(server_.options().write_timeout);
   http::async_write(stream_, *response_,

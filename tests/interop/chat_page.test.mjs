@@ -2,8 +2,9 @@
 // playwright-core, on a cluster (nats-server, a broker, 2 edges serving the page with
 // build/chat-page/switchboard.json) with the C++ chat backend. Two pages, each on its own edge,
 // join with names, see each other in the user list, see the typing indicator, exchange
-// messages; one closes and the other sees the notice and the new list. A screenshot is saved
-// in build/test-artifacts/.
+// messages; one closes and the other sees the notice and the new list. Then a page whose edge
+// goes away shows that it is reconnecting, and once the edge is back it says so and is in the
+// chat again under its name. Screenshots are saved in build/test-artifacts/ (chat_page.png, ...).
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,8 +14,8 @@ import path from "node:path";
 import { chromium } from "playwright-core";
 
 import { startChatBackend } from "./lib/chat_backends.mjs";
-import { startCluster } from "./lib/cluster.mjs";
-import { BIN_DIR } from "./lib/server.mjs";
+import { freePort, startCluster } from "./lib/cluster.mjs";
+import { BIN_DIR, startServer } from "./lib/server.mjs";
 
 const CHROMIUM = process.env.SB_CHROMIUM || "/usr/bin/chromium";
 const PAGE_CONFIG = path.join(BIN_DIR, "..", "chat-page", "switchboard.json");
@@ -101,4 +102,46 @@ test("two browsers on two edges chat through the page", async () => {
   assert.deepEqual(await users(alice.page), ["alice"]);
   await alice.page.screenshot({ path: path.join(ARTIFACTS, "chat_page_after_leave.png") });
   await alice.context.close();
+});
+
+test("a page whose edge goes away shows it is reconnecting, and rejoins once it is back", async () => {
+  const port = await freePort();
+  const startEdge = () =>
+    startServer(
+      "switchboard",
+      ["edge", "--nats", cluster.nats.url, "--edge-id", "e3", "--config", PAGE_CONFIG, "--threads", "1", "--listen", `127.0.0.1:${port}`],
+      { name: "edge e3" },
+    );
+  let edge = await startEdge();
+  const watcher = await openChat(`${cluster.edges[0].url}/`, "walter");
+  const carol = await openChat(`${edge.url}/`, "carol");
+  try {
+    await waitForUsers(watcher.page, ["walter", "carol"]);
+
+    await edge.stop(); // SIGTERM: the edge tells its clients to go elsewhere
+    edge = null;
+    await carol.page.locator("#status.disconnected").waitFor();
+    assert.match(await carol.page.locator("#status").textContent(), /reconnect|retrying/);
+    await watcher.page.locator("#messages li.notice", { hasText: "carol left the chat" }).waitFor();
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await carol.page.screenshot({ path: path.join(ARTIFACTS, "chat_page_reconnecting.png") });
+
+    // Back on the same address: the client reconnects by itself (its back-off is at most 5 s).
+    for (let attempt = 0; !edge && attempt < 20; attempt++) {
+      try {
+        edge = await startEdge();
+      } catch (err) {
+        if (attempt === 19) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    await carol.page.locator("#status.connected").waitFor();
+    await carol.page.locator("#messages li.notice", { hasText: "Reconnected" }).waitFor();
+    await waitForUsers(carol.page, ["walter", "carol"]);
+    await waitForUsers(watcher.page, ["walter", "carol"]);
+  } finally {
+    await carol.context.close();
+    await watcher.context.close();
+    if (edge) await edge.stop();
+  }
 });

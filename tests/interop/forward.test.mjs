@@ -4,13 +4,15 @@
 // - client events forwarded by namespace policy reach 2 workers in one WatchEvents queue group
 //   (one per broker): each event handled exactly once; a watcher without a group sees them all;
 //   each event carries namespace, name, args (JSON and binary), socket and user id, rooms,
-//   handshake (address, configured header), timestamp
+//   handshake (address, configured header), timestamp; on a namespace with JWT auth, the
+//   token's user and the claims the namespace keeps
 // - acks: the client's callback fires with the worker's Ack(ack_ref, args); a second Ack is
 //   NOT_FOUND (JSON and binary arguments); no answer within forward.ackTimeout ->
 //   {ok: false, error: "timeout"}
 // - backpressure: nobody listening -> {ok: false, error: "no backend"}, counted in GetStats
 // - connect hook: allow (user id, initial rooms, data on the socket), reject (CONNECT_ERROR with
-//   message and data), time-out and unreachable backend -> the configured verdict
+//   message and data), time-out and unreachable backend -> the configured verdict (allow or the
+//   default, reject)
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -24,17 +26,19 @@ import { io } from "socket.io-client";
 import { json, binary, argValue, status } from "./lib/api.mjs";
 import { eventually, freePort, startCluster } from "./lib/cluster.mjs";
 import { startConnectHook } from "./lib/hook.mjs";
+import { now, sign } from "./lib/jwt.mjs";
 import { WAIT_MS, callAll, withTimeout } from "./lib/wait.mjs";
 
 const ACK_TIMEOUT_MS = 800;
 const HOOK_TIMEOUT_MS = 500;
+const JWT_SECRET = "forward-test-secret-of-a-reasonable-length-42";
 
 let cluster;
 let hook;
 let tmp;
 const sockets = [];
 
-function config(hookAddress, deadAddress) {
+function config(hookAddress, deadAddress, secretFile) {
   return {
     comment: "forward.test.mjs: forwarding, acks, connect hooks",
     logLevel: "info",
@@ -51,6 +55,11 @@ function config(hookAddress, deadAddress) {
       },
       "/open": {
         connectHook: { address: deadAddress, timeout: HOOK_TIMEOUT_MS, onFailure: "allow" },
+      },
+      "/closed": { connectHook: { address: deadAddress, timeout: HOOK_TIMEOUT_MS } },
+      "/signed": {
+        auth: { keys: [{ kid: "k", algorithms: ["HS256"], secretFile }], claims: ["name", "team"] },
+        forward: { events: "*" },
       },
     },
   };
@@ -107,7 +116,9 @@ before(async () => {
   });
   tmp = mkdtempSync(path.join(os.tmpdir(), "sb-forward-"));
   const file = path.join(tmp, "forward.json");
-  writeFileSync(file, JSON.stringify(config(hook.address, `127.0.0.1:${await freePort()}`)));
+  const secretFile = path.join(tmp, "jwt-secret");
+  writeFileSync(secretFile, JWT_SECRET);
+  writeFileSync(file, JSON.stringify(config(hook.address, `127.0.0.1:${await freePort()}`, secretFile)));
   cluster = await startCluster({ edges: 2, brokers: 2, config: file, edgeArgs: ["--heartbeat-ms", "300"] });
 });
 
@@ -231,6 +242,38 @@ describe("forwarding", () => {
     }
   });
 
+  test("a signed-in socket's events carry its user id and the claims its namespace keeps", async () => {
+    // A queue group: a plain watcher would have the broker take every namespace's forwarded
+    // events for a while, and the backpressure test below expects nobody on /lonely.
+    const watch = cluster.apis[1].watchEvents({
+      namespaces: ["/signed"],
+      kinds: ["EVENT_KIND_CLIENT_EVENT"],
+      queue_group: "signed",
+    });
+    try {
+      await once(watch.call, "metadata");
+      const token = sign(
+        { sub: "carol", exp: now() + 600, name: "Carol", team: "ops", email: "c@example.com" },
+        { alg: "HS256", key: JWT_SECRET, kid: "k" },
+      );
+      const s = connect(0, "/signed", { auth: { token }, query: { room: "blue" } });
+      await connected(s);
+      s.emit("hello", { n: 1 });
+      const e = await watch.next(isClient);
+      const ev = e.client_event;
+      assert.equal(ev.namespace, "/signed");
+      assert.equal(ev.socket_id, s.id);
+      assert.equal(ev.user_id, "carol");
+      assert.deepEqual(JSON.parse(ev.handshake.claims), { name: "Carol", team: "ops" }, "only the kept claims");
+      assert.deepEqual(ev.handshake.query, { room: "blue" });
+      assert.ok(Number(ev.handshake.time.seconds) > 0, "connection time");
+      assert.equal(ev.handshake.address, "127.0.0.1");
+      assert.deepEqual(argValue(ev.args[0]), { n: 1 });
+    } finally {
+      watch.close();
+    }
+  });
+
   test("backpressure: with no backend an ack request fails at once and the drop is counted", async () => {
     const lonely = connect(0, "/lonely");
     await connected(lonely);
@@ -297,6 +340,14 @@ describe("connect hook", () => {
     const s = connect(1, "/open");
     await connected(s);
     assert.ok(s.id);
+  });
+
+  test("unreachable backend: the default verdict (reject)", async () => {
+    const started = Date.now();
+    const err = await connectError(connect(1, "/closed"));
+    assert.equal(err.message, "Connection hook unavailable");
+    assert.deepEqual(err.data, { code: "hook_unavailable" });
+    assert.ok(Date.now() - started < 3 * HOOK_TIMEOUT_MS, "refused without waiting long");
   });
 });
 
