@@ -181,9 +181,10 @@ void Server::Handshake(const HttpPtr& http, bool websocket) {
   handshake.address = http->remote_address();
   handshake.url = std::string(req.target());
   handshake.time = std::chrono::system_clock::now();
-  for (const auto& field : req) {
-    handshake.AddHeader(field.name_string(), field.value());
-  }
+  size_t header_bytes = 0;
+  for (const auto& field : req) header_bytes += field.name_string().size() + field.value().size() + 4;
+  handshake.header_block.reserve(header_bytes);
+  for (const auto& field : req) handshake.AddHeader(field.name_string(), field.value());
 
   std::string id = edge::NewId(shard);
   if (!websocket) {

@@ -93,6 +93,7 @@ void Client::OnConnect(Packet&& packet) {
                         name = packet.nsp](std::optional<ConnectError> error) {
     auto it = std::find(self->connecting_.begin(), self->connecting_.end(), name);
     if (it != self->connecting_.end()) self->connecting_.erase(it);
+    if (self->connecting_.empty()) std::vector<std::string>().swap(self->connecting_);
     if (self->closed_) return false;
     if (error) {
       Json data{{"message", error->message}};
@@ -101,6 +102,9 @@ void Client::OnConnect(Packet&& packet) {
       return false;
     }
     self->sockets_.emplace_back(name, socket);
+    // Like the reference server: the connect timeout ends with the first
+    // namespace joined (and its timer is not kept for the connection's life).
+    self->connect_timer_.reset();
     self->SendPacket(
         Packet{PacketType::kConnect, name, std::nullopt, Json{{"sid", socket->id()}}});
     return true;

@@ -322,6 +322,13 @@ TEST(ForwarderNatsTest, TwoWorkersInAQueueGroupEachEventOnce) {
         "sb-backends");
     ASSERT_TRUE(sub.ok()) << sub.status();
     subs.push_back(std::move(*sub));
+    // A round trip on the worker's connection: the server has its
+    // subscription once the answer (no responders) comes back, so no event
+    // can go to the other worker only because this one was not there yet.
+    std::promise<void> synced;
+    worker->Request("sb.test.sync", "", 2s,
+                    [&](absl::StatusOr<bus::Message>) { synced.set_value(); });
+    ASSERT_EQ(synced.get_future().wait_for(5s), std::future_status::ready);
   }
 
   TestServer server({}, EdgeOptions());

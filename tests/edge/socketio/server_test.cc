@@ -214,6 +214,19 @@ TEST_F(SocketIoTest, ConnectErrorOnlyDoesNotCountAsConnect) {
   EXPECT_EQ(ws->Read(), WsMessage::Closed());
 }
 
+TEST_F(SocketIoTest, ConnectTimeoutEndsWithTheFirstNamespaceJoined) {
+  // Joined, then left: the connection stays past the 1 s connect timeout
+  // (as with the reference server) and can join again.
+  auto ws = Connected();
+  ASSERT_TRUE(ws);
+  ws->Send("41");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ws->Send("40");
+  WsMessage answer = ws->Read();
+  ASSERT_EQ(answer.kind, WsMessage::Kind::kText);
+  EXPECT_EQ(answer.data.substr(0, 2), "40");
+}
+
 // -------------------------------------------------------------- disconnect --
 
 TEST_F(SocketIoTest, DisconnectFromMainNamespaceKeepsEngineOpen) {
