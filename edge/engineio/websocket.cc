@@ -23,6 +23,7 @@ constexpr size_t kReadBuffer = 64 * 1024;
 // Reads per readiness event: a client sending without pause cannot hold the
 // shard.
 constexpr int kReadsPerEvent = 4;
+constexpr size_t kMaxQueuedForPong = 64 * 1024;
 
 char* ReadBuffer() {
   thread_local std::unique_ptr<char[]> buffer(new char[kReadBuffer]);
@@ -34,6 +35,20 @@ std::shared_ptr<const std::string> CloseFramePayload(uint16_t code) {
   payload.push_back(static_cast<char>(code >> 8));
   payload.push_back(static_cast<char>(code & 0xFF));
   return std::make_shared<const std::string>(std::move(payload));
+}
+
+// Transports given frames in this turn of the shard's event loop. One handler,
+// posted behind the turn's other work, writes them all: deliveries that
+// arrive together leave in one sendmsg per client.
+struct ScheduledFlushes {
+  std::vector<std::shared_ptr<WebSocketTransport>> pending;
+  std::vector<std::shared_ptr<WebSocketTransport>> running;
+  bool posted = false;
+};
+
+ScheduledFlushes& Scheduled() {
+  thread_local ScheduledFlushes scheduled;  // one event loop per thread
+  return scheduled;
 }
 
 }  // namespace
@@ -64,24 +79,6 @@ void WebSocketTransport::Write(Frame frame) {
   if (closing_ || socket_closed_) return;
   Enqueue({std::move(frame.bytes), frame.binary ? ws::kBinary : ws::kText});
 }
-
-namespace {
-
-// Transports given frames in this turn of the shard's event loop. One handler,
-// posted behind the turn's other work, writes them all: deliveries that
-// arrive together leave in one sendmsg per client.
-struct ScheduledFlushes {
-  std::vector<std::shared_ptr<WebSocketTransport>> pending;
-  std::vector<std::shared_ptr<WebSocketTransport>> running;
-  bool posted = false;
-};
-
-ScheduledFlushes& Scheduled() {
-  thread_local ScheduledFlushes scheduled;  // one event loop per thread
-  return scheduled;
-}
-
-}  // namespace
 
 void WebSocketTransport::Enqueue(Outgoing out) {
   queued_bytes_ += out.bytes->size();
@@ -183,16 +180,18 @@ void WebSocketTransport::Close(bool flush) {
   session_.reset();
   if (closing_ || socket_closed_) return;
   closing_ = true;
-  if (!flush) {
-    // Keep only a frame already begun: the stream must stay well framed.
-    size_t keep = out_head_ + (out_offset_ > 0 ? 1 : 0);
-    for (size_t i = keep; i < out_.size(); ++i) queued_bytes_ -= out_[i].bytes->size();
-    out_.erase(out_.begin() + static_cast<std::ptrdiff_t>(keep), out_.end());
-  }
+  if (!flush) DropUnsent();
   static const auto kNormal = CloseFramePayload(1000);
   Enqueue({kNormal, ws::kClose});
   // A transport never attached (a refused upgrade) reads too, to see the end.
   WaitRead();
+}
+
+void WebSocketTransport::DropUnsent() {
+  // A frame already begun is kept: the stream must stay well framed.
+  size_t keep = out_head_ + (out_offset_ > 0 ? 1 : 0);
+  for (size_t i = keep; i < out_.size(); ++i) queued_bytes_ -= out_[i].bytes->size();
+  out_.erase(out_.begin() + static_cast<std::ptrdiff_t>(keep), out_.end());
 }
 
 void WebSocketTransport::AfterCloseSent() {
@@ -312,7 +311,9 @@ bool WebSocketTransport::HandleFrame(const ws::ClientFrame& frame) {
       }
       break;
     case ws::kPing:
-      if (!closing_) {
+      // A client pinging without reading gets no more answers once its
+      // queue is long (RFC 6455 lets a pong answer only the latest ping).
+      if (!closing_ && queued_bytes_ < kMaxQueuedForPong) {
         Enqueue({std::make_shared<const std::string>(frame.payload), ws::kPong});
       }
       break;
@@ -350,9 +351,7 @@ void WebSocketTransport::FailWith(uint16_t code, std::string_view reason) {
   if (closing_) return;
   closing_ = true;
   // Unsent frames are dropped; the client learns why from the code.
-  size_t keep = out_head_ + (out_offset_ > 0 ? 1 : 0);
-  for (size_t i = keep; i < out_.size(); ++i) queued_bytes_ -= out_[i].bytes->size();
-  out_.erase(out_.begin() + static_cast<std::ptrdiff_t>(keep), out_.end());
+  DropUnsent();
   Enqueue({CloseFramePayload(code), ws::kClose});
 }
 

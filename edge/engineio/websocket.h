@@ -57,6 +57,8 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   static void FlushScheduled();
   void TrySend();
   void WaitWrite();
+  // Drops the queued frames not begun yet.
+  void DropUnsent();
   void AfterCloseSent();
 
   void WaitRead();

@@ -10,6 +10,7 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 #include <string>
+#include <thread>
 
 #include "tests/edge/protocol_fixture.h"
 
@@ -205,6 +206,27 @@ TEST_F(WebSocketTransportTest, PipelinedMessagesAreAllEchoedInOrder) {
     ASSERT_EQ(echo.opcode, 1) << i;
     ASSERT_EQ(echo.payload, "4m" + std::to_string(i));
   }
+}
+
+TEST_F(WebSocketTransportTest, PingsFromAClientThatDoesNotReadAreNotQueuedWithoutBound) {
+  auto ws = Open();
+  // 7.5 MB of pings, nothing read meanwhile: far more pongs than the
+  // socket buffers hold would have to wait in the server's memory.
+  constexpr int kPings = 60000;
+  std::string ping = RawWs::Frame(0x89, std::string(125, 'p'));
+  std::string burst;
+  for (int i = 0; i < 1000; ++i) burst += ping;
+  std::thread writer([&] {
+    for (int i = 0; i < kPings / 1000; ++i) ws->Write(burst);
+    ws->Write(RawWs::Frame(0x81, "4still here"));
+  });
+  int pongs = 0;
+  ServerFrame frame;
+  while ((frame = ws->Read()).opcode == 0xA) ++pongs;
+  writer.join();
+  EXPECT_EQ(frame.opcode, 1);
+  EXPECT_EQ(frame.payload, "4still here");
+  EXPECT_LT(pongs, kPings);
 }
 
 TEST_F(WebSocketTransportTest, InvalidUtf8TextClosesWith1007) {
