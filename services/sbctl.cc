@@ -37,6 +37,7 @@
 
 #include "services/version.h"
 #include "switchboard/v1/switchboard.grpc.pb.h"
+#include "services/grpc_code_name.h"
 
 namespace {
 
@@ -88,31 +89,8 @@ struct Options {
   uint32_t iterations = 0;  // 0: until interrupted
 };
 
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "UNKNOWN";
-  }
-}
-
 int Fail(const grpc::Status& status) {
-  std::cerr << "sbctl: " << CodeName(status.error_code()) << ": " << status.error_message()
+  std::cerr << "sbctl: " << switchboard::services::GrpcCodeName(status.error_code()) << ": " << status.error_message()
             << "\n";
   return kExitRpcError;
 }
@@ -389,7 +367,7 @@ int Top(Client& client, const Options& opt) {
     std::ostringstream out;
     if (tty) out << "\x1b[H\x1b[2J";  // home, clear
     if (!status.ok()) {
-      out << "sbctl top: " << CodeName(status.error_code()) << ": " << status.error_message()
+      out << "sbctl top: " << switchboard::services::GrpcCodeName(status.error_code()) << ": " << status.error_message()
           << "\n";
       std::cout << out.str() << std::flush;
       continue;
