@@ -83,18 +83,15 @@ GrpcMetricsInterceptors(Metrics& metrics) {
 Metrics::CollectFn BrokerCollector(const broker::Broker& broker) {
   return [&broker](std::vector<prometheus::MetricFamily>& out) {
     const broker::Broker::Counters c = broker.counters();
-    auto gaps = CounterFamily("switchboard_membership_gaps_total",
-                              "Membership events that arrived after a gap in an edge's stream.");
-    AddSample(gaps, static_cast<double>(c.gaps));
-    out.push_back(std::move(gaps));
-    auto resyncs = CounterFamily("switchboard_resyncs_total",
-                                 "Snapshots asked of edges (new edge, gap, new incarnation).");
-    AddSample(resyncs, static_cast<double>(c.snapshot_requests));
-    out.push_back(std::move(resyncs));
-    auto expired = CounterFamily("switchboard_edges_expired_total",
-                                 "Edges dropped from the index for missing heartbeats.");
-    AddSample(expired, static_cast<double>(c.edges_expired));
-    out.push_back(std::move(expired));
+    AppendCounter(out, "switchboard_membership_gaps_total",
+                  "Membership events that arrived after a gap in an edge's stream.",
+                  static_cast<double>(c.gaps));
+    AppendCounter(out, "switchboard_resyncs_total",
+                  "Snapshots asked of edges (new edge, gap, new incarnation).",
+                  static_cast<double>(c.snapshot_requests));
+    AppendCounter(out, "switchboard_edges_expired_total",
+                  "Edges dropped from the index for missing heartbeats.",
+                  static_cast<double>(c.edges_expired));
   };
 }
 

@@ -25,6 +25,21 @@ MetricFamily CounterFamily(std::string name, std::string help) {
   return MetricFamily{std::move(name), std::move(help), MetricType::Counter, {}};
 }
 
+void AppendCounter(std::vector<MetricFamily>& out, std::string name, std::string help,
+                   double value) {
+  MetricFamily family = CounterFamily(std::move(name), std::move(help));
+  AddSample(family, value);
+  out.push_back(std::move(family));
+}
+
+void AppendInOut(std::vector<MetricFamily>& out, std::string name, std::string help, double in,
+                 double out_value) {
+  MetricFamily family = CounterFamily(std::move(name), std::move(help));
+  AddSample(family, in, {{"direction", "in"}});
+  AddSample(family, out_value, {{"direction", "out"}});
+  out.push_back(std::move(family));
+}
+
 MetricFamily GaugeFamily(std::string name, std::string help) {
   return MetricFamily{std::move(name), std::move(help), MetricType::Gauge, {}};
 }
@@ -102,10 +117,9 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
     rejected("draining", eio_limits.draining);
     out.push_back(std::move(handshakes));
 
-    auto upgrades = CounterFamily("switchboard_upgrades_total",
-                                  "Engine.IO sessions upgraded from polling to WebSocket.");
-    AddSample(upgrades, static_cast<double>(stats[Counter::kUpgrades]));
-    out.push_back(std::move(upgrades));
+    AppendCounter(out, "switchboard_upgrades_total",
+                  "Engine.IO sessions upgraded from polling to WebSocket.",
+                  static_cast<double>(stats[Counter::kUpgrades]));
 
     auto disconnects = CounterFamily("switchboard_disconnects_total",
                                      "Engine.IO sessions ended, by reason.");
@@ -116,26 +130,22 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
     }
     out.push_back(std::move(disconnects));
 
-    auto packets = CounterFamily("switchboard_packets_total",
-                                 "Engine.IO packets received from / queued to clients.");
-    AddSample(packets, static_cast<double>(stats[Counter::kPacketsIn]), {{"direction", "in"}});
-    AddSample(packets, static_cast<double>(stats[Counter::kPacketsOut]), {{"direction", "out"}});
-    out.push_back(std::move(packets));
-    auto bytes = CounterFamily("switchboard_bytes_total",
-                               "Engine.IO payload bytes received from / queued to clients.");
-    AddSample(bytes, static_cast<double>(stats[Counter::kBytesIn]), {{"direction", "in"}});
-    AddSample(bytes, static_cast<double>(stats[Counter::kBytesOut]), {{"direction", "out"}});
-    out.push_back(std::move(bytes));
+    AppendInOut(out, "switchboard_packets_total",
+                "Engine.IO packets received from / queued to clients.",
+                static_cast<double>(stats[Counter::kPacketsIn]),
+                static_cast<double>(stats[Counter::kPacketsOut]));
+    AppendInOut(out, "switchboard_bytes_total",
+                "Engine.IO payload bytes received from / queued to clients.",
+                static_cast<double>(stats[Counter::kBytesIn]),
+                static_cast<double>(stats[Counter::kBytesOut]));
 
-    auto drops = CounterFamily("switchboard_send_queue_drops_total",
-                               "Volatile packets dropped because the client was behind.");
-    AddSample(drops, static_cast<double>(stats[Counter::kVolatileDrops]));
-    out.push_back(std::move(drops));
-    auto slow = CounterFamily("switchboard_slow_consumer_disconnects_total",
-                              "Clients disconnected because their send queue overflowed.");
-    AddSample(slow, static_cast<double>(
-                        stats.closes[static_cast<size_t>(CloseReason::kSendQueueOverflow)]));
-    out.push_back(std::move(slow));
+    AppendCounter(out, "switchboard_send_queue_drops_total",
+                  "Volatile packets dropped because the client was behind.",
+                  static_cast<double>(stats[Counter::kVolatileDrops]));
+    AppendCounter(
+        out, "switchboard_slow_consumer_disconnects_total",
+        "Clients disconnected because their send queue overflowed.",
+        static_cast<double>(stats.closes[static_cast<size_t>(CloseReason::kSendQueueOverflow)]));
 
     auto limits = CounterFamily("switchboard_limit_hits_total",
                                 "Requests, packets or connections refused by a limit, by limit.");
@@ -201,19 +211,13 @@ Metrics::CollectFn BusCollector(const bus::Bus& bus) {
     auto connected = GaugeFamily("switchboard_bus_connected", "1 while the bus is connected.");
     AddSample(connected, bus.connected() ? 1 : 0);
     out.push_back(std::move(connected));
-    auto messages = CounterFamily("switchboard_bus_messages_total",
-                                  "Bus messages published (out) and received (in).");
-    AddSample(messages, static_cast<double>(stats.messages_in), {{"direction", "in"}});
-    AddSample(messages, static_cast<double>(stats.messages_out), {{"direction", "out"}});
-    out.push_back(std::move(messages));
-    auto bytes = CounterFamily("switchboard_bus_bytes_total", "Bus payload bytes in and out.");
-    AddSample(bytes, static_cast<double>(stats.bytes_in), {{"direction", "in"}});
-    AddSample(bytes, static_cast<double>(stats.bytes_out), {{"direction", "out"}});
-    out.push_back(std::move(bytes));
-    auto reconnects = CounterFamily("switchboard_bus_reconnects_total",
-                                    "Reconnections to the bus.");
-    AddSample(reconnects, static_cast<double>(stats.reconnects));
-    out.push_back(std::move(reconnects));
+    AppendInOut(out, "switchboard_bus_messages_total",
+                "Bus messages published (out) and received (in).",
+                static_cast<double>(stats.messages_in), static_cast<double>(stats.messages_out));
+    AppendInOut(out, "switchboard_bus_bytes_total", "Bus payload bytes in and out.",
+                static_cast<double>(stats.bytes_in), static_cast<double>(stats.bytes_out));
+    AppendCounter(out, "switchboard_bus_reconnects_total", "Reconnections to the bus.",
+                  static_cast<double>(stats.reconnects));
     auto errors = CounterFamily("switchboard_bus_errors_total",
                                 "Bus publishes that failed (not connected, I/O error).");
     AddSample(errors, static_cast<double>(stats.publish_errors), {{"op", "publish"}});

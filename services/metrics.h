@@ -67,6 +67,12 @@ class Metrics {
 // Builders for collectors.
 prometheus::MetricFamily CounterFamily(std::string name, std::string help);
 prometheus::MetricFamily GaugeFamily(std::string name, std::string help);
+// A counter family with one unlabelled sample, appended to `out`.
+void AppendCounter(std::vector<prometheus::MetricFamily>& out, std::string name, std::string help,
+                   double value);
+// A counter family with a `direction` "in" and an "out" sample, appended to `out`.
+void AppendInOut(std::vector<prometheus::MetricFamily>& out, std::string name, std::string help,
+                 double in, double out_value);
 void AddSample(prometheus::MetricFamily& family, double value,
                std::vector<prometheus::ClientMetric::Label> labels = {});
 
