@@ -10,7 +10,6 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
 import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -18,23 +17,11 @@ import { io } from "socket.io-client";
 
 import { json } from "./lib/api.mjs";
 import { eventually, startBroker, startEdge, startNats } from "./lib/cluster.mjs";
+import { httpGet } from "./lib/http.mjs";
 import { withTimeout } from "./lib/wait.mjs";
 
 const DRAIN_WINDOW_MS = 1000;
 const GRACE_MS = 4000;
-
-function get(port, target) {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: "127.0.0.1", port, path: target, timeout: 2000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode, body }));
-    });
-    req.on("error", reject);
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-  });
-}
 
 // A TCP proxy to the first ready edge (readiness polled every 50 ms from /readyz).
 async function startProxy(edges) {
@@ -44,7 +31,7 @@ async function startProxy(edges) {
     while (polling) {
       for (const e of edges) {
         try {
-          ready.set(e.id, (await get(e.server.adminPort, "/readyz")).status === 200);
+          ready.set(e.id, (await httpGet(e.server.adminPort, "/readyz")).status === 200);
         } catch {
           ready.set(e.id, false);
         }
@@ -100,7 +87,7 @@ after(async () => {
 
 test("a draining edge sends its client to another edge, which gets the next publish", async () => {
   const [e1, e2] = edges;
-  assert.equal((await get(e1.server.adminPort, "/readyz")).status, 200);
+  assert.equal((await httpGet(e1.server.adminPort, "/readyz")).status, 200);
 
   const socket = io(proxy.url, {
     transports: ["websocket"],
@@ -121,11 +108,11 @@ test("a draining edge sends its client to another edge, which gets the next publ
 
     // Not ready (but alive) at once.
     await eventually(async () => {
-      const r = await get(e1.server.adminPort, "/readyz");
+      const r = await httpGet(e1.server.adminPort, "/readyz");
       assert.equal(r.status, 503);
       assert.match(r.body, /draining/);
     }, { timeoutMs: 2000, what: "edge 1 /readyz 503" });
-    const alive = await get(e1.server.adminPort, "/healthz").catch(() => null);
+    const alive = await httpGet(e1.server.adminPort, "/healthz").catch(() => null);
     if (alive) assert.equal(alive.status, 200);
 
     // Told to go within the window, back on edge 2.
@@ -153,7 +140,7 @@ test("a draining edge sends its client to another edge, which gets the next publ
     const took = Date.now() - started;
     assert.ok(took < GRACE_MS + 1000, `edge 1 took ${took} ms to drain`);
     process.stderr.write(`drain of edge 1 (1 client, window ${DRAIN_WINDOW_MS} ms) took ${took} ms\n`);
-    assert.equal((await get(e2.server.adminPort, "/readyz")).status, 200);
+    assert.equal((await httpGet(e2.server.adminPort, "/readyz")).status, 200);
   } finally {
     socket.disconnect();
   }

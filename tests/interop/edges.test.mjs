@@ -12,13 +12,13 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import http from "node:http";
 import path from "node:path";
 
 import { io } from "socket.io-client";
 
 import { connectApi, json } from "./lib/api.mjs";
 import { eventually, startBroker, startEdge, startNats } from "./lib/cluster.mjs";
+import { httpGet } from "./lib/http.mjs";
 import { BIN_DIR, startServer, stopProcess } from "./lib/server.mjs";
 import { withTimeout } from "./lib/wait.mjs";
 
@@ -48,22 +48,9 @@ async function sbctlEdges(address) {
   return rows;
 }
 
-function get(port, target) {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: "127.0.0.1", port, path: target, timeout: 2000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode, body }));
-    });
-    req.on("error", reject);
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-  });
-}
-
 /** The latency histogram on an edge's /metrics: { count, sum, buckets: Map(le → cumulative) }. */
 async function latency(adminPort) {
-  const { status, body } = await get(adminPort, "/metrics");
+  const { status, body } = await httpGet(adminPort, "/metrics");
   assert.equal(status, 200);
   const value = (re) => {
     const m = body.match(re);
