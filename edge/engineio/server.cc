@@ -6,6 +6,7 @@
 #include <random>
 #include <unordered_map>
 
+#include "edge/engineio/heartbeat_queue.h"
 #include "edge/engineio/websocket.h"
 #include "edge/engineio/websocket_handshake.h"
 #include "edge/http/query.h"
@@ -13,6 +14,7 @@
 #include "edge/ids.h"
 
 namespace switchboard::eio {
+namespace net = boost::asio;
 namespace http = boost::beast::http;
 namespace websocket = boost::beast::websocket;
 using HttpPtr = std::shared_ptr<edge::HttpSession>;
@@ -32,7 +34,10 @@ enum ErrorCode {
 constexpr int kRefused = kForbidden;
 
 struct Server::ShardState {
+  explicit ShardState(net::io_context& ioc) : pings(ioc), pongs(ioc) {}
   std::unordered_map<std::string, SessionPtr> sessions;
+  HeartbeatQueue pings;  // sessions waiting to send a ping
+  HeartbeatQueue pongs;  // sessions waiting for a pong
 };
 
 struct alignas(64) Server::ShardStats {
@@ -95,13 +100,16 @@ Server::Stats Server::stats() const {
   return out;
 }
 
+HeartbeatQueue& Server::ping_queue(size_t shard) { return shards_[shard]->pings; }
+HeartbeatQueue& Server::pong_queue(size_t shard) { return shards_[shard]->pongs; }
+
 Server::Server(edge::Runtime& runtime, Options options)
     : runtime_(runtime),
       options_(std::move(options)),
       handshake_limiter_(options_.handshake_rate.rate,
                          options_.handshake_rate.max_tracked_addresses) {
   for (size_t i = 0; i < runtime_.size(); ++i) {
-    shards_.push_back(std::make_unique<ShardState>());
+    shards_.push_back(std::make_unique<ShardState>(runtime_.context(i)));
     stats_.push_back(std::make_unique<ShardStats>());
   }
 }

@@ -17,6 +17,8 @@ class HttpSession;
 
 namespace switchboard::eio {
 
+class HeartbeatQueue;
+
 // An Engine.IO v4 endpoint: handshakes, HTTP long-polling, WebSocket and the
 // upgrade between them. Sessions live on the shard that accepted their
 // handshake; requests for a session are moved to that shard.
@@ -102,6 +104,8 @@ class Server {
   void HandleRequest(const std::shared_ptr<edge::HttpSession>& http);
   // Internal: session bookkeeping on the session's shard.
   void Unregister(const std::string& sid);
+  HeartbeatQueue& ping_queue(size_t shard);
+  HeartbeatQueue& pong_queue(size_t shard);
   // Responses with this endpoint's CORS headers.
   void SendError(const std::shared_ptr<edge::HttpSession>& http, int status, int code,
                  std::string_view message);

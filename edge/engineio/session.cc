@@ -2,6 +2,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "edge/engineio/heartbeat_queue.h"
 #include "edge/engineio/server.h"
 #include "edge/engineio/websocket.h"
 #include "edge/http/session.h"
@@ -35,8 +36,7 @@ Session::Session(Server& server, std::string id, size_t shard, Handshake handsha
       id_(std::move(id)),
       shard_(shard),
       handshake_(std::move(handshake)),
-      transport_(transport),
-      heartbeat_(server.runtime().context(shard)) {
+      transport_(transport) {
   server_.CountOpen(shard_, transport_ == Transport::kWebSocket, +1);
 }
 
@@ -72,11 +72,8 @@ void Session::OpenWebSocket(std::shared_ptr<WebSocketTransport> ws) {
 
 void Session::SchedulePing() {
   heartbeat_state_ = Timer::kPing;
-  heartbeat_.expires_after(server_.options().ping_interval);
-  heartbeat_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-    if (ec) return;
-    if (auto self = weak.lock()) self->OnHeartbeatTimer();
-  });
+  server_.ping_queue(shard_).Schedule(
+      *this, std::chrono::steady_clock::now() + server_.options().ping_interval);
 }
 
 void Session::OnHeartbeatTimer() {
@@ -85,18 +82,14 @@ void Session::OnHeartbeatTimer() {
   Send(PingFrame());
   heartbeat_state_ = Timer::kPong;
   // Measured from when the ping was due, not from when the timer ran.
-  heartbeat_.expires_at(heartbeat_.expiry() + server_.options().ping_timeout);
-  heartbeat_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-    if (ec) return;
-    if (auto self = weak.lock()) self->OnHeartbeatTimer();
-  });
+  server_.pong_queue(shard_).Schedule(*this, heartbeat_due_ + server_.options().ping_timeout);
 }
 
 // ---- inbound ---------------------------------------------------------------
 
 bool Session::CheckHeartbeat() {
   if (state_ == State::kOpen && heartbeat_state_ == Timer::kPong &&
-      std::chrono::steady_clock::now() >= heartbeat_.expiry()) {
+      std::chrono::steady_clock::now() >= heartbeat_due_) {
     // The timer is due but has not run yet: the peer is late all the same.
     Terminate("ping timeout", false);
   }
@@ -337,7 +330,7 @@ void Session::Close(std::string_view reason) {
 void Session::Terminate(std::string_view reason, bool client_initiated, bool graceful) {
   if (state_ == State::kClosed) return;
   auto self = shared_from_this();
-  heartbeat_.cancel();
+  heartbeat_hook_.unlink();
   EndProbe();
   if (state_ == State::kOpen) {
     state_ = State::kClosing;
@@ -378,7 +371,7 @@ void Session::Finish() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
   server_.CountOpen(shard_, transport_ == Transport::kWebSocket, -1);
-  heartbeat_.cancel();
+  heartbeat_hook_.unlink();
   linger_timer_.reset();
   queue_.clear();
   queued_bytes_ = 0;

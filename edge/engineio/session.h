@@ -1,6 +1,8 @@
 #pragma once
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/intrusive/list_hook.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,6 +20,10 @@ namespace switchboard::eio {
 
 class Server;
 class WebSocketTransport;
+class HeartbeatQueue;
+
+using HeartbeatHook =
+    boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 
 // One Engine.IO session: its transport (polling or WebSocket, and the upgrade
 // between them), heartbeat and bounded send queue. Lives on one shard; every
@@ -80,6 +86,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string OpenPacket(bool upgrades) const;
   void OnPacket(Packet&& packet);
   void SchedulePing();
+  // The ping (or pong) due now (called by the HeartbeatQueue).
   void OnHeartbeatTimer();
   void Flush();
   void FlushPoll();
@@ -108,7 +115,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool terminal_queued_ = false;               // close (or noop) packet queued
   bool overflowed_ = false;                    // past the queue bound: closing
 
-  boost::asio::steady_timer heartbeat_;
+  // In the shard's HeartbeatQueue while a ping or a pong is due.
+  friend class HeartbeatQueue;
+  HeartbeatHook heartbeat_hook_;
+  std::chrono::steady_clock::time_point heartbeat_due_;
   Timer heartbeat_state_ = Timer::kNone;
   std::unique_ptr<boost::asio::steady_timer> upgrade_timer_;
   std::unique_ptr<boost::asio::steady_timer> linger_timer_;

@@ -55,22 +55,56 @@ ScheduledFlushes& Scheduled() {
 
 WebSocketTransport::WebSocketTransport(tcp::socket socket, std::string upgrade_response,
                                        size_t max_message_bytes)
-    : socket_(std::move(socket)), max_message_(max_message_bytes) {
+    : poller_(ReadinessPoller::Of(socket.get_executor())), fd_(-1), max_message_(max_message_bytes) {
   boost::system::error_code ignored;
-  socket_.non_blocking(true, ignored);
+  socket.non_blocking(true, ignored);
   // Not a TCP socket behind the TLS relay: then the option fails, harmlessly.
-  socket_.set_option(tcp::no_delay(true), ignored);
+  socket.set_option(tcp::no_delay(true), ignored);
+  // From here on the socket is ours alone (the poller watches it, not asio).
+  boost::system::error_code released;
+  fd_ = socket.release(released);
+  if (released) {
+    fd_ = -1;
+    socket_closed_ = true;
+  }
   // Sent by the first Attach or Close (no I/O before shared_from_this works).
   queued_bytes_ = upgrade_response.size();
   out_.push_back({std::make_shared<const std::string>(std::move(upgrade_response)), kRaw});
 }
 
-WebSocketTransport::~WebSocketTransport() = default;
+WebSocketTransport::~WebSocketTransport() {
+  if (!socket_closed_) ::close(fd_);
+}
 
 void WebSocketTransport::Attach(std::shared_ptr<Session> session) {
   session_ = std::move(session);
-  WaitRead();
+  reading_ = true;
+  Watch();
   if (!write_waiting_) TrySend();
+}
+
+void WebSocketTransport::Watch() {
+  if (watched_ || socket_closed_) return;
+  if (!poller_.Add(fd_, this)) return Lost("transport error");
+  watched_ = true;
+  self_ = shared_from_this();
+}
+
+void WebSocketTransport::OnReady(uint32_t events) {
+  if (socket_closed_) return;  // closed earlier in this batch
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_ = true;
+  if (write_waiting_ && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) {
+    write_waiting_ = false;
+    TrySend();
+  }
+  if (readable_ && !read_posted_) OnReadable();
+}
+
+void WebSocketTransport::OnShutdown() {
+  // Nothing runs after this: the last reference goes now, not in a post.
+  auto self = std::move(self_);
+  session_.reset();
+  CloseSocket();
 }
 
 // ---- writing ---------------------------------------------------------------
@@ -89,7 +123,7 @@ void WebSocketTransport::Enqueue(Outgoing out) {
   scheduled.pending.push_back(shared_from_this());
   if (!scheduled.posted) {
     scheduled.posted = true;
-    net::post(socket_.get_executor(), &WebSocketTransport::FlushScheduled);
+    net::post(poller_.executor(), &WebSocketTransport::FlushScheduled);
   }
 }
 
@@ -127,7 +161,7 @@ void WebSocketTransport::TrySend() {
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = count;
-    ssize_t sent = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL);
+    ssize_t sent = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
     if (sent < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return WaitWrite();
@@ -167,13 +201,9 @@ void WebSocketTransport::TrySend() {
 }
 
 void WebSocketTransport::WaitWrite() {
+  // The poller reports EPOLLOUT once the kernel takes more.
   write_waiting_ = true;
-  socket_.async_wait(tcp::socket::wait_write,
-                     [self = shared_from_this()](boost::system::error_code ec) {
-                       self->write_waiting_ = false;
-                       if (ec || self->socket_closed_) return;
-                       self->TrySend();
-                     });
+  Watch();
 }
 
 void WebSocketTransport::Close(bool flush) {
@@ -184,7 +214,8 @@ void WebSocketTransport::Close(bool flush) {
   static const auto kNormal = CloseFramePayload(1000);
   Enqueue({kNormal, ws::kClose});
   // A transport never attached (a refused upgrade) reads too, to see the end.
-  WaitRead();
+  reading_ = true;
+  Watch();
 }
 
 void WebSocketTransport::DropUnsent() {
@@ -199,9 +230,8 @@ void WebSocketTransport::AfterCloseSent() {
   if (peer_closed_) return CloseSocket();
   // Our half is done; the client answers with its close frame and its FIN,
   // which the read loop waits for (bounded by the linger timer).
-  boost::system::error_code ignored;
-  socket_.shutdown(tcp::socket::shutdown_send, ignored);
-  linger_ = std::make_unique<net::steady_timer>(socket_.get_executor(), kCloseLinger);
+  ::shutdown(fd_, SHUT_WR);
+  linger_ = std::make_unique<net::steady_timer>(poller_.executor(), kCloseLinger);
   linger_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (!ec) self->CloseSocket();
   });
@@ -209,37 +239,40 @@ void WebSocketTransport::AfterCloseSent() {
 
 // ---- reading ---------------------------------------------------------------
 
-void WebSocketTransport::WaitRead() {
-  if (read_waiting_ || socket_closed_) return;
-  read_waiting_ = true;
-  socket_.async_wait(tcp::socket::wait_read,
-                     [self = shared_from_this()](boost::system::error_code ec) {
-                       self->read_waiting_ = false;
-                       if (self->socket_closed_) return;
-                       if (ec) return self->Lost("transport error");
-                       self->OnReadable();
-                     });
-}
-
 void WebSocketTransport::OnReadable() {
+  // Nothing is read before the session is attached, nor after the client's
+  // close frame.
+  if (!reading_ || peer_closed_ || socket_closed_) return;
   char* buffer = ReadBuffer();
   for (int round = 0; round < kReadsPerEvent; ++round) {
-    ssize_t n = ::recv(socket_.native_handle(), buffer, kReadBuffer, 0);
+    ssize_t n = ::recv(fd_, buffer, kReadBuffer, 0);
     if (n > 0) {
       // Once closing, what the client still sends is read and dropped until
       // its FIN.
       if (!closing_) Consume(buffer, static_cast<size_t>(n));
       if (socket_closed_ || peer_closed_) return;
-      if (static_cast<size_t>(n) < kReadBuffer) break;
+      // A short read emptied the socket: new input brings a new edge.
+      if (static_cast<size_t>(n) < kReadBuffer) {
+        readable_ = false;
+        return;
+      }
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      readable_ = false;
+      return;
+    }
     // EOF or a reset.
     if (closing_) return CloseSocket();
     return Lost("transport error");
   }
-  WaitRead();
+  // More may be waiting: read it in a later turn, after the other sockets.
+  read_posted_ = true;
+  net::post(poller_.executor(), [self = shared_from_this()] {
+    self->read_posted_ = false;
+    if (self->readable_) self->OnReadable();
+  });
 }
 
 void WebSocketTransport::Consume(char* data, size_t size) {
@@ -364,7 +397,7 @@ void WebSocketTransport::NotifyClosed(std::string_view reason) {
   auto session = std::move(session_);
   if (!session) return;
   // Never from inside the session's own call (a write during a broadcast).
-  net::post(socket_.get_executor(),
+  net::post(poller_.executor(),
             [self = shared_from_this(), session = std::move(session),
              reason = std::string(reason)] { session->OnTransportClosed(self.get(), reason); });
 }
@@ -379,8 +412,12 @@ void WebSocketTransport::CloseSocket() {
   queued_bytes_ = 0;
   std::string().swap(pending_);
   std::string().swap(message_);
-  boost::system::error_code ignored;
-  socket_.close(ignored);
+  // Closing the descriptor takes it out of the epoll set.
+  ReadinessPoller::Listener::unlink();
+  ::close(fd_);
+  // Events of the poller's current batch may still name this transport:
+  // the last reference goes in a later turn.
+  if (auto self = std::move(self_)) net::post(poller_.executor(), [self = std::move(self)] {});
 }
 
 }  // namespace switchboard::eio

@@ -8,6 +8,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "edge/engineio/packet.h"
+#include "edge/engineio/readiness_poller.h"
 #include "edge/engineio/websocket_frame.h"
 
 namespace switchboard::eio {
@@ -18,12 +19,14 @@ class Session;
 // framing of our own, edge/engineio/websocket_frame.h): the per-connection
 // state is a few hundred bytes, and nothing is buffered while idle.
 //
-// Reads wait for readability and read into a per-thread buffer; only the
-// tail of an incomplete frame is kept. Writes are gathered: frames queued in
+// The socket is watched by the shard's ReadinessPoller (registered once,
+// edge-triggered), not by a pending asio operation. Reads go into a
+// per-thread buffer; only the tail of an incomplete frame is kept. Writes are gathered: frames queued in
 // one turn of the shard's event loop (or while the socket is full) leave in
 // one sendmsg() of their headers and their shared payload bytes, up to
 // kBatch frames at a time.
-class WebSocketTransport : public std::enable_shared_from_this<WebSocketTransport> {
+class WebSocketTransport : public std::enable_shared_from_this<WebSocketTransport>,
+                           private ReadinessPoller::Listener {
  public:
   // `socket` has just received the opening handshake; `upgrade_response` is
   // the 101 answer (ws::UpgradeResponse), sent first.
@@ -61,7 +64,11 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   void DropUnsent();
   void AfterCloseSent();
 
-  void WaitRead();
+  // Registers the socket with the poller (once); it then keeps itself alive
+  // until the socket is closed.
+  void Watch();
+  void OnReady(uint32_t events) override;
+  void OnShutdown() override;
   void OnReadable();
   // Parses and handles the frames in data[0, size).
   void Consume(char* data, size_t size);
@@ -74,9 +81,12 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   void NotifyClosed(std::string_view reason);
   void CloseSocket();
 
-  boost::asio::ip::tcp::socket socket_;
+  ReadinessPoller& poller_;
+  int fd_;
   size_t max_message_;
   std::shared_ptr<Session> session_;
+  // Set while the poller watches the socket: the poller holds a plain pointer.
+  std::shared_ptr<WebSocketTransport> self_;
   std::string pending_;  // an incomplete frame's bytes so far
   std::string message_;  // the fragments of a message so far
   uint8_t message_opcode_ = 0;
@@ -85,8 +95,11 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   size_t out_offset_ = 0;  // bytes of out_[out_head_] already sent
   size_t queued_bytes_ = 0;
   std::unique_ptr<boost::asio::steady_timer> linger_;
-  bool read_waiting_ = false;
-  bool write_waiting_ = false;
+  bool watched_ = false;
+  bool reading_ = false;         // reads wanted (attached, or closing)
+  bool readable_ = false;        // input may be waiting (edge-triggered)
+  bool read_posted_ = false;     // a read continues in a later turn
+  bool write_waiting_ = false;   // the socket was full: wait for EPOLLOUT
   bool flush_scheduled_ = false;
   bool closing_ = false;      // close frame queued: nothing more is sent
   bool close_sent_ = false;   // ... and handed to the kernel

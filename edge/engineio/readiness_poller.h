@@ -1,0 +1,74 @@
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/intrusive/list.hpp>
+#include <cstdint>
+
+namespace switchboard::eio {
+
+// Readiness of many sockets through one epoll set of our own, itself watched
+// by the io_context (one service per io_context, i.e. per shard).
+//
+// Why not a wait on each asio socket: an idle connection would then hold a
+// reactor descriptor state and a pending wait operation (~300 bytes), and
+// every readiness event would allocate and dispatch an operation. Here a
+// socket is registered once, edge-triggered, and costs the kernel's epoll
+// entry only.
+class ReadinessPoller : public boost::asio::execution_context::service {
+ public:
+  // Told of a registered socket's readiness (EPOLLIN, EPOLLOUT, EPOLLERR...
+  // bits). Runs on the io_context's thread; may Remove() any socket, itself
+  // included, but must stay alive until the current handler returns (events
+  // of one batch may still name it).
+  class Listener : public boost::intrusive::list_base_hook<
+                       boost::intrusive::link_mode<boost::intrusive::auto_unlink>> {
+   public:
+    virtual void OnReady(uint32_t events) = 0;
+    // The io_context shuts down: drop whatever keeps the listener alive.
+    virtual void OnShutdown() = 0;
+
+   protected:
+    ~Listener() = default;
+  };
+
+  using key_type = ReadinessPoller;
+  static inline boost::asio::execution_context::id id;
+
+  explicit ReadinessPoller(boost::asio::execution_context& context);
+  ~ReadinessPoller() override;
+
+  // The poller of the io_context behind `executor`.
+  template <typename Executor>
+  static ReadinessPoller& Of(const Executor& executor) {
+    return boost::asio::use_service<ReadinessPoller>(
+        boost::asio::query(executor, boost::asio::execution::context));
+  }
+
+  boost::asio::io_context::executor_type executor() { return ioc_.get_executor(); }
+
+  // Watches `fd` (edge-triggered: in, out, hang-up, error) for `listener`.
+  // False when epoll refuses it (errno set).
+  bool Add(int fd, Listener* listener);
+  // Stops watching `fd` (closing the descriptor does too).
+  void Remove(int fd, Listener* listener);
+
+ private:
+  void shutdown() override;
+  void Arm();
+  void Drain();
+
+  boost::asio::io_context& ioc_;
+  int epoll_fd_ = -1;
+  // The epoll descriptor as the io_context sees it (wait for readable).
+  boost::asio::posix::stream_descriptor watch_;
+  // Every registered listener, told at shutdown.
+  boost::intrusive::list<Listener, boost::intrusive::constant_time_size<false>> listeners_;
+  bool armed_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace switchboard::eio
