@@ -56,10 +56,21 @@ struct Index::Socket {
   Edge* edge = nullptr;
   Namespace* nsp = nullptr;
   User* user = nullptr;  // null: anonymous
-  std::string transport;
-  std::string remote_address;
-  std::string claims;
+  const std::string* transport = nullptr;  // in Index::transports_
+  // One string for both, inline for an IPv4 address without claims (one per
+  // socket of the cluster): "<remote address>\0<claims>".
+  std::string address_and_claims;
   WallTime connected_at{};
+
+  std::string_view remote_address() const {
+    std::string_view all = address_and_claims;
+    return all.substr(0, all.find('\0'));
+  }
+  std::string_view claims() const {
+    std::string_view all = address_and_claims;
+    size_t split = all.find('\0');
+    return split == std::string_view::npos ? std::string_view() : all.substr(split + 1);
+  }
   absl::InlinedVector<Room*, 2> rooms;  // unordered, never the own-id room
 };
 
@@ -304,7 +315,7 @@ void Index::Apply(Edge& edge, const Event& event) {
                    }
                  },
                  [&](const TransportChanged& e) {
-                   if (Socket* s = owned(e.socket_id)) s->transport = e.transport;
+                   if (Socket* s = owned(e.socket_id)) s->transport = InternTransport(e.transport);
                  },
              },
              event);
@@ -319,9 +330,11 @@ void Index::AddSocket(Edge& edge, const SocketInfo& info) {
   s->id = info.id;
   s->prefix = IdPrefix(s->id);
   s->edge = &edge;
-  s->transport = info.transport;
-  s->remote_address = info.remote_address;
-  s->claims = info.claims;
+  s->transport = InternTransport(info.transport);
+  s->address_and_claims = info.remote_address;
+  s->address_and_claims.push_back('\0');
+  s->address_and_claims += info.claims;
+  s->address_and_claims.shrink_to_fit();
   s->connected_at = info.connected_at;
   sockets_.emplace(std::string_view(s->id), std::move(owned));
 
@@ -407,15 +420,21 @@ void Index::DropEdgeSockets(Edge& edge) {
 // ---------------------------------------------------------------------------
 // Queries.
 
+const std::string* Index::InternTransport(std::string_view name) {
+  auto it = transports_.find(name);
+  if (it == transports_.end()) it = transports_.emplace(name).first;
+  return &*it;
+}
+
 SocketInfo Index::ToInfo(const Socket& s) const {
   SocketInfo info;
   info.id = s.id;
   info.edge_id = s.edge->id;
   info.nsp = s.nsp->name;
   if (s.user != nullptr) info.user_id = s.user->id;
-  info.transport = s.transport;
-  info.remote_address = s.remote_address;
-  info.claims = s.claims;
+  info.transport = *s.transport;
+  info.remote_address = s.remote_address();
+  info.claims = s.claims();
   info.connected_at = s.connected_at;
   info.rooms.reserve(s.rooms.size());
   for (const Room* room : s.rooms) info.rooms.push_back(room->name);

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -286,6 +287,8 @@ class Index {
   void DropEdgeSockets(Edge& edge);
   void RemoveEdge(std::string_view edge_id);
   SocketInfo ToInfo(const Socket& socket) const;
+  // Transport names sockets point to (a few: never erased).
+  const std::string* InternTransport(std::string_view name);
 
   absl::btree_map<std::string_view, std::unique_ptr<Edge>, std::less<>> edges_;
   absl::btree_map<std::string_view, std::unique_ptr<Namespace>, std::less<>> namespaces_;
@@ -293,6 +296,7 @@ class Index {
   absl::flat_hash_map<std::string_view, std::unique_ptr<User>> users_;
   SocketSet all_;
   uint64_t room_count_ = 0;
+  std::set<std::string, std::less<>> transports_;
 };
 
 }  // namespace switchboard::broker

@@ -1,5 +1,7 @@
 #include "cluster/membership_journal.h"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <random>
 #include <utility>
@@ -91,13 +93,33 @@ void MembershipJournal::PublishEventLocked(v1::MembershipEvent& event) {
   CountFailure(bus_.Publish(membership_subject(), event.SerializeAsString()));
 }
 
+std::string_view MembershipJournal::SocketEntry::remote_address() const {
+  std::string_view all = address_and_claims;
+  return all.substr(0, all.find('\0'));
+}
+
+std::string_view MembershipJournal::SocketEntry::claims() const {
+  std::string_view all = address_and_claims;
+  size_t split = all.find('\0');
+  return split == std::string_view::npos ? std::string_view() : all.substr(split + 1);
+}
+
+const std::string* MembershipJournal::Intern(std::set<std::string, std::less<>>& names,
+                                             std::string_view name) {
+  auto it = names.find(name);
+  if (it == names.end()) it = names.emplace(name).first;
+  return &*it;
+}
+
 void MembershipJournal::JoinLocked(const std::string& socket_id, SocketEntry& entry,
                                    const std::string& room) {
-  if (!entry.rooms.insert(room).second) return;  // already in: nothing changed
+  auto pos = std::lower_bound(entry.rooms.begin(), entry.rooms.end(), room);
+  if (pos != entry.rooms.end() && *pos == room) return;  // already in: nothing changed
+  entry.rooms.insert(pos, room);
   v1::MembershipEvent event;
   v1::RoomChange* change = event.mutable_joined();
   change->set_socket_id(socket_id);
-  change->set_namespace_(entry.nsp);
+  change->set_namespace_(*entry.nsp);
   change->set_user_id(entry.user_id);
   change->set_room(room);
   PublishEventLocked(event);
@@ -108,25 +130,28 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
   auto [it, inserted] = sockets_.try_emplace(socket.id());
   if (!inserted) return;  // reported twice: the first report stands
   SocketEntry& entry = it->second;
-  entry.nsp = socket.nsp().name();
+  entry.nsp = Intern(nsp_names_, socket.nsp().name());
   entry.user_id = socket.user_id();
-  entry.transport = std::string(socket.transport());
-  entry.remote_address = socket.handshake().address;
+  entry.transport = Intern(transport_names_, socket.transport());
+  entry.address_and_claims = socket.handshake().address;
+  entry.address_and_claims.push_back('\0');
   if (!socket.claims().is_null()) {
-    entry.claims = socket.claims().dump(-1, ' ', false, sio::Json::error_handler_t::replace);
+    entry.address_and_claims +=
+        socket.claims().dump(-1, ' ', false, sio::Json::error_handler_t::replace);
   }
+  entry.address_and_claims.shrink_to_fit();
   entry.connected_at = std::chrono::system_clock::now();
-  ++by_transport_[{entry.nsp, entry.transport}];
+  ++by_transport_[{*entry.nsp, *entry.transport}];
 
   v1::MembershipEvent event;
   v1::SocketInfo* info = event.mutable_connected()->mutable_socket();
   info->set_id(socket.id());
   info->set_edge_id(edge_id_);
   info->set_user_id(entry.user_id);
-  info->set_namespace_(entry.nsp);
-  info->set_transport(proto::TransportFromName(entry.transport));
-  info->set_remote_address(entry.remote_address);
-  info->set_claims(entry.claims);
+  info->set_namespace_(*entry.nsp);
+  info->set_transport(proto::TransportFromName(*entry.transport));
+  info->set_remote_address(std::string(entry.remote_address()));
+  info->set_claims(std::string(entry.claims()));
   proto::ToTimestamp(entry.connected_at, info->mutable_connected_at());
   PublishEventLocked(event);
 
@@ -144,10 +169,10 @@ void MembershipJournal::OnDisconnected(const sio::Socket& socket, std::string_vi
   v1::MembershipEvent event;
   v1::SocketDisconnected* change = event.mutable_disconnected();
   change->set_socket_id(socket.id());
-  change->set_namespace_(it->second.nsp);
+  change->set_namespace_(*it->second.nsp);
   change->set_user_id(it->second.user_id);
   change->set_reason(std::string(reason));
-  --by_transport_[{it->second.nsp, it->second.transport}];
+  --by_transport_[{*it->second.nsp, *it->second.transport}];
   sockets_.erase(it);
   PublishEventLocked(event);
 }
@@ -165,11 +190,15 @@ void MembershipJournal::OnLeft(const sio::Socket& socket, const std::string& roo
   std::lock_guard lock(mu_);
   auto it = sockets_.find(socket.id());
   if (it == sockets_.end()) return;
-  if (it->second.rooms.erase(room) == 0) return;
+  auto& rooms = it->second.rooms;
+  auto pos = std::lower_bound(rooms.begin(), rooms.end(), room);
+  if (pos == rooms.end() || *pos != room) return;
+  rooms.erase(pos);
+  if (rooms.empty()) rooms.shrink_to_fit();
   v1::MembershipEvent event;
   v1::RoomChange* change = event.mutable_left();
   change->set_socket_id(socket.id());
-  change->set_namespace_(it->second.nsp);
+  change->set_namespace_(*it->second.nsp);
   change->set_user_id(it->second.user_id);
   change->set_room(room);
   PublishEventLocked(event);
@@ -179,16 +208,17 @@ void MembershipJournal::OnTransportChanged(const sio::Socket& socket) {
   std::lock_guard lock(mu_);
   auto it = sockets_.find(socket.id());
   if (it == sockets_.end()) return;
-  std::string transport(socket.transport());
+  const std::string* transport = Intern(transport_names_, socket.transport());
   if (it->second.transport == transport) return;
-  --by_transport_[{it->second.nsp, it->second.transport}];
-  ++by_transport_[{it->second.nsp, transport}];
-  it->second.transport = std::move(transport);
+  const std::string& nsp = *it->second.nsp;
+  --by_transport_[{nsp, *it->second.transport}];
+  ++by_transport_[{nsp, *transport}];
+  it->second.transport = transport;
   v1::MembershipEvent event;
   v1::TransportChange* change = event.mutable_transport_changed();
   change->set_socket_id(socket.id());
-  change->set_namespace_(it->second.nsp);
-  change->set_transport(proto::TransportFromName(it->second.transport));
+  change->set_namespace_(nsp);
+  change->set_transport(proto::TransportFromName(*transport));
   PublishEventLocked(event);
 }
 
@@ -211,7 +241,7 @@ void MembershipJournal::FillHeartbeatLocked(v1::Heartbeat& heartbeat) const {
   std::set<std::pair<std::string, std::string>> total_rooms;  // (nsp, room)
   std::map<std::string, Tally> per_nsp;
   for (const auto& [id, entry] : sockets_) {
-    Tally& nsp = per_nsp[entry.nsp];
+    Tally& nsp = per_nsp[*entry.nsp];
     ++total.sockets;
     ++nsp.sockets;
     if (!entry.user_id.empty()) {
@@ -220,7 +250,7 @@ void MembershipJournal::FillHeartbeatLocked(v1::Heartbeat& heartbeat) const {
     }
     for (const auto& room : entry.rooms) {
       nsp.rooms.insert(room);
-      total_rooms.emplace(entry.nsp, room);
+      total_rooms.emplace(*entry.nsp, room);
     }
   }
   v1::Counts* totals = heartbeat.mutable_totals();
@@ -274,11 +304,11 @@ v1::Snapshot MembershipJournal::BuildSnapshot() const {
     info->set_id(id);
     info->set_edge_id(edge_id_);
     info->set_user_id(entry.user_id);
-    info->set_namespace_(entry.nsp);
-    for (const auto& room : entry.rooms) info->add_rooms(room);  // std::set: sorted
-    info->set_transport(proto::TransportFromName(entry.transport));
-    info->set_remote_address(entry.remote_address);
-    info->set_claims(entry.claims);
+    info->set_namespace_(*entry.nsp);
+    for (const auto& room : entry.rooms) info->add_rooms(room);  // sorted
+    info->set_transport(proto::TransportFromName(*entry.transport));
+    info->set_remote_address(std::string(entry.remote_address()));
+    info->set_claims(std::string(entry.claims()));
     proto::ToTimestamp(entry.connected_at, info->mutable_connected_at());
   }
   FillHeartbeatLocked(*snapshot.mutable_heartbeat());

@@ -31,6 +31,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "bus/bus.h"
@@ -110,20 +111,27 @@ class MembershipJournal : public sio::MembershipObserver {
   uint64_t snapshots_served() const;
 
  private:
+  // Kept for every socket of the edge, so it is small: the namespace and
+  // transport are shared names, the address and claims share one string
+  // (inline for an IPv4 address without claims), rooms a sorted vector.
   struct SocketEntry {
-    std::string nsp;
-    std::string user_id;  // empty: anonymous
-    std::string transport;
-    std::string remote_address;
-    std::string claims;  // JSON text, "" for none
+    const std::string* nsp = nullptr;        // in nsp_names_
+    const std::string* transport = nullptr;  // in transport_names_
+    std::string user_id;                     // empty: anonymous
+    std::string address_and_claims;          // "<address>\0<claims JSON or empty>"
     std::chrono::system_clock::time_point connected_at;
-    std::set<std::string> rooms;  // never the socket's own-id room
+    std::vector<std::string> rooms;  // sorted; never the socket's own-id room
+
+    std::string_view remote_address() const;
+    std::string_view claims() const;
   };
 
   // All under mu_.
   void PublishEventLocked(v1::MembershipEvent& event);
   void FillHeartbeatLocked(v1::Heartbeat& heartbeat) const;
   void JoinLocked(const std::string& socket_id, SocketEntry& entry, const std::string& room);
+  static const std::string* Intern(std::set<std::string, std::less<>>& names,
+                                   std::string_view name);
   void CountFailure(const absl::Status& status);
   void ServeOne(const bus::Message& message);
 
@@ -139,6 +147,9 @@ class MembershipJournal : public sio::MembershipObserver {
 
   mutable std::mutex mu_;
   std::map<std::string, SocketEntry> sockets_;  // by socket id
+  // Names entries point to (a handful: never erased).
+  std::set<std::string, std::less<>> nsp_names_;
+  std::set<std::string, std::less<>> transport_names_;
   std::map<std::pair<std::string, std::string>, uint64_t> by_transport_;  // (nsp, transport)
   uint64_t seq_ = 0;                            // the last seq used
 

@@ -133,19 +133,21 @@ void Namespace::Remove(Socket& socket, std::string_view reason) {
 }
 
 void Namespace::AddToRoom(Socket& socket, const std::string& room) {
+  // A socket's own-id room is implicit (found through `sockets`): an entry
+  // per socket here would cost every connection a few hundred bytes.
+  if (room == socket.id()) return;
   Local().rooms[room].insert(&socket);
-  auto* observer = server_.membership_observer();
-  if (observer && room != socket.id()) observer->OnJoined(socket, room);
+  if (auto* observer = server_.membership_observer()) observer->OnJoined(socket, room);
 }
 
 void Namespace::RemoveFromRoom(Socket& socket, const std::string& room) {
+  if (room == socket.id()) return;
   ShardState& local = Local();
   auto it = local.rooms.find(room);
   if (it == local.rooms.end()) return;
   it->second.erase(&socket);
   if (it->second.empty()) local.rooms.erase(it);
-  auto* observer = server_.membership_observer();
-  if (observer && room != socket.id()) observer->OnLeft(socket, room);
+  if (auto* observer = server_.membership_observer()) observer->OnLeft(socket, room);
 }
 
 void Namespace::Dispatch(const SocketPtr& socket, std::string_view event, Json& args, Ack ack) {
@@ -190,6 +192,9 @@ void Namespace::CollectUnion(const BroadcastTarget& target, std::vector<Socket*>
   for (const auto& room : target.rooms) {
     auto it = local.rooms.find(room);
     if (it != local.rooms.end()) out.insert(out.end(), it->second.begin(), it->second.end());
+    // A socket id names the socket's own room.
+    auto own = local.sockets.find(room);
+    if (own != local.sockets.end()) out.push_back(own->second);
   }
   for (const auto& user : target.user_ids) {
     auto it = local.users.find(user);
@@ -211,7 +216,8 @@ void Namespace::DeliverLocal(const Delivery& delivery) {
   };
   if (target.rooms.empty() && target.user_ids.empty()) {
     for (auto& [id, socket] : local.sockets) send(socket);
-  } else if (target.rooms.size() == 1 && target.user_ids.empty()) {
+  } else if (target.rooms.size() == 1 && target.user_ids.empty() &&
+             !local.sockets.contains(target.rooms.front())) {
     auto it = local.rooms.find(target.rooms.front());
     if (it != local.rooms.end()) {
       for (Socket* socket : it->second) send(socket);
