@@ -53,12 +53,13 @@ std::shared_ptr<RelayRules> RelayRules::Install(sio::Namespace& nsp, NamespacePo
   }
   nsp.OnConnection([self](const sio::SocketPtr& socket) {
     std::lock_guard lock(self->mu_);
-    self->socket_ids_.insert(socket->id());
+    ++self->socket_ids_[IdHash(socket->id())];
   });
   nsp.OnDisconnect([self](const sio::SocketPtr& socket, std::string_view) {
     {
       std::lock_guard lock(self->mu_);
-      self->socket_ids_.erase(socket->id());
+      auto it = self->socket_ids_.find(IdHash(socket->id()));
+      if (it != self->socket_ids_.end() && --it->second == 0) self->socket_ids_.erase(it);
     }
     self->LeaveAll(*socket);
   });
@@ -74,10 +75,7 @@ std::shared_ptr<RelayRules> RelayRules::Install(sio::Namespace& nsp, NamespacePo
   return self;
 }
 
-size_t RelayRules::socket_count() const {
-  std::lock_guard lock(mu_);
-  return socket_ids_.size();
-}
+uint64_t RelayRules::IdHash(std::string_view id) { return absl::HashOf(id); }
 
 bool RelayRules::LooksLikeClusterSocketId(const std::string& id) const {
   // A socket of any edge ("<edge-id>.<random>"), when this edge is in a cluster.
@@ -86,7 +84,7 @@ bool RelayRules::LooksLikeClusterSocketId(const std::string& id) const {
 
 bool RelayRules::IsSocketId(const std::string& id) const {
   std::lock_guard lock(mu_);
-  return socket_ids_.count(id) > 0;
+  return socket_ids_.contains(IdHash(id));
 }
 
 void RelayRules::LeaveAll(const sio::Socket& socket) {

@@ -12,7 +12,9 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_set>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 
 #include "edge/socketio/namespace.h"
 #include "edge/socketio/socket.h"
@@ -50,7 +52,6 @@ class RelayRules : public std::enable_shared_from_this<RelayRules> {
   uint64_t refused_events() const { return refused_.load(std::memory_order_relaxed); }
   // Events handed to backends.
   uint64_t forwarded_events() const { return forwarded_.load(std::memory_order_relaxed); }
-  size_t socket_count() const;
 
   RelayRules(sio::Namespace& nsp, NamespacePolicy policy, ForwardFn forward);
 
@@ -68,7 +69,12 @@ class RelayRules : public std::enable_shared_from_this<RelayRules> {
   const ForwardFn forward_;
 
   mutable std::mutex mu_;
-  std::unordered_set<std::string> socket_ids_;  // guarded by mu_
+  // Connected sockets by a 64-bit hash of their id (with a count, for two
+  // ids of one hash): 16 bytes a socket instead of a string set's ~100. A
+  // room name whose hash equals a socket's is refused like a socket id
+  // (a chance of 2^-64 per name).
+  absl::flat_hash_map<uint64_t, uint32_t> socket_ids_;  // guarded by mu_
+  static uint64_t IdHash(std::string_view id);
 
   std::atomic<uint64_t> ignored_{0};
   std::atomic<uint64_t> handled_{0};

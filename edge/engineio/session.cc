@@ -42,6 +42,22 @@ Session::Session(Server& server, std::string id, size_t shard, Handshake handsha
 
 Session::~Session() = default;
 
+namespace {
+class MessageListener : public SessionListener {
+ public:
+  explicit MessageListener(std::function<void(Packet&&)> handler) : handler_(std::move(handler)) {}
+  void OnSessionMessage(Packet&& packet) override { handler_(std::move(packet)); }
+  void OnSessionClose(std::string_view) override {}
+
+ private:
+  std::function<void(Packet&&)> handler_;
+};
+}  // namespace
+
+void Session::OnMessage(std::function<void(Packet&&)> handler) {
+  listener_ = std::make_shared<MessageListener>(std::move(handler));
+}
+
 std::string Session::OpenPacket(bool upgrades) const {
   const Options& o = server_.options();
   std::string out = "0{\"sid\":\"";
@@ -106,7 +122,7 @@ void Session::OnPacket(Packet&& packet) {
     case PacketType::kClose:
       return Terminate("transport close", true);
     case PacketType::kMessage:
-      if (on_message_) on_message_(std::move(packet));
+      if (listener_) listener_->OnSessionMessage(std::move(packet));
       return;
     case PacketType::kNoop:
     case PacketType::kPing:  // v4 clients never ping; harmless
@@ -136,7 +152,7 @@ void Session::OnFrame(WebSocketTransport* from, std::string_view data, bool bina
       upgrading_ = false;
       if (poll_) RespondPoll(std::string(1, static_cast<char>(PacketType::kNoop)));
       Flush();
-      if (on_upgrade_) on_upgrade_();
+      if (listener_) listener_->OnSessionUpgrade();
       return;
     }
     EndProbe();
@@ -334,9 +350,8 @@ void Session::Terminate(std::string_view reason, bool client_initiated, bool gra
   EndProbe();
   if (state_ == State::kOpen) {
     state_ = State::kClosing;
-    on_message_ = nullptr;
     server_.CountClose(shard_, reason);
-    if (auto cb = std::move(on_close_)) cb(reason);
+    if (auto listener = std::move(listener_)) listener->OnSessionClose(reason);
   }
   if (transport_ == Transport::kWebSocket) {
     // A graceful close sends what is queued (e.g. a DISCONNECT packet) before

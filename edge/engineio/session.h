@@ -25,6 +25,21 @@ class HeartbeatQueue;
 using HeartbeatHook =
     boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 
+// What a session tells its owner (the Socket.IO client over it).
+class SessionListener {
+ public:
+  // A message packet from the client (text, or binary with `binary` set).
+  virtual void OnSessionMessage(Packet&& packet) = 0;
+  // The session ended, whoever ended it. Called once; the session lets go
+  // of its listener then.
+  virtual void OnSessionClose(std::string_view reason) = 0;
+  // The session moved from polling to WebSocket.
+  virtual void OnSessionUpgrade() {}
+
+ protected:
+  ~SessionListener() = default;
+};
+
 // One Engine.IO session: its transport (polling or WebSocket, and the upgrade
 // between them), heartbeat and bounded send queue. Lives on one shard; every
 // method runs there.
@@ -45,14 +60,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   bool is_open() const { return state_ == State::kOpen; }
 
-  // Message packets from the client (text, or binary with `binary` set).
-  void OnMessage(std::function<void(Packet&&)> handler) { on_message_ = std::move(handler); }
-  // Called once when the session ends, whoever ended it.
-  // Called once the session moved from polling to WebSocket.
-  void OnUpgrade(std::function<void()> handler) { on_upgrade_ = std::move(handler); }
-  void OnClose(std::function<void(std::string_view reason)> handler) {
-    on_close_ = std::move(handler);
-  }
+  // The session holds its listener (one pointer, not three callbacks: a
+  // session lives as long as its connection) until it closes.
+  void SetListener(std::shared_ptr<SessionListener> listener) { listener_ = std::move(listener); }
+  // Shorthand for a listener that only takes messages.
+  void OnMessage(std::function<void(Packet&&)> handler);
 
   // Queues frames for the client, all or none. A volatile send is dropped
   // (returns false) when the client is behind. Past the queue bound the
@@ -123,9 +135,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<boost::asio::steady_timer> upgrade_timer_;
   std::unique_ptr<boost::asio::steady_timer> linger_timer_;
 
-  std::function<void(Packet&&)> on_message_;
-  std::function<void(std::string_view)> on_close_;
-  std::function<void()> on_upgrade_;
+  std::shared_ptr<SessionListener> listener_;
 };
 
 using SessionPtr = std::shared_ptr<Session>;

@@ -11,19 +11,9 @@ Client::Client(Server& server, eio::SessionPtr session)
     : server_(server), session_(std::move(session)), decoder_(server.options().decoder) {}
 
 void Client::Start() {
-  auto self = shared_from_this();
-  // The session holds us through these callbacks until it closes.
-  session_->OnMessage([self](eio::Packet&& message) { self->OnMessage(std::move(message)); });
-  session_->OnClose([self](std::string_view reason) { self->OnClose(reason); });
-  session_->OnUpgrade([weak = weak_from_this()] {
-    auto self = weak.lock();
-    if (!self) return;
-    auto* observer = self->server_.membership_observer();
-    if (observer == nullptr) return;
-    for (auto& [name, socket] : self->sockets_) {
-      if (socket->connected()) observer->OnTransportChanged(*socket);
-    }
-  });
+  // The session holds us until it closes.
+  session_->SetListener(std::shared_ptr<eio::SessionListener>(
+      shared_from_this(), static_cast<eio::SessionListener*>(this)));
   connect_timer_ = std::make_unique<boost::asio::steady_timer>(
       server_.runtime().context(shard()), server_.options().connect_timeout);
   connect_timer_->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
@@ -33,7 +23,15 @@ void Client::Start() {
   });
 }
 
-void Client::OnMessage(eio::Packet&& message) {
+void Client::OnSessionUpgrade() {
+  auto* observer = server_.membership_observer();
+  if (observer == nullptr) return;
+  for (auto& [name, socket] : sockets_) {
+    if (socket->connected()) observer->OnTransportChanged(*socket);
+  }
+}
+
+void Client::OnSessionMessage(eio::Packet&& message) {
   auto packet = decoder_.Feed(message.data, message.binary);
   if (!packet.ok()) {
     switch (decoder_.breach()) {
@@ -84,7 +82,7 @@ void Client::OnConnect(Packet&& packet) {
     return SendPacket(Packet{PacketType::kConnectError, packet.nsp, std::nullopt,
                              Json{{"message", "Too many namespaces"}}});
   }
-  Json auth = packet.data.has_value() ? std::move(*packet.data) : Json::object();
+  Json auth = packet.data.has_value() ? std::move(*packet.data) : Json();
   const std::string& edge_id = server_.options().edge_id;
   std::string id = edge_id.empty() ? edge::NewId(shard()) : edge_id + "." + edge::NewId(shard());
   auto socket = std::make_shared<Socket>(shared_from_this(), *nsp, std::move(id), std::move(auth));
@@ -138,7 +136,7 @@ void Client::DisconnectAll() {
   Close();
 }
 
-void Client::OnClose(std::string_view reason) {
+void Client::OnSessionClose(std::string_view reason) {
   closed_ = true;
   connect_timer_.reset();
   auto sockets = std::move(sockets_);

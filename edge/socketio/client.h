@@ -16,7 +16,7 @@ class Server;
 
 // The Socket.IO side of one Engine.IO connection: decodes packets and
 // multiplexes them over the namespace sockets it holds.
-class Client : public std::enable_shared_from_this<Client> {
+class Client : public std::enable_shared_from_this<Client>, private eio::SessionListener {
  public:
   Client(Server& server, eio::SessionPtr session);
 
@@ -35,10 +35,12 @@ class Client : public std::enable_shared_from_this<Client> {
   void Remove(const Socket& socket);
 
  private:
-  void OnMessage(eio::Packet&& message);
+  // eio::SessionListener
+  void OnSessionMessage(eio::Packet&& message) override;
+  void OnSessionClose(std::string_view reason) override;
+  void OnSessionUpgrade() override;
   void OnPacket(Packet&& packet);
   void OnConnect(Packet&& packet);
-  void OnClose(std::string_view reason);
   SocketPtr Find(const std::string& nsp) const;
 
   Server& server_;

@@ -20,12 +20,16 @@ Socket::Socket(std::shared_ptr<Client> client, Namespace& nsp, std::string id, J
       nsp_(nsp),
       id_(std::move(id)),
       handshake_(client_->handshake()),
-      auth_(std::move(auth)),
-      data_(Json::object()) {
+      auth_(std::move(auth)) {
   auto now = eio::RateClock::now();
   events_ = eio::TokenBucket(nsp_.limits().event_rate.rate, now);
   last_notice_ = now - std::chrono::hours(1);
   flood_window_ = now;
+}
+
+const Json& Socket::auth() const {
+  static const Json kNone = Json::object();
+  return auth_.is_null() ? kNone : auth_;
 }
 
 Socket::~Socket() = default;

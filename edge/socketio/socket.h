@@ -38,13 +38,16 @@ class Socket : public std::enable_shared_from_this<Socket> {
   Namespace& nsp() const { return nsp_; }
   const Handshake& handshake() const { return handshake_; }
   // The CONNECT packet's auth payload ({} when none was sent).
-  const Json& auth() const { return auth_; }
+  const Json& auth() const;
   // "polling" or "websocket" (current transport).
   std::string_view transport() const;
   bool connected() const { return connected_; }
 
-  // Application data kept on the socket (e.g. claims).
-  Json& data() { return data_; }
+  // Application data kept on the socket (e.g. claims); an object.
+  Json& data() {
+    if (data_.is_null()) data_ = Json::object();  // made when first used
+    return data_;
+  }
   // The authenticated user ("" for anonymous sockets). Set by middleware,
   // before the socket is connected; ignored afterwards.
   const std::string& user_id() const { return user_id_; }
@@ -106,8 +109,8 @@ class Socket : public std::enable_shared_from_this<Socket> {
   Namespace& nsp_;
   std::string id_;
   const Handshake& handshake_;
-  Json auth_;
-  Json data_;
+  Json auth_;  // null: none sent (an empty object costs an allocation)
+  Json data_;  // null until data() is first called
   std::string user_id_;
   Json claims_;
   std::vector<std::string> rooms_;  // includes id_
