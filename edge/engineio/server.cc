@@ -35,7 +35,8 @@ constexpr int kRefused = kForbidden;
 
 struct Server::ShardState {
   explicit ShardState(net::io_context& ioc) : pings(ioc), pongs(ioc) {}
-  std::unordered_map<std::string, SessionPtr> sessions;
+  // Keyed by the session's own id string (the map holds the session).
+  std::unordered_map<std::string_view, SessionPtr> sessions;
   HeartbeatQueue pings;  // sessions waiting to send a ping
   HeartbeatQueue pongs;  // sessions waiting for a pong
 };
@@ -166,7 +167,7 @@ void Server::HandleRequest(const HttpPtr& http) {
   if (static_cast<size_t>(shard) != http->shard()) return http->MigrateTo(shard);
 
   auto& sessions = shards_[shard]->sessions;
-  auto it = sessions.find(std::string(sid));
+  auto it = sessions.find(sid);
   if (it == sessions.end()) return SendError(http, 400, kUnknownSid, "Session ID unknown");
   SessionPtr session = it->second;
   if (!session->CheckHeartbeat()) return SendError(http, 400, kUnknownSid, "Session ID unknown");
@@ -196,9 +197,9 @@ void Server::Handshake(const HttpPtr& http, bool websocket) {
 
   std::string id = edge::NewId(shard);
   if (!websocket) {
-    auto session = std::make_shared<Session>(*this, id, shard, std::move(handshake),
+    auto session = std::make_shared<Session>(*this, std::move(id), shard, std::move(handshake),
                                              Session::Transport::kPolling);
-    shards_[shard]->sessions.emplace(id, session);
+    shards_[shard]->sessions.emplace(session->id(), session);
     Count(shard, Counter::kHandshakesPolling);
     SendPayload(http, session->OpenPolling());
     if (on_connection_) on_connection_(session);
@@ -211,9 +212,9 @@ void Server::Handshake(const HttpPtr& http, bool websocket) {
   }
   auto transport = std::make_shared<WebSocketTransport>(
       http->TakeStream().release_socket(), std::move(*response), options_.max_http_buffer_size);
-  auto session = std::make_shared<Session>(*this, id, shard, std::move(handshake),
+  auto session = std::make_shared<Session>(*this, std::move(id), shard, std::move(handshake),
                                            Session::Transport::kWebSocket);
-  shards_[shard]->sessions.emplace(id, session);
+  shards_[shard]->sessions.emplace(session->id(), session);
   Count(shard, Counter::kHandshakesWebSocket);
   session->OpenWebSocket(transport);
   if (on_connection_) on_connection_(session);
