@@ -277,10 +277,11 @@ void WebSocketTransport::OnReadable() {
 
 void WebSocketTransport::Consume(char* data, size_t size) {
   // An incomplete frame from an earlier read continues here.
-  if (!pending_.empty()) {
-    pending_.append(data, size);
-    data = pending_.data();
-    size = pending_.size();
+  std::string* tail = partial_ ? &partial_->frame_tail : nullptr;
+  if (tail != nullptr && !tail->empty()) {
+    tail->append(data, size);
+    data = tail->data();
+    size = tail->size();
   }
   size_t offset = 0;
   bool reading = true;
@@ -296,16 +297,18 @@ void WebSocketTransport::Consume(char* data, size_t size) {
       case ws::ParseStatus::kFrame: break;
     }
     offset += used;
-    // Stops at a close, or when the session closes us.
-    if (!HandleFrame(frame)) return;
+    // Stops at a close, or when the session closes us (a closed socket has
+    // released the bytes `data` may point into).
+    if (!HandleFrame(frame) || socket_closed_) return;
   }
   if (offset == size) {
-    if (!pending_.empty()) std::string().swap(pending_);
-  } else if (data == pending_.data()) {
-    pending_.erase(0, offset);
+    if (tail != nullptr) std::string().swap(*tail);
+  } else if (tail != nullptr && data == tail->data()) {
+    tail->erase(0, offset);
   } else {
-    pending_.assign(data + offset, size - offset);
+    Partial().frame_tail.assign(data + offset, size - offset);
   }
+  ReleasePartial();
 }
 
 bool WebSocketTransport::HandleFrame(const ws::ClientFrame& frame) {
@@ -321,7 +324,7 @@ bool WebSocketTransport::HandleFrame(const ws::ClientFrame& frame) {
         Deliver(frame.payload, frame.opcode == ws::kBinary);
       } else {
         message_opcode_ = frame.opcode;
-        message_.assign(frame.payload);
+        Partial().message.assign(frame.payload);
       }
       break;
     case ws::kContinuation:
@@ -329,17 +332,18 @@ bool WebSocketTransport::HandleFrame(const ws::ClientFrame& frame) {
         FailWith(1002, "transport error");
         return false;
       }
-      if (message_.size() + frame.payload.size() > max_message_) {
+      if (Partial().message.size() + frame.payload.size() > max_message_) {
         if (auto session = session_) session->OnMessageTooBig();
         FailWith(1009, "transport error");
         return false;
       }
-      message_.append(frame.payload);
+      Partial().message.append(frame.payload);
       if (frame.fin) {
         bool binary = message_opcode_ == ws::kBinary;
         message_opcode_ = 0;
-        std::string message = std::move(message_);
-        message_ = std::string();
+        std::string message = std::move(Partial().message);
+        Partial().message = std::string();
+        ReleasePartial();
         Deliver(message, binary);
       }
       break;
@@ -379,6 +383,15 @@ void WebSocketTransport::Deliver(std::string_view message, bool binary) {
   if (auto session = session_) session->OnFrame(this, message, binary);
 }
 
+WebSocketTransport::PartialInput& WebSocketTransport::Partial() {
+  if (!partial_) partial_ = std::make_unique<PartialInput>();
+  return *partial_;
+}
+
+void WebSocketTransport::ReleasePartial() {
+  if (partial_ && partial_->frame_tail.empty() && partial_->message.empty()) partial_.reset();
+}
+
 void WebSocketTransport::FailWith(uint16_t code, std::string_view reason) {
   NotifyClosed(reason);
   if (closing_) return;
@@ -410,8 +423,7 @@ void WebSocketTransport::CloseSocket() {
   out_head_ = 0;
   out_offset_ = 0;
   queued_bytes_ = 0;
-  std::string().swap(pending_);
-  std::string().swap(message_);
+  partial_.reset();
   // Closing the descriptor takes it out of the epoll set.
   ReadinessPoller::Listener::unlink();
   ::close(fd_);

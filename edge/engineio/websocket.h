@@ -87,8 +87,15 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   std::shared_ptr<Session> session_;
   // Set while the poller watches the socket: the poller holds a plain pointer.
   std::shared_ptr<WebSocketTransport> self_;
-  std::string pending_;  // an incomplete frame's bytes so far
-  std::string message_;  // the fragments of a message so far
+  // Input held between reads: only while a frame or a fragmented message is
+  // incomplete (an idle connection holds none).
+  struct PartialInput {
+    std::string frame_tail;  // an incomplete frame's bytes so far
+    std::string message;     // the fragments of a message so far
+  };
+  PartialInput& Partial();
+  void ReleasePartial();
+  std::unique_ptr<PartialInput> partial_;
   uint8_t message_opcode_ = 0;
   absl::InlinedVector<Outgoing, 2> out_;
   size_t out_head_ = 0;    // first entry not fully sent
