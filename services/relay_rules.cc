@@ -3,7 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "bus/routing.h"
 #include "edge/socketio/broadcast.h"
@@ -20,6 +23,29 @@ void Answer(const sio::Ack& ack, const Template& tmpl, const RuleContext& ctx) {
   Json args = Json::array();
   if (value.ok() && !value->is_discarded()) args.push_back(std::move(*value));
   ack(std::move(args));
+}
+
+// Whether the template is exactly the reference `ref` (no alternatives, no
+// path).
+bool IsReference(const Template& tmpl, std::string_view ref) {
+  const Json& spec = tmpl.spec();
+  return spec.is_string() && spec.get_ref<const std::string&>() == ref;
+}
+
+// Whether any of the rule's templates may read $now (a literal that merely
+// contains the text counts too: the clock is read for nothing, no harm).
+bool ReadsClock(const Rule& rule) {
+  std::vector<const Template*> templates = {&rule.error_ack};
+  for (const Requirement& req : rule.require) templates.push_back(&req.value);
+  for (const std::optional<Template>* t :
+       {&rule.target_value, &rule.payload, &rule.room, &rule.ack}) {
+    if (t->has_value()) templates.push_back(&**t);
+  }
+  if (rule.notify) templates.push_back(&rule.notify->payload);
+  for (const Template* t : templates) {
+    if (t->spec().dump().find("$now") != std::string::npos) return true;
+  }
+  return false;
 }
 
 std::string FieldName(const std::string& ref) {
@@ -65,13 +91,19 @@ std::shared_ptr<RelayRules> RelayRules::Install(sio::Namespace& nsp, NamespacePo
   });
   for (const Rule& rule : self->policy_.rules) {
     const Rule* r = &rule;  // policy_ is const: the address is stable
-    nsp.On(rule.event, [self, r](const sio::SocketPtr& socket, std::string_view event,
-                                 Json& args, sio::Ack ack) {
-      self->Handle(*r, socket, event, args, ack);
-    });
+    Shortcuts shortcuts;
+    shortcuts.target_is_sender = rule.target_value && IsReference(*rule.target_value, "$socket.id");
+    shortcuts.ack_is_first_arg = rule.ack && IsReference(*rule.ack, "$");
+    shortcuts.reads_clock = ReadsClock(rule);
+    nsp.OnLazy(rule.event,
+               [self, r, shortcuts](const sio::SocketPtr& socket, std::string_view event,
+                                    sio::EventArgs& args, sio::Ack ack) {
+                 self->Handle(*r, shortcuts, socket, event, args, ack);
+               });
   }
-  nsp.OnAnyEvent([self](const sio::SocketPtr& socket, std::string_view event, Json& args,
-                        sio::Ack ack) { self->Ignore(socket, event, args, std::move(ack)); });
+  nsp.OnAnyEventLazy([self](const sio::SocketPtr& socket, std::string_view event,
+                            sio::EventArgs& args,
+                            sio::Ack ack) { self->Ignore(socket, event, args, std::move(ack)); });
   return self;
 }
 
@@ -115,7 +147,7 @@ bool RelayRules::Forwards(std::string_view event) const {
   return forward_ && policy_.forward && policy_.forward->Forwards(event);
 }
 
-void RelayRules::Ignore(const sio::SocketPtr& socket, std::string_view event, Json& args,
+void RelayRules::Ignore(const sio::SocketPtr& socket, std::string_view event, sio::EventArgs& args,
                         sio::Ack ack) {
   if (Forwards(event)) {
     if (!policy_.EventAllowed(event)) {
@@ -124,7 +156,7 @@ void RelayRules::Ignore(const sio::SocketPtr& socket, std::string_view event, Js
       return;
     }
     forwarded_.fetch_add(1, std::memory_order_relaxed);
-    forward_(*socket, event, args, std::move(ack));
+    forward_(*socket, event, args.json(), std::move(ack));
     return;
   }
   ignored_.fetch_add(1, std::memory_order_relaxed);
@@ -132,8 +164,8 @@ void RelayRules::Ignore(const sio::SocketPtr& socket, std::string_view event, Js
   if (ack) ack(Json::array({Json{{"ok", false}, {"error", "unknown event"}}}));
 }
 
-void RelayRules::Handle(const Rule& rule, const sio::SocketPtr& socket, std::string_view event,
-                        Json& args, const sio::Ack& ack) {
+void RelayRules::Handle(const Rule& rule, const Shortcuts& shortcuts, const sio::SocketPtr& socket,
+                        std::string_view event, sio::EventArgs& args, const sio::Ack& ack) {
   if (!policy_.EventAllowed(event)) {
     refused_.fetch_add(1, std::memory_order_relaxed);
     spdlog::debug("{} {}: event \"{}\" not allowed", nsp_.name(), socket->id(), event);
@@ -142,22 +174,27 @@ void RelayRules::Handle(const Rule& rule, const sio::SocketPtr& socket, std::str
   }
   if (Forwards(event)) {  // the backend sees it; the rule answers the ack
     forwarded_.fetch_add(1, std::memory_order_relaxed);
-    forward_(*socket, event, args, nullptr);
+    forward_(*socket, event, args.json(), nullptr);
   }
   RuleContext ctx;
-  ctx.args = &args;
   ctx.socket_id = socket->id();
   ctx.event = event;
   ctx.nsp = nsp_.name();
-  ctx.now_ms = NowMs();
+  if (shortcuts.reads_clock) ctx.now_ms = NowMs();
+  // The arguments are parsed only for a template that reads them.
+  auto with_args = [&]() {
+    if (ctx.args == nullptr) ctx.args = &args.json();
+  };
 
   auto fail = [&](std::string_view error) {
     rejected_.fetch_add(1, std::memory_order_relaxed);
     spdlog::debug("{} {}: \"{}\" rejected: {}", nsp_.name(), socket->id(), event, error);
     ctx.error = error;
+    with_args();
     Answer(ack, rule.error_ack, ctx);
   };
 
+  if (!rule.require.empty()) with_args();
   for (const Requirement& req : rule.require) {
     auto v = req.value.Evaluate(ctx);
     if (!v.ok() || !Matches(*v, req.type)) {
@@ -174,48 +211,74 @@ void RelayRules::Handle(const Rule& rule, const sio::SocketPtr& socket, std::str
   }
 
   if (rule.action == RuleAction::kRelay) {
-    std::string target;
+    std::string evaluated;
+    std::string_view target;
+    // The sender's own socket, which is connected (it is sending).
+    bool to_sender = false;
     if (rule.target != TargetKind::kNamespace) {
-      auto v = rule.target_value->Evaluate(ctx);
-      if (!v.ok() || !v->is_string() || v->get_ref<const std::string&>().empty()) {
-        return fail(rule.target == TargetKind::kRoom ? "invalid room name" : "invalid socket id");
+      if (shortcuts.target_is_sender) {
+        target = socket->id();
+      } else {
+        with_args();
+        auto v = rule.target_value->Evaluate(ctx);
+        if (!v.ok() || !v->is_string() || v->get_ref<const std::string&>().empty()) {
+          return fail(rule.target == TargetKind::kRoom ? "invalid room name" : "invalid socket id");
+        }
+        evaluated = v->get<std::string>();
+        target = evaluated;
       }
-      target = v->get<std::string>();
+      to_sender = target == socket->id();
       if (rule.target == TargetKind::kRoom) {
         // A room target must be a room clients may use, never a socket's own
         // room (that is what a "socket" target is for).
-        if (!policy_.RoomNameAllowed(target) || IsSocketId(target) ||
-            LooksLikeClusterSocketId(target)) {
+        const std::string room(target);
+        if (!policy_.RoomNameAllowed(room) || IsSocketId(room) || LooksLikeClusterSocketId(room)) {
           return fail("invalid room name");
         }
         if (rule.require_member && !socket->InRoom(target)) return fail("not in room");
-      } else if (!IsSocketId(target) && !LooksLikeClusterSocketId(target)) {
+      } else if (!to_sender && !IsSocketId(std::string(target)) &&
+                 !LooksLikeClusterSocketId(std::string(target))) {
         // A socket of another edge is reached through the cluster.
         return fail("unknown socket");
       }
     }
 
+    // The sender's own socket without the sender: nobody, here or on another
+    // edge, so nothing is encoded or delivered.
+    const bool to_nobody = rule.target == TargetKind::kSocket && to_sender && rule.except_sender;
     Json out;
     if (rule.payload) {
+      with_args();
       auto v = rule.payload->Evaluate(ctx);
       if (!v.ok()) return fail("invalid payload");
       out = Json::array();
       if (!v->is_discarded()) out.push_back(std::move(*v));
-    } else {
-      out = args.is_array() ? args : Json::array({args});
+    } else if (!to_nobody) {
+      with_args();
+      out = ctx.args->is_array() ? *ctx.args : Json::array({*ctx.args});
     }
 
-    sio::Broadcast b(nsp_);
-    if (!target.empty()) b.To(target);
-    if (rule.except_sender) b.Except(socket->id());
-    if (rule.is_volatile) b.Volatile();
-    b.Emit(rule.emit, std::move(out));
+    if (!to_nobody) {
+      sio::Broadcast b(nsp_);
+      if (!target.empty()) b.To(target);
+      if (rule.except_sender) b.Except(socket->id());
+      if (rule.is_volatile) b.Volatile();
+      b.Emit(rule.emit, std::move(out));
+    }
     handled_.fetch_add(1, std::memory_order_relaxed);
-    if (rule.ack) Answer(ack, *rule.ack, ctx);
+    if (!rule.ack || !ack) return;
+    if (shortcuts.ack_is_first_arg && ctx.args == nullptr && args.has_text()) {
+      // "$" is the first argument, or no argument when there is none.
+      ack.AnswerText(args.first_text());
+      return;
+    }
+    with_args();
+    Answer(ack, *rule.ack, ctx);
     return;
   }
 
   // join / leave
+  with_args();
   auto v = rule.room->Evaluate(ctx);
   if (!v.ok() || !v->is_string()) return fail("invalid room name");
   const std::string room = v->get<std::string>();

@@ -56,9 +56,17 @@ class RelayRules : public std::enable_shared_from_this<RelayRules> {
   RelayRules(sio::Namespace& nsp, NamespacePolicy policy, ForwardFn forward);
 
  private:
-  void Handle(const Rule& rule, const sio::SocketPtr& socket, std::string_view event,
-              Json& args, const sio::Ack& ack);
-  void Ignore(const sio::SocketPtr& socket, std::string_view event, Json& args, sio::Ack ack);
+  // What a rule's templates read, worked out once so an event whose
+  // arguments no template needs is never parsed.
+  struct Shortcuts {
+    bool target_is_sender = false;  // target "$socket.id"
+    bool ack_is_first_arg = false;  // ack "$": the first argument as received
+    bool reads_clock = true;        // some template may read $now
+  };
+  void Handle(const Rule& rule, const Shortcuts& shortcuts, const sio::SocketPtr& socket,
+              std::string_view event, sio::EventArgs& args, const sio::Ack& ack);
+  void Ignore(const sio::SocketPtr& socket, std::string_view event, sio::EventArgs& args,
+              sio::Ack ack);
   bool Forwards(std::string_view event) const;
   void LeaveAll(const sio::Socket& socket);
   bool IsSocketId(const std::string& id) const;

@@ -32,7 +32,7 @@ void Client::OnSessionUpgrade() {
 }
 
 void Client::OnSessionMessage(eio::Packet&& message) {
-  auto packet = decoder_.Feed(message.data, message.binary);
+  auto packet = decoder_.FeedLazy(std::move(message.data), message.binary);
   if (!packet.ok()) {
     switch (decoder_.breach()) {
       case LimitBreach::kJsonDepth: server_.Count(Server::Limit::kJsonDepth); break;

@@ -1,21 +1,14 @@
 #include "edge/socketio/decoder.h"
 
-#include <array>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "edge/json_depth.h"
+#include "edge/socketio/event_scan.h"
 
 namespace switchboard::sio {
 namespace {
-
-// Event names a client may not emit; they have a special meaning on either
-// side (same list as the reference parser).
-constexpr std::array<std::string_view, 6> kReservedEvents = {
-    "connect",       "connect_error", "disconnect",
-    "disconnecting", "newListener",   "removeListener",
-};
 
 // uint64_t holds every 19-digit number; 20 digits may overflow.
 constexpr size_t kMaxAckIdDigits = 19;
@@ -30,11 +23,7 @@ bool IsValidEventArray(const Json& data) {
   if (!data.is_array() || data.empty()) return false;
   const Json& name = data.front();
   if (!name.is_string()) return false;
-  const auto& s = name.get_ref<const std::string&>();
-  for (std::string_view reserved : kReservedEvents) {
-    if (s == reserved) return false;
-  }
-  return true;
+  return !IsReservedEventName(name.get_ref<const std::string&>());
 }
 
 // Payload rules of the reference parser; CONNECT may omit its payload,
@@ -98,23 +87,15 @@ absl::Status CollectPlaceholders(Json& j, size_t attachments,
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::StatusOr<Packet> DecodeText(std::string_view text,
-                                  const DecoderLimits& limits,
-                                  size_t* attachments) {
-  return DecodeText(text, limits, attachments, nullptr);
-}
-
-absl::StatusOr<Packet> DecodeText(std::string_view text,
-                                  const DecoderLimits& limits,
-                                  size_t* attachments, LimitBreach* breach) {
+// The part before the payload: type, attachment count, namespace, ack id.
+// `*next` is left at the payload's first character.
+absl::Status DecodeHeader(std::string_view text, const DecoderLimits& limits, Packet& packet,
+                          size_t* next, size_t* attachments, LimitBreach* breach) {
   *attachments = 0;
   if (breach != nullptr) *breach = LimitBreach::kNone;
   if (text.empty()) return Invalid("empty packet");
   if (text[0] < '0' || text[0] > '6') return Invalid("unknown packet type");
 
-  Packet packet;
   packet.type = static_cast<PacketType>(text[0] - '0');
   size_t i = 1;
 
@@ -157,6 +138,25 @@ absl::StatusOr<Packet> DecodeText(std::string_view text,
       id = id * 10 + static_cast<uint64_t>(text[i] - '0');
     }
     packet.id = id;
+  }
+
+  *next = i;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Packet> DecodeText(std::string_view text, const DecoderLimits& limits,
+                                  size_t* attachments) {
+  return DecodeText(text, limits, attachments, nullptr);
+}
+
+absl::StatusOr<Packet> DecodeText(std::string_view text, const DecoderLimits& limits,
+                                  size_t* attachments, LimitBreach* breach) {
+  Packet packet;
+  size_t i = 0;
+  if (absl::Status s = DecodeHeader(text, limits, packet, &i, attachments, breach); !s.ok()) {
+    return s;
   }
 
   if (i < text.size()) {
@@ -233,6 +233,32 @@ absl::StatusOr<std::optional<Packet>> Decoder::Feed(std::string_view data,
   if (expected_ == 0) return std::optional<Packet>(Finish());
   attachments_.reserve(expected_);
   return std::nullopt;
+}
+
+absl::StatusOr<std::optional<Packet>> Decoder::FeedLazy(std::string&& data, bool binary) {
+  // Only a plain EVENT ('2') with a payload; the rest takes the full path.
+  if (binary || pending_.has_value() || data.empty() || data[0] != '2') {
+    return Feed(data, binary);
+  }
+  breach_ = LimitBreach::kNone;
+  Packet packet;
+  size_t i = 0;
+  size_t attachments = 0;
+  if (!DecodeHeader(data, limits_, packet, &i, &attachments, nullptr).ok() || i == data.size()) {
+    return Feed(data, binary);
+  }
+  const std::optional<EventSpans> spans =
+      ScanEventPayload(std::string_view(data).substr(i), limits_.max_json_depth);
+  if (!spans.has_value()) return Feed(data, binary);
+  RawEvent& raw = packet.raw.emplace();
+  raw.json_begin = i;
+  raw.name_begin = i + spans->name_begin;
+  raw.name_end = i + spans->name_end;
+  raw.args_begin = i + spans->args_begin;
+  raw.args_end = i + spans->args_end;
+  raw.first_end = i + spans->first_end;
+  raw.text = std::move(data);
+  return std::optional<Packet>(std::move(packet));
 }
 
 Packet Decoder::Finish() {

@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -46,6 +47,11 @@ class Decoder {
   // attachments are pending is an error.
   absl::StatusOr<std::optional<Packet>> Feed(std::string_view data,
                                              bool binary);
+  // Feed, taking the message's bytes: a plain EVENT packet whose payload
+  // ScanEventPayload vouches for keeps it as text (Packet::raw, no data)
+  // instead of being parsed. Anything else goes through Feed, so results and
+  // errors are Feed's.
+  absl::StatusOr<std::optional<Packet>> FeedLazy(std::string&& data, bool binary);
 
   // Drops any partially received binary packet.
   void Reset();

@@ -150,9 +150,12 @@ void Namespace::RemoveFromRoom(Socket& socket, const std::string& room) {
   if (auto* observer = server_.membership_observer()) observer->OnLeft(socket, room);
 }
 
-void Namespace::Dispatch(const SocketPtr& socket, std::string_view event, Json& args, Ack ack) {
+void Namespace::Dispatch(const SocketPtr& socket, std::string_view event, EventArgs& args,
+                         Ack ack) {
   auto it = handlers_.find(event);
-  const EventHandler* handler = it != handlers_.end() ? &it->second : on_any_ ? &on_any_ : nullptr;
+  const LazyEventHandler* handler = it != handlers_.end() ? &it->second
+                                    : on_any_             ? &on_any_
+                                                          : nullptr;
   if (handler == nullptr) {
     Local().unhandled_events.fetch_add(1, std::memory_order_relaxed);
     return;

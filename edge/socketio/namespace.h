@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "edge/socketio/broadcast.h"
+#include "edge/socketio/event_args.h"
 #include "edge/socketio/limits.h"
 #include "edge/socketio/socket.h"
 
@@ -36,6 +37,10 @@ using DisconnectHandler =
 // client asked for no acknowledgement.
 using EventHandler = std::function<void(const SocketPtr&, std::string_view event,
                                         Json& args, Ack ack)>;
+// The same with the arguments as received (EventArgs): parsed only if the
+// handler asks for their values.
+using LazyEventHandler =
+    std::function<void(const SocketPtr&, std::string_view event, EventArgs& args, Ack ack)>;
 
 // A Socket.IO namespace ("/", "/chat"...). Handlers are registered before the
 // server starts and then run concurrently on every shard: they must only
@@ -53,9 +58,13 @@ class Namespace {
   void OnDisconnect(DisconnectHandler handler) { on_disconnect_ = std::move(handler); }
   // Handler for one event name; OnAnyEvent catches the rest.
   void On(std::string event, EventHandler handler) {
+    handlers_[std::move(event)] = Parsing(std::move(handler));
+  }
+  void OnAnyEvent(EventHandler handler) { on_any_ = Parsing(std::move(handler)); }
+  void OnLazy(std::string event, LazyEventHandler handler) {
     handlers_[std::move(event)] = std::move(handler);
   }
-  void OnAnyEvent(EventHandler handler) { on_any_ = std::move(handler); }
+  void OnAnyEventLazy(LazyEventHandler handler) { on_any_ = std::move(handler); }
 
   // Limits of this namespace's sockets; set before serving.
   void SetLimits(NamespaceLimits limits) { limits_ = limits; }
@@ -94,7 +103,7 @@ class Namespace {
   void Remove(Socket& socket, std::string_view reason);
   void AddToRoom(Socket& socket, const std::string& room);
   void RemoveFromRoom(Socket& socket, const std::string& room);
-  void Dispatch(const SocketPtr& socket, std::string_view event, Json& args, Ack ack);
+  void Dispatch(const SocketPtr& socket, std::string_view event, EventArgs& args, Ack ack);
   void CountIn();
   // `n` -1 takes back a count made just before a send that was refused.
   void CountOut(int n = 1);
@@ -102,6 +111,14 @@ class Namespace {
  private:
   struct ShardState;
   ShardState& Local();
+  // A handler of parsed arguments as a lazy one.
+  static LazyEventHandler Parsing(EventHandler handler) {
+    if (!handler) return nullptr;
+    return [handler = std::move(handler)](const SocketPtr& socket, std::string_view event,
+                                          EventArgs& args, Ack ack) {
+      handler(socket, event, args.json(), std::move(ack));
+    };
+  }
   void DeliverLocal(const Delivery& delivery);
   // The members of a union target (several rooms, or users) on this shard,
   // each once, except-lists not applied.
@@ -124,8 +141,8 @@ class Namespace {
     using is_transparent = void;
     size_t operator()(std::string_view name) const { return std::hash<std::string_view>{}(name); }
   };
-  std::unordered_map<std::string, EventHandler, NameHash, std::equal_to<>> handlers_;
-  EventHandler on_any_;
+  std::unordered_map<std::string, LazyEventHandler, NameHash, std::equal_to<>> handlers_;
+  LazyEventHandler on_any_;
   std::vector<std::unique_ptr<ShardState>> shards_;
   NamespaceLimits limits_;
   // Sockets per user id on this edge (all shards); only with

@@ -24,6 +24,19 @@ enum class PacketType : int {
   kBinaryAck = 6,
 };
 
+// An EVENT payload the decoder checked but did not parse (Decoder::FeedLazy):
+// the message text it arrived in and where its parts are (EventSpans, offset
+// by json_begin).
+struct RawEvent {
+  std::string text;       // the Engine.IO message data
+  size_t json_begin = 0;  // the payload [name, args...]: text[json_begin, end)
+  size_t name_begin = 0;  // the event name (no escapes)
+  size_t name_end = 0;
+  size_t args_begin = 0;  // the arguments, comma-separated, no brackets
+  size_t args_end = 0;
+  size_t first_end = 0;  // end of the first argument (args_begin: none)
+};
+
 struct Packet {
   PacketType type = PacketType::kEvent;
   std::string nsp = "/";
@@ -31,6 +44,8 @@ struct Packet {
   // Absent for e.g. "41". Binary attachments appear IN PLACE as
   // Json::binary_t nodes.
   std::optional<Json> data;
+  // Set instead of data for an EVENT packet left unparsed (FeedLazy only).
+  std::optional<RawEvent> raw = std::nullopt;
 };
 
 // Encodes into Engine.IO frames: first a text message frame "4" + socket.io

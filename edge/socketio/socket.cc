@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
+#include <charconv>
 
 #include "edge/socketio/client.h"
+#include "edge/socketio/event_args.h"
 #include "edge/socketio/namespace.h"
 #include "edge/socketio/server.h"
 
@@ -40,6 +42,27 @@ void Socket::SendPacket(const Packet& packet) {
   if (!connected_) return;
   nsp_.CountOut();
   client_->SendPacket(packet);
+}
+
+void Socket::SendAckText(uint64_t id, std::string_view args_list) {
+  if (!connected_) return;
+  // What Encode makes of the parsed arguments, minus the parse and dump.
+  const std::string& nsp = nsp_.name();
+  char digits[20];
+  const auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), id);
+  auto text = std::make_shared<std::string>();
+  text->reserve(4 + nsp.size() + static_cast<size_t>(end - digits) + args_list.size());
+  text->push_back(static_cast<char>(eio::PacketType::kMessage));
+  text->push_back(static_cast<char>('0' + static_cast<int>(PacketType::kAck)));
+  if (!nsp.empty() && nsp != "/") {
+    text->append(nsp);
+    text->push_back(',');
+  }
+  text->append(digits, end);
+  text->push_back('[');
+  text->append(args_list);
+  text->push_back(']');
+  SendFrames({eio::Frame{std::move(text), /*binary=*/false}}, /*is_volatile=*/false);
 }
 
 bool Socket::SendFrames(const std::vector<eio::Frame>& frames, bool is_volatile) {
@@ -133,20 +156,12 @@ void Socket::OnPacket(Packet&& packet) {
     case PacketType::kEvent:
     case PacketType::kBinaryEvent: {
       if (!AllowEvent(packet.id)) return;
-      Json args = std::move(*packet.data);
-      std::string event = args[0].get<std::string>();
-      args.erase(args.begin());
+      // Unparsed when the decoder could leave it as text (EventArgs).
+      EventArgs args =
+          packet.raw ? EventArgs(std::move(*packet.raw)) : EventArgs(std::move(*packet.data));
       Ack ack;
-      if (packet.id) {
-        ack = [weak = weak_from_this(), id = *packet.id, sent = false](Json reply) mutable {
-          auto self = weak.lock();
-          if (!self || sent) return;
-          sent = true;
-          if (!reply.is_array()) reply = Json::array({std::move(reply)});
-          self->SendPacket(Packet{PacketType::kAck, self->nsp_.name(), id, std::move(reply)});
-        };
-      }
-      nsp_.Dispatch(shared_from_this(), event, args, std::move(ack));
+      if (packet.id) ack = Ack(weak_from_this(), *packet.id);
+      nsp_.Dispatch(shared_from_this(), args.name(), args, std::move(ack));
       return;
     }
     case PacketType::kAck:

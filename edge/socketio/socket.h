@@ -11,6 +11,7 @@
 
 #include "edge/engineio/handshake.h"
 #include "edge/engineio/rate_limit.h"
+#include "edge/socketio/ack.h"
 #include "edge/socketio/packet.h"
 
 namespace switchboard::sio {
@@ -20,9 +21,6 @@ class Broadcast;
 class Client;
 using Handshake = eio::Handshake;
 
-// Answers a client's ack request; a no-op when the client asked for none.
-// Call at most once (later calls are ignored), on the socket's shard.
-using Ack = std::function<void(Json args)>;
 // Result of a server → client ack: the client's arguments, or
 // DeadlineExceeded / Unavailable (socket gone).
 using AckCallback = std::function<void(absl::StatusOr<Json> args)>;
@@ -96,6 +94,8 @@ class Socket : public std::enable_shared_from_this<Socket> {
   void OnClosed(std::string_view reason);
   bool SendFrames(const std::vector<eio::Frame>& frames, bool is_volatile);
   void SendPacket(const Packet& packet);
+  // ACK `id` whose arguments are JSON text, comma-separated without brackets.
+  void SendAckText(uint64_t id, std::string_view args_list);
   void MarkConnected() { connected_ = true; }
   Client& client() { return *client_; }
 

@@ -19,7 +19,9 @@
 // result; after an error nothing is pending. Every decoded packet is encoded
 // (sio::Encode), the frames are decoded again by a fresh decoder and encoded
 // again: the two encodings must be identical (encode∘decode is idempotent
-// after one round: attachments, placeholders, nsp, ack id, JSON).
+// after one round: attachments, placeholders, nsp, ack id, JSON). Each text
+// message also goes to fresh decoders through Feed and FeedLazy: same verdict,
+// and an event left as text holds the arguments Feed parses.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -29,6 +31,7 @@
 
 #include "edge/engineio/options.h"
 #include "edge/socketio/decoder.h"
+#include "edge/socketio/event_args.h"
 #include "edge/socketio/packet.h"
 #include "tests/fuzz/fuzz_check.h"
 
@@ -99,6 +102,37 @@ void CheckRoundTrip(const sio::Packet& packet, const sio::DecoderLimits& limits)
              "encode(decode(encode(p))) != encode(p)");
 }
 
+// FeedLazy must agree with Feed: the same verdict (and limit breached), and an
+// event it leaves as text must hold what Feed parses.
+void CheckLazy(std::string_view message, const sio::DecoderLimits& limits) {
+  sio::Decoder full(limits);
+  sio::Decoder lazy(limits);
+  auto expected = full.Feed(message, false);
+  auto got = lazy.FeedLazy(std::string(message), false);
+  FUZZ_CHECK(expected.ok() == got.ok(), "FeedLazy and Feed disagree on validity");
+  FUZZ_CHECK(full.breach() == lazy.breach(), "FeedLazy and Feed disagree on the limit breached");
+  if (!got.ok() || !got->has_value() || !(*got)->raw.has_value()) return;
+  FUZZ_CHECK(expected->has_value(), "FeedLazy made a packet where Feed waits");
+  const sio::Packet& parsed = **expected;
+  sio::Packet& raw = **got;
+  FUZZ_CHECK(parsed.type == sio::PacketType::kEvent && raw.type == parsed.type &&
+                 raw.nsp == parsed.nsp && raw.id == parsed.id && !raw.data.has_value(),
+             "FeedLazy header differs from Feed");
+  sio::EventArgs want(*parsed.data);
+  sio::EventArgs have(std::move(*raw.raw));
+  FUZZ_CHECK(have.name() == want.name(), "raw event name differs");
+  const std::string list(have.text());
+  const sio::Json from_text = sio::Json::parse("[" + list + "]", nullptr, false);
+  const std::string first(have.first_text());
+  const sio::Json first_json = sio::Json::parse("[" + first + "]", nullptr, false);
+  const sio::Json& args = have.json();
+  FUZZ_CHECK(args == want.json(), "lazily parsed arguments differ");
+  FUZZ_CHECK(from_text == args, "raw argument text differs from the arguments");
+  FUZZ_CHECK(
+      args.empty() ? first_json == sio::Json::array() : first_json == sio::Json::array({args[0]}),
+      "raw first argument differs");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -117,6 +151,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const bool binary = message[0] == 'B' || message[0] == 'b';
     message.remove_prefix(1);
     const bool was_pending = decoder.pending();
+    if (!binary && !was_pending) CheckLazy(message, limits);
     auto result = decoder.Feed(message, binary);
     if (!result.ok()) {
       FUZZ_CHECK(!decoder.pending(), "decoder still pending after an error");
