@@ -636,4 +636,51 @@ std::vector<EdgeTargets> Index::Resolve(const Selector& selector) const {
   return out;
 }
 
+uint64_t Index::Count(const Selector& selector, const absl::flat_hash_set<std::string>& excluded,
+                      std::set<std::string>* edges) const {
+  auto ns_it = namespaces_.find(selector.nsp);
+  if (ns_it == namespaces_.end()) return 0;
+  const Namespace& ns = *ns_it->second;
+  const SocketSet* set = nullptr;
+  const Socket* own = nullptr;  // the socket whose own-id room is the room
+  if (selector.socket_ids.empty() && selector.user_ids.empty()) {
+    if (selector.rooms.empty()) {
+      set = &ns.sockets;
+    } else if (selector.rooms.size() == 1) {
+      static const SocketSet kNoMembers;
+      const std::string& room = selector.rooms.front();
+      auto it = ns.rooms.find(room);
+      set = it != ns.rooms.end() ? &it->second->members : &kNoMembers;
+      auto s = sockets_.find(room);
+      if (s != sockets_.end() && s->second->nsp == &ns &&
+          !set->contains(IdKey{IdPrefix(room), room})) {
+        own = s->second.get();
+      }
+    }
+  }
+  uint64_t total = 0;
+  if (set == nullptr) {  // a union: Resolve() counts each socket once
+    for (const EdgeTargets& hit : Resolve(selector)) {
+      uint64_t on_edge = 0;
+      for (const std::string& id : hit.socket_ids) on_edge += excluded.contains(id) ? 0 : 1;
+      if (on_edge > 0 && edges != nullptr) edges->insert(hit.edge_id);
+      total += on_edge;
+    }
+    return total;
+  }
+  if (excluded.empty() && edges == nullptr) return set->size() + (own != nullptr ? 1 : 0);
+  const Edge* last = nullptr;
+  auto visit = [&](const Socket* socket) {
+    if (!excluded.empty() && excluded.contains(socket->id)) return;
+    ++total;
+    if (edges != nullptr && socket->edge != last) {
+      last = socket->edge;
+      edges->insert(last->id);
+    }
+  };
+  for (const SocketRef& ref : *set) visit(ref.socket);
+  if (own != nullptr) visit(own);
+  return total;
+}
+
 }  // namespace switchboard::broker

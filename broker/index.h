@@ -250,6 +250,11 @@ class Index {
   Presence GetPresence(std::string_view user_id) const;
   // By edge id. Unknown namespace: empty.
   std::vector<EdgeTargets> Resolve(const Selector& selector) const;
+  // How many sockets Resolve() would give, less those whose id is in
+  // `excluded`; `edges` (when given) gets the ids of the edges holding them.
+  // One room or the whole namespace is counted without listing the ids.
+  uint64_t Count(const Selector& selector, const absl::flat_hash_set<std::string>& excluded,
+                 std::set<std::string>* edges) const;
   std::optional<SocketInfo> GetSocket(std::string_view socket_id) const;
   size_t socket_count() const { return sockets_.size(); }
 

@@ -267,13 +267,17 @@ bool Session::Send(const Frame* frames, size_t count, bool is_volatile) {
     return true;
   }
   if (ws) {
-    for (size_t i = 0; i < count; ++i) ws->Write(frames[i]);
+    ws->Write(frames, count);
     return true;
   }
   queue_.insert(queue_.end(), frames, frames + count);
   queued_bytes_ += bytes;
   Flush();
   return true;
+}
+
+void Session::PrefetchTransport() const {
+  if (transport_ == Transport::kWebSocket && ws_) ws_->Prefetch();
 }
 
 void Session::Flush() {

@@ -71,6 +71,13 @@ class Session : public std::enable_shared_from_this<Session> {
   // client is disconnected.
   bool Send(const Frame* frames, size_t count, bool is_volatile = false);
   bool Send(const Frame& frame, bool is_volatile = false) { return Send(&frame, 1, is_volatile); }
+  // Prefetches of what Send() reads: the session, then (once it is in) its
+  // transport.
+  void Prefetch() const {
+    __builtin_prefetch(&state_);
+    __builtin_prefetch(&ws_);
+  }
+  void PrefetchTransport() const;
   // Server-side close: flushes what is queued, then closes.
   void Close(std::string_view reason = "forced close");
 

@@ -51,6 +51,33 @@ ScheduledFlushes& Scheduled() {
   return scheduled;
 }
 
+thread_local int write_through_depth = 0;
+
+// A frame as it goes on the wire, header and payload in one buffer: made once
+// per payload and used by the writes of one delivery to every client of this
+// thread, each then a single send() of it. Dropped with the last
+// WriteThrough scope.
+constexpr size_t kMaxWirePayload = 64 * 1024;
+struct Wire {
+  std::shared_ptr<const std::string> payload;  // held, so its address names it
+  bool binary = false;
+  std::string bytes;
+};
+thread_local Wire wire;
+
+const std::string& WireBytes(const Frame& frame) {
+  if (wire.payload != frame.bytes || wire.binary != frame.binary) {
+    wire.payload = frame.bytes;
+    wire.binary = frame.binary;
+    uint8_t header[ws::kMaxServerHeader];
+    size_t size =
+        ws::EncodeServerHeader(frame.binary ? ws::kBinary : ws::kText, frame.bytes->size(), header);
+    wire.bytes.assign(reinterpret_cast<const char*>(header), size);
+    wire.bytes.append(*frame.bytes);
+  }
+  return wire.bytes;
+}
+
 }  // namespace
 
 WebSocketTransport::WebSocketTransport(tcp::socket socket, std::string upgrade_response,
@@ -109,9 +136,67 @@ void WebSocketTransport::OnShutdown() {
 
 // ---- writing ---------------------------------------------------------------
 
-void WebSocketTransport::Write(Frame frame) {
+WebSocketTransport::WriteThrough::WriteThrough() { ++write_through_depth; }
+WebSocketTransport::WriteThrough::~WriteThrough() {
+  if (--write_through_depth == 0 && wire.payload) wire = Wire{};
+}
+
+void WebSocketTransport::Write(const Frame* frames, size_t count) {
   if (closing_ || socket_closed_) return;
-  Enqueue({std::move(frame.bytes), frame.binary ? ws::kBinary : ws::kText});
+  if (write_through_depth > 0 && out_head_ == out_.size() && !write_waiting_ && !flush_scheduled_ &&
+      count <= kBatch) {
+    return WriteNow(frames, count);
+  }
+  for (size_t i = 0; i < count; ++i) {
+    Enqueue({frames[i].bytes, frames[i].binary ? ws::kBinary : ws::kText});
+  }
+}
+
+void WebSocketTransport::WriteNow(const Frame* frames, size_t count) {
+  size_t sizes[kBatch];
+  ssize_t sent;
+  if (count == 1 && frames[0].bytes->size() <= kMaxWirePayload) {
+    const std::string& bytes = WireBytes(frames[0]);
+    sizes[0] = bytes.size();
+    do {
+      sent = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+  } else {
+    iovec iov[2 * kBatch];
+    uint8_t headers[kBatch][ws::kMaxServerHeader];
+    for (size_t i = 0; i < count; ++i) {
+      const std::string& bytes = *frames[i].bytes;
+      size_t header = ws::EncodeServerHeader(frames[i].binary ? ws::kBinary : ws::kText,
+                                             bytes.size(), headers[i]);
+      iov[2 * i] = {headers[i], header};
+      iov[2 * i + 1] = {const_cast<char*>(bytes.data()), bytes.size()};
+      sizes[i] = header + bytes.size();
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2 * count;
+    do {
+      sent = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+  }
+  if (sent < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return Lost("transport error");
+    sent = 0;
+  }
+  // Queue what the kernel did not take; the first of it may be partly sent
+  // (the queue is empty, so it becomes the head).
+  auto left = static_cast<size_t>(sent);
+  for (size_t i = 0; i < count; ++i) {
+    if (left >= sizes[i]) {
+      left -= sizes[i];
+      continue;
+    }
+    if (out_head_ == out_.size()) out_offset_ = left;
+    left = 0;
+    queued_bytes_ += frames[i].bytes->size();
+    out_.push_back({frames[i].bytes, frames[i].binary ? ws::kBinary : ws::kText});
+  }
+  if (out_head_ < out_.size()) WaitWrite();
 }
 
 void WebSocketTransport::Enqueue(Outgoing out) {

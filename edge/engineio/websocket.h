@@ -21,10 +21,11 @@ class Session;
 //
 // The socket is watched by the shard's ReadinessPoller (registered once,
 // edge-triggered), not by a pending asio operation. Reads go into a
-// per-thread buffer; only the tail of an incomplete frame is kept. Writes are gathered: frames queued in
-// one turn of the shard's event loop (or while the socket is full) leave in
+// per-thread buffer; only the tail of an incomplete frame is kept. Writes
+// are gathered: frames queued in one turn of the shard's event loop (or while the socket is full) leave in
 // one sendmsg() of their headers and their shared payload bytes, up to
-// kBatch frames at a time.
+// kBatch frames at a time. Inside a WriteThrough scope a write to a transport
+// with nothing queued goes to the kernel at once instead.
 class WebSocketTransport : public std::enable_shared_from_this<WebSocketTransport>,
                            private ReadinessPoller::Listener {
  public:
@@ -37,9 +38,29 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   // Starts delivering messages to `session` (the first call starts reading).
   void Attach(std::shared_ptr<Session> session);
 
-  void Write(Frame frame);
+  void Write(const Frame& frame) { Write(&frame, 1); }
+  // The frames of one packet, in order.
+  void Write(const Frame* frames, size_t count);
+
+  // While one lives on the calling thread, a write to a transport with nothing
+  // queued goes to the kernel right away, one send() (sendmsg() for several
+  // frames), and only what the kernel does not take is queued: for a delivery
+  // with no other delivery queued behind it, whose frames have nothing to
+  // coalesce with. Scopes nest.
+  class WriteThrough {
+   public:
+    WriteThrough();
+    ~WriteThrough();
+    WriteThrough(const WriteThrough&) = delete;
+    WriteThrough& operator=(const WriteThrough&) = delete;
+  };
   // Bytes queued and not yet handed to the kernel.
   size_t queued_bytes() const { return queued_bytes_; }
+  // Asks the CPU for the fields Write() reads.
+  void Prefetch() const {
+    __builtin_prefetch(&socket_);
+    __builtin_prefetch(&queued_bytes_);
+  }
 
   // Sends what is queued (all of it, or only the frame already begun when
   // `flush` is false), then a close frame, then closes the connection.
@@ -58,6 +79,9 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   // Queues `out`; it is written at the end of this turn of the event loop.
   void Enqueue(Outgoing out);
   static void FlushScheduled();
+  // Write() in a WriteThrough scope with nothing queued: sends now, queues
+  // the rest.
+  void WriteNow(const Frame* frames, size_t count);
   void TrySend();
   void WaitWrite();
   // Drops the queued frames not begun yet.

@@ -26,6 +26,11 @@ class Client : public std::enable_shared_from_this<Client>, private eio::Session
   size_t shard() const { return session_->shard(); }
 
   bool SendFrames(const std::vector<eio::Frame>& frames, bool is_volatile);
+  // Prefetches of what SendFrames reads, one level at a time (each reads
+  // what the one before fetched): Namespace::DeliverLocal.
+  void Prefetch() const { __builtin_prefetch(&session_); }
+  void PrefetchSession() const { session_->Prefetch(); }
+  void PrefetchTransport() const { session_->PrefetchTransport(); }
   void SendPacket(const Packet& packet);
   // Closes the whole connection (every namespace).
   void Close();

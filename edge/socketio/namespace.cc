@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <vector>
 
+#include "edge/engineio/websocket.h"
+#include "edge/socketio/client.h"
 #include "edge/socketio/server.h"
 
 namespace switchboard::sio {
@@ -19,6 +22,8 @@ struct Namespace::ShardState {
   std::atomic<uint64_t> messages_in{0};
   std::atomic<uint64_t> messages_out{0};
   std::atomic<uint64_t> deliveries{0};  // sends made by DeliverLocal
+  // Deliveries posted to this shard and not begun yet (any thread adds).
+  std::atomic<uint32_t> queued_deliveries{0};
 };
 
 Namespace::Namespace(Server& server, std::string name) : server_(server), name_(std::move(name)) {
@@ -176,7 +181,11 @@ void Namespace::Deliver(std::shared_ptr<const Delivery> delivery) {
   int current = edge::Runtime::CurrentShard();
   for (size_t i = 0; i < runtime.size(); ++i) {
     if (static_cast<int>(i) == current) continue;
-    runtime.Post(i, [this, delivery] { DeliverLocal(*delivery); });
+    shards_[i]->queued_deliveries.fetch_add(1, std::memory_order_relaxed);
+    runtime.Post(i, [this, delivery] {
+      Local().queued_deliveries.fetch_sub(1, std::memory_order_relaxed);
+      DeliverLocal(*delivery);
+    });
   }
   // The caller's own shard last and inline, so that what a handler emits
   // reaches local clients before anything it sends afterwards (e.g. an ack).
@@ -211,26 +220,46 @@ void Namespace::DeliverLocal(const Delivery& delivery) {
   const BroadcastTarget& target = delivery.target;
   const std::vector<eio::Frame>& frames = delivery.frames;
   ShardState& local = Local();
-  uint64_t sent = 0;
-  auto send = [&](Socket* socket) {
-    if (Excluded(target, *socket)) return;
-    socket->SendFrames(frames, target.is_volatile);
-    ++sent;
-  };
+  // Alone in the shard's queue, the packet has nothing to coalesce with: it
+  // goes to each client's kernel buffer during the walk (paced publishes).
+  // With more deliveries behind it, the writes wait for the end of the loop
+  // turn, so that each client gets them all in one write.
+  std::optional<eio::WebSocketTransport::WriteThrough> write_through;
+  if (local.queued_deliveries.load(std::memory_order_relaxed) == 0) write_through.emplace();
+  // Collected first (in a buffer kept per thread): the walk below goes
+  // through them in batches.
+  thread_local std::vector<Socket*> members;
+  members.clear();
   if (target.rooms.empty() && target.user_ids.empty()) {
-    for (auto& [id, socket] : local.sockets) send(socket);
+    members.reserve(local.sockets.size());
+    for (auto& [id, socket] : local.sockets) members.push_back(socket);
   } else if (target.rooms.size() == 1 && target.user_ids.empty() &&
              !local.sockets.contains(target.rooms.front())) {
     auto it = local.rooms.find(target.rooms.front());
-    if (it != local.rooms.end()) {
-      for (Socket* socket : it->second) send(socket);
-    }
+    if (it != local.rooms.end()) members.assign(it->second.begin(), it->second.end());
   } else {
-    // A union: each member gets the packet once.
-    std::vector<Socket*> members;
-    CollectUnion(target, members);
-    for (Socket* socket : members) send(socket);
+    CollectUnion(target, members);  // a union: each member once
   }
+  // A write to one client reads its socket, client, session and transport in
+  // turn, each far from the others in memory: a cache miss at every step.
+  // A batch of members goes through those steps together (prefetching), so
+  // that the misses of one step overlap instead of adding up.
+  constexpr size_t kBatch = 16;
+  uint64_t sent = 0;
+  for (size_t begin = 0; begin < members.size(); begin += kBatch) {
+    size_t end = std::min(members.size(), begin + kBatch);
+    for (size_t i = begin; i < end; ++i) members[i]->Prefetch();
+    for (size_t i = begin; i < end; ++i) members[i]->client().Prefetch();
+    for (size_t i = begin; i < end; ++i) members[i]->client().PrefetchSession();
+    for (size_t i = begin; i < end; ++i) members[i]->client().PrefetchTransport();
+    for (size_t i = begin; i < end; ++i) {
+      Socket* socket = members[i];
+      if (Excluded(target, *socket)) continue;
+      socket->SendFrames(frames, target.is_volatile);
+      ++sent;
+    }
+  }
+  members.clear();
   local.deliveries.store(local.deliveries.load(std::memory_order_relaxed) + sent,
                          std::memory_order_relaxed);
 }

@@ -98,6 +98,11 @@ class Socket : public std::enable_shared_from_this<Socket> {
   void SendAckText(uint64_t id, std::string_view args_list);
   void MarkConnected() { connected_ = true; }
   Client& client() { return *client_; }
+  // Asks the CPU for the fields a delivery reads (Namespace::DeliverLocal).
+  void Prefetch() const {
+    __builtin_prefetch(&client_);
+    __builtin_prefetch(&connected_);
+  }
 
  private:
   void OnAck(uint64_t id, Json args);

@@ -668,6 +668,41 @@ TEST(IndexTest, Resolve) {
   EXPECT_TRUE(index.Resolve({.nsp = "/", .user_ids = {"nobody"}}).empty());
 }
 
+TEST(IndexTest, CountMatchesResolveLessTheExcluded) {
+  Index index;
+  Feeder e1{index, "e1"}, e2{index, "e2"};
+  e1(Connected{Sock("a", "/", "alice", {"r1", "r2"})});
+  e1(Connected{Sock("b", "/", "bob", {"r1", "c"})});  // a room named like c's id
+  e2(Connected{Sock("c", "/", "alice", {"r2"})});
+  e2(Connected{Sock("d", "/", "", {})});
+  e2(Connected{Sock("x", "/chat", "alice", {"r1"})});
+
+  const absl::flat_hash_set<std::string> none;
+  using Edges = std::set<std::string>;
+  auto count = [&](const Selector& selector, const absl::flat_hash_set<std::string>& excluded) {
+    Edges edges;
+    uint64_t n = index.Count(selector, excluded, &edges);
+    EXPECT_EQ(index.Count(selector, excluded, nullptr), n);  // the same without edges
+    return std::make_pair(n, edges);
+  };
+  // One room, the whole namespace, and a union (each socket once).
+  EXPECT_EQ(count({.nsp = "/", .rooms = {"r1"}}, none), std::make_pair(uint64_t{2}, Edges{"e1"}));
+  EXPECT_EQ(count({.nsp = "/"}, none), std::make_pair(uint64_t{4}, Edges{"e1", "e2"}));
+  EXPECT_EQ(count({.nsp = "/", .rooms = {"r1", "r2"}}, none),
+            std::make_pair(uint64_t{3}, Edges{"e1", "e2"}));
+  // An own-id room: the socket, and the members of a room of that name.
+  EXPECT_EQ(count({.nsp = "/", .rooms = {"c"}}, none),
+            std::make_pair(uint64_t{2}, Edges{"e1", "e2"}));
+  // Excluded ids are not counted, nor are their edges.
+  EXPECT_EQ(count({.nsp = "/", .rooms = {"r2"}}, {"c"}), std::make_pair(uint64_t{1}, Edges{"e1"}));
+  EXPECT_EQ(count({.nsp = "/"}, {"a", "b"}), std::make_pair(uint64_t{2}, Edges{"e2"}));
+  EXPECT_EQ(count({.nsp = "/", .user_ids = {"alice"}}, {"a"}),
+            std::make_pair(uint64_t{1}, Edges{"e2"}));
+  // Nothing matches.
+  EXPECT_EQ(count({.nsp = "/nope"}, none), std::make_pair(uint64_t{0}, Edges{}));
+  EXPECT_EQ(count({.nsp = "/", .rooms = {"unknown"}}, none), std::make_pair(uint64_t{0}, Edges{}));
+}
+
 TEST(IndexTest, StatsNumbers) {
   Index index;
   Feeder e1{index, "e1"}, e2{index, "e2"};
