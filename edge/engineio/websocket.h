@@ -58,7 +58,7 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   size_t queued_bytes() const { return queued_bytes_; }
   // Asks the CPU for the fields Write() reads.
   void Prefetch() const {
-    __builtin_prefetch(&socket_);
+    __builtin_prefetch(&fd_);
     __builtin_prefetch(&queued_bytes_);
   }
 
