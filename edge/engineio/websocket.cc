@@ -361,12 +361,13 @@ void WebSocketTransport::OnReadable() {
 }
 
 void WebSocketTransport::Consume(char* data, size_t size) {
-  // An incomplete frame from an earlier read continues here.
-  std::string* tail = partial_ ? &partial_->frame_tail : nullptr;
-  if (tail != nullptr && !tail->empty()) {
-    tail->append(data, size);
-    data = tail->data();
-    size = tail->size();
+  // An incomplete frame from an earlier read continues here. (partial_ then
+  // stays while the loop runs: its frame_tail is not empty.)
+  const bool in_tail = partial_ && !partial_->frame_tail.empty();
+  if (in_tail) {
+    partial_->frame_tail.append(data, size);
+    data = partial_->frame_tail.data();
+    size = partial_->frame_tail.size();
   }
   size_t offset = 0;
   bool reading = true;
@@ -386,11 +387,13 @@ void WebSocketTransport::Consume(char* data, size_t size) {
     // released the bytes `data` may point into).
     if (!HandleFrame(frame) || socket_closed_) return;
   }
-  if (offset == size) {
-    if (tail != nullptr) std::string().swap(*tail);
-  } else if (tail != nullptr && data == tail->data()) {
-    tail->erase(0, offset);
-  } else {
+  if (in_tail) {
+    if (offset == size) {
+      std::string().swap(partial_->frame_tail);
+    } else {
+      partial_->frame_tail.erase(0, offset);
+    }
+  } else if (offset < size) {
     Partial().frame_tail.assign(data + offset, size - offset);
   }
   ReleasePartial();

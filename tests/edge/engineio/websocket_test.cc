@@ -184,6 +184,24 @@ TEST_F(WebSocketTransportTest, FragmentedMessageIsReassembled) {
   EXPECT_EQ(echo.payload, "4hello");
 }
 
+TEST_F(WebSocketTransportTest, FragmentsInSeparateWritesAreReassembledAgainAndAgain) {
+  auto ws = Open();
+  // Each fragment arrives in a read of its own, so the message in progress is
+  // held between reads, and released once whole; twice, then a plain message.
+  for (int round = 0; round < 2; ++round) {
+    ws->Write(RawWs::Frame(0x01, "4par"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ws->Write(RawWs::Frame(0x00, "t"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ws->Write(RawWs::Frame(0x80, "s"));
+    ServerFrame echo = ws->Read();
+    EXPECT_EQ(echo.opcode, 1);
+    EXPECT_EQ(echo.payload, "4parts");
+  }
+  ws->Write(RawWs::Frame(0x81, "4whole"));
+  EXPECT_EQ(ws->Read().payload, "4whole");
+}
+
 TEST_F(WebSocketTransportTest, FrameSplitAcrossWritesIsReassembled) {
   auto ws = Open();
   std::string frame = RawWs::Frame(0x81, "4" + std::string(3000, 'k'));
