@@ -179,35 +179,29 @@ absl::StatusOr<Packet> DecodeText(std::string_view text, const DecoderLimits& li
 
 Decoder::Decoder(DecoderLimits limits) : limits_(limits) {}
 
-void Decoder::Reset() {
-  pending_.reset();
-  expected_ = 0;
-  attachments_.clear();
-  attachment_bytes_ = 0;
-  placeholders_.clear();
-}
+void Decoder::Reset() { binary_.reset(); }
 
 absl::StatusOr<std::optional<Packet>> Decoder::Feed(std::string_view data,
                                                     bool binary) {
   breach_ = LimitBreach::kNone;
   if (binary) {
-    if (!pending_.has_value()) {
+    if (!binary_) {
       Reset();
       return Invalid("binary data while no attachment is expected");
     }
-    attachment_bytes_ += data.size();
+    binary_->attachment_bytes += data.size();
     if (limits_.max_attachment_bytes > 0 &&
-        attachment_bytes_ > limits_.max_attachment_bytes) {
+        binary_->attachment_bytes > limits_.max_attachment_bytes) {
       Reset();
       breach_ = LimitBreach::kAttachmentBytes;
       return Invalid("attachments too large");
     }
-    attachments_.emplace_back(data.begin(), data.end());
-    if (attachments_.size() < expected_) return std::nullopt;
+    binary_->attachments.emplace_back(data.begin(), data.end());
+    if (binary_->attachments.size() < binary_->expected) return std::nullopt;
     return std::optional<Packet>(Finish());
   }
 
-  if (pending_.has_value()) {
+  if (binary_) {
     Reset();
     return Invalid("text packet while attachments are pending");
   }
@@ -222,22 +216,23 @@ absl::StatusOr<std::optional<Packet>> Decoder::Feed(std::string_view data,
 
   // Placeholders are checked now rather than when the last attachment
   // arrives, so a bad header fails before its attachments are buffered.
-  pending_.emplace(*std::move(packet));
-  expected_ = attachments;
-  if (absl::Status s =
-          CollectPlaceholders(*pending_->data, expected_, placeholders_);
+  binary_ = std::make_unique<BinaryInProgress>();
+  binary_->packet = *std::move(packet);
+  binary_->expected = attachments;
+  if (absl::Status s = CollectPlaceholders(*binary_->packet.data, binary_->expected,
+                                           binary_->placeholders);
       !s.ok()) {
     Reset();
     return s;
   }
-  if (expected_ == 0) return std::optional<Packet>(Finish());
-  attachments_.reserve(expected_);
+  if (binary_->expected == 0) return std::optional<Packet>(Finish());
+  binary_->attachments.reserve(binary_->expected);
   return std::nullopt;
 }
 
 absl::StatusOr<std::optional<Packet>> Decoder::FeedLazy(std::string&& data, bool binary) {
   // Only a plain EVENT ('2') with a payload; the rest takes the full path.
-  if (binary || pending_.has_value() || data.empty() || data[0] != '2') {
+  if (binary || binary_ || data.empty() || data[0] != '2') {
     return Feed(data, binary);
   }
   breach_ = LimitBreach::kNone;
@@ -264,17 +259,18 @@ absl::StatusOr<std::optional<Packet>> Decoder::FeedLazy(std::string&& data, bool
 Packet Decoder::Finish() {
   // An attachment named by several placeholders is copied for all but its
   // last use, which takes the buffer.
-  std::vector<uint32_t> remaining(attachments_.size(), 0);
-  for (const auto& [node, num] : placeholders_) ++remaining[num];
-  for (const auto& [node, num] : placeholders_) {
+  BinaryInProgress& b = *binary_;
+  std::vector<uint32_t> remaining(b.attachments.size(), 0);
+  for (const auto& [node, num] : b.placeholders) ++remaining[num];
+  for (const auto& [node, num] : b.placeholders) {
     if (--remaining[num] == 0) {
-      *node = Json::binary(std::move(attachments_[num]));
+      *node = Json::binary(std::move(b.attachments[num]));
     } else {
-      *node = Json::binary(attachments_[num]);
+      *node = Json::binary(b.attachments[num]);
     }
   }
 
-  Packet packet = *std::move(pending_);
+  Packet packet = std::move(b.packet);
   packet.type = packet.type == PacketType::kBinaryEvent ? PacketType::kEvent
                                                         : PacketType::kAck;
   Reset();

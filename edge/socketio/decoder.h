@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,7 +58,7 @@ class Decoder {
   void Reset();
 
   // True while a binary packet waits for attachments.
-  bool pending() const { return pending_.has_value(); }
+  bool pending() const { return binary_ != nullptr; }
 
   // The limit the last failed Feed broke (kNone for other malformed input).
   LimitBreach breach() const { return breach_; }
@@ -68,15 +69,20 @@ class Decoder {
   Packet Finish();
 
   DecoderLimits limits_;
-  std::optional<Packet> pending_;
-  size_t expected_ = 0;
-  std::vector<std::vector<uint8_t>> attachments_;
-  size_t attachment_bytes_ = 0;
   LimitBreach breach_ = LimitBreach::kNone;
-  // Placeholder nodes inside pending_->data and the attachment each names.
-  // The nodes live in heap storage owned by pending_, which stays put until
-  // Finish().
-  std::vector<std::pair<Json*, size_t>> placeholders_;
+  // A binary packet waiting for its attachments. Allocated only then: every
+  // connection has a decoder, few are ever in the middle of a binary packet.
+  struct BinaryInProgress {
+    Packet packet;
+    size_t expected = 0;
+    std::vector<std::vector<uint8_t>> attachments;
+    size_t attachment_bytes = 0;
+    // Placeholder nodes inside packet.data and the attachment each names.
+    // The nodes live in heap storage owned by the packet, which stays put
+    // until Finish().
+    std::vector<std::pair<Json*, size_t>> placeholders;
+  };
+  std::unique_ptr<BinaryInProgress> binary_;
 };
 
 }  // namespace switchboard::sio
