@@ -385,6 +385,29 @@ TEST_F(EngineIoTest, WebSocketPingTimeoutClosesConnection) {
   EXPECT_TRUE(WaitUntil([&] { return echo_->SessionCount() == 0; }));
 }
 
+TEST_F(EngineIoTest, SilentSessionTimesOutWhileOthersOnTheShardKeepTheirHeartbeat) {
+  // Sessions share their shard's heartbeat queues: one that stops answering
+  // leaves them, the others go on being pinged on time.
+  auto live = ConnectWs(WebSocketUrl("/engine.io/"), /*auto_pong=*/false);
+  auto silent = ConnectWs(WebSocketUrl("/engine.io/"), /*auto_pong=*/false);
+  auto late = ConnectWs(WebSocketUrl("/engine.io/"), /*auto_pong=*/false);
+  ASSERT_TRUE(live && silent && late);
+  ReadOpenPacket(*live);
+  ReadOpenPacket(*silent);
+  ReadOpenPacket(*late);
+  EXPECT_EQ(late->Read(), WsMessage::Text("2"));
+  late->Close();  // gone before its pong is due
+  EXPECT_EQ(silent->Read(), WsMessage::Text("2"));
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(live->Read(), WsMessage::Text("2")) << i;
+    live->Send("3");
+  }
+  EXPECT_EQ(silent->Read(), WsMessage::Closed());
+  live->Send("4alive");
+  EXPECT_EQ(live->ReadSkippingPings(), WsMessage::Text("4alive"));
+  EXPECT_TRUE(WaitUntil([&] { return echo_->SessionCount() == 1; }));
+}
+
 // ------------------------------------------------------------------- close --
 
 TEST_F(EngineIoTest, PollingClientCloseAnswersPendingPollWithNoop) {
