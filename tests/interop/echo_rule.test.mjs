@@ -8,12 +8,9 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { io } from "socket.io-client";
 
-import { startServer } from "./lib/server.mjs";
+import { startStandalone } from "./lib/server.mjs";
 import { WAIT_MS, call, callAll, collect, once, withTimeout } from "./lib/wait.mjs";
 
 const ECHO = {
@@ -50,7 +47,6 @@ const VALUES = [
 for (const transport of ["websocket", "polling"]) {
   describe(`echo rule over ${transport}`, () => {
     let server;
-    let dir;
     const sockets = [];
 
     async function open(nsp = "/") {
@@ -68,18 +64,12 @@ for (const transport of ["websocket", "polling"]) {
     }
 
     before(async () => {
-      dir = mkdtempSync(path.join(tmpdir(), "sb-echo-"));
-      const file = path.join(dir, "echo.json");
-      writeFileSync(file, JSON.stringify(CONFIG));
-      server = await startServer("switchboard", [
-        "standalone", "--config", file, "--threads", "1", "--grpc-listen", "127.0.0.1:0",
-      ]);
+      server = await startStandalone(CONFIG, { threads: 1 });
     });
 
     after(async () => {
       for (const s of sockets) s.disconnect();
       if (server) await server.stop();
-      if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
     test("the ack carries the first argument back as sent", async () => {

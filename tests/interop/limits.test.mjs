@@ -7,12 +7,9 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { io, Manager } from "socket.io-client";
 
-import { startServer } from "./lib/server.mjs";
+import { startStandalone } from "./lib/server.mjs";
 import { WAIT_MS, call, withTimeout } from "./lib/wait.mjs";
 
 const CONFIG = {
@@ -31,7 +28,6 @@ const CONFIG = {
 for (const transport of ["websocket", "polling"]) {
   describe(`limits over ${transport}`, () => {
     let server;
-    let dir;
     const sockets = [];
 
     function open(nsp = "/", options = {}) {
@@ -59,18 +55,12 @@ for (const transport of ["websocket", "polling"]) {
     }
 
     before(async () => {
-      dir = mkdtempSync(path.join(tmpdir(), "sb-limits-"));
-      const file = path.join(dir, "limits.json");
-      writeFileSync(file, JSON.stringify(CONFIG));
-      server = await startServer("switchboard", [
-        "standalone", "--config", file, "--threads", "2", "--grpc-listen", "127.0.0.1:0",
-      ]);
+      server = await startStandalone(CONFIG, { threads: 2 });
     });
 
     after(async () => {
       for (const s of sockets) s.disconnect();
       if (server) await server.stop();
-      if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
     test("events past the rate get an error ack and one rate-limited notice", async () => {

@@ -24,7 +24,8 @@
 // stderr, prefixed with the binary name, so failures show the server's log.
 
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -204,4 +205,31 @@ export async function startServer(binaryName, args = [], options = {}) {
     throw err;
   }
   return { ...where, proc, exited, stop };
+}
+
+/**
+ * Starts `switchboard standalone` with `config` (an object, written to a
+ * temporary file) and `threads` I/O threads. Same result as startServer;
+ * its stop() also removes the temporary file.
+ */
+export async function startStandalone(config, { threads = 1 } = {}) {
+  const dir = mkdtempSync(path.join(tmpdir(), "sb-config-"));
+  const file = path.join(dir, "switchboard.json");
+  writeFileSync(file, JSON.stringify(config));
+  let server;
+  try {
+    server = await startServer("switchboard", [
+      "standalone", "--config", file, "--threads", String(threads), "--grpc-listen", "127.0.0.1:0",
+    ]);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const stop = server.stop;
+  server.stop = async () => {
+    const result = await stop();
+    rmSync(dir, { recursive: true, force: true });
+    return result;
+  };
+  return server;
 }
