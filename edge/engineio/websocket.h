@@ -22,9 +22,9 @@ class Session;
 // The socket is watched by the shard's ReadinessPoller (registered once,
 // edge-triggered), not by a pending asio operation. Reads go into a
 // per-thread buffer; only the tail of an incomplete frame is kept. Writes
-// are gathered: frames queued in one turn of the shard's event loop (or while the socket is full) leave in
-// one sendmsg() of their headers and their shared payload bytes, up to
-// kBatch frames at a time. Inside a WriteThrough scope a write to a transport
+// are gathered: frames queued in one turn of the shard's event loop (or
+// while the socket is full) leave in one sendmsg() of their headers and their
+// shared payload bytes, up to kBatch frames at a time. Inside a WriteThrough scope a write to a transport
 // with nothing queued goes to the kernel at once instead.
 class WebSocketTransport : public std::enable_shared_from_this<WebSocketTransport>,
                            private ReadinessPoller::Listener {
