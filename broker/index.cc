@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "proto/address_and_claims.h"
 
 namespace switchboard::broker {
 
@@ -57,20 +58,8 @@ struct Index::Socket {
   Namespace* nsp = nullptr;
   User* user = nullptr;  // null: anonymous
   const std::string* transport = nullptr;  // in Index::transports_
-  // One string for both, inline for an IPv4 address without claims (one per
-  // socket of the cluster): "<remote address>\0<claims>".
-  std::string address_and_claims;
+  proto::AddressAndClaims address_and_claims;
   WallTime connected_at{};
-
-  std::string_view remote_address() const {
-    std::string_view all = address_and_claims;
-    return all.substr(0, all.find('\0'));
-  }
-  std::string_view claims() const {
-    std::string_view all = address_and_claims;
-    size_t split = all.find('\0');
-    return split == std::string_view::npos ? std::string_view() : all.substr(split + 1);
-  }
   absl::InlinedVector<Room*, 2> rooms;  // unordered, never the own-id room
 };
 
@@ -331,10 +320,7 @@ void Index::AddSocket(Edge& edge, const SocketInfo& info) {
   s->prefix = IdPrefix(s->id);
   s->edge = &edge;
   s->transport = InternTransport(info.transport);
-  s->address_and_claims = info.remote_address;
-  s->address_and_claims.push_back('\0');
-  s->address_and_claims += info.claims;
-  s->address_and_claims.shrink_to_fit();
+  s->address_and_claims = proto::AddressAndClaims(info.remote_address, info.claims);
   s->connected_at = info.connected_at;
   sockets_.emplace(std::string_view(s->id), std::move(owned));
 
@@ -433,8 +419,8 @@ SocketInfo Index::ToInfo(const Socket& s) const {
   info.nsp = s.nsp->name;
   if (s.user != nullptr) info.user_id = s.user->id;
   info.transport = *s.transport;
-  info.remote_address = s.remote_address();
-  info.claims = s.claims();
+  info.remote_address = s.address_and_claims.address();
+  info.claims = s.address_and_claims.claims();
   info.connected_at = s.connected_at;
   info.rooms.reserve(s.rooms.size());
   for (const Room* room : s.rooms) info.rooms.push_back(room->name);

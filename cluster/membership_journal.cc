@@ -93,17 +93,6 @@ void MembershipJournal::PublishEventLocked(v1::MembershipEvent& event) {
   CountFailure(bus_.Publish(membership_subject(), event.SerializeAsString()));
 }
 
-std::string_view MembershipJournal::SocketEntry::remote_address() const {
-  std::string_view all = address_and_claims;
-  return all.substr(0, all.find('\0'));
-}
-
-std::string_view MembershipJournal::SocketEntry::claims() const {
-  std::string_view all = address_and_claims;
-  size_t split = all.find('\0');
-  return split == std::string_view::npos ? std::string_view() : all.substr(split + 1);
-}
-
 const std::string* MembershipJournal::Intern(std::set<std::string, std::less<>>& names,
                                              std::string_view name) {
   auto it = names.find(name);
@@ -133,13 +122,11 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
   entry.nsp = Intern(nsp_names_, socket.nsp().name());
   entry.user_id = socket.user_id();
   entry.transport = Intern(transport_names_, socket.transport());
-  entry.address_and_claims = socket.handshake().address;
-  entry.address_and_claims.push_back('\0');
+  std::string claims;
   if (!socket.claims().is_null()) {
-    entry.address_and_claims +=
-        socket.claims().dump(-1, ' ', false, sio::Json::error_handler_t::replace);
+    claims = socket.claims().dump(-1, ' ', false, sio::Json::error_handler_t::replace);
   }
-  entry.address_and_claims.shrink_to_fit();
+  entry.address_and_claims = proto::AddressAndClaims(socket.handshake().address, claims);
   entry.connected_at = std::chrono::system_clock::now();
   ++by_transport_[{*entry.nsp, *entry.transport}];
 
@@ -150,8 +137,8 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
   info->set_user_id(entry.user_id);
   info->set_namespace_(*entry.nsp);
   info->set_transport(proto::TransportFromName(*entry.transport));
-  info->set_remote_address(std::string(entry.remote_address()));
-  info->set_claims(std::string(entry.claims()));
+  info->set_remote_address(std::string(entry.address_and_claims.address()));
+  info->set_claims(std::string(entry.address_and_claims.claims()));
   proto::ToTimestamp(entry.connected_at, info->mutable_connected_at());
   PublishEventLocked(event);
 
@@ -307,8 +294,8 @@ v1::Snapshot MembershipJournal::BuildSnapshot() const {
     info->set_namespace_(*entry.nsp);
     for (const auto& room : entry.rooms) info->add_rooms(room);  // sorted
     info->set_transport(proto::TransportFromName(*entry.transport));
-    info->set_remote_address(std::string(entry.remote_address()));
-    info->set_claims(std::string(entry.claims()));
+    info->set_remote_address(std::string(entry.address_and_claims.address()));
+    info->set_claims(std::string(entry.address_and_claims.claims()));
     proto::ToTimestamp(entry.connected_at, info->mutable_connected_at());
   }
   FillHeartbeatLocked(*snapshot.mutable_heartbeat());

@@ -36,6 +36,7 @@
 #include "absl/status/status.h"
 #include "bus/bus.h"
 #include "edge/socketio/membership_observer.h"
+#include "proto/address_and_claims.h"
 
 namespace switchboard::v1 {
 class Heartbeat;
@@ -112,18 +113,16 @@ class MembershipJournal : public sio::MembershipObserver {
 
  private:
   // Kept for every socket of the edge, so it is small: the namespace and
-  // transport are shared names, the address and claims share one string
-  // (inline for an IPv4 address without claims), rooms a sorted vector.
+  // transport are shared names, the address and claims share one string,
+  // rooms a sorted vector.
   struct SocketEntry {
     const std::string* nsp = nullptr;        // in nsp_names_
     const std::string* transport = nullptr;  // in transport_names_
     std::string user_id;                     // empty: anonymous
-    std::string address_and_claims;          // "<address>\0<claims JSON or empty>"
+    proto::AddressAndClaims address_and_claims;
     std::chrono::system_clock::time_point connected_at;
     std::vector<std::string> rooms;  // sorted; never the socket's own-id room
 
-    std::string_view remote_address() const;
-    std::string_view claims() const;
   };
 
   // All under mu_.
