@@ -259,7 +259,6 @@ void Namespace::DeliverLocal(const Delivery& delivery) {
       ++sent;
     }
   }
-  members.clear();
   local.deliveries.store(local.deliveries.load(std::memory_order_relaxed) + sent,
                          std::memory_order_relaxed);
 }
