@@ -109,12 +109,12 @@ std::shared_ptr<RelayRules> RelayRules::Install(sio::Namespace& nsp, NamespacePo
 
 uint64_t RelayRules::IdHash(std::string_view id) { return absl::HashOf(id); }
 
-bool RelayRules::LooksLikeClusterSocketId(const std::string& id) const {
+bool RelayRules::LooksLikeClusterSocketId(std::string_view id) const {
   // A socket of any edge ("<edge-id>.<random>"), when this edge is in a cluster.
   return !nsp_.server().options().edge_id.empty() && !bus::EdgeOfSocketId(id).empty();
 }
 
-bool RelayRules::IsSocketId(const std::string& id) const {
+bool RelayRules::IsSocketId(std::string_view id) const {
   std::lock_guard lock(mu_);
   return socket_ids_.contains(IdHash(id));
 }
@@ -231,13 +231,12 @@ void RelayRules::Handle(const Rule& rule, const Shortcuts& shortcuts, const sio:
       if (rule.target == TargetKind::kRoom) {
         // A room target must be a room clients may use, never a socket's own
         // room (that is what a "socket" target is for).
-        const std::string room(target);
-        if (!policy_.RoomNameAllowed(room) || IsSocketId(room) || LooksLikeClusterSocketId(room)) {
+        if (!policy_.RoomNameAllowed(target) || IsSocketId(target) ||
+            LooksLikeClusterSocketId(target)) {
           return fail("invalid room name");
         }
         if (rule.require_member && !socket->InRoom(target)) return fail("not in room");
-      } else if (!to_sender && !IsSocketId(std::string(target)) &&
-                 !LooksLikeClusterSocketId(std::string(target))) {
+      } else if (!to_sender && !IsSocketId(target) && !LooksLikeClusterSocketId(target)) {
         // A socket of another edge is reached through the cluster.
         return fail("unknown socket");
       }

@@ -69,8 +69,8 @@ class RelayRules : public std::enable_shared_from_this<RelayRules> {
               sio::Ack ack);
   bool Forwards(std::string_view event) const;
   void LeaveAll(const sio::Socket& socket);
-  bool IsSocketId(const std::string& id) const;
-  bool LooksLikeClusterSocketId(const std::string& id) const;
+  bool IsSocketId(std::string_view id) const;
+  bool LooksLikeClusterSocketId(std::string_view id) const;
 
   sio::Namespace& nsp_;
   const NamespacePolicy policy_;
