@@ -34,7 +34,7 @@ bool ForwardPolicy::Forwards(std::string_view event) const {
 void FillHandshake(const sio::Socket& socket, const std::vector<std::string>& headers,
                    v1::Handshake* out) {
   const sio::Handshake& handshake = socket.handshake();
-  out->set_address(handshake.address);
+  out->set_address(std::string(handshake.address()));
   for (const std::string& name : headers) {
     if (auto value = handshake.Header(name)) (*out->mutable_headers())[name] = std::string(*value);
   }
@@ -45,7 +45,7 @@ void FillHandshake(const sio::Socket& socket, const std::vector<std::string>& he
   if (!socket.claims().is_null()) {
     out->set_claims(socket.claims().dump(-1, ' ', false, sio::Json::error_handler_t::replace));
   }
-  proto::ToTimestamp(handshake.time, out->mutable_time());
+  proto::ToTimestamp(handshake.time(), out->mutable_time());
 }
 
 // Shared with the bus callbacks, which may outlive the Forwarder (a request

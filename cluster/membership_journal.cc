@@ -126,7 +126,7 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
   if (!socket.claims().is_null()) {
     claims = socket.claims().dump(-1, ' ', false, sio::Json::error_handler_t::replace);
   }
-  entry.address_and_claims = proto::AddressAndClaims(socket.handshake().address, claims);
+  entry.address_and_claims = proto::AddressAndClaims(socket.handshake().address(), claims);
   entry.connected_at = std::chrono::system_clock::now();
   ++by_transport_[{*entry.nsp, *entry.transport}];
 

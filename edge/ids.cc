@@ -9,7 +9,6 @@ namespace switchboard::edge {
 namespace {
 constexpr std::string_view kAlphabet =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-constexpr size_t kIdLength = 20;
 
 void RandomBytes(unsigned char* out, size_t n) {
   if (RAND_bytes(out, static_cast<int>(n)) == 1) return;

@@ -1,9 +1,12 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace switchboard::edge {
+
+inline constexpr size_t kIdLength = 20;
 
 // A new unguessable id (20 url-safe characters, 114 random bits) whose first
 // character names the shard that owns it, so a request or a publish for it

@@ -1237,6 +1237,24 @@ std::string LineColumn(std::string_view text, size_t byte) {
   return Cat("line ", line, ", column ", col);
 }
 
+// The handshake headers some policy reads later (token from the
+// Authorization header, headers passed to hooks and backends): the only ones
+// a connection keeps.
+std::vector<std::string> HeadersRead(const std::vector<NamespacePolicy>& namespaces) {
+  std::set<std::string> names;
+  for (const NamespacePolicy& p : namespaces) {
+    if (p.auth && std::count(p.auth->token_from.begin(), p.auth->token_from.end(),
+                             TokenSource::kHeader) > 0) {
+      names.insert("authorization");
+    }
+    if (p.forward) names.insert(p.forward->headers.begin(), p.forward->headers.end());
+    if (p.connect_hook) {
+      names.insert(p.connect_hook->headers.begin(), p.connect_hook->headers.end());
+    }
+  }
+  return {names.begin(), names.end()};
+}
+
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(std::string_view text) {
@@ -1305,6 +1323,7 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
     config.namespaces.insert(config.namespaces.begin(),
                              *ParseNamespacePolicy("/", Json::object(), "namespaces[\"/\"]"));
   }
+  config.engine.handshake_headers = HeadersRead(config.namespaces);
   return config;
 }
 

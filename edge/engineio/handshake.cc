@@ -6,12 +6,21 @@
 
 namespace switchboard::eio {
 
+Handshake::Handshake(std::string_view address, std::string_view url,
+                     std::chrono::system_clock::time_point time, size_t header_bytes)
+    : address_size_(static_cast<uint32_t>(address.size())),
+      url_size_(static_cast<uint32_t>(url.size())),
+      time_(time) {
+  data_.reserve(address.size() + url.size() + header_bytes);
+  data_.append(address).append(url);
+}
+
 void Handshake::AddHeader(std::string_view name, std::string_view value) {
-  header_block.append(name).append(": ").append(value).append("\r\n");
+  data_.append(name).append(": ").append(value).append("\r\n");
 }
 
 std::optional<std::string_view> Handshake::Header(std::string_view name) const {
-  std::string_view rest = header_block;
+  std::string_view rest = std::string_view(data_).substr(address_size_ + url_size_);
   while (!rest.empty()) {
     size_t end = rest.find("\r\n");
     std::string_view line = rest.substr(0, end);
@@ -32,7 +41,7 @@ std::optional<std::string> Handshake::Query(std::string_view name) const {
 }
 
 std::vector<std::pair<std::string, std::string>> Handshake::QueryParameters() const {
-  return edge::ParseQuery(url);
+  return edge::ParseQuery(url());
 }
 
 }  // namespace switchboard::eio

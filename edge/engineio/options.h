@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,11 @@ struct Options {
   size_t max_connections = 10000;
   // Handshakes per second per client address; past it HTTP 429.
   HandshakeRateOptions handshake_rate;
+  // Request headers a session keeps from its handshake for whoever reads them
+  // later (authentication, hooks, forwarding), by lower-case name. Unset:
+  // every header. A connection holds them for its whole life, and browsers
+  // send several hundred bytes of headers nobody reads.
+  std::optional<std::vector<std::string>> handshake_headers;
 };
 
 }  // namespace switchboard::eio

@@ -2,10 +2,11 @@
 
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <random>
-#include <unordered_map>
 
+#include "absl/container/flat_hash_map.h"
 #include "edge/engineio/heartbeat_queue.h"
 #include "edge/engineio/websocket.h"
 #include "edge/engineio/websocket_handshake.h"
@@ -36,7 +37,7 @@ constexpr int kRefused = kForbidden;
 struct Server::ShardState {
   explicit ShardState(net::io_context& ioc) : pings(ioc), pongs(ioc) {}
   // Keyed by the session's own id string (the map holds the session).
-  std::unordered_map<std::string_view, SessionPtr> sessions;
+  absl::flat_hash_map<std::string_view, SessionPtr> sessions;
   HeartbeatQueue pings;  // sessions waiting to send a ping
   HeartbeatQueue pongs;  // sessions waiting for a pong
 };
@@ -185,15 +186,24 @@ void Server::HandleRequest(const HttpPtr& http) {
 
 void Server::Handshake(const HttpPtr& http, bool websocket) {
   size_t shard = http->shard();
-  eio::Handshake handshake;
   const auto& req = http->request();
-  handshake.address = http->remote_address();
-  handshake.url = std::string(req.target());
-  handshake.time = std::chrono::system_clock::now();
+  const auto& kept = options_.handshake_headers;
+  auto keeps = [&kept](std::string_view name) {
+    return !kept || std::any_of(kept->begin(), kept->end(), [name](const std::string& k) {
+      return boost::beast::iequals(k, name);
+    });
+  };
   size_t header_bytes = 0;
-  for (const auto& field : req) header_bytes += field.name_string().size() + field.value().size() + 4;
-  handshake.header_block.reserve(header_bytes);
-  for (const auto& field : req) handshake.AddHeader(field.name_string(), field.value());
+  for (const auto& field : req) {
+    if (keeps(field.name_string())) {
+      header_bytes += field.name_string().size() + field.value().size() + 4;
+    }
+  }
+  eio::Handshake handshake(http->remote_address(), req.target(), std::chrono::system_clock::now(),
+                           header_bytes);
+  for (const auto& field : req) {
+    if (keeps(field.name_string())) handshake.AddHeader(field.name_string(), field.value());
+  }
 
   std::string id = edge::NewId(shard);
   if (!websocket) {
@@ -288,7 +298,7 @@ void Server::CloseSpread(std::chrono::milliseconds window) {
   }
 }
 
-void Server::Unregister(const std::string& sid) {
+void Server::Unregister(std::string_view sid) {
   int shard = edge::ShardOfId(sid);
   if (shard < 0) return;
   if (shards_[shard]->sessions.erase(sid) > 0) {

@@ -103,7 +103,7 @@ class Server {
   // on the shard of the connection.
   void HandleRequest(const std::shared_ptr<edge::HttpSession>& http);
   // Internal: session bookkeeping on the session's shard.
-  void Unregister(const std::string& sid);
+  void Unregister(std::string_view sid);
   HeartbeatQueue& ping_queue(size_t shard);
   HeartbeatQueue& pong_queue(size_t shard);
   // Responses with this endpoint's CORS headers.

@@ -30,13 +30,12 @@ const Frame& CloseFrame() {
 }
 }  // namespace
 
-Session::Session(Server& server, std::string id, size_t shard, Handshake handshake,
+Session::Session(Server& server, std::string_view id, size_t shard, Handshake handshake,
                  Transport transport)
-    : server_(server),
-      id_(std::move(id)),
-      shard_(shard),
-      handshake_(std::move(handshake)),
-      transport_(transport) {
+    : server_(server), shard_(shard), transport_(transport), handshake_(std::move(handshake)) {
+  id_.fill('\0');
+  id.copy(id_.data(), std::min(id.size(), id_.size()));
+  if (transport_ == Transport::kPolling) polling_ = std::make_unique<Polling>();
   server_.CountOpen(shard_, transport_ == Transport::kWebSocket, +1);
 }
 
@@ -61,7 +60,7 @@ void Session::OnMessage(std::function<void(Packet&&)> handler) {
 std::string Session::OpenPacket(bool upgrades) const {
   const Options& o = server_.options();
   std::string out = "0{\"sid\":\"";
-  out += id_;
+  out += id();
   out += upgrades ? "\",\"upgrades\":[\"websocket\"]" : "\",\"upgrades\":[]";
   out += ",\"pingInterval\":" + std::to_string(o.ping_interval.count());
   out += ",\"pingTimeout\":" + std::to_string(o.ping_timeout.count());
@@ -134,24 +133,24 @@ void Session::OnPacket(Packet&& packet) {
 
 void Session::OnFrame(WebSocketTransport* from, std::string_view data, bool binary) {
   auto self = shared_from_this();
-  if (from == probe_.get() && probe_) {
+  if (polling_ && polling_->probe && from == polling_->probe.get()) {
+    Polling& p = *polling_;
     if (!binary && data == "2probe") {
-      probe_->Write(MakeTextFrame(PacketType::kPong, "probe"));
-      upgrading_ = true;
+      p.probe->Write(MakeTextFrame(PacketType::kPong, "probe"));
+      p.upgrading = true;
       // Release a pending GET so the client can pause polling.
-      if (poll_) FlushPoll();
+      if (p.poll) FlushPoll();
       return;
     }
-    if (!binary && data == "5" && upgrading_) {
-      upgrade_timer_.reset();
+    if (!binary && data == "5" && p.upgrading) {
       transport_ = Transport::kWebSocket;
       server_.Count(shard_, Server::Counter::kUpgrades);
       server_.CountOpen(shard_, false, -1);
       server_.CountOpen(shard_, true, +1);
-      ws_ = std::move(probe_);
-      upgrading_ = false;
-      if (poll_) RespondPoll(std::string(1, static_cast<char>(PacketType::kNoop)));
-      Flush();
+      ws_ = std::move(p.probe);
+      if (p.poll) RespondPoll(std::string(1, static_cast<char>(PacketType::kNoop)));
+      Flush();  // what was queued while the upgrade was under way
+      polling_.reset();
       if (listener_) listener_->OnSessionUpgrade();
       return;
     }
@@ -176,7 +175,7 @@ void Session::HandlePost(const std::shared_ptr<edge::HttpSession>& http) {
     }
     if (ec) return self->Terminate("transport error", false);
     self->server_.Count(self->shard_, Server::Counter::kBytesIn, body.size());
-    if (self->state_ != State::kOpen || self->transport_ != Transport::kPolling) {
+    if (self->state_ != State::kOpen || !self->polling_) {
       return self->server_.SendError(http, 400, 3, "Bad request");
     }
     auto packets = DecodePayload(body);
@@ -195,46 +194,48 @@ void Session::HandlePost(const std::shared_ptr<edge::HttpSession>& http) {
 // ---- polling out -----------------------------------------------------------
 
 void Session::HandlePoll(const std::shared_ptr<edge::HttpSession>& http) {
-  if (transport_ != Transport::kPolling || state_ == State::kClosed) {
+  if (transport_ != Transport::kPolling || !polling_ || state_ == State::kClosed) {
     return server_.SendError(http, 400, 3, "Bad request");
   }
-  if (poll_) {
+  Polling& p = *polling_;
+  if (p.poll) {
     // At most one pending GET: a second one is a protocol violation.
     server_.SendError(http, 400, 3, "Bad request");
     return Terminate("transport error", false);
   }
-  poll_ = http;
-  if (!queue_.empty() || upgrading_ || state_ == State::kClosing) return FlushPoll();
+  p.poll = http;
+  if (!p.queue.empty() || p.upgrading || state_ == State::kClosing) return FlushPoll();
   http->WatchForAbort([weak = weak_from_this(), raw = http.get()] {
     auto self = weak.lock();
-    if (!self || self->poll_.get() != raw) return;
-    self->poll_.reset();
+    if (!self || !self->polling_ || self->polling_->poll.get() != raw) return;
+    self->polling_->poll.reset();
     self->Terminate("transport close", false);
   });
 }
 
 void Session::FlushPoll() {
-  if (!poll_) return;
+  if (!polling_ || !polling_->poll) return;
+  Polling& p = *polling_;
   std::string body;
   size_t size = 0;
-  for (const auto& f : queue_) size += f.bytes->size() + 1;
+  for (const auto& f : p.queue) size += f.bytes->size() + 1;
   body.reserve(size);
-  for (const auto& f : queue_) AppendToPayload(body, f);
-  queue_.clear();
-  queued_bytes_ = 0;
+  for (const auto& f : p.queue) AppendToPayload(body, f);
+  p.queue.clear();
+  p.queued_bytes = 0;
   if (body.empty()) body.push_back(static_cast<char>(PacketType::kNoop));
   RespondPoll(std::move(body));
   if (state_ != State::kClosing) return;
   if (terminal_queued_) return Finish();
   // Like the reference server, the close packet travels in a response of
   // its own: clients handle a close before the packets decoded with it.
-  queue_.push_back(CloseFrame());
+  p.queue.push_back(CloseFrame());
   terminal_queued_ = true;
 }
 
 void Session::RespondPoll(std::string body) {
-  auto http = std::move(poll_);
-  poll_.reset();
+  auto http = std::move(polling_->poll);
+  polling_->poll.reset();
   server_.SendPayload(http, std::move(body));
 }
 
@@ -244,10 +245,12 @@ bool Session::Send(const Frame* frames, size_t count, bool is_volatile) {
   if (state_ != State::kOpen || overflowed_) return false;
   const Options& o = server_.options();
   WebSocketTransport* ws = transport_ == Transport::kWebSocket ? ws_.get() : nullptr;
-  size_t queued = ws ? ws->queued_bytes() : queued_bytes_;
+  Polling* p = polling_.get();
+  if (ws == nullptr && p == nullptr) return false;  // its WebSocket is gone: closing
+  size_t queued = ws ? ws->queued_bytes() : p->queued_bytes;
   if (is_volatile) {
-    bool can_write = transport_ == Transport::kPolling ? (poll_ != nullptr && !upgrading_)
-                                                       : queued < o.volatile_drop_bytes;
+    bool can_write =
+        ws == nullptr ? (p->poll != nullptr && !p->upgrading) : queued < o.volatile_drop_bytes;
     if (!can_write) {
       server_.Count(shard_, Server::Counter::kVolatileDrops, count);
       return false;
@@ -270,8 +273,8 @@ bool Session::Send(const Frame* frames, size_t count, bool is_volatile) {
     ws->Write(frames, count);
     return true;
   }
-  queue_.insert(queue_.end(), frames, frames + count);
-  queued_bytes_ += bytes;
+  p->queue.insert(p->queue.end(), frames, frames + count);
+  p->queued_bytes += bytes;
   Flush();
   return true;
 }
@@ -281,19 +284,22 @@ void Session::PrefetchTransport() const {
 }
 
 void Session::Flush() {
+  if (!polling_) return;
+  Polling& p = *polling_;
   if (transport_ == Transport::kWebSocket) {
     // What was queued while the upgrade was under way.
     if (!ws_) return;
-    for (auto& frame : queue_) ws_->Write(std::move(frame));
-    queue_.clear();
-    queued_bytes_ = 0;
+    for (auto& frame : p.queue) ws_->Write(std::move(frame));
+    p.queue.clear();
+    p.queued_bytes = 0;
     return;
   }
-  if (!poll_ || poll_flush_posted_) return;
+  if (!p.poll || p.flush_posted) return;
   // Coalesce everything queued in this turn into one response.
-  poll_flush_posted_ = true;
+  p.flush_posted = true;
   net::post(server_.runtime().context(shard_), [self = shared_from_this()] {
-    self->poll_flush_posted_ = false;
+    if (!self->polling_) return;  // upgraded meanwhile
+    self->polling_->flush_posted = false;
     self->FlushPoll();
   });
 }
@@ -303,35 +309,38 @@ void Session::OnMessageTooBig() { server_.CountPayloadTooLarge(); }
 // ---- upgrade ---------------------------------------------------------------
 
 bool Session::CanUpgrade() const {
-  return state_ == State::kOpen && transport_ == Transport::kPolling && !probe_ &&
-         server_.options().allow_upgrades;
+  return state_ == State::kOpen && transport_ == Transport::kPolling && polling_ &&
+         !polling_->probe && server_.options().allow_upgrades;
 }
 
 void Session::HandleUpgrade(std::shared_ptr<WebSocketTransport> ws) {
-  probe_ = std::move(ws);
-  probe_->Attach(shared_from_this());
-  upgrade_timer_ = std::make_unique<net::steady_timer>(server_.runtime().context(shard_));
-  upgrade_timer_->expires_after(server_.options().upgrade_timeout);
-  upgrade_timer_->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+  Polling& p = *polling_;  // CanUpgrade() said so
+  p.probe = std::move(ws);
+  p.probe->Attach(shared_from_this());
+  p.upgrade_timer = std::make_unique<net::steady_timer>(server_.runtime().context(shard_));
+  p.upgrade_timer->expires_after(server_.options().upgrade_timeout);
+  p.upgrade_timer->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
     if (ec) return;
     if (auto self = weak.lock()) self->EndProbe();
   });
 }
 
 void Session::EndProbe() {
-  upgrade_timer_.reset();
-  upgrading_ = false;
-  if (probe_) {
-    probe_->Close();
-    probe_.reset();
+  if (!polling_) return;
+  Polling& p = *polling_;
+  p.upgrade_timer.reset();
+  p.upgrading = false;
+  if (p.probe) {
+    p.probe->Close();
+    p.probe.reset();
   }
 }
 
 void Session::OnTransportClosed(WebSocketTransport* from, std::string_view reason) {
-  if (from == probe_.get()) {
-    probe_.reset();
-    upgrade_timer_.reset();
-    upgrading_ = false;
+  if (polling_ && polling_->probe && from == polling_->probe.get()) {
+    polling_->probe.reset();
+    polling_->upgrade_timer.reset();
+    polling_->upgrading = false;
     return;
   }
   if (from != ws_.get()) return;
@@ -366,22 +375,23 @@ void Session::Terminate(std::string_view reason, bool client_initiated, bool gra
   }
   // Polling: the pending GET carries a close packet, or a noop when the
   // client asked for the close itself.
+  Polling& p = *polling_;  // a polling session keeps it until it is closed
   if (client_initiated) {
-    queue_.clear();
-    queue_.push_back(NoopFrame());
+    p.queue.clear();
+    p.queue.push_back(NoopFrame());
     terminal_queued_ = true;
-  } else if (!graceful || queue_.empty()) {
-    queue_.push_back(CloseFrame());
+  } else if (!graceful || p.queue.empty()) {
+    p.queue.push_back(CloseFrame());
     terminal_queued_ = true;
   }
-  if (poll_) return FlushPoll();
+  if (p.poll) return FlushPoll();
   if (!graceful && !client_initiated) return Finish();
   // A server-side close waits (briefly) for the GET that drains the queue; a
   // client's close for the GET it may have sent alongside (over another
   // connection, so it can arrive second).
-  linger_timer_ = std::make_unique<net::steady_timer>(server_.runtime().context(shard_));
-  linger_timer_->expires_after(kPollingLinger);
-  linger_timer_->async_wait([self](boost::system::error_code ec) {
+  p.linger_timer = std::make_unique<net::steady_timer>(server_.runtime().context(shard_));
+  p.linger_timer->expires_after(kPollingLinger);
+  p.linger_timer->async_wait([self](boost::system::error_code ec) {
     if (!ec) self->Finish();
   });
 }
@@ -391,15 +401,15 @@ void Session::Finish() {
   state_ = State::kClosed;
   server_.CountOpen(shard_, transport_ == Transport::kWebSocket, -1);
   heartbeat_hook_.unlink();
-  linger_timer_.reset();
-  queue_.clear();
-  queued_bytes_ = 0;
   if (ws_) {
     ws_->Close();
     ws_.reset();
   }
-  if (poll_) RespondPoll(std::string(1, static_cast<char>(PacketType::kNoop)));
-  server_.Unregister(id_);
+  if (polling_ && polling_->poll) {
+    RespondPoll(std::string(1, static_cast<char>(PacketType::kNoop)));
+  }
+  polling_.reset();
+  server_.Unregister(id());
 }
 
 }  // namespace switchboard::eio

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/intrusive/list_hook.hpp>
 #include <chrono>
@@ -11,6 +12,7 @@
 
 #include "edge/engineio/handshake.h"
 #include "edge/engineio/packet.h"
+#include "edge/ids.h"
 
 namespace switchboard::edge {
 class HttpSession;
@@ -47,12 +49,14 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   enum class Transport { kPolling, kWebSocket };
 
-  Session(Server& server, std::string id, size_t shard, Handshake handshake, Transport transport);
+  // `id` is an edge::NewId (edge::kIdLength characters).
+  Session(Server& server, std::string_view id, size_t shard, Handshake handshake,
+          Transport transport);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  const std::string& id() const { return id_; }
+  std::string_view id() const { return std::string_view(id_.data(), id_.size()); }
   size_t shard() const { return shard_; }
   const Handshake& handshake() const { return handshake_; }
   std::string_view transport_name() const {
@@ -114,33 +118,38 @@ class Session : public std::enable_shared_from_this<Session> {
   void Finish();
   void EndProbe();
 
+  // What only a session on polling (or upgrading from it) needs: a
+  // WebSocket session, most of them, does without.
+  struct Polling {
+    // Frames for the next GET (and those queued before an upgrade completes);
+    // a WebSocket keeps its own queue.
+    std::vector<Frame> queue;
+    size_t queued_bytes = 0;
+    std::shared_ptr<edge::HttpSession> poll;  // pending long-poll GET
+    bool flush_posted = false;
+    std::shared_ptr<WebSocketTransport> probe;  // WebSocket being upgraded to
+    bool upgrading = false;                     // probe answered, awaiting "5"
+    std::unique_ptr<boost::asio::steady_timer> upgrade_timer;
+    std::unique_ptr<boost::asio::steady_timer> linger_timer;
+  };
+
   Server& server_;
-  std::string id_;
   size_t shard_;
-  Handshake handshake_;
+  std::array<char, edge::kIdLength> id_;
   Transport transport_;
   State state_ = State::kOpen;
-
-  // Frames for the polling transport (and those queued before an upgrade
-  // completes); a WebSocket keeps its own queue.
-  std::vector<Frame> queue_;
-  size_t queued_bytes_ = 0;
-
-  std::shared_ptr<edge::HttpSession> poll_;  // pending long-poll GET
-  bool poll_flush_posted_ = false;
-  std::shared_ptr<WebSocketTransport> ws_;     // active WebSocket transport
-  std::shared_ptr<WebSocketTransport> probe_;  // WebSocket being upgraded to
-  bool upgrading_ = false;                     // probe answered, awaiting "5"
-  bool terminal_queued_ = false;               // close (or noop) packet queued
-  bool overflowed_ = false;                    // past the queue bound: closing
+  bool terminal_queued_ = false;  // close (or noop) packet queued
+  bool overflowed_ = false;       // past the queue bound: closing
+  Timer heartbeat_state_ = Timer::kNone;
+  Handshake handshake_;
+  std::shared_ptr<WebSocketTransport> ws_;  // active WebSocket transport
+  // Set while the session is on polling; released once it has upgraded.
+  std::unique_ptr<Polling> polling_;
 
   // In the shard's HeartbeatQueue while a ping or a pong is due.
   friend class HeartbeatQueue;
   HeartbeatHook heartbeat_hook_;
   std::chrono::steady_clock::time_point heartbeat_due_;
-  Timer heartbeat_state_ = Timer::kNone;
-  std::unique_ptr<boost::asio::steady_timer> upgrade_timer_;
-  std::unique_ptr<boost::asio::steady_timer> linger_timer_;
 
   std::shared_ptr<SessionListener> listener_;
 };

@@ -124,9 +124,10 @@ TEST_F(AdminServerTest, MetricsFollowRealTraffic) {
 
     server_.io().Of("/").To("lobby").Emit("news", sio::Json::array({"hello"}));
     EXPECT_THAT(client.Read(), HasSubstr("news"));
-    text = Get(port, "/metrics").body;
-    EXPECT_EQ(Sample(text, R"(switchboard_broadcasts_total{namespace="/"})"), 1);
-    EXPECT_EQ(Sample(text, R"(switchboard_deliveries_total{namespace="/"})"), 1);
+    // Counted once the delivery loop ends, which may be after the client
+    // has the message.
+    EXPECT_EQ(AwaitSample(port, R"(switchboard_broadcasts_total{namespace="/"})", 1), 1);
+    EXPECT_EQ(AwaitSample(port, R"(switchboard_deliveries_total{namespace="/"})", 1), 1);
     client.Close();
   }
   EXPECT_EQ(AwaitSample(port, R"(switchboard_connections{transport="websocket"})", 0), 0);

@@ -106,6 +106,8 @@ TEST(ConfigTest, Defaults) {
   EXPECT_EQ(config->namespaces[0].name, "/");
   EXPECT_TRUE(config->namespaces[0].rules.empty());
   EXPECT_EQ(config->namespaces[0].max_rooms_per_socket, 50u);
+  // No policy reads a handshake header: connections keep none.
+  EXPECT_EQ(config->engine.handshake_headers, std::vector<std::string>{});
 }
 
 TEST(ConfigTest, MainNamespaceAlwaysPresent) {
@@ -398,6 +400,8 @@ TEST(AuthConfigTest, ParsesKeysSourcesAndAuthorization) {
   EXPECT_EQ(policy.auth->keys[2].jwks_file, "/keys/jwks.json");
   EXPECT_EQ(policy.auth->issuer, "https://issuer");
   EXPECT_EQ(policy.auth->leeway_seconds, 10u);
+  // The token may come in the Authorization header: connections keep it.
+  EXPECT_EQ(config->engine.handshake_headers, std::vector<std::string>{"authorization"});
   EXPECT_EQ(policy.auth->token_from,
             (std::vector<TokenSource>{TokenSource::kHeader, TokenSource::kAuth}));
   EXPECT_EQ(policy.auth->query_parameter, "jwt");
@@ -481,6 +485,9 @@ TEST(ForwardConfigTest, ParsesForwardAndConnectHook) {
   EXPECT_TRUE(chat.connect_hook->allow_on_failure);
   EXPECT_EQ(chat.connect_hook->failure_message, "try later");
   EXPECT_EQ(chat.connect_hook->headers, (std::vector<std::string>{"cookie"}));
+  // A connection keeps only the handshake headers some policy reads.
+  EXPECT_EQ(config->engine.handshake_headers,
+            (std::vector<std::string>{"cookie", "user-agent", "x-request-id"}));
 
   EXPECT_FALSE(config->namespaces[2].forward.has_value());
   EXPECT_EQ(ParseConfig("{}")->max_pending_acks, 10000u);

@@ -174,7 +174,7 @@ class TlsListenerTest : public ::testing::Test {
     engine_->OnConnection([this](const eio::SessionPtr& session) {
       {
         std::lock_guard lock(mu_);
-        addresses_.push_back(session->handshake().address);
+        addresses_.push_back(std::string(session->handshake().address()));
         sessions_.push_back(session);
       }
       std::weak_ptr<eio::Session> weak = session;
