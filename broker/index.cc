@@ -4,10 +4,13 @@
 #include <charconv>
 #include <iterator>
 #include <map>
+#include <new>
 #include <utility>
 
+#include "absl/hash/hash.h"
 #include "absl/status/status.h"
-#include "proto/address_and_claims.h"
+#include "absl/strings/string_view.h"
+#include "proto/packed_strings.h"
 
 namespace switchboard::broker {
 
@@ -51,30 +54,63 @@ struct Index::User {
   SocketSet sockets;
 };
 
+// Kept for every socket of the cluster, so it is small: its id, address and
+// claims follow it in its own allocation (Make), the id's prefix is recomputed
+// (cheap) rather than stored.
 struct Index::Socket {
-  uint64_t prefix = 0;  // IdPrefix(id)
-  std::string id;
+  using Strings = proto::PackedStrings<3>;  // id, remote address, claims
+
+  static std::unique_ptr<Socket> Make(const Strings::Parts& parts) {
+    size_t size = Strings::Size(parts);
+    std::unique_ptr<Socket> socket(new (Tail{size}) Socket());
+    Strings::Write(socket->tail(), parts);
+    return socket;
+  }
+  std::string_view id() const { return Strings::Get(tail(), 0); }
+  std::string_view address() const { return Strings::Get(tail(), 1); }
+  std::string_view claims() const { return Strings::Get(tail(), 2); }
+  SocketRef ref() { return {IdPrefix(id()), this}; }
+
+  // Room for the strings after the object; `delete` (unique_ptr) frees it all.
+  struct Tail {
+    size_t bytes;
+  };
+  static void* operator new(size_t size, Tail tail) { return ::operator new(size + tail.bytes); }
+  static void operator delete(void* p, Tail) { ::operator delete(p); }  // a throwing constructor
+  static void operator delete(void* p) { ::operator delete(p); }
+
   Edge* edge = nullptr;
   Namespace* nsp = nullptr;
-  User* user = nullptr;  // null: anonymous
+  User* user = nullptr;                    // null: anonymous
   const std::string* transport = nullptr;  // in Index::transports_
-  proto::AddressAndClaims address_and_claims;
   WallTime connected_at{};
   absl::InlinedVector<Room*, 2> rooms;  // unordered, never the own-id room
+
+ private:
+  Socket() = default;
+  char* tail() { return reinterpret_cast<char*>(this + 1); }
+  const char* tail() const { return reinterpret_cast<const char*>(this + 1); }
 };
 
+size_t Index::SocketHash::operator()(std::string_view id) const {
+  return absl::Hash<std::string_view>{}(id);
+}
+size_t Index::SocketHash::operator()(const std::unique_ptr<Socket>& s) const {
+  return (*this)(s->id());
+}
+std::string_view Index::SocketEq::Id(const std::unique_ptr<Socket>& s) { return s->id(); }
 
 bool Index::ById::operator()(const SocketRef& a, const SocketRef& b) const {
   if (a.prefix != b.prefix) return a.prefix < b.prefix;
-  return a.socket->id < b.socket->id;
+  return a.socket->id() < b.socket->id();
 }
 bool Index::ById::operator()(const SocketRef& a, const IdKey& b) const {
   if (a.prefix != b.prefix) return a.prefix < b.prefix;
-  return a.socket->id < b.id;
+  return a.socket->id() < b.id;
 }
 bool Index::ById::operator()(const IdKey& a, const SocketRef& b) const {
   if (a.prefix != b.prefix) return a.prefix < b.prefix;
-  return a.id < b.socket->id;
+  return a.id < b.socket->id();
 }
 
 namespace {
@@ -132,12 +168,9 @@ absl::StatusOr<std::pair<std::string_view, std::string_view>> ParseRoomToken(
 
 std::string_view ToString(ApplyResult result) {
   switch (result) {
-    case ApplyResult::kApplied:
-      return "applied";
-    case ApplyResult::kDuplicate:
-      return "duplicate";
-    case ApplyResult::kGap:
-      return "gap";
+    case ApplyResult::kApplied: return "applied";
+    case ApplyResult::kDuplicate: return "duplicate";
+    case ApplyResult::kGap: return "gap";
   }
   return "?";
 }
@@ -282,8 +315,8 @@ bool Index::NeedsSnapshot(std::string_view edge_id) const {
 void Index::Apply(Edge& edge, const Event& event) {
   auto owned = [&](std::string_view id) -> Socket* {
     auto it = sockets_.find(id);
-    if (it == sockets_.end() || it->second->edge != &edge) return nullptr;
-    return it->second.get();
+    if (it == sockets_.end() || (*it)->edge != &edge) return nullptr;
+    return it->get();
   };
   std::visit(Overloaded{
                  [&](const Connected& e) { AddSocket(edge, e.socket); },
@@ -312,17 +345,15 @@ void Index::Apply(Edge& edge, const Event& event) {
 
 void Index::AddSocket(Edge& edge, const SocketInfo& info) {
   if (info.id.empty()) return;
-  if (auto it = sockets_.find(info.id); it != sockets_.end()) RemoveSocket(it->second.get());
+  if (auto it = sockets_.find(info.id); it != sockets_.end()) RemoveSocket(it->get());
 
-  auto owned = std::make_unique<Socket>();
+  std::unique_ptr<Socket> owned = Socket::Make({info.id, info.remote_address, info.claims});
   Socket* s = owned.get();
-  s->id = info.id;
-  s->prefix = IdPrefix(s->id);
   s->edge = &edge;
   s->transport = InternTransport(info.transport);
-  s->address_and_claims = proto::AddressAndClaims(info.remote_address, info.claims);
   s->connected_at = info.connected_at;
-  sockets_.emplace(std::string_view(s->id), std::move(owned));
+  sockets_.insert(std::move(owned));
+  const SocketRef ref = s->ref();
 
   auto ns_it = namespaces_.find(info.nsp);
   if (ns_it == namespaces_.end()) {
@@ -342,34 +373,33 @@ void Index::AddSocket(Edge& edge, const SocketInfo& info) {
       user_it = users_.emplace(key, std::move(user)).first;
     }
     s->user = user_it->second.get();
-    s->user->sockets.insert({s->prefix, s});
+    s->user->sockets.insert(ref);
     ++s->nsp->users[s->user];
   }
 
   edge.sockets.insert(s);
-  s->nsp->sockets.insert({s->prefix, s});
-  all_.insert({s->prefix, s});
+  s->nsp->sockets.insert(ref);
   for (const std::string& room : info.rooms) JoinRoom(s, room);
 }
 
 void Index::RemoveSocket(Socket* s) {
   while (!s->rooms.empty()) LeaveRoom(s, s->rooms.back());
   Namespace* ns = s->nsp;
+  const SocketRef ref = s->ref();
   if (User* user = s->user) {
-    user->sockets.erase({s->prefix, s});
+    user->sockets.erase(ref);
     auto count = ns->users.find(user);
     if (--count->second == 0) ns->users.erase(count);
     if (user->sockets.empty()) users_.erase(users_.find(user->id));
   }
   s->edge->sockets.erase(s);
-  ns->sockets.erase({s->prefix, s});
-  all_.erase({s->prefix, s});
+  ns->sockets.erase(ref);
   if (ns->sockets.empty()) namespaces_.erase(namespaces_.find(ns->name));
-  sockets_.erase(sockets_.find(s->id));  // destroys s: last
+  sockets_.erase(sockets_.find(s->id()));  // destroys s: last
 }
 
 void Index::JoinRoom(Socket* s, std::string_view name) {
-  if (name == s->id) return;  // the own-id room is implicit
+  if (name == s->id()) return;  // the own-id room is implicit
   for (Room* room : s->rooms) {
     if (room->name == name) return;
   }
@@ -382,7 +412,7 @@ void Index::JoinRoom(Socket* s, std::string_view name) {
     it = rooms.emplace(key, std::move(room)).first;
     ++room_count_;
   }
-  it->second->members.insert({s->prefix, s});
+  it->second->members.insert(s->ref());
   s->rooms.push_back(it->second.get());
 }
 
@@ -391,7 +421,7 @@ void Index::LeaveRoom(Socket* s, Room* room) {
   if (pos == s->rooms.end()) return;
   *pos = s->rooms.back();
   s->rooms.pop_back();
-  room->members.erase({s->prefix, s});
+  room->members.erase(s->ref());
   if (room->members.empty()) {
     s->nsp->rooms.erase(s->nsp->rooms.find(room->name));
     --room_count_;
@@ -414,13 +444,13 @@ const std::string* Index::InternTransport(std::string_view name) {
 
 SocketInfo Index::ToInfo(const Socket& s) const {
   SocketInfo info;
-  info.id = s.id;
+  info.id = s.id();
   info.edge_id = s.edge->id;
   info.nsp = s.nsp->name;
   if (s.user != nullptr) info.user_id = s.user->id;
   info.transport = *s.transport;
-  info.remote_address = s.address_and_claims.address();
-  info.claims = s.address_and_claims.claims();
+  info.remote_address = s.address();
+  info.claims = s.claims();
   info.connected_at = s.connected_at;
   info.rooms.reserve(s.rooms.size());
   for (const Room* room : s.rooms) info.rooms.push_back(room->name);
@@ -431,7 +461,7 @@ SocketInfo Index::ToInfo(const Socket& s) const {
 std::optional<SocketInfo> Index::GetSocket(std::string_view socket_id) const {
   auto it = sockets_.find(socket_id);
   if (it == sockets_.end()) return std::nullopt;
-  return ToInfo(*it->second);
+  return ToInfo(**it);
 }
 
 Stats Index::GetStats() const {
@@ -484,7 +514,8 @@ absl::StatusOr<ListSocketsResponse> Index::ListSockets(const ListSocketsRequest&
       sets.push_back(&it->second->sockets);
     }
   } else {
-    sets.push_back(&all_);
+    // Every namespace's set: a handful, and no set of all sockets to keep.
+    for (const auto& [name, ns] : namespaces_) sets.push_back(&ns->sockets);
   }
 
   auto matches = [&](const Socket* s) {
@@ -512,12 +543,12 @@ absl::StatusOr<ListSocketsResponse> Index::ListSockets(const ListSocketsRequest&
     }
   }
   std::sort(found.begin(), found.end(),
-            [](const Socket* a, const Socket* b) { return a->id < b->id; });
+            [](const Socket* a, const Socket* b) { return a->id() < b->id(); });
 
   ListSocketsResponse response;
   if (found.size() > n) {
     found.resize(n);
-    response.next_page_token = SocketToken(found.back()->id);
+    response.next_page_token = SocketToken(found.back()->id());
   }
   response.sockets.reserve(found.size());
   for (const Socket* s : found) response.sockets.push_back(ToInfo(*s));
@@ -591,7 +622,7 @@ std::vector<EdgeTargets> Index::Resolve(const Selector& selector) const {
   }
   auto add_socket = [&](std::string_view id) {
     auto it = sockets_.find(id);
-    if (it != sockets_.end() && it->second->nsp == &ns) hits.push_back(it->second.get());
+    if (it != sockets_.end() && (*it)->nsp == &ns) hits.push_back(it->get());
   };
   for (const std::string& room : selector.rooms) {
     if (auto it = ns.rooms.find(room); it != ns.rooms.end()) {
@@ -610,14 +641,14 @@ std::vector<EdgeTargets> Index::Resolve(const Selector& selector) const {
 
   std::sort(hits.begin(), hits.end(), [](const Socket* a, const Socket* b) {
     if (a->edge != b->edge) return a->edge->id < b->edge->id;
-    return a->id < b->id;
+    return a->id() < b->id();
   });
   hits.erase(std::unique(hits.begin(), hits.end()), hits.end());
 
   std::vector<EdgeTargets> out;
   for (const Socket* s : hits) {
     if (out.empty() || out.back().edge_id != s->edge->id) out.push_back({s->edge->id, {}});
-    out.back().socket_ids.push_back(s->id);
+    out.back().socket_ids.emplace_back(s->id());
   }
   return out;
 }
@@ -638,9 +669,8 @@ uint64_t Index::Count(const Selector& selector, const absl::flat_hash_set<std::s
       auto it = ns.rooms.find(room);
       set = it != ns.rooms.end() ? &it->second->members : &kNoMembers;
       auto s = sockets_.find(room);
-      if (s != sockets_.end() && s->second->nsp == &ns &&
-          !set->contains(IdKey{IdPrefix(room), room})) {
-        own = s->second.get();
+      if (s != sockets_.end() && (*s)->nsp == &ns && !set->contains(IdKey{IdPrefix(room), room})) {
+        own = s->get();
       }
     }
   }
@@ -657,7 +687,9 @@ uint64_t Index::Count(const Selector& selector, const absl::flat_hash_set<std::s
   if (excluded.empty() && edges == nullptr) return set->size() + (own != nullptr ? 1 : 0);
   const Edge* last = nullptr;
   auto visit = [&](const Socket* socket) {
-    if (!excluded.empty() && excluded.contains(socket->id)) return;
+    std::string_view id = socket->id();
+    // Debian's absl::string_view is not std::string_view.
+    if (!excluded.empty() && excluded.contains(absl::string_view(id.data(), id.size()))) return;
     ++total;
     if (edges != nullptr && socket->edge != last) {
       last = socket->edge;

@@ -117,8 +117,8 @@ struct NamespaceStats {
 struct Stats {
   uint64_t edges = 0;
   uint64_t sockets = 0;
-  uint64_t users = 0;  // distinct users, all namespaces
-  uint64_t rooms = 0;  // (namespace, room) pairs
+  uint64_t users = 0;                           // distinct users, all namespaces
+  uint64_t rooms = 0;                           // (namespace, room) pairs
   std::vector<EdgeStats> per_edge{};            // by edge id
   std::vector<NamespaceStats> per_namespace{};  // by namespace
   bool operator==(const Stats&) const = default;
@@ -204,13 +204,16 @@ struct EdgeTargets {
 // A socket id claimed by another edge moves to it (ids are unique in the
 // cluster; this only matters if an edge misbehaves).
 //
-// Sizes: hash maps by socket id and user id; overall, per namespace, per
-// (namespace, room) and per user, B-tree sets ordered by socket id (they give
-// pagination a stable order; an element carries the id's first 8 bytes so a
-// search stays within the nodes; updates are O(log n) with a fan-out of 16,
-// a handful of node visits at 1M sockets); per edge a hash set. A socket's
-// own rooms are a small inline vector (join/leave are linear in the rooms of
-// that one socket). About 450 bytes per socket in all.
+// Sizes: a hash set of sockets by id (the key is the id inside the socket)
+// and a hash map by user id; per namespace, per (namespace, room) and per
+// user, B-tree sets ordered by socket id (they give pagination a stable order;
+// listing every socket merges the namespaces' sets; an element carries the
+// id's first 8 bytes so a search stays within the nodes; updates are O(log n)
+// with a fan-out of 16, a handful of node visits at 1M sockets); per edge a
+// hash set. A socket's own rooms are a small inline vector (join/leave are
+// linear in the rooms of that one socket); its id, address and claims share
+// its own allocation. About 180 bytes per socket in no room, glibc overhead
+// included.
 class Index {
  public:
   Index();
@@ -218,8 +221,7 @@ class Index {
   Index(const Index&) = delete;
   Index& operator=(const Index&) = delete;
 
-  ApplyResult ApplyEvent(std::string_view edge_id, uint64_t seq, const Event& event,
-                         TimePoint now);
+  ApplyResult ApplyEvent(std::string_view edge_id, uint64_t seq, const Event& event, TimePoint now);
   // kApplied: the edge's sockets are now exactly the snapshot's (plus held
   // events after it); kDuplicate: older than what the index has and the edge
   // needed no snapshot, ignored; kGap: applied, but the held events after it
@@ -281,6 +283,21 @@ class Index {
     bool operator()(const IdKey& a, const SocketRef& b) const;
   };
   using SocketSet = absl::btree_set<SocketRef, ById>;
+  // sockets_ is keyed by the id inside each Socket: one 8-byte slot a socket.
+  struct SocketHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view id) const;
+    size_t operator()(const std::unique_ptr<Socket>& s) const;
+  };
+  struct SocketEq {
+    using is_transparent = void;
+    static std::string_view Id(std::string_view id) { return id; }
+    static std::string_view Id(const std::unique_ptr<Socket>& s);
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return Id(a) == Id(b);
+    }
+  };
 
   Edge& GetOrAddEdge(std::string_view edge_id, TimePoint now, bool& created);
   void Apply(Edge& edge, const Event& event);
@@ -297,9 +314,8 @@ class Index {
 
   absl::btree_map<std::string_view, std::unique_ptr<Edge>, std::less<>> edges_;
   absl::btree_map<std::string_view, std::unique_ptr<Namespace>, std::less<>> namespaces_;
-  absl::flat_hash_map<std::string_view, std::unique_ptr<Socket>> sockets_;
+  absl::flat_hash_set<std::unique_ptr<Socket>, SocketHash, SocketEq> sockets_;
   absl::flat_hash_map<std::string_view, std::unique_ptr<User>> users_;
-  SocketSet all_;
   uint64_t room_count_ = 0;
   std::set<std::string, std::less<>> transports_;
 };

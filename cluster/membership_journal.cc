@@ -1,16 +1,15 @@
 #include "cluster/membership_journal.h"
 
 #include <algorithm>
-
 #include <cstdio>
 #include <random>
 #include <utility>
 #include <vector>
 
 #include "bus/routing.h"
-#include "proto/convert.h"
 #include "edge/socketio/namespace.h"
 #include "edge/socketio/socket.h"
+#include "proto/convert.h"
 #include "switchboard/v1/bus.pb.h"
 
 namespace switchboard::cluster {
@@ -18,7 +17,7 @@ namespace {
 
 std::string RandomIncarnation() {
   std::random_device device;
-  uint64_t value = (uint64_t{device()} << 32) ^ uint64_t{device()};
+  uint64_t value = (uint64_t{device()} << 32) ^ uint64_t { device() };
   char buffer[17];
   std::snprintf(buffer, sizeof(buffer), "%016llx", static_cast<unsigned long long>(value));
   return buffer;
@@ -100,33 +99,33 @@ const std::string* MembershipJournal::Intern(std::set<std::string, std::less<>>&
   return &*it;
 }
 
-void MembershipJournal::JoinLocked(const std::string& socket_id, SocketEntry& entry,
-                                   const std::string& room) {
+void MembershipJournal::JoinLocked(SocketEntry& entry, const std::string& room) {
   auto pos = std::lower_bound(entry.rooms.begin(), entry.rooms.end(), room);
   if (pos != entry.rooms.end() && *pos == room) return;  // already in: nothing changed
   entry.rooms.insert(pos, room);
   v1::MembershipEvent event;
   v1::RoomChange* change = event.mutable_joined();
-  change->set_socket_id(socket_id);
+  change->set_socket_id(std::string(entry.id()));
   change->set_namespace_(*entry.nsp);
-  change->set_user_id(entry.user_id);
+  change->set_user_id(std::string(entry.user_id()));
   change->set_room(room);
   PublishEventLocked(event);
 }
 
 void MembershipJournal::OnConnected(const sio::Socket& socket) {
   std::lock_guard lock(mu_);
-  auto [it, inserted] = sockets_.try_emplace(socket.id());
-  if (!inserted) return;  // reported twice: the first report stands
-  SocketEntry& entry = it->second;
-  entry.nsp = Intern(nsp_names_, socket.nsp().name());
-  entry.user_id = socket.user_id();
-  entry.transport = Intern(transport_names_, socket.transport());
+  if (sockets_.contains(socket.id())) return;  // reported twice: the first report stands
   std::string claims;
   if (!socket.claims().is_null()) {
     claims = socket.claims().dump(-1, ' ', false, sio::Json::error_handler_t::replace);
   }
-  entry.address_and_claims = proto::AddressAndClaims(socket.handshake().address(), claims);
+  auto owned = std::make_unique<SocketEntry>();
+  SocketEntry& entry = *owned;
+  entry.strings = proto::PackedStrings<4>(
+      {socket.id(), socket.user_id(), socket.handshake().address(), claims});
+  entry.nsp = Intern(nsp_names_, socket.nsp().name());
+  entry.transport = Intern(transport_names_, socket.transport());
+  sockets_.insert(std::move(owned));
   entry.connected_at = std::chrono::system_clock::now();
   ++by_transport_[{*entry.nsp, *entry.transport}];
 
@@ -134,18 +133,18 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
   v1::SocketInfo* info = event.mutable_connected()->mutable_socket();
   info->set_id(socket.id());
   info->set_edge_id(edge_id_);
-  info->set_user_id(entry.user_id);
+  info->set_user_id(std::string(entry.user_id()));
   info->set_namespace_(*entry.nsp);
   info->set_transport(proto::TransportFromName(*entry.transport));
-  info->set_remote_address(std::string(entry.address_and_claims.address()));
-  info->set_claims(std::string(entry.address_and_claims.claims()));
+  info->set_remote_address(std::string(entry.address()));
+  info->set_claims(std::string(entry.claims()));
   proto::ToTimestamp(entry.connected_at, info->mutable_connected_at());
   PublishEventLocked(event);
 
   // Rooms joined before the connect was reported (e.g. by a middleware) were
   // ignored by OnJoined: announce them now, after the socket itself.
   for (const auto& room : socket.rooms()) {
-    if (room != socket.id()) JoinLocked(socket.id(), entry, room);
+    if (room != socket.id()) JoinLocked(entry, room);
   }
 }
 
@@ -156,10 +155,11 @@ void MembershipJournal::OnDisconnected(const sio::Socket& socket, std::string_vi
   v1::MembershipEvent event;
   v1::SocketDisconnected* change = event.mutable_disconnected();
   change->set_socket_id(socket.id());
-  change->set_namespace_(*it->second.nsp);
-  change->set_user_id(it->second.user_id);
+  const SocketEntry& entry = **it;
+  change->set_namespace_(*entry.nsp);
+  change->set_user_id(std::string(entry.user_id()));
   change->set_reason(std::string(reason));
-  --by_transport_[{*it->second.nsp, *it->second.transport}];
+  --by_transport_[{*entry.nsp, *entry.transport}];
   sockets_.erase(it);
   PublishEventLocked(event);
 }
@@ -169,7 +169,7 @@ void MembershipJournal::OnJoined(const sio::Socket& socket, const std::string& r
   std::lock_guard lock(mu_);
   auto it = sockets_.find(socket.id());
   if (it == sockets_.end()) return;  // not connected yet: OnConnected reports it
-  JoinLocked(socket.id(), it->second, room);
+  JoinLocked(**it, room);
 }
 
 void MembershipJournal::OnLeft(const sio::Socket& socket, const std::string& room) {
@@ -177,7 +177,8 @@ void MembershipJournal::OnLeft(const sio::Socket& socket, const std::string& roo
   std::lock_guard lock(mu_);
   auto it = sockets_.find(socket.id());
   if (it == sockets_.end()) return;
-  auto& rooms = it->second.rooms;
+  SocketEntry& entry = **it;
+  auto& rooms = entry.rooms;
   auto pos = std::lower_bound(rooms.begin(), rooms.end(), room);
   if (pos == rooms.end() || *pos != room) return;
   rooms.erase(pos);
@@ -185,8 +186,8 @@ void MembershipJournal::OnLeft(const sio::Socket& socket, const std::string& roo
   v1::MembershipEvent event;
   v1::RoomChange* change = event.mutable_left();
   change->set_socket_id(socket.id());
-  change->set_namespace_(*it->second.nsp);
-  change->set_user_id(it->second.user_id);
+  change->set_namespace_(*entry.nsp);
+  change->set_user_id(std::string(entry.user_id()));
   change->set_room(room);
   PublishEventLocked(event);
 }
@@ -196,11 +197,12 @@ void MembershipJournal::OnTransportChanged(const sio::Socket& socket) {
   auto it = sockets_.find(socket.id());
   if (it == sockets_.end()) return;
   const std::string* transport = Intern(transport_names_, socket.transport());
-  if (it->second.transport == transport) return;
-  const std::string& nsp = *it->second.nsp;
-  --by_transport_[{nsp, *it->second.transport}];
+  SocketEntry& entry = **it;
+  if (entry.transport == transport) return;
+  const std::string& nsp = *entry.nsp;
+  --by_transport_[{nsp, *entry.transport}];
   ++by_transport_[{nsp, *transport}];
-  it->second.transport = transport;
+  entry.transport = transport;
   v1::MembershipEvent event;
   v1::TransportChange* change = event.mutable_transport_changed();
   change->set_socket_id(socket.id());
@@ -227,17 +229,17 @@ void MembershipJournal::FillHeartbeatLocked(v1::Heartbeat& heartbeat) const {
   Tally total;
   std::set<std::pair<std::string, std::string>> total_rooms;  // (nsp, room)
   std::map<std::string, Tally> per_nsp;
-  for (const auto& [id, entry] : sockets_) {
-    Tally& nsp = per_nsp[*entry.nsp];
+  for (const auto& entry : sockets_) {
+    Tally& nsp = per_nsp[*entry->nsp];
     ++total.sockets;
     ++nsp.sockets;
-    if (!entry.user_id.empty()) {
-      total.users.insert(entry.user_id);
-      nsp.users.insert(entry.user_id);
+    if (std::string_view user = entry->user_id(); !user.empty()) {
+      total.users.emplace(user);
+      nsp.users.emplace(user);
     }
-    for (const auto& room : entry.rooms) {
+    for (const auto& room : entry->rooms) {
       nsp.rooms.insert(room);
-      total_rooms.emplace(*entry.nsp, room);
+      total_rooms.emplace(*entry->nsp, room);
     }
   }
   v1::Counts* totals = heartbeat.mutable_totals();
@@ -282,23 +284,33 @@ absl::Status MembershipJournal::PublishHeartbeat(bool draining) {
 
 v1::Snapshot MembershipJournal::BuildSnapshot() const {
   v1::Snapshot snapshot;
-  std::lock_guard lock(mu_);
-  snapshot.set_edge_id(edge_id_);
-  snapshot.set_incarnation(incarnation_);
-  snapshot.set_seq(seq_);
-  for (const auto& [id, entry] : sockets_) {
-    v1::SocketInfo* info = snapshot.add_sockets()->mutable_socket();
-    info->set_id(id);
-    info->set_edge_id(edge_id_);
-    info->set_user_id(entry.user_id);
-    info->set_namespace_(*entry.nsp);
-    for (const auto& room : entry.rooms) info->add_rooms(room);  // sorted
-    info->set_transport(proto::TransportFromName(*entry.transport));
-    info->set_remote_address(std::string(entry.address_and_claims.address()));
-    info->set_claims(std::string(entry.address_and_claims.claims()));
-    proto::ToTimestamp(entry.connected_at, info->mutable_connected_at());
+  {
+    std::lock_guard lock(mu_);
+    snapshot.set_edge_id(edge_id_);
+    snapshot.set_incarnation(incarnation_);
+    snapshot.set_seq(seq_);
+    snapshot.mutable_sockets()->Reserve(static_cast<int>(sockets_.size()));
+    for (const auto& entry : sockets_) {
+      v1::SocketInfo* info = snapshot.add_sockets()->mutable_socket();
+      info->set_id(std::string(entry->id()));
+      info->set_edge_id(edge_id_);
+      info->set_user_id(std::string(entry->user_id()));
+      info->set_namespace_(*entry->nsp);
+      for (const auto& room : entry->rooms) info->add_rooms(room);  // sorted
+      info->set_transport(proto::TransportFromName(*entry->transport));
+      info->set_remote_address(std::string(entry->address()));
+      info->set_claims(std::string(entry->claims()));
+      proto::ToTimestamp(entry->connected_at, info->mutable_connected_at());
+    }
+    FillHeartbeatLocked(*snapshot.mutable_heartbeat());
   }
-  FillHeartbeatLocked(*snapshot.mutable_heartbeat());
+  // By socket id, as before the mirror became a hash set; outside the lock,
+  // so that connects do not wait for the sort.
+  auto* sockets = snapshot.mutable_sockets();
+  std::sort(sockets->pointer_begin(), sockets->pointer_end(),
+            [](const v1::SocketState* a, const v1::SocketState* b) {
+              return a->socket().id() < b->socket().id();
+            });
   return snapshot;
 }
 
@@ -316,8 +328,8 @@ void MembershipJournal::ServeOne(const bus::Message& message) {
 absl::Status MembershipJournal::ServeSnapshots() {
   std::lock_guard lock(sub_mu_);
   if (snapshot_sub_) return absl::OkStatus();
-  auto sub = bus_.Subscribe(snapshot_subject(),
-                            [this](bus::Message message) { ServeOne(message); });
+  auto sub =
+      bus_.Subscribe(snapshot_subject(), [this](bus::Message message) { ServeOne(message); });
   if (!sub.ok()) return sub.status();
   snapshot_sub_ = std::move(*sub);
   return absl::OkStatus();

@@ -23,8 +23,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,10 +33,12 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "bus/bus.h"
 #include "edge/socketio/membership_observer.h"
-#include "proto/address_and_claims.h"
+#include "proto/packed_strings.h"
 
 namespace switchboard::v1 {
 class Heartbeat;
@@ -113,22 +115,40 @@ class MembershipJournal : public sio::MembershipObserver {
 
  private:
   // Kept for every socket of the edge, so it is small: the namespace and
-  // transport are shared names, the address and claims share one string,
-  // rooms a sorted vector.
+  // transport are shared names, the id, user id, address and claims share one
+  // allocation, rooms a sorted vector.
   struct SocketEntry {
+    std::string_view id() const { return strings.get(0); }
+    std::string_view user_id() const { return strings.get(1); }  // empty: anonymous
+    std::string_view address() const { return strings.get(2); }
+    std::string_view claims() const { return strings.get(3); }  // JSON text, empty: none
+
+    proto::PackedStrings<4> strings;         // id, user id, address, claims
     const std::string* nsp = nullptr;        // in nsp_names_
     const std::string* transport = nullptr;  // in transport_names_
-    std::string user_id;                     // empty: anonymous
-    proto::AddressAndClaims address_and_claims;
     std::chrono::system_clock::time_point connected_at;
     std::vector<std::string> rooms;  // sorted; never the socket's own-id room
-
+  };
+  // sockets_ is keyed by the id inside each entry: one 8-byte slot a socket.
+  struct EntryHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view id) const { return absl::Hash<std::string_view>{}(id); }
+    size_t operator()(const std::unique_ptr<SocketEntry>& e) const { return (*this)(e->id()); }
+  };
+  struct EntryEq {
+    using is_transparent = void;
+    static std::string_view Id(std::string_view id) { return id; }
+    static std::string_view Id(const std::unique_ptr<SocketEntry>& e) { return e->id(); }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return Id(a) == Id(b);
+    }
   };
 
   // All under mu_.
   void PublishEventLocked(v1::MembershipEvent& event);
   void FillHeartbeatLocked(v1::Heartbeat& heartbeat) const;
-  void JoinLocked(const std::string& socket_id, SocketEntry& entry, const std::string& room);
+  void JoinLocked(SocketEntry& entry, const std::string& room);
   static const std::string* Intern(std::set<std::string, std::less<>>& names,
                                    std::string_view name);
   void CountFailure(const absl::Status& status);
@@ -145,12 +165,13 @@ class MembershipJournal : public sio::MembershipObserver {
   std::atomic<bool> draining_{false};
 
   mutable std::mutex mu_;
-  std::map<std::string, SocketEntry> sockets_;  // by socket id
+  // By socket id; unordered (snapshots sort).
+  absl::flat_hash_set<std::unique_ptr<SocketEntry>, EntryHash, EntryEq> sockets_;
   // Names entries point to (a handful: never erased).
   std::set<std::string, std::less<>> nsp_names_;
   std::set<std::string, std::less<>> transport_names_;
   std::map<std::pair<std::string, std::string>, uint64_t> by_transport_;  // (nsp, transport)
-  uint64_t seq_ = 0;                            // the last seq used
+  uint64_t seq_ = 0;                                                      // the last seq used
 
   std::atomic<uint64_t> publish_failures_{0};
   std::atomic<uint64_t> snapshots_served_{0};

@@ -47,18 +47,19 @@
 #include "cluster/forwarder.h"
 #include "edge/http/server.h"
 #include "edge/http/tls_context.h"
+#include "edge/memory_release.h"
 #include "edge/runtime.h"
 #include "edge/socketio/server.h"
 #include "services/admin_server.h"
 #include "services/api_auth.h"
 #include "services/api_metrics.h"
 #include "services/api_server.h"
-#include "services/health.h"
-#include "services/logging.h"
-#include "services/metrics.h"
 #include "services/client_auth.h"
 #include "services/config.h"
 #include "services/connect_hook.h"
+#include "services/health.h"
+#include "services/logging.h"
+#include "services/metrics.h"
 #include "services/relay_rules.h"
 #include "services/version.h"
 #include "switchboard/v1/bus.pb.h"
@@ -79,6 +80,8 @@ struct Flags {
   unsigned drain_window_ms = 5000;
   unsigned drain_grace_ms = 10000;
   uint64_t memory_limit_mb = 0;
+  unsigned memory_trim_ms = 1000;
+  unsigned memory_trim_min_drop = 1000;
   services::ApiSecurityFlags api_flags;
   std::string tls_cert;  // the client listener's; both or neither
   std::string tls_key;
@@ -386,6 +389,19 @@ int RunEdge(services::Config config, const Flags& flags) {
     services::AddSample(family, static_cast<double>(rejected), {{"result", "rejected"}});
     out.push_back(std::move(family));
   });
+  // Memory that departed connections freed goes back to the system after a
+  // large drop in sessions (edge/memory_release.h).
+  edge::MemoryRelease memory_release({.period = std::chrono::milliseconds(flags.memory_trim_ms),
+                                      .min_drop = flags.memory_trim_min_drop},
+                                     [&server] { return server.engine().SessionCount(); });
+  metrics.AddCollector([&memory_release](std::vector<prometheus::MetricFamily>& out) {
+    services::AppendCounter(out, "switchboard_memory_trims_total",
+                            "malloc_trim calls after a large drop in sessions.",
+                            static_cast<double>(memory_release.trims()));
+    services::AppendCounter(out, "switchboard_memory_trim_seconds_total",
+                            "Time spent in those malloc_trim calls.",
+                            std::chrono::duration<double>(memory_release.trim_time()).count());
+  });
   auto admin = StartAdmin(flags, metrics, health);
   if (!admin.ok()) {
     spdlog::error("{}", std::string(admin.status().message()));
@@ -540,6 +556,14 @@ int main(int argc, char** argv) {
   app.add_option("--memory-limit-mb", flags.memory_limit_mb,
                  "not ready (/readyz 503, gRPC health NOT_SERVING) while the resident memory is "
                  "over this many MiB (default 0: no limit)");
+  app.add_option("--memory-trim-ms", flags.memory_trim_ms,
+                 "edge, standalone: look this often whether the sessions dropped enough to hand "
+                 "freed memory back to the system (malloc_trim; default 1000, 0: never)")
+      ->check(CLI::Range(0u, 3600000u));
+  app.add_option("--memory-trim-min-drop", flags.memory_trim_min_drop,
+                 "edge, standalone: trim when the sessions fell to half and by at least this many "
+                 "since the last trim (default 1000)")
+      ->check(CLI::Range(1u, 100000000u));
   std::string log_format = "text";
   app.add_option("--log-format", log_format, "text (default) or json: one JSON object per line")
       ->check(CLI::IsMember({"text", "json"}));

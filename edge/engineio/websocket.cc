@@ -82,7 +82,9 @@ const std::string& WireBytes(const Frame& frame) {
 
 WebSocketTransport::WebSocketTransport(tcp::socket socket, std::string upgrade_response,
                                        size_t max_message_bytes)
-    : poller_(ReadinessPoller::Of(socket.get_executor())), fd_(-1), max_message_(max_message_bytes) {
+    : poller_(ReadinessPoller::Of(socket.get_executor())),
+      max_message_(max_message_bytes),
+      fd_(-1) {
   boost::system::error_code ignored;
   socket.non_blocking(true, ignored);
   // Not a TCP socket behind the TLS relay: then the option fails, harmlessly.
@@ -276,7 +278,7 @@ void WebSocketTransport::TrySend() {
   }
   if (out_head_ < out_.size() || socket_closed_) return;
   // Drained: give back what a burst made the queue grow to.
-  if (out_.capacity() > 2) {
+  if (out_.capacity() > kInlineOut) {
     decltype(out_)().swap(out_);
   } else {
     out_.clear();

@@ -106,7 +106,6 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   void CloseSocket();
 
   ReadinessPoller& poller_;
-  int fd_;
   size_t max_message_;
   std::shared_ptr<Session> session_;
   // Set while the poller watches the socket: the poller holds a plain pointer.
@@ -120,12 +119,17 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   PartialInput& Partial();
   void ReleasePartial();
   std::unique_ptr<PartialInput> partial_;
-  uint8_t message_opcode_ = 0;
-  absl::InlinedVector<Outgoing, 2> out_;
-  size_t out_head_ = 0;    // first entry not fully sent
+  // One entry inline: the queue is empty while a connection keeps up, and a
+  // burst grows it on the heap (given back once drained).
+  static constexpr size_t kInlineOut = 1;
+  absl::InlinedVector<Outgoing, kInlineOut> out_;
   size_t out_offset_ = 0;  // bytes of out_[out_head_] already sent
   size_t queued_bytes_ = 0;
   std::unique_ptr<boost::asio::steady_timer> linger_;
+  // The small fields together: a connection holds them for its whole life.
+  int fd_;
+  uint32_t out_head_ = 0;  // first entry not fully sent
+  uint8_t message_opcode_ = 0;
   bool watched_ = false;
   bool reading_ = false;         // reads wanted (attached, or closing)
   bool readable_ = false;        // input may be waiting (edge-triggered)

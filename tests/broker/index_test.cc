@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <random>
 #include <set>
@@ -114,14 +115,13 @@ TEST(IndexTest, OrderedEventsBuildTheState) {
   EXPECT_EQ(stats.users, 1u);
   EXPECT_EQ(stats.rooms, 2u);
   EXPECT_EQ(stats.per_edge, (std::vector<EdgeStats>{{"e1", 2, 7, false}}));
-  EXPECT_EQ(stats.per_namespace,
-            (std::vector<NamespaceStats>{{"/", 1, 1, 2}, {"/chat", 1, 1, 0}}));
+  EXPECT_EQ(stats.per_namespace, (std::vector<NamespaceStats>{{"/", 1, 1, 2}, {"/chat", 1, 1, 0}}));
 }
 
 TEST(IndexTest, EventsAboutOtherEdgesSocketsAndOwnRoomAreNoOps) {
   Index index;
   Feeder e1{index, "e1"}, e2{index, "e2"};
-  e1(Connected{Sock("a", "/", "", {"a", "r"})});  // own-id room in the list
+  e1(Connected{Sock("a", "/", "", {"a", "r"})});           // own-id room in the list
   EXPECT_EQ(e2(Joined{"a", "x"}), ApplyResult::kApplied);  // consumes seq, no-op
   EXPECT_EQ(e2(Disconnected{"a"}), ApplyResult::kApplied);
   EXPECT_EQ(e1(Joined{"a", "a"}), ApplyResult::kApplied);
@@ -169,10 +169,8 @@ TEST(IndexTest, DuplicatesAreIgnored) {
 
 TEST(IndexTest, GapStopsApplyingUntilASnapshot) {
   Index index;
-  EXPECT_EQ(index.ApplyEvent("e1", 1, Connected{Sock("a", "/", "u1")}, kT0),
-            ApplyResult::kApplied);
-  EXPECT_EQ(index.ApplyEvent("e1", 2, Connected{Sock("b", "/", "u2")}, kT0),
-            ApplyResult::kApplied);
+  EXPECT_EQ(index.ApplyEvent("e1", 1, Connected{Sock("a", "/", "u1")}, kT0), ApplyResult::kApplied);
+  EXPECT_EQ(index.ApplyEvent("e1", 2, Connected{Sock("b", "/", "u2")}, kT0), ApplyResult::kApplied);
   // seq 3 (connect c) and 4 (join b r) are lost.
   EXPECT_EQ(index.ApplyEvent("e1", 5, Disconnected{"a"}, kT0), ApplyResult::kGap);
   EXPECT_TRUE(index.NeedsSnapshot("e1"));
@@ -232,13 +230,11 @@ TEST(IndexTest, HeldEventsAreBounded) {
 TEST(IndexTest, NewEdgesNeedASnapshotUnlessTheyStartAtTheBeginning) {
   Index index;  // a broker that just started
   EXPECT_EQ(index.ApplyEvent("old", 41, Connected{Sock("x", "/", "")}, kT0), ApplyResult::kGap);
-  EXPECT_EQ(index.ApplyEvent("new", 1, Connected{Sock("y", "/", "")}, kT0),
-            ApplyResult::kApplied);
+  EXPECT_EQ(index.ApplyEvent("new", 1, Connected{Sock("y", "/", "")}, kT0), ApplyResult::kApplied);
   EXPECT_EQ(index.ApplyHeartbeat({"idle", 0, {0}}, kT0), ApplyResult::kApplied);
   EXPECT_EQ(index.ApplyHeartbeat({"busy", 12, {3}}, kT0), ApplyResult::kGap);
   EXPECT_EQ(index.EdgesNeedingSnapshot(), (std::vector<std::string>{"busy", "old"}));
-  EXPECT_EQ(index.ApplyEvent("idle", 1, Connected{Sock("z", "/", "")}, kT0),
-            ApplyResult::kApplied);
+  EXPECT_EQ(index.ApplyEvent("idle", 1, Connected{Sock("z", "/", "")}, kT0), ApplyResult::kApplied);
   EXPECT_EQ(Ids(AllSockets(index)), (std::vector<std::string>{"y", "z"}));
   EXPECT_EQ(index.ApplySnapshot({"old", 41, {Sock("x", "/", "")}}, kT0), ApplyResult::kApplied);
   EXPECT_EQ(index.EdgesNeedingSnapshot(), (std::vector<std::string>{"busy"}));
@@ -251,17 +247,15 @@ TEST(IndexTest, HeartbeatsCheckSequenceAndCounts) {
   index.ApplyEvent("e1", 2, Connected{Sock("b", "/", "")}, kT0);
   EXPECT_EQ(index.ApplyHeartbeat({"e1", 2, {2}}, kT0), ApplyResult::kApplied);
   EXPECT_EQ(index.ApplyHeartbeat({"e1", 2, {3}}, kT0), ApplyResult::kGap);  // counts differ
-  EXPECT_EQ(index.ApplySnapshot({"e1", 2, {Sock("a", "/", ""), Sock("b", "/", ""),
-                                           Sock("c", "/", "")}},
-                                kT0),
+  EXPECT_EQ(index.ApplySnapshot(
+                {"e1", 2, {Sock("a", "/", ""), Sock("b", "/", ""), Sock("c", "/", "")}}, kT0),
             ApplyResult::kApplied);
   EXPECT_EQ(index.ApplyHeartbeat({"e1", 2, {3}}, kT0), ApplyResult::kApplied);
   EXPECT_EQ(index.ApplyHeartbeat({"e1", 3, {3}}, kT0), ApplyResult::kGap);  // missed seq 3
   EXPECT_EQ(index.ApplySnapshot({"e1", 3, {Sock("a", "/", "")}}, kT0), ApplyResult::kApplied);
 
   // Restart under the same id: sequence numbers begin again.
-  EXPECT_EQ(index.ApplyEvent("e1", 1, Connected{Sock("n", "/", "")}, kT0),
-            ApplyResult::kDuplicate);
+  EXPECT_EQ(index.ApplyEvent("e1", 1, Connected{Sock("n", "/", "")}, kT0), ApplyResult::kDuplicate);
   EXPECT_EQ(index.ApplyHeartbeat({"e1", 1, {1}}, kT0), ApplyResult::kGap);  // behind
   EXPECT_EQ(index.ApplySnapshot({"e1", 1, {Sock("n", "/", "")}}, kT0), ApplyResult::kApplied);
   EXPECT_EQ(Ids(AllSockets(index)), (std::vector<std::string>{"n"}));
@@ -273,8 +267,7 @@ TEST(IndexTest, StaleSnapshotIsIgnored) {
   Index index;
   index.ApplyEvent("e1", 1, Connected{Sock("a", "/", "")}, kT0);
   index.ApplyEvent("e1", 2, Connected{Sock("b", "/", "")}, kT0);
-  EXPECT_EQ(index.ApplySnapshot({"e1", 1, {Sock("a", "/", "")}}, kT0),
-            ApplyResult::kDuplicate);
+  EXPECT_EQ(index.ApplySnapshot({"e1", 1, {Sock("a", "/", "")}}, kT0), ApplyResult::kDuplicate);
   EXPECT_EQ(index.socket_count(), 2u);
   EXPECT_EQ(index.ApplySnapshot({"e1", 2, {Sock("a", "/", "")}}, kT0), ApplyResult::kApplied);
   EXPECT_EQ(index.socket_count(), 1u);
@@ -576,8 +569,7 @@ TEST(IndexTest, BadPageRequests) {
   index.ApplyEvent("e1", 1, Connected{Sock("a", "/", "", {"r"})}, kT0);
   EXPECT_EQ(index.ListSockets({.page_size = -1}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(index.ListRooms({.page_size = -1}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(index.ListRooms({.page_size = -1}).status().code(), absl::StatusCode::kInvalidArgument);
   for (std::string token : {"x", "s", "r", "r3:ab", "rx:", "r:", "r-1:a", "sa"}) {
     SCOPED_TRACE(token);
     bool socket_ok = token.size() >= 2 && token[0] == 's';
@@ -654,12 +646,12 @@ TEST(IndexTest, Resolve) {
   EXPECT_EQ(index.Resolve({.nsp = "/", .socket_ids = {"d", "x", "zz", "d"}}), (T{{"e2", {"d"}}}));
   EXPECT_EQ(index.Resolve({.nsp = "/", .rooms = {"d"}}), (T{{"e2", {"d"}}}));
   // Users, every edge, this namespace only.
-  EXPECT_EQ(index.Resolve({.nsp = "/", .user_ids = {"alice"}}),
-            (T{{"e1", {"a"}}, {"e2", {"c"}}}));
+  EXPECT_EQ(index.Resolve({.nsp = "/", .user_ids = {"alice"}}), (T{{"e1", {"a"}}, {"e2", {"c"}}}));
   EXPECT_EQ(index.Resolve({.nsp = "/chat", .user_ids = {"alice", "bob"}}), (T{{"e2", {"x"}}}));
   // Union of kinds.
-  EXPECT_EQ(index.Resolve({.nsp = "/", .rooms = {"r1"}, .socket_ids = {"d"}, .user_ids = {"alice"}}),
-            (T{{"e1", {"a", "b"}}, {"e2", {"c", "d"}}}));
+  EXPECT_EQ(
+      index.Resolve({.nsp = "/", .rooms = {"r1"}, .socket_ids = {"d"}, .user_ids = {"alice"}}),
+      (T{{"e1", {"a", "b"}}, {"e2", {"c", "d"}}}));
   // Empty selector: the whole namespace. Unknown namespace or no match: nothing.
   EXPECT_EQ(index.Resolve({.nsp = "/"}), (T{{"e1", {"a", "b"}}, {"e2", {"c", "d"}}}));
   EXPECT_EQ(index.Resolve({.nsp = "/chat"}), (T{{"e2", {"x"}}}));
@@ -719,10 +711,9 @@ TEST(IndexTest, StatsNumbers) {
   EXPECT_EQ(stats.sockets, 6u);
   EXPECT_EQ(stats.users, 3u);
   EXPECT_EQ(stats.rooms, 4u);  // /:r1 r2 r3, /chat:r1
-  EXPECT_EQ(stats.per_edge,
-            (std::vector<EdgeStats>{{"e1", 3, 3, false}, {"e2", 3, 3, false}, {"e3", 0, 0, false}}));
-  EXPECT_EQ(stats.per_namespace,
-            (std::vector<NamespaceStats>{{"/", 4, 2, 3}, {"/chat", 2, 2, 1}}));
+  EXPECT_EQ(stats.per_edge, (std::vector<EdgeStats>{
+                                {"e1", 3, 3, false}, {"e2", 3, 3, false}, {"e3", 0, 0, false}}));
+  EXPECT_EQ(stats.per_namespace, (std::vector<NamespaceStats>{{"/", 4, 2, 3}, {"/chat", 2, 2, 1}}));
 }
 
 TEST(IndexTest, SocketIdClaimedByAnotherEdgeMoves) {
@@ -738,6 +729,68 @@ TEST(IndexTest, SocketIdClaimedByAnotherEdgeMoves) {
   EXPECT_EQ(index.GetStats().per_edge[0].sockets, 0u);
   e1(Disconnected{"a"});  // not e1's any more
   EXPECT_TRUE(index.GetSocket("a").has_value());
+}
+
+// Sockets whose ids share long prefixes and differ in length, with long claims
+// and IPv6 addresses, connected, moved between rooms and disconnected in a
+// random order: every lookup by id afterwards gives exactly what the live
+// socket was announced with, removed ones are gone, and the ordered views list
+// the live ids in order.
+TEST(IndexTest, LookupsByIdAfterManyRemovalsGiveTheAnnouncedSockets) {
+  Index index;
+  Feeder e1{index, "e1"};
+  std::mt19937 rng(7);
+  std::map<std::string, SocketInfo> live;
+  std::vector<std::string> gone;
+  for (int i = 0; i < 600; ++i) {
+    // "sock-000" ... share their first 8 bytes with many others.
+    std::string id = Cat("sock-", Num(i % 7), std::string(i % 5, 'z'), "-", Num(i));
+    SocketInfo info = Sock(id, i % 3 == 0 ? "/chat" : "/", i % 4 == 0 ? "" : Cat("u", Num(i % 9)));
+    info.remote_address = i % 2 == 0 ? "10.0.0.1" : Cat("2001:db8::", Num(i));
+    if (i % 3 != 0) info.claims = Cat(R"({"sub":")", std::string(50 + i % 40, 'c'), R"("})");
+    if (i % 11 == 0) info.claims.push_back('\0');  // any byte survives
+    info.transport = i % 6 == 0 ? "polling" : "websocket";
+    info.rooms = {Cat("r", Num(i % 10))};
+    ASSERT_EQ(e1(Connected{info}), ApplyResult::kApplied);
+    live[id] = info;
+    if (rng() % 3 == 0) {
+      ASSERT_EQ(e1(Joined{id, "extra"}), ApplyResult::kApplied);
+      live[id].rooms.push_back("extra");
+    }
+    if (i > 0 && rng() % 2 == 0) {  // a random live socket goes
+      auto victim = std::next(live.begin(), static_cast<long>(rng() % live.size()));
+      ASSERT_EQ(e1(Disconnected{victim->first}), ApplyResult::kApplied);
+      gone.push_back(victim->first);
+      live.erase(victim);
+    }
+  }
+  ASSERT_EQ(index.socket_count(), live.size());
+  for (auto& [id, info] : live) {
+    info.edge_id = "e1";
+    std::sort(info.rooms.begin(), info.rooms.end());
+    auto got = index.GetSocket(id);
+    ASSERT_TRUE(got.has_value()) << id;
+    EXPECT_EQ(*got, info) << id;
+  }
+  for (const std::string& id : gone) EXPECT_FALSE(index.GetSocket(id).has_value()) << id;
+
+  std::vector<std::string> want;
+  for (const auto& [id, info] : live) want.push_back(id);
+  EXPECT_EQ(Ids(AllSockets(index, {.page_size = 7})), want);
+  std::vector<std::string> chat;
+  for (const auto& [id, info] : live) {
+    if (info.nsp == "/chat") chat.push_back(id);
+  }
+  EXPECT_EQ(Ids(AllSockets(index, {.nsp = "/chat"})), chat);
+  auto targets = index.Resolve({.nsp = "/chat"});
+  ASSERT_EQ(targets.size(), 1u);
+  EXPECT_EQ(targets[0].socket_ids, chat);
+  EXPECT_EQ(index.Count({.nsp = "/chat"}, {}, nullptr), chat.size());
+  // A socket's own-id room, by id, after the removals.
+  const std::string& one = chat.front();
+  EXPECT_EQ(index.Count({.nsp = "/chat", .rooms = {one}}, {}, nullptr), 1u);
+  EXPECT_EQ(index.Count({.nsp = "/chat", .rooms = {gone.front()}}, {}, nullptr), 0u);
+  EXPECT_EQ(index.Count({.nsp = "/chat"}, {one}, nullptr), chat.size() - 1);
 }
 
 }  // namespace

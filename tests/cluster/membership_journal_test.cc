@@ -15,10 +15,10 @@
 #include <vector>
 
 #include "bus/inproc_bus.h"
-#include "tests/bus/flaky_bus.h"
 #include "edge/socketio/server.h"
 #include "edge/socketio/socket.h"
 #include "switchboard/v1/bus.pb.h"
+#include "tests/bus/flaky_bus.h"
 #include "tests/edge/test_server.h"
 
 namespace switchboard {
@@ -88,10 +88,8 @@ std::string Describe(const v1::MembershipEvent& e) {
       return "disconnected " + e.disconnected().socket_id() + " " + e.disconnected().reason();
     case v1::MembershipEvent::kJoined:
       return "joined " + e.joined().socket_id() + " " + e.joined().room();
-    case v1::MembershipEvent::kLeft:
-      return "left " + e.left().socket_id() + " " + e.left().room();
-    default:
-      return "other";
+    case v1::MembershipEvent::kLeft: return "left " + e.left().socket_id() + " " + e.left().room();
+    default: return "other";
   }
 }
 
@@ -99,12 +97,8 @@ std::string Describe(const v1::MembershipEvent& e) {
 using State = std::map<std::string, std::vector<std::string>>;
 void Apply(State& state, const v1::MembershipEvent& e) {
   switch (e.change_case()) {
-    case v1::MembershipEvent::kConnected:
-      state[e.connected().socket().id()];
-      break;
-    case v1::MembershipEvent::kDisconnected:
-      state.erase(e.disconnected().socket_id());
-      break;
+    case v1::MembershipEvent::kConnected: state[e.connected().socket().id()]; break;
+    case v1::MembershipEvent::kDisconnected: state.erase(e.disconnected().socket_id()); break;
     case v1::MembershipEvent::kJoined: {
       auto& rooms = state[e.joined().socket_id()];
       rooms.push_back(e.joined().room());
@@ -116,8 +110,7 @@ void Apply(State& state, const v1::MembershipEvent& e) {
       rooms.erase(std::remove(rooms.begin(), rooms.end(), e.left().room()), rooms.end());
       break;
     }
-    default:
-      break;
+    default: break;
   }
 }
 
@@ -140,6 +133,15 @@ class MembershipJournalTest : public ::testing::Test {
     server_ = std::make_unique<TestServer>();
     server_->io().SetMembershipObserver(journal_.get());
     AddJoinLeaveHandlers(server_->io().Of("/"));
+    // A CONNECT auth with a "user": that user id, and the auth as claims.
+    server_->io().Of("/").Use([](const sio::SocketPtr& socket, sio::Next next) {
+      const Json& auth = socket->auth();
+      if (auth.is_object() && auth.contains("user")) {
+        socket->SetUserId(auth["user"].get<std::string>());
+        socket->SetClaims(auth);
+      }
+      next(std::nullopt);
+    });
     server_->Start();
   }
 
@@ -342,10 +344,82 @@ TEST_F(MembershipJournalTest, PublishFailuresAreCountedAndLeaveAGap) {
   a.Close();
 }
 
+// After many connects, joins, leaves and disconnects, a snapshot lists exactly
+// the live sockets, by id, each with its user id, address, claims and rooms.
+TEST_F(MembershipJournalTest, SnapshotListsExactlyTheLiveSocketsWithTheirFields) {
+  constexpr int kClients = 12;
+  struct Expected {
+    std::string user;
+    std::string claims;
+    std::vector<std::string> rooms;
+  };
+  std::vector<std::unique_ptr<BlockingClient>> clients;
+  std::vector<Expected> expected(kClients);
+  for (int i = 0; i < kClients; ++i) {
+    std::string connect = "40";
+    if (i % 3 != 0) {  // claims well beyond any inline string buffer
+      Json auth = {{"user", "user-" + std::to_string(i % 4)}, {"note", std::string(40 + i, 'x')}};
+      connect += auth.dump();
+      expected[i].user = auth["user"].get<std::string>();
+      expected[i].claims = auth.dump();
+    }
+    clients.push_back(std::make_unique<BlockingClient>(server_->port(), false, connect));
+  }
+  std::vector<std::string> ids(kClients);
+  uint64_t events = kClients;
+  for (int i = 0; i < kClients; ++i) {
+    ids[i] = JoinRoom(*clients[i], "r" + std::to_string(i % 5));
+    JoinRoom(*clients[i], "all");
+    events += 2;
+    expected[i].rooms = {"all", "r" + std::to_string(i % 5)};
+    if (i % 2 == 1) {
+      clients[i]->Call(R"(["leave","all"])");
+      ++events;
+      expected[i].rooms = {"r" + std::to_string(i % 5)};
+    }
+  }
+  std::map<std::string, Expected> live;
+  for (int i = 0; i < kClients; ++i) {
+    if (i % 4 == 1) {
+      clients[i]->Close();
+      ++events;
+    } else {
+      std::sort(expected[i].rooms.begin(), expected[i].rooms.end());
+      live[ids[i]] = expected[i];
+    }
+  }
+  ASSERT_TRUE(WaitForSeq(events));
+  EXPECT_EQ(journal_->socket_count(), live.size());
+
+  absl::StatusOr<v1::Snapshot> snapshot = RequestSnapshot();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  EXPECT_EQ(snapshot->seq(), events);
+  ASSERT_EQ(snapshot->sockets_size(), static_cast<int>(live.size()));
+  auto want = live.begin();
+  for (const auto& state : snapshot->sockets()) {  // by id, as `live`
+    const v1::SocketInfo& info = state.socket();
+    EXPECT_EQ(info.id(), want->first);
+    EXPECT_EQ(info.edge_id(), kEdge);
+    EXPECT_EQ(info.namespace_(), "/");
+    EXPECT_EQ(info.user_id(), want->second.user);
+    EXPECT_EQ(info.claims(), want->second.claims);
+    EXPECT_EQ(info.remote_address(), "127.0.0.1");
+    EXPECT_EQ(info.transport(), v1::TRANSPORT_WEBSOCKET);
+    EXPECT_EQ(std::vector<std::string>(info.rooms().begin(), info.rooms().end()),
+              want->second.rooms);
+    EXPECT_GT(info.connected_at().seconds(), 0);
+    ++want;
+  }
+  EXPECT_EQ(snapshot->heartbeat().totals().sockets(), live.size());
+  EXPECT_EQ(snapshot->heartbeat().totals().users(), 3u);  // user-0, -2, -3 (-1s left)
+  for (auto& c : clients) c.reset();
+}
+
 // A snapshot of an idle edge: seq 0, nothing in it.
 TEST(MembershipJournalStandalone, EmptySnapshotAndHeartbeat) {
   bus::InProcessBus bus;
-  cluster::MembershipJournal journal(bus, "e2", {.heartbeat_interval_ms = 500, .incarnation = "inc"});
+  cluster::MembershipJournal journal(bus, "e2",
+                                     {.heartbeat_interval_ms = 500, .incarnation = "inc"});
   ASSERT_TRUE(journal.ServeSnapshots().ok());
   ASSERT_TRUE(journal.ServeSnapshots().ok());  // idempotent
   Collector<v1::Heartbeat> heartbeats(bus, "sb.v1.heartbeat.>");
