@@ -1,8 +1,13 @@
 #include "services/api_server.h"
 
 #include <arpa/inet.h>
+#include <grpc/grpc.h>
+#include <grpcpp/alarm.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <deque>
 #include <mutex>
@@ -10,10 +15,6 @@
 #include <set>
 #include <string_view>
 #include <utility>
-
-#include <grpc/grpc.h>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 #ifdef SB_HAVE_GRPC_REFLECTION
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #endif
@@ -146,11 +147,14 @@ class PublishReactor final : public grpc::ServerUnaryReactor {
 
 // Reads publishes one at a time and hands each to the broker before reading
 // the next (so they reach the bus in order). Without acks the broker completes
-// a publish before Publish() returns, so nothing here waits.
+// a publish before Publish() returns, so nothing here waits, unless the
+// deliveries are behind: then the next read waits for them (flow control
+// holds the client back meanwhile).
 class PublishStreamReactor final : public grpc::ServerReadReactor<pb::PublishRequest> {
  public:
-  PublishStreamReactor(broker::Broker& broker, pb::PublishStreamResponse* response)
-      : broker_(broker), response_(response) {
+  PublishStreamReactor(broker::Broker& broker, const std::function<bool()>& behind,
+                       pb::PublishStreamResponse* response)
+      : broker_(broker), behind_(behind), response_(response) {
     StartRead(&request_);
   }
 
@@ -191,15 +195,34 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<pb::PublishReq
     response_->set_accepted(response_->accepted() + 1);
     response_->set_recipients(response_->recipients() + (*result)->recipients());
     request_.Clear();
-    StartRead(&request_);
+    ReadNext();
   }
 
+  void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
   void OnDone() override { delete this; }
 
  private:
+  // Reads now, or (deliveries behind) once they have caught up. No read is
+  // pending while the alarm is set, so the call cannot end under it.
+  void ReadNext() {
+    if (cancelled_.load(std::memory_order_relaxed)) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+      return;
+    }
+    if (!behind_ || !behind_()) {
+      StartRead(&request_);
+      return;
+    }
+    alarm_.Set(std::chrono::system_clock::now() + std::chrono::milliseconds(1),
+               [this](bool) { ReadNext(); });
+  }
+
   broker::Broker& broker_;
+  const std::function<bool()>& behind_;  // the server's option: outlives calls
   pb::PublishStreamResponse* const response_;
   pb::PublishRequest request_;
+  grpc::Alarm alarm_;
+  std::atomic<bool> cancelled_{false};
 };
 
 // ---- WatchEvents ----------------------------------------------------------
@@ -398,7 +421,7 @@ class SwitchboardService final : public ServiceBase {
 
   grpc::ServerReadReactor<pb::PublishRequest>* PublishStream(
       grpc::CallbackServerContext* /*ctx*/, pb::PublishStreamResponse* response) override {
-    return new PublishStreamReactor(server_.broker, response);
+    return new PublishStreamReactor(server_.broker, server_.options.deliveries_behind, response);
   }
 
   grpc::ServerWriteReactor<pb::WatchEventsResponse>* WatchEvents(

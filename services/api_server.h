@@ -59,6 +59,12 @@ struct ApiServerOptions {
   size_t max_watch_queue = 10'000;
   // Tokens, TLS, mutual TLS. Default: plaintext and open, loopback only.
   ApiSecurity security{};
+  // Set: PublishStream reads a stream's next publish only once this says the
+  // deliveries are no longer behind (asked again every millisecond), so a
+  // publisher faster than the clients' sockets is held back by HTTP/2 flow
+  // control instead of queueing without bound. Standalone: the edge's queued
+  // deliveries. Unset (a broker alone: NATS takes what it publishes): never.
+  std::function<bool()> deliveries_behind{};
   // Makes the interceptors run on every call before the service. Empty: none.
   // (A function, so options stay copyable.) Not for authentication: a server
   // interceptor cannot reject a call; `security` does that.

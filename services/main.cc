@@ -119,8 +119,8 @@ struct BrokerPart {
 };
 
 absl::StatusOr<BrokerPart> StartBrokerPart(bus::Bus& bus, const Flags& flags,
-                                           const std::string& label,
-                                           services::Metrics* metrics) {
+                                           const std::string& label, services::Metrics* metrics,
+                                           std::function<bool()> deliveries_behind = nullptr) {
   auto listen = services::ParseListen(flags.grpc_listen);
   if (!listen.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--grpc-listen: ", listen.status().message()));
@@ -136,6 +136,7 @@ absl::StatusOr<BrokerPart> StartBrokerPart(bus::Bus& bus, const Flags& flags,
   api_options.host = listen->first;
   api_options.port = listen->second;
   api_options.security = flags.api_security;
+  api_options.deliveries_behind = std::move(deliveries_behind);
   if (metrics != nullptr) api_options.make_interceptors = services::GrpcMetricsInterceptors(*metrics);
   auto api = services::ApiServer::Start(*part.broker, api_options);
   if (!api.ok()) return api.status();
@@ -327,7 +328,16 @@ int RunEdge(services::Config config, const Flags& flags) {
 
   std::optional<BrokerPart> broker_part;
   if (standalone) {
-    auto part = StartBrokerPart(*bus, flags, "switchboard standalone", &metrics);
+    // A PublishStream waits while this many deliveries are queued on the
+    // shards (each holds its encoded frame until written): the edge in this
+    // process bounds what a fast publisher can pile up.
+    constexpr size_t kMaxQueuedDeliveries = 256;
+    auto behind = [&server] {
+      size_t queued = 0;
+      for (const auto& nsp : server.namespaces()) queued += nsp->QueuedDeliveries();
+      return queued >= kMaxQueuedDeliveries;
+    };
+    auto part = StartBrokerPart(*bus, flags, "switchboard standalone", &metrics, behind);
     if (!part.ok()) {
       spdlog::error("{}", std::string(part.status().message()));
       return 1;

@@ -299,6 +299,14 @@ size_t Namespace::SocketCount() const {
   return total;
 }
 
+size_t Namespace::QueuedDeliveries() const {
+  size_t total = 0;
+  for (const auto& shard : shards_) {
+    total += shard->queued_deliveries.load(std::memory_order_relaxed);
+  }
+  return total;
+}
+
 void Namespace::CountIn() {
   auto& counter = Local().messages_in;
   counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

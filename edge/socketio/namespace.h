@@ -88,6 +88,9 @@ class Namespace {
   // clients that no handler took.
   size_t SocketCount() const;
   uint64_t UnhandledEvents() const;
+  // Deliveries handed to the shards and not begun yet: how far the sockets'
+  // writes are behind the publishers.
+  size_t QueuedDeliveries() const;
   // Packets received from / sent to this namespace's clients.
   uint64_t MessagesIn() const;
   uint64_t MessagesOut() const;

@@ -3,12 +3,26 @@
 // requests), records every EdgeMessage the broker publishes, and answers deliveries that ask for
 // acks with AckReports.
 
+#include "services/api_server.h"
+
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/unknown_field_set.h>
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <google/protobuf/util/time_util.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
@@ -24,26 +38,13 @@
 #include <thread>
 #include <vector>
 
-#include <google/protobuf/descriptor.pb.h>
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <google/protobuf/unknown_field_set.h>
-#include <google/protobuf/util/json_util.h>
-#include <google/protobuf/util/message_differencer.h>
-#include <google/protobuf/util/time_util.h>
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include "absl/strings/str_cat.h"
-#include "tests/sbctl/run_program.h"
 #include "broker/broker.h"
 #include "bus/inproc_bus.h"
 #include "bus/routing.h"
-#include "services/api_server.h"
 #include "switchboard/v1/bus.pb.h"
 #include "switchboard/v1/switchboard.grpc.pb.h"
+#include "tests/sbctl/run_program.h"
 
 extern char** environ;
 
@@ -789,6 +790,70 @@ TEST_F(ApiServerTest, PublishStreamCountsInOrder) {
   std::vector<std::string> events;
   for (const auto& m : messages) events.push_back(m.message.delivery().event());
   EXPECT_THAT(events, ElementsAre("one", "two", "three"));
+}
+
+// While the deliveries are behind, the stream takes no further publish (the
+// client is held back by flow control), and once they catch up it takes the
+// rest, all of them, in order.
+TEST_F(ApiServerTest, PublishStreamWaitsWhileDeliveriesAreBehind) {
+  auto behind = std::make_shared<std::atomic<bool>>(true);
+  server_.reset();
+  StartServer({.deliveries_behind = [behind] { return behind->load(); }});
+  Populate();
+  constexpr int kCount = 1500;
+  pb::PublishStreamResponse resp;
+  auto ctx = Ctx(20s);
+  auto writer = stub_->PublishStream(ctx.get(), &resp);
+  std::atomic<int> written{0};
+  // 10 KB each, 15 MB in all: more than flow control lets through unread
+  // (gRPC grows the window to a few MB).
+  const std::string padding = absl::StrCat("\"", std::string(10000, 'x'), "\"");
+  std::thread publisher([&] {
+    for (int i = 0; i < kCount; ++i) {
+      auto req = MakePublish("/", absl::StrCat("e", i));
+      req.add_args()->set_json(padding);
+      if (!writer->Write(req)) return;
+      written.fetch_add(1);
+    }
+    writer->WritesDone();
+  });
+  ASSERT_TRUE(edge_->WaitForMessages(1));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(edge_->messages().size(), 1u) << "publishes taken while the deliveries were behind";
+  EXPECT_LT(written.load(), kCount) << "the publisher was not held back";
+
+  behind->store(false);
+  publisher.join();
+  grpc::Status status = writer->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(written.load(), kCount);
+  EXPECT_EQ(resp.accepted(), static_cast<uint64_t>(kCount));
+  ASSERT_TRUE(edge_->WaitForMessages(kCount));
+  auto messages = edge_->messages();
+  ASSERT_EQ(messages.size(), static_cast<size_t>(kCount));
+  for (int i = 0; i < kCount; ++i) {
+    ASSERT_EQ(messages[i].message.delivery().event(), absl::StrCat("e", i));
+  }
+}
+
+// A stream waiting for the deliveries ends when its client gives up, and
+// the server still shuts down at once.
+TEST_F(ApiServerTest, PublishStreamWaitingForDeliveriesEndsOnCancel) {
+  server_.reset();
+  StartServer({.deliveries_behind = [] { return true; }});
+  Populate();
+  pb::PublishStreamResponse resp;
+  auto ctx = Ctx();
+  auto writer = stub_->PublishStream(ctx.get(), &resp);
+  ASSERT_TRUE(writer->Write(MakePublish("/", "first")));
+  writer->Write(MakePublish("/", "second"));
+  ASSERT_TRUE(edge_->WaitForMessages(1));
+  ctx->TryCancel();
+  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  auto started = std::chrono::steady_clock::now();
+  server_->Shutdown(5s);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 4s) << "the waiting call held the shutdown";
+  EXPECT_EQ(edge_->messages().size(), 1u);
 }
 
 TEST_F(ApiServerTest, PublishStreamEmpty) {
