@@ -19,14 +19,14 @@ void Client::Start() {
   connect_timer_->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
     if (ec) return;
     auto self = weak.lock();
-    if (self && self->sockets_.empty() && self->connecting_.empty()) self->Close();
+    if (self && self->sockets_.empty()) self->Close();
   });
 }
 
 void Client::OnSessionUpgrade() {
   auto* observer = server_.membership_observer();
   if (observer == nullptr) return;
-  for (auto& [name, socket] : sockets_) {
+  for (auto& socket : sockets_) {
     if (socket->connected()) observer->OnTransportChanged(*socket);
   }
 }
@@ -47,9 +47,9 @@ void Client::OnSessionMessage(eio::Packet&& message) {
   if (packet->has_value()) OnPacket(std::move(**packet));
 }
 
-SocketPtr Client::Find(const std::string& nsp) const {
-  for (const auto& [name, socket] : sockets_) {
-    if (name == nsp) return socket;
+SocketPtr Client::Find(std::string_view nsp) const {
+  for (const auto& socket : sockets_) {
+    if (socket->nsp().name() == nsp) return socket;
   }
   return nullptr;
 }
@@ -61,15 +61,13 @@ void Client::OnPacket(Packet&& packet) {
     return;
   }
   // Packets for a namespace this client is not in (e.g. racing a server-side
-  // disconnect) are dropped.
+  // disconnect) are dropped; so are those for a socket still connecting
+  // (Socket::OnPacket).
   if (SocketPtr socket = Find(packet.nsp)) socket->OnPacket(std::move(packet));
 }
 
 void Client::OnConnect(Packet&& packet) {
-  if (Find(packet.nsp) ||
-      std::find(connecting_.begin(), connecting_.end(), packet.nsp) != connecting_.end()) {
-    return;
-  }
+  if (Find(packet.nsp)) return;
   Namespace* nsp = server_.Find(packet.nsp);
   if (nsp == nullptr) {
     Packet error{PacketType::kConnectError, packet.nsp, std::nullopt,
@@ -77,7 +75,7 @@ void Client::OnConnect(Packet&& packet) {
     return SendPacket(error);
   }
   size_t max_namespaces = server_.options().limits.max_namespaces_per_connection;
-  if (max_namespaces > 0 && sockets_.size() + connecting_.size() >= max_namespaces) {
+  if (max_namespaces > 0 && sockets_.size() >= max_namespaces) {
     server_.Count(Server::Limit::kTooManyNamespaces);
     return SendPacket(Packet{PacketType::kConnectError, packet.nsp, std::nullopt,
                              Json{{"message", "Too many namespaces"}}});
@@ -86,20 +84,20 @@ void Client::OnConnect(Packet&& packet) {
   const std::string& edge_id = server_.options().edge_id;
   std::string id = edge_id.empty() ? edge::NewId(shard()) : edge_id + "." + edge::NewId(shard());
   auto socket = std::make_shared<Socket>(shared_from_this(), *nsp, std::move(id), std::move(auth));
-  connecting_.push_back(packet.nsp);
-  nsp->Connect(socket, [self = shared_from_this(), socket,
-                        name = packet.nsp](std::optional<ConnectError> error) {
-    auto it = std::find(self->connecting_.begin(), self->connecting_.end(), name);
-    if (it != self->connecting_.end()) self->connecting_.erase(it);
-    if (self->connecting_.empty()) std::vector<std::string>().swap(self->connecting_);
+  // Listed while connecting too: a second CONNECT to the namespace is
+  // ignored, and the namespace limit counts it.
+  sockets_.push_back(socket);
+  nsp->Connect(socket, [self = shared_from_this(), socket](std::optional<ConnectError> error) {
+    // Closed: OnSessionClose has let go of the sockets already.
     if (self->closed_) return false;
+    const std::string& name = socket->nsp().name();
     if (error) {
+      self->Remove(*socket);
       Json data{{"message", error->message}};
       if (!error->data.is_null()) data["data"] = error->data;
       self->SendPacket(Packet{PacketType::kConnectError, name, std::nullopt, std::move(data)});
       return false;
     }
-    self->sockets_.emplace_back(name, socket);
     // Like the reference server: the connect timeout ends with the first
     // namespace joined (and its timer is not kept for the connection's life).
     self->connect_timer_.reset();
@@ -120,7 +118,7 @@ void Client::SendPacket(const Packet& packet) {
 
 void Client::Remove(const Socket& socket) {
   auto it = std::find_if(sockets_.begin(), sockets_.end(),
-                         [&](const auto& entry) { return entry.second.get() == &socket; });
+                         [&](const SocketPtr& entry) { return entry.get() == &socket; });
   if (it != sockets_.end()) sockets_.erase(it);
 }
 
@@ -132,7 +130,7 @@ void Client::Close() {
 void Client::DisconnectAll() {
   auto self = shared_from_this();
   auto sockets = sockets_;  // Disconnect() edits sockets_
-  for (auto& [name, socket] : sockets) socket->Disconnect(false);
+  for (auto& socket : sockets) socket->Disconnect(false);
   Close();
 }
 
@@ -141,7 +139,7 @@ void Client::OnSessionClose(std::string_view reason) {
   connect_timer_.reset();
   auto sockets = std::move(sockets_);
   sockets_.clear();
-  for (auto& [name, socket] : sockets) socket->OnClosed(reason);
+  for (auto& socket : sockets) socket->OnClosed(reason);
 }
 
 }  // namespace switchboard::sio

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <absl/container/inlined_vector.h>
+
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <string>
@@ -46,14 +48,16 @@ class Client : public std::enable_shared_from_this<Client>, private eio::Session
   void OnSessionUpgrade() override;
   void OnPacket(Packet&& packet);
   void OnConnect(Packet&& packet);
-  SocketPtr Find(const std::string& nsp) const;
+  // The socket of namespace `nsp`, connected or still connecting.
+  SocketPtr Find(std::string_view nsp) const;
 
   Server& server_;
   eio::SessionPtr session_;
   Decoder decoder_;
-  // Namespaces joined; few per connection, so a vector beats a map.
-  std::vector<std::pair<std::string, SocketPtr>> sockets_;
-  std::vector<std::string> connecting_;
+  // Namespace sockets, connected or connecting (until the namespace admits
+  // or refuses them); usually one, held inline. Few per connection, so a
+  // vector beats a map; each socket knows its namespace's name.
+  absl::InlinedVector<SocketPtr, 1> sockets_;
   std::unique_ptr<boost::asio::steady_timer> connect_timer_;
   bool closed_ = false;
 };

@@ -1,5 +1,7 @@
 #include "edge/socketio/decoder.h"
 
+#include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -177,7 +179,18 @@ absl::StatusOr<Packet> DecodeText(std::string_view text, const DecoderLimits& li
   return packet;
 }
 
-Decoder::Decoder(DecoderLimits limits) : limits_(limits) {}
+namespace {
+
+uint32_t Narrow(size_t limit) {
+  return static_cast<uint32_t>(std::min<size_t>(limit, std::numeric_limits<uint32_t>::max()));
+}
+
+}  // namespace
+
+Decoder::Decoder(DecoderLimits limits)
+    : max_attachment_bytes_(limits.max_attachment_bytes),
+      max_attachments_(Narrow(limits.max_attachments)),
+      max_json_depth_(Narrow(limits.max_json_depth)) {}
 
 void Decoder::Reset() { binary_.reset(); }
 
@@ -190,8 +203,7 @@ absl::StatusOr<std::optional<Packet>> Decoder::Feed(std::string_view data,
       return Invalid("binary data while no attachment is expected");
     }
     binary_->attachment_bytes += data.size();
-    if (limits_.max_attachment_bytes > 0 &&
-        binary_->attachment_bytes > limits_.max_attachment_bytes) {
+    if (max_attachment_bytes_ > 0 && binary_->attachment_bytes > max_attachment_bytes_) {
       Reset();
       breach_ = LimitBreach::kAttachmentBytes;
       return Invalid("attachments too large");
@@ -207,7 +219,7 @@ absl::StatusOr<std::optional<Packet>> Decoder::Feed(std::string_view data,
   }
 
   size_t attachments = 0;
-  absl::StatusOr<Packet> packet = DecodeText(data, limits_, &attachments, &breach_);
+  absl::StatusOr<Packet> packet = DecodeText(data, limits(), &attachments, &breach_);
   if (!packet.ok()) return packet.status();
   if (packet->type != PacketType::kBinaryEvent &&
       packet->type != PacketType::kBinaryAck) {
@@ -239,11 +251,11 @@ absl::StatusOr<std::optional<Packet>> Decoder::FeedLazy(std::string&& data, bool
   Packet packet;
   size_t i = 0;
   size_t attachments = 0;
-  if (!DecodeHeader(data, limits_, packet, &i, &attachments, nullptr).ok() || i == data.size()) {
+  if (!DecodeHeader(data, limits(), packet, &i, &attachments, nullptr).ok() || i == data.size()) {
     return Feed(data, binary);
   }
   const std::optional<EventSpans> spans =
-      ScanEventPayload(std::string_view(data).substr(i), limits_.max_json_depth);
+      ScanEventPayload(std::string_view(data).substr(i), max_json_depth_);
   if (!spans.has_value()) return Feed(data, binary);
   RawEvent& raw = packet.raw.emplace();
   raw.json_begin = i;

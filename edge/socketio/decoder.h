@@ -68,7 +68,15 @@ class Decoder {
   // returns the finished packet.
   Packet Finish();
 
-  DecoderLimits limits_;
+  DecoderLimits limits() const {
+    return DecoderLimits{max_attachments_, max_json_depth_, max_attachment_bytes_};
+  }
+
+  // The limits, narrowed (a decoder per connection; counts past 2^32 are
+  // out of reach of any message anyway).
+  size_t max_attachment_bytes_;
+  uint32_t max_attachments_;
+  uint32_t max_json_depth_;
   LimitBreach breach_ = LimitBreach::kNone;
   // A binary packet waiting for its attachments. Allocated only then: every
   // connection has a decoder, few are ever in the middle of a binary packet.

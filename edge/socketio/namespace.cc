@@ -1,5 +1,8 @@
 #include "edge/socketio/namespace.h"
 
+#include <absl/container/flat_hash_set.h>
+#include <absl/hash/hash.h>
+
 #include <algorithm>
 #include <atomic>
 #include <vector>
@@ -10,9 +13,31 @@
 
 namespace switchboard::sio {
 
+namespace {
+
+// A shard's sockets, found by id: a set of pointers hashed by the socket's
+// own id (no key copy, no node per socket). A socket leaves it (OnClosed)
+// before it can die: the set reads ids when it grows.
+struct SocketIdHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view id) const { return absl::Hash<std::string_view>{}(id); }
+  size_t operator()(const Socket* socket) const { return (*this)(socket->id()); }
+};
+struct SocketIdEq {
+  using is_transparent = void;
+  static std::string_view Id(std::string_view id) { return id; }
+  static std::string_view Id(const Socket* socket) { return socket->id(); }
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return Id(a) == Id(b);
+  }
+};
+
+}  // namespace
+
 // Sockets and rooms of one shard: touched only by that shard's thread.
 struct Namespace::ShardState {
-  std::unordered_map<std::string, Socket*> sockets;
+  absl::flat_hash_set<Socket*, SocketIdHash, SocketIdEq> sockets;
   std::unordered_map<std::string, std::unordered_set<Socket*>> rooms;
   std::unordered_map<std::string, std::unordered_set<Socket*>> users;  // non-empty user ids
   std::atomic<size_t> socket_count{0};
@@ -53,7 +78,7 @@ void Namespace::Connect(const SocketPtr& socket,
       return;
     }
     ShardState& local = Local();
-    local.sockets.emplace(socket->id(), socket.get());
+    local.sockets.insert(socket.get());
     if (!socket->user_id().empty()) local.users[socket->user_id()].insert(socket.get());
     local.socket_count.fetch_add(1, std::memory_order_relaxed);
     socket->MarkConnected();
@@ -117,7 +142,11 @@ void Namespace::RunMiddleware(const SocketPtr& socket, size_t index,
 
 void Namespace::Remove(Socket& socket, std::string_view reason) {
   ShardState& local = Local();
-  if (local.sockets.erase(socket.id()) == 0) return;
+  // By pointer: another socket of the same id (impossible by construction)
+  // must not stand for this one.
+  auto found = local.sockets.find(std::string_view(socket.id()));
+  if (found == local.sockets.end() || *found != &socket) return;
+  local.sockets.erase(found);
   local.socket_count.fetch_sub(1, std::memory_order_relaxed);
   Release(socket);
   if (!socket.user_id().empty()) {
@@ -127,7 +156,7 @@ void Namespace::Remove(Socket& socket, std::string_view reason) {
       if (it->second.empty()) local.users.erase(it);
     }
   }
-  for (const auto& room : socket.rooms()) {
+  for (const auto& room : socket.joined_rooms()) {
     auto it = local.rooms.find(room);
     if (it == local.rooms.end()) continue;
     it->second.erase(&socket);
@@ -205,8 +234,8 @@ void Namespace::CollectUnion(const BroadcastTarget& target, std::vector<Socket*>
     auto it = local.rooms.find(room);
     if (it != local.rooms.end()) out.insert(out.end(), it->second.begin(), it->second.end());
     // A socket id names the socket's own room.
-    auto own = local.sockets.find(room);
-    if (own != local.sockets.end()) out.push_back(own->second);
+    auto own = local.sockets.find(std::string_view(room));
+    if (own != local.sockets.end()) out.push_back(*own);
   }
   for (const auto& user : target.user_ids) {
     auto it = local.users.find(user);
@@ -232,9 +261,9 @@ void Namespace::DeliverLocal(const Delivery& delivery) {
   members.clear();
   if (target.rooms.empty() && target.user_ids.empty()) {
     members.reserve(local.sockets.size());
-    for (auto& [id, socket] : local.sockets) members.push_back(socket);
+    for (Socket* socket : local.sockets) members.push_back(socket);
   } else if (target.rooms.size() == 1 && target.user_ids.empty() &&
-             !local.sockets.contains(target.rooms.front())) {
+             !local.sockets.contains(std::string_view(target.rooms.front()))) {
     auto it = local.rooms.find(target.rooms.front());
     if (it != local.rooms.end()) members.assign(it->second.begin(), it->second.end());
   } else {
@@ -273,7 +302,7 @@ void Namespace::ForEachLocalTarget(const BroadcastTarget& target,
                                    const std::function<void(Socket&)>& visit) {
   std::vector<Socket*> members;
   if (target.rooms.empty() && target.user_ids.empty()) {
-    for (auto& [id, socket] : Local().sockets) members.push_back(socket);
+    for (Socket* socket : Local().sockets) members.push_back(socket);
   } else {
     CollectUnion(target, members);
   }
@@ -290,7 +319,7 @@ void Namespace::ForEachLocalTarget(const BroadcastTarget& target,
 
 void Namespace::ForEachLocalSocket(const std::function<void(const Socket&)>& visit) const {
   int shard = edge::Runtime::CurrentShard();
-  for (const auto& [id, socket] : shards_[shard < 0 ? 0 : shard]->sockets) visit(*socket);
+  for (const Socket* socket : shards_[shard < 0 ? 0 : shard]->sockets) visit(*socket);
 }
 
 size_t Namespace::SocketCount() const {

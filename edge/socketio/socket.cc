@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
+#include <cstdint>
 
 #include "edge/socketio/client.h"
 #include "edge/socketio/event_args.h"
@@ -15,14 +16,34 @@ struct Socket::PendingAck {
   uint64_t id;
   AckCallback callback;
   boost::asio::steady_timer timer;
+  std::unique_ptr<PendingAck> next;  // a younger one
 };
 
+namespace {
+
+// Unlinks the pending ack `id` from the list; nullptr if it is not there.
+template <typename Ack>
+std::unique_ptr<Ack> Unlink(std::unique_ptr<Ack>& head, uint64_t id) {
+  for (std::unique_ptr<Ack>* link = &head; *link; link = &(*link)->next) {
+    if ((*link)->id != id) continue;
+    std::unique_ptr<Ack> found = std::move(*link);
+    *link = std::move(found->next);
+    return found;
+  }
+  return nullptr;
+}
+
+// Frees a list one node at a time (a recursive free could overflow the
+// stack on a long one).
+template <typename Ack>
+void FreeList(std::unique_ptr<Ack> head) {
+  while (head) head = std::move(head->next);
+}
+
+}  // namespace
+
 Socket::Socket(std::shared_ptr<Client> client, Namespace& nsp, std::string id, Json auth)
-    : client_(std::move(client)),
-      nsp_(nsp),
-      id_(std::move(id)),
-      handshake_(client_->handshake()),
-      auth_(std::move(auth)) {
+    : client_(std::move(client)), nsp_(nsp), id_(std::move(id)), auth_(std::move(auth)) {
   auto now = eio::RateClock::now();
   events_ = eio::TokenBucket(nsp_.limits().event_rate.rate, now);
   last_notice_ = now - std::chrono::hours(1);
@@ -34,9 +55,24 @@ const Json& Socket::auth() const {
   return auth_.is_null() ? kNone : auth_;
 }
 
-Socket::~Socket() = default;
+Socket::~Socket() { FreeList(std::move(pending_acks_)); }
+
+const Handshake& Socket::handshake() const { return client_->handshake(); }
 
 std::string_view Socket::transport() const { return client_->transport(); }
+
+void Socket::JoinOnConnect(std::string room) {
+  if (connected_) return;
+  if (!initial_rooms_) initial_rooms_ = std::make_unique<std::vector<std::string>>();
+  initial_rooms_->push_back(std::move(room));
+}
+
+std::vector<std::string> Socket::TakeInitialRooms() {
+  if (!initial_rooms_) return {};
+  std::vector<std::string> rooms = std::move(*initial_rooms_);
+  initial_rooms_.reset();
+  return rooms;
+}
 
 void Socket::SendPacket(const Packet& packet) {
   if (!connected_) return;
@@ -95,39 +131,43 @@ void Socket::EmitWithAck(std::string_view event, Json args, std::chrono::millise
   uint64_t id = next_ack_id_++;
   auto pending = std::make_unique<PendingAck>(PendingAck{
       id, std::move(callback),
-      boost::asio::steady_timer(nsp_.server().runtime().context(client_->shard()), timeout)});
+      boost::asio::steady_timer(nsp_.server().runtime().context(client_->shard()), timeout),
+      nullptr});
   pending->timer.async_wait(
       [weak = weak_from_this(), id](boost::system::error_code ec) {
         if (ec) return;
         auto self = weak.lock();
         if (!self) return;
-        auto& acks = self->pending_acks_;
-        auto it = std::find_if(acks.begin(), acks.end(), [id](auto& p) { return p->id == id; });
-        if (it == acks.end()) return;
-        auto cb = std::move((*it)->callback);
-        acks.erase(it);
+        std::unique_ptr<PendingAck> expired = Unlink(self->pending_acks_, id);
+        if (!expired) return;
+        auto cb = std::move(expired->callback);
+        expired.reset();
         if (cb) cb(absl::DeadlineExceededError("operation has timed out"));
       });
-  pending_acks_.push_back(std::move(pending));
+  std::unique_ptr<PendingAck>* tail = &pending_acks_;
+  while (*tail) tail = &(*tail)->next;
+  *tail = std::move(pending);
   SendPacket(MakeEvent(nsp_.name(), event, std::move(args), id));
 }
 
 void Socket::OnAck(uint64_t id, Json args) {
-  auto it = std::find_if(pending_acks_.begin(), pending_acks_.end(),
-                         [id](auto& p) { return p->id == id; });
-  if (it == pending_acks_.end()) return;  // late or unknown ack
-  auto pending = std::move(*it);
-  pending_acks_.erase(it);
+  std::unique_ptr<PendingAck> pending = Unlink(pending_acks_, id);
+  if (!pending) return;  // late or unknown ack
   pending->timer.cancel();
   if (pending->callback) pending->callback(std::move(args));
 }
 
 bool Socket::Join(std::string_view room) {
   if (!connected_) return false;
+  // The own id room is implicit (the namespace finds it through its socket
+  // map), and not counted against the limit.
+  if (room == id_) {
+    in_own_room_ = true;
+    return true;
+  }
   if (InRoom(room)) return true;
   size_t max = nsp_.server().options().limits.max_rooms_per_socket;
-  size_t own = !rooms_.empty() && rooms_.front() == id_ ? 1 : 0;
-  if (max > 0 && room != id_ && rooms_.size() - own >= max) {
+  if (max > 0 && rooms_.size() >= max) {
     nsp_.server().Count(Server::Limit::kRoomLimit);
     return false;
   }
@@ -137,6 +177,10 @@ bool Socket::Join(std::string_view room) {
 }
 
 void Socket::Leave(std::string_view room) {
+  if (room == id_) {
+    in_own_room_ = false;
+    return;
+  }
   auto it = std::find(rooms_.begin(), rooms_.end(), room);
   if (it == rooms_.end()) return;
   nsp_.RemoveFromRoom(*this, *it);
@@ -144,6 +188,7 @@ void Socket::Leave(std::string_view room) {
 }
 
 bool Socket::InRoom(std::string_view room) const {
+  if (room == id_) return in_own_room_;
   return std::find(rooms_.begin(), rooms_.end(), room) != rooms_.end();
 }
 
@@ -190,7 +235,8 @@ bool Socket::AllowEvent(const std::optional<uint64_t>& ack_id) {
     flood_window_ = now;
     flood_drops_ = 0;
   }
-  if (limits.flood_drops > 0 && ++flood_drops_ > limits.flood_drops) {
+  if (flood_drops_ < UINT32_MAX) ++flood_drops_;
+  if (limits.flood_drops > 0 && flood_drops_ > limits.flood_drops) {
     server.Count(Server::Limit::kFloodDisconnect);
     Disconnect(true);
     return false;
@@ -226,9 +272,11 @@ void Socket::OnClosed(std::string_view reason) {
   connected_ = false;
   nsp_.Remove(*this, reason);
   rooms_.clear();
-  auto acks = std::move(pending_acks_);
-  pending_acks_.clear();
-  for (auto& pending : acks) {
+  in_own_room_ = false;
+  std::unique_ptr<PendingAck> acks = std::move(pending_acks_);
+  while (acks) {
+    std::unique_ptr<PendingAck> pending = std::move(acks);
+    acks = std::move(pending->next);
     pending->timer.cancel();
     if (pending->callback) pending->callback(absl::UnavailableError("socket has been disconnected"));
   }

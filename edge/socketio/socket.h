@@ -13,6 +13,7 @@
 #include "edge/engineio/rate_limit.h"
 #include "edge/socketio/ack.h"
 #include "edge/socketio/packet.h"
+#include "edge/socketio/socket_rooms.h"
 
 namespace switchboard::sio {
 
@@ -34,7 +35,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
 
   const std::string& id() const { return id_; }
   Namespace& nsp() const { return nsp_; }
-  const Handshake& handshake() const { return handshake_; }
+  const Handshake& handshake() const;
   // The CONNECT packet's auth payload ({} when none was sent).
   const Json& auth() const;
   // "polling" or "websocket" (current transport).
@@ -61,10 +62,8 @@ class Socket : public std::enable_shared_from_this<Socket> {
   // Rooms to join as the socket connects (after the membership observer
   // hears of the connection, before the connection handler runs). Set by
   // middleware; ignored once connected.
-  void JoinOnConnect(std::string room) {
-    if (!connected_) initial_rooms_.push_back(std::move(room));
-  }
-  std::vector<std::string> TakeInitialRooms() { return std::move(initial_rooms_); }
+  void JoinOnConnect(std::string room);
+  std::vector<std::string> TakeInitialRooms();
 
   // args must be a JSON array; binary nodes become attachments.
   void Emit(std::string_view event, Json args = Json::array());
@@ -78,7 +77,10 @@ class Socket : public std::enable_shared_from_this<Socket> {
   bool Join(std::string_view room);
   void Leave(std::string_view room);
   bool InRoom(std::string_view room) const;
-  const std::vector<std::string>& rooms() const { return rooms_; }
+  // Every room the socket is in, its own id room first (Socket.IO's
+  // socket.rooms); joined_rooms() without the own id room.
+  SocketRooms rooms() const { return SocketRooms(in_own_room_ ? &id_ : nullptr, &rooms_); }
+  const std::vector<std::string>& joined_rooms() const { return rooms_; }
 
   // To every socket of the namespace except this one.
   Broadcast broadcast();
@@ -110,24 +112,28 @@ class Socket : public std::enable_shared_from_this<Socket> {
   // client told, or disconnected for flooding).
   bool AllowEvent(const std::optional<uint64_t>& ack_id);
 
+  // Fields are laid out for size: one per connection (idle sockets).
   std::shared_ptr<Client> client_;
   Namespace& nsp_;
+  uint32_t flood_drops_ = 0;  // events dropped in the flood window (saturates)
+  bool connected_ = false;
+  bool in_own_room_ = false;
   std::string id_;
-  const Handshake& handshake_;
   Json auth_;  // null: none sent (an empty object costs an allocation)
   Json data_;  // null until data() is first called
   std::string user_id_;
   Json claims_;
-  std::vector<std::string> rooms_;  // includes id_
-  std::vector<std::string> initial_rooms_;
-  bool connected_ = false;
+  // Rooms joined, without the own id room (implicit: in_own_room_).
+  std::vector<std::string> rooms_;
+  // JoinOnConnect's rooms; allocated only if a middleware asks for some.
+  std::unique_ptr<std::vector<std::string>> initial_rooms_;
   uint64_t next_ack_id_ = 0;
   struct PendingAck;
-  std::vector<std::unique_ptr<PendingAck>> pending_acks_;
+  // Acks awaited, oldest first (a list: usually empty, costs one pointer).
+  std::unique_ptr<PendingAck> pending_acks_;
   eio::TokenBucket events_;
   eio::RateClock::time_point last_notice_;   // last "rate-limited" event sent
   eio::RateClock::time_point flood_window_;  // start of the current drop window
-  uint64_t flood_drops_ = 0;                 // events dropped in it
 };
 
 using SocketPtr = std::shared_ptr<Socket>;

@@ -482,6 +482,28 @@ TEST_F(SocketIoTest, ServerAckTimesOut) {
   EXPECT_EQ(Drain(*ws), std::vector<WsMessage>{});
 }
 
+TEST_F(SocketIoTest, ServerAcksAnsweredOutOfOrder) {
+  auto ws = Connected();
+  ASSERT_TRUE(ws);
+  // Three questions awaiting answers at once; the last is never answered.
+  ws->Send("42[\"ask\",5000,\"a\"]");
+  int64_t a = AckIdOf(ws->Read(), "[\"question\",\"a\"]");
+  ws->Send("42[\"ask\",5000,\"b\"]");
+  int64_t b = AckIdOf(ws->Read(), "[\"question\",\"b\"]");
+  ws->Send("42[\"ask\",300,\"c\"]");
+  int64_t c = AckIdOf(ws->Read(), "[\"question\",\"c\"]");
+  ASSERT_TRUE(a >= 0 && b >= 0 && c >= 0);
+  // Each answer reaches its own question, whatever the order.
+  ws->Send("43" + std::to_string(b) + "[\"to-b\"]");
+  EXPECT_EQ(ws->Read(), WsMessage::Text("42[\"answer\",\"to-b\"]"));
+  ws->Send("43" + std::to_string(b) + "[\"again\"]");  // answered already: ignored
+  ws->Send("43" + std::to_string(a) + "[\"to-a\"]");
+  EXPECT_EQ(ws->Read(), WsMessage::Text("42[\"answer\",\"to-a\"]"));
+  EXPECT_EQ(ws->Read(), WsMessage::Text("42[\"no-answer\",\"DEADLINE_EXCEEDED\"]"));
+  ws->Send("43" + std::to_string(c) + "[\"late\"]");
+  EXPECT_EQ(Drain(*ws), std::vector<WsMessage>{});
+}
+
 // -------------------------------------------------------------- middleware --
 
 TEST_F(SocketIoTest, MiddlewareRejectsWithData) {
