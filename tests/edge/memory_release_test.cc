@@ -21,6 +21,20 @@
 namespace switchboard::edge {
 namespace {
 
+// The sanitizers' allocator is not glibc's: malloc_trim gives nothing back
+// there, so only the trim decisions are checked under them.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kGlibcMalloc = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kGlibcMalloc = false;
+#else
+constexpr bool kGlibcMalloc = true;
+#endif
+#else
+constexpr bool kGlibcMalloc = true;
+#endif
+
 constexpr size_t kConnections = 10000;
 constexpr size_t kBlocks[] = {640, 2048, 4096};  // per connection: ~6.6 KiB
 
@@ -77,8 +91,10 @@ TEST(MemoryReleaseTest, TrimsAfterLargeDropNotWhileSteady) {
   EXPECT_TRUE(release.Check());
   const size_t after = RssBytes();
   EXPECT_EQ(release.trims(), 1u);
-  EXPECT_GE(before, after + freed / 2)
-      << "RSS " << before << " -> " << after << " bytes, " << freed << " freed";
+  if (kGlibcMalloc) {
+    EXPECT_GE(before, after + freed / 2)
+        << "RSS " << before << " -> " << after << " bytes, " << freed << " freed";
+  }
 
   // Steady at the new count: no more trims.
   for (int i = 0; i < 5; ++i) EXPECT_FALSE(release.Check());
