@@ -176,7 +176,7 @@ absl::StatusOr<std::chrono::milliseconds> GetMs(const Json& v, std::string_view 
 // ------------------------------------------------------------ templates ---
 
 struct RefAlt {
-  enum Source { kArg0, kArgs, kSocketId, kNow, kEvent, kNsp, kRoom, kError };
+  enum Source { kArg0, kArgs, kSocketId, kUserId, kClaims, kNow, kEvent, kNsp, kRoom, kError };
   Source source = kArg0;
   std::vector<std::string> path;
 };
@@ -218,7 +218,8 @@ absl::StatusOr<RefAlt> ParseAlt(std::string_view alt, unsigned vars, std::string
   RefAlt r;
   auto unknown = [&]() {
     return Error(path, Cat("unknown reference \"", alt,
-                                    "\" (known: $, $.field, $args, $socket.id, $now, $event, $nsp",
+                                    "\" (known: $, $.field, $args, $socket.id, $socket.userId, "
+                               "$socket.claims.name, $now, $event, $nsp",
                                     (vars & kVarRoom) ? ", $room" : "",
                                     (vars & kVarError) ? ", $error" : "", ")"));
   };
@@ -234,6 +235,11 @@ absl::StatusOr<RefAlt> ParseAlt(std::string_view alt, unsigned vars, std::string
     SB_ASSIGN_OR_RETURN(r.path, ParsePath(alt.substr(6), ref, path));
   } else if (alt == "$socket.id") {
     r.source = RefAlt::kSocketId;
+  } else if (alt == "$socket.userId") {
+    r.source = RefAlt::kUserId;
+  } else if (alt.substr(0, 15) == "$socket.claims.") {
+    r.source = RefAlt::kClaims;
+    SB_ASSIGN_OR_RETURN(r.path, ParsePath(alt.substr(15), ref, path));
   } else if (alt == "$now") {
     r.source = RefAlt::kNow;
   } else if (alt == "$event") {
@@ -354,6 +360,12 @@ Json EvalAlt(const RefAlt& a, const RuleContext& ctx) {
       return v ? *v : Discarded();
     }
     case RefAlt::kSocketId: return std::string(ctx.socket_id);
+    case RefAlt::kUserId:
+      return ctx.user_id.empty() ? Discarded() : Json(std::string(ctx.user_id));
+    case RefAlt::kClaims: {
+      const Json* v = Walk(ctx.claims, a.path);
+      return v ? *v : Discarded();
+    }
     case RefAlt::kNow: return ctx.now_ms;
     case RefAlt::kEvent: return std::string(ctx.event);
     case RefAlt::kNsp: return std::string(ctx.nsp);

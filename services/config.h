@@ -32,6 +32,8 @@ using Json = nlohmann::ordered_json;
 struct RuleContext {
   const Json* args = nullptr;     // the event's arguments (a JSON array)
   std::string_view socket_id;     // $socket.id
+  std::string_view user_id;       // $socket.userId ("" = anonymous: absent)
+  const Json* claims = nullptr;   // $socket.claims.NAME (the claims kept on the socket)
   std::string_view event;         // $event
   std::string_view nsp;           // $nsp
   std::string_view room;          // $room   (join / leave rules)
@@ -41,7 +43,7 @@ struct RuleContext {
 
 // Which variables a template may use; checked at load time.
 enum TemplateVars : unsigned {
-  kVarsBase = 0,      // $, $.path, $args, $socket.id, $now, $event, $nsp
+  kVarsBase = 0,      // $, $.path, $args, $socket.id/.userId/.claims, $now, $event, $nsp
   kVarRoom = 1u << 0,   // $room
   kVarError = 1u << 1,  // $error
 };
@@ -50,6 +52,7 @@ enum TemplateVars : unsigned {
 //   "$"            the first argument          "$.a.b" / "$.list.0"  a field of it
 //   "$args"        all arguments (array)       "$args.1.name"        a field of one
 //   "$socket.id"   the sender's socket id      "$now"  server time, ms since epoch
+//   "$socket.userId"  its user id              "$socket.claims.name"  a claim kept on it
 //   "$event" "$nsp" "$room" "$error"           "$$x"   the literal string "$x"
 //   "$.room|$"     alternatives: the first that is present and not null
 // In an object the key "..." spreads an object value into the result (later

@@ -130,6 +130,8 @@ void RelayRules::LeaveAll(const sio::Socket& socket) {
       RuleContext ctx;
       ctx.args = &kNoArgs;
       ctx.socket_id = socket.id();
+      ctx.user_id = socket.user_id();
+      ctx.claims = &socket.claims();
       ctx.event = rule.event;
       ctx.nsp = nsp_.name();
       ctx.room = room;
@@ -178,6 +180,8 @@ void RelayRules::Handle(const Rule& rule, const Shortcuts& shortcuts, const sio:
   }
   RuleContext ctx;
   ctx.socket_id = socket->id();
+  ctx.user_id = socket->user_id();
+  ctx.claims = &socket->claims();
   ctx.event = event;
   ctx.nsp = nsp_.name();
   if (shortcuts.reads_clock) ctx.now_ms = NowMs();

@@ -118,12 +118,8 @@ void Chat::OnUserJoin(const v1::ClientEvent& event, std::vector<Action>& out) {
   }
   users_.push_back(User{event.socket_id(), username});
   // The notice before the list: a joiner that has the list has had every notice meant for it.
-  out.emplace_back(Broadcast("user-joined",
-                             json{{"username", username},
-                                  {"message", username + " joined the chat"},
-                                  {"timestamp", now_ms_()}}
-                                 .dump(),
-                             event.socket_id()));
+  out.emplace_back(
+      Broadcast("notification", json(username + " joined the chat").dump(), event.socket_id()));
   out.emplace_back(UserList());
   Answer(event, json{{"ok", true}, {"username", username}, {"users", Usernames()}}, out);
 }
@@ -168,12 +164,8 @@ void Chat::RemoveUser(const std::string& socket_id, std::vector<Action>& out) {
     out.emplace_back(Broadcast("typing", json{{"username", user.username}, {"isTyping", false}}.dump(),
                                socket_id));
   }
-  out.emplace_back(Broadcast("user-left",
-                             json{{"username", user.username},
-                                  {"message", user.username + " left the chat"},
-                                  {"timestamp", now_ms_()}}
-                                 .dump(),
-                             socket_id));
+  out.emplace_back(
+      Broadcast("notification", json(user.username + " left the chat").dump(), socket_id));
   out.emplace_back(UserList());
 }
 

@@ -5,16 +5,19 @@
 // Client-facing contract (namespace configured by the caller, "/" by default):
 //
 //   client emits                      everyone gets
-//   user-join  "alice" | {username}   user-joined {username, message: "alice joined the chat",
-//                                                  timestamp}               (all but the joiner)
+//   user-join  "alice" | {username}   notification "alice joined the chat"  (all but the joiner)
 //                                     user-list   ["alice", ...]      (all, in join order), then
 //                                     ack {ok: true, username, users}
 //   chat-message "hi" | {message}     chat-message {username, message, timestamp} (all)
 //                                     ack {ok: true}
 //   typing  [true|false] | {isTyping} typing {username, isTyping}          (all but the typer)
 //   stop-typing                       typing {username, isTyping: false}   (all but the typer)
-//   (disconnect, any reason, also     user-left {username, message: "alice left the chat",
-//    "edge timeout")                              timestamp}, then user-list  (all)
+//   (disconnect, any reason, also     notification "alice left the chat"    (all but the leaver),
+//    "edge timeout")                  then user-list (all)
+//
+// Event names and payloads are the seed's (its "complete chat application": a plain string
+// notification, socket.broadcast.emit); the acks, stop-typing and the checks are ours. The
+// notification comes before the list so that a client holding the new list has had it.
 //
 // Errors are acks {ok: false, error}: "invalid username", "already joined", "join first",
 // "invalid message". Timestamps are milliseconds since the Unix epoch.

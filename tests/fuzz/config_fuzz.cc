@@ -51,9 +51,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     const services::Json args = services::Json::parse(
         R"([{"room":"lobby","message":"hi","to":"x","list":[1,{"a":null}]},"two",3])");
+    const services::Json claims = services::Json::parse(R"({"username":"u","org":{"id":7}})");
     services::RuleContext ctx;
     ctx.args = &args;
     ctx.socket_id = "sid123";
+    ctx.user_id = "user1";
+    ctx.claims = &claims;
     ctx.event = "message";
     ctx.nsp = nsp.name;
     ctx.room = "lobby";

@@ -5,14 +5,24 @@
 // notifications, room messages for members only, /chat's send-message,
 // private messages to one socket, ack answers, and events no rule names.
 // The server runs 2 shards so that relays cross threads.
+//
+// Every payload is compared whole with what the seed's Node server
+// (/work/shared/seed-socketio-recipe.txt, "Rooms", "Namespaces",
+// "Authentication middleware") sends, so that a client written for it reads
+// the same fields: message {...data, timestamp}, user-joined / user-left {id},
+// room-message {from, message, timestamp}, private-message {from, fromUser,
+// message} (fromUser left out when the sender's name is not known, as
+// JSON.stringify leaves out undefined), new-message {from, msg}.
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
+import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { io } from "socket.io-client";
 
-import { SOURCE_DIR, startServer } from "./lib/server.mjs";
+import { sign } from "./lib/jwt.mjs";
+import { SOURCE_DIR, startServer, startStandalone } from "./lib/server.mjs";
 import { WAIT_MS, call, collect, waitForCount, withTimeout } from "./lib/wait.mjs";
 
 const CONFIG = path.join(process.env.SB_SOURCE_DIR || SOURCE_DIR, "examples", "chat.json");
@@ -41,12 +51,13 @@ for (const transport of ["websocket", "polling"]) {
     let server;
     const sockets = [];
 
-    async function connect(nsp = "/") {
+    async function connect(nsp = "/", auth = undefined) {
       const socket = io(server.url + nsp, {
         transports: [transport],
         forceNew: true,
         reconnection: false,
         timeout: WAIT_MS,
+        ...(auth ? { auth } : {}),
       });
       sockets.push(socket);
       await withTimeout(
@@ -84,23 +95,29 @@ for (const transport of ["websocket", "polling"]) {
       const got = [a, b, c].map((s) => collect(s, "message"));
       const otherGot = collect(other, "message");
 
-      assert.deepEqual(await call(a, "message", { text: "hello", n: 1 }), { ok: true });
+      assert.deepEqual(await call(a, "message", { user: "alice", text: "hello", n: 1 }), { ok: true });
       for (const list of got) {
         await waitForCount(list, 1, "message");
         const [payload] = list[0];
-        assert.equal(payload.text, "hello");
-        assert.equal(payload.n, 1);
         assertRecentTimestamp(payload.timestamp);
+        // The seed: io.emit("message", { ...data, timestamp: Date.now() }).
+        assert.deepEqual(payload, { user: "alice", text: "hello", n: 1, timestamp: payload.timestamp });
+        assert.deepEqual(Object.keys(payload), ["user", "text", "n", "timestamp"]);
         assert.equal(list[0].length, 1, "one argument");
       }
       // Without an ack request, too.
       b.emit("message", { text: "no ack" });
       for (const list of got) await waitForCount(list, 2, "message");
       assert.equal(got[0][1][0].text, "no ack");
+      // The server's timestamp wins over the client's, as in the seed's spread.
+      c.emit("message", { text: "old", timestamp: 1 });
+      for (const list of got) await waitForCount(list, 3, "message");
+      assert.equal(got[1][2][0].text, "old");
+      assertRecentTimestamp(got[1][2][0].timestamp);
 
       await fence(a, b, c, other);
       assert.equal(otherGot.length, 0, "another namespace hears nothing");
-      for (const list of got) assert.equal(list.length, 2, "no duplicates");
+      for (const list of got) assert.equal(list.length, 3, "no duplicates");
 
       // The rule requires an object.
       assert.deepEqual(await call(a, "message", "just text"), {
@@ -121,14 +138,15 @@ for (const transport of ["websocket", "polling"]) {
       // The object form works too.
       assert.deepEqual(await call(b, "join-room", { room: "lobby" }), { ok: true, room: "lobby" });
       await waitForCount(joinedA, 1, "user-joined");
-      assert.deepEqual(joinedA[0], [{ socketId: b.id, room: "lobby" }]);
+      // The seed: socket.to(room).emit("user-joined", { id: socket.id }).
+      assert.deepEqual(joinedA[0], [{ id: b.id }]);
 
       // Joining again is a no-op: acked, nobody told.
       assert.deepEqual(await call(b, "join-room", "lobby"), { ok: true, room: "lobby" });
 
       assert.deepEqual(await call(b, "leave-room", "lobby"), { ok: true, room: "lobby" });
       await waitForCount(leftA, 1, "user-left");
-      assert.deepEqual(leftA[0], [{ socketId: b.id, room: "lobby" }]);
+      assert.deepEqual(leftA[0], [{ id: b.id }]);
       assert.deepEqual(await call(b, "leave-room", "lobby"), { ok: false, error: "not in room" });
 
       await fence(a, b, c);
@@ -143,7 +161,7 @@ for (const transport of ["websocket", "polling"]) {
       const goneId = a.id;
       a.disconnect();
       await waitForCount(leftC, 1, "user-left after a disconnect");
-      assert.deepEqual(leftC[0], [{ socketId: goneId, room: "lobby" }]);
+      assert.deepEqual(leftC[0], [{ id: goneId }]);
     });
 
     test("room-message reaches the room's other members only, and only from a member", async () => {
@@ -157,10 +175,10 @@ for (const transport of ["websocket", "polling"]) {
       assert.deepEqual(await call(a, "room-message", { room: "room-1", message: "yo" }), { ok: true });
       await waitForCount(gotB, 1, "room-message");
       const [payload] = gotB[0];
-      assert.deepEqual(Object.keys(payload), ["from", "message", "timestamp"]);
-      assert.equal(payload.from, a.id);
-      assert.equal(payload.message, "yo");
+      assert.equal(gotB[0].length, 1, "one argument");
       assertRecentTimestamp(payload.timestamp);
+      assert.deepEqual(payload, { from: a.id, message: "yo", timestamp: payload.timestamp });
+      assert.deepEqual(Object.keys(payload), ["from", "message", "timestamp"]);
 
       // A non-member is refused and nothing is relayed.
       assert.deepEqual(await call(c, "room-message", { room: "room-1", message: "intruder" }), {
@@ -213,15 +231,24 @@ for (const transport of ["websocket", "polling"]) {
       assert.deepEqual(await call(a, "join-room", "cap-50"), { ok: true, room: "cap-50" });
     });
 
-    test("private-message reaches exactly the named socket", async () => {
+    test("private-message reaches exactly the named socket, with the sender's name when known", async () => {
       const [a, b, c] = [await connect(), await connect(), await connect()];
+      // userIdFromAuth: "username" in the example: the namespace knows this sender's name.
+      const alice = await connect("/", { username: "alice" });
       const gotA = collect(a, "private-message");
       const gotB = collect(b, "private-message");
       const gotC = collect(c, "private-message");
 
       assert.deepEqual(await call(a, "private-message", { to: b.id, message: "psst" }), { ok: true });
       await waitForCount(gotB, 1, "private-message");
+      // An anonymous sender: the seed's fromUser would be undefined, left out of the JSON.
       assert.deepEqual(gotB[0], [{ from: a.id, message: "psst" }]);
+
+      assert.deepEqual(await call(alice, "private-message", { to: b.id, message: "hi b" }), { ok: true });
+      await waitForCount(gotB, 2, "private-message");
+      // The seed: io.to(to).emit("private-message", { from: socket.id, fromUser: socket.username, message }).
+      assert.deepEqual(gotB[1], [{ from: alice.id, fromUser: "alice", message: "hi b" }]);
+      assert.deepEqual(Object.keys(gotB[1][0]), ["from", "fromUser", "message"]);
 
       assert.deepEqual(await call(a, "private-message", { to: "nobody-here", message: "x" }), {
         ok: false,
@@ -234,7 +261,7 @@ for (const transport of ["websocket", "polling"]) {
 
       await fence(a, b, c);
       assert.equal(gotA.length, 0);
-      assert.equal(gotB.length, 1);
+      assert.equal(gotB.length, 2);
       assert.equal(gotC.length, 0);
     });
 
@@ -251,9 +278,10 @@ for (const transport of ["websocket", "polling"]) {
       assert.deepEqual(gotA[0], [{ from: a.id, msg: "hello chat" }]);
       assert.deepEqual(gotB[0], [{ from: a.id, msg: "hello chat" }]);
 
-      b.emit("send-message", { msg: "object form" });
+      // msg is the argument as sent, whatever it is (the seed: { from: socket.id, msg }).
+      b.emit("send-message", { msg: "object form", n: 2 });
       await waitForCount(gotA, 2, "new-message");
-      assert.deepEqual(gotA[1], [{ from: b.id, msg: "object form" }]);
+      assert.deepEqual(gotA[1], [{ from: b.id, msg: { msg: "object form", n: 2 } }]);
 
       // "/" rules do not apply in /chat: message is not a /chat event.
       assert.deepEqual(await call(a, "message", { text: "x" }), { ok: false, error: "unknown event" });
@@ -277,3 +305,68 @@ for (const transport of ["websocket", "polling"]) {
     });
   });
 }
+
+// The seed's "Authentication middleware" recipe: a token names the user, and a private message
+// carries the sender's name as fromUser. Here the token is a JWT whose `username` claim the
+// namespace keeps (auth.claims); the rules are examples/chat.json's, unchanged.
+describe("seed chat with JWT authentication", () => {
+  const SECRET = "seed-chat-test-secret-0123456789abcdef";
+  let server;
+  const sockets = [];
+
+  before(async () => {
+    const config = JSON.parse(readFileSync(CONFIG, "utf8"));
+    const root = config.namespaces["/"];
+    delete root.userIdFromAuth; // exclusive with auth
+    root.auth = {
+      keys: [{ algorithms: ["HS256"], secretEnv: "SB_SEED_CHAT_JWT_SECRET" }],
+      claims: ["username"],
+    };
+    process.env.SB_SEED_CHAT_JWT_SECRET = SECRET;
+    server = await startStandalone(config, { threads: 2 });
+  });
+
+  after(async () => {
+    for (const s of sockets) s.disconnect();
+    await sleep(300);
+    await server?.stop();
+  });
+
+  function connect(token) {
+    const socket = io(server.url, {
+      transports: ["websocket"],
+      forceNew: true,
+      reconnection: false,
+      timeout: WAIT_MS,
+      ...(token ? { auth: { token } } : {}),
+    });
+    sockets.push(socket);
+    return withTimeout(
+      new Promise((resolve) => {
+        socket.once("connect", () => resolve({ socket }));
+        socket.once("connect_error", (error) => resolve({ error }));
+      }),
+      WAIT_MS,
+      "connect or connect_error",
+    );
+  }
+
+  test("private-message: fromUser is the token's username, else its user id", async () => {
+    // The seed's message when there is no token.
+    const { error } = await connect();
+    assert.equal(error?.message, "Authentication token required");
+
+    const { socket: alice } = await connect(sign({ sub: "1", username: "alice" }, { key: SECRET }));
+    const { socket: nameless } = await connect(sign({ sub: "2" }, { key: SECRET }));
+    const { socket: b } = await connect(sign({ sub: "3", username: "bob" }, { key: SECRET }));
+    assert.ok(alice && nameless && b, "the tokens are accepted");
+    const got = collect(b, "private-message");
+
+    assert.deepEqual(await call(alice, "private-message", { to: b.id, message: "hi" }), { ok: true });
+    assert.deepEqual(await call(nameless, "private-message", { to: b.id, message: "hey" }), { ok: true });
+    await waitForCount(got, 2, "private-message");
+    const byFrom = new Map(got.map(([p]) => [p.from, p]));
+    assert.deepEqual(byFrom.get(alice.id), { from: alice.id, fromUser: "alice", message: "hi" });
+    assert.deepEqual(byFrom.get(nameless.id), { from: nameless.id, fromUser: "2", message: "hey" });
+  });
+});

@@ -93,6 +93,49 @@ TEST(ConfigTest, ExampleChatConfigParses) {
   EXPECT_EQ(send->emit, "new-message");
 }
 
+// The example's payloads are the seed's (/work/shared/seed-socketio-recipe.txt), field for field.
+TEST(ConfigTest, ExampleChatConfigSendsTheSeedsPayloads) {
+  auto config = LoadConfig(std::string(SB_SOURCE_DIR) + "/examples/chat.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const NamespacePolicy& root = config->namespaces[0];
+  EXPECT_EQ(root.user_id_from_auth, "username");
+  Json args = Json::array({Json{{"room", "lobby"}, {"to", "s2"}, {"message", "hi"}}});
+  RuleContext ctx;
+  ctx.args = &args;
+  ctx.socket_id = "s1";
+  ctx.room = "lobby";
+  ctx.now_ms = 1700000000000;
+  auto eval = [&](const Template& t) {
+    auto v = t.Evaluate(ctx);
+    EXPECT_TRUE(v.ok()) << v.status();
+    return v.ok() ? *v : Json();
+  };
+  // socket.to(room).emit("user-joined" / "user-left", { id: socket.id })
+  EXPECT_EQ(eval(FindRule(root, "join-room")->notify->payload).dump(), R"({"id":"s1"})");
+  EXPECT_EQ(eval(FindRule(root, "leave-room")->notify->payload).dump(), R"({"id":"s1"})");
+  // socket.to(room).emit("room-message", { from: socket.id, message, timestamp: Date.now() })
+  EXPECT_EQ(eval(*FindRule(root, "room-message")->payload).dump(),
+            R"({"from":"s1","message":"hi","timestamp":1700000000000})");
+  // io.to(to).emit("private-message", { from: socket.id, fromUser: socket.username, message }):
+  // fromUser is left out (undefined) when the sender's name is not known.
+  const Template& pm = *FindRule(root, "private-message")->payload;
+  EXPECT_EQ(eval(pm).dump(), R"({"from":"s1","message":"hi"})");
+  ctx.user_id = "alice";
+  EXPECT_EQ(eval(pm).dump(), R"({"from":"s1","fromUser":"alice","message":"hi"})");
+  Json claims = {{"username", "Alice"}};
+  ctx.claims = &claims;
+  EXPECT_EQ(eval(pm).dump(), R"({"from":"s1","fromUser":"Alice","message":"hi"})");
+  // io.emit("message", { ...data, timestamp: Date.now() })
+  EXPECT_EQ(eval(*FindRule(root, "message")->payload).dump(),
+            R"({"room":"lobby","to":"s2","message":"hi","timestamp":1700000000000})");
+  // chatNamespace.emit("new-message", { from: socket.id, msg }): msg is the argument as sent.
+  const Template& nm = *FindRule(config->namespaces[1], "send-message")->payload;
+  EXPECT_EQ(eval(nm).dump(), R"({"from":"s1","msg":{"room":"lobby","to":"s2","message":"hi"}})");
+  Json text = Json::array({"hello"});
+  ctx.args = &text;
+  EXPECT_EQ(eval(nm).dump(), R"({"from":"s1","msg":"hello"})");
+}
+
 TEST(ConfigTest, Defaults) {
   auto config = ParseConfig("{}");
   ASSERT_TRUE(config.ok()) << config.status();
@@ -326,6 +369,34 @@ TEST_F(TemplateTest, References) {
   EXPECT_EQ(Eval("plain", args), "plain");
   EXPECT_TRUE(Eval("$.missing", args).is_discarded());
   EXPECT_TRUE(Eval("$.room.deeper", args).is_discarded());
+}
+
+TEST_F(TemplateTest, TheSendersUserIdAndClaims) {
+  Json args = Json::array();
+  Json claims = {{"username", "alice"}, {"org", {{"name", "acme"}}}};
+  RuleContext ctx;
+  ctx.args = &args;
+  auto eval = [&](const char* spec) {
+    auto t = Template::Parse(Json(spec), "t");
+    EXPECT_TRUE(t.ok()) << t.status();
+    auto v = t->Evaluate(ctx);
+    EXPECT_TRUE(v.ok()) << v.status();
+    return v.ok() ? *v : Json();
+  };
+  // Anonymous, no claims kept: absent.
+  EXPECT_TRUE(eval("$socket.userId").is_discarded());
+  EXPECT_TRUE(eval("$socket.claims.username").is_discarded());
+  ctx.user_id = "u1";
+  ctx.claims = &claims;
+  EXPECT_EQ(eval("$socket.userId"), "u1");
+  EXPECT_EQ(eval("$socket.claims.username"), "alice");
+  EXPECT_EQ(eval("$socket.claims.org.name"), "acme");
+  EXPECT_TRUE(eval("$socket.claims.missing").is_discarded());
+  EXPECT_EQ(eval("$socket.claims.missing|$socket.userId"), "u1");
+  // Malformed: no claim named.
+  EXPECT_FALSE(Template::Parse(Json("$socket.claims."), "t").ok());
+  EXPECT_FALSE(Template::Parse(Json("$socket.claims"), "t").ok());
+  EXPECT_FALSE(Template::Parse(Json("$socket.user"), "t").ok());
 }
 
 TEST_F(TemplateTest, Alternatives) {

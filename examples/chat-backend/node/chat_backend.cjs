@@ -3,9 +3,9 @@
 //   npm install @grpc/grpc-js @grpc/proto-loader
 //   node chat_backend.cjs --server 127.0.0.1:50051 [--namespace /] [--token T]
 //
-// user-join (ack with the list, "X joined the chat" to the others), chat-message (to everyone,
-// with username and timestamp), the user list to everyone on every change, and cleanup on
-// disconnect; the contract of ../chat.h. Loads proto/switchboard/v1/switchboard.proto at start.
+// user-join (ack with the list, notification "X joined the chat" to the others), chat-message
+// (to everyone, with username and timestamp), the user list to everyone on every change, and
+// cleanup on disconnect ("X left the chat"); the contract of ../chat.h. Loads proto/switchboard/v1/switchboard.proto at start.
 "use strict";
 
 const path = require("node:path");
@@ -69,8 +69,7 @@ async function onClientEvent(event) {
     if (users.has(event.socket_id)) return ack(event, { ok: false, error: "already joined" });
     if (!name || Buffer.byteLength(name) > 32) return ack(event, { ok: false, error: "invalid username" });
     users.set(event.socket_id, name);
-    await publish("user-joined", { username: name, message: `${name} joined the chat`, timestamp: Date.now() },
-      event.socket_id);
+    await publish("notification", `${name} joined the chat`, event.socket_id);
     await userList();
     return ack(event, { ok: true, username: name, users: [...users.values()] });
   }
@@ -89,7 +88,7 @@ async function onDisconnect(socketId) {
   const name = users.get(socketId);
   if (name === undefined) return;
   users.delete(socketId);
-  await publish("user-left", { username: name, message: `${name} left the chat`, timestamp: Date.now() });
+  await publish("notification", `${name} left the chat`, socketId);
   await userList();
 }
 

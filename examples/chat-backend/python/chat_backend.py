@@ -3,9 +3,9 @@
 
     /usr/bin/python3 chat_backend.py --server 127.0.0.1:50051 [--namespace /] [--token T]
 
-user-join (ack with the list, "X joined the chat" to the others), chat-message (to everyone,
-with username and timestamp), the user list to everyone on every change, and cleanup on
-disconnect; the contract of ../chat.h. Needs Debian's python3-grpcio and python3-grpc-tools:
+user-join (ack with the list, notification "X joined the chat" to the others), chat-message
+(to everyone, with username and timestamp), the user list to everyone on every change, and
+cleanup on disconnect ("X left the chat"); the contract of ../chat.h. Needs Debian's python3-grpcio and python3-grpc-tools:
 the stubs are generated from proto/ at start (python3 -m grpc_tools.protoc).
 """
 
@@ -73,8 +73,7 @@ class ChatBackend:
             if not name or len(name.encode()) > 32:
                 return self.ack(event, {"ok": False, "error": "invalid username"})
             self.users[event.socket_id] = name
-            self.publish("user-joined", {"username": name, "message": f"{name} joined the chat",
-                                         "timestamp": int(time.time() * 1000)}, event.socket_id)
+            self.publish("notification", f"{name} joined the chat", event.socket_id)
             self.publish("user-list", list(self.users.values()))
             self.ack(event, {"ok": True, "username": name, "users": list(self.users.values())})
         elif event.event == "chat-message":
@@ -93,8 +92,7 @@ class ChatBackend:
     def on_disconnect(self, socket_id):
         name = self.users.pop(socket_id, None)
         if name is not None:
-            self.publish("user-left", {"username": name, "message": f"{name} left the chat",
-                                       "timestamp": int(time.time() * 1000)})
+            self.publish("notification", f"{name} left the chat", socket_id)
             self.publish("user-list", list(self.users.values()))
 
     def watch(self, stop):

@@ -1,7 +1,9 @@
 // The chat backend's core (examples/chat-backend/chat.h) on its own: WatchEvents events in, the
 // Publish and Ack calls it would make out, with a fixed clock. Who gets what (everyone, everyone
 // but one socket, the asker's ack), the user list and its order, and the cleanup on a disconnect
-// (any reason, an edge timeout included) and after a resync.
+// (any reason, an edge timeout included) and after a resync. Event names and payloads are the
+// seed's "complete chat application": joins and leaves are the plain string `notification`
+// "alice joined the chat" / "alice left the chat" to everyone but that user.
 #include "chat.h"
 
 #include <gmock/gmock.h>
@@ -103,7 +105,7 @@ class ChatTest : public ::testing::Test {
   // Joins `name` from `socket` without an ack; expects it to succeed.
   void Join(const std::string& socket, const std::string& name) {
     std::vector<Call> calls = Emit(socket, "user-join", {json(name).dump()});
-    ASSERT_THAT(Events(calls), ElementsAre("user-joined", "user-list")) << name;
+    ASSERT_THAT(Events(calls), ElementsAre("notification", "user-list")) << name;
   }
 
   // The error an ack carries.
@@ -119,14 +121,12 @@ class ChatTest : public ::testing::Test {
 
 TEST_F(ChatTest, JoinNoticesTheOthersListsEveryoneAndAcksTheJoiner) {
   std::vector<Call> calls = Emit("s1", "user-join", {R"("alice")"}, "e1.n.1");
-  ASSERT_THAT(Events(calls), ElementsAre("user-joined", "user-list", "ack"));
+  ASSERT_THAT(Events(calls), ElementsAre("notification", "user-list", "ack"));
 
-  // The notice first, to everyone but the joiner.
+  // The notice first, to everyone but the joiner: a plain string, as the seed sends it.
   EXPECT_EQ(calls[0].nsp, "/");
   EXPECT_THAT(calls[0].except_sockets, ElementsAre("s1"));
-  EXPECT_EQ(
-      calls[0].arg,
-      (json{{"username", "alice"}, {"message", "alice joined the chat"}, {"timestamp", kNow}}));
+  EXPECT_EQ(calls[0].arg, json("alice joined the chat"));
   // Then the list, to everyone.
   EXPECT_EQ(calls[1].nsp, "/");
   EXPECT_THAT(calls[1].except_sockets, IsEmpty());
@@ -137,9 +137,9 @@ TEST_F(ChatTest, JoinNoticesTheOthersListsEveryoneAndAcksTheJoiner) {
             (json{{"ok", true}, {"username", "alice"}, {"users", json::array({"alice"})}}));
 
   calls = Emit("s2", "user-join", {R"({"username":"  bob "})"}, "e2.n.7");
-  ASSERT_THAT(Events(calls), ElementsAre("user-joined", "user-list", "ack"));
+  ASSERT_THAT(Events(calls), ElementsAre("notification", "user-list", "ack"));
   EXPECT_THAT(calls[0].except_sockets, ElementsAre("s2"));
-  EXPECT_EQ(calls[0].arg["message"], "bob joined the chat") << "the name is trimmed";
+  EXPECT_EQ(calls[0].arg, json("bob joined the chat")) << "the name is trimmed";
   EXPECT_EQ(calls[1].arg, json::array({"alice", "bob"})) << "join order";
   EXPECT_EQ(calls[2].arg["users"], json::array({"alice", "bob"}));
   EXPECT_THAT(chat_.Usernames(), ElementsAre("alice", "bob"));
@@ -147,7 +147,7 @@ TEST_F(ChatTest, JoinNoticesTheOthersListsEveryoneAndAcksTheJoiner) {
 
 TEST_F(ChatTest, NoAckIsSentWhenTheClientDidNotAskForOne) {
   EXPECT_THAT(Events(Emit("s1", "user-join", {R"("alice")"})),
-              ElementsAre("user-joined", "user-list"));
+              ElementsAre("notification", "user-list"));
   EXPECT_THAT(Events(Emit("s1", "chat-message", {R"("hi")"})), ElementsAre("chat-message"));
   // Errors too: nothing at all without an ack to carry them.
   EXPECT_THAT(Emit("s1", "user-join", {R"("again")"}), IsEmpty());
@@ -175,7 +175,7 @@ TEST_F(ChatTest, InvalidUsernamesAreRefusedAndChangeNothing) {
   // The longest name that fits.
   const std::string longest(kMaxUsernameBytes, 'y');
   EXPECT_THAT(Events(Emit("s1", "user-join", {json(longest).dump()}, "r")),
-              ElementsAre("user-joined", "user-list", "ack"));
+              ElementsAre("notification", "user-list", "ack"));
   EXPECT_EQ(Error(Emit("s1", "user-join", {R"("other")"}, "r")), "already joined");
   EXPECT_THAT(chat_.Usernames(), ElementsAre(longest));
 }
@@ -239,10 +239,9 @@ TEST_F(ChatTest, ADisconnectNoticesTheOthersAndUpdatesTheList) {
   Join("s3", "carol");
 
   std::vector<Call> calls = Disconnect("s2", "transport close");
-  ASSERT_THAT(Events(calls), ElementsAre("user-left", "user-list"));
+  ASSERT_THAT(Events(calls), ElementsAre("notification", "user-list"));
   EXPECT_THAT(calls[0].except_sockets, ElementsAre("s2"));
-  EXPECT_EQ(calls[0].arg,
-            (json{{"username", "bob"}, {"message", "bob left the chat"}, {"timestamp", kNow}}));
+  EXPECT_EQ(calls[0].arg, json("bob left the chat"));
   EXPECT_THAT(calls[1].except_sockets, IsEmpty());
   EXPECT_EQ(calls[1].arg, json::array({"alice", "carol"})) << "join order kept";
 
@@ -263,10 +262,10 @@ TEST_F(ChatTest, TheSocketsOfADeadEdgeLeaveOneByOne) {
   // The broker turns the dead edge's sockets into disconnects with reason "edge timeout".
   std::vector<Call> bob = Disconnect("b.1", "edge timeout");
   std::vector<Call> eve = Disconnect("b.2", "edge timeout");
-  ASSERT_THAT(Events(bob), ElementsAre("user-left", "user-list"));
-  ASSERT_THAT(Events(eve), ElementsAre("user-left", "user-list"));
-  EXPECT_EQ(bob[0].arg["message"], "bob left the chat");
-  EXPECT_EQ(eve[0].arg["message"], "eve left the chat");
+  ASSERT_THAT(Events(bob), ElementsAre("notification", "user-list"));
+  ASSERT_THAT(Events(eve), ElementsAre("notification", "user-list"));
+  EXPECT_EQ(bob[0].arg, json("bob left the chat"));
+  EXPECT_EQ(eve[0].arg, json("eve left the chat"));
   EXPECT_EQ(eve[1].arg, json::array({"alice"}));
 }
 
@@ -275,7 +274,7 @@ TEST_F(ChatTest, AUserWhoLeavesWhileTypingStopsTyping) {
   Join("s2", "bob");
   ASSERT_THAT(Events(Emit("s2", "typing", {"true"})), ElementsAre("typing"));
   std::vector<Call> calls = Disconnect("s2", "ping timeout");
-  ASSERT_THAT(Events(calls), ElementsAre("typing", "user-left", "user-list"));
+  ASSERT_THAT(Events(calls), ElementsAre("typing", "notification", "user-list"));
   EXPECT_THAT(calls[0].except_sockets, ElementsAre("s2"));
   EXPECT_EQ(calls[0].arg, (json{{"username", "bob"}, {"isTyping", false}}));
 
@@ -283,7 +282,8 @@ TEST_F(ChatTest, AUserWhoLeavesWhileTypingStopsTyping) {
   Join("s3", "carol");
   ASSERT_THAT(Events(Emit("s3", "typing", {})), ElementsAre("typing"));
   ASSERT_THAT(Events(Emit("s3", "stop-typing", {})), ElementsAre("typing"));
-  EXPECT_THAT(Events(Disconnect("s3", "transport close")), ElementsAre("user-left", "user-list"));
+  EXPECT_THAT(Events(Disconnect("s3", "transport close")),
+              ElementsAre("notification", "user-list"));
 }
 
 TEST_F(ChatTest, ResyncDropsTheUsersWhoseSocketsAreGone) {
@@ -291,13 +291,15 @@ TEST_F(ChatTest, ResyncDropsTheUsersWhoseSocketsAreGone) {
   Join("s2", "bob");
   Join("s3", "carol");
   std::vector<Call> calls = Describe(chat_.Resync({"s1", "s3", "s-new"}));
-  ASSERT_THAT(Events(calls), ElementsAre("user-left", "user-list"));
-  EXPECT_EQ(calls[0].arg["username"], "bob");
+  ASSERT_THAT(Events(calls), ElementsAre("notification", "user-list"));
+  EXPECT_EQ(calls[0].arg, json("bob left the chat"));
+  EXPECT_THAT(calls[0].except_sockets, ElementsAre("s2"));
   EXPECT_EQ(calls[1].arg, json::array({"alice", "carol"}));
 
   EXPECT_THAT(chat_.Resync({"s1", "s3"}), IsEmpty()) << "nothing changed";
   calls = Describe(chat_.Resync({}));
-  EXPECT_THAT(Events(calls), ElementsAre("user-left", "user-list", "user-left", "user-list"));
+  EXPECT_THAT(Events(calls),
+              ElementsAre("notification", "user-list", "notification", "user-list"));
   EXPECT_EQ(calls.back().arg, json::array());
   EXPECT_THAT(chat_.Usernames(), IsEmpty());
 }

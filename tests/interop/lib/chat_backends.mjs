@@ -47,12 +47,25 @@ export function startChatBackend(kind, brokers) {
   }
 }
 
-/** Connects an official client; every chat event it receives is recorded in `socket.got`. */
+/**
+ * Connects an official client; every chat event it receives is recorded in `socket.got` (the
+ * argument; all of them, as an array, if there are several). `user-joined` / `user-left` are
+ * recorded to show that none come: the seed's chat announces joins and leaves as `notification`.
+ */
 export async function chatClient(url, sockets, { transport = "websocket" } = {}) {
   const socket = io(url, { transports: [transport], forceNew: true, reconnection: false, timeout: WAIT_MS });
   sockets.push(socket);
-  socket.got = { "user-list": [], "user-joined": [], "user-left": [], "chat-message": [], typing: [] };
-  for (const [event, list] of Object.entries(socket.got)) socket.on(event, (arg) => list.push(arg));
+  socket.got = {
+    "user-list": [],
+    notification: [],
+    "chat-message": [],
+    typing: [],
+    "user-joined": [],
+    "user-left": [],
+  };
+  for (const [event, list] of Object.entries(socket.got)) {
+    socket.on(event, (arg, ...more) => list.push(more.length ? [arg, ...more] : arg));
+  }
   await withTimeout(
     new Promise((resolve, reject) => {
       socket.once("connect", resolve);
@@ -109,23 +122,28 @@ export async function defineCoreChatTest(kind) {
       users: ["alice", "bob"],
     });
     for (const s of [alice, bob]) await has(s, "user-list", (l) => JSON.stringify(l) === '["alice","bob"]');
-    const notice = await has(alice, "user-joined", (n) => n.username === "bob");
-    assert.equal(notice.message, "bob joined the chat");
-    assert.equal(typeof notice.timestamp, "number");
+    // The seed: socket.broadcast.emit("notification", `${username} joined the chat`), a plain string.
+    await has(alice, "notification", (n) => n === "bob joined the chat");
     // bob has the list, published after the notice: he would have had it by now.
-    assert.deepEqual(bob.got["user-joined"].map((n) => n.username), ["alice"], "bob is not told about himself");
+    assert.deepEqual(bob.got.notification, ["alice joined the chat"], "bob is not told about himself");
 
     const sentAt = Date.now();
     assert.deepEqual(await call(bob, "chat-message", "hello"), { ok: true });
     for (const s of [alice, bob]) {
       const m = await has(s, "chat-message", (x) => x.message === "hello");
-      assert.equal(m.username, "bob");
       assert.ok(Math.abs(m.timestamp - sentAt) < 60_000, "timestamp is now");
+      // The seed: io.emit("chat-message", { username, message, timestamp }).
+      assert.deepEqual(m, { username: "bob", message: "hello", timestamp: m.timestamp });
+      assert.deepEqual(Object.keys(m), ["username", "message", "timestamp"]);
     }
 
     bob.disconnect();
-    const left = await has(alice, "user-left", (n) => n.username === "bob");
-    assert.equal(left.message, "bob left the chat");
+    // The seed: socket.broadcast.emit("notification", `${user.username} left the chat`).
+    await has(alice, "notification", (n) => n === "bob left the chat");
     await eventually(() => assert.deepEqual(alice.got["user-list"].at(-1), ["alice"]), { what: "list without bob" });
+    assert.deepEqual(alice.got.notification, ["bob joined the chat", "bob left the chat"]);
+    for (const s of [alice, bob]) {
+      assert.deepEqual([s.got["user-joined"], s.got["user-left"]], [[], []], "no other join / leave events");
+    }
   });
 }
