@@ -217,11 +217,11 @@ absl::StatusOr<RefAlt> ParseAlt(std::string_view alt, unsigned vars, std::string
                                 std::string_view path) {
   RefAlt r;
   auto unknown = [&]() {
-    return Error(path, Cat("unknown reference \"", alt,
-                                    "\" (known: $, $.field, $args, $socket.id, $socket.userId, "
-                               "$socket.claims.name, $now, $event, $nsp",
-                                    (vars & kVarRoom) ? ", $room" : "",
-                                    (vars & kVarError) ? ", $error" : "", ")"));
+    return Error(
+        path, Cat("unknown reference \"", alt,
+                  "\" (known: $, $.field, $args, $socket.id, $socket.userId, "
+                  "$socket.claims.name, $now, $event, $nsp",
+                  (vars & kVarRoom) ? ", $room" : "", (vars & kVarError) ? ", $error" : "", ")"));
   };
   if (alt == "$") {
     r.source = RefAlt::kArg0;
@@ -360,8 +360,7 @@ Json EvalAlt(const RefAlt& a, const RuleContext& ctx) {
       return v ? *v : Discarded();
     }
     case RefAlt::kSocketId: return std::string(ctx.socket_id);
-    case RefAlt::kUserId:
-      return ctx.user_id.empty() ? Discarded() : Json(std::string(ctx.user_id));
+    case RefAlt::kUserId: return ctx.user_id.empty() ? Discarded() : Json(std::string(ctx.user_id));
     case RefAlt::kClaims: {
       const Json* v = Walk(ctx.claims, a.path);
       return v ? *v : Discarded();

@@ -43,7 +43,7 @@ struct RuleContext {
 
 // Which variables a template may use; checked at load time.
 enum TemplateVars : unsigned {
-  kVarsBase = 0,      // $, $.path, $args, $socket.id/.userId/.claims, $now, $event, $nsp
+  kVarsBase = 0,        // $, $.path, $args, $socket.id/.userId/.claims, $now, $event, $nsp
   kVarRoom = 1u << 0,   // $room
   kVarError = 1u << 1,  // $error
 };

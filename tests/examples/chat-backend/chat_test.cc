@@ -298,8 +298,7 @@ TEST_F(ChatTest, ResyncDropsTheUsersWhoseSocketsAreGone) {
 
   EXPECT_THAT(chat_.Resync({"s1", "s3"}), IsEmpty()) << "nothing changed";
   calls = Describe(chat_.Resync({}));
-  EXPECT_THAT(Events(calls),
-              ElementsAre("notification", "user-list", "notification", "user-list"));
+  EXPECT_THAT(Events(calls), ElementsAre("notification", "user-list", "notification", "user-list"));
   EXPECT_EQ(calls.back().arg, json::array());
   EXPECT_THAT(chat_.Usernames(), IsEmpty());
 }
