@@ -10,7 +10,8 @@ namespace chat {
 namespace {
 
 namespace v1 = switchboard::v1;
-using nlohmann::json;
+// Ordered: fields go out in the order written, the seed's ({username, message, timestamp}).
+using json = nlohmann::ordered_json;
 
 int64_t SystemNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
