@@ -10,6 +10,7 @@
 #include "cluster/latency_histogram.h"
 #include "cluster/membership_journal.h"
 #include "edge/engineio/server.h"
+#include "edge/engineio/websocket.h"
 #include "edge/http/server.h"
 #include "edge/socketio/server.h"
 #include "services/health.h"
@@ -171,6 +172,11 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
       limit("http_headers_timeout", h.headers_timeout);
       limit("http_body_timeout", h.body_timeout);
       limit("http_idle_timeout", h.idle_timeout);
+      // A stalled WebSocket is counted by its transport; a response or, with
+      // TLS, a record by the HTTP server.
+      limit("http_write_timeout", h.write_timeout + eio::WebSocketTransport::write_timeouts());
+      limit("http_max_pending_connections", h.pending_connections);
+      limit("descriptors", h.descriptors + eio::WebSocketTransport::descriptor_failures());
     }
     out.push_back(std::move(limits));
     auto rate = CounterFamily("switchboard_rate_limit_hits_total",

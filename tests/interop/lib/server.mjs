@@ -106,6 +106,9 @@ export async function stopProcess(proc, exited, prefix, signal = "SIGTERM") {
  * @param {object} [options.env] extra environment variables of the child.
  * @param {boolean} [options.listen] add `--listen 127.0.0.1:0` when absent (default true).
  * @param {string} [options.name] log prefix (default: the binary's name).
+ * @param {string[]} [options.launcher] a command that runs the binary, e.g.
+ *   `["prlimit", "--nofile=64:64"]` (it must exec the binary, so that the child's pid is the
+ *   binary's).
  * @returns {Promise<{port: number, url: string, grpcPort: number, grpcAddress: string,
  *           proc: import("node:child_process").ChildProcess,
  *           exited: Promise<{code: number|null, signal: string|null}>,
@@ -131,7 +134,8 @@ export async function startServer(binaryName, args = [], options = {}) {
     fullArgs.push("--drain-window-ms", "200");
   }
 
-  const proc = spawn(binary, fullArgs, {
+  const launcher = options.launcher ?? [];
+  const proc = spawn(launcher[0] ?? binary, [...launcher.slice(1), ...(launcher.length ? [binary] : []), ...fullArgs], {
     stdio: ["ignore", "pipe", "pipe"],
     ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
   });
