@@ -113,6 +113,7 @@ class Edge:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc.stdout.close()
         return self.proc.returncode
 
 
