@@ -12,6 +12,7 @@
 #include "edge/engineio/server.h"
 #include "edge/engineio/websocket.h"
 #include "edge/http/server.h"
+#include "edge/runtime.h"
 #include "edge/socketio/server.h"
 #include "services/health.h"
 #include "services/version.h"
@@ -179,6 +180,10 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
       limit("descriptors", h.descriptors + eio::WebSocketTransport::descriptor_failures());
     }
     out.push_back(std::move(limits));
+    AppendCounter(out, "switchboard_handler_exceptions_total",
+                  "Exceptions that escaped an I/O thread's handler (logged; the thread went on). "
+                  "Nothing is meant to throw: a bug.",
+                  static_cast<double>(edge::Runtime::EscapedExceptions()));
     auto rate = CounterFamily("switchboard_rate_limit_hits_total",
                               "Handshakes and client events refused by a rate limit.");
     AddSample(rate, static_cast<double>(eio_limits.handshake_rate), {{"limit", "handshake"}});
