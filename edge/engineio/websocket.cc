@@ -121,8 +121,9 @@ void WebSocketTransport::Watch() {
   if (watched_ || socket_closed_) return;
   if (!poller_.Add(fd_, this)) {
     // Out of descriptors for the shard's epoll set (or epoll refused the
-    // socket): this connection is refused, the process goes on.
-    if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
+    // socket, ENOSPC: fs.epoll.max_user_watches): this connection is refused,
+    // the process goes on.
+    if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOSPC) {
       descriptor_failures_.fetch_add(1, std::memory_order_relaxed);
     }
     return Lost("transport error");
