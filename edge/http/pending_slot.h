@@ -7,9 +7,9 @@
 namespace switchboard::edge {
 
 // Held by an HTTP connection while it has no request in progress (just
-// accepted, in its TLS handshake, or waiting for a request's headers): such
-// connections are capped (HttpOptions::max_pending_connections), so that idle
-// sockets cannot fill the descriptor table. Empty: no slot held.
+// accepted, in its TLS handshake, waiting for a request's headers, idle
+// between keep-alive requests): such connections are capped (HttpOptions::max_pending_connections),
+// so that idle sockets cannot fill the descriptor table. Empty: no slot held.
 class PendingSlot {
  public:
   PendingSlot() = default;

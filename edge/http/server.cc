@@ -132,10 +132,9 @@ void HttpServer::AcceptFailed(const boost::system::error_code& ec) {
       ::close(reserve_fd_);
       int fd = ::accept4(acceptor_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
       if (fd >= 0) ::close(fd);
-      reserve_fd_ = OpenReserve();
-    } else {
-      reserve_fd_ = OpenReserve();
     }
+    // (Taken by another thread meanwhile: -1, tried again next time.)
+    reserve_fd_ = OpenReserve();
   }
   // Out of descriptors or memory: pause accepting instead of spinning, as
   // nginx and Envoy do; descriptors come back as connections close.
