@@ -46,6 +46,10 @@ RUN ! ldd /usr/local/bin/switchboard /usr/local/bin/sbctl | grep 'not found' \
  && switchboard --help >/dev/null && sbctl --help >/dev/null
 
 USER 10001:10001
+# Open files: switchboard raises its soft RLIMIT_NOFILE to the hard limit at start and warns when
+# limits.maxConnections × 1 descriptor (3 with --tls-cert) + 256 is above it. The hard limit is
+# the container runtime's: `docker run --ulimit nofile=65536:65536 ...`, compose `ulimits:
+# nofile:`, in Kubernetes the runtime's default (helm/switchboard/values.yaml).
 # 3000: Socket.IO (edge, standalone); 50051: gRPC API (broker, standalone);
 # 9464: /healthz, /readyz, /metrics (--admin-listen).
 EXPOSE 3000 50051 9464

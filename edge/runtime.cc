@@ -1,11 +1,34 @@
 #include "edge/runtime.h"
 
 #include <boost/asio/post.hpp>
+#include <cstdio>
+#include <exception>
 
 namespace switchboard::edge {
 namespace {
 thread_local int current_shard = -1;
+std::atomic<uint64_t> escaped_exceptions{0};
+
+// Runs `ioc` until it stops. A handler that throws (a bug: handlers report
+// errors, they do not throw) costs that handler, not the process: the loop
+// goes on with the next one.
+void RunShard(boost::asio::io_context& ioc) {
+  for (;;) {
+    try {
+      ioc.run();
+      return;
+    } catch (const std::exception& e) {
+      escaped_exceptions.fetch_add(1, std::memory_order_relaxed);
+      std::fprintf(stderr, "switchboard: I/O thread %d: handler threw: %s (continuing)\n",
+                   current_shard, e.what());
+    } catch (...) {
+      escaped_exceptions.fetch_add(1, std::memory_order_relaxed);
+      std::fprintf(stderr, "switchboard: I/O thread %d: handler threw (continuing)\n",
+                   current_shard);
+    }
+  }
 }
+}  // namespace
 
 Runtime::Runtime(unsigned threads) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
@@ -25,6 +48,8 @@ Runtime::~Runtime() {
 
 int Runtime::CurrentShard() { return current_shard; }
 
+uint64_t Runtime::EscapedExceptions() { return escaped_exceptions.load(std::memory_order_relaxed); }
+
 void Runtime::Post(size_t shard, std::function<void()> fn) {
   boost::asio::post(*shards_[shard]->ioc, std::move(fn));
 }
@@ -33,7 +58,7 @@ void Runtime::Start() {
   for (size_t i = 0; i < shards_.size(); ++i) {
     threads_.emplace_back([this, i] {
       current_shard = static_cast<int>(i);
-      shards_[i]->ioc->run();
+      RunShard(*shards_[i]->ioc);
       current_shard = -1;
     });
   }

@@ -1,7 +1,9 @@
 #pragma once
 
-#include <boost/asio/io_context.hpp>
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -28,6 +30,10 @@ class Runtime {
   static int CurrentShard();
 
   void Post(size_t shard, std::function<void()> fn);
+
+  // Exceptions that escaped a handler on any shard since the start: each was
+  // logged to stderr and its shard kept running (nothing is meant to throw).
+  static uint64_t EscapedExceptions();
 
   // Starts the threads and returns.
   void Start();

@@ -2,6 +2,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -95,6 +96,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 struct AdminServer::Impl {
   net::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
+  // Accept pauses after a failure (out of descriptors) instead of spinning.
+  net::steady_timer backoff{ioc};
   MetricsFn metrics;
   ReadyFn ready;
   uint16_t port = 0;
@@ -103,7 +106,14 @@ struct AdminServer::Impl {
   void Accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted) return;
-      if (!ec) std::make_shared<Connection>(std::move(socket), metrics, ready)->Read();
+      if (ec) {
+        backoff.expires_after(std::chrono::milliseconds(100));
+        backoff.async_wait([this](beast::error_code ec) {
+          if (!ec && acceptor.is_open()) Accept();
+        });
+        return;
+      }
+      std::make_shared<Connection>(std::move(socket), metrics, ready)->Read();
       Accept();
     });
   }

@@ -752,7 +752,7 @@ absl::Status ParseLimits(const Json& spec, std::string_view path, Config& config
       if (!value.is_object()) return TypeError(kpath, "an object", value);
       SB_RETURN_IF_ERROR(CheckKeys(value, kpath,
                                    {"maxHeaderBytes", "headersTimeout", "bodyTimeout",
-                                    "idleTimeout"}));
+                                    "idleTimeout", "writeTimeout", "maxPendingConnections"}));
       edge::HttpOptions& http = config.http;
       for (const auto& [hkey, hvalue] : value.items()) {
         std::string hpath = Child(kpath, hkey);
@@ -764,6 +764,10 @@ absl::Status ParseLimits(const Json& spec, std::string_view path, Config& config
           SB_ASSIGN_OR_RETURN(http.body_timeout, GetMs(hvalue, hpath));
         } else if (hkey == "idleTimeout") {
           SB_ASSIGN_OR_RETURN(http.idle_timeout, GetMs(hvalue, hpath));
+        } else if (hkey == "writeTimeout") {
+          SB_ASSIGN_OR_RETURN(http.write_timeout, GetMs(hvalue, hpath));
+        } else if (hkey == "maxPendingConnections") {
+          SB_ASSIGN_OR_RETURN(http.max_pending_connections, GetUint(hvalue, hpath, 0, 100000000));
         }
       }
     }

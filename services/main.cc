@@ -57,6 +57,7 @@
 #include "services/client_auth.h"
 #include "services/config.h"
 #include "services/connect_hook.h"
+#include "services/descriptor_limit.h"
 #include "services/health.h"
 #include "services/logging.h"
 #include "services/metrics.h"
@@ -632,6 +633,8 @@ int main(int argc, char** argv) {
                  "(edge, standalone); the API's are --api-tls-*\n";
     return 2;
   }
+  // Every role: as many descriptors as the hard limit allows.
+  const services::DescriptorLimit nofile = services::RaiseDescriptorLimit();
   if (flags.role == "broker") {
     if (!log_level.empty()) spdlog::set_level(spdlog::level::from_str(log_level));
     return RunBroker(flags);
@@ -655,6 +658,20 @@ int main(int argc, char** argv) {
   if (threads) config->threads = *threads;
   if (!log_level.empty()) config->log_level = log_level;
   spdlog::set_level(spdlog::level::from_str(config->log_level));
+  if (const uint64_t needed =
+          services::DescriptorsNeeded(config->engine.max_connections, !flags.tls_cert.empty());
+      needed > nofile.soft) {
+    // Past the limit a connection is refused (and counted), never a crash;
+    // still, limits.maxConnections is then not what the edge can hold.
+    spdlog::warn(
+        "open-file limit (RLIMIT_NOFILE) is {} (hard {}), but limits.maxConnections {} "
+        "needs about {} descriptors ({} per connection{} plus {}): raise it (ulimit -n, "
+        "systemd LimitNOFILE=, docker --ulimit nofile=N:N) or lower maxConnections",
+        nofile.soft, nofile.hard, config->engine.max_connections, needed,
+        flags.tls_cert.empty() ? services::kDescriptorsPerConnection
+                               : services::kDescriptorsPerTlsConnection,
+        flags.tls_cert.empty() ? "" : " with --tls-cert", services::kDescriptorReserve);
+  }
 
   try {
     return RunEdge(std::move(*config), flags);

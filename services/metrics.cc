@@ -10,7 +10,9 @@
 #include "cluster/latency_histogram.h"
 #include "cluster/membership_journal.h"
 #include "edge/engineio/server.h"
+#include "edge/engineio/websocket.h"
 #include "edge/http/server.h"
+#include "edge/runtime.h"
 #include "edge/socketio/server.h"
 #include "services/health.h"
 #include "services/version.h"
@@ -171,8 +173,17 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
       limit("http_headers_timeout", h.headers_timeout);
       limit("http_body_timeout", h.body_timeout);
       limit("http_idle_timeout", h.idle_timeout);
+      // A stalled WebSocket is counted by its transport; a response or, with
+      // TLS, a record by the HTTP server.
+      limit("http_write_timeout", h.write_timeout + eio::WebSocketTransport::write_timeouts());
+      limit("http_max_pending_connections", h.pending_connections);
+      limit("descriptors", h.descriptors + eio::WebSocketTransport::descriptor_failures());
     }
     out.push_back(std::move(limits));
+    AppendCounter(out, "switchboard_handler_exceptions_total",
+                  "Exceptions that escaped an I/O thread's handler (logged; the thread went on). "
+                  "Nothing is meant to throw: a bug.",
+                  static_cast<double>(edge::Runtime::EscapedExceptions()));
     auto rate = CounterFamily("switchboard_rate_limit_hits_total",
                               "Handshakes and client events refused by a rate limit.");
     AddSample(rate, static_cast<double>(eio_limits.handshake_rate), {{"limit", "handshake"}});

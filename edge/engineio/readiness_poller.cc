@@ -1,9 +1,8 @@
 #include "edge/engineio/readiness_poller.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
-
-#include <system_error>
 
 namespace switchboard::eio {
 namespace net = boost::asio;
@@ -19,18 +18,35 @@ net::io_context& AsIoContext(net::execution_context& context) {
 }  // namespace
 
 ReadinessPoller::ReadinessPoller(net::execution_context& context)
-    : net::execution_context::service(context),
-      ioc_(AsIoContext(context)),
-      epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)),
-      watch_(ioc_) {
-  if (epoll_fd_ < 0) {
-    throw std::system_error(errno, std::generic_category(), "epoll_create1");
-  }
+    : net::execution_context::service(context), ioc_(AsIoContext(context)), watch_(ioc_) {
+  // Out of descriptors now (this may run inside a request handler): Add()
+  // tries again, and fails the one socket it is asked to watch.
+  Open();
+}
+
+bool ReadinessPoller::Open() {
+  if (epoll_fd_ >= 0) return true;
+  int fd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (fd < 0) return false;
   // The stream_descriptor owns its own duplicate, so that closing it (at
   // shutdown) and closing epoll_fd_ (in the destructor) are independent.
-  int watched = ::dup(epoll_fd_);
-  if (watched < 0) throw std::system_error(errno, std::generic_category(), "dup");
-  watch_.assign(watched);
+  int watched = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (watched < 0) {
+    int error = errno;
+    ::close(fd);
+    errno = error;
+    return false;
+  }
+  boost::system::error_code ec;
+  watch_.assign(watched, ec);
+  if (ec) {
+    ::close(watched);
+    ::close(fd);
+    errno = EINVAL;
+    return false;
+  }
+  epoll_fd_ = fd;
+  return true;
 }
 
 ReadinessPoller::~ReadinessPoller() {
@@ -49,6 +65,11 @@ void ReadinessPoller::shutdown() {
 }
 
 bool ReadinessPoller::Add(int fd, Listener* listener) {
+  if (stopped_) {
+    errno = ESHUTDOWN;
+    return false;
+  }
+  if (!Open()) return false;
   epoll_event event{};
   event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   event.data.ptr = listener;
@@ -59,7 +80,7 @@ bool ReadinessPoller::Add(int fd, Listener* listener) {
 }
 
 void ReadinessPoller::Remove(int fd, Listener* listener) {
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  if (epoll_fd_ >= 0) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   listener->unlink();
 }
 

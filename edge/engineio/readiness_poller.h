@@ -51,13 +51,16 @@ class ReadinessPoller : public boost::asio::execution_context::service {
   boost::asio::io_context::executor_type executor() { return ioc_.get_executor(); }
 
   // Watches `fd` (edge-triggered: in, out, hang-up, error) for `listener`.
-  // False when epoll refuses it (errno set).
+  // False when epoll refuses it, or when the poller's own epoll set could not
+  // be made (out of descriptors: EMFILE / ENFILE), errno set. Never throws.
   bool Add(int fd, Listener* listener);
   // Stops watching `fd` (closing the descriptor does too).
   void Remove(int fd, Listener* listener);
 
  private:
   void shutdown() override;
+  // Makes the epoll set if there is none yet; false (errno set) if it cannot.
+  bool Open();
   void Arm();
   void Drain();
 

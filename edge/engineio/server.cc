@@ -221,7 +221,8 @@ void Server::Handshake(const HttpPtr& http, bool websocket) {
     return SendError(http, 400, kBadRequest, "Bad request");
   }
   auto transport = std::make_shared<WebSocketTransport>(
-      http->TakeStream().release_socket(), std::move(*response), options_.max_http_buffer_size);
+      http->TakeStream().release_socket(), std::move(*response), options_.max_http_buffer_size,
+      http->write_timeout());
   auto session = std::make_shared<Session>(*this, std::move(id), shard, std::move(handshake),
                                            Session::Transport::kWebSocket);
   shards_[shard]->sessions.emplace(session->id(), session);
@@ -234,7 +235,8 @@ void Server::Upgrade(const HttpPtr& http, const SessionPtr& session) {
   auto response = ws::UpgradeResponse(http->request());
   if (!response.ok()) return SendError(http, 400, kBadRequest, "Bad request");
   auto transport = std::make_shared<WebSocketTransport>(
-      http->TakeStream().release_socket(), std::move(*response), options_.max_http_buffer_size);
+      http->TakeStream().release_socket(), std::move(*response), options_.max_http_buffer_size,
+      http->write_timeout());
   // Like the reference server: a WebSocket for a session that is already
   // upgrading or upgraded is accepted, then closed at once.
   if (!session->CanUpgrade()) return transport->Close();

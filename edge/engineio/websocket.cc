@@ -4,8 +4,10 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <chrono>
+#include <limits>
 #include <vector>
 
 #include "edge/engineio/session.h"
@@ -81,10 +83,13 @@ const std::string& WireBytes(const Frame& frame) {
 }  // namespace
 
 WebSocketTransport::WebSocketTransport(tcp::socket socket, std::string upgrade_response,
-                                       size_t max_message_bytes)
+                                       size_t max_message_bytes,
+                                       std::chrono::milliseconds write_timeout)
     : poller_(ReadinessPoller::Of(socket.get_executor())),
       max_message_(max_message_bytes),
-      fd_(-1) {
+      fd_(-1),
+      write_timeout_ms_(static_cast<uint32_t>(
+          std::clamp<int64_t>(write_timeout.count(), 1, std::numeric_limits<uint32_t>::max()))) {
   boost::system::error_code ignored;
   socket.non_blocking(true, ignored);
   // Not a TCP socket behind the TLS relay: then the option fails, harmlessly.
@@ -114,7 +119,15 @@ void WebSocketTransport::Attach(std::shared_ptr<Session> session) {
 
 void WebSocketTransport::Watch() {
   if (watched_ || socket_closed_) return;
-  if (!poller_.Add(fd_, this)) return Lost("transport error");
+  if (!poller_.Add(fd_, this)) {
+    // Out of descriptors for the shard's epoll set (or epoll refused the
+    // socket, ENOSPC: fs.epoll.max_user_watches): this connection is refused,
+    // the process goes on.
+    if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOSPC) {
+      descriptor_failures_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return Lost("transport error");
+  }
   watched_ = true;
   self_ = shared_from_this();
 }
@@ -288,9 +301,51 @@ void WebSocketTransport::TrySend() {
 }
 
 void WebSocketTransport::WaitWrite() {
+  // The socket was writable before (or never waited on): a new stall.
+  // (EPOLLOUT comes only once the client has taken a good part of the send
+  // buffer, so each stall follows real progress.)
+  if (!write_waiting_) StartWriteDeadline();
   // The poller reports EPOLLOUT once the kernel takes more.
   write_waiting_ = true;
   Watch();
+}
+
+void WebSocketTransport::StartWriteDeadline() {
+  if (close_sent_ || socket_closed_) return;
+  if (!timer_) timer_ = std::make_unique<Timer>(poller_.executor());
+  timer_->stalled_since = std::chrono::steady_clock::now();
+  // A wait already pending (an earlier stall) finds the new start when it
+  // fires and waits on.
+  if (!timer_waiting_) {
+    ArmTimer(timer_->stalled_since + std::chrono::milliseconds(write_timeout_ms_));
+  }
+}
+
+void WebSocketTransport::ArmTimer(std::chrono::steady_clock::time_point at) {
+  // A wait already pending is cancelled: its handler sees operation_aborted.
+  timer_->timer.expires_at(at);
+  timer_waiting_ = true;
+  timer_->timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec) return;  // cancelled: a newer wait (or none) stands
+    self->timer_waiting_ = false;
+    self->OnTimer();
+  });
+}
+
+void WebSocketTransport::OnTimer() {
+  if (socket_closed_) return;
+  // After our close frame: the linger is over.
+  if (close_sent_) return CloseSocket();
+  if (!write_waiting_) {
+    // Caught up since: nothing to watch.
+    timer_.reset();
+    return;
+  }
+  const auto deadline = timer_->stalled_since + std::chrono::milliseconds(write_timeout_ms_);
+  if (std::chrono::steady_clock::now() < deadline) return ArmTimer(deadline);
+  // The client stopped reading (our close frame included): let it go.
+  write_timeouts_.fetch_add(1, std::memory_order_relaxed);
+  Lost("transport error");
 }
 
 void WebSocketTransport::Close(bool flush) {
@@ -318,10 +373,8 @@ void WebSocketTransport::AfterCloseSent() {
   // Our half is done; the client answers with its close frame and its FIN,
   // which the read loop waits for (bounded by the linger timer).
   ::shutdown(fd_, SHUT_WR);
-  linger_ = std::make_unique<net::steady_timer>(poller_.executor(), kCloseLinger);
-  linger_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (!ec) self->CloseSocket();
-  });
+  if (!timer_) timer_ = std::make_unique<Timer>(poller_.executor());
+  ArmTimer(std::chrono::steady_clock::now() + kCloseLinger);
 }
 
 // ---- reading ---------------------------------------------------------------
@@ -508,7 +561,8 @@ void WebSocketTransport::NotifyClosed(std::string_view reason) {
 void WebSocketTransport::CloseSocket() {
   if (socket_closed_) return;
   socket_closed_ = true;
-  linger_.reset();
+  timer_.reset();
+  timer_waiting_ = false;
   out_.clear();
   out_head_ = 0;
   out_offset_ = 0;

@@ -1,7 +1,10 @@
 #pragma once
 
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,9 +33,12 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
                            private ReadinessPoller::Listener {
  public:
   // `socket` has just received the opening handshake; `upgrade_response` is
-  // the 101 answer (ws::UpgradeResponse), sent first.
+  // the 101 answer (ws::UpgradeResponse), sent first. Output that makes no
+  // progress for `write_timeout` (a client that stopped reading, before or
+  // after our close frame) closes the connection.
   WebSocketTransport(boost::asio::ip::tcp::socket socket, std::string upgrade_response,
-                     size_t max_message_bytes);
+                     size_t max_message_bytes,
+                     std::chrono::milliseconds write_timeout = std::chrono::seconds(30));
   ~WebSocketTransport();
 
   // Starts delivering messages to `session` (the first call starts reading).
@@ -67,6 +73,14 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   // Messages no longer reach the session.
   void Close(bool flush = true);
 
+  // Since the start, all transports of the process: connections closed
+  // because their output stalled past the write timeout, and connections
+  // refused because the shard's poller could not be made (out of descriptors).
+  static uint64_t write_timeouts() { return write_timeouts_.load(std::memory_order_relaxed); }
+  static uint64_t descriptor_failures() {
+    return descriptor_failures_.load(std::memory_order_relaxed);
+  }
+
  private:
   static constexpr uint8_t kRaw = 0xFF;  // bytes sent as they are (the 101)
   static constexpr size_t kBatch = 32;   // frames per sendmsg
@@ -87,6 +101,12 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   // Drops the queued frames not begun yet.
   void DropUnsent();
   void AfterCloseSent();
+  // The socket just filled up: output must make progress within the write
+  // timeout from now.
+  void StartWriteDeadline();
+  // (Re)starts the timer's wait for `at`.
+  void ArmTimer(std::chrono::steady_clock::time_point at);
+  void OnTimer();
 
   // Registers the socket with the poller (once); it then keeps itself alive
   // until the socket is closed.
@@ -125,10 +145,20 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   absl::InlinedVector<Outgoing, kInlineOut> out_;
   size_t out_offset_ = 0;  // bytes of out_[out_head_] already sent
   size_t queued_bytes_ = 0;
-  std::unique_ptr<boost::asio::steady_timer> linger_;
+  // Only while output is stalled (the write deadline) or after our close frame
+  // (the linger): a connection that keeps up holds none.
+  struct Timer {
+    explicit Timer(const boost::asio::any_io_executor& executor) : timer(executor) {}
+    boost::asio::steady_timer timer;
+    std::chrono::steady_clock::time_point stalled_since;
+  };
+  std::unique_ptr<Timer> timer_;
+  static inline std::atomic<uint64_t> write_timeouts_{0};
+  static inline std::atomic<uint64_t> descriptor_failures_{0};
   // The small fields together: a connection holds them for its whole life.
   int fd_;
   uint32_t out_head_ = 0;  // first entry not fully sent
+  uint32_t write_timeout_ms_;
   uint8_t message_opcode_ = 0;
   bool watched_ = false;
   bool reading_ = false;         // reads wanted (attached, or closing)
@@ -140,6 +170,7 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   bool close_sent_ = false;   // ... and handed to the kernel
   bool peer_closed_ = false;  // the client's close frame arrived
   bool socket_closed_ = false;
+  bool timer_waiting_ = false;  // a wait on timer_ is pending
 };
 
 }  // namespace switchboard::eio

@@ -26,8 +26,14 @@ struct HttpOptions {
   // A keep-alive connection with no request in progress is closed after this.
   // (A pending long-poll GET is the server's wait, not idleness.)
   std::chrono::milliseconds idle_timeout{30000};
-  // Writing one response (to a client that does not read) may take this long.
+  // Output (a response, WebSocket frames, the close frame, TLS records) to a
+  // client that stops reading may make no progress for this long; then the
+  // connection is closed (and counted).
   std::chrono::milliseconds write_timeout{30000};
+  // Connections with no request in progress (just accepted, in the TLS
+  // handshake, waiting for a request's headers, idle between keep-alive
+  // requests) at once; past it a new one is closed at once. 0 = unlimited.
+  size_t max_pending_connections = 10000;
   // HTTPS / WSS on this listener when set (see edge/http/tls_context.h); the
   // TLS handshake must finish within headersTimeout.
   std::shared_ptr<boost::asio::ssl::context> tls = nullptr;

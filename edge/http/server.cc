@@ -1,13 +1,17 @@
 #include "edge/http/server.h"
 
-#include <boost/asio/ip/address.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <functional>
 #include <string_view>
 
+#include "edge/engineio/readiness_poller.h"
 #include "edge/http/session.h"
 #include "edge/http/tls_relay.h"
 
@@ -18,7 +22,16 @@ using tcp = net::ip::tcp;
 HttpServer::HttpServer(Runtime& runtime, HttpOptions options)
     : runtime_(runtime), options_(std::move(options)) {}
 
-HttpServer::~HttpServer() = default;
+namespace {
+constexpr std::chrono::milliseconds kMinAcceptBackoff{10};
+constexpr std::chrono::milliseconds kMaxAcceptBackoff{500};
+
+int OpenReserve() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
+}  // namespace
+
+HttpServer::~HttpServer() {
+  if (reserve_fd_ >= 0) ::close(reserve_fd_);
+}
 
 void HttpServer::Mount(std::string path, eio::Server& server) {
   mounts_.emplace_back(std::move(path), &server);
@@ -67,7 +80,14 @@ absl::Status HttpServer::Listen() {
     return absl::UnavailableError("cannot listen on " + options_.host + ":" +
                                   std::to_string(options_.port) + ": " + ec.message());
   }
-  bound_port_ = acceptor_->local_endpoint().port();
+  bound_port_ = acceptor_->local_endpoint(ec).port();
+  reserve_fd_ = OpenReserve();
+  // Each shard's WebSocket poller now, while descriptors are plentiful (it
+  // would otherwise be made by the shard's first upgrade).
+  for (size_t shard = 0; shard < runtime_.size(); ++shard) {
+    eio::ReadinessPoller::Of(runtime_.context(shard).get_executor());
+  }
+  accept_timer_ = std::make_unique<net::steady_timer>(runtime_.context(0));
   DoAccept();
   return absl::OkStatus();
 }
@@ -77,29 +97,65 @@ void HttpServer::DoAccept() {
   acceptor_->async_accept(
       runtime_.context(shard), [this, shard](boost::system::error_code ec, tcp::socket socket) {
         if (ec == net::error::operation_aborted || !acceptor_->is_open()) return;
-        if (ec) {
-          // Out of descriptors or memory: back off instead of spinning.
-          auto timer = std::make_shared<net::steady_timer>(runtime_.context(0),
-                                                           std::chrono::milliseconds(50));
-          timer->async_wait([this, timer](boost::system::error_code) {
-            if (acceptor_->is_open()) DoAccept();
-          });
-          return;
+        if (ec) return AcceptFailed(ec);
+        accept_backoff_ = std::chrono::milliseconds(0);
+        PendingSlot slot = TakePendingSlot();
+        if (!slot) {
+          // Too many connections without a request: refuse this one.
+          socket.close(ec);
+          return DoAccept();
         }
         socket.set_option(tcp::no_delay(true), ec);
         // Start on the socket's own shard.
         if (options_.tls) {
-          auto relay = std::make_shared<TlsRelay>(*this, shard, std::move(socket), *options_.tls);
+          auto relay = std::make_shared<TlsRelay>(*this, shard, std::move(socket), *options_.tls,
+                                                  std::move(slot));
           net::post(runtime_.context(shard), [relay] { relay->Start(); });
         } else {
-          auto session = std::make_shared<HttpSession>(*this, shard, std::move(socket));
+          auto session = std::make_shared<HttpSession>(*this, shard, std::move(socket),
+                                                       std::string(), std::move(slot));
           net::post(runtime_.context(shard), [session] { session->Start(); });
         }
         DoAccept();
       });
 }
 
-void HttpServer::Adopt(size_t shard, int fd, std::string remote_address) {
+void HttpServer::AcceptFailed(const boost::system::error_code& ec) {
+  const bool no_descriptors = ec == net::error::no_descriptors ||  // EMFILE
+                              ec == boost::system::errc::too_many_files_open_in_system;
+  if (no_descriptors) {
+    Count(Limit::kDescriptors);
+    // Refuse the connection at the head of the backlog (its client sees the
+    // close at once rather than a silence), with the descriptor kept for
+    // this, as libuv does.
+    if (reserve_fd_ >= 0) {
+      ::close(reserve_fd_);
+      int fd = ::accept4(acceptor_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd >= 0) ::close(fd);
+    }
+    // (Taken by another thread meanwhile: -1, tried again next time.)
+    reserve_fd_ = OpenReserve();
+  }
+  // Out of descriptors or memory: pause accepting instead of spinning, as
+  // nginx and Envoy do; descriptors come back as connections close.
+  accept_backoff_ = std::clamp(accept_backoff_ * 2, kMinAcceptBackoff, kMaxAcceptBackoff);
+  accept_timer_->expires_after(accept_backoff_);
+  accept_timer_->async_wait([this](boost::system::error_code ec) {
+    if (!ec && acceptor_->is_open()) DoAccept();
+  });
+}
+
+PendingSlot HttpServer::TakePendingSlot() {
+  size_t before = pending_.fetch_add(1, std::memory_order_relaxed);
+  if (options_.max_pending_connections != 0 && before >= options_.max_pending_connections) {
+    pending_.fetch_sub(1, std::memory_order_relaxed);
+    Count(Limit::kPendingConnections);
+    return PendingSlot();
+  }
+  return PendingSlot(&pending_);
+}
+
+void HttpServer::Adopt(size_t shard, int fd, std::string remote_address, PendingSlot slot) {
   // A socketpair end behaves as a TCP stream for everything HttpSession does
   // (it never asks a TLS-relayed socket for its peer or sets TCP options).
   tcp::socket socket(runtime_.context(shard));
@@ -109,8 +165,8 @@ void HttpServer::Adopt(size_t shard, int fd, std::string remote_address) {
     ::close(fd);
     return;
   }
-  auto session =
-      std::make_shared<HttpSession>(*this, shard, std::move(socket), std::move(remote_address));
+  auto session = std::make_shared<HttpSession>(*this, shard, std::move(socket),
+                                               std::move(remote_address), std::move(slot));
   session->Start();
 }
 
@@ -122,6 +178,9 @@ HttpServer::LimitCounters HttpServer::limit_counters() const {
   c.idle_timeout = counters_[static_cast<size_t>(Limit::kIdleTimeout)].load();
   c.tls_handshake_failed = counters_[static_cast<size_t>(Limit::kTlsHandshakeFailed)].load();
   c.tls_handshake_timeout = counters_[static_cast<size_t>(Limit::kTlsHandshakeTimeout)].load();
+  c.write_timeout = counters_[static_cast<size_t>(Limit::kWriteTimeout)].load();
+  c.pending_connections = counters_[static_cast<size_t>(Limit::kPendingConnections)].load();
+  c.descriptors = counters_[static_cast<size_t>(Limit::kDescriptors)].load();
   return c;
 }
 
@@ -130,6 +189,7 @@ void HttpServer::Close() {
   net::post(runtime_.context(0), [this] {
     boost::system::error_code ec;
     acceptor_->close(ec);
+    if (accept_timer_) accept_timer_->cancel();
   });
 }
 

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "edge/http/options.h"
+#include "edge/http/pending_slot.h"
 #include "edge/runtime.h"
 
 namespace switchboard::eio {
@@ -49,7 +52,12 @@ class HttpServer {
   void Close();
   // Serves HTTP on `fd`, a connected stream socket on `shard` (the plaintext
   // end of a TlsRelay), for a client at `remote_address`. Call on `shard`.
-  void Adopt(size_t shard, int fd, std::string remote_address);
+  void Adopt(size_t shard, int fd, std::string remote_address, PendingSlot slot);
+  // A slot for a connection about to wait for a request; empty (and counted)
+  // at max_pending_connections.
+  PendingSlot TakePendingSlot();
+  // Connections holding a PendingSlot now.
+  size_t pending_connections() const { return pending_.load(std::memory_order_relaxed); }
 
   // Internal.
   eio::Server* Route(std::string_view target) const;
@@ -65,6 +73,11 @@ class HttpServer {
     uint64_t idle_timeout = 0;      // keep-alive connection idle for idleTimeout
     uint64_t tls_handshake_failed = 0;   // not TLS, no common cipher, bad record...
     uint64_t tls_handshake_timeout = 0;  // handshake not done within headersTimeout
+    uint64_t write_timeout = 0;          // a response or a TLS record not taken within writeTimeout
+    uint64_t pending_connections = 0;    // closed at maxPendingConnections
+    // Connections refused because the process was out of descriptors
+    // (accept, the TLS relay's socketpair): EMFILE / ENFILE.
+    uint64_t descriptors = 0;
   };
   LimitCounters limit_counters() const;
   enum class Limit {
@@ -74,6 +87,9 @@ class HttpServer {
     kIdleTimeout,
     kTlsHandshakeFailed,
     kTlsHandshakeTimeout,
+    kWriteTimeout,
+    kPendingConnections,
+    kDescriptors,
     kCount
   };
   void Count(Limit limit) {
@@ -82,6 +98,9 @@ class HttpServer {
 
  private:
   void DoAccept();
+  // accept() failed (out of descriptors or memory): refuses the connection at
+  // the head of the backlog if a reserve descriptor allows, then pauses.
+  void AcceptFailed(const boost::system::error_code& ec);
 
   Runtime& runtime_;
   HttpOptions options_;
@@ -90,6 +109,13 @@ class HttpServer {
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   uint16_t bound_port_ = 0;
   size_t next_shard_ = 0;
+  // Accept pauses after a failure: doubles while accept keeps failing.
+  std::unique_ptr<boost::asio::steady_timer> accept_timer_;
+  std::chrono::milliseconds accept_backoff_{0};
+  // Closed to make room for accepting (and at once closing) a connection
+  // when the process is out of descriptors, then opened again.
+  int reserve_fd_ = -1;
+  std::atomic<size_t> pending_{0};
   std::atomic<uint64_t> counters_[static_cast<size_t>(Limit::kCount)] = {};
 };
 

@@ -43,11 +43,12 @@ bool NoneMatchHits(std::string_view header, std::string_view etag) {
 }  // namespace
 
 HttpSession::HttpSession(HttpServer& server, size_t shard, tcp::socket socket,
-                         std::string remote_address)
+                         std::string remote_address, PendingSlot slot)
     : server_(server),
       shard_(shard),
       stream_(std::move(socket)),
-      remote_address_(std::move(remote_address)) {
+      remote_address_(std::move(remote_address)),
+      pending_(std::move(slot)) {
   if (remote_address_.empty()) remote_address_ = AddressOf(stream_.socket());
 }
 
@@ -61,6 +62,10 @@ HttpSession::HttpSession(HttpServer& server, size_t shard, tcp::socket socket,
       parser_(std::move(parser)),
       remote_address_(std::move(remote_address)) {}
 
+std::chrono::milliseconds HttpSession::write_timeout() const {
+  return server_.options().write_timeout;
+}
+
 void HttpSession::Start() { DoReadHeader(false); }
 
 void HttpSession::DoReadHeader(bool keep_alive) {
@@ -71,7 +76,10 @@ void HttpSession::DoReadHeader(bool keep_alive) {
   // Content-Length against an empty optional and fails.)
   parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
   if (!keep_alive || buffer_.size() > 0) return ReadHeader();
-  // Between requests: idle until the next one starts.
+  // Between requests: idle until the next one starts, as one of the capped
+  // connections without a request in progress.
+  pending_ = server_.TakePendingSlot();
+  if (!pending_) return Close();
   stream_.expires_after(server_.options().idle_timeout);
   stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](
                                                      beast::error_code ec, size_t n) {
@@ -99,6 +107,7 @@ void HttpSession::OnHeader(beast::error_code ec) {
   }
   if (ec == beast::error::timeout) server_.Count(HttpServer::Limit::kHeadersTimeout);
   if (ec) return Close();
+  pending_.Release();
   Dispatch();
 }
 
@@ -179,13 +188,15 @@ void HttpSession::Send(Response response) {
   if (request().method() == http::verb::head) response.body().clear();
   response_.emplace(std::move(response));
   stream_.expires_after(server_.options().write_timeout);
-  http::async_write(stream_, *response_,
-                    [self = shared_from_this()](beast::error_code ec, size_t) {
-                      bool keep = self->response_->keep_alive();
-                      self->response_.reset();
-                      if (ec || !keep) return self->Close();
-                      self->DoReadHeader(true);
-                    });
+  http::async_write(stream_, *response_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    if (ec == beast::error::timeout) {
+      self->server_.Count(HttpServer::Limit::kWriteTimeout);
+    }
+    bool keep = self->response_->keep_alive();
+    self->response_.reset();
+    if (ec || !keep) return self->Close();
+    self->DoReadHeader(true);
+  });
 }
 
 void HttpSession::MigrateTo(size_t shard) {
@@ -246,6 +257,7 @@ beast::tcp_stream HttpSession::TakeStream() {
 
 void HttpSession::Close() {
   if (taken_) return;
+  pending_.Release();
   beast::error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream_.close();

@@ -4,10 +4,13 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+
+#include "edge/http/pending_slot.h"
 
 namespace switchboard::edge {
 
@@ -26,8 +29,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   // `remote_address`: the client's, when the socket's peer is not the client
   // (a TlsRelay); empty: the socket's peer address.
+  // `slot`: held until the first request's headers have arrived.
   HttpSession(HttpServer& server, size_t shard, boost::asio::ip::tcp::socket socket,
-              std::string remote_address = {});
+              std::string remote_address = {}, PendingSlot slot = {});
   HttpSession(HttpServer& server, size_t shard, boost::asio::ip::tcp::socket socket,
               std::string remote_address, boost::beast::flat_buffer buffer,
               std::unique_ptr<RequestParser> parser);
@@ -39,6 +43,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   const http::request_header<>& request() const { return parser_->get().base(); }
   RequestParser& parser() { return *parser_; }
   const std::string& remote_address() const { return remote_address_; }
+  // How long output to this client may stall (HttpOptions::write_timeout).
+  std::chrono::milliseconds write_timeout() const;
 
   // Reads the request body (at most `limit` bytes); `done` gets the body or
   // an error (body_limit when too large).
@@ -72,6 +78,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::optional<Response> response_;
   std::string remote_address_;
   std::function<void()> on_abort_;
+  PendingSlot pending_;  // held while no request is in progress
   bool watching_ = false;
   bool taken_ = false;
 };

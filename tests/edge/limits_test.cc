@@ -749,6 +749,8 @@ TEST(LimitsConfigTest, Defaults) {
   EXPECT_EQ(config->http.headers_timeout, 10s);
   EXPECT_EQ(config->http.body_timeout, 10s);
   EXPECT_EQ(config->http.idle_timeout, 30s);
+  EXPECT_EQ(config->http.write_timeout, 30s);
+  EXPECT_EQ(config->http.max_pending_connections, 10000u);
   const auto& nsp = config->namespaces.at(0).limits;
   EXPECT_EQ(nsp.max_sockets_per_user, 0u);
   EXPECT_EQ(nsp.event_rate.rate.per_second, 50);
@@ -765,7 +767,7 @@ TEST(LimitsConfigTest, EveryKey) {
       "maxAttachmentBytes": 4096,
       "handshakeRate": {"perSecond": 0.5, "burst": 4, "maxTrackedAddresses": 100},
       "http": {"maxHeaderBytes": 2048, "headersTimeout": 100, "bodyTimeout": 200,
-               "idleTimeout": 300}
+               "idleTimeout": 300, "writeTimeout": 400, "maxPendingConnections": 9}
     },
     "namespaces": {
       "/chat": {"maxSocketsPerUser": 2,
@@ -788,6 +790,8 @@ TEST(LimitsConfigTest, EveryKey) {
   EXPECT_EQ(config->http.headers_timeout, 100ms);
   EXPECT_EQ(config->http.body_timeout, 200ms);
   EXPECT_EQ(config->http.idle_timeout, 300ms);
+  EXPECT_EQ(config->http.write_timeout, 400ms);
+  EXPECT_EQ(config->http.max_pending_connections, 9u);
   const services::NamespacePolicy* chat = nullptr;
   const services::NamespacePolicy* quiet = nullptr;
   for (const auto& p : config->namespaces) {

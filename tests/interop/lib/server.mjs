@@ -106,13 +106,17 @@ export async function stopProcess(proc, exited, prefix, signal = "SIGTERM") {
  * @param {object} [options.env] extra environment variables of the child.
  * @param {boolean} [options.listen] add `--listen 127.0.0.1:0` when absent (default true).
  * @param {string} [options.name] log prefix (default: the binary's name).
+ * @param {string[]} [options.launcher] a command that runs the binary, e.g.
+ *   `["prlimit", "--nofile=64:64"]` (it must exec the binary, so that the child's pid is the
+ *   binary's).
  * @returns {Promise<{port: number, url: string, grpcPort: number, grpcAddress: string,
  *           proc: import("node:child_process").ChildProcess,
  *           exited: Promise<{code: number|null, signal: string|null}>,
- *           stop: () => Promise<{code: number|null, signal: string|null}>}>}
+ *           stop: () => Promise<{code: number|null, signal: string|null}>,
+ *           log: string[]}>}
  *   port/url are set when "http" is awaited, grpcPort/grpcAddress ("HOST:PORT")
- *   when "grpc" is. stop() sends SIGTERM, then SIGKILL after 2 s, and resolves
- *   with how the child exited. Calling it again returns the same result.
+ *   when "grpc" is; `log` collects the child's stderr lines (its log). stop() sends SIGTERM,
+ *   then SIGKILL after 2 s, and resolves with how the child exited. Calling it again returns the same result.
  */
 export async function startServer(binaryName, args = [], options = {}) {
   const ready = options.ready ?? ["http"];
@@ -131,7 +135,10 @@ export async function startServer(binaryName, args = [], options = {}) {
     fullArgs.push("--drain-window-ms", "200");
   }
 
-  const proc = spawn(binary, fullArgs, {
+  // The child's stderr lines (its log), as they come.
+  const log = [];
+  const launcher = options.launcher ?? [];
+  const proc = spawn(launcher[0] ?? binary, [...launcher.slice(1), ...(launcher.length ? [binary] : []), ...fullArgs], {
     stdio: ["ignore", "pipe", "pipe"],
     ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
   });
@@ -187,7 +194,7 @@ export async function startServer(binaryName, args = [], options = {}) {
       }
       if (pending.size === 0) finish(resolve, where);
     });
-    forwardLines(proc.stderr, prefix);
+    forwardLines(proc.stderr, prefix, (line) => log.push(line));
   });
 
   let stopping = null;
@@ -204,7 +211,7 @@ export async function startServer(binaryName, args = [], options = {}) {
     await stop();
     throw err;
   }
-  return { ...where, proc, exited, stop };
+  return { ...where, proc, exited, stop, log };
 }
 
 /**

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <utility>
+
+namespace switchboard::edge {
+
+// Held by an HTTP connection while it has no request in progress (just
+// accepted, in its TLS handshake, waiting for a request's headers, idle
+// between keep-alive requests): such connections are capped (HttpOptions::max_pending_connections),
+// so that idle sockets cannot fill the descriptor table. Empty: no slot held.
+class PendingSlot {
+ public:
+  PendingSlot() = default;
+  explicit PendingSlot(std::atomic<size_t>* count) : count_(count) {}
+  PendingSlot(PendingSlot&& other) noexcept : count_(std::exchange(other.count_, nullptr)) {}
+  PendingSlot& operator=(PendingSlot&& other) noexcept {
+    if (this != &other) {
+      Release();
+      count_ = std::exchange(other.count_, nullptr);
+    }
+    return *this;
+  }
+  ~PendingSlot() { Release(); }
+  explicit operator bool() const { return count_ != nullptr; }
+  void Release() {
+    if (count_ != nullptr) std::exchange(count_, nullptr)->fetch_sub(1, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<size_t>* count_ = nullptr;
+};
+
+}  // namespace switchboard::edge
