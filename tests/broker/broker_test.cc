@@ -1526,6 +1526,72 @@ TEST(BrokerWatchTest, AQueueGroupSharesEachEventOnceAcrossBrokers) {
   EXPECT_EQ(Stats(*b1).forward().watch_dropped() + Stats(*b2).forward().watch_dropped(), 0u);
 }
 
+// A queue group's event that no member on this broker can take any more (the
+// last one went; the subscription lasts until a tick) is the group's alone:
+// counted as dropped, and its client's ack answered with an error at once.
+// A drop reported by a plain watcher's owner is counted but leaves the ack to
+// the backend that owns the event.
+TEST(BrokerWatchTest, AGroupEventNobodyTakesIsCountedAndItsAckFailedAtOnce) {
+  bus::InProcessBus bus;
+  BrokerOptions options = Options();
+  options.tick = 60s;  // the group's subscription stays after its member goes
+  auto broker = StartBroker(bus, options);
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> fails;  // ack_ref, error
+  auto fack = bus.Subscribe(bus::ForwardAckSubject("e1"), [&](bus::Message message) {
+    v1::ForwardAck request;
+    ASSERT_TRUE(request.ParseFromString(message.payload));
+    std::lock_guard lock(mu);
+    fails.emplace_back(request.ack_ref(), request.reply().error());
+  });
+  ASSERT_TRUE(fack.ok());
+  WatchLog log;
+  v1::WatchEventsRequest grouped;
+  grouped.set_queue_group("workers");
+  grouped.add_kinds(v1::EVENT_KIND_CLIENT_EVENT);
+  auto watch = broker->StartWatch(grouped, log.OnEvent(), log.OnClosed());
+  ASSERT_TRUE(watch.ok());
+  watch->reset();
+
+  v1::ForwardedEvent forwarded;
+  forwarded.set_edge_id("e1");
+  v1::ClientEvent* event = forwarded.mutable_event();
+  event->set_socket_id("e1.a");
+  event->set_namespace_("/");
+  event->set_event("ask");
+  event->set_wants_ack(true);
+  event->set_ack_ref("e1.n0nce.1");
+  ASSERT_TRUE(bus.Publish(bus::ForwardSubject("/", "ask"), forwarded.SerializeAsString()).ok());
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard lock(mu);
+    return !fails.empty();
+  }));
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(fails, (std::vector<std::pair<std::string, std::string>>{
+                         {"e1.n0nce.1", "watcher gone"}}));
+  }
+  v1::GetStatsResponse stats = Stats(*broker);
+  EXPECT_EQ(stats.watch().dropped(), 1u);
+  EXPECT_EQ(stats.watch().acks_failed(), 1u);
+  EXPECT_EQ(stats.forward().watch_dropped(), 1u);
+
+  v1::WatchEventsResponse plain;
+  *plain.mutable_client_event() = forwarded.event();
+  broker->WatchDropped(plain, /*owns_acks=*/false, "watcher too slow");
+  v1::WatchEventsResponse lifecycle;
+  lifecycle.mutable_connected()->mutable_socket()->set_id("e1.b");
+  broker->WatchDropped(lifecycle, /*owns_acks=*/true, "watcher too slow");
+  Flush(bus);
+  stats = Stats(*broker);
+  EXPECT_EQ(stats.watch().dropped(), 3u);
+  EXPECT_EQ(stats.watch().acks_failed(), 1u);
+  EXPECT_EQ(stats.forward().watch_dropped(), 2u);  // client events only
+  EXPECT_EQ(broker->counters().watch_dropped, 3u);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(fails.size(), 1u);
+}
+
 TEST(BrokerAckTest, AcksGoToTheEdgeTheRefNames) {
   bus::InProcessBus bus;
   auto broker = StartBroker(bus);
