@@ -37,6 +37,11 @@ using Clock = std::chrono::steady_clock;
 
 double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
+size_t Over(const std::vector<double>& values, double limit) {
+  return static_cast<size_t>(std::count_if(values.begin(), values.end(),
+                                           [limit](double v) { return v > limit; }));
+}
+
 // Sorted in place; q in [0, 1].
 double Quantile(std::vector<double>& values, double q) {
   if (values.empty()) return 0;
@@ -160,5 +165,7 @@ int main(int argc, char** argv) {
   std::printf(
       "join/leave during heartbeats (%zu calls): p50 %8.2f us  p99 %8.2f us  max %10.1f us\n",
       busy_ops.size(), Quantile(busy_ops, 0.5), Quantile(busy_ops, 0.99), Quantile(busy_ops, 1.0));
+  std::printf("join/leave calls over 1 ms: alone %zu, during heartbeats %zu\n",
+              Over(idle_ops, 1000), Over(busy_ops, 1000));
   return 0;
 }
