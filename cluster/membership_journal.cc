@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "bus/routing.h"
 #include "edge/socketio/namespace.h"
 #include "edge/socketio/socket.h"
@@ -14,6 +15,10 @@
 
 namespace switchboard::cluster {
 namespace {
+
+// The hash maps' heterogeneous lookups take absl's string_view (which need
+// not be std::string_view).
+absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 std::string RandomIncarnation() {
   std::random_device device;
@@ -140,7 +145,7 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
   ++by_transport_[{*entry.nsp, *entry.transport}];
   NspCounts& counts = counts_[*entry.nsp];
   ++counts.sockets;
-  if (std::string_view user = entry.user_id(); !user.empty()) {
+  if (absl::string_view user = AbslView(entry.user_id()); !user.empty()) {
     ++counts.users[user];
     ++total_users_[user];
   }
@@ -178,7 +183,7 @@ void MembershipJournal::OnDisconnected(const sio::Socket& socket, std::string_vi
   --by_transport_[{*entry.nsp, *entry.transport}];
   NspCounts& counts = counts_[*entry.nsp];
   --counts.sockets;
-  if (std::string_view user = entry.user_id(); !user.empty()) {
+  if (absl::string_view user = AbslView(entry.user_id()); !user.empty()) {
     for (auto* users : {&counts.users, &total_users_}) {
       auto user_it = users->find(user);
       if (user_it != users->end() && --user_it->second == 0) users->erase(user_it);
