@@ -1005,10 +1005,11 @@ class Core : public std::enable_shared_from_this<Core> {
     return absl::OkStatus();
   }
 
-  // Hands an event of a group subscription to one member that wants it. The
-  // event is the group's alone: with no member left for it, it is dropped
-  // (counted, its client ack failed at once). Members share one filter, so
-  // an event none of them wants was merely filtered out.
+  // Hands an event of a group subscription to one member that wants it. With
+  // no member left for it (the subscription lasts until a tick), it is
+  // dropped and counted; its client ack is left alone, as another queue group
+  // may answer it. Members share one filter, so an event none of them wants
+  // was merely filtered out.
   void GroupDeliver(const std::weak_ptr<GroupSub>& weak, const WatchItem& item) {
     std::shared_ptr<Watcher> target;
     bool filtered = false;
@@ -1034,7 +1035,7 @@ class Core : public std::enable_shared_from_this<Core> {
         return;
       }
     }
-    WatchDropped(item.response, /*owns_acks=*/true, "watcher gone");
+    WatchDropped(item.response, /*owns_acks=*/false, "watcher gone");
   }
 
   // See Broker::WatchDropped.

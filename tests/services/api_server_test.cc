@@ -1302,8 +1302,8 @@ TEST_F(ApiServerTest, SlowWatcherIsCutOff) {
 
 // The queue is bounded in bytes (forwarded events can be large): far fewer
 // than max_watch_queue events fill it. Every event the slow group watcher did
-// not get is counted (GetStats, counters()), and as the event was the group's
-// alone, its client's ack is answered with an error at once.
+// not get is counted (GetStats, counters()), and the client of each one its
+// stream dropped gets an error ack at once.
 TEST_F(ApiServerTest, SlowWatcherIsBoundedInBytesAndItsDropsCountedAndAcked) {
   server_.reset();
   ApiServerOptions options;
@@ -1368,7 +1368,10 @@ TEST_F(ApiServerTest, SlowWatcherIsBoundedInBytesAndItsDropsCountedAndAcked) {
     return r.watch().dropped() > 0 && failed.size() == r.watch().acks_failed();
   })) << stats().ShortDebugString();
   pb::GetStatsResponse response = stats();
-  EXPECT_EQ(response.watch().acks_failed(), response.watch().dropped());
+  // Events that came after the watcher left (its group's subscription lasts
+  // until a tick) are counted but their acks left alone.
+  EXPECT_GT(response.watch().acks_failed(), 0u);
+  EXPECT_LE(response.watch().acks_failed(), response.watch().dropped());
   EXPECT_EQ(response.forward().watch_dropped(), response.watch().dropped());
   EXPECT_LE(read.size() + response.watch().dropped(), static_cast<size_t>(kEvents));
   EXPECT_EQ(broker_->counters().watch_dropped, response.watch().dropped());
