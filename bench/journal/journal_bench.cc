@@ -38,8 +38,8 @@ using Clock = std::chrono::steady_clock;
 double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
 size_t Over(const std::vector<double>& values, double limit) {
-  return static_cast<size_t>(std::count_if(values.begin(), values.end(),
-                                           [limit](double v) { return v > limit; }));
+  return static_cast<size_t>(
+      std::count_if(values.begin(), values.end(), [limit](double v) { return v > limit; }));
 }
 
 // Sorted in place; q in [0, 1].
