@@ -339,6 +339,8 @@ class Core : public std::enable_shared_from_this<Core> {
     std::atomic<uint64_t> gaps{0};
     std::atomic<uint64_t> snapshot_requests{0};
     std::atomic<uint64_t> edges_expired{0};
+    std::atomic<uint64_t> watch_dropped{0};      // events of any kind
+    std::atomic<uint64_t> watch_acks_failed{0};  // client acks answered with an error for them
   } counters;
 
   std::string NextId() {
@@ -743,6 +745,9 @@ class Core : public std::enable_shared_from_this<Core> {
     v1::GetStatsResponse response;
     response.set_broker_id(options.broker_id);
     response.mutable_forward()->set_watch_dropped(watch_dropped());
+    response.mutable_watch()->set_dropped(counters.watch_dropped.load(std::memory_order_relaxed));
+    response.mutable_watch()->set_acks_failed(
+        counters.watch_acks_failed.load(std::memory_order_relaxed));
     std::lock_guard lock(mu_);
     Stats stats = index_.GetStats();
     v1::Counts* totals = response.mutable_totals();
@@ -1000,9 +1005,14 @@ class Core : public std::enable_shared_from_this<Core> {
     return absl::OkStatus();
   }
 
-  // Hands an event of a group subscription to one member that wants it.
+  // Hands an event of a group subscription to one member that wants it. With
+  // no member left for it (the subscription lasts until a tick), it is
+  // dropped and counted; its client ack is left alone, as another queue group
+  // may answer it. Members share one filter, so an event none of them wants
+  // was merely filtered out.
   void GroupDeliver(const std::weak_ptr<GroupSub>& weak, const WatchItem& item) {
     std::shared_ptr<Watcher> target;
+    bool filtered = false;
     {
       std::lock_guard lock(watch_mu_);
       std::shared_ptr<GroupSub> group = weak.lock();
@@ -1014,20 +1024,66 @@ class Core : public std::enable_shared_from_this<Core> {
             group->next = (group->next + i + 1) % group->members.size();
           }
         }
+        filtered = target == nullptr && !group->members.empty();
       }
     }
-    if (target == nullptr) {
-      if (item.kind == v1::EVENT_KIND_CLIENT_EVENT) {
-        watch_dropped_.fetch_add(1, std::memory_order_relaxed);
+    if (filtered) return;
+    if (target != nullptr) {
+      std::lock_guard lock(target->mu);
+      if (target->active) {
+        target->on_event(item.response);
+        return;
       }
-      return;
     }
-    std::lock_guard lock(target->mu);
-    if (target->active) {
-      target->on_event(item.response);
-    } else if (item.kind == v1::EVENT_KIND_CLIENT_EVENT) {
-      watch_dropped_.fetch_add(1, std::memory_order_relaxed);
-    }
+    WatchDropped(item.response, /*owns_acks=*/false, "watcher gone");
+  }
+
+  // See Broker::WatchDropped.
+  void WatchDropped(const v1::WatchEventsResponse& event, bool owns_acks, std::string_view error) {
+    counters.watch_dropped.fetch_add(1, std::memory_order_relaxed);
+    if (!event.has_client_event()) return;
+    watch_dropped_.fetch_add(1, std::memory_order_relaxed);
+    const v1::ClientEvent& client_event = event.client_event();
+    if (!owns_acks || client_event.ack_ref().empty()) return;
+    // "<edge-id>.<nonce>.<n>": the edge answers the client (at most once).
+    const std::string& ref = client_event.ack_ref();
+    const std::string edge = ref.substr(0, ref.find('.'));
+    if (!bus::ValidNodeId(edge) || !bus.connected()) return;
+    v1::ForwardAck message;
+    message.set_ack_ref(ref);
+    message.mutable_reply()->set_error(std::string(error));
+    counters.watch_acks_failed.fetch_add(1, std::memory_order_relaxed);
+    SendForwardAck(edge, message, [](absl::Status) {});
+  }
+
+  // Asks `edge` (sb.v1.fack.<edge>) to answer a client's ack; `done` gets OK
+  // once the edge confirms it did (Broker::Ack's statuses otherwise).
+  void SendForwardAck(const std::string& edge, const v1::ForwardAck& message,
+                      Broker::AckDone done) {
+    const std::string& ref = message.ack_ref();
+    bus.Request(
+        bus::ForwardAckSubject(edge), message.SerializeAsString(), options.forward_ack_timeout,
+        [done = std::move(done), ref, edge](absl::StatusOr<bus::Message> reply) {
+          if (!reply.ok()) {
+            if (absl::IsNotFound(reply.status())) {
+              done(absl::NotFoundError(absl::StrCat("ack_ref ", ref, ": edge ", edge, " is gone")));
+            } else {
+              done(absl::UnavailableError(
+                  absl::StrCat("ack_ref ", ref, ": edge ", edge,
+                               " did not confirm: ", reply.status().message())));
+            }
+            return;
+          }
+          v1::ForwardAckResult result;
+          if (!result.ParseFromString(reply->payload)) {
+            done(absl::UnavailableError(absl::StrCat("ack_ref ", ref, ": malformed confirmation")));
+          } else if (!result.delivered()) {
+            done(absl::NotFoundError(
+                absl::StrCat("ack_ref ", ref, " is unknown, already answered or timed out")));
+          } else {
+            done(absl::OkStatus());
+          }
+        });
   }
 
   void RemoveWatcher(const Watcher* watcher) {
@@ -1303,8 +1359,11 @@ bool Broker::bus_connected() const { return state_->core->bus.connected(); }
 
 Broker::Counters Broker::counters() const {
   const auto& c = state_->core->counters;
-  return {c.gaps.load(std::memory_order_relaxed), c.snapshot_requests.load(std::memory_order_relaxed),
-          c.edges_expired.load(std::memory_order_relaxed)};
+  return {c.gaps.load(std::memory_order_relaxed),
+          c.snapshot_requests.load(std::memory_order_relaxed),
+          c.edges_expired.load(std::memory_order_relaxed),
+          c.watch_dropped.load(std::memory_order_relaxed),
+          c.watch_acks_failed.load(std::memory_order_relaxed)};
 }
 
 void Broker::Publish(const v1::PublishRequest& request, PublishDone done) {
@@ -1396,29 +1455,12 @@ void Broker::Ack(const v1::AckRequest& request, AckDone done) {
   message.set_ack_ref(ref);
   *message.mutable_reply()->mutable_args() = request.args();
   message.mutable_reply()->set_error(request.error());
-  const std::string edge(parts[0].data(), parts[0].size());
-  core.bus.Request(
-      bus::ForwardAckSubject(edge), message.SerializeAsString(), core.options.forward_ack_timeout,
-      [done = std::move(done), ref, edge](absl::StatusOr<bus::Message> reply) {
-        if (!reply.ok()) {
-          if (absl::IsNotFound(reply.status())) {
-            done(absl::NotFoundError(absl::StrCat("ack_ref ", ref, ": edge ", edge, " is gone")));
-          } else {
-            done(absl::UnavailableError(absl::StrCat(
-                "ack_ref ", ref, ": edge ", edge, " did not confirm: ", reply.status().message())));
-          }
-          return;
-        }
-        v1::ForwardAckResult result;
-        if (!result.ParseFromString(reply->payload)) {
-          done(absl::UnavailableError(absl::StrCat("ack_ref ", ref, ": malformed confirmation")));
-        } else if (!result.delivered()) {
-          done(absl::NotFoundError(
-              absl::StrCat("ack_ref ", ref, " is unknown, already answered or timed out")));
-        } else {
-          done(absl::OkStatus());
-        }
-      });
+  core.SendForwardAck(std::string(parts[0].data(), parts[0].size()), message, std::move(done));
+}
+
+void Broker::WatchDropped(const v1::WatchEventsResponse& event, bool owns_acks,
+                          std::string_view error) {
+  state_->core->WatchDropped(event, owns_acks, error);
 }
 
 absl::StatusOr<std::unique_ptr<Broker::Watch>> Broker::StartWatch(

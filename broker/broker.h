@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -70,11 +71,14 @@ class Broker {
 
   // Since the start (metrics): membership events that arrived out of order
   // (a gap in an edge's stream), snapshots asked for (resyncs), edges dropped
-  // for silence.
+  // for silence; watch events dropped and the client acks failed for them
+  // (GetStatsResponse.watch).
   struct Counters {
     uint64_t gaps = 0;
     uint64_t snapshot_requests = 0;
     uint64_t edges_expired = 0;
+    uint64_t watch_dropped = 0;
+    uint64_t watch_acks_failed = 0;
   };
   Counters counters() const;
 
@@ -121,6 +125,14 @@ class Broker {
   absl::StatusOr<std::unique_ptr<Watch>> StartWatch(const v1::WatchEventsRequest& request,
                                                     WatchEvent on_event,
                                                     std::function<void()> on_closed);
+
+  // For a watch's owner (the gRPC stream): an event `on_event` handed over
+  // that the watcher will never get (its queue was full, or its stream
+  // ended). Counted (GetStats, counters()); when `owns_acks` (the watcher is
+  // in a queue group: the event was its alone) and the event is a client
+  // event awaiting an ack, the client is answered at once with
+  // {"ok": false, "error": error} rather than waiting for its ack timeout.
+  void WatchDropped(const v1::WatchEventsResponse& event, bool owns_acks, std::string_view error);
 
  private:
   struct State;

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "bus/routing.h"
@@ -32,14 +33,17 @@ bool ForwardPolicy::Forwards(std::string_view event) const {
 }
 
 void FillHandshake(const sio::Socket& socket, const std::vector<std::string>& headers,
-                   v1::Handshake* out) {
+                   const std::vector<std::string>& hidden_query, v1::Handshake* out) {
   const sio::Handshake& handshake = socket.handshake();
   out->set_address(std::string(handshake.address()));
   for (const std::string& name : headers) {
+    // A bearer token would let every backend act as the client.
+    if (absl::EqualsIgnoreCase(name, "authorization")) continue;
     if (auto value = handshake.Header(name)) (*out->mutable_headers())[name] = std::string(*value);
   }
   for (const auto& [key, value] : handshake.QueryParameters()) {
     if (key == "EIO" || key == "transport" || key == "sid" || key == "t") continue;
+    if (std::find(hidden_query.begin(), hidden_query.end(), key) != hidden_query.end()) continue;
     (*out->mutable_query())[key] = value;
   }
   if (!socket.claims().is_null()) {
@@ -196,7 +200,7 @@ void Forwarder::Forward(sio::Socket& socket, std::string_view event, const sio::
   }
   std::sort(rooms.begin(), rooms.end());
   for (std::string_view room : rooms) out->add_rooms(std::string(room));
-  FillHandshake(socket, policy.headers, out->mutable_handshake());
+  FillHandshake(socket, policy.headers, policy.hidden_query, out->mutable_handshake());
   const sio::Json& data = socket.data();
   if (!data.is_null()) {
     out->set_data(data.dump(-1, ' ', false, sio::Json::error_handler_t::replace));

@@ -48,16 +48,21 @@ struct ForwardPolicy {
   std::optional<std::vector<std::string>> events;
   // How long a client's ack waits for a backend.
   std::chrono::milliseconds ack_timeout{10'000};
-  // Handshake headers passed to backends (lower-case names).
+  // Handshake headers passed to backends (lower-case names); never
+  // `authorization`.
   std::vector<std::string> headers;
+  // Query parameters never passed to backends: where tokens are read from
+  // (auth.queryParameter of every namespace that reads one).
+  std::vector<std::string> hidden_query;
 
   bool Forwards(std::string_view event) const;
 };
 
 // Fills a Handshake from a socket: address, the `headers` named (lower-case
-// names), query (minus EIO, transport, sid, t), claims, time.
+// names) but never `Authorization`, query (minus EIO, transport, sid, t and
+// `hidden_query`: credentials stay on the edge), claims, time.
 void FillHandshake(const sio::Socket& socket, const std::vector<std::string>& headers,
-                   v1::Handshake* out);
+                   const std::vector<std::string>& hidden_query, v1::Handshake* out);
 
 class Forwarder {
  public:

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "bus/routing.h"
 #include "edge/socketio/namespace.h"
 #include "edge/socketio/socket.h"
@@ -14,6 +15,10 @@
 
 namespace switchboard::cluster {
 namespace {
+
+// The hash maps' heterogeneous lookups take absl's string_view (which need
+// not be std::string_view).
+absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 std::string RandomIncarnation() {
   std::random_device device;
@@ -103,6 +108,7 @@ void MembershipJournal::JoinLocked(SocketEntry& entry, const std::string& room) 
   auto pos = std::lower_bound(entry.rooms.begin(), entry.rooms.end(), room);
   if (pos != entry.rooms.end() && *pos == room) return;  // already in: nothing changed
   entry.rooms.insert(pos, room);
+  if (++counts_[*entry.nsp].rooms[room] == 1) ++total_rooms_;
   v1::MembershipEvent event;
   v1::RoomChange* change = event.mutable_joined();
   change->set_socket_id(std::string(entry.id()));
@@ -110,6 +116,15 @@ void MembershipJournal::JoinLocked(SocketEntry& entry, const std::string& room) 
   change->set_user_id(std::string(entry.user_id()));
   change->set_room(room);
   PublishEventLocked(event);
+}
+
+void MembershipJournal::CountRoomLeftLocked(NspCounts& counts, const std::string& room) {
+  auto it = counts.rooms.find(room);
+  if (it == counts.rooms.end()) return;  // cannot happen: joins are counted
+  if (--it->second == 0) {
+    counts.rooms.erase(it);
+    --total_rooms_;
+  }
 }
 
 void MembershipJournal::OnConnected(const sio::Socket& socket) {
@@ -128,6 +143,12 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
   sockets_.insert(std::move(owned));
   entry.connected_at = std::chrono::system_clock::now();
   ++by_transport_[{*entry.nsp, *entry.transport}];
+  NspCounts& counts = counts_[*entry.nsp];
+  ++counts.sockets;
+  if (absl::string_view user = AbslView(entry.user_id()); !user.empty()) {
+    ++counts.users[user];
+    ++total_users_[user];
+  }
 
   v1::MembershipEvent event;
   v1::SocketInfo* info = event.mutable_connected()->mutable_socket();
@@ -160,6 +181,15 @@ void MembershipJournal::OnDisconnected(const sio::Socket& socket, std::string_vi
   change->set_user_id(std::string(entry.user_id()));
   change->set_reason(std::string(reason));
   --by_transport_[{*entry.nsp, *entry.transport}];
+  NspCounts& counts = counts_[*entry.nsp];
+  --counts.sockets;
+  if (absl::string_view user = AbslView(entry.user_id()); !user.empty()) {
+    for (auto* users : {&counts.users, &total_users_}) {
+      auto user_it = users->find(user);
+      if (user_it != users->end() && --user_it->second == 0) users->erase(user_it);
+    }
+  }
+  for (const std::string& room : entry.rooms) CountRoomLeftLocked(counts, room);
   sockets_.erase(it);
   PublishEventLocked(event);
 }
@@ -181,6 +211,7 @@ void MembershipJournal::OnLeft(const sio::Socket& socket, const std::string& roo
   auto& rooms = entry.rooms;
   auto pos = std::lower_bound(rooms.begin(), rooms.end(), room);
   if (pos == rooms.end() || *pos != room) return;
+  CountRoomLeftLocked(counts_[*entry.nsp], room);
   rooms.erase(pos);
   if (rooms.empty()) rooms.shrink_to_fit();
   v1::MembershipEvent event;
@@ -221,48 +252,53 @@ void MembershipJournal::FillHeartbeatLocked(v1::Heartbeat& heartbeat) const {
   proto::ToTimestamp(started_at_, heartbeat.mutable_started_at());
   proto::ToTimestamp(std::chrono::system_clock::now(), heartbeat.mutable_time());
 
-  struct Tally {
-    uint64_t sockets = 0;
-    std::set<std::string> users;
-    std::set<std::string> rooms;
-  };
-  Tally total;
-  std::set<std::pair<std::string, std::string>> total_rooms;  // (nsp, room)
-  std::map<std::string, Tally> per_nsp;
-  for (const auto& entry : sockets_) {
-    Tally& nsp = per_nsp[*entry->nsp];
-    ++total.sockets;
-    ++nsp.sockets;
-    if (std::string_view user = entry->user_id(); !user.empty()) {
-      total.users.emplace(user);
-      nsp.users.emplace(user);
-    }
-    for (const auto& room : entry->rooms) {
-      nsp.rooms.insert(room);
-      total_rooms.emplace(*entry->nsp, room);
-    }
-  }
   v1::Counts* totals = heartbeat.mutable_totals();
-  totals->set_sockets(total.sockets);
-  totals->set_users(total.users.size());
-  totals->set_rooms(total_rooms.size());
-  std::map<std::string, std::pair<uint64_t, uint64_t>> messages;
-  if (message_counts_) messages = message_counts_();
+  totals->set_sockets(sockets_.size());
+  totals->set_users(total_users_.size());
+  totals->set_rooms(total_rooms_);
+  for (const auto& [name, counts] : counts_) {  // by name
+    if (counts.sockets == 0) continue;
+    v1::NamespaceCounts* out = heartbeat.add_namespaces();
+    out->set_namespace_(std::string(name));
+    out->mutable_counts()->set_sockets(counts.sockets);
+    out->mutable_counts()->set_users(counts.users.size());
+    out->mutable_counts()->set_rooms(counts.rooms.size());
+  }
+}
+
+void MembershipJournal::AddMessageCounts(v1::Heartbeat& heartbeat) const {
+  if (!message_counts_) return;
+  const std::map<std::string, std::pair<uint64_t, uint64_t>> messages = message_counts_();
+  v1::Counts* totals = heartbeat.mutable_totals();
+  auto* namespaces = heartbeat.mutable_namespaces();
+  bool added = false;
   for (const auto& [name, in_out] : messages) {
     totals->set_messages_in(totals->messages_in() + in_out.first);
     totals->set_messages_out(totals->messages_out() + in_out.second);
-    if (in_out.first + in_out.second > 0) per_nsp.try_emplace(name);
-  }
-  for (const auto& [name, tally] : per_nsp) {
-    v1::NamespaceCounts* counts = heartbeat.add_namespaces();
-    counts->set_namespace_(name);
-    counts->mutable_counts()->set_sockets(tally.sockets);
-    counts->mutable_counts()->set_users(tally.users.size());
-    counts->mutable_counts()->set_rooms(tally.rooms.size());
-    if (auto it = messages.find(name); it != messages.end()) {
-      counts->mutable_counts()->set_messages_in(it->second.first);
-      counts->mutable_counts()->set_messages_out(it->second.second);
+    // Both sorted by name; a namespace with messages but no socket now is
+    // listed too.
+    auto it = std::lower_bound(namespaces->begin(), namespaces->end(), name,
+                               [](const v1::NamespaceCounts& counts, const std::string& n) {
+                                 return counts.namespace_() < n;
+                               });
+    v1::NamespaceCounts* counts = nullptr;
+    if (it != namespaces->end() && it->namespace_() == name) {
+      counts = &*it;
+    } else if (in_out.first + in_out.second > 0) {
+      counts = namespaces->Add();
+      counts->set_namespace_(name);
+      counts->mutable_counts();
+      added = true;
     }
+    if (counts == nullptr) continue;
+    counts->mutable_counts()->set_messages_in(in_out.first);
+    counts->mutable_counts()->set_messages_out(in_out.second);
+  }
+  if (added) {
+    std::sort(namespaces->pointer_begin(), namespaces->pointer_end(),
+              [](const v1::NamespaceCounts* a, const v1::NamespaceCounts* b) {
+                return a->namespace_() < b->namespace_();
+              });
   }
 }
 
@@ -273,6 +309,7 @@ absl::Status MembershipJournal::PublishHeartbeat(bool draining) {
     std::lock_guard lock(mu_);
     FillHeartbeatLocked(heartbeat);
   }
+  AddMessageCounts(heartbeat);
   if (decorate_heartbeat_) decorate_heartbeat_(heartbeat);
   // Outside the lock: a heartbeat may overtake an event on another subject,
   // which brokers handle anyway (last_seq ahead → snapshot); its last_seq is
@@ -304,6 +341,7 @@ v1::Snapshot MembershipJournal::BuildSnapshot() const {
     }
     FillHeartbeatLocked(*snapshot.mutable_heartbeat());
   }
+  AddMessageCounts(*snapshot.mutable_heartbeat());
   // By socket id, as before the mirror became a hash set; outside the lock,
   // so that connects do not wait for the sort.
   auto* sockets = snapshot.mutable_sockets();

@@ -14,6 +14,11 @@
 // though shards call concurrently; a snapshot is the mirror plus the seq of
 // the last change it includes, consistent by construction.
 //
+// Observer calls also keep the heartbeat's counts (sockets, distinct users
+// and rooms per namespace) as they go, so a heartbeat holds the mutex only to
+// copy a few numbers per namespace, not to walk every socket's rooms (which
+// stalled every shard's connect/join/leave behind it).
+//
 // Because Publish runs with the mutex held, no bus handler that runs inline
 // (InlineExecutor) inside Publish may call back into the journal.
 //
@@ -33,6 +38,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
@@ -145,10 +151,20 @@ class MembershipJournal : public sio::MembershipObserver {
     }
   };
 
+  // A heartbeat's counts of one namespace, kept as sockets come and go.
+  struct NspCounts {
+    uint64_t sockets = 0;
+    absl::flat_hash_map<std::string, uint32_t> users;  // user id -> its sockets here
+    absl::flat_hash_map<std::string, uint32_t> rooms;  // room -> its members here
+  };
+
   // All under mu_.
   void PublishEventLocked(v1::MembershipEvent& event);
   void FillHeartbeatLocked(v1::Heartbeat& heartbeat) const;
   void JoinLocked(SocketEntry& entry, const std::string& room);
+  void CountRoomLeftLocked(NspCounts& counts, const std::string& room);
+  // Outside mu_: the per-namespace message counters (message_counts_).
+  void AddMessageCounts(v1::Heartbeat& heartbeat) const;
   static const std::string* Intern(std::set<std::string, std::less<>>& names,
                                    std::string_view name);
   void CountFailure(const absl::Status& status);
@@ -171,6 +187,11 @@ class MembershipJournal : public sio::MembershipObserver {
   std::set<std::string, std::less<>> nsp_names_;
   std::set<std::string, std::less<>> transport_names_;
   std::map<std::pair<std::string, std::string>, uint64_t> by_transport_;  // (nsp, transport)
+  // By namespace name (a view of its nsp_names_ entry); an entry stays at 0
+  // sockets once its last socket left (heartbeats skip it).
+  std::map<std::string_view, NspCounts> counts_;
+  absl::flat_hash_map<std::string, uint32_t> total_users_;  // user id -> its sockets
+  uint64_t total_rooms_ = 0;  // distinct (namespace, room): sum of counts_' rooms
   uint64_t seq_ = 0;                                                      // the last seq used
 
   std::atomic<uint64_t> publish_failures_{0};

@@ -92,6 +92,14 @@ Metrics::CollectFn BrokerCollector(const broker::Broker& broker) {
     AppendCounter(out, "switchboard_edges_expired_total",
                   "Edges dropped from the index for missing heartbeats.",
                   static_cast<double>(c.edges_expired));
+    AppendCounter(out, "switchboard_watch_dropped_total",
+                  "WatchEvents events a watcher did not get (queue over its bound, stream ended, "
+                  "queue group gone).",
+                  static_cast<double>(c.watch_dropped));
+    AppendCounter(out, "switchboard_watch_acks_failed_total",
+                  "Client acks answered at once with an error because a queue group's watcher "
+                  "dropped their event.",
+                  static_cast<double>(c.watch_acks_failed));
   };
 }
 

@@ -15,6 +15,7 @@
 #include <set>
 #include <string_view>
 #include <utility>
+#include <vector>
 #ifdef SB_HAVE_GRPC_REFLECTION
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #endif
@@ -233,15 +234,31 @@ class WatchReactor;
 // server's Shutdown: the queue and the decision to finish. `reactor` may be
 // used while `finish_claimed` is false, or from the reactor's own callbacks
 // (it is deleted only in OnDone, which follows Finish).
+//
+// Events dropped (the queue at the end, events arriving after it) are
+// collected under `mu` and reported to the broker after it is released.
 struct WatchState {
+  struct Queued {
+    pb::WatchEventsResponse event;
+    size_t bytes = 0;
+  };
+  using Dropped = std::vector<pb::WatchEventsResponse>;
+
+  WatchState(broker::Broker& b, bool owns) : broker(b), owns_acks(owns) {}
+
+  broker::Broker& broker;
+  const bool owns_acks;  // a queue group's watcher: its client events are its alone
   std::mutex mu;
   WatchReactor* reactor = nullptr;
   size_t max_queue = 0;
+  size_t max_queue_bytes = 0;
   bool live = false;     // the broker watch is started and headers are sent
   bool writing = false;  // queue.front() is being written
   bool finish_claimed = false;
+  bool too_slow = false;  // why it ended, for the error the dropped acks get
   grpc::Status final_status;
-  std::deque<pb::WatchEventsResponse> queue;
+  std::deque<Queued> queue;
+  size_t queued_bytes = 0;
 
   void Push(const pb::WatchEventsResponse& event);
   void End(grpc::Status status);
@@ -249,8 +266,10 @@ struct WatchState {
   void WriteDone(bool ok);
 
  private:
-  void EndLocked(grpc::Status status);
+  void EndLocked(grpc::Status status, Dropped& dropped);
   void WriteNextLocked();
+  void PopFrontLocked(Dropped* dropped);
+  void Report(Dropped& dropped);
 };
 
 }  // namespace
@@ -291,9 +310,11 @@ namespace {
 
 class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchEventsResponse> {
  public:
-  WatchReactor(ApiServer::Impl& server) : server_(server), state_(std::make_shared<WatchState>()) {
+  WatchReactor(ApiServer::Impl& server, bool grouped)
+      : server_(server), state_(std::make_shared<WatchState>(server.broker, grouped)) {
     state_->reactor = this;
     state_->max_queue = std::max<size_t>(server.options.max_watch_queue, 1);
+    state_->max_queue_bytes = std::max<size_t>(server.options.max_watch_queue_bytes, 1);
   }
 
   void Begin(const pb::WatchEventsRequest& request) {
@@ -337,14 +358,24 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchEventsRespon
 };
 
 void WatchState::Push(const pb::WatchEventsResponse& event) {
-  std::lock_guard lock(mu);
-  if (finish_claimed) return;
-  if (queue.size() >= max_queue) {
-    EndLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "watcher too slow"));
-    return;
+  Dropped dropped;
+  {
+    std::lock_guard lock(mu);
+    const size_t bytes = event.ByteSizeLong();
+    if (finish_claimed) {
+      dropped.push_back(event);
+    } else if (queue.size() >= max_queue ||
+               (!queue.empty() && queued_bytes + bytes > max_queue_bytes)) {
+      dropped.push_back(event);
+      too_slow = true;
+      EndLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "watcher too slow"), dropped);
+    } else {
+      queue.push_back({event, bytes});
+      queued_bytes += bytes;
+      WriteNextLocked();
+    }
   }
-  queue.push_back(event);
-  WriteNextLocked();
+  Report(dropped);
 }
 
 void WatchState::Live() {
@@ -356,45 +387,74 @@ void WatchState::Live() {
 }
 
 void WatchState::End(grpc::Status status) {
-  std::lock_guard lock(mu);
-  EndLocked(std::move(status));
+  Dropped dropped;
+  {
+    std::lock_guard lock(mu);
+    EndLocked(std::move(status), dropped);
+  }
+  Report(dropped);
+}
+
+void WatchState::PopFrontLocked(Dropped* dropped) {
+  queued_bytes -= queue.front().bytes;
+  if (dropped != nullptr) dropped->push_back(std::move(queue.front().event));
+  queue.pop_front();
 }
 
 // The reactor's operations never call back into it inline (gRPC runs
 // reactions on its own threads), so they may be started with `mu` held.
-void WatchState::EndLocked(grpc::Status status) {
+void WatchState::EndLocked(grpc::Status status, Dropped& dropped) {
   if (finish_claimed) return;
   finish_claimed = true;
+  // Drop what is queued, but the write in flight (it may still arrive).
+  const size_t keep = writing ? 1 : 0;
+  while (queue.size() > keep) {
+    queued_bytes -= queue.back().bytes;
+    dropped.push_back(std::move(queue.back().event));
+    queue.pop_back();
+  }
   if (writing) {
-    // Finish once the write in flight is done; drop what is queued behind it.
-    final_status = std::move(status);
-    queue.erase(queue.begin() + 1, queue.end());
+    final_status = std::move(status);  // Finish once the write in flight is done
     return;
   }
-  queue.clear();
   reactor->Finish(std::move(status));
 }
 
 void WatchState::WriteNextLocked() {
   if (!live || writing || queue.empty()) return;
   writing = true;
-  reactor->StartWrite(&queue.front());
+  reactor->StartWrite(&queue.front().event);
 }
 
 void WatchState::WriteDone(bool ok) {
-  std::lock_guard lock(mu);
-  writing = false;
-  if (!queue.empty()) queue.pop_front();
-  if (finish_claimed) {
-    queue.clear();
-    reactor->Finish(std::move(final_status));
-    return;
+  Dropped dropped;
+  {
+    std::lock_guard lock(mu);
+    writing = false;
+    // A failed write did not reach the client.
+    if (!queue.empty()) PopFrontLocked(ok ? nullptr : &dropped);
+    if (finish_claimed) {
+      while (!queue.empty()) PopFrontLocked(&dropped);
+      reactor->Finish(std::move(final_status));
+    } else if (!ok) {  // the stream is broken (client gone)
+      EndLocked(grpc::Status(grpc::StatusCode::CANCELLED, "stream broken"), dropped);
+    } else {
+      WriteNextLocked();
+    }
   }
-  if (!ok) {  // the stream is broken (client gone)
-    EndLocked(grpc::Status(grpc::StatusCode::CANCELLED, "stream broken"));
-    return;
+  Report(dropped);
+}
+
+void WatchState::Report(Dropped& dropped) {
+  if (dropped.empty()) return;
+  bool slow;
+  {
+    std::lock_guard lock(mu);
+    slow = too_slow;
   }
-  WriteNextLocked();
+  for (const pb::WatchEventsResponse& event : dropped) {
+    broker.WatchDropped(event, owns_acks, slow ? "watcher too slow" : "watcher gone");
+  }
 }
 
 // ---- the service ----------------------------------------------------------
@@ -426,7 +486,7 @@ class SwitchboardService final : public ServiceBase {
 
   grpc::ServerWriteReactor<pb::WatchEventsResponse>* WatchEvents(
       grpc::CallbackServerContext* /*ctx*/, const pb::WatchEventsRequest* request) override {
-    auto* reactor = new WatchReactor(server_);
+    auto* reactor = new WatchReactor(server_, !request->queue_group().empty());
     reactor->Begin(*request);
     return reactor;
   }

@@ -18,8 +18,12 @@
 // WatchEvents: the server sends the response headers as soon as the broker's
 // watch is live, so a client that waits for the initial metadata knows that
 // every later change reaches it. Each watcher has a bounded queue; a watcher
-// that falls `max_watch_queue` events behind is ended with RESOURCE_EXHAUSTED
-// "watcher too slow". Streams end with UNAVAILABLE at Shutdown.
+// that falls `max_watch_queue` events or `max_watch_queue_bytes` behind is
+// ended with RESOURCE_EXHAUSTED "watcher too slow". Streams end with
+// UNAVAILABLE at Shutdown. Every event a stream drops (its queue when it
+// ends, events arriving after) is reported to Broker::WatchDropped: counted,
+// and a queue group's client event awaiting an ack is answered at once with
+// an error.
 //
 // Security (services/api_auth.h): `security` sets bearer tokens, TLS and
 // mutual TLS. Start refuses (FailedPrecondition) an unauthenticated API on a
@@ -55,8 +59,11 @@ struct ApiServerOptions {
   uint16_t port = 50051;
   // Largest request accepted, in bytes.
   int max_receive_message_bytes = 16 * 1024 * 1024;
-  // Events queued per WatchEvents stream before it is ended as too slow.
+  // Events, and their bytes (serialized), queued per WatchEvents stream
+  // before it is ended as too slow. One event larger than the byte bound is
+  // still taken when nothing else is queued.
   size_t max_watch_queue = 10'000;
+  size_t max_watch_queue_bytes = 16u << 20;
   // Tokens, TLS, mutual TLS. Default: plaintext and open, loopback only.
   ApiSecurity security{};
   // Set: PublishStream reads a stream's next publish only once this says the

@@ -18,6 +18,7 @@ namespace pb = ::switchboard::v1;
 struct ConnectHook::Impl {
   ConnectHookSpec spec;
   std::string edge_id;
+  std::vector<std::string> hidden_query;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<pb::ConnectHook::Stub> stub;
 };
@@ -40,8 +41,8 @@ sio::Json ParseJson(const std::string& text) {
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<ConnectHook>> ConnectHook::Create(ConnectHookSpec spec,
-                                                                 std::string edge_id) {
+absl::StatusOr<std::shared_ptr<ConnectHook>> ConnectHook::Create(
+    ConnectHookSpec spec, std::string edge_id, std::vector<std::string> hidden_query) {
   auto impl = std::make_unique<Impl>();
   impl->channel = grpc::CreateChannel(spec.address, grpc::InsecureChannelCredentials());
   if (impl->channel == nullptr) {
@@ -50,6 +51,7 @@ absl::StatusOr<std::shared_ptr<ConnectHook>> ConnectHook::Create(ConnectHookSpec
   impl->stub = pb::ConnectHook::NewStub(impl->channel);
   impl->spec = std::move(spec);
   impl->edge_id = std::move(edge_id);
+  impl->hidden_query = std::move(hidden_query);
   return std::shared_ptr<ConnectHook>(new ConnectHook(std::move(impl)));
 }
 
@@ -74,7 +76,8 @@ void ConnectHook::Call(sio::Namespace& nsp, const sio::SocketPtr& socket, sio::N
   request.set_namespace_(nsp.name());
   request.set_socket_id(socket->id());
   request.set_edge_id(impl_->edge_id);
-  cluster::FillHandshake(*socket, impl_->spec.headers, request.mutable_handshake());
+  cluster::FillHandshake(*socket, impl_->spec.headers, impl_->hidden_query,
+                         request.mutable_handshake());
   request.set_auth(socket->auth().is_null()
                        ? std::string("{}")
                        : socket->auth().dump(-1, ' ', false, sio::Json::error_handler_t::replace));

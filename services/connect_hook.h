@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "edge/socketio/namespace.h"
@@ -28,9 +29,11 @@ namespace switchboard::services {
 
 class ConnectHook : public std::enable_shared_from_this<ConnectHook> {
  public:
-  // Makes the channel (connected lazily). `edge_id` goes into each request.
-  static absl::StatusOr<std::shared_ptr<ConnectHook>> Create(ConnectHookSpec spec,
-                                                             std::string edge_id);
+  // Makes the channel (connected lazily). `edge_id` goes into each request;
+  // the `hidden_query` parameters (token parameters) and `Authorization`
+  // never do.
+  static absl::StatusOr<std::shared_ptr<ConnectHook>> Create(
+      ConnectHookSpec spec, std::string edge_id, std::vector<std::string> hidden_query = {});
   ~ConnectHook();
 
   // Adds the middleware to `nsp` (after any authentication middleware).

@@ -24,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
@@ -77,6 +78,7 @@ struct Flags {
   std::string grpc_listen = "127.0.0.1:50051";
   unsigned heartbeat_ms = 2000;
   unsigned edge_timeout_ms = 10000;
+  size_t watch_queue_bytes = 16u << 20;
   std::string admin_listen = "127.0.0.1:9464";
   unsigned drain_window_ms = 5000;
   unsigned drain_grace_ms = 10000;
@@ -137,6 +139,7 @@ absl::StatusOr<BrokerPart> StartBrokerPart(bus::Bus& bus, const Flags& flags,
   api_options.host = listen->first;
   api_options.port = listen->second;
   api_options.security = flags.api_security;
+  api_options.max_watch_queue_bytes = flags.watch_queue_bytes;
   api_options.deliveries_behind = std::move(deliveries_behind);
   if (metrics != nullptr) api_options.make_interceptors = services::GrpcMetricsInterceptors(*metrics);
   auto api = services::ApiServer::Start(*part.broker, api_options);
@@ -262,6 +265,18 @@ int RunEdge(services::Config config, const Flags& flags) {
   std::vector<std::shared_ptr<services::RelayRules>> rules;
   std::vector<std::shared_ptr<services::ConnectHook>> hooks;
   std::vector<std::shared_ptr<services::ClientAuth>> authenticators;
+  // Token query parameters: backends never see them (a connection's query is
+  // shared by every namespace it connects to).
+  std::vector<std::string> token_query;
+  for (const auto& policy : config.namespaces) {
+    if (!policy.auth) continue;
+    const auto& from = policy.auth->token_from;
+    if (std::find(from.begin(), from.end(), services::TokenSource::kQuery) != from.end() &&
+        std::find(token_query.begin(), token_query.end(), policy.auth->query_parameter) ==
+            token_query.end()) {
+      token_query.push_back(policy.auth->query_parameter);
+    }
+  }
   for (auto& policy : config.namespaces) {
     spdlog::info("namespace {}: {} rule(s), rooms {} (max {} per socket), {}", policy.name,
                  policy.rules.size(), policy.room_pattern, policy.max_rooms_per_socket,
@@ -284,6 +299,7 @@ int RunEdge(services::Config config, const Flags& flags) {
       forward_policy.events = policy.forward->events;
       forward_policy.ack_timeout = policy.forward->ack_timeout;
       forward_policy.headers = policy.forward->headers;
+      forward_policy.hidden_query = token_query;
       spdlog::info("namespace {}: forwards {} to backends", policy.name,
                    forward_policy.events ? absl::StrCat(forward_policy.events->size(), " event(s)")
                                          : std::string("every event"));
@@ -301,7 +317,7 @@ int RunEdge(services::Config config, const Flags& flags) {
       spdlog::info("namespace {}: connect hook {} (timeout {} ms, on failure {})", nsp.name(),
                    hook_spec->address, hook_spec->timeout.count(),
                    hook_spec->allow_on_failure ? "allow" : "reject");
-      auto hook = services::ConnectHook::Create(*hook_spec, edge_id);
+      auto hook = services::ConnectHook::Create(*hook_spec, edge_id, token_query);
       if (!hook.ok()) {
         spdlog::error("namespaces[\"{}\"].connectHook: {}", nsp.name(),
                       std::string(hook.status().message()));
@@ -554,6 +570,10 @@ int main(int argc, char** argv) {
   app.add_option("--edge-timeout-ms", flags.edge_timeout_ms,
                  "broker: drop an edge not heard from for this long (default 10000)")
       ->check(CLI::Range(100u, 600000u));
+  app.add_option("--watch-queue-bytes", flags.watch_queue_bytes,
+                 "broker: bytes a WatchEvents caller may fall behind before its stream is ended "
+                 "(default 16777216)")
+      ->check(CLI::Range(size_t{1} << 16, size_t{1} << 40));
   app.add_option("--admin-listen", flags.admin_listen,
                  "HOST:PORT of the admin HTTP port: /metrics, /healthz, /readyz "
                  "(default 127.0.0.1:9464; port 0 picks a free one)");

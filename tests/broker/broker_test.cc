@@ -1526,6 +1526,70 @@ TEST(BrokerWatchTest, AQueueGroupSharesEachEventOnceAcrossBrokers) {
   EXPECT_EQ(Stats(*b1).forward().watch_dropped() + Stats(*b2).forward().watch_dropped(), 0u);
 }
 
+// A queue group's event that no member on this broker can take any more (the
+// last one went; the subscription lasts until a tick) is counted as dropped;
+// its ack is left to whoever else may answer it. A drop its owner (the gRPC
+// stream of a group's watcher) reports fails the client's ack at once; a
+// plain watcher's drop leaves the ack to the backend that owns the event.
+TEST(BrokerWatchTest, WatchDropsAreCountedAndAGroupWatchersDropFailsItsAck) {
+  bus::InProcessBus bus;
+  BrokerOptions options = Options();
+  options.tick = 60s;  // the group's subscription stays after its member goes
+  auto broker = StartBroker(bus, options);
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> fails;  // ack_ref, error
+  auto fack = bus.Subscribe(bus::ForwardAckSubject("e1"), [&](bus::Message message) {
+    v1::ForwardAck request;
+    ASSERT_TRUE(request.ParseFromString(message.payload));
+    std::lock_guard lock(mu);
+    fails.emplace_back(request.ack_ref(), request.reply().error());
+  });
+  ASSERT_TRUE(fack.ok());
+  WatchLog log;
+  v1::WatchEventsRequest grouped;
+  grouped.set_queue_group("workers");
+  grouped.add_kinds(v1::EVENT_KIND_CLIENT_EVENT);
+  auto watch = broker->StartWatch(grouped, log.OnEvent(), log.OnClosed());
+  ASSERT_TRUE(watch.ok());
+  watch->reset();
+
+  v1::ForwardedEvent forwarded;
+  forwarded.set_edge_id("e1");
+  v1::ClientEvent* event = forwarded.mutable_event();
+  event->set_socket_id("e1.a");
+  event->set_namespace_("/");
+  event->set_event("ask");
+  event->set_wants_ack(true);
+  event->set_ack_ref("e1.n0nce.1");
+  ASSERT_TRUE(bus.Publish(bus::ForwardSubject("/", "ask"), forwarded.SerializeAsString()).ok());
+  ASSERT_TRUE(Eventually([&] { return Stats(*broker).watch().dropped() == 1; }));
+  v1::GetStatsResponse stats = Stats(*broker);
+  EXPECT_EQ(stats.watch().acks_failed(), 0u);
+  EXPECT_EQ(stats.forward().watch_dropped(), 1u);
+
+  v1::WatchEventsResponse dropped;
+  *dropped.mutable_client_event() = forwarded.event();
+  broker->WatchDropped(dropped, /*owns_acks=*/true, "watcher too slow");   // a group's watcher
+  broker->WatchDropped(dropped, /*owns_acks=*/false, "watcher too slow");  // a plain one
+  v1::WatchEventsResponse lifecycle;
+  lifecycle.mutable_connected()->mutable_socket()->set_id("e1.b");
+  broker->WatchDropped(lifecycle, /*owns_acks=*/true, "watcher too slow");
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard lock(mu);
+    return !fails.empty();
+  }));
+  Flush(bus);
+  stats = Stats(*broker);
+  EXPECT_EQ(stats.watch().dropped(), 4u);
+  EXPECT_EQ(stats.watch().acks_failed(), 1u);
+  EXPECT_EQ(stats.forward().watch_dropped(), 3u);  // client events only
+  EXPECT_EQ(broker->counters().watch_dropped, 4u);
+  EXPECT_EQ(broker->counters().watch_acks_failed, 1u);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(fails,
+            (std::vector<std::pair<std::string, std::string>>{{"e1.n0nce.1", "watcher too slow"}}));
+}
+
 TEST(BrokerAckTest, AcksGoToTheEdgeTheRefNames) {
   bus::InProcessBus bus;
   auto broker = StartBroker(bus);

@@ -90,7 +90,7 @@ class ForwarderTest : public ::testing::Test {
   void Start(size_t max_pending_acks = 100) {
     AddJoinLeaveHandlers(server_.io().Of("/"));
     policy_.ack_timeout = 300ms;
-    policy_.headers = {"host", "x-absent"};
+    if (policy_.headers.empty()) policy_.headers = {"host", "x-absent"};
     cluster::Forwarder::Options options;
     options.edge_id = kEdge;
     options.max_pending_acks = max_pending_acks;
@@ -175,6 +175,45 @@ TEST_F(ForwarderTest, AnEventCarriesWhatABackendNeeds) {
   // The subject names the namespace and the event.
   std::lock_guard lock(received_.mu);
   EXPECT_EQ(received_.messages[0].subject, bus::ForwardSubject("/", "hello"));
+}
+
+// A token in the query string or an Authorization header stays on the edge:
+// backends get the rest of the handshake, even when the policy names
+// `authorization` among its headers.
+TEST_F(ForwarderTest, TokensInTheHandshakeStayOnTheEdge) {
+  policy_.headers = {"authorization", "x-team"};
+  policy_.hidden_query = {"token", "jwt"};
+  Start();
+  Backend();
+  boost::asio::io_context ioc;
+  boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws(ioc);
+  ws.next_layer().connect(
+      {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_.port())});
+  ws.set_option(boost::beast::websocket::stream_base::decorator(
+      [](boost::beast::websocket::request_type& request) {
+        request.set(boost::beast::http::field::authorization, "Bearer secret.jwt.value");
+        request.set("X-Team", "red");
+      }));
+  ws.handshake("127.0.0.1",
+               "/socket.io/?EIO=4&transport=websocket&token=secret.jwt.value&room=blue&jwt=x");
+  auto read = [&ws] {
+    boost::beast::flat_buffer buffer;
+    ws.read(buffer);
+    return boost::beast::buffers_to_string(buffer.data());
+  };
+  ASSERT_EQ(read().substr(0, 1), "0");
+  ws.write(boost::asio::buffer(std::string("40")));
+  ASSERT_EQ(read().substr(0, 2), "40");
+  ws.write(boost::asio::buffer(std::string(R"(42["hello"])")));
+  ASSERT_TRUE(Eventually([&] { return received_.size() == 1; }));
+  const v1::ForwardedEvent forwarded = received_.Event(0);
+  const v1::Handshake& handshake = forwarded.event().handshake();
+  EXPECT_EQ(handshake.query().count("token"), 0u);
+  EXPECT_EQ(handshake.query().count("jwt"), 0u);
+  EXPECT_EQ(handshake.query().at("room"), "blue");
+  EXPECT_EQ(handshake.headers().count("authorization"), 0u);
+  EXPECT_EQ(handshake.headers().at("x-team"), "red");
+  ws.close(boost::beast::websocket::close_code::normal);
 }
 
 TEST_F(ForwarderTest, AReplyOnTheMessageAnswersTheClient) {

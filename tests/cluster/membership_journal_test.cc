@@ -11,10 +11,15 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
 #include "bus/inproc_bus.h"
+#include "edge/engineio/session.h"
+#include "edge/runtime.h"
+#include "edge/socketio/client.h"
 #include "edge/socketio/server.h"
 #include "edge/socketio/socket.h"
 #include "switchboard/v1/bus.pb.h"
@@ -488,6 +493,114 @@ TEST(MembershipJournalStandalone, HeartbeatsCarryVersionStartAndAStickyDrain) {
   cluster::MembershipJournal later(bus, "e4");
   EXPECT_GE(later.BuildSnapshot().heartbeat().started_at().seconds(),
             std::chrono::duration_cast<std::chrono::seconds>(before.time_since_epoch()).count());
+}
+
+// The heartbeat's counts are kept as the mirror changes (not recounted under
+// the lock): through a random run of connects, joins, leaves and disconnects
+// in two namespaces, every heartbeat equals a recount of the snapshot's
+// sockets.
+TEST(MembershipJournalStandalone, KeptCountsEqualARecount) {
+  edge::Runtime runtime(1);  // never started: the sockets only exist in memory
+  sio::Server io(runtime, {}, {});
+  bus::InProcessBus bus;
+  cluster::MembershipJournal journal(bus, "e5",
+                                     {.incarnation = "inc", .message_counts = [] {
+                                        return std::map<std::string, std::pair<uint64_t, uint64_t>>{
+                                            {"/", {1, 2}}, {"/quiet", {3, 4}}, {"/unused", {0, 0}}};
+                                      }});
+  struct Fake {
+    eio::SessionPtr session;
+    sio::SocketPtr socket;
+  };
+  int made = 0;
+  auto make = [&](const std::string& nsp, const std::string& user) {
+    char id[32];
+    std::snprintf(id, sizeof(id), "sock%016d", made++);
+    Fake fake;
+    fake.session = std::make_shared<eio::Session>(
+        io.engine(), id, 0,
+        eio::Handshake("127.0.0.1", "/socket.io/?EIO=4", std::chrono::system_clock::now()),
+        eio::Session::Transport::kWebSocket);
+    fake.socket = std::make_shared<sio::Socket>(std::make_shared<sio::Client>(io, fake.session),
+                                                io.Of(nsp), id, Json());
+    fake.socket->SetUserId(user);
+    return fake;
+  };
+
+  auto check = [&](int step) {
+    v1::Snapshot snapshot = journal.BuildSnapshot();
+    struct Tally {
+      uint64_t sockets = 0;
+      std::set<std::string> users, rooms;
+    };
+    Tally total;
+    std::set<std::pair<std::string, std::string>> total_rooms;
+    std::map<std::string, Tally> per_nsp;
+    for (const auto& state : snapshot.sockets()) {
+      const v1::SocketInfo& s = state.socket();
+      Tally& nsp = per_nsp[s.namespace_()];
+      ++total.sockets;
+      ++nsp.sockets;
+      if (!s.user_id().empty()) {
+        total.users.insert(s.user_id());
+        nsp.users.insert(s.user_id());
+      }
+      for (const std::string& room : s.rooms()) {
+        nsp.rooms.insert(room);
+        total_rooms.emplace(s.namespace_(), room);
+      }
+    }
+    const v1::Heartbeat& hb = snapshot.heartbeat();
+    ASSERT_EQ(hb.totals().sockets(), total.sockets) << "step " << step;
+    ASSERT_EQ(hb.totals().users(), total.users.size()) << "step " << step;
+    ASSERT_EQ(hb.totals().rooms(), total_rooms.size()) << "step " << step;
+    EXPECT_EQ(hb.totals().messages_in(), 4u);
+    EXPECT_EQ(hb.totals().messages_out(), 6u);
+    // Namespaces with sockets or messages ("/unused" has neither); by name.
+    per_nsp.try_emplace("/");
+    per_nsp.try_emplace("/quiet");
+    ASSERT_EQ(static_cast<size_t>(hb.namespaces_size()), per_nsp.size()) << "step " << step;
+    int i = 0;
+    for (const auto& [name, tally] : per_nsp) {
+      const v1::NamespaceCounts& counts = hb.namespaces(i++);
+      ASSERT_EQ(counts.namespace_(), name) << "step " << step;
+      ASSERT_EQ(counts.counts().sockets(), tally.sockets) << name << " step " << step;
+      ASSERT_EQ(counts.counts().users(), tally.users.size()) << name << " step " << step;
+      ASSERT_EQ(counts.counts().rooms(), tally.rooms.size()) << name << " step " << step;
+      if (name == "/quiet") {
+        EXPECT_EQ(counts.counts().messages_in(), 3u);
+      }
+    }
+  };
+
+  std::mt19937 random(14);
+  auto pick = [&](int n) { return static_cast<int>(random() % static_cast<unsigned>(n)); };
+  const std::vector<std::string> nsps = {"/", "/chat"};
+  std::vector<Fake> live;
+  for (int step = 0; step < 3000; ++step) {
+    const int op = pick(10);
+    if (live.empty() || op < 3) {  // connect, sometimes a second report of it
+      live.push_back(make(nsps[pick(2)], pick(4) == 0 ? "" : "user-" + std::to_string(pick(6))));
+      journal.OnConnected(*live.back().socket);
+      if (pick(5) == 0) journal.OnConnected(*live.back().socket);
+    } else if (op < 7) {  // join (maybe again), or a join of the own-id room
+      const sio::Socket& socket = *live[pick(static_cast<int>(live.size()))].socket;
+      journal.OnJoined(socket, pick(10) == 0 ? socket.id() : "room-" + std::to_string(pick(8)));
+    } else if (op < 9) {  // leave (maybe a room it is not in)
+      const sio::Socket& socket = *live[pick(static_cast<int>(live.size()))].socket;
+      journal.OnLeft(socket, "room-" + std::to_string(pick(8)));
+    } else {  // disconnect, sometimes reported twice
+      const size_t at = static_cast<size_t>(pick(static_cast<int>(live.size())));
+      journal.OnDisconnected(*live[at].socket, "transport close");
+      if (pick(5) == 0) journal.OnDisconnected(*live[at].socket, "transport close");
+      live.erase(live.begin() + static_cast<std::ptrdiff_t>(at));
+    }
+    ASSERT_NO_FATAL_FAILURE(check(step));
+  }
+  // Everyone leaves: all counts back to 0, only the namespace with messages listed.
+  for (const Fake& fake : live) journal.OnDisconnected(*fake.socket, "server shutting down");
+  ASSERT_NO_FATAL_FAILURE(check(-1));
+  EXPECT_EQ(journal.BuildSnapshot().heartbeat().totals().rooms(), 0u);
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
 // - connect hook: allow (user id, initial rooms, data on the socket), reject (CONNECT_ERROR with
 //   message and data), time-out and unreachable backend -> the configured verdict (allow or the
 //   default, reject)
+// - credentials stay on the edge: a token query parameter (that of any namespace reading one) and
+//   the Authorization header reach neither the connect hook nor forwarded events
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -50,15 +52,20 @@ function config(hookAddress, deadAddress, secretFile) {
       },
       "/lonely": { forward: { events: ["ask"], ackTimeout: ACK_TIMEOUT_MS } },
       "/hooked": {
-        forward: { events: "*" },
-        connectHook: { address: hookAddress, timeout: HOOK_TIMEOUT_MS, headers: ["x-team"] },
+        forward: { events: "*", headers: ["x-team", "authorization"] },
+        connectHook: { address: hookAddress, timeout: HOOK_TIMEOUT_MS, headers: ["x-team", "authorization"] },
       },
       "/open": {
         connectHook: { address: deadAddress, timeout: HOOK_TIMEOUT_MS, onFailure: "allow" },
       },
       "/closed": { connectHook: { address: deadAddress, timeout: HOOK_TIMEOUT_MS } },
       "/signed": {
-        auth: { keys: [{ kid: "k", algorithms: ["HS256"], secretFile }], claims: ["name", "team"] },
+        auth: {
+          keys: [{ kid: "k", algorithms: ["HS256"], secretFile }],
+          claims: ["name", "team"],
+          tokenFrom: ["auth", "query"],
+          queryParameter: "jwt",
+        },
         forward: { events: "*" },
       },
     },
@@ -316,6 +323,31 @@ describe("connect hook", () => {
       assert.equal(e.client_event.user_id, "user-ann");
       assert.equal(e.client_event.data, JSON.stringify({ tier: "gold" }));
       assert.deepEqual(e.client_event.rooms, ["team-red", "vip"]);
+    } finally {
+      watch.close();
+    }
+  });
+
+  test("a token in the query and an Authorization header reach neither the hook nor the events", async () => {
+    const watch = cluster.apis[0].watchEvents({ namespaces: ["/hooked"], kinds: ["EVENT_KIND_CLIENT_EVENT"] });
+    try {
+      await once(watch.call, "metadata");
+      // /signed reads tokens from the query parameter "jwt": no backend of any namespace sees it.
+      const s = connect(1, "/hooked", {
+        auth: { name: "tess" },
+        query: { jwt: "secret.jwt.value", room: "blue" },
+        extraHeaders: { "x-team": "red", authorization: "Bearer secret.jwt.value" },
+      });
+      await connected(s);
+      const request = hook.calls.find((c) => JSON.parse(c.auth).name === "tess");
+      assert.deepEqual(request.handshake.query, { room: "blue" });
+      assert.equal(request.handshake.headers["x-team"], "red");
+      assert.equal(request.handshake.headers.authorization, undefined);
+      s.emit("hello", 1);
+      const e = await watch.next(isClient);
+      assert.deepEqual(e.client_event.handshake.query, { room: "blue" });
+      assert.deepEqual(e.client_event.handshake.headers, { "x-team": "red" });
+      assert.ok(!JSON.stringify(e).includes("secret.jwt.value"), JSON.stringify(e));
     } finally {
       watch.close();
     }

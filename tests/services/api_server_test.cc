@@ -1300,6 +1300,92 @@ TEST_F(ApiServerTest, SlowWatcherIsCutOff) {
   EXPECT_LT(read, 100);
 }
 
+// The queue is bounded in bytes (forwarded events can be large): far fewer
+// than max_watch_queue events fill it. Every event the slow group watcher did
+// not get is counted (GetStats, counters()), and the client of each one its
+// stream dropped gets an error ack at once.
+TEST_F(ApiServerTest, SlowWatcherIsBoundedInBytesAndItsDropsCountedAndAcked) {
+  server_.reset();
+  ApiServerOptions options;
+  options.max_watch_queue_bytes = 256 * 1024;  // max_watch_queue stays 10000
+  StartServer(std::move(options));
+  constexpr char kForwardEdge[] = "edgeW";
+  std::mutex mu;
+  std::map<std::string, std::string> failed;  // ack_ref -> error
+  auto acks = bus_->Subscribe(bus::ForwardAckSubject(kForwardEdge), [&](bus::Message message) {
+    pb::ForwardAck request;
+    ASSERT_TRUE(request.ParseFromString(message.payload));
+    {
+      std::lock_guard lock(mu);
+      failed[request.ack_ref()] = request.reply().error();
+    }
+    pb::ForwardAckResult result;
+    result.set_delivered(true);
+    ASSERT_TRUE(bus_->Publish(message.reply_to, result.SerializeAsString()).ok());
+  });
+  ASSERT_TRUE(acks.ok());
+
+  pb::WatchEventsRequest req;
+  req.add_kinds(pb::EVENT_KIND_CLIENT_EVENT);
+  req.set_queue_group("workers");
+  auto ctx = Ctx(20s);
+  auto reader = stub_->WatchEvents(ctx.get(), req);
+  reader->WaitForInitialMetadata();
+  // 64 KiB events with acks, not read: gRPC flow control stops the writes.
+  constexpr int kEvents = 200;
+  const std::string big = "\"" + std::string(64 * 1024, 'x') + "\"";
+  for (int i = 0; i < kEvents; ++i) {
+    pb::ForwardedEvent forwarded;
+    forwarded.set_edge_id(kForwardEdge);
+    pb::ClientEvent* event = forwarded.mutable_event();
+    event->set_socket_id(absl::StrCat(kForwardEdge, ".s1"));
+    event->set_namespace_("/");
+    event->set_event("upload");
+    event->add_args()->set_json(big);
+    event->set_wants_ack(true);
+    event->set_ack_ref(absl::StrCat(kForwardEdge, ".n0nce.", i));
+    ASSERT_TRUE(
+        bus_->Publish(bus::ForwardSubject("/", "upload"), forwarded.SerializeAsString()).ok());
+  }
+  pb::WatchEventsResponse ev;
+  std::set<std::string> read;
+  while (reader->Read(&ev)) read.insert(ev.client_event().ack_ref());
+  grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_EQ(status.error_message(), "watcher too slow");
+  EXPECT_LT(read.size(), static_cast<size_t>(kEvents));
+
+  // What the client did not read was dropped: counted, and each ack failed.
+  auto stats = [&] {
+    pb::GetStatsResponse response;
+    auto sctx = Ctx();
+    EXPECT_TRUE(stub_->GetStats(sctx.get(), {}, &response).ok());
+    return response;
+  };
+  ASSERT_TRUE(WaitUntil([&] {
+    pb::GetStatsResponse r = stats();
+    std::lock_guard lock(mu);
+    return r.watch().dropped() > 0 && failed.size() == r.watch().acks_failed();
+  })) << stats().ShortDebugString();
+  pb::GetStatsResponse response = stats();
+  // Events that came after the watcher left (its group's subscription lasts
+  // until a tick) are counted but their acks left alone.
+  EXPECT_GT(response.watch().acks_failed(), 0u);
+  EXPECT_LE(response.watch().acks_failed(), response.watch().dropped());
+  EXPECT_EQ(response.forward().watch_dropped(), response.watch().dropped());
+  EXPECT_LE(read.size() + response.watch().dropped(), static_cast<size_t>(kEvents));
+  EXPECT_EQ(broker_->counters().watch_dropped, response.watch().dropped());
+  EXPECT_EQ(broker_->counters().watch_acks_failed, response.watch().acks_failed());
+  std::lock_guard lock(mu);
+  int too_slow = 0;
+  for (const auto& [ref, error] : failed) {
+    EXPECT_EQ(read.count(ref), 0u) << ref << " was read and failed";
+    EXPECT_THAT(error, ::testing::AnyOf("watcher too slow", "watcher gone"));
+    too_slow += error == "watcher too slow";
+  }
+  EXPECT_GT(too_slow, 0);
+}
+
 // ---- health, reflection ------------------------------------------------------------------------
 
 TEST_F(ApiServerTest, HealthFollowsSetServing) {
