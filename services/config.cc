@@ -716,7 +716,7 @@ absl::Status ParseLimits(const Json& spec, std::string_view path, Config& config
   if (!spec.is_object()) return TypeError(path, "an object", spec);
   SB_RETURN_IF_ERROR(CheckKeys(spec, path,
                                {"maxConnections", "maxSockets", "maxNamespacesPerConnection",
-                                "maxRoomsPerSocket", "handshakeRate", "maxJsonDepth",
+                                "maxRoomsPerSocket", "handshakeRate", "connectRate", "maxJsonDepth",
                                 "maxAttachments", "maxAttachmentBytes", "http", "maxPendingAcks"}));
   for (const auto& [key, value] : spec.items()) {
     std::string kpath = Child(path, key);
@@ -748,6 +748,10 @@ absl::Status ParseLimits(const Json& spec, std::string_view path, Config& config
         SB_ASSIGN_OR_RETURN(handshake.max_tracked_addresses,
                             GetUint(*it, Child(kpath, "maxTrackedAddresses"), 1, 10000000));
       }
+    } else if (key == "connectRate") {
+      if (!value.is_object()) return TypeError(kpath, "an object {perSecond, burst}", value);
+      SB_RETURN_IF_ERROR(CheckKeys(value, kpath, {"perSecond", "burst"}));
+      SB_RETURN_IF_ERROR(ParseRate(value, kpath, config.socket_limits.connect_rate));
     } else if (key == "http") {
       if (!value.is_object()) return TypeError(kpath, "an object", value);
       SB_RETURN_IF_ERROR(CheckKeys(value, kpath,

@@ -163,6 +163,7 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
     limit("max_sockets_per_user", sio_limits.too_many_user_sockets);
     limit("max_rooms_per_socket", sio_limits.room_limit);
     limit("event_rate", sio_limits.rate_limited);
+    limit("connect_rate", sio_limits.connect_rate);
     limit("flood_disconnect", sio_limits.flood_disconnects);
     limit("json_depth", sio_limits.json_depth);
     limit("attachments", sio_limits.attachments);
@@ -185,9 +186,10 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
                   "Nothing is meant to throw: a bug.",
                   static_cast<double>(edge::Runtime::EscapedExceptions()));
     auto rate = CounterFamily("switchboard_rate_limit_hits_total",
-                              "Handshakes and client events refused by a rate limit.");
+                              "Handshakes, client events and CONNECTs refused by a rate limit.");
     AddSample(rate, static_cast<double>(eio_limits.handshake_rate), {{"limit", "handshake"}});
     AddSample(rate, static_cast<double>(sio_limits.rate_limited), {{"limit", "event"}});
+    AddSample(rate, static_cast<double>(sio_limits.connect_rate), {{"limit", "connect"}});
     out.push_back(std::move(rate));
 
     auto sockets = GaugeFamily("switchboard_sockets",

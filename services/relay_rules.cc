@@ -109,6 +109,16 @@ std::shared_ptr<RelayRules> RelayRules::Install(sio::Namespace& nsp, NamespacePo
 
 uint64_t RelayRules::IdHash(std::string_view id) { return absl::HashOf(id); }
 
+bool RelayRules::RoomClaimed(const sio::Socket& socket, std::string_view room) const {
+  if (policy_.rooms_claim.empty()) return true;
+  const Json& claims = socket.claims();
+  auto allowed = claims.is_object() ? claims.find(policy_.rooms_claim) : claims.end();
+  if (allowed == claims.end() || !allowed->is_array()) return false;
+  return std::any_of(allowed->begin(), allowed->end(), [room](const Json& listed) {
+    return listed.is_string() && listed.get_ref<const std::string&>() == room;
+  });
+}
+
 bool RelayRules::LooksLikeClusterSocketId(std::string_view id) const {
   // A socket of any edge ("<edge-id>.<random>"), when this edge is in a cluster.
   return !nsp_.server().options().edge_id.empty() && !bus::EdgeOfSocketId(id).empty();
@@ -239,7 +249,12 @@ void RelayRules::Handle(const Rule& rule, const Shortcuts& shortcuts, const sio:
             LooksLikeClusterSocketId(target)) {
           return fail("invalid room name");
         }
-        if (rule.require_member && !socket->InRoom(target)) return fail("not in room");
+        if (rule.require_member) {
+          if (!socket->InRoom(target)) return fail("not in room");
+        } else if (!RoomClaimed(*socket, target)) {
+          // The claim bounds where a client may post, not only what it joins.
+          return fail("room not allowed");
+        }
       } else if (!to_sender && !IsSocketId(target) && !LooksLikeClusterSocketId(target)) {
         // A socket of another edge is reached through the cluster.
         return fail("unknown socket");
@@ -290,12 +305,8 @@ void RelayRules::Handle(const Rule& rule, const Shortcuts& shortcuts, const sio:
       LooksLikeClusterSocketId(room)) {
     return fail("invalid room name");
   }
-  if (rule.action == RuleAction::kJoin && !policy_.rooms_claim.empty()) {
-    const Json& claims = socket->claims();
-    auto allowed = claims.is_object() ? claims.find(policy_.rooms_claim) : claims.end();
-    bool listed = allowed != claims.end() && allowed->is_array() &&
-                  std::find(allowed->begin(), allowed->end(), Json(room)) != allowed->end();
-    if (!listed) return fail("room not allowed");
+  if (rule.action == RuleAction::kJoin && !RoomClaimed(*socket, room)) {
+    return fail("room not allowed");
   }
 
   // Tells the room's members (the others, by default).

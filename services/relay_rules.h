@@ -70,6 +70,9 @@ class RelayRules : public std::enable_shared_from_this<RelayRules> {
   bool Forwards(std::string_view event) const;
   void LeaveAll(const sio::Socket& socket);
   bool IsSocketId(std::string_view id) const;
+  // Whether the socket's token lists `room` in the policy's rooms claim
+  // (true without one).
+  bool RoomClaimed(const sio::Socket& socket, std::string_view room) const;
   bool LooksLikeClusterSocketId(std::string_view id) const;
 
   sio::Namespace& nsp_;

@@ -124,8 +124,11 @@ void Session::OnPacket(Packet&& packet) {
       if (listener_) listener_->OnSessionMessage(std::move(packet));
       return;
     case PacketType::kNoop:
-    case PacketType::kPing:  // v4 clients never ping; harmless
       return;
+    case PacketType::kPing:
+      // In v4 only the server pings; engine.io 6 closes on "invalid
+      // heartbeat direction".
+      return Terminate("transport error", false);
     default:
       return Terminate("parse error", false);
   }
@@ -166,8 +169,18 @@ void Session::OnFrame(WebSocketTransport* from, std::string_view data, bool bina
 
 void Session::HandlePost(const std::shared_ptr<edge::HttpSession>& http) {
   const Options& o = server_.options();
+  if (polling_ && !polling_->data_request.expired()) {
+    // Like engine.io: a POST while another one's body is still arriving is
+    // refused and ends the session (the reference destroys both requests).
+    server_.SendError(http, 400, -1, "data request overlap");
+    return Terminate("transport error", false);
+  }
+  if (polling_) polling_->data_request = http;
   http->ReadBody(o.max_http_buffer_size, [self = shared_from_this(), http](
                                               boost::system::error_code ec, std::string body) {
+    if (self->polling_ && self->polling_->data_request.lock() == http) {
+      self->polling_->data_request.reset();
+    }
     if (ec == http::error::body_limit) {
       self->server_.CountPayloadTooLarge();
       self->server_.SendError(http, 413, -1, "Payload too large");
@@ -407,6 +420,11 @@ void Session::Finish() {
   }
   if (polling_ && polling_->poll) {
     RespondPoll(std::string(1, static_cast<char>(PacketType::kNoop)));
+  }
+  // A POST still arriving is cut off (its body would only find the session
+  // gone).
+  if (polling_) {
+    if (auto data_request = polling_->data_request.lock()) data_request->Close();
   }
   polling_.reset();
   server_.Unregister(id());

@@ -126,6 +126,9 @@ class Session : public std::enable_shared_from_this<Session> {
     std::vector<Frame> queue;
     size_t queued_bytes = 0;
     std::shared_ptr<edge::HttpSession> poll;  // pending long-poll GET
+    // The POST whose body is being read: one at a time, as the reference
+    // server allows (a second one is "data request overlap").
+    std::weak_ptr<edge::HttpSession> data_request;
     bool flush_posted = false;
     std::shared_ptr<WebSocketTransport> probe;  // WebSocket being upgraded to
     bool upgrading = false;                     // probe answered, awaiting "5"

@@ -8,7 +8,10 @@
 namespace switchboard::sio {
 
 Client::Client(Server& server, eio::SessionPtr session)
-    : server_(server), session_(std::move(session)), decoder_(server.options().decoder) {}
+    : server_(server),
+      session_(std::move(session)),
+      decoder_(server.options().decoder),
+      connects_(server.options().limits.connect_rate, eio::RateClock::now()) {}
 
 void Client::Start() {
   // The session holds us until it closes.
@@ -67,6 +70,13 @@ void Client::OnPacket(Packet&& packet) {
 }
 
 void Client::OnConnect(Packet&& packet) {
+  // Every CONNECT counts, whatever becomes of it: refused ones cost a token
+  // check, accepted ones (with their DISCONNECT) membership events.
+  if (!connects_.Take(server_.options().limits.connect_rate, eio::RateClock::now())) {
+    server_.Count(Server::Limit::kConnectRate);
+    // As for an event flood: every namespace disconnected, then the close.
+    return DisconnectAll();
+  }
   if (Find(packet.nsp)) return;
   Namespace* nsp = server_.Find(packet.nsp);
   if (nsp == nullptr) {

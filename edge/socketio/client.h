@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "edge/engineio/rate_limit.h"
 #include "edge/engineio/session.h"
 #include "edge/socketio/decoder.h"
 #include "edge/socketio/socket.h"
@@ -59,6 +60,8 @@ class Client : public std::enable_shared_from_this<Client>, private eio::Session
   // vector beats a map; each socket knows its namespace's name.
   absl::InlinedVector<SocketPtr, 1> sockets_;
   std::unique_ptr<boost::asio::steady_timer> connect_timer_;
+  // CONNECT packets (ServerLimits::connect_rate).
+  eio::TokenBucket connects_;
   bool closed_ = false;
 };
 

@@ -21,9 +21,12 @@ absl::Status Invalid(const char* why) {
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
+// As the reference parser: the name is a string that is not reserved, or a
+// number (`socket.emit(1, ...)` in the official client).
 bool IsValidEventArray(const Json& data) {
   if (!data.is_array() || data.empty()) return false;
   const Json& name = data.front();
+  if (name.is_number()) return true;
   if (!name.is_string()) return false;
   return !IsReservedEventName(name.get_ref<const std::string&>());
 }

@@ -1,12 +1,30 @@
 #include "edge/socketio/event_args.h"
 
+#include <cmath>
+#include <cstdio>
 #include <utility>
 
 namespace switchboard::sio {
 
+std::string NumericEventName(const Json& number) {
+  // What JavaScript's String(n) gives for the usual numbers (the reference
+  // server's listeners are keyed so): integral values without a fraction.
+  if (number.is_number_float()) {
+    const double value = number.get<double>();
+    if (value == 0) return "0";
+    if (std::isfinite(value) && std::trunc(value) == value && std::fabs(value) < 1e21) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.0f", value);
+      return buf;
+    }
+  }
+  return number.dump();
+}
+
 EventArgs::EventArgs(Json payload) : json_(std::move(payload)), parsed_(true) {
-  // The decoder made sure it is [string, ...].
-  name_ = json_[0].get<std::string>();
+  // The decoder made sure it is [string or number, ...].
+  const Json& name = json_[0];
+  name_ = name.is_string() ? name.get<std::string>() : NumericEventName(name);
   json_.erase(json_.begin());
 }
 

@@ -7,6 +7,10 @@
 
 namespace switchboard::sio {
 
+// The event name a numeric one stands for, as the reference server's
+// listeners see it (`socket.emit(1)` reaches `socket.on("1")`): "1", "1.5".
+std::string NumericEventName(const Json& number);
+
 // The arguments of one client event (its name removed). An event the decoder
 // left as text (RawEvent) is parsed only when json() is first called, so a
 // handler that passes the arguments on unchanged copies bytes instead of

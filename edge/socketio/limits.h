@@ -52,6 +52,10 @@ struct ServerLimits {
   // Rooms one socket may be in (its own id room not counted), whoever joins
   // it (a handler, a relay rule, a broker command); further joins are refused.
   size_t max_rooms_per_socket = 1000;
+  // CONNECT packets one connection may send (token bucket; per_second 0:
+  // unlimited). Each may cost a JWT check, a connect hook call and
+  // membership events, so one past it closes the connection.
+  eio::RateOptions connect_rate{5, 20};
 };
 
 }  // namespace switchboard::sio

@@ -36,6 +36,7 @@ Server::LimitCounters Server::limit_counters() const {
   c.too_many_user_sockets = get(Limit::kTooManyUserSockets);
   c.room_limit = get(Limit::kRoomLimit);
   c.rate_limited = get(Limit::kRateLimited);
+  c.connect_rate = get(Limit::kConnectRate);
   c.flood_disconnects = get(Limit::kFloodDisconnect);
   c.json_depth = get(Limit::kJsonDepth);
   c.attachments = get(Limit::kAttachments);

@@ -71,6 +71,7 @@ class Server {
     uint64_t too_many_user_sockets = 0;  // CONNECT_ERROR "Too many connections for this user"
     uint64_t room_limit = 0;             // joins refused by max_rooms_per_socket
     uint64_t rate_limited = 0;           // client events dropped by the event rate
+    uint64_t connect_rate = 0;           // connections closed past the CONNECT rate
     uint64_t flood_disconnects = 0;      // clients disconnected for flooding
     uint64_t json_depth = 0;             // packets refused (connection closed): nesting
     uint64_t attachments = 0;            // ... too many binary attachments
@@ -87,6 +88,7 @@ class Server {
     kTooManyUserSockets,
     kRoomLimit,
     kRateLimited,
+    kConnectRate,
     kFloodDisconnect,
     kJsonDepth,
     kAttachments,

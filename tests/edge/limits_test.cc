@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "edge/engineio/rate_limit.h"
 #include "edge/http/server.h"
@@ -102,6 +104,17 @@ class RawConnection {
 
 // ------------------------------------------------------------- fixture --
 
+// Counts membership events: what a cluster link turns into journal entries
+// (seq numbers) for NATS, every broker and every WatchEvents watcher.
+class CountingObserver : public sio::MembershipObserver {
+ public:
+  void OnConnected(const sio::Socket&) override { events.fetch_add(1); }
+  void OnDisconnected(const sio::Socket&, std::string_view) override { events.fetch_add(1); }
+  void OnJoined(const sio::Socket&, const std::string&) override { events.fetch_add(1); }
+  void OnLeft(const sio::Socket&, const std::string&) override { events.fetch_add(1); }
+  std::atomic<uint64_t> events{0};
+};
+
 eio::Options CalmEngine() {
   eio::Options options;
   options.ping_interval = 60s;
@@ -148,6 +161,14 @@ class LimitsTest : public ::testing::Test {
       if (auth.contains("user")) socket->SetUserId(auth["user"].get<std::string>());
       next(std::nullopt);
     });
+    // "/auth": every CONNECT is an authentication attempt (counted); only
+    // auth {"token":"good"} passes.
+    io_->Of("/auth").Use([this](const sio::SocketPtr& socket, sio::Next next) {
+      auth_attempts_.fetch_add(1);
+      if (socket->auth().value("token", "") == "good") return next(std::nullopt);
+      next(sio::ConnectError{"Invalid authentication token", nullptr});
+    });
+    io_->SetMembershipObserver(&membership_);
     http_->Mount(std::string(kMount), io_->engine());
     ASSERT_TRUE(http_->Listen().ok());
     port_ = http_->port();
@@ -222,6 +243,22 @@ class LimitsTest : public ::testing::Test {
   eio::Server::LimitCounters EioCounters() const { return io_->engine().limit_counters(); }
   edge::HttpServer::LimitCounters HttpCounters() const { return http_->limit_counters(); }
 
+  // Reads until the connection closes; the text messages before that.
+  static std::vector<std::string> ReadUntilClosed(WsClient& ws) {
+    std::vector<std::string> out;
+    for (int i = 0; i < 100000; ++i) {
+      WsMessage m = ws.Read();
+      if (m.kind != WsMessage::Kind::kText) {
+        EXPECT_EQ(m, WsMessage::Closed());
+        break;
+      }
+      out.push_back(std::move(m.data));
+    }
+    return out;
+  }
+
+  CountingObserver membership_;
+  std::atomic<uint64_t> auth_attempts_{0};
   std::unique_ptr<edge::Runtime> runtime_;
   std::unique_ptr<edge::HttpServer> http_;
   std::unique_ptr<sio::Server> io_;
@@ -554,6 +591,72 @@ TEST_F(LimitsTest, EventRateDropsNotifiesAndDisconnectsFlooders) {
   EXPECT_EQ(calm->Read().data, "432[]");
 }
 
+// ------------------------------------------------------- CONNECT rate --
+
+// 3000 CONNECTs with bad tokens on one WebSocket: the burst is checked, then
+// the connection is closed; the rest costs nothing.
+TEST_F(LimitsTest, ConnectFloodWithBadTokensIsCutOff) {
+  Setup setup;
+  setup.sio.limits.connect_rate = {0.01, 10};  // no refill during the test
+  Start(setup);
+  auto ws = OpenWs();
+  auto calm = OpenWs();
+  ASSERT_TRUE(ws && calm);
+  for (int i = 0; i < 3000; ++i) ws->Send(R"(40/auth,{"token":"bad"})");
+  std::vector<std::string> got = ReadUntilClosed(*ws);
+  EXPECT_EQ(got.size(), 10u);
+  for (const std::string& m : got) {
+    EXPECT_EQ(m, R"(44/auth,{"message":"Invalid authentication token"})");
+  }
+  EXPECT_EQ(auth_attempts_.load(), 10u);
+  EXPECT_EQ(SioCounters().connect_rate, 1u);
+  EXPECT_TRUE(WaitUntil([&] { return io_->engine().SessionCount() == 1; }));
+  // Another connection has its own budget.
+  EXPECT_TRUE(IsConnect(Connect(*calm, "/auth", R"({"token":"good"})"), "/auth"));
+  EXPECT_EQ(auth_attempts_.load(), 11u);
+}
+
+// CONNECT / DISCONNECT pairs: each pair is two membership events for the
+// whole cluster; past the budget the connection is closed.
+TEST_F(LimitsTest, ConnectDisconnectPairsAreBounded) {
+  Setup setup;
+  setup.sio.limits.connect_rate = {0.01, 10};
+  Start(setup);
+  auto ws = OpenWs();
+  ASSERT_TRUE(ws);
+  for (int i = 0; i < 3000; ++i) {
+    ws->Send("40");
+    ws->Send("41");
+  }
+  std::vector<std::string> got = ReadUntilClosed(*ws);
+  // Ten CONNECT answers (the tenth socket has left before the eleventh
+  // CONNECT closes the connection).
+  ASSERT_EQ(got.size(), 10u);
+  for (const std::string& m : got) EXPECT_TRUE(IsConnect(m, "/")) << m;
+  EXPECT_TRUE(WaitUntil([&] { return io_->SocketCount() == 0; }));
+  EXPECT_EQ(membership_.events.load(), 20u);  // 10 connects, 10 disconnects
+  EXPECT_EQ(SioCounters().connect_rate, 1u);
+}
+
+TEST_F(LimitsTest, ConnectsUnderTheRateAreUnaffected) {
+  Setup setup;
+  setup.sio.limits.connect_rate = {0.01, 10};
+  Start(setup);
+  auto ws = OpenWs();
+  ASSERT_TRUE(ws);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(IsConnect(Connect(*ws, "/"), "/")) << i;
+    ws->Send("41");
+  }
+  EXPECT_EQ(Connect(*ws, "/auth", R"({"token":"bad"})"),
+            R"(44/auth,{"message":"Invalid authentication token"})");
+  EXPECT_TRUE(IsConnect(Connect(*ws, "/auth", R"({"token":"good"})"), "/auth"));
+  EXPECT_TRUE(IsConnect(Connect(*ws, "/a"), "/a"));
+  ws->Send(R"(42/a,1["sync"])");
+  EXPECT_EQ(ws->Read().data, "43/a,1[]");
+  EXPECT_EQ(SioCounters().connect_rate, 0u);
+}
+
 TEST_F(LimitsTest, EventsUnderTheRateAreUnaffected) {
   Setup setup;
   setup.nsp_limits.event_rate.rate = {1000, 200};
@@ -751,6 +854,8 @@ TEST(LimitsConfigTest, Defaults) {
   EXPECT_EQ(config->http.idle_timeout, 30s);
   EXPECT_EQ(config->http.write_timeout, 30s);
   EXPECT_EQ(config->http.max_pending_connections, 10000u);
+  EXPECT_EQ(config->socket_limits.connect_rate.per_second, 5);
+  EXPECT_EQ(config->socket_limits.connect_rate.burst, 20);
   const auto& nsp = config->namespaces.at(0).limits;
   EXPECT_EQ(nsp.max_sockets_per_user, 0u);
   EXPECT_EQ(nsp.event_rate.rate.per_second, 50);
@@ -766,6 +871,7 @@ TEST(LimitsConfigTest, EveryKey) {
       "maxRoomsPerSocket": 7, "maxJsonDepth": 8, "maxAttachments": 2,
       "maxAttachmentBytes": 4096,
       "handshakeRate": {"perSecond": 0.5, "burst": 4, "maxTrackedAddresses": 100},
+      "connectRate": {"perSecond": 0, "burst": 3},
       "http": {"maxHeaderBytes": 2048, "headersTimeout": 100, "bodyTimeout": 200,
                "idleTimeout": 300, "writeTimeout": 400, "maxPendingConnections": 9}
     },
@@ -786,6 +892,8 @@ TEST(LimitsConfigTest, EveryKey) {
   EXPECT_EQ(config->engine.handshake_rate.rate.per_second, 0.5);
   EXPECT_EQ(config->engine.handshake_rate.rate.burst, 4);
   EXPECT_EQ(config->engine.handshake_rate.max_tracked_addresses, 100u);
+  EXPECT_EQ(config->socket_limits.connect_rate.per_second, 0);
+  EXPECT_EQ(config->socket_limits.connect_rate.burst, 3);
   EXPECT_EQ(config->http.max_header_bytes, 2048u);
   EXPECT_EQ(config->http.headers_timeout, 100ms);
   EXPECT_EQ(config->http.body_timeout, 200ms);
@@ -819,6 +927,10 @@ TEST(LimitsConfigTest, Errors) {
             "limits.http.idleTimeout: expected an integer, got string");
   EXPECT_EQ(error(R"({"limits": {"handshakeRate": {"burst": 0}}})"),
             "limits.handshakeRate.burst: must be between 1 and 10000000, got 0");
+  EXPECT_EQ(error(R"({"limits": {"connectRate": {"burst": 0}}})"),
+            "limits.connectRate.burst: must be between 1 and 10000000, got 0");
+  EXPECT_EQ(error(R"({"limits": {"connectRate": {"perSecond": 1, "flood": 2}}})").substr(0, 37),
+            "limits.connectRate.flood: unknown key");
   EXPECT_EQ(error(R"({"limits": {"maxJsonDepth": 0}})"),
             "limits.maxJsonDepth: must be between 1 and 256, got 0");
   EXPECT_EQ(error(R"({"namespaces": {"/": {"eventRate": {"perSecond": -1}}}})"),

@@ -349,6 +349,10 @@ void AddHandlers(sio::Namespace& nsp) {
   nsp.On("sync", [](const sio::SocketPtr&, std::string_view, sio::Json&, sio::Ack ack) {
     AckEmpty(ack);
   });
+  // Where a numeric event name 1 arrives.
+  nsp.On("1", [](const sio::SocketPtr&, std::string_view event, sio::Json& args, sio::Ack ack) {
+    if (ack) ack(sio::Json::array({event, std::move(args)}));
+  });
   nsp.On("join", [](const sio::SocketPtr& socket, std::string_view, sio::Json& args,
                     sio::Ack ack) {
     socket->Join(args.at(0).get<std::string>());

@@ -180,6 +180,7 @@ class WsClient {
 //   "message"          -> emits "message-back" with the same arguments
 //   "message-with-ack" -> acks with the same arguments
 //   "sync"             -> acks [] (a barrier for the client)
+//   "1" (or 1)         -> acks [event name, [args...]]
 //   "join"  [room]     -> joins the room, acks []
 //   "shout" [rooms, except_rooms, text]
 //                      -> nsp.To(each room).Except(each except room)

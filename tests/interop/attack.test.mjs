@@ -3,7 +3,7 @@
 // a worker thread: malformed packets of every kind over WebSocket and polling,
 // oversize payloads, unknown sids, duplicate polls, upgrades with another
 // session's sid, thousands of bogus handshakes, slowloris, an event flood, bad
-// and forged tokens) while, in this thread, legitimate socket.io-client
+// and forged tokens, CONNECT floods) while, in this thread, legitimate socket.io-client
 // clients keep receiving every publish, a reconnector keeps connecting, and
 // two clients that never read (one WebSocket, one polling) sit in the room
 // the large publishes go to, with two of the legitimate clients. Afterwards: every legitimate publish arrived, in
@@ -66,8 +66,10 @@ before(async () => {
   const config = {
     engine: { maxHttpBufferSize: 1_000_000 },
     // The slowloris timeouts are shortened so that they fire inside the
-    // attack window; every other limit is the default.
-    limits: { http: { headersTimeout: 4000, bodyTimeout: 4000 } },
+    // attack window; the CONNECT burst fits the bad-token attack's 20 tokens
+    // and the valid one after them on one connection; every other limit is
+    // the default.
+    limits: { http: { headersTimeout: 4000, bodyTimeout: 4000 }, connectRate: { perSecond: 5, burst: 25 } },
     namespaces: {
       "/": { rules: [JOIN_RULE] },
       "/secure": {
@@ -441,6 +443,14 @@ test("under attack, legitimate clients get every publish, RSS stays bounded, not
     assert.ok(t.controls > 0, "the control token was accepted");
     assert.ok(attack.seen["bad-tokens"]["Invalid authentication token"] > 0);
     assert.ok(attack.seen["bad-tokens"]["Token expired"] > 0);
+  }
+  if (!attack.results.connectFlood.skipped) {
+    // 3000 bad-token CONNECTs per connection: cut off past the budget, at
+    // most 25 (burst) + 5/s over the 12 s window answered.
+    const cf = attack.results.connectFlood;
+    assert.ok(cf.connections > 0, "no CONNECT flood connection was opened");
+    assert.equal(cf.closedByServer, cf.connections, `CONNECT floods not all closed: ${JSON.stringify(cf)}`);
+    assert.ok(cf.maxAnswers <= 25 + 5 * (ATTACK_MS / 1000), `CONNECT flood answered ${cf.maxAnswers} times`);
   }
   if (!attack.results.flood.skipped) {
     // The flooder is answered "rate-limited"; it is also disconnected (floodDrops) when the

@@ -46,12 +46,15 @@ before(async () => {
           tokenFrom: ["auth", "header", "query"],
           claims: ["name"],
         },
-        allowedEvents: ["join-room", "message"],
+        allowedEvents: ["join-room", "message", "post", "post-member"],
         roomsClaim: "rooms",
         rules: [
           { event: "join-room", action: "join", room: "$.room|$", ack: { ok: true, room: "$room" } },
           { event: "message", action: "relay", payload: { text: "$.text" }, ack: { ok: true } },
           { event: "secret", action: "relay", ack: { ok: true } },
+          // The client chooses the room it posts to.
+          { event: "post", action: "relay", target: { room: "$.room" }, payload: { text: "$.text" } },
+          { event: "post-member", action: "relay", target: { room: "$.room" }, requireMember: true, emit: "post" },
         ],
       },
     },
@@ -196,6 +199,31 @@ describe("authorization", () => {
       assert.equal((await api.listSockets({ namespace: "/secure", room: "payroll" })).sockets.length, 0);
     } finally {
       socket.close();
+    }
+  });
+
+  test("a client posts only to rooms its token's rooms claim lists (or, with requireMember, it is in)", async () => {
+    const { socket: alice } = await attempt({ auth: { token: hs() } });
+    const { socket: payroll } = await attempt({ auth: { token: hs(claims({ sub: "bob", rooms: ["payroll", "ops"] })) } });
+    try {
+      assert.deepEqual(await call(payroll, "join-room", "payroll"), { ok: true, room: "payroll" });
+      assert.deepEqual(await call(payroll, "join-room", "ops"), { ok: true, room: "ops" });
+      const got = [];
+      payroll.on("post", (...args) => got.push(args));
+      // Not in alice's claim: refused, nothing delivered.
+      assert.deepEqual(await call(alice, "post", { room: "payroll", text: "raise?" }), { ok: false, error: "room not allowed" });
+      assert.deepEqual(await call(alice, "post-member", { room: "payroll" }), { ok: false, error: "not in room" });
+      // Listed: delivered, whether or not alice is in the room.
+      assert.deepEqual(await call(alice, "post", { room: "ops", text: "hello ops" }), { ok: true });
+      assert.deepEqual(await call(alice, "join-room", "ops"), { ok: true, room: "ops" });
+      assert.deepEqual(await call(alice, "post-member", { room: "ops", text: "as member" }), { ok: true });
+      await eventually(
+        async () => assert.deepEqual(got, [[{ text: "hello ops" }], [{ room: "ops", text: "as member" }]]),
+        { what: "the posts to ops" },
+      );
+    } finally {
+      alice.close();
+      payroll.close();
     }
   });
 });

@@ -24,6 +24,9 @@ const CONFIG = {
         ECHO,
         { event: "say", action: "relay" },
         { event: "both", action: "relay", exceptSender: true, ack: { first: "$", all: "$args" } },
+        // socket.emit(1, ...) reaches the rule for "1", as the reference
+        // server's socket.on("1") gets it.
+        { event: "1", action: "relay", exceptSender: true, ack: { event: "$event", first: "$" } },
       ],
     },
     "/n": { rules: [ECHO] },
@@ -116,6 +119,15 @@ for (const transport of ["websocket", "polling"]) {
       const both = once(b, "both");
       assert.deepEqual(await call(a, "both", "x", [1]), { first: "x", all: ["x", [1]] });
       assert.deepEqual(await both, ["x", [1]]);
+    });
+
+    test("a numeric event name is relayed by the rule for its decimal name", async () => {
+      const a = await open();
+      const b = await open();
+      const relayed = once(b, "1");
+      assert.deepEqual(await call(a, 1, "x", { n: 2 }), { event: "1", first: "x" });
+      assert.deepEqual(await relayed, ["x", { n: 2 }]);
+      assert.equal(a.connected, true);
     });
   });
 }

@@ -203,6 +203,11 @@ describe("forwarding", () => {
       const w = api.watchEvents(filter);
       w.call.on("data", async (e) => {
         const ev = e.client_event;
+        if (ev?.wants_ack && ev.event === "7") {
+          // socket.emit(7, ...): forwarded under the name the reference server's listeners see.
+          await api.ack({ ack_ref: ev.ack_ref, args: [json({ event: ev.event, arg: argValue(ev.args[0]) })] });
+          return;
+        }
         if (!ev || !ev.wants_ack || ev.event !== "ask") return;
         const n = argValue(ev.args[0]);
         await api.ack({ ack_ref: ev.ack_ref, args: [json({ ok: true, n, by: api.address }), binary([n, 255])] });
@@ -222,6 +227,7 @@ describe("forwarding", () => {
         assert.equal(reply.n, n);
         assert.deepEqual(Buffer.from(bytes), Buffer.from([n, 255]), "a binary ack argument");
       }
+      assert.deepEqual(await callAll(d, 7, "x"), [{ event: "7", arg: "x" }]);
       // At most once: the same ack_ref again is NOT_FOUND, through either broker.
       for (const api of [b1, b2]) {
         await assert.rejects(api.ack({ ack_ref: answered[0], args: [json(1)] }), (err) => err.code === status.NOT_FOUND);

@@ -2,19 +2,21 @@
 // official socket.io-client sees them, against `switchboard standalone` with
 // a configuration of small limits: the event rate (dropped events answered
 // with an error ack, the "rate-limited" notice), sockets per user and
-// namespaces per connection (CONNECT_ERROR messages), and the CORS
-// allow-list (403 for a foreign Origin, nothing for clients that send none).
+// namespaces per connection (CONNECT_ERROR messages), the CONNECT budget of a
+// connection (closed past it, counted in /metrics), and the CORS allow-list
+// (403 for a foreign Origin, nothing for clients that send none).
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { io, Manager } from "socket.io-client";
 
+import { httpGet } from "./lib/http.mjs";
 import { startStandalone } from "./lib/server.mjs";
 import { WAIT_MS, call, withTimeout } from "./lib/wait.mjs";
 
 const CONFIG = {
   engine: { cors: { origins: ["https://good.example"] } },
-  limits: { maxNamespacesPerConnection: 2 },
+  limits: { maxNamespacesPerConnection: 2, connectRate: { perSecond: 0.01, burst: 4 } },
   namespaces: {
     "/": {
       eventRate: { perSecond: 0.01, burst: 3, floodDrops: 1000 },
@@ -106,6 +108,29 @@ for (const transport of ["websocket", "polling"]) {
       assert.equal(b.status, "rejected");
       assert.equal(b.reason.message, "Too many namespaces");
       assert.equal(nsps[0].connected, true);
+    });
+
+    test("CONNECT / DISCONNECT cycles past connectRate close the connection", async () => {
+      const manager = new Manager(server.url, { transports: [transport], reconnection: false, timeout: WAIT_MS });
+      // "/" holds the connection open while "/a" leaves and joins again.
+      const main = manager.socket("/");
+      const cycling = manager.socket("/a");
+      sockets.push(main, cycling);
+      await Promise.all([connected(main), connected(cycling)]);
+      const engine = manager.engine;
+      for (let i = 0; i < 2; i++) {
+        cycling.disconnect();
+        cycling.connect();
+        await connected(cycling);
+      }
+      assert.equal(manager.engine, engine, "one connection throughout");
+      // The fifth CONNECT on it (burst 4): the server disconnects "/" and closes.
+      const dropped = new Promise((resolve) => main.once("disconnect", resolve));
+      cycling.disconnect();
+      cycling.connect();
+      assert.equal(await withTimeout(dropped, WAIT_MS, "disconnect"), "io server disconnect");
+      const { body } = await httpGet(server.adminPort, "/metrics");
+      assert.match(body, /^switchboard_rate_limit_hits_total\{limit="connect"\} 1$/m);
     });
 
     test("a foreign Origin gets 403, no Origin is fine", async () => {

@@ -230,6 +230,12 @@ for (const mode of MODES) {
       // an event no handler takes (OnAnyEvent)
       assert.deepEqual(await callAll(socket, "no-such-event", 1), ["unknown", "no-such-event"]);
 
+      // a numeric event name, as socket.io-parser allows: the server's
+      // listeners see "1" (as the reference server's do), the connection stays
+      assert.deepEqual(await callAll(socket, 1, "x"), ["unknown", "1"]);
+      assert.equal(socket.connected, true);
+      assert.deepEqual(await callAll(socket, "echo", "after"), ["after"]);
+
       // server -> client with ack: the client's answer is reported back
       socket.on("ask", (...a) => {
         const ack = a.pop();

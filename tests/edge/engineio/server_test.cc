@@ -268,6 +268,38 @@ TEST_F(EngineIoTest, DuplicatePollClosesSession) {
   EXPECT_EQ(calm_echo_->SessionCount(), 0u);
 }
 
+// Like engine.io's "data request overlap": a POST while another one's body
+// is still arriving gets 400, and the session ends, cutting the first off.
+TEST_F(EngineIoTest, OverlappingPostsAre400AndCloseTheSession) {
+  std::string sid;
+  ASSERT_FALSE(OpenPolling("/eio-calm/", &sid).empty());
+  HttpConnection first(port());
+  ASSERT_TRUE(first.Send(http::verb::post, PollingUrl("/eio-calm/", sid), "4a",
+                         {{"Content-Length", "10"}}));  // 8 bytes never come
+  std::this_thread::sleep_for(100ms);                   // its header is read first
+  HttpResult second = HttpPost(PollingUrl("/eio-calm/", sid), "4b");
+  EXPECT_EQ(second.status, 400);
+  EXPECT_EQ(second.body, "data request overlap");
+  EXPECT_EQ(first.Receive().status, 0);  // closed without an answer
+  HttpResult after = HttpGet(PollingUrl("/eio-calm/", sid));
+  EXPECT_EQ(after.status, 400);
+  EXPECT_EQ(after.body, ErrorBody(1, "Session ID unknown"));
+  EXPECT_EQ(calm_echo_->SessionCount(), 0u);
+}
+
+// One POST after the other, each answered before the next, is the norm.
+TEST_F(EngineIoTest, SequentialPostsAreAccepted) {
+  std::string sid;
+  ASSERT_FALSE(OpenPolling("/eio-calm/", &sid).empty());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(HttpPost(PollingUrl("/eio-calm/", sid), "4m" + std::to_string(i)).body, "ok");
+  }
+  EXPECT_EQ(HttpGet(PollingUrl("/eio-calm/", sid)).body,
+            "4m0\x1e"
+            "4m1\x1e"
+            "4m2");
+}
+
 TEST_F(EngineIoTest, AbortedPollClosesSession) {
   std::string sid;
   ASSERT_FALSE(OpenPolling("/eio-calm/", &sid).empty());
@@ -383,6 +415,27 @@ TEST_F(EngineIoTest, WebSocketPingTimeoutClosesConnection) {
   EXPECT_EQ(ws->Read(), WsMessage::Text("2"));
   EXPECT_EQ(ws->Read(), WsMessage::Closed());
   EXPECT_TRUE(WaitUntil([&] { return echo_->SessionCount() == 0; }));
+}
+
+// In v4 only the server pings: engine.io 6 answers a client's ping with
+// "invalid heartbeat direction" and closes the session.
+TEST_F(EngineIoTest, PollingClientPingClosesSession) {
+  std::string sid;
+  ASSERT_FALSE(OpenPolling("/eio-calm/", &sid).empty());
+  HttpPost(PollingUrl("/eio-calm/", sid), "2");
+  EXPECT_TRUE(WaitUntil([&] { return calm_echo_->SessionCount() == 0; }));
+  HttpResult after = HttpGet(PollingUrl("/eio-calm/", sid));
+  EXPECT_EQ(after.status, 400);
+  EXPECT_EQ(after.body, ErrorBody(1, "Session ID unknown"));
+}
+
+TEST_F(EngineIoTest, WebSocketClientPingClosesConnection) {
+  auto ws = ConnectWs(WebSocketUrl("/eio-calm/"));
+  ASSERT_TRUE(ws);
+  EXPECT_EQ(ws->Read().data.substr(0, 1), "0");
+  ws->Send("2");
+  EXPECT_EQ(ws->Read(), WsMessage::Closed());
+  EXPECT_TRUE(WaitUntil([&] { return calm_echo_->SessionCount() == 0; }));
 }
 
 TEST_F(EngineIoTest, SilentSessionTimesOutWhileOthersOnTheShardKeepTheirHeartbeat) {

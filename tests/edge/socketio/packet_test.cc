@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "edge/engineio/packet.h"
 #include "edge/socketio/decoder.h"
+#include "edge/socketio/event_args.h"
 #include "gtest/gtest.h"
 
 namespace switchboard::sio {
@@ -430,6 +431,34 @@ TEST(DecoderTest, EventsAndAcks) {
   EXPECT_EQ((*p.data)[1].dump(), R"({"z":1,"a":2})");
 }
 
+// socket.io-parser's isPayloadValid takes a number for an event name
+// (socket.emit(1, "x")); the server's listeners get it as String(n).
+TEST(DecoderTest, NumericEventNames) {
+  Packet p = DecodeOne(R"(27[1,"x"])");
+  EXPECT_EQ(p.type, PacketType::kEvent);
+  EXPECT_EQ(p.id, 7u);
+  EXPECT_EQ(*p.data, Json::parse(R"([1,"x"])"));
+  EventArgs args(std::move(*p.data));
+  EXPECT_EQ(args.name(), "1");
+  EXPECT_EQ(args.json(), Json::array({"x"}));
+
+  p = DecodeOne("2[-3]");
+  EXPECT_EQ(EventArgs(std::move(*p.data)).name(), "-3");
+
+  Decoder decoder{DecoderLimits{}};
+  ASSERT_TRUE(decoder.Feed(R"(51-[2,{"_placeholder":true,"num":0}])", false).ok());
+  auto binary = decoder.Feed("\x01", true);
+  ASSERT_TRUE(binary.ok() && binary->has_value());
+  EXPECT_EQ(EventArgs(std::move(*(*binary)->data)).name(), "2");
+
+  const std::pair<const char*, const char*> kNames[] = {
+      {"1.5", "1.5"}, {"1.0", "1"}, {"-0", "0"}, {"1e3", "1000"}, {"0.25", "0.25"},
+      {"18446744073709551615", "18446744073709551615"}};
+  for (const auto& [json, name] : kNames) {
+    EXPECT_EQ(NumericEventName(Json::parse(json)), name) << json;
+  }
+}
+
 TEST(DecoderTest, AckIdLimits) {
   Packet p = DecodeOne(R"(29999999999999999999["a"])");  // 19 digits.
   EXPECT_EQ(p.id, 9999999999999999999ULL);
@@ -579,7 +608,9 @@ TEST(DecoderTest, RejectsMalformedText) {
       "-1",             // Not a digit.
       "2{}",            // Event payload must be an array.
       "2[]",            // Event array must not be empty.
-      "2[1]",           // Event name must be a string.
+      "2[null]",        // Event name must be a string or a number.
+      "2[true]",        // Ditto.
+      "2[[1]]",         // Ditto.
       "2[null]",        // Event name must be a string.
       "2[[\"a\"]]",     // Event name must be a string.
       "2\"foo\"",       // Not an array.

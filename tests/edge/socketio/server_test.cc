@@ -293,6 +293,20 @@ TEST_F(SocketIoTest, EventWithAck) {
   EXPECT_EQ(ws->Read(), WsMessage::Text("430[]"));
 }
 
+// The official client's socket.emit(1, "x"): the reference parser takes a
+// number for an event name and the server's listeners get it as "1".
+TEST_F(SocketIoTest, NumericEventNamesAreEventsNamedByTheirDecimalForm) {
+  auto ws = Connected();
+  ASSERT_TRUE(ws);
+  ws->Send("421[1,\"x\"]");
+  EXPECT_EQ(ws->Read(), WsMessage::Text("431[\"1\",[\"x\"]]"));
+  ws->Send("422[1.0]");
+  EXPECT_EQ(ws->Read(), WsMessage::Text("432[\"1\",[]]"));
+  ws->Send("42[2,\"no handler\"]");
+  ws->Send("423[\"sync\"]");  // the connection is still up
+  EXPECT_EQ(ws->Read(), WsMessage::Text("433[]"));
+}
+
 TEST_F(SocketIoTest, EventWithAckOnCustomNamespace) {
   auto ws = OpenEngine();
   ASSERT_TRUE(ws);
@@ -391,9 +405,11 @@ TEST_F(SocketIoTest, MalformedPacketsCloseTheConnection) {
       "42{}",                                                 // payload is not an array
       "42abc[\"message-with-ack\",1,\"2\",{\"3\":[false]}]",  // invalid ack id
       "42[]",                                                 // no event name
-      "42[1]",                                                // event name not a string
-      "42[\"message\"",                                       // truncated JSON
-      "44{\"message\":\"from client\"}",                      // CONNECT_ERROR from a client
+      "42[null]",                                             // event name not a string
+      "42[{}]",                                               // nor a number
+      "42[[\"a\"]]",
+      "42[\"message\"",                   // truncated JSON
+      "44{\"message\":\"from client\"}",  // CONNECT_ERROR from a client
   };
   for (const std::string& bad : kBad) {
     SCOPED_TRACE(bad);

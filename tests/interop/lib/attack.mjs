@@ -809,13 +809,52 @@ async function badTokens(ctx) {
   return { accepted, controls, wrong: wrong.slice(0, 20), wrongCount: wrong.length };
 }
 
+/**
+ * CONNECT floods (issue 14): one WebSocket sends thousands of CONNECTs with a
+ * bad token, each a JWT check for the server. Past the per-connection CONNECT
+ * budget (limits.connectRate) the server must close the connection.
+ */
+async function connectFlood(ctx) {
+  const { port, deadline, tally } = ctx;
+  const kind = "connect-flood";
+  const perConnection = 3000;
+  const addr = addressPool(30, 5);
+  let connections = 0;
+  let closedByServer = 0;
+  let maxAnswers = 0;
+  for (let round = 0; round < 10 && Date.now() < deadline; round++) {
+    const { c, refused } = await wsSession(port, { localAddress: addr() });
+    if (refused) {
+      c.close();
+      await sleep(100);
+      continue;
+    }
+    connections++;
+    tally.add("connect-flood connections");
+    let sent = 0;
+    while (sent < perConnection && !c.closed && Date.now() < deadline) {
+      for (let k = 0; k < 100 && sent < perConnection; k++, sent++) c.send('40/secure,{"token":"not.a.token"}');
+      tally.add(kind, 100);
+      while (!c.closed && c.ws.bufferedAmount > 64 * 1024) await sleep(5);
+      await sleep(10);
+    }
+    const closed = c.closed || (await c.waitClose(Math.max(0, Math.min(3000, deadline - Date.now()))));
+    const answers = c.messages.filter((m) => typeof m === "string" && m.startsWith("44/secure,")).length;
+    maxAnswers = Math.max(maxAnswers, answers);
+    if (closed) closedByServer++;
+    tally.see(kind, closed ? "closed by server" : "left open");
+    c.close();
+  }
+  return { connections, closedByServer, maxAnswers };
+}
+
 /** Runs every attack until ctx.deadline; closes what it holds; returns the tallies. */
 export async function runAttacks(ctx) {
   const tally = new Tally();
   const held = [];
   const full = { ...ctx, tally, held };
-  const names = ["malformedWs", "malformedPolling", "hijack", "bogusHandshakes", "slowloris", "flood", "badTokens"];
-  const fns = [malformedWs, malformedPolling, hijack, bogusHandshakes, slowloris, flood, badTokens];
+  const names = ["malformedWs", "malformedPolling", "hijack", "bogusHandshakes", "slowloris", "flood", "badTokens", "connectFlood"];
+  const fns = [malformedWs, malformedPolling, hijack, bogusHandshakes, slowloris, flood, badTokens, connectFlood];
   // ctx.only: run only these attacks (by name; for investigating one of them).
   const results = await Promise.all(
     fns.map((fn, i) =>
