@@ -408,7 +408,7 @@ bool EdgeLink::OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delive
       uint64_t refused = relays_refused_.fetch_add(1, std::memory_order_relaxed) + 1;
       if ((refused & (refused - 1)) == 0) {  // 1st, 2nd, 4th...: no log flood
         spdlog::warn("{}: broadcast not sent ({} so far): {}", nsp.name(), refused,
-                     status.message());
+                     std::string(status.message()));
       }
       return false;
     }

@@ -229,8 +229,9 @@ int RunEdge(services::Config config, const Flags& flags) {
 
   std::unique_ptr<bus::Bus> bus;
   if (standalone) {
-    bus = std::make_unique<bus::InProcessBus>(
-        bus::InProcessBus::Options{.max_pending_bytes = flags.bus_max_pending_mb << 20});
+    bus::InProcessBus::Options options;
+    options.max_pending_bytes = flags.bus_max_pending_mb << 20;
+    bus = std::make_unique<bus::InProcessBus>(std::move(options));
   } else {
     auto nats = ConnectNats(flags.nats_url, absl::StrCat("switchboard-edge-", edge_id),
                             /*no_echo=*/true, flags.bus_max_pending_mb << 20);
