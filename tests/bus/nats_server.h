@@ -69,6 +69,18 @@ class NatsServer {
     pid_ = -1;
   }
 
+  // A nats-server configuration file holding `text` (e.g. "max_payload: 65536",
+  // which nats-server 2.9 takes only from a file), removed with the server;
+  // pass {"-c", path} as extra_args.
+  static std::string WriteConfig(const std::string& text) {
+    char path[] = "/tmp/sb_nats_XXXXXX.conf";
+    int fd = mkstemps(path, 5);
+    if (fd < 0) return "";
+    ssize_t written = write(fd, text.data(), text.size());
+    close(fd);
+    return written == static_cast<ssize_t>(text.size()) ? path : "";
+  }
+
   int port() const { return port_; }
   std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
 
