@@ -236,9 +236,9 @@ TEST(BusOverloadTest, AnEdgeBehindAFastPublisherStaysBoundedAndCountsItsDrops) {
 
   // Bounded: the 64 MiB of queued deliveries and what the edge needs anyway,
   // far from the 800 MB a queue without bound takes in.
-  EXPECT_LT(peak_kib, 320u * 1024) << "peak RSS " << peak_kib / 1024 << " MiB";
+  EXPECT_LT(peak_kib, 256u * 1024) << "peak RSS " << peak_kib / 1024 << " MiB";
   // What did not fit was dropped and counted.
-  EXPECT_GT(queue_full + std::max(slow_consumer, 0.0), 0) << metrics;
+  EXPECT_GT(queue_full + std::max(slow_consumer, 0.0), 0) << "no drop counted";
   EXPECT_GT(floods.load(), 0);
 
   edge.Kill();  // the client's connection closes: the reader ends
