@@ -1,5 +1,5 @@
-// NATS's max_payload in a cluster (issue 14, item 6): nats-server started with
-// `--max_payload 65536`, 1 broker, 2 edges (the relay rules of
+// NATS's max_payload in a cluster (issue 14, item 6): nats-server with
+// `max_payload: 65536` (a configuration file: nats-server 2.9 has no flag), 1 broker, 2 edges (the relay rules of
 // config/cluster.json), official socket.io-client clients on both edges.
 //
 // - a client's broadcast larger than the bus takes is answered with an error
@@ -11,6 +11,8 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -26,6 +28,7 @@ const UNDER = "y".repeat(MAX_PAYLOAD / 2);
 
 let cluster;
 let clients;
+let natsDir;
 let a; // edge 1, the sender
 let b; // edge 1
 let c; // edge 2
@@ -41,12 +44,15 @@ async function sample(edge, name) {
 }
 
 before(async () => {
+  natsDir = mkdtempSync(path.join(os.tmpdir(), "sb-max-payload-"));
+  const natsConfig = path.join(natsDir, "nats.conf");
+  writeFileSync(natsConfig, `max_payload: ${MAX_PAYLOAD}\n`);
   cluster = await startCluster({
     edges: 2,
     brokers: 1,
     config: path.join(CONFIG_DIR, "cluster.json"),
     edgeArgs: ["--heartbeat-ms", "500"],
-    natsArgs: ["--max_payload", String(MAX_PAYLOAD)],
+    natsArgs: ["-c", natsConfig],
   });
   clients = new Clients();
   const [e1, e2] = cluster.edges;
@@ -62,6 +68,7 @@ after(async () => {
     await waitEmpty(cluster.apis).catch(() => {});
     await cluster.stop();
   }
+  if (natsDir) rmSync(natsDir, { recursive: true, force: true });
 });
 
 test("every edge reports the server's max_payload", async () => {
