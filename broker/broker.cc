@@ -645,9 +645,9 @@ class Core : public std::enable_shared_from_this<Core> {
     const std::string payload = message.SerializeAsString();
     // Over the bus's limit no edge would get it: refused as a whole.
     if (const uint64_t limit = bus.max_payload(); limit != 0 && payload.size() > limit) {
-      done(absl::InvalidArgumentError(absl::StrCat(
-          "the message is ", payload.size(), " bytes on the bus, over its max_payload of ", limit,
-          " bytes (nats-server max_payload)")));
+      done(absl::InvalidArgumentError(absl::StrCat("the message is ", payload.size(),
+                                                   " bytes on the bus, over its max_payload of ",
+                                                   limit, " bytes (nats-server max_payload)")));
       return;
     }
     const std::vector<std::string> subjects =

@@ -183,8 +183,8 @@ void InProcessBus::Request(std::string_view subject, std::string_view payload,
     return;
   }
   uint64_t id = core_->requests->Add(std::move(p), timeout);
-  Message msg{std::string(subject), std::string(payload),
-              absl::StrCat(core_->inbox_prefix, id), nullptr};
+  Message msg{std::string(subject), std::string(payload), absl::StrCat(core_->inbox_prefix, id),
+              nullptr};
   if (core_->Route(msg) == 0) {
     core_->requests->Finish(
         id, absl::NotFoundError(absl::StrCat("no responders for ", std::string(subject))));

@@ -70,7 +70,8 @@ MembershipJournal::Options JournalOptions(const EdgeLink::Options& options, sio:
 }
 
 // A delivery that keeps `hold` until the last shard is done with it.
-std::shared_ptr<const sio::Delivery> Held(sio::Delivery delivery, std::shared_ptr<const void> hold) {
+std::shared_ptr<const sio::Delivery> Held(sio::Delivery delivery,
+                                          std::shared_ptr<const void> hold) {
   if (!hold) return std::make_shared<const sio::Delivery>(std::move(delivery));
   return std::shared_ptr<const sio::Delivery>(
       new sio::Delivery(std::move(delivery)),
@@ -275,7 +276,7 @@ void EdgeLink::HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<cons
     return;
   }
   nsp->Deliver(Held(sio::Delivery{std::move(target), sio::Encode(sio::MakeEvent(
-                                                            nsp->name(), delivery.event(), *args))},
+                                                         nsp->name(), delivery.event(), *args))},
                     std::move(hold)));
   observe();
 }

@@ -17,9 +17,9 @@
 // A message id seen within the dedup window is handled once, so a socket in
 // two targeted rooms gets an event once.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <atomic>
 #include <deque>
 #include <functional>
 #include <map>

@@ -1,5 +1,7 @@
 // NatsBus behaviour that only a real server shows: outages and reconnects.
 
+#include "bus/nats_bus.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "bus/nats_bus.h"
 #include "tests/bus/collector.h"
 #include "tests/bus/nats_server.h"
 
@@ -132,7 +133,6 @@ TEST(NatsBusTest, SubscriptionsMayOutliveTheBus) {
   (*sub)->Unsubscribe();
   sub->reset();
 }
-
 
 // A payload over the server's max_payload (read at connect) is refused before
 // it reaches the wire (the server would close the connection), with the

@@ -3,8 +3,8 @@
 // Runs a real nats-server on a free loopback port for the tests.
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>

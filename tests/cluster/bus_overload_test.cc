@@ -7,15 +7,18 @@
 // are counted on its metrics endpoint, and it still serves afterwards.
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <chrono>
 #include <fstream>
 #include <regex>
@@ -23,11 +26,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "bus/nats_bus.h"
@@ -175,7 +173,8 @@ TEST(BusOverloadTest, AnEdgeBehindAFastPublisherStaysBoundedAndCountsItsDrops) {
   ASSERT_GT(edge.pid(), 0) << "cannot run " << SwitchboardBin();
   const std::string admin = edge.WaitForLine(std::regex(R"(^admin on 127\.0\.0\.1:(\d+))"));
   ASSERT_FALSE(admin.empty()) << "no admin line";
-  const std::string listen = edge.WaitForLine(std::regex(R"(listening on http://127\.0\.0\.1:(\d+))"));
+  const std::string listen =
+      edge.WaitForLine(std::regex(R"(listening on http://127\.0\.0\.1:(\d+))"));
   ASSERT_FALSE(listen.empty()) << "no listening line";
   const auto admin_port = static_cast<uint16_t>(std::stoi(admin));
 
@@ -205,7 +204,8 @@ TEST(BusOverloadTest, AnEdgeBehindAFastPublisherStaysBoundedAndCountsItsDrops) {
   // has handled everything published before: one subscription, in order).
   auto probe_through = [&](int seen) {
     for (int i = 0; i < 600 && probes.load() <= seen; ++i) {
-      (void)(*publisher)->Publish(subject, Delivery(absl::StrCat("probe:", ++probe_id), "probe", "1"));
+      (void)(*publisher)
+          ->Publish(subject, Delivery(absl::StrCat("probe:", ++probe_id), "probe", "1"));
       std::this_thread::sleep_for(100ms);
     }
     return probes.load() > seen;
@@ -228,11 +228,12 @@ TEST(BusOverloadTest, AnEdgeBehindAFastPublisherStaysBoundedAndCountsItsDrops) {
   const uint64_t peak_kib = StatusKiB(edge.pid(), "VmHWM");
   const std::string metrics = HttpGet(admin_port, "/metrics");
   const double queue_full = Sample(metrics, R"(switchboard_bus_errors_total{op="queue_full"})");
-  const double slow_consumer = Sample(metrics, R"(switchboard_bus_errors_total{op="slow_consumer"})");
+  const double slow_consumer =
+      Sample(metrics, R"(switchboard_bus_errors_total{op="slow_consumer"})");
   std::cout << "[ figures  ] published " << published << " x 100 KB; client got " << floods.load()
-            << "; edge RSS before " << rss_before_kib / 1024 << " MiB, peak "
-            << peak_kib / 1024 << " MiB; dropped: queue_full " << queue_full
-            << ", slow_consumer " << slow_consumer << std::endl;
+            << "; edge RSS before " << rss_before_kib / 1024 << " MiB, peak " << peak_kib / 1024
+            << " MiB; dropped: queue_full " << queue_full << ", slow_consumer " << slow_consumer
+            << std::endl;
 
   // Bounded: the 64 MiB of queued deliveries and what the edge needs anyway,
   // far from the 800 MB a queue without bound takes in.
