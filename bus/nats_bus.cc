@@ -376,7 +376,12 @@ absl::StatusOr<SubscriptionPtr> NatsBus::Subscribe(std::string_view subject_patt
   SubscriptionHandle sub(raw, &natsSubscription_Destroy);
   // NATS.c's own queue (before OnMessage) bounded in bytes too; past it
   // NATS.c drops and reports a slow consumer (OnAsyncError).
-  (void)natsSubscription_SetPendingLimits(raw, kMaxPendingMessages, core_->max_pending_bytes);
+  // At least two of the largest messages, so that a bound smaller than
+  // max_payload does not drop every large message there.
+  const int nats_limit = static_cast<int>(std::min<uint64_t>(
+      std::max<uint64_t>(static_cast<uint64_t>(core_->max_pending_bytes), 2 * max_payload()),
+      std::numeric_limits<int>::max()));
+  (void)natsSubscription_SetPendingLimits(raw, kMaxPendingMessages, nats_limit);
   s = natsSubscription_SetOnCompleteCB(raw, &OnSubComplete, ctx);
   if (s != NATS_OK) {
     // Closed already (connection closing): the closure is leaked rather

@@ -32,7 +32,8 @@ class NatsBus : public Bus {
     // Bytes of received messages that may be queued for (or held by,
     // Message::hold) their handlers; past it a message is dropped uncopied
     // and counted (Stats::dropped). Also NATS.c's per-subscription pending
-    // byte limit (past it NATS.c drops: Stats::slow_consumer). 0: no bound.
+    // byte limit (at least twice max_payload; past it NATS.c drops:
+    // Stats::slow_consumer). 0: no bound.
     uint64_t max_pending_bytes = 64 << 20;
   };
 
