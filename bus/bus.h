@@ -108,6 +108,9 @@ class Bus {
     uint64_t slow_consumer = 0;
     // Publishes and requests refused: payload over max_payload().
     uint64_t too_large = 0;
+    // Now (a gauge): bytes of received messages queued for or held by
+    // their handlers, against the bus's bound.
+    uint64_t pending_bytes = 0;
   };
   virtual Stats stats() const { return {}; }
 

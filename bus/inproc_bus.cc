@@ -194,6 +194,7 @@ void InProcessBus::Request(std::string_view subject, std::string_view payload,
 Bus::Stats InProcessBus::stats() const {
   Stats out;
   out.dropped = core_->budget->dropped();
+  out.pending_bytes = core_->budget->held_bytes();
   return out;
 }
 

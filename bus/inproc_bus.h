@@ -37,7 +37,7 @@ class InProcessBus : public Bus {
                std::chrono::milliseconds timeout, RequestCallback done,
                Executor executor = {}) override;
   bool connected() const override { return true; }
-  // Only `dropped` (the rest is not counted in process).
+  // Only `dropped` and `pending_bytes` (the rest is not counted in process).
   Stats stats() const override;
   void SetStateCallback(StateCallback) override {}  // always connected
 

@@ -419,6 +419,7 @@ Bus::Stats NatsBus::stats() const {
   Stats out;
   out.publish_errors = core_->publish_errors.load(std::memory_order_relaxed);
   out.dropped = core_->budget->dropped();
+  out.pending_bytes = core_->budget->held_bytes();
   out.slow_consumer = core_->shared->slow_consumer.load(std::memory_order_relaxed);
   out.too_large = core_->too_large.load(std::memory_order_relaxed);
   natsStatistics* raw = nullptr;

@@ -337,11 +337,15 @@ int RunEdge(services::Config config, const Flags& flags) {
     // A PublishStream waits while this many deliveries are queued on the
     // shards (each holds its encoded frame until written): the edge in this
     // process bounds what a fast publisher can pile up.
+    // Or while half the bus's byte bound is taken (large publishes), before
+    // the bus has to drop.
     constexpr size_t kMaxQueuedDeliveries = 256;
-    auto behind = [&server] {
+    const uint64_t max_pending_bytes = (flags.bus_max_pending_mb << 20) / 2;
+    auto behind = [&server, &bus, max_pending_bytes] {
       size_t queued = 0;
       for (const auto& nsp : server.namespaces()) queued += nsp->QueuedDeliveries();
-      return queued >= kMaxQueuedDeliveries;
+      return queued >= kMaxQueuedDeliveries ||
+             (max_pending_bytes != 0 && bus->stats().pending_bytes >= max_pending_bytes);
     };
     auto part = StartBrokerPart(*bus, flags, "switchboard standalone", &metrics, behind);
     if (!part.ok()) {

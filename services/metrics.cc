@@ -228,6 +228,11 @@ Metrics::CollectFn BusCollector(const bus::Bus& bus) {
     AddSample(errors, static_cast<double>(stats.dropped), {{"op", "queue_full"}});
     AddSample(errors, static_cast<double>(stats.slow_consumer), {{"op", "slow_consumer"}});
     out.push_back(std::move(errors));
+    auto pending = GaugeFamily("switchboard_bus_pending_bytes",
+                               "Bytes of received bus messages not yet handed to every thread "
+                               "(bounded by --bus-max-pending-mb).");
+    AddSample(pending, static_cast<double>(stats.pending_bytes));
+    out.push_back(std::move(pending));
     auto max_payload = GaugeFamily("switchboard_bus_max_payload_bytes",
                                    "The largest message the bus takes (NATS: the server's "
                                    "max_payload); 0: no limit.");
