@@ -645,6 +645,13 @@ class Core : public std::enable_shared_from_this<Core> {
       delivery->set_ack_subject(ack_subject);
     }
     const std::string payload = message.SerializeAsString();
+    // Over the bus's limit no edge would get it: refused as a whole.
+    if (const uint64_t limit = bus.max_payload(); limit != 0 && payload.size() > limit) {
+      done(absl::InvalidArgumentError(absl::StrCat("the message is ", payload.size(),
+                                                   " bytes on the bus, over its max_payload of ",
+                                                   limit, " bytes (nats-server max_payload)")));
+      return;
+    }
     const std::vector<std::string> subjects =
         TargetSubjects(nsp, target.rooms(), target.socket_ids(), target.user_ids());
 

@@ -83,9 +83,10 @@ class Broker {
   Counters counters() const;
 
   // Validates, builds one Delivery and publishes it on every subject its
-  // target needs. Without acks `done` runs before Publish returns; with acks
-  // it runs later (on a broker thread) once every edge reported or
-  // ack_timeout_ms + ack_grace passed. `done` is called exactly once.
+  // target needs (InvalidArgument, naming the limit, when the encoded
+  // Delivery is over the bus's max_payload). Without acks `done` runs before Publish returns; with
+  // acks it runs later (on a broker thread) once every edge reported or ack_timeout_ms + ack_grace
+  // passed. `done` is called exactly once.
   using PublishDone = std::function<void(absl::StatusOr<v1::PublishResponse>)>;
   void Publish(const v1::PublishRequest& request, PublishDone done);
 

@@ -21,6 +21,11 @@ struct Message {
   std::string subject;
   std::string payload;   // any bytes, NUL included
   std::string reply_to;  // empty when the sender expects no reply
+  // A received message's bytes count against its bus's bound on queued
+  // deliveries (Options::max_pending_bytes) until the last copy of this is
+  // gone: a handler that hands the contents on to other threads keeps it with
+  // them, so that they count until done. Null for a message not received.
+  std::shared_ptr<const void> hold;
 };
 
 using Handler = std::function<void(Message)>;
@@ -61,7 +66,8 @@ class Bus {
   virtual ~Bus() = default;
 
   // Publishes one message (at most once). `subject` must be a valid subject
-  // without wildcards (InvalidArgument otherwise). Unavailable while the bus
+  // without wildcards and the payload at most max_payload() bytes
+  // (InvalidArgument otherwise, naming the limit). Unavailable while the bus
   // is not connected: nothing is buffered for later.
   virtual absl::Status Publish(std::string_view subject,
                                std::string_view payload,
@@ -94,8 +100,23 @@ class Bus {
     uint64_t bytes_out = 0;
     uint64_t reconnects = 0;
     uint64_t publish_errors = 0;  // Publish calls that failed (not connected, I/O error)
+    // Received messages dropped: the deliveries queued (and held) were over
+    // the bus's byte bound, this process being slower than its publishers.
+    uint64_t dropped = 0;
+    // Slow-consumer errors of the client library (its own queue over its
+    // limit: it dropped messages).
+    uint64_t slow_consumer = 0;
+    // Publishes and requests refused: payload over max_payload().
+    uint64_t too_large = 0;
+    // Now (a gauge): bytes of received messages queued for or held by
+    // their handlers, against the bus's bound.
+    uint64_t pending_bytes = 0;
   };
   virtual Stats stats() const { return {}; }
+
+  // The largest payload Publish and Request accept, in bytes (NATS: the
+  // server's max_payload, read at connect). 0: no limit.
+  virtual uint64_t max_payload() const { return 0; }
 
   // Called (on the bus default executor) on every change of the connection
   // state. Replaces any previous callback; an empty one clears it.

@@ -28,6 +28,7 @@ struct InProcessBus::Core {
   std::shared_ptr<PendingRequests> requests = std::make_shared<PendingRequests>(worker);
   Executor default_executor;
   std::string inbox_prefix;
+  std::shared_ptr<internal::DeliveryBudget> budget;
 
   std::mutex mu;
   uint64_t next_sub ABSL_GUARDED_BY(mu) = 1;
@@ -46,24 +47,31 @@ struct InProcessBus::Core {
 
   // Delivers to every matching subscriber; returns how many got it.
   size_t Route(const Message& msg) {
-    std::vector<std::pair<Executor, std::shared_ptr<HandlerGate>>> targets;
+    struct Target {
+      Executor executor;
+      std::shared_ptr<HandlerGate> gate;
+      bool bounded;  // not the inline reply inbox
+    };
+    std::vector<Target> targets;
     {
       std::lock_guard<std::mutex> lock(mu);
       std::map<std::string, std::vector<const Sub*>> groups;
       for (const auto& [id, sub] : subs) {
         if (!SubjectMatches(sub.pattern, msg.subject)) continue;
         if (sub.queue.empty()) {
-          targets.emplace_back(sub.executor, sub.gate);
+          targets.push_back({sub.executor, sub.gate, id != 0});
         } else {
           groups[sub.queue].push_back(&sub);
         }
       }
       for (auto& [queue, members] : groups) {
         const Sub* chosen = members[rr[queue]++ % members.size()];
-        targets.emplace_back(chosen->executor, chosen->gate);
+        targets.push_back({chosen->executor, chosen->gate, true});
       }
     }
-    for (auto& [executor, gate] : targets) internal::Dispatch(executor, gate, msg);
+    for (auto& t : targets) {
+      internal::Dispatch(t.executor, t.gate, msg, t.bounded ? budget.get() : nullptr);
+    }
     return targets.size();
   }
 };
@@ -105,6 +113,7 @@ InProcessBus::InProcessBus(Options options) : core_(std::make_shared<Core>()) {
                                 ? std::move(options.default_executor)
                                 : Worker::ExecutorFor(core_->worker);
   core_->inbox_prefix = absl::StrCat("_INBOX.inproc", NextBusId(), ".");
+  core_->budget = std::make_shared<internal::DeliveryBudget>(options.max_pending_bytes);
   // Replies to our requests: an internal subscription, handled inline on
   // the replying thread, that completes the pending request.
   std::weak_ptr<Core> weak = core_;
@@ -138,7 +147,7 @@ absl::Status InProcessBus::Publish(std::string_view subject,
   if (!reply_to.empty() && !ValidSubject(reply_to)) {
     return absl::InvalidArgumentError(absl::StrCat("invalid reply subject: ", std::string(reply_to)));
   }
-  core_->Route(Message{std::string(subject), std::string(payload), std::string(reply_to)});
+  core_->Route(Message{std::string(subject), std::string(payload), std::string(reply_to), nullptr});
   return absl::OkStatus();
 }
 
@@ -174,12 +183,19 @@ void InProcessBus::Request(std::string_view subject, std::string_view payload,
     return;
   }
   uint64_t id = core_->requests->Add(std::move(p), timeout);
-  Message msg{std::string(subject), std::string(payload),
-              absl::StrCat(core_->inbox_prefix, id)};
+  Message msg{std::string(subject), std::string(payload), absl::StrCat(core_->inbox_prefix, id),
+              nullptr};
   if (core_->Route(msg) == 0) {
     core_->requests->Finish(
         id, absl::NotFoundError(absl::StrCat("no responders for ", std::string(subject))));
   }
+}
+
+Bus::Stats InProcessBus::stats() const {
+  Stats out;
+  out.dropped = core_->budget->dropped();
+  out.pending_bytes = core_->budget->held_bytes();
+  return out;
 }
 
 }  // namespace switchboard::bus

@@ -16,6 +16,10 @@ class InProcessBus : public Bus {
     // Runs handlers and callbacks that were given no executor. Empty: one
     // worker thread owned by the bus.
     Executor default_executor;
+    // Bytes of delivered messages that may be queued for (or held by,
+    // Message::hold) their handlers; past it a message is dropped and
+    // counted (Stats::dropped). 0: no bound.
+    uint64_t max_pending_bytes = 64 << 20;
   };
   InProcessBus();
   explicit InProcessBus(Options options);
@@ -33,6 +37,8 @@ class InProcessBus : public Bus {
                std::chrono::milliseconds timeout, RequestCallback done,
                Executor executor = {}) override;
   bool connected() const override { return true; }
+  // Only `dropped` and `pending_bytes` (the rest is not counted in process).
+  Stats stats() const override;
   void SetStateCallback(StateCallback) override {}  // always connected
 
   struct Core;

@@ -2,8 +2,11 @@
 
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
+#include <limits>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -18,6 +21,9 @@ using internal::PendingRequests;
 using internal::Worker;
 
 namespace {
+
+// NATS.c's default per-subscription message limit (its byte limit is ours).
+constexpr int kMaxPendingMessages = 65536;
 
 using ConnectionHandle = std::unique_ptr<natsConnection, decltype(&natsConnection_Destroy)>;
 using SubscriptionHandle = std::unique_ptr<natsSubscription, decltype(&natsSubscription_Destroy)>;
@@ -74,12 +80,23 @@ Message CopyOut(natsMsg* m) {
 struct SubCtx {
   std::shared_ptr<HandlerGate> gate;
   Executor executor;
+  std::shared_ptr<internal::DeliveryBudget> budget;
 };
 
 void OnMessage(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
   auto* ctx = static_cast<SubCtx*>(closure);
+  // Held before the copy: over the bound, the message is dropped uncopied.
+  const char* subject = natsMsg_GetSubject(m);
+  uint64_t bytes = static_cast<uint64_t>(std::max(natsMsg_GetDataLength(m), 0)) +
+                   (subject != nullptr ? strlen(subject) : 0);
+  std::shared_ptr<const void> hold = ctx->budget->TryReserve(bytes);
+  if (!hold) {
+    natsMsg_Destroy(m);
+    return;
+  }
   Message msg = CopyOut(m);
   natsMsg_Destroy(m);
+  msg.hold = std::move(hold);
   internal::Dispatch(ctx->executor, ctx->gate, std::move(msg));
 }
 
@@ -94,6 +111,10 @@ struct ConnShared {
   bool closed = false;
   StateCallback cb;
   Executor executor;
+  // The server's max_payload, read at connect and at every reconnect (the
+  // server may have changed).
+  std::atomic<int64_t> max_payload{0};
+  std::atomic<uint64_t> slow_consumer{0};
 
   void Notify(ConnectionState state) {
     std::lock_guard<std::mutex> lock(mu);
@@ -141,8 +162,19 @@ void OnReplyComplete(void* closure) { delete static_cast<ReplyCtx*>(closure); }
 void OnDisconnected(natsConnection*, void* closure) {
   (*static_cast<std::shared_ptr<ConnShared>*>(closure))->Notify(ConnectionState::kDisconnected);
 }
-void OnReconnected(natsConnection*, void* closure) {
-  (*static_cast<std::shared_ptr<ConnShared>*>(closure))->Notify(ConnectionState::kConnected);
+void OnReconnected(natsConnection* nc, void* closure) {
+  auto& shared = *static_cast<std::shared_ptr<ConnShared>*>(closure);
+  shared->max_payload.store(natsConnection_GetMaxPayload(nc), std::memory_order_relaxed);
+  shared->Notify(ConnectionState::kConnected);
+}
+// Asynchronous errors: a subscription's pending queue over its limits
+// (NATS.c dropped messages) is counted; the others are logged by the state
+// they lead to (disconnects).
+void OnAsyncError(natsConnection*, natsSubscription*, natsStatus err, void* closure) {
+  if (err == NATS_SLOW_CONSUMER) {
+    (*static_cast<std::shared_ptr<ConnShared>*>(closure))
+        ->slow_consumer.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 void OnClosed(natsConnection*, void* closure) {
   auto* shared = static_cast<std::shared_ptr<ConnShared>*>(closure);
@@ -183,6 +215,9 @@ struct NatsBus::Core {
   ConnectionHandle conn{nullptr, &natsConnection_Destroy};
   SubscriptionHandle inbox_sub{nullptr, &natsSubscription_Destroy};
   std::atomic<uint64_t> publish_errors{0};
+  std::atomic<uint64_t> too_large{0};
+  std::shared_ptr<internal::DeliveryBudget> budget;
+  int max_pending_bytes = 0;  // NATS.c's own per-subscription limit
 
   Executor Resolve(Executor e) const { return e ? std::move(e) : default_executor; }
   bool Connected() const {
@@ -199,6 +234,10 @@ absl::StatusOr<std::unique_ptr<NatsBus>> NatsBus::Connect(Options options) {
                                : Worker::ExecutorFor(core->worker);
   core->drain_timeout = options.drain_timeout;
   core->shared->executor = core->default_executor;
+  core->budget = std::make_shared<internal::DeliveryBudget>(options.max_pending_bytes);
+  core->max_pending_bytes = static_cast<int>(std::min<uint64_t>(
+      options.max_pending_bytes == 0 ? std::numeric_limits<int>::max() : options.max_pending_bytes,
+      std::numeric_limits<int>::max()));
 
   natsOptions* raw_opts = nullptr;
   if (natsStatus s = natsOptions_Create(&raw_opts); s != NATS_OK) {
@@ -222,6 +261,7 @@ absl::StatusOr<std::unique_ptr<NatsBus>> NatsBus::Connect(Options options) {
   s = natsOptions_SetDisconnectedCB(opts.get(), &OnDisconnected, closure);
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts.get(), &OnReconnected, closure);
   if (s == NATS_OK) s = natsOptions_SetClosedCB(opts.get(), &OnClosed, closure);
+  if (s == NATS_OK) s = natsOptions_SetErrorHandler(opts.get(), &OnAsyncError, closure);
   natsConnection* raw_conn = nullptr;
   if (s == NATS_OK) s = natsConnection_Connect(&raw_conn, opts.get());
   if (s != NATS_OK) {
@@ -229,6 +269,8 @@ absl::StatusOr<std::unique_ptr<NatsBus>> NatsBus::Connect(Options options) {
     return ToStatus(s, "connect to NATS");
   }
   core->conn.reset(raw_conn);
+  core->shared->max_payload.store(natsConnection_GetMaxPayload(raw_conn),
+                                  std::memory_order_relaxed);
 
   natsInbox* inbox = nullptr;
   s = natsInbox_Create(&inbox);
@@ -272,6 +314,15 @@ NatsBus::~NatsBus() {
   core_->worker->Shutdown();
 }
 
+absl::Status NatsBus::CheckSize(std::string_view payload) const {
+  uint64_t limit = max_payload();
+  if (limit == 0 || payload.size() <= limit) return absl::OkStatus();
+  core_->too_large.fetch_add(1, std::memory_order_relaxed);
+  return absl::InvalidArgumentError(absl::StrCat("message of ", payload.size(),
+                                                 " bytes exceeds the bus's max_payload of ", limit,
+                                                 " bytes (nats-server max_payload)"));
+}
+
 absl::Status NatsBus::Publish(std::string_view subject, std::string_view payload,
                               std::string_view reply_to) {
   if (absl::Status s = CheckSubject(subject); !s.ok()) return s;
@@ -279,6 +330,7 @@ absl::Status NatsBus::Publish(std::string_view subject, std::string_view payload
     return absl::InvalidArgumentError(
         absl::StrCat("invalid reply subject: ", std::string(reply_to)));
   }
+  if (absl::Status s = CheckSize(payload); !s.ok()) return s;
   if (!core_->Connected()) {
     core_->publish_errors.fetch_add(1, std::memory_order_relaxed);
     return absl::UnavailableError("not connected to NATS");
@@ -307,7 +359,7 @@ absl::StatusOr<SubscriptionPtr> NatsBus::Subscribe(std::string_view subject_patt
   }
   if (!handler) return absl::InvalidArgumentError("empty handler");
   auto gate = std::make_shared<HandlerGate>(std::move(handler));
-  auto* ctx = new SubCtx{gate, core_->Resolve(std::move(executor))};
+  auto* ctx = new SubCtx{gate, core_->Resolve(std::move(executor)), core_->budget};
   std::string subj(subject_pattern);
   natsSubscription* raw = nullptr;
   natsStatus s;
@@ -322,6 +374,14 @@ absl::StatusOr<SubscriptionPtr> NatsBus::Subscribe(std::string_view subject_patt
     return ToStatus(s, "subscribe");
   }
   SubscriptionHandle sub(raw, &natsSubscription_Destroy);
+  // NATS.c's own queue (before OnMessage) bounded in bytes too; past it
+  // NATS.c drops and reports a slow consumer (OnAsyncError).
+  // At least two of the largest messages, so that a bound smaller than
+  // max_payload does not drop every large message there.
+  const int nats_limit = static_cast<int>(std::min<uint64_t>(
+      std::max<uint64_t>(static_cast<uint64_t>(core_->max_pending_bytes), 2 * max_payload()),
+      std::numeric_limits<int>::max()));
+  (void)natsSubscription_SetPendingLimits(raw, kMaxPendingMessages, nats_limit);
   s = natsSubscription_SetOnCompleteCB(raw, &OnSubComplete, ctx);
   if (s != NATS_OK) {
     // Closed already (connection closing): the closure is leaked rather
@@ -337,6 +397,7 @@ void NatsBus::Request(std::string_view subject, std::string_view payload,
                       Executor executor) {
   PendingRequests::Pending p{std::move(done), core_->Resolve(std::move(executor))};
   absl::Status status = CheckSubject(subject);
+  if (status.ok()) status = CheckSize(payload);
   if (status.ok() && !core_->Connected()) {
     status = absl::UnavailableError("not connected to NATS");
   }
@@ -357,6 +418,10 @@ bool NatsBus::connected() const { return core_->Connected(); }
 Bus::Stats NatsBus::stats() const {
   Stats out;
   out.publish_errors = core_->publish_errors.load(std::memory_order_relaxed);
+  out.dropped = core_->budget->dropped();
+  out.pending_bytes = core_->budget->held_bytes();
+  out.slow_consumer = core_->shared->slow_consumer.load(std::memory_order_relaxed);
+  out.too_large = core_->too_large.load(std::memory_order_relaxed);
   natsStatistics* raw = nullptr;
   if (natsStatistics_Create(&raw) != NATS_OK) return out;
   if (natsConnection_GetStats(core_->conn.get(), raw) == NATS_OK) {
@@ -365,6 +430,11 @@ Bus::Stats NatsBus::stats() const {
   }
   natsStatistics_Destroy(raw);
   return out;
+}
+
+uint64_t NatsBus::max_payload() const {
+  int64_t limit = core_->shared->max_payload.load(std::memory_order_relaxed);
+  return limit > 0 ? static_cast<uint64_t>(limit) : 0;
 }
 
 void NatsBus::SetStateCallback(StateCallback cb) {

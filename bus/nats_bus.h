@@ -29,6 +29,12 @@ class NatsBus : public Bus {
     // Runs handlers and callbacks that were given no executor. Empty: one
     // worker thread owned by the bus.
     Executor default_executor;
+    // Bytes of received messages that may be queued for (or held by,
+    // Message::hold) their handlers; past it a message is dropped uncopied
+    // and counted (Stats::dropped). Also NATS.c's per-subscription pending
+    // byte limit (at least twice max_payload; past it NATS.c drops:
+    // Stats::slow_consumer). 0: no bound.
+    uint64_t max_pending_bytes = 64 << 20;
   };
 
   // Connects (Unavailable when no server answers).
@@ -50,14 +56,19 @@ class NatsBus : public Bus {
                std::chrono::milliseconds timeout, RequestCallback done,
                Executor executor = {}) override;
   bool connected() const override;
-  // From natsConnection_GetStats, plus failed publishes.
+  // From natsConnection_GetStats, plus failed publishes, drops, slow
+  // consumer errors and publishes over max_payload.
   Stats stats() const override;
+  // The server's max_payload (INFO), read at connect and reconnect.
+  uint64_t max_payload() const override;
   void SetStateCallback(StateCallback cb) override;
 
   struct Core;
 
  private:
   explicit NatsBus(std::shared_ptr<Core> core);
+  // InvalidArgument (counted) for a payload over max_payload().
+  absl::Status CheckSize(std::string_view payload) const;
   std::shared_ptr<Core> core_;
 };
 

@@ -96,6 +96,22 @@ void Worker::Run() {
   lock.unlock();
 }
 
+struct DeliveryBudget::Hold {
+  std::shared_ptr<DeliveryBudget> budget;
+  uint64_t bytes;
+  ~Hold() { budget->held_.fetch_sub(bytes, std::memory_order_relaxed); }
+};
+
+std::shared_ptr<const void> DeliveryBudget::TryReserve(uint64_t bytes) {
+  uint64_t before = held_.fetch_add(bytes, std::memory_order_relaxed);
+  if (max_bytes_ != 0 && before != 0 && before + bytes > max_bytes_) {
+    held_.fetch_sub(bytes, std::memory_order_relaxed);
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  return std::shared_ptr<const void>(new Hold{shared_from_this(), bytes});
+}
+
 Executor Worker::ExecutorFor(const std::shared_ptr<Worker>& worker) {
   return [w = std::weak_ptr<Worker>(worker)](std::function<void()> fn) {
     if (auto s = w.lock()) s->Post(std::move(fn));

@@ -4,6 +4,7 @@
 // timers (the default executor and request deadlines) and the gate that
 // gives Subscription its unsubscribe guarantee.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -70,9 +71,36 @@ class HandlerGate {
   Handler handler_;  // written only when closed and idle
 };
 
-// Posts one delivery through `executor` into `gate`.
-inline void Dispatch(const Executor& executor,
-                     const std::shared_ptr<HandlerGate>& gate, Message msg) {
+// The bytes of received messages not done with yet (queued for their
+// handler, or held on by it: Message::hold), against a bound. A message that
+// would go over it is dropped and counted, rather than queued without bound
+// behind a slow consumer. Thread-safe.
+class DeliveryBudget : public std::enable_shared_from_this<DeliveryBudget> {
+ public:
+  // 0: no bound (still counted).
+  explicit DeliveryBudget(uint64_t max_bytes) : max_bytes_(max_bytes) {}
+  // A hold on `bytes` (released when its last copy goes), or null when over
+  // the bound (counted as dropped). A message larger than the whole bound
+  // passes when nothing else is held, so that every size can get through.
+  std::shared_ptr<const void> TryReserve(uint64_t bytes);
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  uint64_t held_bytes() const { return held_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Hold;
+  const uint64_t max_bytes_;
+  std::atomic<uint64_t> held_{0};
+  std::atomic<uint64_t> dropped_{0};
+};
+
+// Posts one delivery through `executor` into `gate`, its bytes held against
+// `budget` (none: unbounded) until the handler is done with it.
+inline void Dispatch(const Executor& executor, const std::shared_ptr<HandlerGate>& gate,
+                     Message msg, DeliveryBudget* budget = nullptr) {
+  if (budget != nullptr && !msg.hold) {
+    msg.hold = budget->TryReserve(msg.payload.size() + msg.subject.size());
+    if (!msg.hold) return;
+  }
   executor([gate, msg = std::move(msg)]() mutable { gate->Deliver(std::move(msg)); });
 }
 

@@ -69,6 +69,15 @@ MembershipJournal::Options JournalOptions(const EdgeLink::Options& options, sio:
   return out;
 }
 
+// A delivery that keeps `hold` until the last shard is done with it.
+std::shared_ptr<const sio::Delivery> Held(sio::Delivery delivery,
+                                          std::shared_ptr<const void> hold) {
+  if (!hold) return std::make_shared<const sio::Delivery>(std::move(delivery));
+  return std::shared_ptr<const sio::Delivery>(
+      new sio::Delivery(std::move(delivery)),
+      [hold = std::move(hold)](const sio::Delivery* d) { delete d; });
+}
+
 int64_t UnixNanosNow() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -224,13 +233,15 @@ void EdgeLink::OnBusMessage(const bus::Message& message) {
   if (edge_message.has_delivery()) {
     const v1::Delivery& delivery = edge_message.delivery();
     if (delivery.origin_edge() == options_.edge_id) return;  // delivered when sent
-    if (FirstTime(delivery.id())) HandleDelivery(delivery);
+    if (FirstTime(delivery.id())) HandleDelivery(delivery, message.hold);
   } else if (edge_message.has_command()) {
     if (FirstTime(edge_message.command().id())) HandleCommand(edge_message.command());
   }
 }
 
-void EdgeLink::HandleDelivery(const v1::Delivery& delivery) {
+// `hold` keeps the message's bytes counted against the bus's bound until every
+// shard has taken the delivery: the shards' queues are bounded with the bus's.
+void EdgeLink::HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<const void> hold) {
   sio::Namespace* nsp = server_.Find(NamespaceOf(delivery.target().namespace_()));
   if (nsp == nullptr) return;
   // Once per delivery, right after it is handed to the shards that hold the
@@ -250,8 +261,7 @@ void EdgeLink::HandleDelivery(const v1::Delivery& delivery) {
     for (int i = 0; i < delivery.frames_size(); ++i) {
       frames.push_back(eio::Frame{std::make_shared<const std::string>(delivery.frames(i)), i > 0});
     }
-    nsp->Deliver(std::make_shared<const sio::Delivery>(
-        sio::Delivery{std::move(target), std::move(frames)}));
+    nsp->Deliver(Held(sio::Delivery{std::move(target), std::move(frames)}, std::move(hold)));
     observe();
     return;
   }
@@ -261,17 +271,19 @@ void EdgeLink::HandleDelivery(const v1::Delivery& delivery) {
     return;
   }
   if (delivery.ack_timeout_ms() > 0 && !delivery.ack_subject().empty()) {
-    CollectAcks(*nsp, delivery, std::move(target), std::move(*args));
+    CollectAcks(*nsp, delivery, std::move(target), std::move(*args), std::move(hold));
     observe();
     return;
   }
-  nsp->Deliver(std::make_shared<const sio::Delivery>(sio::Delivery{
-      std::move(target), sio::Encode(sio::MakeEvent(nsp->name(), delivery.event(), *args))}));
+  nsp->Deliver(Held(sio::Delivery{std::move(target), sio::Encode(sio::MakeEvent(
+                                                         nsp->name(), delivery.event(), *args))},
+                    std::move(hold)));
   observe();
 }
 
 void EdgeLink::CollectAcks(sio::Namespace& nsp, const v1::Delivery& delivery,
-                           sio::BroadcastTarget target, sio::Json args) {
+                           sio::BroadcastTarget target, sio::Json args,
+                           std::shared_ptr<const void> hold) {
   auto& runtime = server_.runtime();
   auto collection = std::make_shared<AckCollection>();
   collection->shards_pending = runtime.size();
@@ -283,7 +295,7 @@ void EdgeLink::CollectAcks(sio::Namespace& nsp, const v1::Delivery& delivery,
   auto shared_args = std::make_shared<const sio::Json>(std::move(args));
   auto timeout = std::chrono::milliseconds(delivery.ack_timeout_ms());
   for (size_t shard = 0; shard < runtime.size(); ++shard) {
-    runtime.Post(shard, [&nsp, collection, shared_target, shared_args, timeout,
+    runtime.Post(shard, [&nsp, collection, shared_target, shared_args, timeout, hold,
                          event = delivery.event()] {
       std::vector<sio::Socket*> recipients;
       nsp.ForEachLocalTarget(*shared_target, [&](sio::Socket& socket) {
@@ -360,8 +372,8 @@ void EdgeLink::HandleCommand(const v1::Command& command) {
 
 // --------------------------------------------------------------- relay ---
 
-void EdgeLink::OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delivery) {
-  if (!options_.relay_broadcasts) return;
+bool EdgeLink::OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delivery) {
+  if (!options_.relay_broadcasts) return true;
   v1::EdgeMessage message;
   v1::Delivery* out = message.mutable_delivery();
   out->set_id(absl::StrCat(options_.edge_id, ":", journal_.incarnation(), ":",
@@ -391,11 +403,22 @@ void EdgeLink::OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delive
   std::string payload = message.SerializeAsString();
   for (const auto& subject : subjects) {
     absl::Status status = bus_.Publish(subject, payload);
+    if (absl::IsInvalidArgument(status)) {
+      // Too large for the bus (the subjects are valid): refused everywhere,
+      // the first subject being the first publish. Counted by the bus too.
+      uint64_t refused = relays_refused_.fetch_add(1, std::memory_order_relaxed) + 1;
+      if ((refused & (refused - 1)) == 0) {  // 1st, 2nd, 4th...: no log flood
+        spdlog::warn("{}: broadcast not sent ({} so far): {}", nsp.name(), refused,
+                     std::string(status.message()));
+      }
+      return false;
+    }
     if (!status.ok()) {
       spdlog::debug("relay to {} not sent: {}", subject, status.ToString());
-      return;  // the bus is down: the others would fail too
+      return true;  // the bus is down: the others would fail too
     }
   }
+  return true;
 }
 
 // ----------------------------------------------------------- heartbeat ---

@@ -17,6 +17,7 @@
 // A message id seen within the dedup window is handled once, so a socket in
 // two targeted rooms gets an event once.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -76,8 +77,11 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   void OnJoined(const sio::Socket& socket, const std::string& room) override;
   void OnLeft(const sio::Socket& socket, const std::string& room) override;
   void OnTransportChanged(const sio::Socket& socket) override;
-  // sio::BroadcastRelay.
-  void OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delivery) override;
+  // sio::BroadcastRelay: publishes before the local delivery; a broadcast
+  // over the bus's max_payload is refused (false: nobody gets it) and counted.
+  bool OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delivery) override;
+  // Local broadcasts refused: too large for the bus.
+  uint64_t relays_refused() const { return relays_refused_.load(std::memory_order_relaxed); }
 
   MembershipJournal& journal() { return journal_; }
   const std::string& edge_id() const { return options_.edge_id; }
@@ -102,10 +106,10 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   void RetryFailedSubscriptions();
   void OnBusMessage(const bus::Message& message);
   bool FirstTime(const std::string& id);
-  void HandleDelivery(const v1::Delivery& delivery);
+  void HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<const void> hold);
   void HandleCommand(const v1::Command& command);
   void CollectAcks(sio::Namespace& nsp, const v1::Delivery& delivery, sio::BroadcastTarget target,
-                   sio::Json args);
+                   sio::Json args, std::shared_ptr<const void> hold);
   void HeartbeatLoop();
 
   bus::Bus& bus_;
@@ -121,6 +125,7 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> seen_order_;
 
   std::atomic<uint64_t> relay_counter_{0};
+  std::atomic<uint64_t> relays_refused_{0};
   LatencyHistogram delivery_latency_;
 
   std::mutex heartbeat_mu_;

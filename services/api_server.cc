@@ -115,6 +115,9 @@ class PublishReactor final : public grpc::ServerUnaryReactor {
     });
   }
 
+  // Finishes with `status` without publishing.
+  void Refuse(absl::Status status) { outcome_->Complete(std::move(status)); }
+
   void OnCancel() override { outcome_->Complete(absl::CancelledError("call cancelled")); }
   void OnDone() override { delete this; }
 
@@ -475,6 +478,14 @@ class SwitchboardService final : public ServiceBase {
                                     const pb::PublishRequest* request,
                                     pb::PublishResponse* response) override {
     auto* reactor = new PublishReactor(response);
+    // Deliveries behind: refused rather than queued without bound (a
+    // PublishStream waits instead; a unary call has nothing to hold back).
+    if (server_.options.deliveries_behind && server_.options.deliveries_behind()) {
+      reactor->Refuse(absl::ResourceExhaustedError(
+          "deliveries are behind (the clients' sockets cannot keep up): retry later, or use "
+          "PublishStream, which waits"));
+      return reactor;
+    }
     reactor->Begin(server_.broker, *request);
     return reactor;
   }

@@ -69,8 +69,10 @@ struct ApiServerOptions {
   // Set: PublishStream reads a stream's next publish only once this says the
   // deliveries are no longer behind (asked again every millisecond), so a
   // publisher faster than the clients' sockets is held back by HTTP/2 flow
-  // control instead of queueing without bound. Standalone: the edge's queued
-  // deliveries. Unset (a broker alone: NATS takes what it publishes): never.
+  // control instead of queueing without bound; a unary Publish made while
+  // they are behind is answered RESOURCE_EXHAUSTED. Standalone: the edge's
+  // queued deliveries. Unset (a broker alone: NATS takes what it publishes;
+  // each edge bounds what it queues and counts what it drops): never.
   std::function<bool()> deliveries_behind{};
   // Makes the interceptors run on every call before the service. Empty: none.
   // (A function, so options stay copyable.) Not for authentication: a server

@@ -85,6 +85,7 @@ struct Flags {
   uint64_t memory_limit_mb = 0;
   unsigned memory_trim_ms = 1000;
   unsigned memory_trim_min_drop = 1000;
+  uint64_t bus_max_pending_mb = 64;
   services::ApiSecurityFlags api_flags;
   std::string tls_cert;  // the client listener's; both or neither
   std::string tls_key;
@@ -98,12 +99,13 @@ std::string UrlHost(const std::string& host) {
 // Connects to NATS, retrying for a while: in a cluster the bus may come up
 // after us.
 absl::StatusOr<std::unique_ptr<bus::NatsBus>> ConnectNats(const std::string& url,
-                                                          const std::string& name,
-                                                          bool no_echo) {
+                                                          const std::string& name, bool no_echo,
+                                                          uint64_t max_pending_bytes) {
   bus::NatsBus::Options options;
   options.urls = {url};
   options.name = name;
   options.no_echo = no_echo;
+  options.max_pending_bytes = max_pending_bytes;
   absl::Status last;
   for (int attempt = 0; attempt < 30; ++attempt) {
     auto bus = bus::NatsBus::Connect(options);
@@ -184,7 +186,8 @@ int RunBroker(const Flags& flags) {
 
   Flags resolved = flags;
   if (resolved.broker_id.empty()) resolved.broker_id = absl::StrCat("b", bus::RandomNodeId(10));
-  auto nats = ConnectNats(flags.nats_url, absl::StrCat("switchboard-broker-", resolved.broker_id), false);
+  auto nats = ConnectNats(flags.nats_url, absl::StrCat("switchboard-broker-", resolved.broker_id),
+                          false, flags.bus_max_pending_mb << 20);
   if (!nats.ok()) {
     spdlog::error("cannot connect to NATS at {}: {}", flags.nats_url,
                   std::string(nats.status().message()));
@@ -230,9 +233,12 @@ int RunEdge(services::Config config, const Flags& flags) {
 
   std::unique_ptr<bus::Bus> bus;
   if (standalone) {
-    bus = std::make_unique<bus::InProcessBus>();
+    bus::InProcessBus::Options options;
+    options.max_pending_bytes = flags.bus_max_pending_mb << 20;
+    bus = std::make_unique<bus::InProcessBus>(std::move(options));
   } else {
-    auto nats = ConnectNats(flags.nats_url, absl::StrCat("switchboard-edge-", edge_id), /*no_echo=*/true);
+    auto nats = ConnectNats(flags.nats_url, absl::StrCat("switchboard-edge-", edge_id),
+                            /*no_echo=*/true, flags.bus_max_pending_mb << 20);
     if (!nats.ok()) {
       spdlog::error("cannot connect to NATS at {}: {}", flags.nats_url,
                     std::string(nats.status().message()));
@@ -348,11 +354,15 @@ int RunEdge(services::Config config, const Flags& flags) {
     // A PublishStream waits while this many deliveries are queued on the
     // shards (each holds its encoded frame until written): the edge in this
     // process bounds what a fast publisher can pile up.
+    // Or while half the bus's byte bound is taken (large publishes), before
+    // the bus has to drop.
     constexpr size_t kMaxQueuedDeliveries = 256;
-    auto behind = [&server] {
+    const uint64_t max_pending_bytes = (flags.bus_max_pending_mb << 20) / 2;
+    auto behind = [&server, &bus, max_pending_bytes] {
       size_t queued = 0;
       for (const auto& nsp : server.namespaces()) queued += nsp->QueuedDeliveries();
-      return queued >= kMaxQueuedDeliveries;
+      return queued >= kMaxQueuedDeliveries ||
+             (max_pending_bytes != 0 && bus->stats().pending_bytes >= max_pending_bytes);
     };
     auto part = StartBrokerPart(*bus, flags, "switchboard standalone", &metrics, behind);
     if (!part.ok()) {
@@ -595,6 +605,12 @@ int main(int argc, char** argv) {
                  "edge, standalone: trim when the sessions fell to half and by at least this many "
                  "since the last trim (default 1000)")
       ->check(CLI::Range(1u, 100000000u));
+  app.add_option("--bus-max-pending-mb", flags.bus_max_pending_mb,
+                 "MiB of bus messages this process may have queued between the bus and its "
+                 "threads (edge: until every I/O thread took the delivery); past it messages are "
+                 "dropped and counted, switchboard_bus_errors_total{op=\"queue_full\"} "
+                 "(default 64, 0: no bound)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 20));
   std::string log_format = "text";
   app.add_option("--log-format", log_format, "text (default) or json: one JSON object per line")
       ->check(CLI::IsMember({"text", "json"}));

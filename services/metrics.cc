@@ -231,10 +231,26 @@ Metrics::CollectFn BusCollector(const bus::Bus& bus) {
                 static_cast<double>(stats.bytes_in), static_cast<double>(stats.bytes_out));
     AppendCounter(out, "switchboard_bus_reconnects_total", "Reconnections to the bus.",
                   static_cast<double>(stats.reconnects));
-    auto errors = CounterFamily("switchboard_bus_errors_total",
-                                "Bus publishes that failed (not connected, I/O error).");
+    auto errors = CounterFamily(
+        "switchboard_bus_errors_total",
+        "Bus errors: publishes that failed (not connected, I/O error), publishes refused over "
+        "the bus's max_payload, received messages dropped over the queued-bytes bound "
+        "(queue_full) or by the NATS client (slow_consumer).");
     AddSample(errors, static_cast<double>(stats.publish_errors), {{"op", "publish"}});
+    AddSample(errors, static_cast<double>(stats.too_large), {{"op", "max_payload"}});
+    AddSample(errors, static_cast<double>(stats.dropped), {{"op", "queue_full"}});
+    AddSample(errors, static_cast<double>(stats.slow_consumer), {{"op", "slow_consumer"}});
     out.push_back(std::move(errors));
+    auto pending = GaugeFamily("switchboard_bus_pending_bytes",
+                               "Bytes of received bus messages not yet handed to every thread "
+                               "(bounded by --bus-max-pending-mb).");
+    AddSample(pending, static_cast<double>(stats.pending_bytes));
+    out.push_back(std::move(pending));
+    auto max_payload = GaugeFamily("switchboard_bus_max_payload_bytes",
+                                   "The largest message the bus takes (NATS: the server's "
+                                   "max_payload); 0: no limit.");
+    AddSample(max_payload, static_cast<double>(bus.max_payload()));
+    out.push_back(std::move(max_payload));
   };
 }
 

@@ -281,7 +281,8 @@ void RelayRules::Handle(const Rule& rule, const Shortcuts& shortcuts, const sio:
       if (!target.empty()) b.To(target);
       if (rule.except_sender) b.Except(socket->id());
       if (rule.is_volatile) b.Volatile();
-      b.Emit(rule.emit, std::move(out));
+      // Refused (too large for the cluster's bus): delivered to nobody.
+      if (!b.Emit(rule.emit, std::move(out))) return fail("message too large");
     }
     handled_.fetch_add(1, std::memory_order_relaxed);
     if (!rule.ack || !ack) return;

@@ -5,12 +5,16 @@
 
 namespace switchboard::sio {
 
-void Broadcast::Emit(std::string_view event, Json args) {
+bool Broadcast::Emit(std::string_view event, Json args) {
   // Encoded once; every recipient on every shard (and edge) shares these bytes.
   auto delivery = std::make_shared<const Delivery>(
       Delivery{target_, Encode(MakeEvent(nsp_.name(), event, std::move(args)))});
+  // Relayed first: one the other edges cannot get reaches nobody.
+  if (auto* relay = nsp_.server().broadcast_relay()) {
+    if (!relay->OnLocalBroadcast(nsp_, *delivery)) return false;
+  }
   nsp_.Deliver(delivery);
-  if (auto* relay = nsp_.server().broadcast_relay()) relay->OnLocalBroadcast(nsp_, *delivery);
+  return true;
 }
 
 }  // namespace switchboard::sio

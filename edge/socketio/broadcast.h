@@ -50,8 +50,9 @@ class Broadcast {
   }
   const BroadcastTarget& target() const { return target_; }
 
-  // args must be a JSON array.
-  void Emit(std::string_view event, Json args = Json::array());
+  // args must be a JSON array. False: the cluster link refused it (too large
+  // for the bus, see BroadcastRelay) and nobody got it.
+  bool Emit(std::string_view event, Json args = Json::array());
 
  private:
   Namespace& nsp_;

@@ -31,12 +31,14 @@ struct ServerOptions {
 };
 
 // Hears every broadcast that this server's own handlers emit (not those
-// handed to Namespace::Deliver from elsewhere), once it has been delivered
-// locally: what a cluster link sends on to the other edges.
+// handed to Namespace::Deliver from elsewhere), before it is delivered
+// locally: what a cluster link sends on to the other edges. Returns false to
+// refuse it (it cannot reach the other edges, e.g. too large for the bus):
+// then it is delivered nowhere, rather than on this edge only.
 class BroadcastRelay {
  public:
   virtual ~BroadcastRelay() = default;
-  virtual void OnLocalBroadcast(Namespace& nsp, const Delivery& delivery) = 0;
+  virtual bool OnLocalBroadcast(Namespace& nsp, const Delivery& delivery) = 0;
 };
 
 // A Socket.IO server on top of one Engine.IO server. Mount engine() on an

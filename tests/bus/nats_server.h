@@ -3,8 +3,8 @@
 // Runs a real nats-server on a free loopback port for the tests.
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -14,12 +14,15 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace switchboard::bus::testing {
 
 class NatsServer {
  public:
-  NatsServer() : port_(FreePort()) {}
+  // `extra_args` go to nats-server as they are (e.g. {"--max_payload", "65536"}).
+  explicit NatsServer(std::vector<std::string> extra_args = {})
+      : port_(FreePort()), extra_args_(std::move(extra_args)) {}
   ~NatsServer() { Stop(); }
   NatsServer(const NatsServer&) = delete;
   NatsServer& operator=(const NatsServer&) = delete;
@@ -33,6 +36,11 @@ class NatsServer {
   bool Start() {
     std::string port = std::to_string(port_);
     std::string bin = Binary();
+    std::vector<std::string> args = {bin, "-a", "127.0.0.1", "-p", port};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid_ = fork();
     if (pid_ == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test
@@ -41,8 +49,7 @@ class NatsServer {
         dup2(devnull, STDOUT_FILENO);
         dup2(devnull, STDERR_FILENO);
       }
-      execlp(bin.c_str(), bin.c_str(), "-a", "127.0.0.1", "-p", port.c_str(),
-             static_cast<char*>(nullptr));
+      execvp(bin.c_str(), argv.data());
       _exit(127);
     }
     if (pid_ < 0) return false;
@@ -60,6 +67,18 @@ class NatsServer {
     kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
     pid_ = -1;
+  }
+
+  // A nats-server configuration file holding `text` (e.g. "max_payload: 65536",
+  // which nats-server 2.9 takes only from a file), removed with the server;
+  // pass {"-c", path} as extra_args.
+  static std::string WriteConfig(const std::string& text) {
+    char path[] = "/tmp/sb_nats_XXXXXX.conf";
+    int fd = mkstemps(path, 5);
+    if (fd < 0) return "";
+    ssize_t written = write(fd, text.data(), text.size());
+    close(fd);
+    return written == static_cast<ssize_t>(text.size()) ? path : "";
   }
 
   int port() const { return port_; }
@@ -91,6 +110,7 @@ class NatsServer {
   }
 
   int port_;
+  std::vector<std::string> extra_args_;
   pid_t pid_ = -1;
 };
 

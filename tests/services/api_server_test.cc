@@ -856,6 +856,32 @@ TEST_F(ApiServerTest, PublishStreamWaitingForDeliveriesEndsOnCancel) {
   EXPECT_EQ(edge_->messages().size(), 1u);
 }
 
+// A unary Publish has no stream to hold back: while the deliveries are behind
+// it is refused with RESOURCE_EXHAUSTED (nothing reaches the bus), and taken
+// again once they have caught up.
+TEST_F(ApiServerTest, UnaryPublishIsRefusedWhileDeliveriesAreBehind) {
+  auto behind = std::make_shared<std::atomic<bool>>(true);
+  server_.reset();
+  StartServer({.deliveries_behind = [behind] { return behind->load(); }});
+  Populate();
+  pb::PublishResponse resp;
+  {
+    auto ctx = Ctx();
+    grpc::Status status = stub_->Publish(ctx.get(), MakePublish("/", "held"), &resp);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+    EXPECT_NE(status.error_message().find("behind"), std::string::npos) << status.error_message();
+  }
+  std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(edge_->messages().empty()) << "a refused publish reached the bus";
+
+  behind->store(false);
+  auto ctx = Ctx();
+  grpc::Status status = stub_->Publish(ctx.get(), MakePublish("/", "taken"), &resp);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(edge_->WaitForMessages(1));
+  EXPECT_EQ(edge_->messages()[0].message.delivery().event(), "taken");
+}
+
 TEST_F(ApiServerTest, PublishStreamEmpty) {
   pb::PublishStreamResponse resp;
   auto ctx = Ctx();

@@ -108,8 +108,8 @@ function pipeLog(stream, prefix) {
 
 // One nats-server process on `port`; resolves once it accepts TCP, rejects if
 // it exits first or does not within NATS_START_MS.
-async function spawnNats(port) {
-  const proc = spawn(natsBinary(), ["-a", "127.0.0.1", "-p", String(port)], {
+async function spawnNats(port, args = []) {
+  const proc = spawn(natsBinary(), ["-a", "127.0.0.1", "-p", String(port), ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   live.add(proc);
@@ -139,16 +139,17 @@ async function spawnNats(port) {
 
 
 /**
- * Starts nats-server on a free loopback port (retrying on a port race).
+ * Starts nats-server on a free loopback port (retrying on a port race), with
+ * `args` added (e.g. ["--max_payload", "65536"]).
  * Returns { port, url, stop(), start() }: stop() ends the process (SIGTERM,
  * then SIGKILL); start() starts it again on the SAME port.
  */
-export async function startNats() {
+export async function startNats({ args = [] } = {}) {
   let lastError;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
     try {
-      let current = await spawnNats(port);
+      let current = await spawnNats(port, args);
       const nats = {
         port,
         url: `nats://127.0.0.1:${port}`,
@@ -167,7 +168,7 @@ export async function startNats() {
           // The port was ours a moment ago; retry briefly if it is still in TIME_WAIT.
           for (let i = 0; i < 20; i++) {
             try {
-              current = await spawnNats(port);
+              current = await spawnNats(port, args);
               return;
             } catch (e) {
               err = e;
@@ -237,8 +238,9 @@ export async function startCluster({
   config,
   edgeArgs = [],
   brokerArgs = [],
+  natsArgs = [],
 } = {}) {
-  const nats = await startNats();
+  const nats = await startNats({ args: natsArgs });
   const edgeExtra = [...(config ? ["--config", config] : []), "--threads", "1", ...edgeArgs];
   let started;
   try {
