@@ -95,7 +95,7 @@ std::string UrlHost(const std::string& host) {
 
 // A listener that could not start, named by the flag that chose its address: a second process on
 // one host (a README cluster) otherwise meets a bare "cannot listen on 127.0.0.1:9464".
-absl::Status ListenError(std::string_view flag, const absl::Status& status) {
+absl::Status ListenError(absl::string_view flag, const absl::Status& status) {
   std::string message = absl::StrCat(flag, ": ", status.message());
   if (absl::IsUnavailable(status)) {  // not a malformed address: most often, the port is taken
     absl::StrAppend(&message, " (every process on a host needs its own port: pass ", flag,

@@ -110,6 +110,7 @@ function runInNamespace(name) {
     "sh", "-c", '"$0" link set lo up && exec "$1" --test "$2"', ip, process.execPath, THIS_FILE,
   ];
   const env = { ...process.env, SB_README_BLOCK: name };
+  delete env.NODE_TEST_CONTEXT;  // set by the outer test runner; the inner run is a run of its own
   return new Promise((resolve, reject) => {
     const child = spawn(unshare, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     child.stdout.on("data", (d) => process.stderr.write(d));

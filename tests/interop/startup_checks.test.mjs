@@ -45,7 +45,7 @@ function run(args) {
     const killer = setTimeout(() => child.kill("SIGKILL"), WAIT_MS * 2);
     child.stdout.setEncoding("utf8").on("data", (d) => {
       stdout += d;
-      if (!ready && /listening on |^admin on /m.test(stdout)) {
+      if (!ready && (args[0] === "broker" ? /^admin on /m : /listening on /).test(stdout)) {
         ready = true;
         child.kill("SIGTERM");
       }
