@@ -669,10 +669,11 @@ int main(int argc, char** argv) {
   // As the reference server, no origin list accepts every Origin. Off loopback that lets any web
   // page a user visits open a WebSocket here with the user's cookies.
   if (config->engine.cors.origins.empty() && !services::IsLoopbackHost(config->host)) {
-    spdlog::warn("listening on {} with no engine.cors.origins: a WebSocket upgrade from any Origin "
-                 "is accepted, so any web page can connect its visitors (with their cookies); "
-                 "list your pages' origins (services/CONFIG.md)",
-                 UrlHost(config->host));
+    spdlog::warn(
+        "listening on {} with no engine.cors.origins: a WebSocket upgrade from any Origin "
+        "is accepted, so any web page can connect its visitors (with their cookies); "
+        "list your pages' origins (services/CONFIG.md)",
+        UrlHost(config->host));
   }
 
   try {
