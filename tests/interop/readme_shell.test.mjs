@@ -143,6 +143,17 @@ if (!process.env.SB_README_BLOCK) {
     ]);
   });
 
+  // scripts/run builds only what it runs, and what the README's first sections run with it.
+  test("scripts/run builds every binary the README runs before \"Test it\"", () => {
+    const script = readFileSync(path.join(SOURCE_DIR, "scripts", "run"), "utf8");
+    const targets = new Set([...script.matchAll(/--target ([\w -]+)/g)].flatMap((m) => m[1].trim().split(/\s+/)));
+    const early = README.slice(0, README.indexOf("\n## Test it"));
+    const used = new Set([...early.matchAll(/build\/bin\/([\w-]+)/g)].map((m) => m[1]));
+    if (early.includes("build/chat-page/")) used.add("sb-chat-page");
+    assert.ok(used.has("switchboard") && used.has("sbctl"), `the README runs ${[...used]}`);
+    for (const target of used) assert.ok(targets.has(target), `scripts/run builds ${target} (it builds ${[...targets]})`);
+  });
+
   for (const name of runnableBlocks().keys()) {
     test(`README shell block "${name}" runs as written`, async () => {
       assert.equal(await runInNamespace(name), 0, `the run of "${name}" in its namespace (log above)`);
