@@ -39,6 +39,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "broker/broker.h"
 #include "bus/inproc_bus.h"
@@ -96,6 +97,17 @@ std::string UrlHost(const std::string& host) {
   return host.find(':') != std::string::npos ? absl::StrCat("[", host, "]") : host;
 }
 
+// A listener that could not start, named by the flag that chose its address: a second process on
+// one host (a README cluster) otherwise meets a bare "cannot listen on 127.0.0.1:9464".
+absl::Status ListenError(absl::string_view flag, const absl::Status& status) {
+  std::string message = absl::StrCat(flag, ": ", status.message());
+  if (absl::IsUnavailable(status)) {  // not a malformed address: most often, the port is taken
+    absl::StrAppend(&message, " (every process on a host needs its own port: pass ", flag,
+                    " HOST:PORT; port 0 picks a free one)");
+  }
+  return absl::Status(status.code(), message);
+}
+
 // Connects to NATS, retrying for a while: in a cluster the bus may come up
 // after us.
 absl::StatusOr<std::unique_ptr<bus::NatsBus>> ConnectNats(const std::string& url,
@@ -145,7 +157,7 @@ absl::StatusOr<BrokerPart> StartBrokerPart(bus::Bus& bus, const Flags& flags,
   api_options.deliveries_behind = std::move(deliveries_behind);
   if (metrics != nullptr) api_options.make_interceptors = services::GrpcMetricsInterceptors(*metrics);
   auto api = services::ApiServer::Start(*part.broker, api_options);
-  if (!api.ok()) return api.status();
+  if (!api.ok()) return ListenError("--grpc-listen", api.status());
   part.api = std::move(*api);
   if (metrics != nullptr) metrics->AddCollector(services::BrokerCollector(*part.broker));
   std::cout << label << " serving gRPC on " << UrlHost(listen->first) << ":" << part.api->port()
@@ -165,7 +177,7 @@ absl::StatusOr<std::unique_ptr<services::AdminServer>> StartAdmin(const Flags& f
   auto admin = services::AdminServer::Start(
       {.host = listen->first, .port = listen->second}, [&metrics] { return metrics.Serialize(); },
       [&health] { return health.Check(); });
-  if (!admin.ok()) return admin.status();
+  if (!admin.ok()) return ListenError("--admin-listen", admin.status());
   std::cout << "admin on " << UrlHost(listen->first) << ":" << (*admin)->port() << std::endl;
   return admin;
 }
@@ -502,8 +514,7 @@ int RunEdge(services::Config config, const Flags& flags) {
 
   absl::Status listening = http.Listen();
   if (!listening.ok()) {
-    spdlog::error("cannot listen on {}:{}: {}", config.host, config.port,
-                  std::string(listening.message()));
+    spdlog::error("{}", std::string(ListenError("--listen", listening).message()));
     return 1;
   }
   runtime.Start();
@@ -707,6 +718,15 @@ int main(int argc, char** argv) {
         flags.tls_cert.empty() ? services::kDescriptorsPerConnection
                                : services::kDescriptorsPerTlsConnection,
         flags.tls_cert.empty() ? "" : " with --tls-cert", services::kDescriptorReserve);
+  }
+  // As the reference server, no origin list accepts every Origin. Off loopback that lets any web
+  // page a user visits open a WebSocket here with the user's cookies.
+  if (config->engine.cors.origins.empty() && !services::IsLoopbackHost(config->host)) {
+    spdlog::warn(
+        "listening on {} with no engine.cors.origins: a WebSocket upgrade from any Origin "
+        "is accepted, so any web page can connect its visitors (with their cookies); "
+        "list your pages' origins (services/CONFIG.md)",
+        UrlHost(config->host));
   }
 
   try {
