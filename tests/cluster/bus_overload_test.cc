@@ -33,6 +33,7 @@
 #include "switchboard/v1/bus.pb.h"
 #include "tests/bus/nats_server.h"
 #include "tests/edge/blocking_client.h"
+#include "tests/support/sanitizer.h"
 
 extern char** environ;
 
@@ -236,8 +237,11 @@ TEST(BusOverloadTest, AnEdgeBehindAFastPublisherStaysBoundedAndCountsItsDrops) {
             << std::endl;
 
   // Bounded: the 64 MiB of queued deliveries and what the edge needs anyway,
-  // far from the 800 MB a queue without bound takes in.
-  EXPECT_LT(peak_kib, 256u * 1024) << "peak RSS " << peak_kib / 1024 << " MiB";
+  // far from the 800 MB a queue without bound takes in. (Not under ASan: its
+  // quarantine alone holds 256 MiB of what was freed.)
+  if (!testing_support::kAddressSanitizer) {
+    EXPECT_LT(peak_kib, 256u * 1024) << "peak RSS " << peak_kib / 1024 << " MiB";
+  }
   // What did not fit was dropped and counted.
   EXPECT_GT(queue_full + std::max(slow_consumer, 0.0), 0) << "no drop counted";
   EXPECT_GT(floods.load(), 0);

@@ -18,22 +18,14 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/sanitizer.h"
+
 namespace switchboard::edge {
 namespace {
 
 // The sanitizers' allocator is not glibc's: malloc_trim gives nothing back
 // there, so only the trim decisions are checked under them.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kGlibcMalloc = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kGlibcMalloc = false;
-#else
-constexpr bool kGlibcMalloc = true;
-#endif
-#else
-constexpr bool kGlibcMalloc = true;
-#endif
+constexpr bool kGlibcMalloc = !testing_support::kAddressSanitizer;
 
 constexpr size_t kConnections = 10000;
 constexpr size_t kBlocks[] = {640, 2048, 4096};  // per connection: ~6.6 KiB
