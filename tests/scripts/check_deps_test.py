@@ -12,19 +12,21 @@ import unittest
 SOURCE_DIR = os.environ.get(
     "SB_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 SCRIPT = os.path.join(SOURCE_DIR, "scripts", "check-deps")
-SKIP = shutil.ignore_patterns(".*", "build*", "node_modules", "__pycache__")
+READ = (".h", ".hh", ".hpp", ".cc", ".cpp", ".cxx", ".inc", "CMakeLists.txt", ".allow")
+
+
+def skip(directory, names):
+    """What check-deps does not read: other files, build trees, hidden and vendored dirs."""
+    top = os.path.samefile(directory, SOURCE_DIR)
+    return [n for n in names
+            if n.startswith(".") or n in ("node_modules", "__pycache__")
+            or (top and n.startswith("build"))
+            or (not os.path.isdir(os.path.join(directory, n)) and not n.endswith(READ))]
 
 
 def copy_tree(dst):
     """The files check-deps reads (sources, CMakeLists.txt, the allow file)."""
-    for entry in os.listdir(SOURCE_DIR):
-        src = os.path.join(SOURCE_DIR, entry)
-        if entry.startswith((".", "build")) or entry == "node_modules":
-            continue
-        if os.path.isdir(src):
-            shutil.copytree(src, os.path.join(dst, entry), ignore=SKIP)
-        else:
-            shutil.copy(src, dst)
+    shutil.copytree(SOURCE_DIR, dst, ignore=skip, dirs_exist_ok=True)
 
 
 class CheckDepsTest(unittest.TestCase):
@@ -120,6 +122,18 @@ class CheckDepsTest(unittest.TestCase):
             "socketio-no-concrete-transport: edge/socketio/planted.cc -> "
             "edge/engineio/transports/polling.h",
             "socketio-no-concrete-transport: edge/socketio/planted.cc -> WebSocketTransport")
+
+    def test_socketio_may_use_the_transport_interface(self):
+        self.write("edge/socketio/planted.cc",
+                   '#include "edge/engineio/transport.h"\n'
+                   '#include "edge/engineio/transports/transport.h"\n'
+                   '#include "edge/engineio/websocket_frame.h"\n'
+                   "void F(eio::Transport& t, eio::WebSocketFrame f) { t.Send(f); }\n")
+        self.assertEqual(self.ids() - self.baseline, set())
+
+    def test_socketio_naming_a_transport_class_by_its_namespace(self):
+        self.write("edge/socketio/planted.cc", "auto* p = dynamic_cast<eio::Polling*>(t);\n")
+        self.assertPlanted("socketio-no-concrete-transport: edge/socketio/planted.cc -> eio::Polling")
 
     def test_allow_file_excuses_only_its_entries_and_fails_when_stale(self):
         self.write("edge/http/planted.cc", '#include "edge/engineio/session.h"\n')
