@@ -71,11 +71,7 @@ class Collector {
     return bad_;
   }
   bool WaitFor(size_t n, std::chrono::milliseconds timeout = 5s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (Items().size() < n && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(5ms);
-    }
-    return Items().size() >= n;
+    return Eventually([&] { return Items().size() >= n; }, timeout);
   }
 
  private:

@@ -13,6 +13,7 @@
 #include "edge/socketio/server.h"
 #include "edge/socketio/socket.h"
 #include "tests/support/edge_test.h"
+#include "tests/support/eventually.h"
 
 namespace switchboard {
 namespace {
@@ -20,6 +21,7 @@ namespace {
 using sio::Json;
 using testing_support::BlockingClient;
 using testing_support::EdgeTest;
+using testing_support::Eventually;
 using testing_support::JoinRoom;
 
 // Many handshakes from one address in a moment: no handshake rate.
@@ -124,11 +126,8 @@ TEST_F(SocketRoomsTest, SocketIdRoomFindsItsSocketAfterManyConnectsAndDisconnect
     clients[i]->Close();
     clients[i].reset();
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (server_.io().Of("/").SocketCount() != kSockets / 2 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  Eventually([&] { return server_.io().Of("/").SocketCount() == kSockets / 2; },
+             std::chrono::seconds(10));
   ASSERT_EQ(server_.io().Of("/").SocketCount(), static_cast<size_t>(kSockets / 2));
   // Reconnects take the freed places.
   for (int i = 0; i < kSockets; i += 4) {
