@@ -52,18 +52,18 @@
 #include "edge/memory_release.h"
 #include "edge/runtime.h"
 #include "edge/socketio/server.h"
+#include "policy/client_auth.h"
+#include "policy/connect_hook.h"
+#include "policy/relay_rules.h"
 #include "services/admin_server.h"
 #include "services/api_auth.h"
 #include "services/api_metrics.h"
 #include "services/api_server.h"
-#include "services/client_auth.h"
 #include "services/config.h"
-#include "services/connect_hook.h"
 #include "services/descriptor_limit.h"
 #include "services/health.h"
 #include "services/logging.h"
 #include "services/metrics.h"
-#include "services/relay_rules.h"
 #include "services/version.h"
 #include "switchboard/v1/bus.pb.h"
 
@@ -280,30 +280,20 @@ int RunEdge(services::Config config, const Flags& flags) {
   }
   cluster::Forwarder* forward_to = forwarder->get();
 
-  std::vector<std::shared_ptr<services::RelayRules>> rules;
-  std::vector<std::shared_ptr<services::ConnectHook>> hooks;
-  std::vector<std::shared_ptr<services::ClientAuth>> authenticators;
-  // Token query parameters: backends never see them (a connection's query is
-  // shared by every namespace it connects to).
-  std::vector<std::string> token_query;
-  for (const auto& policy : config.namespaces) {
-    if (!policy.auth) continue;
-    const auto& from = policy.auth->token_from;
-    if (std::find(from.begin(), from.end(), services::TokenSource::kQuery) != from.end() &&
-        std::find(token_query.begin(), token_query.end(), policy.auth->query_parameter) ==
-            token_query.end()) {
-      token_query.push_back(policy.auth->query_parameter);
-    }
-  }
-  for (auto& policy : config.namespaces) {
-    spdlog::info("namespace {}: {} rule(s), rooms {} (max {} per socket), {}", policy.name,
-                 policy.rules.size(), policy.room_pattern, policy.max_rooms_per_socket,
-                 policy.auth ? "JWT authentication" : "public");
-    sio::Namespace& nsp = server.Of(policy.name);  // before `policy` is moved from
-    nsp.SetLimits(policy.limits);
-    if (policy.auth) {
-      auto authenticator = services::ClientAuth::Create(
-          *policy.auth, absl::StrCat("namespaces[\"", policy.name, "\"].auth"));
+  std::vector<std::shared_ptr<policy::RelayRules>> rules;
+  std::vector<std::shared_ptr<policy::ConnectHook>> hooks;
+  std::vector<std::shared_ptr<policy::ClientAuth>> authenticators;
+  // Token query parameters: backends never see them.
+  const std::vector<std::string> token_query = policy::TokenQueryParameters(config.namespaces);
+  for (auto& ns_policy : config.namespaces) {
+    spdlog::info("namespace {}: {} rule(s), rooms {} (max {} per socket), {}", ns_policy.name,
+                 ns_policy.rules.size(), ns_policy.room_pattern, ns_policy.max_rooms_per_socket,
+                 ns_policy.auth ? "JWT authentication" : "public");
+    sio::Namespace& nsp = server.Of(ns_policy.name);  // before `ns_policy` is moved from
+    nsp.SetLimits(ns_policy.limits);
+    if (ns_policy.auth) {
+      auto authenticator = policy::ClientAuth::Create(
+          *ns_policy.auth, absl::StrCat("namespaces[\"", ns_policy.name, "\"].auth"));
       if (!authenticator.ok()) {
         spdlog::error("{}", std::string(authenticator.status().message()));
         return 1;
@@ -311,31 +301,27 @@ int RunEdge(services::Config config, const Flags& flags) {
       (*authenticator)->Install(nsp);  // first: the other middlewares see the user
       authenticators.push_back(std::move(*authenticator));
     }
-    services::RelayRules::ForwardFn forward;
-    if (policy.forward) {
-      cluster::ForwardPolicy forward_policy;
-      forward_policy.events = policy.forward->events;
-      forward_policy.ack_timeout = policy.forward->ack_timeout;
-      forward_policy.headers = policy.forward->headers;
-      forward_policy.hidden_query = token_query;
-      spdlog::info("namespace {}: forwards {} to backends", policy.name,
-                   forward_policy.events ? absl::StrCat(forward_policy.events->size(), " event(s)")
-                                         : std::string("every event"));
-      forward = [forward_to, forward_policy = std::move(forward_policy)](
-                    sio::Socket& socket, std::string_view event, const services::Json& args,
+    policy::RelayRules::ForwardFn forward;
+    if (ns_policy.forward) {
+      spdlog::info("namespace {}: forwards {} to backends", ns_policy.name,
+                   ns_policy.forward->events
+                       ? absl::StrCat(ns_policy.forward->events->size(), " event(s)")
+                       : std::string("every event"));
+      forward = [forward_to, forward_policy = *ns_policy.forward](
+                    sio::Socket& socket, std::string_view event, const policy::Json& args,
                     sio::Ack ack) {
         forward_to->Forward(socket, event, args, forward_policy, std::move(ack));
       };
     }
-    std::optional<services::ConnectHookSpec> hook_spec = policy.connect_hook;
-    rules.push_back(services::RelayRules::Install(nsp, std::move(policy), std::move(forward)));
+    std::optional<policy::ConnectHookSpec> hook_spec = ns_policy.connect_hook;
+    rules.push_back(policy::RelayRules::Install(nsp, std::move(ns_policy), std::move(forward)));
     if (hook_spec) {
       // After authentication and userIdFromAuth: the hook sees (and may
       // replace) the user id.
       spdlog::info("namespace {}: connect hook {} (timeout {} ms, on failure {})", nsp.name(),
                    hook_spec->address, hook_spec->timeout.count(),
                    hook_spec->allow_on_failure ? "allow" : "reject");
-      auto hook = services::ConnectHook::Create(*hook_spec, edge_id, token_query);
+      auto hook = policy::ConnectHook::Create(*hook_spec, edge_id, token_query);
       if (!hook.ok()) {
         spdlog::error("namespaces[\"{}\"].connectHook: {}", nsp.name(),
                       std::string(hook.status().message()));
