@@ -27,11 +27,6 @@ sio::Json ErrorAnswer(std::string_view error) {
 
 }  // namespace
 
-bool ForwardPolicy::Forwards(std::string_view event) const {
-  if (!events) return true;
-  return std::find(events->begin(), events->end(), event) != events->end();
-}
-
 void FillHandshake(const sio::Socket& socket, const std::vector<std::string>& headers,
                    const std::vector<std::string>& hidden_query, v1::Handshake* out) {
   const sio::Handshake& handshake = socket.handshake();
