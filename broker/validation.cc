@@ -1,12 +1,9 @@
 #include "broker/validation.h"
 
-#include <algorithm>
 #include <string>
-#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "bus/routing.h"
 #include "nlohmann/json.hpp"
 
@@ -87,14 +84,12 @@ absl::Status ValidateSelector(const v1::Selector& selector) {
 }
 
 absl::StatusOr<std::string_view> EdgeOfAckRef(std::string_view ref) {
-  std::vector<absl::string_view> parts = absl::StrSplit(Sv(ref), '.');
-  if (parts.size() != 3 || !bus::ValidNodeId(std::string_view(parts[0].data(), parts[0].size())) ||
-      parts[1].empty() || parts[2].empty() ||
-      !std::all_of(parts[2].begin(), parts[2].end(), [](char c) { return c >= '0' && c <= '9'; })) {
+  std::string_view edge = bus::EdgeOfAckRef(ref);
+  if (edge.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("malformed ack_ref \"", absl::CHexEscape(Sv(ref)), "\""));
   }
-  return std::string_view(parts[0].data(), parts[0].size());
+  return edge;
 }
 
 }  // namespace switchboard::broker

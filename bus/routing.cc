@@ -79,6 +79,25 @@ std::string ForwardEventPattern(std::string_view event) {
 
 std::string WatchQueueGroup(std::string_view group) { return Join("sbw.", NameToken(group)); }
 
+std::string AckRefPrefix(std::string_view edge_id, std::string_view nonce) {
+  return Join(edge_id, ".", nonce, ".");
+}
+
+std::string_view EdgeOfAckRef(std::string_view ref) {
+  size_t first = ref.find('.');
+  if (first == std::string_view::npos) return {};
+  size_t second = ref.find('.', first + 1);
+  if (second == std::string_view::npos || second == first + 1 || second + 1 == ref.size()) {
+    return {};
+  }
+  std::string_view counter = ref.substr(second + 1);
+  if (!std::all_of(counter.begin(), counter.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return {};
+  }
+  std::string_view edge = ref.substr(0, first);
+  return ValidNodeId(edge) ? edge : std::string_view{};
+}
+
 void TargetSubjectSet::AddRoom(std::string_view room) {
   named_ = true;
   subjects_.push_back(RoomSubject(nsp_, room));

@@ -51,6 +51,12 @@ inline constexpr std::string_view kAllForwarded = "sb.v1.forward.>";
 using edge::EdgeOfSocketId;
 using edge::MakeSocketId;
 
+// A forwarded event's ack_ref is "<edge-id>.<nonce>.<n>": the API's answer
+// goes to that edge with no look-up. The prefix up to <n>:
+std::string AckRefPrefix(std::string_view edge_id, std::string_view nonce);
+// The edge id of an ack_ref; empty when the ref is not of that form.
+std::string_view EdgeOfAckRef(std::string_view ref);
+
 // A Target's or Selector's empty namespace is the main one.
 inline constexpr std::string_view kDefaultNamespace = "/";
 inline std::string_view NamespaceOrDefault(std::string_view nsp) {
