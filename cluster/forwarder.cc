@@ -59,7 +59,7 @@ struct Forwarder::Core {
       : bus(b),
         runtime(r),
         options(std::move(o)),
-        ref_prefix(absl::StrCat(options.edge_id, ".", bus::RandomNodeId(12), ".")) {}
+        ref_prefix(bus::AckRefPrefix(options.edge_id, bus::RandomNodeId(12))) {}
 
   bus::Bus& bus;
   edge::Runtime& runtime;
