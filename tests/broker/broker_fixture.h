@@ -30,6 +30,7 @@
 #include "bus/routing.h"
 #include "switchboard/v1/bus.pb.h"
 #include "tests/bus/flaky_bus.h"
+#include "tests/support/eventually.h"
 
 namespace switchboard::broker {
 
@@ -38,15 +39,7 @@ using Ids = std::vector<std::string>;
 
 constexpr auto kWait = 5s;
 
-inline bool Eventually(const std::function<bool()>& pred,
-                       std::chrono::milliseconds timeout = kWait) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
+using testing_support::Eventually;
 
 // Every handler on the default executor runs on the bus's one worker thread,
 // in order: once a message published now is handled, so is everything
