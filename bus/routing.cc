@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <random>
 
 #include "bus/subject.h"
@@ -34,16 +35,6 @@ std::string NameToken(std::string_view name) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(name.data()), name.size(), digest);
   return Join("~", EncodeToken(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest)));
-}
-
-bool ValidNodeId(std::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
 }
 
 std::string RandomNodeId(size_t length) {
@@ -82,16 +73,55 @@ std::string ForwardNamespacePattern(std::string_view nsp) {
 
 std::string ForwardAckSubject(std::string_view edge_id) { return Join("sb.v1.fack.", edge_id); }
 
-std::string MakeSocketId(std::string_view edge_id, std::string_view local_id) {
-  return Join(edge_id, ".", local_id, "");
+std::string ForwardEventPattern(std::string_view event) {
+  return Join("sb.v1.forward.*.", NameToken(event));
 }
 
-std::string_view EdgeOfSocketId(std::string_view socket_id) {
-  size_t dot = socket_id.find('.');
-  if (dot == std::string_view::npos || dot + 1 == socket_id.size()) return {};
-  if (socket_id.find('.', dot + 1) != std::string_view::npos) return {};
-  std::string_view edge = socket_id.substr(0, dot);
+std::string WatchQueueGroup(std::string_view group) { return Join("sbw.", NameToken(group)); }
+
+std::string AckRefPrefix(std::string_view edge_id, std::string_view nonce) {
+  return Join(edge_id, ".", nonce, ".");
+}
+
+std::string_view EdgeOfAckRef(std::string_view ref) {
+  size_t first = ref.find('.');
+  if (first == std::string_view::npos) return {};
+  size_t second = ref.find('.', first + 1);
+  if (second == std::string_view::npos || second == first + 1 || second + 1 == ref.size()) {
+    return {};
+  }
+  std::string_view counter = ref.substr(second + 1);
+  if (!std::all_of(counter.begin(), counter.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return {};
+  }
+  std::string_view edge = ref.substr(0, first);
   return ValidNodeId(edge) ? edge : std::string_view{};
+}
+
+void TargetSubjectSet::AddRoom(std::string_view room) {
+  named_ = true;
+  subjects_.push_back(RoomSubject(nsp_, room));
+  // A room named by a socket id is that socket: its edge has no room
+  // subscription for it.
+  AddSocket(room);
+}
+
+void TargetSubjectSet::AddSocket(std::string_view socket_id) {
+  named_ = true;
+  std::string_view edge = EdgeOfSocketId(socket_id);
+  if (!edge.empty() && edge != local_edge_) subjects_.push_back(EdgeSubject(edge));
+}
+
+void TargetSubjectSet::AddUser(std::string_view user_id) {
+  named_ = true;
+  subjects_.push_back(UserSubject(nsp_, user_id));
+}
+
+std::vector<std::string> TargetSubjectSet::Take() && {
+  if (!named_) subjects_.push_back(NamespaceSubject(nsp_));
+  std::sort(subjects_.begin(), subjects_.end());
+  subjects_.erase(std::unique(subjects_.begin(), subjects_.end()), subjects_.end());
+  return std::move(subjects_);
 }
 
 }  // namespace switchboard::bus

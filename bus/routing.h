@@ -5,6 +5,9 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "edge/ids.h"
 
 namespace switchboard::bus {
 
@@ -16,8 +19,8 @@ inline constexpr size_t kMaxPlainTokenBytes = 200;
 std::string NameToken(std::string_view name);
 
 // Edge and broker ids are used as tokens as they are: 1..64 characters of
-// [A-Za-z0-9_-].
-bool ValidNodeId(std::string_view id);
+// [A-Za-z0-9_-] (the format's home is edge/ids.h).
+using edge::ValidNodeId;
 // A random node id of `length` characters from [A-Za-z0-9].
 std::string RandomNodeId(size_t length = 12);
 
@@ -32,6 +35,10 @@ std::string SnapshotSubject(std::string_view edge_id);
 std::string ForwardSubject(std::string_view nsp, std::string_view event);
 // Every forwarded event of one namespace.
 std::string ForwardNamespacePattern(std::string_view nsp);
+// One event's forwards, whatever their namespace.
+std::string ForwardEventPattern(std::string_view event);
+// The NATS queue group of the WatchEvents callers sharing `group`.
+std::string WatchQueueGroup(std::string_view group);
 // Broker -> edge requests answering a forwarded event's ack (ForwardAck).
 std::string ForwardAckSubject(std::string_view edge_id);
 
@@ -40,9 +47,54 @@ inline constexpr std::string_view kAllHeartbeats = "sb.v1.heartbeat.>";
 inline constexpr std::string_view kAllForwarded = "sb.v1.forward.>";
 
 // Socket ids in a cluster are "<edge-id>.<local id>": a publish to one socket
-// goes to its edge with no look-up. The local id has no '.'.
-std::string MakeSocketId(std::string_view edge_id, std::string_view local_id);
-// The edge id of a socket id; empty when the id is not of that form.
-std::string_view EdgeOfSocketId(std::string_view socket_id);
+// goes to its edge with no look-up (the format's home is edge/ids.h).
+using edge::EdgeOfSocketId;
+using edge::MakeSocketId;
+
+// A forwarded event's ack_ref is "<edge-id>.<nonce>.<n>": the API's answer
+// goes to that edge with no look-up. The prefix up to <n>:
+std::string AckRefPrefix(std::string_view edge_id, std::string_view nonce);
+// The edge id of an ack_ref; empty when the ref is not of that form.
+std::string_view EdgeOfAckRef(std::string_view ref);
+
+// A Target's or Selector's empty namespace is the main one.
+inline constexpr std::string_view kDefaultNamespace = "/";
+inline std::string_view NamespaceOrDefault(std::string_view nsp) {
+  return nsp.empty() ? kDefaultNamespace : nsp;
+}
+
+// The subjects one publish or command goes on (proto/SUBJECTS.md), sorted,
+// each once: each room's; each user's; the edge subject of each socket id and
+// of each room named by a socket id (a socket is a room of its own, as with
+// Socket.IO's to(socket.id)); the namespace's when the target names no room,
+// socket or user. `local_edge` (an edge relaying what its own clients caused)
+// is left out: that edge delivers locally.
+class TargetSubjectSet {
+ public:
+  explicit TargetSubjectSet(std::string_view nsp, std::string_view local_edge = {})
+      : nsp_(nsp), local_edge_(local_edge) {}
+  void AddRoom(std::string_view room);
+  void AddSocket(std::string_view socket_id);
+  void AddUser(std::string_view user_id);
+  std::vector<std::string> Take() &&;
+
+ private:
+  std::string_view nsp_;
+  std::string_view local_edge_;
+  bool named_ = false;
+  std::vector<std::string> subjects_;
+};
+
+// TargetSubjectSet over any ranges of names (proto repeated fields, vectors).
+template <typename Rooms, typename SocketIds, typename UserIds>
+std::vector<std::string> TargetSubjects(std::string_view nsp, const Rooms& rooms,
+                                        const SocketIds& socket_ids, const UserIds& user_ids,
+                                        std::string_view local_edge = {}) {
+  TargetSubjectSet set(nsp, local_edge);
+  for (const auto& room : rooms) set.AddRoom(room);
+  for (const auto& id : socket_ids) set.AddSocket(id);
+  for (const auto& user : user_ids) set.AddUser(user);
+  return std::move(set).Take();
+}
 
 }  // namespace switchboard::bus

@@ -15,10 +15,6 @@
 namespace switchboard::cluster {
 namespace {
 
-std::string_view NamespaceOf(const std::string& name) {
-  return name.empty() ? std::string_view("/") : std::string_view(name);
-}
-
 // The Socket.IO form of a bus target: a socket id is a room of its own.
 sio::BroadcastTarget ToBroadcastTarget(const v1::Target& target) {
   sio::BroadcastTarget out;
@@ -242,7 +238,7 @@ void EdgeLink::OnBusMessage(const bus::Message& message) {
 // `hold` keeps the message's bytes counted against the bus's bound until every
 // shard has taken the delivery: the shards' queues are bounded with the bus's.
 void EdgeLink::HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<const void> hold) {
-  sio::Namespace* nsp = server_.Find(NamespaceOf(delivery.target().namespace_()));
+  sio::Namespace* nsp = server_.Find(bus::NamespaceOrDefault(delivery.target().namespace_()));
   if (nsp == nullptr) return;
   // Once per delivery, right after it is handed to the shards that hold the
   // recipients (they write the shared packet next).
@@ -332,7 +328,7 @@ void EdgeLink::CollectAcks(sio::Namespace& nsp, const v1::Delivery& delivery,
 
 void EdgeLink::HandleCommand(const v1::Command& command) {
   const v1::Selector& selector = command.selector();
-  sio::Namespace* nsp = server_.Find(NamespaceOf(selector.namespace_()));
+  sio::Namespace* nsp = server_.Find(bus::NamespaceOrDefault(selector.namespace_()));
   if (nsp == nullptr) return;
   bool empty = selector.rooms().empty() && selector.socket_ids().empty() &&
                selector.user_ids().empty();
@@ -388,18 +384,10 @@ bool EdgeLink::OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delive
   for (const auto& room : delivery.target.except_rooms) target->add_except_rooms(room);
   for (const auto& frame : delivery.frames) out->add_frames(*frame.bytes);
 
-  std::vector<std::string> subjects;
-  for (const auto& room : delivery.target.rooms) {
-    subjects.push_back(bus::RoomSubject(nsp.name(), room));
-    // A room named by a socket id is that socket: its edge has no room
-    // subscription for it.
-    std::string_view edge = bus::EdgeOfSocketId(room);
-    if (!edge.empty() && edge != options_.edge_id) subjects.push_back(bus::EdgeSubject(edge));
-  }
-  for (const auto& user : delivery.target.user_ids) {
-    subjects.push_back(bus::UserSubject(nsp.name(), user));
-  }
-  if (subjects.empty()) subjects.push_back(bus::NamespaceSubject(nsp.name()));
+  // Socket ids are rooms here: TargetSubjects sends those to their edges too.
+  const std::vector<std::string> subjects =
+      bus::TargetSubjects(nsp.name(), delivery.target.rooms, std::vector<std::string>{},
+                          delivery.target.user_ids, options_.edge_id);
   std::string payload = message.SerializeAsString();
   for (const auto& subject : subjects) {
     absl::Status status = bus_.Publish(subject, payload);

@@ -27,11 +27,6 @@ sio::Json ErrorAnswer(std::string_view error) {
 
 }  // namespace
 
-bool ForwardPolicy::Forwards(std::string_view event) const {
-  if (!events) return true;
-  return std::find(events->begin(), events->end(), event) != events->end();
-}
-
 void FillHandshake(const sio::Socket& socket, const std::vector<std::string>& headers,
                    const std::vector<std::string>& hidden_query, v1::Handshake* out) {
   const sio::Handshake& handshake = socket.handshake();
@@ -64,7 +59,7 @@ struct Forwarder::Core {
       : bus(b),
         runtime(r),
         options(std::move(o)),
-        ref_prefix(absl::StrCat(options.edge_id, ".", bus::RandomNodeId(12), ".")) {}
+        ref_prefix(bus::AckRefPrefix(options.edge_id, bus::RandomNodeId(12))) {}
 
   bus::Bus& bus;
   edge::Runtime& runtime;

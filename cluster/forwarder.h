@@ -32,6 +32,7 @@
 
 #include "absl/status/statusor.h"
 #include "bus/bus.h"
+#include "cluster/forward_policy.h"
 #include "edge/runtime.h"
 #include "edge/socketio/socket.h"
 
@@ -41,22 +42,6 @@ class Handshake;
 }  // namespace switchboard::v1
 
 namespace switchboard::cluster {
-
-// One namespace's forwarding policy (CONFIG.md, `forward`).
-struct ForwardPolicy {
-  // nullopt: every client event; else these names.
-  std::optional<std::vector<std::string>> events;
-  // How long a client's ack waits for a backend.
-  std::chrono::milliseconds ack_timeout{10'000};
-  // Handshake headers passed to backends (lower-case names); never
-  // `authorization`.
-  std::vector<std::string> headers;
-  // Query parameters never passed to backends: where tokens are read from
-  // (auth.queryParameter of every namespace that reads one).
-  std::vector<std::string> hidden_query;
-
-  bool Forwards(std::string_view event) const;
-};
 
 // Fills a Handshake from a socket: address, the `headers` named (lower-case
 // names) but never `Authorization`, query (minus EIO, transport, sid, t and

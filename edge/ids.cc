@@ -33,4 +33,31 @@ int ShardOfId(std::string_view id) {
   return pos == std::string_view::npos ? -1 : static_cast<int>(pos);
 }
 
+bool ValidNodeId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string MakeSocketId(std::string_view edge_id, std::string_view local_id) {
+  std::string id;
+  id.reserve(edge_id.size() + 1 + local_id.size());
+  id.append(edge_id);
+  id.push_back('.');
+  id.append(local_id);
+  return id;
+}
+
+std::string_view EdgeOfSocketId(std::string_view socket_id) {
+  size_t dot = socket_id.find('.');
+  if (dot == std::string_view::npos || dot + 1 == socket_id.size()) return {};
+  if (socket_id.find('.', dot + 1) != std::string_view::npos) return {};
+  std::string_view edge = socket_id.substr(0, dot);
+  return ValidNodeId(edge) ? edge : std::string_view{};
+}
+
 }  // namespace switchboard::edge

@@ -5,673 +5,40 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <initializer_list>
 #include <set>
 #include <sstream>
-#include <type_traits>
+
+#include "policy/json_reader.h"
+#include "policy/rule.h"
 
 namespace switchboard::services {
-namespace {
 
-// Debian's abseil has its own absl::string_view, so absl::StrCat does not take
-// std::string_view: a small local one instead.
-inline void Append(std::string& out, std::string_view s) { out.append(s); }
-inline void Append(std::string& out, const char* s) { out.append(s); }
-inline void Append(std::string& out, const std::string& s) { out.append(s); }
-inline void Append(std::string& out, absl::string_view s) { out.append(s.data(), s.size()); }
-template <typename T>
-  requires std::is_integral_v<T>
-inline void Append(std::string& out, T n) {
-  out.append(std::to_string(n));
-}
-template <typename... A>
-std::string Cat(const A&... a) {
-  std::string out;
-  (Append(out, a), ...);
-  return out;
-}
-
-std::string Join(std::initializer_list<std::string_view> items, std::string_view sep) {
-  std::string out;
-  for (std::string_view i : items) {
-    if (!out.empty()) out.append(sep);
-    out.append(i);
-  }
-  return out;
-}
-
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  while (true) {
-    size_t pos = s.find(sep, start);
-    if (pos == std::string_view::npos) {
-      out.push_back(s.substr(start));
-      return out;
-    }
-    out.push_back(s.substr(start, pos - start));
-    start = pos + 1;
-  }
-}
-
-// ---------------------------------------------------------------- paths ---
-
-bool IsIdentifier(std::string_view key) {
-  if (key.empty()) return false;
-  for (char c : key) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
-  }
-  return true;
-}
-
-std::string Child(std::string_view path, std::string_view key) {
-  if (IsIdentifier(key)) {
-    return path.empty() ? std::string(key) : Cat(path, ".", key);
-  }
-  return Cat(path, "[", Json(std::string(key)).dump(), "]");
-}
-
-std::string Index(std::string_view path, size_t i) {
-  return Cat(path, "[", i, "]");
-}
-
-std::string Where(std::string_view path) {
-  return path.empty() ? std::string("config") : std::string(path);
-}
-
-absl::Status Error(std::string_view path, std::string_view message) {
-  return absl::InvalidArgumentError(Cat(Where(path), ": ", message));
-}
-
-std::string TypeName(const Json& v) {
-  switch (v.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::object: return "object";
-    case Json::value_t::array: return "array";
-    case Json::value_t::string: return "string";
-    case Json::value_t::boolean: return "boolean";
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned: return "integer";
-    case Json::value_t::number_float: return "number";
-    case Json::value_t::binary: return "binary";
-    default: return "invalid";
-  }
-}
-
-absl::Status TypeError(std::string_view path, std::string_view expected, const Json& got) {
-  return Error(path, Cat("expected ", expected, ", got ", TypeName(got)));
-}
-
-// Rejects keys outside `allowed` ("comment" is always allowed, as a string).
-absl::Status CheckKeys(const Json& obj, std::string_view path,
-                       std::initializer_list<std::string_view> allowed) {
-  for (const auto& [key, value] : obj.items()) {
-    if (key == "comment") {
-      if (!value.is_string()) return TypeError(Child(path, key), "a string", value);
-      continue;
-    }
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      return Error(Child(path, key),
-                   Cat("unknown key (allowed: ", Join(allowed, ", "), ")"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> GetString(const Json& v, std::string_view path, bool non_empty = true) {
-  if (!v.is_string()) return TypeError(path, "a string", v);
-  std::string s = v.get<std::string>();
-  if (non_empty && s.empty()) return Error(path, "must not be empty");
-  return s;
-}
-
-absl::StatusOr<bool> GetBool(const Json& v, std::string_view path) {
-  if (!v.is_boolean()) return TypeError(path, "a boolean", v);
-  return v.get<bool>();
-}
-
-// Integers; a float with an integral value (1e6) is accepted too.
-absl::StatusOr<uint64_t> GetUint(const Json& v, std::string_view path, uint64_t min, uint64_t max) {
-  uint64_t n = 0;
-  if (v.is_number_unsigned()) {
-    n = v.get<uint64_t>();
-  } else if (v.is_number_integer()) {
-    int64_t i = v.get<int64_t>();
-    if (i < 0) return Error(path, Cat("must be between ", min, " and ", max, ", got ", i));
-    n = static_cast<uint64_t>(i);
-  } else if (v.is_number_float()) {
-    double d = v.get<double>();
-    if (!std::isfinite(d) || d != std::floor(d) || d < 0 || d > 1.8e19) {
-      return Error(path, Cat("expected an integer, got ", v.dump()));
-    }
-    n = static_cast<uint64_t>(d);
-  } else {
-    return TypeError(path, "an integer", v);
-  }
-  if (n < min || n > max) {
-    return Error(path, Cat("must be between ", min, " and ", max, ", got ", n));
-  }
-  return n;
-}
-
-absl::StatusOr<std::chrono::milliseconds> GetMs(const Json& v, std::string_view path) {
-  auto n = GetUint(v, path, 1, 24ull * 3600 * 1000);
-  if (!n.ok()) return n.status();
-  return std::chrono::milliseconds(static_cast<int64_t>(*n));
-}
-
-#define SB_ASSIGN_OR_RETURN(lhs, expr)      \
-  auto SB_CONCAT(_sb_r_, __LINE__) = (expr);  \
-  if (!SB_CONCAT(_sb_r_, __LINE__).ok())      \
-    return SB_CONCAT(_sb_r_, __LINE__).status(); \
-  lhs = std::move(*SB_CONCAT(_sb_r_, __LINE__))
-#define SB_CONCAT_INNER(a, b) a##b
-#define SB_CONCAT(a, b) SB_CONCAT_INNER(a, b)
-#define SB_RETURN_IF_ERROR(expr)        \
-  do {                                  \
-    absl::Status _sb_s = (expr);        \
-    if (!_sb_s.ok()) return _sb_s;      \
-  } while (0)
-
-// ------------------------------------------------------------ templates ---
-
-struct RefAlt {
-  enum Source { kArg0, kArgs, kSocketId, kUserId, kClaims, kNow, kEvent, kNsp, kRoom, kError };
-  Source source = kArg0;
-  std::vector<std::string> path;
-};
-
-const std::set<std::string_view>& ReservedEvents() {
-  static const std::set<std::string_view> k = {"connect",       "connect_error",
-                                                "disconnect",    "disconnecting",
-                                                "newListener",   "removeListener"};
-  return k;
-}
-
-}  // namespace
-
-struct Template::Node {
-  enum Kind { kLiteral, kRef, kObject, kArray };
-  Kind kind = kLiteral;
-  Json literal;
-  std::vector<RefAlt> alts;     // kRef
-  std::vector<std::string> keys;  // kObject ("..." = spread)
-  std::vector<Node> children;     // kObject, kArray
-};
-
-namespace {
-
-absl::StatusOr<std::vector<std::string>> ParsePath(std::string_view text, std::string_view ref,
-                                                   std::string_view path) {
-  std::vector<std::string> out;
-  for (std::string_view seg : Split(text, '.')) {
-    if (seg.empty()) {
-      return Error(path, Cat("malformed reference \"", ref, "\" (empty field name)"));
-    }
-    out.emplace_back(seg);
-  }
-  return out;
-}
-
-absl::StatusOr<RefAlt> ParseAlt(std::string_view alt, unsigned vars, std::string_view ref,
-                                std::string_view path) {
-  RefAlt r;
-  auto unknown = [&]() {
-    return Error(
-        path, Cat("unknown reference \"", alt,
-                  "\" (known: $, $.field, $args, $socket.id, $socket.userId, "
-                  "$socket.claims.name, $now, $event, $nsp",
-                  (vars & kVarRoom) ? ", $room" : "", (vars & kVarError) ? ", $error" : "", ")"));
-  };
-  if (alt == "$") {
-    r.source = RefAlt::kArg0;
-  } else if (alt.substr(0, 2) == "$.") {
-    r.source = RefAlt::kArg0;
-    SB_ASSIGN_OR_RETURN(r.path, ParsePath(alt.substr(2), ref, path));
-  } else if (alt == "$args") {
-    r.source = RefAlt::kArgs;
-  } else if (alt.substr(0, 6) == "$args.") {
-    r.source = RefAlt::kArgs;
-    SB_ASSIGN_OR_RETURN(r.path, ParsePath(alt.substr(6), ref, path));
-  } else if (alt == "$socket.id") {
-    r.source = RefAlt::kSocketId;
-  } else if (alt == "$socket.userId") {
-    r.source = RefAlt::kUserId;
-  } else if (alt.substr(0, 15) == "$socket.claims.") {
-    r.source = RefAlt::kClaims;
-    SB_ASSIGN_OR_RETURN(r.path, ParsePath(alt.substr(15), ref, path));
-  } else if (alt == "$now") {
-    r.source = RefAlt::kNow;
-  } else if (alt == "$event") {
-    r.source = RefAlt::kEvent;
-  } else if (alt == "$nsp") {
-    r.source = RefAlt::kNsp;
-  } else if (alt == "$room" && (vars & kVarRoom)) {
-    r.source = RefAlt::kRoom;
-  } else if (alt == "$error" && (vars & kVarError)) {
-    r.source = RefAlt::kError;
-  } else {
-    return unknown();
-  }
-  return r;
-}
-
-absl::StatusOr<Template::Node> ParseNode(const Json& spec, std::string_view path, unsigned vars) {
-  Template::Node node;
-  if (spec.is_string()) {
-    const std::string& s = spec.get_ref<const std::string&>();
-    if (s.empty() || s[0] != '$') {
-      node.literal = spec;
-      return node;
-    }
-    if (s.size() >= 2 && s[1] == '$') {
-      node.literal = s.substr(1);
-      return node;
-    }
-    node.kind = Template::Node::kRef;
-    for (std::string_view alt : Split(s, '|')) {
-      if (alt.empty() || alt[0] != '$') {
-        return Error(path, Cat("malformed reference \"", s,
-                                        "\" (each alternative starts with '$')"));
-      }
-      SB_ASSIGN_OR_RETURN(RefAlt a, ParseAlt(alt, vars, s, path));
-      node.alts.push_back(std::move(a));
-    }
-    return node;
-  }
-  if (spec.is_object()) {
-    node.kind = Template::Node::kObject;
-    bool all_literal = true;
-    for (const auto& [key, value] : spec.items()) {
-      std::string child_path = Child(path, key);
-      SB_ASSIGN_OR_RETURN(Template::Node child, ParseNode(value, child_path, vars));
-      if (key == "..." && child.kind != Template::Node::kRef) {
-        return Error(child_path, "\"...\" takes a reference (e.g. \"$\")");
-      }
-      all_literal = all_literal && key != "..." && child.kind == Template::Node::kLiteral;
-      node.keys.push_back(key);
-      node.children.push_back(std::move(child));
-    }
-    if (all_literal) {
-      Template::Node lit;
-      lit.literal = Json::object();
-      for (size_t i = 0; i < node.keys.size(); ++i) {
-        lit.literal[node.keys[i]] = std::move(node.children[i].literal);
-      }
-      return lit;
-    }
-    return node;
-  }
-  if (spec.is_array()) {
-    node.kind = Template::Node::kArray;
-    bool all_literal = true;
-    for (size_t i = 0; i < spec.size(); ++i) {
-      SB_ASSIGN_OR_RETURN(Template::Node child, ParseNode(spec[i], Index(path, i), vars));
-      all_literal = all_literal && child.kind == Template::Node::kLiteral;
-      node.children.push_back(std::move(child));
-    }
-    if (all_literal) {
-      Template::Node lit;
-      lit.literal = Json::array();
-      for (auto& c : node.children) lit.literal.push_back(std::move(c.literal));
-      return lit;
-    }
-    return node;
-  }
-  node.literal = spec;
-  return node;
-}
-
-const Json* Walk(const Json* v, const std::vector<std::string>& path) {
-  for (const std::string& seg : path) {
-    if (v == nullptr) return nullptr;
-    if (v->is_object()) {
-      auto it = v->find(seg);
-      if (it == v->end()) return nullptr;
-      v = &*it;
-    } else if (v->is_array()) {
-      if (seg.empty() || seg.size() > 9 ||
-          !std::all_of(seg.begin(), seg.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        return nullptr;
-      }
-      size_t i = std::stoul(seg);
-      if (i >= v->size()) return nullptr;
-      v = &(*v)[i];
-    } else {
-      return nullptr;
-    }
-  }
-  return v;
-}
-
-Json Discarded() { return Json(Json::value_t::discarded); }
-
-Json EvalAlt(const RefAlt& a, const RuleContext& ctx) {
-  switch (a.source) {
-    case RefAlt::kArg0: {
-      const Json* root = (ctx.args && ctx.args->is_array() && !ctx.args->empty())
-                             ? &(*ctx.args)[0]
-                             : nullptr;
-      const Json* v = Walk(root, a.path);
-      return v ? *v : Discarded();
-    }
-    case RefAlt::kArgs: {
-      const Json* v = Walk(ctx.args, a.path);
-      return v ? *v : Discarded();
-    }
-    case RefAlt::kSocketId: return std::string(ctx.socket_id);
-    case RefAlt::kUserId: return ctx.user_id.empty() ? Discarded() : Json(std::string(ctx.user_id));
-    case RefAlt::kClaims: {
-      const Json* v = Walk(ctx.claims, a.path);
-      return v ? *v : Discarded();
-    }
-    case RefAlt::kNow: return ctx.now_ms;
-    case RefAlt::kEvent: return std::string(ctx.event);
-    case RefAlt::kNsp: return std::string(ctx.nsp);
-    case RefAlt::kRoom: return std::string(ctx.room);
-    case RefAlt::kError: return std::string(ctx.error);
-  }
-  return Discarded();
-}
-
-absl::StatusOr<Json> EvalNode(const Template::Node& n, const RuleContext& ctx) {
-  switch (n.kind) {
-    case Template::Node::kLiteral:
-      return n.literal;
-    case Template::Node::kRef: {
-      Json last = Discarded();
-      for (const RefAlt& a : n.alts) {
-        last = EvalAlt(a, ctx);
-        if (!last.is_discarded() && !last.is_null()) return last;
-      }
-      return last;
-    }
-    case Template::Node::kObject: {
-      Json out = Json::object();
-      for (size_t i = 0; i < n.keys.size(); ++i) {
-        SB_ASSIGN_OR_RETURN(Json v, EvalNode(n.children[i], ctx));
-        if (v.is_discarded()) continue;
-        if (n.keys[i] == "...") {
-          if (v.is_null()) continue;
-          if (!v.is_object()) {
-            return absl::InvalidArgumentError(
-                Cat("expected an object to spread, got ", TypeName(v)));
-          }
-          for (auto& [k, member] : v.items()) out[k] = std::move(member);
-        } else {
-          out[n.keys[i]] = std::move(v);
-        }
-      }
-      return out;
-    }
-    case Template::Node::kArray: {
-      Json out = Json::array();
-      for (const auto& c : n.children) {
-        SB_ASSIGN_OR_RETURN(Json v, EvalNode(c, ctx));
-        out.push_back(v.is_discarded() ? Json(nullptr) : std::move(v));
-      }
-      return out;
-    }
-  }
-  return Discarded();
-}
-
-}  // namespace
-
-absl::StatusOr<Template> Template::Parse(const Json& spec, std::string_view path, unsigned vars) {
-  SB_ASSIGN_OR_RETURN(Node node, ParseNode(spec, path, vars));
-  Template t;
-  t.root_ = std::make_shared<const Node>(std::move(node));
-  t.spec_ = spec;
-  return t;
-}
-
-Template Template::Literal(Json value) {
-  Template t;
-  auto node = std::make_shared<Node>();
-  node->literal = value;
-  t.root_ = std::move(node);
-  t.spec_ = std::move(value);
-  return t;
-}
-
-absl::StatusOr<Json> Template::Evaluate(const RuleContext& ctx) const {
-  if (!root_) return Discarded();
-  return EvalNode(*root_, ctx);
-}
-
-// ---------------------------------------------------------------- rules ---
-
-std::string_view ToString(RuleAction action) {
-  switch (action) {
-    case RuleAction::kRelay: return "relay";
-    case RuleAction::kJoin: return "join";
-    case RuleAction::kLeave: return "leave";
-  }
-  return "?";
-}
-
-std::string_view ToString(ValueType type) {
-  switch (type) {
-    case ValueType::kAny: return "any";
-    case ValueType::kString: return "string";
-    case ValueType::kNumber: return "number";
-    case ValueType::kInteger: return "integer";
-    case ValueType::kBoolean: return "boolean";
-    case ValueType::kObject: return "object";
-    case ValueType::kArray: return "array";
-  }
-  return "?";
-}
-
-bool Matches(const Json& v, ValueType type) {
-  if (v.is_discarded() || v.is_null()) return false;
-  switch (type) {
-    case ValueType::kAny: return true;
-    case ValueType::kString: return v.is_string();
-    case ValueType::kNumber: return v.is_number();
-    case ValueType::kInteger: return v.is_number_integer();
-    case ValueType::kBoolean: return v.is_boolean();
-    case ValueType::kObject: return v.is_object();
-    case ValueType::kArray: return v.is_array();
-  }
-  return false;
-}
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-namespace {
-
-absl::StatusOr<std::string> GetEventName(const Json& v, std::string_view path) {
-  SB_ASSIGN_OR_RETURN(std::string name, GetString(v, path));
-  if (ReservedEvents().count(name)) {
-    return Error(path, Cat("\"", name, "\" is a reserved Socket.IO event name"));
-  }
-  return name;
-}
-
-absl::StatusOr<ValueType> ParseValueType(const Json& v, std::string_view path) {
-  SB_ASSIGN_OR_RETURN(std::string s, GetString(v, path));
-  for (ValueType t : {ValueType::kAny, ValueType::kString, ValueType::kNumber, ValueType::kInteger,
-                      ValueType::kBoolean, ValueType::kObject, ValueType::kArray}) {
-    if (s == ToString(t)) return t;
-  }
-  return Error(path, Cat("unknown type \"", s,
-                                  "\" (any, string, number, integer, boolean, object, array)"));
-}
-
-absl::StatusOr<Template> ParseReference(const Json& v, std::string_view path, unsigned vars) {
-  // A target value: a reference, or a literal string.
-  if (!v.is_string()) return TypeError(path, "a string (a reference like \"$.room\", or a name)", v);
-  return Template::Parse(v, path, vars);
-}
-
-}  // namespace
-
-absl::StatusOr<Rule> ParseRule(const Json& spec, std::string_view path) {
-  if (!spec.is_object()) return TypeError(path, "an object", spec);
-  Rule rule;
-
-  auto event_it = spec.find("event");
-  if (event_it == spec.end()) return Error(path, "missing key \"event\"");
-  SB_ASSIGN_OR_RETURN(rule.event, GetEventName(*event_it, Child(path, "event")));
-
-  auto action_it = spec.find("action");
-  if (action_it == spec.end()) return Error(path, "missing key \"action\" (relay, join, leave)");
-  {
-    std::string action_path = Child(path, "action");
-    SB_ASSIGN_OR_RETURN(std::string action, GetString(*action_it, action_path));
-    if (action == "relay") {
-      rule.action = RuleAction::kRelay;
-    } else if (action == "join") {
-      rule.action = RuleAction::kJoin;
-    } else if (action == "leave") {
-      rule.action = RuleAction::kLeave;
-    } else {
-      return Error(action_path,
-                   Cat("unknown action \"", action, "\" (relay, join, leave)"));
-    }
-  }
-
-  const bool relay = rule.action == RuleAction::kRelay;
-  if (relay) {
-    SB_RETURN_IF_ERROR(CheckKeys(spec, path,
-                                 {"event", "action", "require", "target", "exceptSender",
-                                  "requireMember", "emit", "payload", "volatile", "ack",
-                                  "errorAck"}));
-  } else {
-    SB_RETURN_IF_ERROR(CheckKeys(spec, path,
-                                 {"event", "action", "require", "room", "notify", "ack",
-                                  "errorAck"}));
-  }
-  const unsigned vars = relay ? kVarsBase : kVarRoom;
-
-  if (auto it = spec.find("require"); it != spec.end()) {
-    std::string rpath = Child(path, "require");
-    if (!it->is_object()) return TypeError(rpath, "an object {\"$.field\": \"type\"}", *it);
-    for (const auto& [ref, type] : it->items()) {
-      std::string kpath = Child(rpath, ref);
-      if (ref.empty() || ref[0] != '$' || (ref.size() > 1 && ref[1] == '$')) {
-        return Error(kpath, "keys are references like \"$.room\"");
-      }
-      Requirement req;
-      req.ref = ref;
-      SB_ASSIGN_OR_RETURN(req.value, Template::Parse(Json(ref), kpath, kVarsBase));
-      SB_ASSIGN_OR_RETURN(req.type, ParseValueType(type, kpath));
-      rule.require.push_back(std::move(req));
-    }
-  }
-
-  if (relay) {
-    rule.emit = rule.event;
-    if (auto it = spec.find("target"); it != spec.end()) {
-      std::string tpath = Child(path, "target");
-      if (it->is_string()) {
-        if (*it != "namespace") {
-          return Error(tpath, "expected \"namespace\" or an object {namespace|room|socket}");
-        }
-        rule.target = TargetKind::kNamespace;
-      } else if (it->is_object()) {
-        SB_RETURN_IF_ERROR(CheckKeys(*it, tpath, {"namespace", "room", "socket"}));
-        size_t n = it->count("namespace") + it->count("room") + it->count("socket");
-        if (n != 1) return Error(tpath, "exactly one of \"namespace\", \"room\", \"socket\"");
-        if (auto ns = it->find("namespace"); ns != it->end()) {
-          SB_ASSIGN_OR_RETURN(bool b, GetBool(*ns, Child(tpath, "namespace")));
-          if (!b) return Error(Child(tpath, "namespace"), "must be true");
-          rule.target = TargetKind::kNamespace;
-        } else if (auto room = it->find("room"); room != it->end()) {
-          rule.target = TargetKind::kRoom;
-          SB_ASSIGN_OR_RETURN(rule.target_value,
-                              ParseReference(*room, Child(tpath, "room"), kVarsBase));
-        } else {
-          rule.target = TargetKind::kSocket;
-          SB_ASSIGN_OR_RETURN(rule.target_value,
-                              ParseReference((*it)["socket"], Child(tpath, "socket"), kVarsBase));
-        }
-      } else {
-        return TypeError(tpath, "\"namespace\" or an object {namespace|room|socket}", *it);
-      }
-    }
-    if (auto it = spec.find("exceptSender"); it != spec.end()) {
-      SB_ASSIGN_OR_RETURN(rule.except_sender, GetBool(*it, Child(path, "exceptSender")));
-    }
-    if (auto it = spec.find("requireMember"); it != spec.end()) {
-      SB_ASSIGN_OR_RETURN(rule.require_member, GetBool(*it, Child(path, "requireMember")));
-      if (rule.require_member && rule.target != TargetKind::kRoom) {
-        return Error(Child(path, "requireMember"), "only applies to a room target");
-      }
-    }
-    if (auto it = spec.find("emit"); it != spec.end()) {
-      SB_ASSIGN_OR_RETURN(rule.emit, GetEventName(*it, Child(path, "emit")));
-    }
-    if (auto it = spec.find("payload"); it != spec.end()) {
-      SB_ASSIGN_OR_RETURN(rule.payload, Template::Parse(*it, Child(path, "payload"), kVarsBase));
-    }
-    if (auto it = spec.find("volatile"); it != spec.end()) {
-      SB_ASSIGN_OR_RETURN(rule.is_volatile, GetBool(*it, Child(path, "volatile")));
-    }
-  } else {
-    if (auto it = spec.find("room"); it != spec.end()) {
-      SB_ASSIGN_OR_RETURN(rule.room, ParseReference(*it, Child(path, "room"), kVarsBase));
-    } else {
-      rule.room = *Template::Parse(Json("$.room|$"), Child(path, "room"), kVarsBase);
-    }
-    if (auto it = spec.find("notify"); it != spec.end()) {
-      std::string npath = Child(path, "notify");
-      if (!it->is_object()) return TypeError(npath, "an object {event, payload, exceptSender}", *it);
-      SB_RETURN_IF_ERROR(CheckKeys(*it, npath, {"event", "payload", "exceptSender"}));
-      Notify notify;
-      auto ev = it->find("event");
-      if (ev == it->end()) return Error(npath, "missing key \"event\"");
-      SB_ASSIGN_OR_RETURN(notify.event, GetEventName(*ev, Child(npath, "event")));
-      if (auto p = it->find("payload"); p != it->end()) {
-        SB_ASSIGN_OR_RETURN(notify.payload, Template::Parse(*p, Child(npath, "payload"), kVarRoom));
-      } else {
-        notify.payload = *Template::Parse(Json{{"socketId", "$socket.id"}, {"room", "$room"}},
-                                          Child(npath, "payload"), kVarRoom);
-      }
-      if (auto e = it->find("exceptSender"); e != it->end()) {
-        SB_ASSIGN_OR_RETURN(notify.except_sender, GetBool(*e, Child(npath, "exceptSender")));
-      }
-      rule.notify = std::move(notify);
-    }
-  }
-
-  if (auto it = spec.find("ack"); it != spec.end()) {
-    if (!it->is_null()) {
-      SB_ASSIGN_OR_RETURN(rule.ack, Template::Parse(*it, Child(path, "ack"), vars));
-    }
-  } else {
-    rule.ack = Template::Literal(Json{{"ok", true}});
-  }
-  if (auto it = spec.find("errorAck"); it != spec.end()) {
-    SB_ASSIGN_OR_RETURN(rule.error_ack,
-                        Template::Parse(*it, Child(path, "errorAck"), vars | kVarError));
-  } else {
-    rule.error_ack = *Template::Parse(Json{{"ok", false}, {"error", "$error"}},
-                                      Child(path, "errorAck"), kVarError);
-  }
-  return rule;
-}
+using policy::AuthKeySpec;
+using policy::AuthPolicy;
+using policy::ConnectHookSpec;
+using policy::HandshakeHeadersRead;
+using policy::NamespacePolicy;
+using policy::ParseEventName;
+using policy::ParseRule;
+using policy::Rule;
+using policy::TokenQueryParameters;
+using policy::TokenSource;
+using policy::read::Cat;
+using policy::read::CheckKeys;
+using policy::read::Child;
+using policy::read::Error;
+using policy::read::GetBool;
+using policy::read::GetMs;
+using policy::read::GetNumber;
+using policy::read::GetString;
+using policy::read::GetStringList;
+using policy::read::GetUint;
+using policy::read::Index;
+using policy::read::TypeError;
 
 // --------------------------------------------------------------- limits ---
 
 namespace {
-
-// A number (rates may be fractional) in [min, max].
-absl::StatusOr<double> GetNumber(const Json& v, std::string_view path, uint64_t min,
-                                 uint64_t max) {
-  if (!v.is_number()) return TypeError(path, "a number", v);
-  double d = v.get<double>();
-  if (!std::isfinite(d) || d < static_cast<double>(min) || d > static_cast<double>(max)) {
-    return Error(path, Cat("must be between ", min, " and ", max, ", got ", v.dump()));
-  }
-  return d;
-}
 
 // "perSecond" (0: no limit) and "burst" of a token bucket.
 absl::Status ParseRate(const Json& spec, std::string_view path, eio::RateOptions& rate) {
@@ -783,26 +150,7 @@ absl::Status ParseLimits(const Json& spec, std::string_view path, Config& config
 
 // ----------------------------------------------------------- namespaces ---
 
-bool NamespacePolicy::EventAllowed(std::string_view event) const {
-  if (!allowed_events) return true;
-  return std::find(allowed_events->begin(), allowed_events->end(), event) !=
-         allowed_events->end();
-}
-
-bool ForwardSpec::Forwards(std::string_view event) const {
-  if (!events) return true;
-  return std::find(events->begin(), events->end(), event) != events->end();
-}
-
-absl::StatusOr<std::vector<std::string>> GetStringList(const Json& v, std::string_view path) {
-  if (!v.is_array()) return TypeError(path, "an array of strings", v);
-  std::vector<std::string> out;
-  for (size_t i = 0; i < v.size(); ++i) {
-    SB_ASSIGN_OR_RETURN(std::string s, GetString(v[i], Index(path, i)));
-    out.push_back(std::move(s));
-  }
-  return out;
-}
+namespace {
 
 absl::StatusOr<AuthKeySpec> ParseAuthKey(const Json& spec, std::string_view path) {
   if (!spec.is_object()) return TypeError(path, "an object", spec);
@@ -893,14 +241,6 @@ absl::StatusOr<AuthPolicy> ParseAuthPolicy(const Json& spec, std::string_view pa
   return auth;
 }
 
-bool NamespacePolicy::RoomNameAllowed(std::string_view room) const {
-  if (room.empty() || room.size() > kMaxRoomNameBytes) return false;
-  if (!room_regex) return true;
-  return std::regex_match(room.begin(), room.end(), *room_regex);
-}
-
-namespace {
-
 absl::StatusOr<std::vector<std::string>> GetHeaderNames(const Json& v, std::string_view path) {
   SB_ASSIGN_OR_RETURN(std::vector<std::string> names, GetStringList(v, path));
   for (std::string& name : names) {
@@ -910,10 +250,10 @@ absl::StatusOr<std::vector<std::string>> GetHeaderNames(const Json& v, std::stri
   return names;
 }
 
-absl::StatusOr<ForwardSpec> ParseForward(const Json& spec, std::string_view path) {
+absl::StatusOr<cluster::ForwardPolicy> ParseForward(const Json& spec, std::string_view path) {
   if (!spec.is_object()) return TypeError(path, "an object {events, ackTimeout, headers}", spec);
   SB_RETURN_IF_ERROR(CheckKeys(spec, path, {"events", "ackTimeout", "headers"}));
-  ForwardSpec forward;
+  cluster::ForwardPolicy forward;
   if (auto it = spec.find("events"); it != spec.end()) {
     std::string epath = Child(path, "events");
     if (it->is_string() && *it == "*") {
@@ -922,7 +262,7 @@ absl::StatusOr<ForwardSpec> ParseForward(const Json& spec, std::string_view path
       SB_ASSIGN_OR_RETURN(forward.events, GetStringList(*it, epath));
       for (size_t i = 0; i < forward.events->size(); ++i) {
         SB_ASSIGN_OR_RETURN(std::string checked,
-                            GetEventName(Json((*forward.events)[i]), Index(epath, i)));
+                            ParseEventName(Json((*forward.events)[i]), Index(epath, i)));
         (void)checked;
       }
     }
@@ -1256,24 +596,6 @@ std::string LineColumn(std::string_view text, size_t byte) {
   return Cat("line ", line, ", column ", col);
 }
 
-// The handshake headers some policy reads later (token from the
-// Authorization header, headers passed to hooks and backends): the only ones
-// a connection keeps.
-std::vector<std::string> HeadersRead(const std::vector<NamespacePolicy>& namespaces) {
-  std::set<std::string> names;
-  for (const NamespacePolicy& p : namespaces) {
-    if (p.auth && std::count(p.auth->token_from.begin(), p.auth->token_from.end(),
-                             TokenSource::kHeader) > 0) {
-      names.insert("authorization");
-    }
-    if (p.forward) names.insert(p.forward->headers.begin(), p.forward->headers.end());
-    if (p.connect_hook) {
-      names.insert(p.connect_hook->headers.begin(), p.connect_hook->headers.end());
-    }
-  }
-  return {names.begin(), names.end()};
-}
-
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(std::string_view text) {
@@ -1342,7 +664,11 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
     config.namespaces.insert(config.namespaces.begin(),
                              *ParseNamespacePolicy("/", Json::object(), "namespaces[\"/\"]"));
   }
-  config.engine.handshake_headers = HeadersRead(config.namespaces);
+  config.engine.handshake_headers = HandshakeHeadersRead(config.namespaces);
+  const std::vector<std::string> token_query = TokenQueryParameters(config.namespaces);
+  for (NamespacePolicy& p : config.namespaces) {
+    if (p.forward) p.forward->hidden_query = token_query;
+  }
   return config;
 }
 

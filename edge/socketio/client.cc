@@ -92,7 +92,8 @@ void Client::OnConnect(Packet&& packet) {
   }
   Json auth = packet.data.has_value() ? std::move(*packet.data) : Json();
   const std::string& edge_id = server_.options().edge_id;
-  std::string id = edge_id.empty() ? edge::NewId(shard()) : edge_id + "." + edge::NewId(shard());
+  std::string id =
+      edge_id.empty() ? edge::NewId(shard()) : edge::MakeSocketId(edge_id, edge::NewId(shard()));
   auto socket = std::make_shared<Socket>(shared_from_this(), *nsp, std::move(id), std::move(auth));
   // Listed while connecting too: a second CONNECT to the namespace is
   // ignored, and the namespace limit counts it.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "bus/bus.h"
+#include "tests/support/eventually.h"
 
 namespace switchboard::bus::testing {
 
@@ -47,14 +48,6 @@ class Collector {
   std::vector<Message> messages_;
 };
 
-// Polls `pred` until it holds or 5 s pass.
-inline bool Eventually(const std::function<bool()>& pred) {
-  auto deadline = std::chrono::steady_clock::now() + kWait;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
+using testing_support::Eventually;
 
 }  // namespace switchboard::bus::testing

@@ -17,40 +17,27 @@
 #include "bus/routing.h"
 #include "edge/socketio/socket.h"
 #include "switchboard/v1/bus.pb.h"
-#include "tests/edge/test_server.h"
+#include "tests/support/edge_test.h"
+#include "tests/support/eventually.h"
 
 namespace switchboard {
 namespace {
 
 using sio::Json;
-using testing_support::AddJoinLeaveHandlers;
 using testing_support::BlockingClient;
+using testing_support::EdgeTest;
+using testing_support::Eventually;
 using testing_support::JoinRoom;
-using testing_support::TestServer;
+using testing_support::NamedEdge;
 using namespace std::chrono_literals;
 
 constexpr char kEdge[] = "edge-a";
 
-sio::ServerOptions EdgeOptions() {
-  sio::ServerOptions options;
-  options.edge_id = kEdge;
-  return options;
-}
-
-// Polls `condition` for up to 5 s.
-template <typename F>
-bool Eventually(F condition) {
-  for (int i = 0; i < 500; ++i) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
-
-class EdgeLinkTest : public ::testing::Test {
+class EdgeLinkTest : public EdgeTest {
  protected:
+  EdgeLinkTest() : EdgeTest({}, NamedEdge(kEdge)) {}
+
   void SetUp() override {
-    AddJoinLeaveHandlers(server_.io().Of("/"));
     // The user id is the auth payload's "user", as userIdFromAuth would set it.
     server_.io().Of("/").Use([](const sio::SocketPtr& socket, sio::Next next) {
       if (socket->auth().contains("user")) socket->SetUserId(socket->auth()["user"]);
@@ -87,7 +74,6 @@ class EdgeLinkTest : public ::testing::Test {
   }
 
   bus::InProcessBus bus_;
-  TestServer server_{{}, EdgeOptions()};
   std::unique_ptr<cluster::EdgeLink> link_;
 };
 

@@ -23,34 +23,22 @@
 #include "edge/socketio/socket.h"
 #include "switchboard/v1/bus.pb.h"
 #include "tests/bus/nats_server.h"
-#include "tests/edge/test_server.h"
+#include "tests/support/edge_test.h"
+#include "tests/support/eventually.h"
 
 namespace switchboard {
 namespace {
 
 using sio::Json;
-using testing_support::AddJoinLeaveHandlers;
 using testing_support::BlockingClient;
+using testing_support::EdgeTest;
+using testing_support::Eventually;
 using testing_support::JoinRoom;
+using testing_support::NamedEdge;
 using testing_support::TestServer;
 using namespace std::chrono_literals;
 
 constexpr char kEdge[] = "edge-f";
-
-sio::ServerOptions EdgeOptions() {
-  sio::ServerOptions options;
-  options.edge_id = kEdge;
-  return options;
-}
-
-template <typename F>
-bool Eventually(F condition) {
-  for (int i = 0; i < 500; ++i) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
 
 // What a backend subscription received.
 struct Received {
@@ -85,10 +73,11 @@ std::string ReadAck(BlockingClient& client) {
   }
 }
 
-class ForwarderTest : public ::testing::Test {
+class ForwarderTest : public EdgeTest {
  protected:
+  ForwarderTest() : EdgeTest({}, NamedEdge(kEdge)) {}
+
   void Start(size_t max_pending_acks = 100) {
-    AddJoinLeaveHandlers(server_.io().Of("/"));
     policy_.ack_timeout = 300ms;
     if (policy_.headers.empty()) policy_.headers = {"host", "x-absent"};
     cluster::Forwarder::Options options;
@@ -138,7 +127,6 @@ class ForwarderTest : public ::testing::Test {
   }
 
   bus::InProcessBus bus_;
-  TestServer server_{{}, EdgeOptions()};
   cluster::ForwardPolicy policy_;
   std::unique_ptr<cluster::Forwarder> forwarder_;
   Received received_;
@@ -370,7 +358,7 @@ TEST(ForwarderNatsTest, TwoWorkersInAQueueGroupEachEventOnce) {
     ASSERT_EQ(synced.get_future().wait_for(5s), std::future_status::ready);
   }
 
-  TestServer server({}, EdgeOptions());
+  TestServer server({}, NamedEdge(kEdge));
   cluster::ForwardPolicy policy;
   policy.ack_timeout = 2s;
   cluster::Forwarder::Options options;

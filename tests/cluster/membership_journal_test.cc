@@ -24,16 +24,17 @@
 #include "edge/socketio/socket.h"
 #include "switchboard/v1/bus.pb.h"
 #include "tests/bus/flaky_bus.h"
-#include "tests/edge/test_server.h"
+#include "tests/support/edge_test.h"
+#include "tests/support/eventually.h"
 
 namespace switchboard {
 namespace {
 
 using sio::Json;
-using testing_support::AddJoinLeaveHandlers;
 using testing_support::BlockingClient;
+using testing_support::EdgeTest;
+using testing_support::Eventually;
 using testing_support::JoinRoom;
-using testing_support::TestServer;
 using namespace std::chrono_literals;
 
 constexpr char kEdge[] = "edge-1";
@@ -70,11 +71,7 @@ class Collector {
     return bad_;
   }
   bool WaitFor(size_t n, std::chrono::milliseconds timeout = 5s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (Items().size() < n && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(5ms);
-    }
-    return Items().size() >= n;
+    return Eventually([&] { return Items().size() >= n; }, timeout);
   }
 
  private:
@@ -127,7 +124,7 @@ State FromSnapshot(const v1::Snapshot& snapshot) {
   return state;
 }
 
-class MembershipJournalTest : public ::testing::Test {
+class MembershipJournalTest : public EdgeTest {
  protected:
   void SetUp() override {
     journal_ = std::make_unique<cluster::MembershipJournal>(bus_, kEdge);
@@ -135,11 +132,9 @@ class MembershipJournalTest : public ::testing::Test {
     events_ = std::make_unique<Collector<v1::MembershipEvent>>(bus_, "sb.v1.membership.edge-1");
     heartbeats_ = std::make_unique<Collector<v1::Heartbeat>>(bus_, "sb.v1.heartbeat.edge-1");
 
-    server_ = std::make_unique<TestServer>();
-    server_->io().SetMembershipObserver(journal_.get());
-    AddJoinLeaveHandlers(server_->io().Of("/"));
+    server_.io().SetMembershipObserver(journal_.get());
     // A CONNECT auth with a "user": that user id, and the auth as claims.
-    server_->io().Of("/").Use([](const sio::SocketPtr& socket, sio::Next next) {
+    server_.io().Of("/").Use([](const sio::SocketPtr& socket, sio::Next next) {
       const Json& auth = socket->auth();
       if (auth.is_object() && auth.contains("user")) {
         socket->SetUserId(auth["user"].get<std::string>());
@@ -147,17 +142,11 @@ class MembershipJournalTest : public ::testing::Test {
       }
       next(std::nullopt);
     });
-    server_->Start();
+    server_.Start();
   }
 
-  void TearDown() override { server_.reset(); }
-
   bool WaitForSeq(uint64_t seq) {
-    auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (journal_->last_seq() < seq && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(5ms);
-    }
-    return journal_->last_seq() >= seq;
+    return Eventually([&] { return journal_->last_seq() >= seq; });
   }
 
   absl::StatusOr<v1::Snapshot> RequestSnapshot() {
@@ -185,12 +174,11 @@ class MembershipJournalTest : public ::testing::Test {
   std::unique_ptr<cluster::MembershipJournal> journal_;
   std::unique_ptr<Collector<v1::MembershipEvent>> events_;
   std::unique_ptr<Collector<v1::Heartbeat>> heartbeats_;
-  std::unique_ptr<TestServer> server_;
 };
 
 TEST_F(MembershipJournalTest, PublishesEveryChangeInSeqOrder) {
-  BlockingClient a(server_->port());
-  BlockingClient b(server_->port());  // the other shard
+  BlockingClient a(server_.port());
+  BlockingClient b(server_.port());  // the other shard
   std::string id_a = JoinRoom(a, "lobby");
   std::string id_b = JoinRoom(b, "lobby");
   JoinRoom(a, "lobby");  // already in: no event
@@ -285,7 +273,7 @@ TEST_F(MembershipJournalTest, ConcurrentShardsStayOrderedAndMatchSnapshot) {
   constexpr int kRooms = 5;
   std::vector<std::unique_ptr<BlockingClient>> clients;
   for (int i = 0; i < kClients; ++i) {
-    clients.push_back(std::make_unique<BlockingClient>(server_->port()));
+    clients.push_back(std::make_unique<BlockingClient>(server_.port()));
   }
   std::vector<std::thread> threads;
   std::vector<std::string> ids(kClients);
@@ -320,7 +308,7 @@ TEST_F(MembershipJournalTest, ConcurrentShardsStayOrderedAndMatchSnapshot) {
 // A publish the bus refuses costs its seq (a gap brokers see), is counted, and
 // the next heartbeat and snapshot still tell the whole truth.
 TEST_F(MembershipJournalTest, PublishFailuresAreCountedAndLeaveAGap) {
-  BlockingClient a(server_->port());
+  BlockingClient a(server_.port());
   ASSERT_TRUE(WaitForSeq(1));
   bus_.down = true;
   std::string id_a = JoinRoom(a, "hidden");  // seq 2, lost
@@ -368,7 +356,7 @@ TEST_F(MembershipJournalTest, SnapshotListsExactlyTheLiveSocketsWithTheirFields)
       expected[i].user = auth["user"].get<std::string>();
       expected[i].claims = auth.dump();
     }
-    clients.push_back(std::make_unique<BlockingClient>(server_->port(), false, connect));
+    clients.push_back(std::make_unique<BlockingClient>(server_.port(), false, connect));
   }
   std::vector<std::string> ids(kClients);
   uint64_t events = kClients;
@@ -450,8 +438,8 @@ TEST(MembershipJournalStandalone, EmptySnapshotAndHeartbeat) {
 }
 
 TEST_F(MembershipJournalTest, SocketsByNamespaceAndTransport) {
-  BlockingClient a(server_->port());
-  BlockingClient b(server_->port());
+  BlockingClient a(server_.port());
+  BlockingClient b(server_.port());
   JoinRoom(a, "lobby");
   JoinRoom(b, "lobby");
   ASSERT_TRUE(WaitForSeq(4));  // 2 connects + 2 joins

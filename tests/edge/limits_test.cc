@@ -900,8 +900,8 @@ TEST(LimitsConfigTest, EveryKey) {
   EXPECT_EQ(config->http.idle_timeout, 300ms);
   EXPECT_EQ(config->http.write_timeout, 400ms);
   EXPECT_EQ(config->http.max_pending_connections, 9u);
-  const services::NamespacePolicy* chat = nullptr;
-  const services::NamespacePolicy* quiet = nullptr;
+  const policy::NamespacePolicy* chat = nullptr;
+  const policy::NamespacePolicy* quiet = nullptr;
   for (const auto& p : config->namespaces) {
     if (p.name == "/chat") chat = &p;
     if (p.name == "/quiet") quiet = &p;

@@ -17,16 +17,17 @@
 #include "tests/fuzz/fuzz_check.h"
 
 namespace services = switchboard::services;
+namespace policy = switchboard::policy;
 
 namespace {
 
-void Evaluate(const services::Template& t, const services::RuleContext& ctx) {
+void Evaluate(const policy::Template& t, const policy::RuleContext& ctx) {
   // Absent values, errors and any JSON are all legitimate outcomes here.
   auto value = t.Evaluate(ctx);
   if (value.ok() && !value->is_discarded()) (void)value->dump();
 }
 
-void Evaluate(const std::optional<services::Template>& t, const services::RuleContext& ctx) {
+void Evaluate(const std::optional<policy::Template>& t, const policy::RuleContext& ctx) {
   if (t.has_value()) Evaluate(*t, ctx);
 }
 
@@ -41,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   std::set<std::string> names;
-  for (const services::NamespacePolicy& nsp : config->namespaces) {
+  for (const policy::NamespacePolicy& nsp : config->namespaces) {
     FUZZ_CHECK(!nsp.name.empty() && nsp.name[0] == '/', "namespace name without '/'");
     FUZZ_CHECK(names.insert(nsp.name).second, "namespace listed twice");
     FUZZ_CHECK(nsp.room_regex != nullptr, "namespace without a compiled room pattern");
@@ -49,10 +50,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)nsp.RoomNameAllowed("a");
     (void)nsp.RoomNameAllowed(std::string(300, 'a'));  // over kMaxRoomNameBytes
 
-    const services::Json args = services::Json::parse(
+    const policy::Json args = policy::Json::parse(
         R"([{"room":"lobby","message":"hi","to":"x","list":[1,{"a":null}]},"two",3])");
-    const services::Json claims = services::Json::parse(R"({"username":"u","org":{"id":7}})");
-    services::RuleContext ctx;
+    const policy::Json claims = policy::Json::parse(R"({"username":"u","org":{"id":7}})");
+    policy::RuleContext ctx;
     ctx.args = &args;
     ctx.socket_id = "sid123";
     ctx.user_id = "user1";
@@ -62,9 +63,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ctx.room = "lobby";
     ctx.error = "not in room";
     ctx.now_ms = 1700000000000;
-    for (const services::Rule& rule : nsp.rules) {
+    for (const policy::Rule& rule : nsp.rules) {
       FUZZ_CHECK(!rule.event.empty(), "rule without an event");
-      for (const services::Requirement& req : rule.require) Evaluate(req.value, ctx);
+      for (const policy::Requirement& req : rule.require) Evaluate(req.value, ctx);
       Evaluate(rule.target_value, ctx);
       Evaluate(rule.payload, ctx);
       Evaluate(rule.room, ctx);

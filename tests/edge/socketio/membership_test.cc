@@ -10,16 +10,17 @@
 
 #include "edge/socketio/server.h"
 #include "edge/socketio/socket.h"
-#include "tests/edge/test_server.h"
+#include "tests/support/edge_test.h"
+#include "tests/support/eventually.h"
 
 namespace switchboard {
 namespace {
 
 using sio::Json;
-using testing_support::AddJoinLeaveHandlers;
 using testing_support::BlockingClient;
+using testing_support::EdgeTest;
+using testing_support::Eventually;
 using testing_support::JoinRoom;
-using testing_support::TestServer;
 
 class Recorder : public sio::MembershipObserver {
  public:
@@ -54,24 +55,18 @@ class Recorder : public sio::MembershipObserver {
   std::vector<std::string> events_;
 };
 
-class MembershipTest : public ::testing::Test {
+class MembershipTest : public EdgeTest {
  protected:
   void SetUp() override {
     server_.io().SetMembershipObserver(&recorder_);
-    AddJoinLeaveHandlers(server_.io().Of("/"));
     server_.Start();
   }
 
   bool WaitForEvents(size_t n) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (recorder_.Events().size() < n && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return recorder_.Events().size() >= n;
+    return Eventually([&] { return recorder_.Events().size() >= n; });
   }
 
-  Recorder recorder_;  // outlives the server that reports to it
-  TestServer server_;
+  Recorder recorder_;  // the server reports to it until TearDown
 };
 
 TEST_F(MembershipTest, ReportsEveryChangeOfEverySocket) {

@@ -12,16 +12,17 @@
 
 #include "edge/socketio/server.h"
 #include "edge/socketio/socket.h"
-#include "tests/edge/test_server.h"
+#include "tests/support/edge_test.h"
+#include "tests/support/eventually.h"
 
 namespace switchboard {
 namespace {
 
 using sio::Json;
-using testing_support::AddJoinLeaveHandlers;
 using testing_support::BlockingClient;
+using testing_support::EdgeTest;
+using testing_support::Eventually;
 using testing_support::JoinRoom;
-using testing_support::TestServer;
 
 // Many handshakes from one address in a moment: no handshake rate.
 eio::Options Unthrottled() {
@@ -36,9 +37,9 @@ sio::ServerOptions WithRoomLimit(size_t max_rooms) {
   return options;
 }
 
-class SocketRoomsTest : public ::testing::Test {
+class SocketRoomsTest : public EdgeTest {
  protected:
-  SocketRoomsTest() : server_(Unthrottled(), WithRoomLimit(3)) {}
+  SocketRoomsTest() : EdgeTest(Unthrottled(), WithRoomLimit(3)) {}
 
   void SetUp() override {
     sio::Namespace& nsp = server_.io().Of("/");
@@ -46,7 +47,6 @@ class SocketRoomsTest : public ::testing::Test {
     sio::NamespaceLimits limits;
     limits.event_rate.rate.per_second = 0;
     nsp.SetLimits(limits);
-    AddJoinLeaveHandlers(nsp);
     // "rooms": acks [socket.rooms, in own room, size()].
     nsp.On("rooms", [](const sio::SocketPtr& socket, std::string_view, Json&, sio::Ack ack) {
       Json rooms = Json::array();
@@ -74,8 +74,6 @@ class SocketRoomsTest : public ::testing::Test {
       if (message.rfind("431", 0) == 0) return Json::parse(message.substr(3));
     }
   }
-
-  TestServer server_;
 };
 
 TEST_F(SocketRoomsTest, RoomsListTheOwnIdFirstThroughJoinsAndLeaves) {
@@ -128,11 +126,8 @@ TEST_F(SocketRoomsTest, SocketIdRoomFindsItsSocketAfterManyConnectsAndDisconnect
     clients[i]->Close();
     clients[i].reset();
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (server_.io().Of("/").SocketCount() != kSockets / 2 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  Eventually([&] { return server_.io().Of("/").SocketCount() == kSockets / 2; },
+             std::chrono::seconds(10));
   ASSERT_EQ(server_.io().Of("/").SocketCount(), static_cast<size_t>(kSockets / 2));
   // Reconnects take the freed places.
   for (int i = 0; i < kSockets; i += 4) {

@@ -1,4 +1,4 @@
-#include "services/relay_rules.h"
+#include "policy/relay_rules.h"
 
 #include <spdlog/spdlog.h>
 
@@ -12,7 +12,7 @@
 #include "edge/socketio/broadcast.h"
 #include "edge/socketio/server.h"
 
-namespace switchboard::services {
+namespace switchboard::policy {
 namespace {
 
 // Sends the evaluated template as the single ack argument (no argument when
@@ -340,4 +340,4 @@ void RelayRules::Handle(const Rule& rule, const Shortcuts& shortcuts, const sio:
   if (rule.ack) Answer(ack, *rule.ack, ctx);
 }
 
-}  // namespace switchboard::services
+}  // namespace switchboard::policy

@@ -2,7 +2,7 @@
 // loopback port) and a real Socket.IO server: allow (user id, rooms, data),
 // reject (CONNECT_ERROR with message and data), time-out and unreachable
 // backend (the configured verdict).
-#include "services/connect_hook.h"
+#include "policy/connect_hook.h"
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -17,7 +17,7 @@
 #include "tests/bus/nats_server.h"
 #include "tests/edge/test_server.h"
 
-namespace switchboard::services {
+namespace switchboard::policy {
 namespace {
 
 namespace pb = ::switchboard::v1;
@@ -166,4 +166,4 @@ TEST_F(ConnectHookTest, AnUnreachableBackendGetsTheConfiguredVerdict) {
 }
 
 }  // namespace
-}  // namespace switchboard::services
+}  // namespace switchboard::policy

@@ -1,7 +1,7 @@
 #pragma once
 
-// The relay rule engine: runs a namespace's declarative rules (config.h,
-// CONFIG.md) as Socket.IO event handlers — relay to the namespace / a room /
+// The relay rule engine: runs a namespace's declarative rules (rule.h,
+// services/CONFIG.md) as Socket.IO event handlers — relay to the namespace / a room /
 // a socket, client-requested room join / leave with notifications, and ack
 // answers — so the chat behaviours need configuration only.
 
@@ -18,9 +18,9 @@
 
 #include "edge/socketio/namespace.h"
 #include "edge/socketio/socket.h"
-#include "services/config.h"
+#include "policy/namespace_policy.h"
 
-namespace switchboard::services {
+namespace switchboard::policy {
 
 class RelayRules : public std::enable_shared_from_this<RelayRules> {
  public:
@@ -94,4 +94,4 @@ class RelayRules : public std::enable_shared_from_this<RelayRules> {
   std::atomic<uint64_t> forwarded_{0};
 };
 
-}  // namespace switchboard::services
+}  // namespace switchboard::policy

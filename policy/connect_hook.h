@@ -23,9 +23,9 @@
 
 #include "absl/status/statusor.h"
 #include "edge/socketio/namespace.h"
-#include "services/config.h"
+#include "policy/namespace_policy.h"
 
-namespace switchboard::services {
+namespace switchboard::policy {
 
 class ConnectHook : public std::enable_shared_from_this<ConnectHook> {
  public:
@@ -61,4 +61,4 @@ class ConnectHook : public std::enable_shared_from_this<ConnectHook> {
   std::atomic<uint64_t> failures_{0};
 };
 
-}  // namespace switchboard::services
+}  // namespace switchboard::policy

@@ -1,4 +1,4 @@
-#include "services/connect_hook.h"
+#include "policy/connect_hook.h"
 
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
@@ -11,7 +11,7 @@
 #include "edge/socketio/server.h"
 #include "switchboard/v1/hooks.grpc.pb.h"
 
-namespace switchboard::services {
+namespace switchboard::policy {
 
 namespace pb = ::switchboard::v1;
 
@@ -127,4 +127,4 @@ void ConnectHook::Call(sio::Namespace& nsp, const sio::SocketPtr& socket, sio::N
       });
 }
 
-}  // namespace switchboard::services
+}  // namespace switchboard::policy

@@ -1,4 +1,4 @@
-#include "services/client_auth.h"
+#include "policy/client_auth.h"
 
 #include <cstdlib>
 #include <fstream>
@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "edge/socketio/socket.h"
 
-namespace switchboard::services {
+namespace switchboard::policy {
 namespace {
 
 absl::StatusOr<std::vector<auth::Algorithm>> Algorithms(const AuthKeySpec& spec) {
@@ -140,4 +140,4 @@ void ClientAuth::Install(sio::Namespace& nsp) {
   });
 }
 
-}  // namespace switchboard::services
+}  // namespace switchboard::policy

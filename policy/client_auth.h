@@ -17,9 +17,9 @@
 #include "absl/status/statusor.h"
 #include "edge/auth/jwt.h"
 #include "edge/socketio/namespace.h"
-#include "services/config.h"
+#include "policy/namespace_policy.h"
 
-namespace switchboard::services {
+namespace switchboard::policy {
 
 class ClientAuth {
  public:
@@ -49,4 +49,4 @@ class ClientAuth {
   std::atomic<uint64_t> rejected_{0};
 };
 
-}  // namespace switchboard::services
+}  // namespace switchboard::policy

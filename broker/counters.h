@@ -1,0 +1,17 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace switchboard::broker {
+
+// Broker::counters() (metrics), bumped by the broker's pieces.
+struct BrokerCounters {
+  std::atomic<uint64_t> gaps{0};
+  std::atomic<uint64_t> snapshot_requests{0};
+  std::atomic<uint64_t> edges_expired{0};
+  std::atomic<uint64_t> watch_dropped{0};      // events of any kind
+  std::atomic<uint64_t> watch_acks_failed{0};  // client acks answered with an error for them
+};
+
+}  // namespace switchboard::broker

@@ -1,0 +1,81 @@
+#pragma once
+
+// What the broker knows about each edge beyond the index: its incarnation,
+// snapshot asks, the last heartbeat's counters and identity, and the edges
+// lost (timed out without draining), kept a while for ListEdges.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/index.h"
+#include "switchboard/v1/bus.pb.h"
+#include "switchboard/v1/switchboard.pb.h"
+
+namespace switchboard::broker {
+
+struct EdgeState {
+  std::string incarnation;
+  // Highest seq of this incarnation passed to watchers (each event once).
+  uint64_t watched_seq = 0;
+  bool snapshot_in_flight = false;
+  uint64_t snapshot_request = 0;  // id of the request in flight
+  std::chrono::steady_clock::time_point snapshot_asked{};
+  std::optional<WallTime> last_heartbeat;
+  v1::Counts counts;                             // the last heartbeat's totals
+  v1::ForwardStats forward;                      // the last heartbeat's forwarding counters
+  std::map<std::string, v1::Counts> nsp_counts;  // and per namespace
+  // From the heartbeats, for ListEdges.
+  std::string version;
+  std::optional<WallTime> started_at;
+  bool draining = false;
+
+  // The heartbeat's counts (totals and per namespace).
+  void KeepCounts(const v1::Heartbeat& heartbeat);
+  // The heartbeat's version, start time and drain.
+  void KeepIdentity(const v1::Heartbeat& heartbeat);
+};
+
+// An edge that timed out without draining first, kept for ListEdges.
+struct LostEdge {
+  std::string incarnation;
+  std::string version;
+  std::optional<WallTime> started_at;
+  std::optional<WallTime> last_heartbeat;
+  WallTime lost_at;
+  uint64_t sockets = 0;  // held when it was lost
+};
+
+// Live and lost edges by id (an edge is never in both). Not thread-safe: the
+// membership feed's lock guards it, with the index it keeps in step.
+class EdgeTable {
+ public:
+  EdgeTable(std::chrono::milliseconds lost_retention, size_t max_lost)
+      : lost_retention_(lost_retention), max_lost_(max_lost) {}
+
+  // The edge's state, created when new (a lost edge is back); a new
+  // incarnation starts it afresh and makes `index` forget the old process's
+  // sockets (its seq starts again).
+  EdgeState& Get(const std::string& edge_id, const std::string& incarnation, Index& index);
+  EdgeState* Find(std::string_view edge_id);
+  const EdgeState* Find(std::string_view edge_id) const;
+  // The index expired the edge (`expired` holds its sockets, maybe among
+  // others'): lost unless it drained (it went away on purpose), forgotten.
+  void Expire(const std::string& edge_id, WallTime now, const std::vector<SocketInfo>& expired);
+  // Lost edges past the retention, then the oldest beyond the bound.
+  void PruneLost(WallTime now);
+  // Live edges (the index's, with their heartbeats' identity) and lost ones,
+  // by edge id.
+  void ListEdges(const Stats& index_stats, v1::ListEdgesResponse& response) const;
+
+ private:
+  const std::chrono::milliseconds lost_retention_;
+  const size_t max_lost_;
+  std::map<std::string, EdgeState, std::less<>> edges_;
+  std::map<std::string, LostEdge> lost_;
+};
+
+}  // namespace switchboard::broker

@@ -1,0 +1,165 @@
+#include "broker/membership_feed.h"
+
+#include <utility>
+
+#include "broker/convert.h"
+#include "bus/routing.h"
+
+namespace switchboard::broker {
+
+MembershipFeed::MembershipFeed(bus::Bus& bus, BrokerOptions options, BrokerCounters& counters)
+    : bus_(bus),
+      options_(std::move(options)),
+      counters_(counters),
+      edges_(options_.lost_edge_retention, options_.max_lost_edges) {}
+
+bool MembershipFeed::OnMembership(const v1::MembershipEvent& event) {
+  const std::string& edge_id = event.edge_id();
+  std::vector<Ask> asks;
+  bool fresh = false;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    Clock::time_point now = Clock::now();
+    EdgeState& edge = edges_.Get(edge_id, event.incarnation(), index_);
+    if (index_.ApplyEvent(edge_id, event.seq(), ToIndexEvent(event), now) == ApplyResult::kGap) {
+      counters_.gaps.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (index_.NeedsSnapshot(edge_id)) AskLocked(edge_id, edge, now, asks);
+    if (event.seq() > edge.watched_seq) {
+      edge.watched_seq = event.seq();
+      fresh = true;
+    }
+  }
+  SendAsks(asks);
+  return fresh;
+}
+
+void MembershipFeed::OnHeartbeat(const v1::Heartbeat& heartbeat) {
+  std::vector<Ask> asks;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    Clock::time_point now = Clock::now();
+    EdgeState& edge = edges_.Get(heartbeat.edge_id(), heartbeat.incarnation(), index_);
+    edge.last_heartbeat = std::chrono::system_clock::now();
+    edge.KeepCounts(heartbeat);
+    edge.KeepIdentity(heartbeat);
+    edge.forward = heartbeat.forward();
+    Heartbeat beat;
+    beat.edge_id = heartbeat.edge_id();
+    beat.last_seq = heartbeat.last_seq();
+    beat.counts.sockets = heartbeat.totals().sockets();
+    index_.ApplyHeartbeat(beat, now);
+    if (index_.NeedsSnapshot(heartbeat.edge_id())) {
+      AskLocked(heartbeat.edge_id(), edge, now, asks);
+    }
+  }
+  SendAsks(asks);
+}
+
+std::vector<SocketInfo> MembershipFeed::Tick(Clock::time_point now) {
+  std::vector<Ask> asks;
+  std::vector<SocketInfo> expired_sockets;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return {};
+    const WallTime wall_now = std::chrono::system_clock::now();
+    for (const std::string& id : index_.ExpireEdges(now, options_.edge_timeout, &expired_sockets)) {
+      counters_.edges_expired.fetch_add(1, std::memory_order_relaxed);
+      edges_.Expire(id, wall_now, expired_sockets);
+    }
+    edges_.PruneLost(wall_now);
+    // Failed or timed-out asks are retried here, at most once per tick.
+    for (const std::string& id : index_.EdgesNeedingSnapshot()) {
+      if (EdgeState* edge = edges_.Find(id)) AskLocked(id, *edge, now, asks);
+    }
+  }
+  SendAsks(asks);
+  return expired_sockets;
+}
+
+void MembershipFeed::Stop() {
+  std::unique_lock lock(mu_);
+  stopping_ = true;
+  // A snapshot callback past its check may still use the bus: wait.
+  callbacks_done_.wait(lock, [&] { return callbacks_running_ == 0; });
+}
+
+bool MembershipFeed::EnterCallback() {
+  std::lock_guard lock(mu_);
+  if (stopping_) return false;
+  ++callbacks_running_;
+  return true;
+}
+
+void MembershipFeed::ExitCallback() {
+  {
+    std::lock_guard lock(mu_);
+    --callbacks_running_;
+  }
+  callbacks_done_.notify_all();
+}
+
+void MembershipFeed::AskLocked(const std::string& edge_id, EdgeState& edge, Clock::time_point now,
+                               std::vector<Ask>& asks) {
+  // The bus answers every request by its timeout; twice that means the
+  // answer was lost, so ask again rather than wait forever.
+  if (edge.snapshot_in_flight && now - edge.snapshot_asked < 2 * options_.snapshot_timeout) {
+    return;
+  }
+  edge.snapshot_in_flight = true;
+  counters_.snapshot_requests.fetch_add(1, std::memory_order_relaxed);
+  edge.snapshot_request = ++next_snapshot_request_;
+  edge.snapshot_asked = now;
+  asks.push_back({edge_id, edge.snapshot_request});
+}
+
+void MembershipFeed::SendAsks(const std::vector<Ask>& asks) {
+  if (asks.empty()) return;
+  v1::SnapshotRequest request;
+  request.set_broker_id(options_.broker_id);
+  const std::string payload = request.SerializeAsString();
+  std::weak_ptr<MembershipFeed> weak = weak_from_this();
+  for (const Ask& ask : asks) {
+    bus_.Request(bus::SnapshotSubject(ask.edge_id), payload, options_.snapshot_timeout,
+                 [weak, ask](absl::StatusOr<bus::Message> reply) {
+                   std::shared_ptr<MembershipFeed> feed = weak.lock();
+                   if (feed == nullptr || !feed->EnterCallback()) return;
+                   feed->OnSnapshotReply(ask, reply);
+                   feed->ExitCallback();
+                 });
+  }
+}
+
+void MembershipFeed::OnSnapshotReply(const Ask& ask, const absl::StatusOr<bus::Message>& reply) {
+  std::vector<Ask> asks;
+  {
+    std::lock_guard lock(mu_);
+    EdgeState* edge = edges_.Find(ask.edge_id);
+    if (edge == nullptr) return;  // expired meanwhile
+    if (edge->snapshot_request == ask.request) edge->snapshot_in_flight = false;
+    if (!reply.ok()) return;  // the ticker asks again
+    v1::Snapshot snapshot;
+    if (!snapshot.ParseFromString(reply->payload) || snapshot.edge_id() != ask.edge_id) return;
+    // A snapshot of another incarnation than the stream's is stale (or
+    // early); the stream's next message settles which one is current.
+    if (snapshot.incarnation() != edge->incarnation) return;
+    Snapshot state;
+    state.edge_id = snapshot.edge_id();
+    state.seq = snapshot.seq();
+    state.sockets.reserve(snapshot.sockets_size());
+    for (const v1::SocketState& socket : snapshot.sockets()) {
+      state.sockets.push_back(FromProto(socket.socket()));
+    }
+    Clock::time_point now = Clock::now();
+    if (index_.ApplySnapshot(state, now) != ApplyResult::kDuplicate && snapshot.has_heartbeat()) {
+      edge->KeepCounts(snapshot.heartbeat());
+      edge->KeepIdentity(snapshot.heartbeat());
+    }
+    if (index_.NeedsSnapshot(ask.edge_id)) AskLocked(ask.edge_id, *edge, now, asks);
+  }
+  SendAsks(asks);
+}
+
+}  // namespace switchboard::broker

@@ -1,0 +1,52 @@
+#pragma once
+
+// API calls turned into bus messages: Publish builds one Delivery, Join /
+// Leave / Disconnect one Command, each sent unchanged on every subject its
+// target needs (bus::TargetSubjects); the index says how many sockets match
+// and which edges must report acks.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "broker/acks.h"
+#include "broker/broker.h"
+#include "broker/membership_feed.h"
+#include "bus/bus.h"
+#include "switchboard/v1/bus.pb.h"
+
+namespace switchboard::broker {
+
+class Publisher {
+ public:
+  // `ack_added` runs after a publish with acks registered its deadline (the
+  // ticker's wake-up may need to come sooner).
+  Publisher(bus::Bus& bus, const BrokerOptions& options, const MembershipFeed& feed,
+            PendingAcks& acks, std::function<void()> ack_added);
+
+  // See Broker::Publish.
+  void Publish(const v1::PublishRequest& request, Broker::PublishDone done);
+  // Sends `command` (its action set) to the sockets `selector` matches;
+  // returns the number the index matched.
+  absl::StatusOr<uint64_t> SendCommand(const v1::Selector& selector, v1::Command command);
+
+ private:
+  // "<broker-id>:<n>": delivery and command ids.
+  std::string NextId();
+  // The same bytes on every subject; Unavailable on the first failure.
+  absl::Status PublishAll(const std::vector<std::string>& subjects, const std::string& payload);
+
+  bus::Bus& bus_;
+  const BrokerOptions& options_;
+  const MembershipFeed& feed_;
+  PendingAcks& acks_;
+  const std::function<void()> ack_added_;
+  const std::string ack_subject_;
+  std::atomic<uint64_t> next_message_{0};
+};
+
+}  // namespace switchboard::broker

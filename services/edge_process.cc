@@ -1,0 +1,229 @@
+#include "services/edge_process.h"
+
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <tuple>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "bus/inproc_bus.h"
+#include "bus/nats_bus.h"
+#include "bus/routing.h"
+#include "edge/http/tls_context.h"
+#include "services/version.h"
+#include "switchboard/v1/bus.pb.h"
+
+namespace switchboard::services {
+namespace {
+
+sio::ServerOptions SocketIoOptions(const Config& config, const std::string& edge_id) {
+  sio::ServerOptions options;
+  options.connect_timeout = config.connect_timeout;
+  options.limits = config.socket_limits;
+  options.decoder = config.decoder;
+  options.edge_id = edge_id;
+  return options;
+}
+
+absl::StatusOr<std::unique_ptr<bus::Bus>> ConnectBus(const ProcessFlags& flags,
+                                                     const std::string& edge_id) {
+  if (flags.role == "standalone") {
+    bus::InProcessBus::Options options;
+    options.max_pending_bytes = flags.bus_max_pending_mb << 20;
+    return std::make_unique<bus::InProcessBus>(std::move(options));
+  }
+  auto nats = ConnectNats(flags.nats_url, absl::StrCat("switchboard-edge-", edge_id),
+                          /*no_echo=*/true, flags.bus_max_pending_mb << 20);
+  if (!nats.ok()) {
+    return absl::Status(
+        nats.status().code(),
+        absl::StrCat("cannot connect to NATS at ", flags.nats_url, ": ", nats.status().message()));
+  }
+  return std::unique_ptr<bus::Bus>(std::move(*nats));
+}
+
+// The configured page and client bundle, read once: requests never touch the file system.
+absl::Status ServePage(const PageConfig& page, edge::HttpServer& http) {
+  for (auto [url, file, type] :
+       {std::tuple{&page.path, &page.file, "text/html; charset=UTF-8"},
+        std::tuple{&page.client_path, &page.client_file, "text/javascript; charset=UTF-8"}}) {
+    std::ifstream in(*file, std::ios::binary);
+    std::ostringstream body;
+    body << in.rdbuf();
+    if (!in || in.bad()) {
+      return absl::NotFoundError(absl::StrCat("page: cannot read ", *file, " (for ", *url, ")"));
+    }
+    http.ServeFile(*url, edge::StaticFile{type, body.str()});
+  }
+  spdlog::info("serving the page at {} (and {})", page.path, page.client_path);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+EdgeProcess::EdgeProcess(Config config, const ProcessFlags& flags, std::string edge_id,
+                         std::unique_ptr<bus::Bus> bus)
+    : config_(std::move(config)),
+      flags_(flags),
+      edge_id_(std::move(edge_id)),
+      standalone_(flags.role == "standalone"),
+      bus_(std::move(bus)),
+      health_(bus_.get(), flags.memory_limit_mb << 20),
+      runtime_(config_.threads),
+      server_(runtime_, config_.engine, SocketIoOptions(config_, edge_id_)) {
+  metrics_.AddCollector(BusCollector(*bus_));
+}
+
+absl::StatusOr<std::unique_ptr<EdgeProcess>> EdgeProcess::Create(Config config,
+                                                                 const ProcessFlags& flags) {
+  std::string edge_id = flags.edge_id;
+  if (edge_id.empty()) {
+    edge_id = flags.role == "standalone" ? "local" : absl::StrCat("e", bus::RandomNodeId(10));
+  }
+  if (!bus::ValidNodeId(edge_id)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--edge-id \"", edge_id, "\": use 1-64 characters of [A-Za-z0-9_-]"));
+  }
+  auto bus = ConnectBus(flags, edge_id);
+  if (!bus.ok()) return bus.status();
+  std::unique_ptr<EdgeProcess> process(
+      new EdgeProcess(std::move(config), flags, std::move(edge_id), std::move(*bus)));
+  EdgeProcess& p = *process;
+  if (absl::Status s = p.StartHttp(); !s.ok()) return s;
+  // Memory that departed connections freed goes back to the system after a
+  // large drop in sessions (edge/memory_release.h).
+  p.memory_release_ = std::make_unique<edge::MemoryRelease>(
+      edge::MemoryRelease::Options{.period = std::chrono::milliseconds(flags.memory_trim_ms),
+                                   .min_drop = flags.memory_trim_min_drop},
+      [&p] { return p.server_.engine().SessionCount(); });
+  if (absl::Status s = p.StartCluster(); !s.ok()) return s;
+  if (p.standalone_) {
+    if (absl::Status s = p.StartBroker(); !s.ok()) return s;
+  }
+  p.AddCollectors();
+  auto admin = StartAdmin(flags, p.metrics_, p.health_);
+  if (!admin.ok()) return admin.status();
+  p.admin_ = std::move(*admin);
+  p.drain_ = std::make_unique<EdgeDrain>(
+      p.runtime_, p.server_.engine(), *p.http_, p.health_, *p.link_,
+      EdgeDrain::Options{.window = std::chrono::milliseconds(flags.drain_window_ms),
+                         .grace = std::chrono::milliseconds(flags.drain_grace_ms)});
+  return process;
+}
+
+absl::Status EdgeProcess::StartHttp() {
+  edge::HttpOptions options = config_.http;
+  options.host = config_.host;
+  options.port = config_.port;
+  if (!flags_.tls_cert.empty()) {
+    auto tls = edge::LoadServerTls(flags_.tls_cert, flags_.tls_key);
+    if (!tls.ok()) return tls.status();
+    options.tls = *std::move(tls);
+  }
+  http_ = std::make_unique<edge::HttpServer>(runtime_, std::move(options));
+  http_->Mount(config_.path, server_.engine());
+  return config_.page ? ServePage(*config_.page, *http_) : absl::OkStatus();
+}
+
+absl::Status EdgeProcess::StartCluster() {
+  cluster::Forwarder::Options forwarder_options;
+  forwarder_options.edge_id = edge_id_;
+  forwarder_options.max_pending_acks = config_.max_pending_acks;
+  auto forwarder = cluster::Forwarder::Start(*bus_, runtime_, forwarder_options);
+  if (!forwarder.ok()) {
+    return absl::Status(forwarder.status().code(),
+                        absl::StrCat("forwarder: ", forwarder.status().message()));
+  }
+  forwarder_ = std::move(*forwarder);
+
+  auto policies = EdgePolicies::Install(server_, config_.namespaces, *forwarder_, edge_id_);
+  if (!policies.ok()) return policies.status();
+  policies_ = std::move(*policies);
+
+  cluster::EdgeLink::Options link_options;
+  link_options.edge_id = edge_id_;
+  link_options.heartbeat_interval = std::chrono::milliseconds(flags_.heartbeat_ms);
+  link_options.relay_broadcasts = !standalone_;  // one edge: nobody to relay to
+  link_options.decorate_heartbeat = [forwarder = forwarder_.get()](v1::Heartbeat& heartbeat) {
+    forwarder->FillStats(heartbeat.mutable_forward());
+  };
+  link_options.version = std::string(Version());
+  link_options.started_at = std::chrono::system_clock::now();
+  auto link = cluster::EdgeLink::Start(*bus_, server_, link_options);
+  if (!link.ok()) {
+    return absl::Status(link.status().code(), absl::StrCat("edge link: ", link.status().message()));
+  }
+  link_ = std::move(*link);
+  return absl::OkStatus();
+}
+
+absl::Status EdgeProcess::StartBroker() {
+  // A PublishStream waits while this many deliveries are queued on the
+  // shards (each holds its encoded frame until written): the edge in this
+  // process bounds what a fast publisher can pile up.
+  // Or while half the bus's byte bound is taken (large publishes), before
+  // the bus has to drop.
+  constexpr size_t kMaxQueuedDeliveries = 256;
+  const uint64_t max_pending_bytes = (flags_.bus_max_pending_mb << 20) / 2;
+  auto behind = [this, max_pending_bytes] {
+    size_t queued = 0;
+    for (const auto& nsp : server_.namespaces()) queued += nsp->QueuedDeliveries();
+    return queued >= kMaxQueuedDeliveries ||
+           (max_pending_bytes != 0 && bus_->stats().pending_bytes >= max_pending_bytes);
+  };
+  auto broker =
+      BrokerService::Start(*bus_, flags_, "switchboard standalone", &metrics_, health_, behind);
+  if (!broker.ok()) return broker.status();
+  broker_ = std::move(*broker);
+  // The link's first heartbeat went out before the broker listened: the
+  // edge is in ListEdges / GetStats now rather than one period later.
+  link_->Heartbeat();
+  return absl::OkStatus();
+}
+
+void EdgeProcess::AddCollectors() {
+  metrics_.AddCollector(EdgeCollector(server_, http_.get()));
+  metrics_.AddCollector(LatencyCollector(
+      "switchboard_publish_deliver_latency_seconds",
+      "From a publish leaving the broker (or a relaying edge) to this edge handing it to its "
+      "local recipients, once per delivery.",
+      link_->delivery_latency()));
+  metrics_.AddCollector(SocketsByTransportCollector(link_->journal()));
+  metrics_.AddCollector([policies = policies_.get()](std::vector<prometheus::MetricFamily>& out) {
+    auto family =
+        CounterFamily("switchboard_auth_total", "Client authentications (JWT), by result.");
+    AddSample(family, static_cast<double>(policies->auth_accepted()), {{"result", "accepted"}});
+    AddSample(family, static_cast<double>(policies->auth_rejected()), {{"result", "rejected"}});
+    out.push_back(std::move(family));
+  });
+  metrics_.AddCollector(
+      [release = memory_release_.get()](std::vector<prometheus::MetricFamily>& out) {
+        AppendCounter(out, "switchboard_memory_trims_total",
+                      "malloc_trim calls after a large drop in sessions.",
+                      static_cast<double>(release->trims()));
+        AppendCounter(out, "switchboard_memory_trim_seconds_total",
+                      "Time spent in those malloc_trim calls.",
+                      std::chrono::duration<double>(release->trim_time()).count());
+      });
+}
+
+std::string EdgeProcess::Label() const {
+  return standalone_ ? "switchboard standalone" : absl::StrCat("switchboard edge ", edge_id_);
+}
+
+absl::Status EdgeProcess::Run() {
+  absl::Status listening = http_->Listen();
+  if (!listening.ok()) return ListenError("--listen", listening);
+  runtime_.Start();
+  std::cout << Label() << " listening on " << (flags_.tls_cert.empty() ? "http://" : "https://")
+            << UrlHost(config_.host) << ":" << http_->port()
+            << std::endl;  // endl flushes: scripts wait for this line
+  spdlog::info("serving {} on {} thread(s)", config_.path, runtime_.size());
+  runtime_.Join();
+  return absl::OkStatus();
+}
+
+}  // namespace switchboard::services
