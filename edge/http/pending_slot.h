@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <memory>
 #include <utility>
 
 namespace switchboard::edge {
@@ -10,15 +11,17 @@ namespace switchboard::edge {
 // accepted, in its TLS handshake, waiting for a request's headers, idle
 // between keep-alive requests): such connections are capped (HttpOptions::max_pending_connections),
 // so that idle sockets cannot fill the descriptor table. Empty: no slot held.
+// The count is shared: a connection still queued in an I/O context may be
+// destroyed after the server that counted it.
 class PendingSlot {
  public:
   PendingSlot() = default;
-  explicit PendingSlot(std::atomic<size_t>* count) : count_(count) {}
-  PendingSlot(PendingSlot&& other) noexcept : count_(std::exchange(other.count_, nullptr)) {}
+  explicit PendingSlot(std::shared_ptr<std::atomic<size_t>> count) : count_(std::move(count)) {}
+  PendingSlot(PendingSlot&& other) noexcept = default;
   PendingSlot& operator=(PendingSlot&& other) noexcept {
     if (this != &other) {
       Release();
-      count_ = std::exchange(other.count_, nullptr);
+      count_ = std::move(other.count_);
     }
     return *this;
   }
@@ -29,7 +32,7 @@ class PendingSlot {
   }
 
  private:
-  std::atomic<size_t>* count_ = nullptr;
+  std::shared_ptr<std::atomic<size_t>> count_;
 };
 
 }  // namespace switchboard::edge

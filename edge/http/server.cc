@@ -146,13 +146,13 @@ void HttpServer::AcceptFailed(const boost::system::error_code& ec) {
 }
 
 PendingSlot HttpServer::TakePendingSlot() {
-  size_t before = pending_.fetch_add(1, std::memory_order_relaxed);
+  size_t before = pending_->fetch_add(1, std::memory_order_relaxed);
   if (options_.max_pending_connections != 0 && before >= options_.max_pending_connections) {
-    pending_.fetch_sub(1, std::memory_order_relaxed);
+    pending_->fetch_sub(1, std::memory_order_relaxed);
     Count(Limit::kPendingConnections);
     return PendingSlot();
   }
-  return PendingSlot(&pending_);
+  return PendingSlot(pending_);
 }
 
 void HttpServer::Adopt(size_t shard, int fd, std::string remote_address, PendingSlot slot) {

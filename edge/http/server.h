@@ -57,7 +57,7 @@ class HttpServer {
   // at max_pending_connections.
   PendingSlot TakePendingSlot();
   // Connections holding a PendingSlot now.
-  size_t pending_connections() const { return pending_.load(std::memory_order_relaxed); }
+  size_t pending_connections() const { return pending_->load(std::memory_order_relaxed); }
 
   // Internal.
   eio::Server* Route(std::string_view target) const;
@@ -115,7 +115,7 @@ class HttpServer {
   // Closed to make room for accepting (and at once closing) a connection
   // when the process is out of descriptors, then opened again.
   int reserve_fd_ = -1;
-  std::atomic<size_t> pending_{0};
+  std::shared_ptr<std::atomic<size_t>> pending_ = std::make_shared<std::atomic<size_t>>(0);
   std::atomic<uint64_t> counters_[static_cast<size_t>(Limit::kCount)] = {};
 };
 
