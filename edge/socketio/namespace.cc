@@ -7,7 +7,7 @@
 #include <atomic>
 #include <vector>
 
-#include "edge/engineio/websocket.h"
+#include "edge/engineio/transport.h"
 #include "edge/socketio/client.h"
 #include "edge/socketio/server.h"
 
@@ -253,7 +253,7 @@ void Namespace::DeliverLocal(const Delivery& delivery) {
   // goes to each client's kernel buffer during the walk (paced publishes).
   // With more deliveries behind it, the writes wait for the end of the loop
   // turn, so that each client gets them all in one write.
-  std::optional<eio::WebSocketTransport::WriteThrough> write_through;
+  std::optional<eio::WriteThrough> write_through;
   if (local.queued_deliveries.load(std::memory_order_relaxed) == 0) write_through.emplace();
   // Collected first (in a buffer kept per thread): the walk below goes
   // through them in batches.
