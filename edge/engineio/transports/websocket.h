@@ -141,6 +141,11 @@ class WebSocketTransport final : public Transport,
   bool peer_closed_ = false;  // the client's close frame arrived
   bool socket_closed_ = false;
   bool timer_waiting_ = false;  // a wait on timer_ is pending
+  // One entry inline: the queue is empty while a connection keeps up, and a
+  // burst grows it on the heap (given back once drained).
+  static constexpr size_t kInlineOut = 1;
+  absl::InlinedVector<Outgoing, kInlineOut> out_;
+  size_t out_offset_ = 0;  // bytes of out_[out_head_] already sent
   edge::ReadinessPoller& poller_;
   size_t max_message_;
   std::shared_ptr<TransportListener> listener_;
@@ -155,11 +160,6 @@ class WebSocketTransport final : public Transport,
   PartialInput& Partial();
   void ReleasePartial();
   std::unique_ptr<PartialInput> partial_;
-  // One entry inline: the queue is empty while a connection keeps up, and a
-  // burst grows it on the heap (given back once drained).
-  static constexpr size_t kInlineOut = 1;
-  absl::InlinedVector<Outgoing, kInlineOut> out_;
-  size_t out_offset_ = 0;  // bytes of out_[out_head_] already sent
   // Only while output is stalled (the write deadline) or after our close frame
   // (the linger): a connection that keeps up holds none.
   struct Timer {
