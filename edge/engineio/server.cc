@@ -201,8 +201,7 @@ void Server::Handshake(const HttpPtr& http, bool websocket) {
   std::string id = edge::NewId(shard);
   if (!websocket) {
     auto transport = std::make_shared<PollingTransport>(*this, shard);
-    auto session = std::make_shared<Session>(*this, std::move(id), shard, std::move(handshake),
-                                             transport->name());
+    auto session = std::make_shared<Session>(*this, std::move(id), shard, std::move(handshake));
     shards_[shard]->sessions.emplace(session->id(), session);
     Count(shard, Counter::kHandshakesPolling);
     // The open packet answers the handshake GET.
@@ -219,8 +218,7 @@ void Server::Handshake(const HttpPtr& http, bool websocket) {
   auto transport = std::make_shared<WebSocketTransport>(
       http->TakeStream().release_socket(), std::move(*response), options_.max_http_buffer_size,
       http->write_timeout());
-  auto session = std::make_shared<Session>(*this, std::move(id), shard, std::move(handshake),
-                                           transport->name());
+  auto session = std::make_shared<Session>(*this, std::move(id), shard, std::move(handshake));
   shards_[shard]->sessions.emplace(session->id(), session);
   Count(shard, Counter::kHandshakesWebSocket);
   // The open packet is the first message after the 101.

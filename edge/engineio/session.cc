@@ -15,15 +15,10 @@ const Frame& PingFrame() {
 }
 }  // namespace
 
-Session::Session(Server& server, std::string_view id, size_t shard, Handshake handshake,
-                 std::string_view transport_name)
-    : server_(server),
-      shard_(shard),
-      transport_name_(transport_name),
-      handshake_(std::move(handshake)) {
+Session::Session(Server& server, std::string_view id, size_t shard, Handshake handshake)
+    : server_(server), shard_(shard), handshake_(std::move(handshake)) {
   id_.fill('\0');
   id.copy(id_.data(), std::min(id.size(), id_.size()));
-  server_.CountOpen(shard_, transport_name_, +1);
 }
 
 Session::~Session() = default;
@@ -57,7 +52,7 @@ std::string Session::OpenPacket(bool upgrades) const {
 
 std::string Session::Open(std::shared_ptr<Transport> transport, bool upgrades) {
   transport_ = std::move(transport);
-  transport_name_ = transport_->name();
+  server_.CountOpen(shard_, transport_->name(), +1);
   transport_->Attach(AsTransportListener());
   SchedulePing();
   return OpenPacket(upgrades);
@@ -189,12 +184,11 @@ void Session::HandleUpgrade(std::shared_ptr<Transport> probe) {
 
 void Session::CompleteUpgrade() {
   server_.Count(shard_, Server::Counter::kUpgrades);
-  server_.CountOpen(shard_, transport_name_, -1);
+  server_.CountOpen(shard_, transport_->name(), -1);
   std::shared_ptr<Transport> old = std::move(transport_);
   transport_ = std::move(upgrade_->probe);
   upgrade_.reset();
-  transport_name_ = transport_->name();
-  server_.CountOpen(shard_, transport_name_, +1);
+  server_.CountOpen(shard_, transport_->name(), +1);
   // A pending poll is answered; what was queued while the upgrade was under
   // way goes out on the new transport.
   if (old) old->HandOver(*transport_);
@@ -249,9 +243,12 @@ void Session::Terminate(std::string_view reason, bool client_initiated, bool gra
 void Session::Finish() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
-  server_.CountOpen(shard_, transport_name_, -1);
   heartbeat_hook_.unlink();
-  if (auto transport = std::move(transport_)) transport->Discard();
+  if (transport_) {
+    server_.CountOpen(shard_, transport_->name(), -1);
+    // Kept (its name is the session's last transport); it holds no listener.
+    transport_->Discard();
+  }
   server_.Unregister(id());
 }
 

@@ -44,10 +44,9 @@ class SessionListener {
 // one shard; every method runs there.
 class Session : public std::enable_shared_from_this<Session>, private TransportListener {
  public:
-  // `id` is an edge::NewId (edge::kIdLength characters); `transport_name`
-  // the name() of the transport its handshake came over (static storage).
-  Session(Server& server, std::string_view id, size_t shard, Handshake handshake,
-          std::string_view transport_name);
+  // `id` is an edge::NewId (edge::kIdLength characters). The session starts
+  // with Open().
+  Session(Server& server, std::string_view id, size_t shard, Handshake handshake);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -55,8 +54,11 @@ class Session : public std::enable_shared_from_this<Session>, private TransportL
   std::string_view id() const { return std::string_view(id_.data(), id_.size()); }
   size_t shard() const { return shard_; }
   const Handshake& handshake() const { return handshake_; }
-  // "polling" or "websocket": the transport in use.
-  std::string_view transport_name() const { return transport_name_; }
+  // "polling" or "websocket": the transport in use (its last one once closed;
+  // empty before Open()).
+  std::string_view transport_name() const {
+    return transport_ ? transport_->name() : std::string_view();
+  }
   bool is_open() const { return state_ == State::kOpen; }
 
   // The session holds its listener (one pointer, not three callbacks: a
@@ -86,7 +88,7 @@ class Session : public std::enable_shared_from_this<Session>, private TransportL
   // Starts the session on `transport` (the one of its handshake); returns the
   // open packet, which the caller sends. `upgrades`: offer the WebSocket upgrade.
   std::string Open(std::shared_ptr<Transport> transport, bool upgrades);
-  // The transport in use (null once the session is finished).
+  // The transport in use (its last one once the session is finished).
   Transport* transport() const { return transport_.get(); }
   // Whether `probe` may become this session's transport (an upgrade).
   bool CanUpgrade(const Transport& probe) const;
@@ -129,12 +131,12 @@ class Session : public std::enable_shared_from_this<Session>, private TransportL
   Server& server_;
   size_t shard_;
   std::array<char, edge::kIdLength> id_;
-  std::string_view transport_name_;
   State state_ = State::kOpen;
   bool overflowed_ = false;  // past the queue bound: closing
   Timer heartbeat_state_ = Timer::kNone;
   Handshake handshake_;
-  std::shared_ptr<Transport> transport_;  // the transport in use
+  // The transport in use; kept once finished (discarded), for its name.
+  std::shared_ptr<Transport> transport_;
   std::unique_ptr<Upgrade> upgrade_;
 
   // In the shard's HeartbeatQueue while a ping or a pong is due.
