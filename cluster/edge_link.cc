@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "bus/routing.h"
 #include "cluster/arguments.h"
+#include "edge/socketio/ack_event.h"
 #include "edge/socketio/namespace.h"
 #include "edge/socketio/socket.h"
 #include "switchboard/v1/bus.pb.h"
@@ -280,50 +281,44 @@ void EdgeLink::HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<cons
 void EdgeLink::CollectAcks(sio::Namespace& nsp, const v1::Delivery& delivery,
                            sio::BroadcastTarget target, sio::Json args,
                            std::shared_ptr<const void> hold) {
-  auto& runtime = server_.runtime();
   auto collection = std::make_shared<AckCollection>();
-  collection->shards_pending = runtime.size();
+  collection->shards_pending = server_.runtime().size();  // ForEachTarget visits every shard
   collection->report.set_delivery_id(delivery.id());
   collection->report.set_edge_id(options_.edge_id);
   collection->subject = delivery.ack_subject();
   collection->bus = &bus_;
-  auto shared_target = std::make_shared<const sio::BroadcastTarget>(std::move(target));
-  auto shared_args = std::make_shared<const sio::Json>(std::move(args));
+  // Encoded once: each recipient's packet differs only by its ack id.
+  auto event = std::make_shared<const sio::AckEvent>(
+      sio::MakeEvent(nsp.name(), delivery.event(), std::move(args)));
   auto timeout = std::chrono::milliseconds(delivery.ack_timeout_ms());
-  for (size_t shard = 0; shard < runtime.size(); ++shard) {
-    runtime.Post(shard, [&nsp, collection, shared_target, shared_args, timeout, hold,
-                         event = delivery.event()] {
-      std::vector<sio::Socket*> recipients;
-      nsp.ForEachLocalTarget(*shared_target, [&](sio::Socket& socket) {
-        recipients.push_back(&socket);
-      });
-      {
+  nsp.ForEachTarget(
+      std::make_shared<const sio::BroadcastTarget>(std::move(target)),
+      [collection, event, timeout, hold](const std::vector<sio::SocketPtr>& recipients) {
+        {
+          std::lock_guard lock(collection->mu);
+          collection->answers_pending += recipients.size();
+          collection->report.set_recipients(collection->report.recipients() + recipients.size());
+        }
+        for (const sio::SocketPtr& socket : recipients) {
+          socket->EmitWithAck(
+              *event, timeout, [collection, id = socket->id()](absl::StatusOr<sio::Json> answer) {
+                std::lock_guard lock(collection->mu);
+                v1::Ack* ack = collection->report.add_acks();
+                ack->set_socket_id(id);
+                if (answer.ok()) {
+                  JsonToArguments(*answer, ack->mutable_args());
+                } else {
+                  ack->set_error(absl::IsDeadlineExceeded(answer.status()) ? "timeout"
+                                                                           : "disconnected");
+                }
+                --collection->answers_pending;
+                collection->MaybeSendLocked();
+              });
+        }
         std::lock_guard lock(collection->mu);
-        collection->answers_pending += recipients.size();
-        collection->report.set_recipients(collection->report.recipients() + recipients.size());
-      }
-      for (sio::Socket* socket : recipients) {
-        socket->EmitWithAck(
-            event, *shared_args, timeout,
-            [collection, id = socket->id()](absl::StatusOr<sio::Json> answer) {
-              std::lock_guard lock(collection->mu);
-              v1::Ack* ack = collection->report.add_acks();
-              ack->set_socket_id(id);
-              if (answer.ok()) {
-                JsonToArguments(*answer, ack->mutable_args());
-              } else {
-                ack->set_error(absl::IsDeadlineExceeded(answer.status()) ? "timeout"
-                                                                         : "disconnected");
-              }
-              --collection->answers_pending;
-              collection->MaybeSendLocked();
-            });
-      }
-      std::lock_guard lock(collection->mu);
-      --collection->shards_pending;
-      collection->MaybeSendLocked();
-    });
-  }
+        --collection->shards_pending;
+        collection->MaybeSendLocked();
+      });
 }
 
 void EdgeLink::HandleCommand(const v1::Command& command) {
@@ -339,31 +334,30 @@ void EdgeLink::HandleCommand(const v1::Command& command) {
                       selector.socket_ids().end());
   target.user_ids.assign(selector.user_ids().begin(), selector.user_ids().end());
 
-  auto shared_target = std::make_shared<const sio::BroadcastTarget>(std::move(target));
-  auto shared_command = std::make_shared<const v1::Command>(command);
-  auto& runtime = server_.runtime();
-  for (size_t shard = 0; shard < runtime.size(); ++shard) {
-    runtime.Post(shard, [nsp, shared_target, shared_command] {
-      const v1::Command& cmd = *shared_command;
-      nsp->ForEachLocalTarget(*shared_target, [&](sio::Socket& socket) {
-        switch (cmd.action_case()) {
-          case v1::Command::kJoin:
-            for (const auto& room : cmd.join().rooms()) socket.Join(room);
-            break;
-          case v1::Command::kLeave:
-            for (const auto& room : cmd.leave().rooms()) {
-              if (room != socket.id()) socket.Leave(room);
-            }
-            break;
-          case v1::Command::kDisconnectClose:
-            socket.Disconnect(cmd.disconnect_close());
-            break;
-          default:
-            break;
-        }
-      });
-    });
-  }
+  nsp->ForEachTarget(std::make_shared<const sio::BroadcastTarget>(std::move(target)),
+                     [command = std::make_shared<const v1::Command>(command)](
+                         const std::vector<sio::SocketPtr>& sockets) {
+                       const v1::Command& cmd = *command;
+                       for (const sio::SocketPtr& held : sockets) {
+                         // An earlier socket's disconnect may have taken this one along.
+                         if (!held->connected()) continue;
+                         sio::Socket& socket = *held;
+                         switch (cmd.action_case()) {
+                           case v1::Command::kJoin:
+                             for (const auto& room : cmd.join().rooms()) socket.Join(room);
+                             break;
+                           case v1::Command::kLeave:
+                             for (const auto& room : cmd.leave().rooms()) {
+                               if (room != socket.id()) socket.Leave(room);
+                             }
+                             break;
+                           case v1::Command::kDisconnectClose:
+                             socket.Disconnect(cmd.disconnect_close());
+                             break;
+                           default: break;
+                         }
+                       }
+                     });
 }
 
 // --------------------------------------------------------------- relay ---

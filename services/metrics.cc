@@ -10,7 +10,7 @@
 #include "cluster/latency_histogram.h"
 #include "cluster/membership_journal.h"
 #include "edge/engineio/server.h"
-#include "edge/engineio/websocket.h"
+#include "edge/engineio/transports/websocket.h"
 #include "edge/http/server.h"
 #include "edge/runtime.h"
 #include "edge/socketio/server.h"

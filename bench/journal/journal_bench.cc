@@ -62,8 +62,7 @@ FakeSocket MakeSocket(sio::Server& io, sio::Namespace& nsp, size_t n, size_t use
   fake.session = std::make_shared<eio::Session>(
       io.engine(), id, 0,
       eio::Handshake("127.0.0.1", "/socket.io/?EIO=4&transport=websocket",
-                     std::chrono::system_clock::now()),
-      eio::Session::Transport::kWebSocket);
+                     std::chrono::system_clock::now()));
   auto client = std::make_shared<sio::Client>(io, fake.session);
   fake.socket = std::make_shared<sio::Socket>(client, nsp, id, sio::Json());
   fake.socket->SetUserId("user-" + std::to_string(n % users));

@@ -7,8 +7,10 @@
 #include <random>
 
 #include "absl/container/flat_hash_map.h"
+#include "edge/engineio/errors.h"
 #include "edge/engineio/heartbeat_queue.h"
-#include "edge/engineio/websocket.h"
+#include "edge/engineio/transports/polling.h"
+#include "edge/engineio/transports/websocket.h"
 #include "edge/engineio/websocket_handshake.h"
 #include "edge/http/query.h"
 #include "edge/http/session.h"
@@ -19,20 +21,6 @@ namespace net = boost::asio;
 namespace http = boost::beast::http;
 namespace websocket = boost::beast::websocket;
 using HttpPtr = std::shared_ptr<edge::HttpSession>;
-
-// Engine.IO's numbered HTTP errors.
-enum ErrorCode {
-  kUnknownTransport = 0,
-  kUnknownSid = 1,
-  kBadHandshakeMethod = 2,
-  kBadRequest = 3,
-  kForbidden = 4,
-  kUnsupportedProtocolVersion = 5,
-};
-// Handshakes refused by a limit answer with code 4, as the reference server
-// does for a request its allowRequest hook refuses, with their own HTTP
-// status and message.
-constexpr int kRefused = kForbidden;
 
 struct Server::ShardState {
   explicit ShardState(net::io_context& ioc) : pings(ioc), pongs(ioc) {}
@@ -82,8 +70,8 @@ void Server::CountClose(size_t shard, std::string_view reason) {
   Bump(stats_[shard]->closes[i], uint64_t{1});
 }
 
-void Server::CountOpen(size_t shard, bool websocket, int delta) {
-  Bump(websocket ? stats_[shard]->open_websocket : stats_[shard]->open_polling,
+void Server::CountOpen(size_t shard, std::string_view transport, int delta) {
+  Bump(transport == "websocket" ? stats_[shard]->open_websocket : stats_[shard]->open_polling,
        static_cast<int64_t>(delta));
 }
 
@@ -179,8 +167,13 @@ void Server::HandleRequest(const HttpPtr& http) {
     // upgrading or upgraded is accepted, then closed at once.
     return Upgrade(http, session);
   }
-  if (req.method() == http::verb::get) return session->HandlePoll(http);
-  if (req.method() == http::verb::post) return session->HandlePost(http);
+  // HTTP requests of the session's own are those of its polling transport
+  // (none once it has upgraded).
+  auto* on_polling = dynamic_cast<PollingTransport*>(session->transport());
+  if (on_polling != nullptr && req.method() == http::verb::get) return on_polling->HandleGet(http);
+  if (on_polling != nullptr && req.method() == http::verb::post) {
+    return on_polling->HandlePost(http);
+  }
   SendError(http, 400, kBadRequest, "Bad request");
 }
 
@@ -207,11 +200,13 @@ void Server::Handshake(const HttpPtr& http, bool websocket) {
 
   std::string id = edge::NewId(shard);
   if (!websocket) {
-    auto session = std::make_shared<Session>(*this, std::move(id), shard, std::move(handshake),
-                                             Session::Transport::kPolling);
+    auto transport = std::make_shared<PollingTransport>(*this, shard);
+    auto session = std::make_shared<Session>(*this, std::move(id), shard, std::move(handshake));
     shards_[shard]->sessions.emplace(session->id(), session);
     Count(shard, Counter::kHandshakesPolling);
-    SendPayload(http, session->OpenPolling());
+    // The open packet answers the handshake GET.
+    SendPayload(http, session->Open(std::move(transport),
+                                    options_.allow_upgrades && options_.allow_websocket));
     if (on_connection_) on_connection_(session);
     return;
   }
@@ -223,11 +218,12 @@ void Server::Handshake(const HttpPtr& http, bool websocket) {
   auto transport = std::make_shared<WebSocketTransport>(
       http->TakeStream().release_socket(), std::move(*response), options_.max_http_buffer_size,
       http->write_timeout());
-  auto session = std::make_shared<Session>(*this, std::move(id), shard, std::move(handshake),
-                                           Session::Transport::kWebSocket);
+  auto session = std::make_shared<Session>(*this, std::move(id), shard, std::move(handshake));
   shards_[shard]->sessions.emplace(session->id(), session);
   Count(shard, Counter::kHandshakesWebSocket);
-  session->OpenWebSocket(transport);
+  // The open packet is the first message after the 101.
+  std::string open = session->Open(std::move(transport), false);
+  session->Send(Frame{std::make_shared<const std::string>(std::move(open)), false});
   if (on_connection_) on_connection_(session);
 }
 
@@ -239,7 +235,7 @@ void Server::Upgrade(const HttpPtr& http, const SessionPtr& session) {
       http->write_timeout());
   // Like the reference server: a WebSocket for a session that is already
   // upgrading or upgraded is accepted, then closed at once.
-  if (!session->CanUpgrade()) return transport->Close();
+  if (!session->CanUpgrade(*transport)) return transport->CloseConnection();
   session->HandleUpgrade(transport);
 }
 

@@ -9,11 +9,8 @@
 #include "edge/engineio/options.h"
 #include "edge/engineio/rate_limit.h"
 #include "edge/engineio/session.h"
+#include "edge/http/handler.h"
 #include "edge/runtime.h"
-
-namespace switchboard::edge {
-class HttpSession;
-}
 
 namespace switchboard::eio {
 
@@ -22,7 +19,7 @@ class HeartbeatQueue;
 // An Engine.IO v4 endpoint: handshakes, HTTP long-polling, WebSocket and the
 // upgrade between them. Sessions live on the shard that accepted their
 // handshake; requests for a session are moved to that shard.
-class Server {
+class Server final : public edge::HttpHandler {
  public:
   using ConnectionHandler = std::function<void(const SessionPtr&)>;
 
@@ -94,19 +91,22 @@ class Server {
   // Internal: called on `shard` only (one writer per shard: no locked add).
   void Count(size_t shard, Counter counter, uint64_t n = 1);
   void CountClose(size_t shard, std::string_view reason);
-  void CountOpen(size_t shard, bool websocket, int delta);
+  // `transport`: a Transport::name(); "websocket" counts as open_websocket,
+  // any other as open_polling.
+  void CountOpen(size_t shard, std::string_view transport, int delta);
 
   // Client addresses the handshake rate limiter tracks now.
   size_t TrackedAddresses() const { return handshake_limiter_.size(); }
 
-  // Internal: the HTTP layer hands every request under the mount path here,
-  // on the shard of the connection.
-  void HandleRequest(const std::shared_ptr<edge::HttpSession>& http);
+  // edge::HttpHandler: every request under the mount path, on the shard of
+  // the connection.
+  void HandleRequest(const std::shared_ptr<edge::HttpSession>& http) override;
   // Internal: session bookkeeping on the session's shard.
   void Unregister(std::string_view sid);
   HeartbeatQueue& ping_queue(size_t shard);
   HeartbeatQueue& pong_queue(size_t shard);
   // Responses with this endpoint's CORS headers.
+  // `code`: eio::ErrorCode (edge/engineio/errors.h); kNoErrorCode sends the bare message.
   void SendError(const std::shared_ptr<edge::HttpSession>& http, int status, int code,
                  std::string_view message);
   void SendOk(const std::shared_ptr<edge::HttpSession>& http);

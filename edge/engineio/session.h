@@ -12,16 +12,12 @@
 
 #include "edge/engineio/handshake.h"
 #include "edge/engineio/packet.h"
+#include "edge/engineio/transport.h"
 #include "edge/ids.h"
-
-namespace switchboard::edge {
-class HttpSession;
-}
 
 namespace switchboard::eio {
 
 class Server;
-class WebSocketTransport;
 class HeartbeatQueue;
 
 using HeartbeatHook =
@@ -35,23 +31,22 @@ class SessionListener {
   // The session ended, whoever ended it. Called once; the session lets go
   // of its listener then.
   virtual void OnSessionClose(std::string_view reason) = 0;
-  // The session moved from polling to WebSocket.
+  // The session moved to another transport (polling to WebSocket).
   virtual void OnSessionUpgrade() {}
 
  protected:
   ~SessionListener() = default;
 };
 
-// One Engine.IO session: its transport (polling or WebSocket, and the upgrade
-// between them), heartbeat and bounded send queue. Lives on one shard; every
-// method runs there.
-class Session : public std::enable_shared_from_this<Session> {
+// One Engine.IO session: heartbeat, bounded send queue, close, and the
+// upgrade from one transport to another. It reaches its client through a
+// Transport (edge/engineio/transport.h) and never knows which kind. Lives on
+// one shard; every method runs there.
+class Session : public std::enable_shared_from_this<Session>, private TransportListener {
  public:
-  enum class Transport { kPolling, kWebSocket };
-
-  // `id` is an edge::NewId (edge::kIdLength characters).
-  Session(Server& server, std::string_view id, size_t shard, Handshake handshake,
-          Transport transport);
+  // `id` is an edge::NewId (edge::kIdLength characters). The session starts
+  // with Open().
+  Session(Server& server, std::string_view id, size_t shard, Handshake handshake);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -59,8 +54,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string_view id() const { return std::string_view(id_.data(), id_.size()); }
   size_t shard() const { return shard_; }
   const Handshake& handshake() const { return handshake_; }
+  // "polling" or "websocket": the transport in use (its last one once closed;
+  // empty before Open()).
   std::string_view transport_name() const {
-    return transport_ == Transport::kPolling ? "polling" : "websocket";
+    return transport_ ? transport_->name() : std::string_view();
   }
   bool is_open() const { return state_ == State::kOpen; }
 
@@ -79,75 +76,68 @@ class Session : public std::enable_shared_from_this<Session> {
   // transport.
   void Prefetch() const {
     __builtin_prefetch(&state_);
-    __builtin_prefetch(&ws_);
+    __builtin_prefetch(&transport_);
   }
-  void PrefetchTransport() const;
+  void PrefetchTransport() const {
+    if (transport_) transport_->Prefetch();
+  }
   // Server-side close: flushes what is queued, then closes.
   void Close(std::string_view reason = "forced close");
 
-  // Internal: transport entry points.
-  // Starts a session whose handshake came over polling; returns the open
-  // packet.
-  std::string OpenPolling();
-  void OpenWebSocket(std::shared_ptr<WebSocketTransport> ws);
-  void HandlePoll(const std::shared_ptr<edge::HttpSession>& http);
-  void HandlePost(const std::shared_ptr<edge::HttpSession>& http);
-  // A WebSocket opened with this session's sid: an upgrade probe.
-  bool CanUpgrade() const;
+  // Internal (the Engine.IO server).
+  // Starts the session on `transport` (the one of its handshake); returns the
+  // open packet, which the caller sends. `upgrades`: offer the WebSocket upgrade.
+  std::string Open(std::shared_ptr<Transport> transport, bool upgrades);
+  // The transport in use (its last one once the session is finished).
+  Transport* transport() const { return transport_.get(); }
+  // Whether `probe` may become this session's transport (an upgrade).
+  bool CanUpgrade(const Transport& probe) const;
+  void HandleUpgrade(std::shared_ptr<Transport> probe);
   // Ends the session if its pong is overdue; false once it is gone.
   bool CheckHeartbeat();
-  void HandleUpgrade(std::shared_ptr<WebSocketTransport> ws);
-  void OnFrame(WebSocketTransport* from, std::string_view data, bool binary);
-  void OnTransportClosed(WebSocketTransport* from, std::string_view reason);
-  // A WebSocket message over maxHttpBufferSize (the transport then closes).
-  void OnMessageTooBig();
 
  private:
   enum class State { kOpen, kClosing, kClosed };
   enum class Timer { kNone, kPing, kPong };
+
+  // TransportListener
+  void OnTransportMessage(Transport& from, std::string_view data, bool binary) override;
+  void OnTransportPacket(Transport& from, Packet&& packet) override;
+  void OnTransportClosed(Transport& from, std::string_view reason) override;
+  void OnTransportMessageTooBig() override;
+  bool AcceptsPackets() const override { return state_ == State::kOpen; }
+  std::shared_ptr<TransportListener> AsTransportListener() {
+    return std::shared_ptr<TransportListener>(shared_from_this(),
+                                              static_cast<TransportListener*>(this));
+  }
 
   std::string OpenPacket(bool upgrades) const;
   void OnPacket(Packet&& packet);
   void SchedulePing();
   // The ping (or pong) due now (called by the HeartbeatQueue).
   void OnHeartbeatTimer();
-  void Flush();
-  void FlushPoll();
-  void RespondPoll(std::string body);
+  void CompleteUpgrade();
+  void EndProbe();
   void Terminate(std::string_view reason, bool client_initiated, bool graceful = false);
   void Finish();
-  void EndProbe();
 
-  // What only a session on polling (or upgrading from it) needs: a
-  // WebSocket session, most of them, does without.
-  struct Polling {
-    // Frames for the next GET (and those queued before an upgrade completes);
-    // a WebSocket keeps its own queue.
-    std::vector<Frame> queue;
-    size_t queued_bytes = 0;
-    std::shared_ptr<edge::HttpSession> poll;  // pending long-poll GET
-    // The POST whose body is being read: one at a time, as the reference
-    // server allows (a second one is "data request overlap").
-    std::weak_ptr<edge::HttpSession> data_request;
-    bool flush_posted = false;
-    std::shared_ptr<WebSocketTransport> probe;  // WebSocket being upgraded to
-    bool upgrading = false;                     // probe answered, awaiting "5"
-    std::unique_ptr<boost::asio::steady_timer> upgrade_timer;
-    std::unique_ptr<boost::asio::steady_timer> linger_timer;
+  // Only while an upgrade is under way.
+  struct Upgrade {
+    std::shared_ptr<Transport> probe;  // the transport being upgraded to
+    bool probed = false;               // probe answered, awaiting "5"
+    std::unique_ptr<boost::asio::steady_timer> timer;
   };
 
   Server& server_;
   size_t shard_;
   std::array<char, edge::kIdLength> id_;
-  Transport transport_;
   State state_ = State::kOpen;
-  bool terminal_queued_ = false;  // close (or noop) packet queued
-  bool overflowed_ = false;       // past the queue bound: closing
+  bool overflowed_ = false;  // past the queue bound: closing
   Timer heartbeat_state_ = Timer::kNone;
   Handshake handshake_;
-  std::shared_ptr<WebSocketTransport> ws_;  // active WebSocket transport
-  // Set while the session is on polling; released once it has upgraded.
-  std::unique_ptr<Polling> polling_;
+  // The transport in use; kept once finished (discarded), for its name.
+  std::shared_ptr<Transport> transport_;
+  std::unique_ptr<Upgrade> upgrade_;
 
   // In the shard's HeartbeatQueue while a ping or a pong is due.
   friend class HeartbeatQueue;

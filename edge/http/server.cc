@@ -11,9 +11,9 @@
 #include <functional>
 #include <string_view>
 
-#include "edge/engineio/readiness_poller.h"
 #include "edge/http/session.h"
 #include "edge/http/tls_relay.h"
+#include "edge/readiness_poller.h"
 
 namespace switchboard::edge {
 namespace net = boost::asio;
@@ -33,8 +33,8 @@ HttpServer::~HttpServer() {
   if (reserve_fd_ >= 0) ::close(reserve_fd_);
 }
 
-void HttpServer::Mount(std::string path, eio::Server& server) {
-  mounts_.emplace_back(std::move(path), &server);
+void HttpServer::Mount(std::string path, HttpHandler& handler) {
+  mounts_.emplace_back(std::move(path), &handler);
 }
 
 void HttpServer::ServeFile(std::string path, StaticFile file) {
@@ -55,13 +55,13 @@ const StaticFile* HttpServer::StaticRoute(std::string_view target) const {
   return it == files_.end() ? nullptr : &it->second;
 }
 
-eio::Server* HttpServer::Route(std::string_view target) const {
+HttpHandler* HttpServer::Route(std::string_view target) const {
   std::string_view path = target.substr(0, target.find('?'));
-  for (const auto& [prefix, server] : mounts_) {
+  for (const auto& [prefix, handler] : mounts_) {
     // "/socket.io/" also matches "/socket.io" (no trailing slash).
     std::string_view p = prefix;
-    if (path.starts_with(p)) return server;
-    if (p.ends_with('/') && path == p.substr(0, p.size() - 1)) return server;
+    if (path.starts_with(p)) return handler;
+    if (p.ends_with('/') && path == p.substr(0, p.size() - 1)) return handler;
   }
   return nullptr;
 }
@@ -85,7 +85,7 @@ absl::Status HttpServer::Listen() {
   // Each shard's WebSocket poller now, while descriptors are plentiful (it
   // would otherwise be made by the shard's first upgrade).
   for (size_t shard = 0; shard < runtime_.size(); ++shard) {
-    eio::ReadinessPoller::Of(runtime_.context(shard).get_executor());
+    ReadinessPoller::Of(runtime_.context(shard).get_executor());
   }
   accept_timer_ = std::make_unique<net::steady_timer>(runtime_.context(0));
   DoAccept();

@@ -12,16 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "edge/http/handler.h"
 #include "edge/http/options.h"
 #include "edge/http/pending_slot.h"
 #include "edge/runtime.h"
 
-namespace switchboard::eio {
-class Server;
-}
-
 namespace switchboard::edge {
-
 
 // A file served as-is, held in memory.
 struct StaticFile {
@@ -32,14 +28,15 @@ struct StaticFile {
 
 // The TCP listener. Accepted connections are spread over the runtime's
 // shards; each request is routed first to a static file by its exact path,
-// then by path prefix to a mounted Engine.IO server. Anything else gets 404.
+// then by path prefix to a mounted HttpHandler (the Engine.IO server).
+// Anything else gets 404.
 class HttpServer {
  public:
   HttpServer(Runtime& runtime, HttpOptions options);
   ~HttpServer();
 
   // `path` is the mount prefix, e.g. "/socket.io/".
-  void Mount(std::string path, eio::Server& server);
+  void Mount(std::string path, HttpHandler& handler);
   // Serves `file` at exactly `path` (query ignored), GET and HEAD only (else
   // 405), with an ETag so that a browser revalidates with a 304. Only the
   // files registered so are served: no request reaches the file system, and
@@ -60,7 +57,7 @@ class HttpServer {
   size_t pending_connections() const { return pending_->load(std::memory_order_relaxed); }
 
   // Internal.
-  eio::Server* Route(std::string_view target) const;
+  HttpHandler* Route(std::string_view target) const;
   const StaticFile* StaticRoute(std::string_view target) const;
   const HttpOptions& options() const { return options_; }
   Runtime& runtime() { return runtime_; }
@@ -104,7 +101,7 @@ class HttpServer {
 
   Runtime& runtime_;
   HttpOptions options_;
-  std::vector<std::pair<std::string, eio::Server*>> mounts_;
+  std::vector<std::pair<std::string, HttpHandler*>> mounts_;
   std::map<std::string, StaticFile, std::less<>> files_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   uint16_t bound_port_ = 0;

@@ -9,7 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 
-#include "edge/engineio/server.h"
+#include "edge/http/handler.h"
 #include "edge/http/server.h"
 
 namespace switchboard::edge {
@@ -113,7 +113,7 @@ void HttpSession::OnHeader(beast::error_code ec) {
 
 void HttpSession::Dispatch() {
   if (const StaticFile* file = server_.StaticRoute(request().target())) return SendFile(*file);
-  eio::Server* target = server_.Route(request().target());
+  HttpHandler* target = server_.Route(request().target());
   if (target == nullptr) return SendPlain(http::status::not_found, "Not found");
   target->HandleRequest(shared_from_this());
 }

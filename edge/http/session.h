@@ -22,7 +22,7 @@ using RequestParser = http::request_parser<http::string_body>;
 using Response = http::response<http::string_body>;
 
 // One HTTP/1.1 connection on one shard: reads a request header, hands it to
-// the mounted Engine.IO server, writes the response, repeats (keep-alive).
+// the mounted HttpHandler, writes the response, repeats (keep-alive).
 // A request for a session held by another shard moves the whole connection
 // (its socket and already-read bytes) to that shard first.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {

@@ -7,7 +7,7 @@
 #include <atomic>
 #include <vector>
 
-#include "edge/engineio/websocket.h"
+#include "edge/engineio/transport.h"
 #include "edge/socketio/client.h"
 #include "edge/socketio/server.h"
 
@@ -204,21 +204,31 @@ void Namespace::Dispatch(const SocketPtr& socket, std::string_view event, EventA
   }
 }
 
-void Namespace::Deliver(std::shared_ptr<const Delivery> delivery) {
-  broadcasts_.fetch_add(1, std::memory_order_relaxed);
+template <typename Task>
+void Namespace::OnEveryShard(const Task& task) {
   auto& runtime = server_.runtime();
   int current = edge::Runtime::CurrentShard();
   for (size_t i = 0; i < runtime.size(); ++i) {
     if (static_cast<int>(i) == current) continue;
     shards_[i]->queued_deliveries.fetch_add(1, std::memory_order_relaxed);
-    runtime.Post(i, [this, delivery] {
+    runtime.Post(i, [this, task] {
       Local().queued_deliveries.fetch_sub(1, std::memory_order_relaxed);
-      DeliverLocal(*delivery);
+      task();
     });
   }
   // The caller's own shard last and inline, so that what a handler emits
   // reaches local clients before anything it sends afterwards (e.g. an ack).
-  if (current >= 0) DeliverLocal(*delivery);
+  if (current >= 0) task();
+}
+
+void Namespace::Deliver(std::shared_ptr<const Delivery> delivery) {
+  broadcasts_.fetch_add(1, std::memory_order_relaxed);
+  OnEveryShard([this, delivery] { DeliverLocal(*delivery); });
+}
+
+void Namespace::ForEachTarget(std::shared_ptr<const BroadcastTarget> target, TargetVisit visit) {
+  auto shared_visit = std::make_shared<const TargetVisit>(std::move(visit));
+  OnEveryShard([this, target, shared_visit] { (*shared_visit)(HoldLocalTarget(*target)); });
 }
 
 bool Namespace::Excluded(const BroadcastTarget& target, const Socket& socket) {
@@ -253,7 +263,7 @@ void Namespace::DeliverLocal(const Delivery& delivery) {
   // goes to each client's kernel buffer during the walk (paced publishes).
   // With more deliveries behind it, the writes wait for the end of the loop
   // turn, so that each client gets them all in one write.
-  std::optional<eio::WebSocketTransport::WriteThrough> write_through;
+  std::optional<eio::WriteThrough> write_through;
   if (local.queued_deliveries.load(std::memory_order_relaxed) == 0) write_through.emplace();
   // Collected first (in a buffer kept per thread): the walk below goes
   // through them in batches.
@@ -298,21 +308,25 @@ uint64_t Namespace::BroadcastDeliveries() const {
   return total;
 }
 
-void Namespace::ForEachLocalTarget(const BroadcastTarget& target,
-                                   const std::function<void(Socket&)>& visit) {
+std::vector<SocketPtr> Namespace::HoldLocalTarget(const BroadcastTarget& target) {
   std::vector<Socket*> members;
   if (target.rooms.empty() && target.user_ids.empty()) {
     for (Socket* socket : Local().sockets) members.push_back(socket);
   } else {
     CollectUnion(target, members);
   }
-  // Hold them: a visit may disconnect a socket (and so release it).
+  // Held: a visit may disconnect a socket (and so release it).
   std::vector<SocketPtr> held;
   held.reserve(members.size());
   for (Socket* socket : members) {
     if (!Excluded(target, *socket)) held.push_back(socket->shared_from_this());
   }
-  for (const SocketPtr& socket : held) {
+  return held;
+}
+
+void Namespace::ForEachLocalTarget(const BroadcastTarget& target,
+                                   const std::function<void(Socket&)>& visit) {
+  for (const SocketPtr& socket : HoldLocalTarget(target)) {
     if (socket->connected()) visit(*socket);
   }
 }

@@ -77,6 +77,13 @@ class Namespace {
   }
   // Sends an encoded packet to its target on every shard.
   void Deliver(std::shared_ptr<const Delivery> delivery);
+  // Runs `visit` once on every shard with the connected sockets `target`
+  // matches there (each once, held: a visit may join, leave or disconnect
+  // them), by Deliver()'s fan-out: one post per shard, the caller's own shard
+  // last and inline. For what is not one packet for all recipients: commands,
+  // emits with an ack id per recipient (AckEvent).
+  using TargetVisit = std::function<void(const std::vector<SocketPtr>& sockets)>;
+  void ForEachTarget(std::shared_ptr<const BroadcastTarget> target, TargetVisit visit);
 
   // Visits the sockets of this namespace on the calling shard (snapshots).
   void ForEachLocalSocket(const std::function<void(const Socket&)>& visit) const;
@@ -122,7 +129,13 @@ class Namespace {
       handler(socket, event, args.json(), std::move(ack));
     };
   }
+  // Runs `task` on every shard: posted to the others (counted as queued
+  // deliveries until it starts), on the caller's own shard last and inline.
+  template <typename Task>
+  void OnEveryShard(const Task& task);
   void DeliverLocal(const Delivery& delivery);
+  // The sockets `target` matches on this shard, each once, held.
+  std::vector<SocketPtr> HoldLocalTarget(const BroadcastTarget& target);
   // The members of a union target (several rooms, or users) on this shard,
   // each once, except-lists not applied.
   void CollectUnion(const BroadcastTarget& target, std::vector<Socket*>& out);

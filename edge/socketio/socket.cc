@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdint>
 
+#include "edge/socketio/ack_event.h"
 #include "edge/socketio/client.h"
 #include "edge/socketio/event_args.h"
 #include "edge/socketio/namespace.h"
@@ -128,6 +129,20 @@ void Socket::EmitWithAck(std::string_view event, Json args, std::chrono::millise
     if (callback) callback(absl::UnavailableError("socket is disconnected"));
     return;
   }
+  uint64_t id = AwaitAck(timeout, std::move(callback));
+  SendPacket(MakeEvent(nsp_.name(), event, std::move(args), id));
+}
+
+void Socket::EmitWithAck(const AckEvent& event, std::chrono::milliseconds timeout,
+                         AckCallback callback) {
+  if (!connected_) {
+    if (callback) callback(absl::UnavailableError("socket is disconnected"));
+    return;
+  }
+  SendFrames(event.Frames(AwaitAck(timeout, std::move(callback))), /*is_volatile=*/false);
+}
+
+uint64_t Socket::AwaitAck(std::chrono::milliseconds timeout, AckCallback callback) {
   uint64_t id = next_ack_id_++;
   auto pending = std::make_unique<PendingAck>(PendingAck{
       id, std::move(callback),
@@ -147,7 +162,7 @@ void Socket::EmitWithAck(std::string_view event, Json args, std::chrono::millise
   std::unique_ptr<PendingAck>* tail = &pending_acks_;
   while (*tail) tail = &(*tail)->next;
   *tail = std::move(pending);
-  SendPacket(MakeEvent(nsp_.name(), event, std::move(args), id));
+  return id;
 }
 
 void Socket::OnAck(uint64_t id, Json args) {

@@ -18,6 +18,7 @@
 namespace switchboard::sio {
 
 class Namespace;
+class AckEvent;
 class Broadcast;
 class Client;
 using Handshake = eio::Handshake;
@@ -69,6 +70,8 @@ class Socket : public std::enable_shared_from_this<Socket> {
   void Emit(std::string_view event, Json args = Json::array());
   void EmitWithAck(std::string_view event, Json args,
                    std::chrono::milliseconds timeout, AckCallback callback);
+  // The same with the event encoded once for many sockets (AckEvent).
+  void EmitWithAck(const AckEvent& event, std::chrono::milliseconds timeout, AckCallback callback);
   // Emits only when the client can take it now (dropped otherwise).
   void EmitVolatile(std::string_view event, Json args = Json::array());
 
@@ -108,6 +111,8 @@ class Socket : public std::enable_shared_from_this<Socket> {
 
  private:
   void OnAck(uint64_t id, Json args);
+  // Registers `callback` (with its timeout) under the next ack id; returns it.
+  uint64_t AwaitAck(std::chrono::milliseconds timeout, AckCallback callback);
   // The event rate limit: false when this client event is dropped (and the
   // client told, or disconnected for flooding).
   bool AllowEvent(const std::optional<uint64_t>& ack_id);

@@ -507,8 +507,7 @@ TEST(MembershipJournalStandalone, KeptCountsEqualARecount) {
     Fake fake;
     fake.session = std::make_shared<eio::Session>(
         io.engine(), id, 0,
-        eio::Handshake("127.0.0.1", "/socket.io/?EIO=4", std::chrono::system_clock::now()),
-        eio::Session::Transport::kWebSocket);
+        eio::Handshake("127.0.0.1", "/socket.io/?EIO=4", std::chrono::system_clock::now()));
     fake.socket = std::make_shared<sio::Socket>(std::make_shared<sio::Client>(io, fake.session),
                                                 io.Of(nsp), id, Json());
     fake.socket->SetUserId(user);

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "edge/engineio/packet.h"
+#include "edge/socketio/ack_event.h"
 #include "edge/socketio/decoder.h"
 #include "edge/socketio/event_args.h"
 #include "gtest/gtest.h"
@@ -798,6 +799,32 @@ TEST(DecoderTest, BracketsInsideStringsDoNotCount) {
   EXPECT_EQ((*p.data)[0], Json("a\"" + many));
   p = DecodeOne("2[\"a\\\\\",[[1]]]");  // Escaped backslash, then real close.
   EXPECT_EQ((*p.data)[0], Json("a\\"));
+}
+
+// AckEvent: one encoding, then each recipient's ack id spliced in, must be
+// byte for byte what Encode makes of the packet with that id.
+TEST(AckEventTest, FramesWithAnIdAreTheEncodingOfThePacketWithThatId) {
+  const std::vector<Packet> events = {
+      MakeEvent("/", "greet", Json::array({"hi", 1})),
+      MakeEvent("/chat", "greet", Json::array({Json{{"a", "b,c"}}})),
+      MakeEvent("/", "file", Json::array({Bin({1, 2, 3}), "x"})),
+      MakeEvent("/admin", "files", Json::array({Bin({4}), Bin({5, 6})})),
+      MakeEvent("/", "none", Json::array()),
+  };
+  for (const Packet& event : events) {
+    AckEvent once(event);
+    for (uint64_t id : {uint64_t{0}, uint64_t{7}, uint64_t{123456789012345}}) {
+      Packet with_id = event;
+      with_id.id = id;
+      std::vector<eio::Frame> expected = Encode(with_id);
+      std::vector<eio::Frame> got = once.Frames(id);
+      ASSERT_EQ(got.size(), expected.size()) << *expected[0].bytes;
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(*got[i].bytes, *expected[i].bytes);
+        EXPECT_EQ(got[i].binary, expected[i].binary);
+      }
+    }
+  }
 }
 
 }  // namespace

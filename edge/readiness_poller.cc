@@ -1,10 +1,10 @@
-#include "edge/engineio/readiness_poller.h"
+#include "edge/readiness_poller.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 
-namespace switchboard::eio {
+namespace switchboard::edge {
 namespace net = boost::asio;
 
 namespace {
@@ -107,4 +107,4 @@ void ReadinessPoller::Drain() {
   Arm();
 }
 
-}  // namespace switchboard::eio
+}  // namespace switchboard::edge

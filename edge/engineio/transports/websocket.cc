@@ -1,4 +1,4 @@
-#include "edge/engineio/websocket.h"
+#include "edge/engineio/transports/websocket.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -9,8 +9,6 @@
 #include <chrono>
 #include <limits>
 #include <vector>
-
-#include "edge/engineio/session.h"
 
 namespace switchboard::eio {
 namespace net = boost::asio;
@@ -53,12 +51,10 @@ ScheduledFlushes& Scheduled() {
   return scheduled;
 }
 
-thread_local int write_through_depth = 0;
-
 // A frame as it goes on the wire, header and payload in one buffer: made once
 // per payload and used by the writes of one delivery to every client of this
-// thread, each then a single send() of it. Dropped with the last
-// WriteThrough scope.
+// thread, each then a single send() of it. Dropped when the last
+// WriteThrough scope ends.
 constexpr size_t kMaxWirePayload = 64 * 1024;
 struct Wire {
   std::shared_ptr<const std::string> payload;  // held, so its address names it
@@ -76,6 +72,7 @@ const std::string& WireBytes(const Frame& frame) {
         ws::EncodeServerHeader(frame.binary ? ws::kBinary : ws::kText, frame.bytes->size(), header);
     wire.bytes.assign(reinterpret_cast<const char*>(header), size);
     wire.bytes.append(*frame.bytes);
+    WriteThrough::AtEnd(&WebSocketTransport::ReleaseWire);
   }
   return wire.bytes;
 }
@@ -85,11 +82,11 @@ const std::string& WireBytes(const Frame& frame) {
 WebSocketTransport::WebSocketTransport(tcp::socket socket, std::string upgrade_response,
                                        size_t max_message_bytes,
                                        std::chrono::milliseconds write_timeout)
-    : poller_(ReadinessPoller::Of(socket.get_executor())),
-      max_message_(max_message_bytes),
-      fd_(-1),
+    : fd_(-1),
       write_timeout_ms_(static_cast<uint32_t>(
-          std::clamp<int64_t>(write_timeout.count(), 1, std::numeric_limits<uint32_t>::max()))) {
+          std::clamp<int64_t>(write_timeout.count(), 1, std::numeric_limits<uint32_t>::max()))),
+      poller_(edge::ReadinessPoller::Of(socket.get_executor())),
+      max_message_(max_message_bytes) {
   boost::system::error_code ignored;
   socket.non_blocking(true, ignored);
   // Not a TCP socket behind the TLS relay: then the option fails, harmlessly.
@@ -110,8 +107,8 @@ WebSocketTransport::~WebSocketTransport() {
   if (!socket_closed_) ::close(fd_);
 }
 
-void WebSocketTransport::Attach(std::shared_ptr<Session> session) {
-  session_ = std::move(session);
+void WebSocketTransport::Attach(std::shared_ptr<TransportListener> listener) {
+  listener_ = std::move(listener);
   reading_ = true;
   Watch();
   if (!write_waiting_) TrySend();
@@ -145,20 +142,17 @@ void WebSocketTransport::OnReady(uint32_t events) {
 void WebSocketTransport::OnShutdown() {
   // Nothing runs after this: the last reference goes now, not in a post.
   auto self = std::move(self_);
-  session_.reset();
+  listener_.reset();
   CloseSocket();
 }
 
 // ---- writing ---------------------------------------------------------------
 
-WebSocketTransport::WriteThrough::WriteThrough() { ++write_through_depth; }
-WebSocketTransport::WriteThrough::~WriteThrough() {
-  if (--write_through_depth == 0 && wire.payload) wire = Wire{};
-}
+void WebSocketTransport::ReleaseWire() { wire = Wire{}; }
 
 void WebSocketTransport::Write(const Frame* frames, size_t count) {
   if (closing_ || socket_closed_) return;
-  if (write_through_depth > 0 && out_head_ == out_.size() && !write_waiting_ && !flush_scheduled_ &&
+  if (WriteThrough::active() && out_head_ == out_.size() && !write_waiting_ && !flush_scheduled_ &&
       count <= kBatch) {
     return WriteNow(frames, count);
   }
@@ -348,8 +342,15 @@ void WebSocketTransport::OnTimer() {
   Lost("transport error");
 }
 
-void WebSocketTransport::Close(bool flush) {
-  session_.reset();
+void WebSocketTransport::HandOver(Transport&) { CloseConnection(true); }
+
+bool WebSocketTransport::Close(CloseMode mode) {
+  CloseConnection(mode == CloseMode::kFlush);
+  return true;
+}
+
+void WebSocketTransport::CloseConnection(bool flush) {
+  listener_.reset();
   if (closing_ || socket_closed_) return;
   closing_ = true;
   if (!flush) DropUnsent();
@@ -433,7 +434,7 @@ void WebSocketTransport::Consume(char* data, size_t size) {
       case ws::ParseStatus::kIncomplete: reading = false; continue;
       case ws::ParseStatus::kProtocol: return FailWith(1002, "transport error");
       case ws::ParseStatus::kTooBig:
-        if (auto session = session_) session->OnMessageTooBig();
+        if (auto listener = listener_) listener->OnTransportMessageTooBig();
         return FailWith(1009, "transport error");
       case ws::ParseStatus::kFrame: break;
     }
@@ -476,7 +477,7 @@ bool WebSocketTransport::HandleFrame(const ws::ClientFrame& frame) {
         return false;
       }
       if (Partial().message.size() + frame.payload.size() > max_message_) {
-        if (auto session = session_) session->OnMessageTooBig();
+        if (auto listener = listener_) listener->OnTransportMessageTooBig();
         FailWith(1009, "transport error");
         return false;
       }
@@ -522,8 +523,8 @@ bool WebSocketTransport::HandleFrame(const ws::ClientFrame& frame) {
 
 void WebSocketTransport::Deliver(std::string_view message, bool binary) {
   if (!binary && !ws::IsValidUtf8(message)) return FailWith(1007, "transport error");
-  // The session may close us while handling the message.
-  if (auto session = session_) session->OnFrame(this, message, binary);
+  // The listener may close us while handling the message.
+  if (auto listener = listener_) listener->OnTransportMessage(*this, message, binary);
 }
 
 WebSocketTransport::PartialInput& WebSocketTransport::Partial() {
@@ -550,12 +551,12 @@ void WebSocketTransport::Lost(std::string_view reason) {
 }
 
 void WebSocketTransport::NotifyClosed(std::string_view reason) {
-  auto session = std::move(session_);
-  if (!session) return;
-  // Never from inside the session's own call (a write during a broadcast).
+  auto listener = std::move(listener_);
+  if (!listener) return;
+  // Never from inside the listener's own call (a write during a broadcast).
   net::post(poller_.executor(),
-            [self = shared_from_this(), session = std::move(session),
-             reason = std::string(reason)] { session->OnTransportClosed(self.get(), reason); });
+            [self = shared_from_this(), listener = std::move(listener),
+             reason = std::string(reason)] { listener->OnTransportClosed(*self, reason); });
 }
 
 void WebSocketTransport::CloseSocket() {
@@ -569,7 +570,7 @@ void WebSocketTransport::CloseSocket() {
   queued_bytes_ = 0;
   partial_.reset();
   // Closing the descriptor takes it out of the epoll set.
-  ReadinessPoller::Listener::unlink();
+  edge::ReadinessPoller::Listener::unlink();
   ::close(fd_);
   // Events of the poller's current batch may still name this transport:
   // the last reference goes in a later turn.

@@ -11,12 +11,11 @@
 
 #include "absl/container/inlined_vector.h"
 #include "edge/engineio/packet.h"
-#include "edge/engineio/readiness_poller.h"
+#include "edge/engineio/transport.h"
 #include "edge/engineio/websocket_frame.h"
+#include "edge/readiness_poller.h"
 
 namespace switchboard::eio {
-
-class Session;
 
 // The WebSocket transport of one session, on the bare TCP socket (RFC 6455
 // framing of our own, edge/engineio/websocket_frame.h): the per-connection
@@ -27,10 +26,12 @@ class Session;
 // per-thread buffer; only the tail of an incomplete frame is kept. Writes
 // are gathered: frames queued in one turn of the shard's event loop (or
 // while the socket is full) leave in one sendmsg() of their headers and their
-// shared payload bytes, up to kBatch frames at a time. Inside a WriteThrough scope a write to a transport
-// with nothing queued goes to the kernel at once instead.
-class WebSocketTransport : public std::enable_shared_from_this<WebSocketTransport>,
-                           private ReadinessPoller::Listener {
+// shared payload bytes, up to kBatch frames at a time. Inside a WriteThrough
+// scope (edge/engineio/transport.h) a write to a transport with nothing queued
+// goes to the kernel at once instead.
+class WebSocketTransport final : public Transport,
+                                 public std::enable_shared_from_this<WebSocketTransport>,
+                                 private edge::ReadinessPoller::Listener {
  public:
   // `socket` has just received the opening handshake; `upgrade_response` is
   // the 101 answer (ws::UpgradeResponse), sent first. Output that makes no
@@ -41,37 +42,34 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
                      std::chrono::milliseconds write_timeout = std::chrono::seconds(30));
   ~WebSocketTransport();
 
-  // Starts delivering messages to `session` (the first call starts reading).
-  void Attach(std::shared_ptr<Session> session);
-
-  void Write(const Frame& frame) { Write(&frame, 1); }
-  // The frames of one packet, in order.
-  void Write(const Frame* frames, size_t count);
-
-  // While one lives on the calling thread, a write to a transport with nothing
-  // queued goes to the kernel right away, one send() (sendmsg() for several
-  // frames), and only what the kernel does not take is queued: for a delivery
-  // with no other delivery queued behind it, whose frames have nothing to
-  // coalesce with. Scopes nest.
-  class WriteThrough {
-   public:
-    WriteThrough();
-    ~WriteThrough();
-    WriteThrough(const WriteThrough&) = delete;
-    WriteThrough& operator=(const WriteThrough&) = delete;
-  };
-  // Bytes queued and not yet handed to the kernel.
-  size_t queued_bytes() const { return queued_bytes_; }
-  // Asks the CPU for the fields Write() reads.
-  void Prefetch() const {
-    __builtin_prefetch(&fd_);
-    __builtin_prefetch(&queued_bytes_);
+  // Transport
+  std::string_view name() const override { return "websocket"; }
+  // The first call starts reading.
+  void Attach(std::shared_ptr<TransportListener> listener) override;
+  // In a WriteThrough scope with nothing queued: one send() (sendmsg() for
+  // several frames) right away, and only what the kernel does not take is
+  // queued.
+  void Write(const Frame* frames, size_t count) override;
+  using Transport::Write;
+  bool TakesVolatile(size_t volatile_drop_bytes) const override {
+    return queued_bytes_ < volatile_drop_bytes;
   }
+  // Nothing to hand over (a WebSocket is the end of an upgrade): closes.
+  void HandOver(Transport& next) override;
+  // kFlush sends what is queued first; otherwise only the frame already
+  // begun is finished. Done at once (the close frame and the linger are the
+  // transport's own business).
+  bool Close(CloseMode mode) override;
+  void Discard() override { CloseConnection(true); }
 
   // Sends what is queued (all of it, or only the frame already begun when
   // `flush` is false), then a close frame, then closes the connection.
-  // Messages no longer reach the session.
-  void Close(bool flush = true);
+  // Messages no longer reach the listener.
+  void CloseConnection(bool flush = true);
+
+  // The outermost WriteThrough scope of the thread ended: drops the frame
+  // kept for the scope's writes.
+  static void ReleaseWire();
 
   // Since the start, all transports of the process: connections closed
   // because their output stalled past the write timeout, and connections
@@ -120,14 +118,37 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   void Deliver(std::string_view message, bool binary);
   // Fails the connection with a close frame carrying `code`.
   void FailWith(uint16_t code, std::string_view reason);
-  // The connection is gone (error, EOF): tells the session, closes.
+  // The connection is gone (error, EOF): tells the listener, closes.
   void Lost(std::string_view reason);
   void NotifyClosed(std::string_view reason);
   void CloseSocket();
 
-  ReadinessPoller& poller_;
+  // The small fields first: Write() reads them, and they share the object's
+  // first cache lines with the vtable pointer (Transport::Prefetch). A
+  // connection holds them for its whole life.
+  int fd_;
+  uint32_t out_head_ = 0;  // first entry not fully sent
+  uint32_t write_timeout_ms_;
+  uint8_t message_opcode_ = 0;
+  bool watched_ = false;
+  bool reading_ = false;        // reads wanted (attached, or closing)
+  bool readable_ = false;       // input may be waiting (edge-triggered)
+  bool read_posted_ = false;    // a read continues in a later turn
+  bool write_waiting_ = false;  // the socket was full: wait for EPOLLOUT
+  bool flush_scheduled_ = false;
+  bool closing_ = false;      // close frame queued: nothing more is sent
+  bool close_sent_ = false;   // ... and handed to the kernel
+  bool peer_closed_ = false;  // the client's close frame arrived
+  bool socket_closed_ = false;
+  bool timer_waiting_ = false;  // a wait on timer_ is pending
+  // One entry inline: the queue is empty while a connection keeps up, and a
+  // burst grows it on the heap (given back once drained).
+  static constexpr size_t kInlineOut = 1;
+  absl::InlinedVector<Outgoing, kInlineOut> out_;
+  size_t out_offset_ = 0;  // bytes of out_[out_head_] already sent
+  edge::ReadinessPoller& poller_;
   size_t max_message_;
-  std::shared_ptr<Session> session_;
+  std::shared_ptr<TransportListener> listener_;
   // Set while the poller watches the socket: the poller holds a plain pointer.
   std::shared_ptr<WebSocketTransport> self_;
   // Input held between reads: only while a frame or a fragmented message is
@@ -139,12 +160,6 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   PartialInput& Partial();
   void ReleasePartial();
   std::unique_ptr<PartialInput> partial_;
-  // One entry inline: the queue is empty while a connection keeps up, and a
-  // burst grows it on the heap (given back once drained).
-  static constexpr size_t kInlineOut = 1;
-  absl::InlinedVector<Outgoing, kInlineOut> out_;
-  size_t out_offset_ = 0;  // bytes of out_[out_head_] already sent
-  size_t queued_bytes_ = 0;
   // Only while output is stalled (the write deadline) or after our close frame
   // (the linger): a connection that keeps up holds none.
   struct Timer {
@@ -155,22 +170,6 @@ class WebSocketTransport : public std::enable_shared_from_this<WebSocketTranspor
   std::unique_ptr<Timer> timer_;
   static inline std::atomic<uint64_t> write_timeouts_{0};
   static inline std::atomic<uint64_t> descriptor_failures_{0};
-  // The small fields together: a connection holds them for its whole life.
-  int fd_;
-  uint32_t out_head_ = 0;  // first entry not fully sent
-  uint32_t write_timeout_ms_;
-  uint8_t message_opcode_ = 0;
-  bool watched_ = false;
-  bool reading_ = false;         // reads wanted (attached, or closing)
-  bool readable_ = false;        // input may be waiting (edge-triggered)
-  bool read_posted_ = false;     // a read continues in a later turn
-  bool write_waiting_ = false;   // the socket was full: wait for EPOLLOUT
-  bool flush_scheduled_ = false;
-  bool closing_ = false;      // close frame queued: nothing more is sent
-  bool close_sent_ = false;   // ... and handed to the kernel
-  bool peer_closed_ = false;  // the client's close frame arrived
-  bool socket_closed_ = false;
-  bool timer_waiting_ = false;  // a wait on timer_ is pending
 };
 
 }  // namespace switchboard::eio

@@ -8,7 +8,7 @@
 #include <boost/intrusive/list.hpp>
 #include <cstdint>
 
-namespace switchboard::eio {
+namespace switchboard::edge {
 
 // Readiness of many sockets through one epoll set of our own, itself watched
 // by the io_context (one service per io_context, i.e. per shard).
@@ -74,4 +74,4 @@ class ReadinessPoller : public boost::asio::execution_context::service {
   bool stopped_ = false;
 };
 
-}  // namespace switchboard::eio
+}  // namespace switchboard::edge
