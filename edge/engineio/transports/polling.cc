@@ -32,7 +32,7 @@ PollingTransport::PollingTransport(Server& server, size_t shard) : server_(serve
 PollingTransport::~PollingTransport() = default;
 
 void PollingTransport::Report(std::string_view reason) {
-  if (auto listener = listener_) listener->OnTransportClosed(*this, reason);
+  if (auto listener = listener_.lock()) listener->OnTransportClosed(*this, reason);
 }
 
 // ---- in ---------------------------------------------------------------------
@@ -56,7 +56,7 @@ void PollingTransport::HandlePost(const std::shared_ptr<edge::HttpSession>& http
                    if (ec) return self->Report("transport error");
                    self->server_.Count(self->shard_, Server::Counter::kBytesIn, body.size());
                    // The session closed (or moved on) while the body arrived.
-                   auto listener = self->listener_;
+                   auto listener = self->listener_.lock();
                    if (!listener || !listener->AcceptsPackets()) {
                      return self->server_.SendError(http, 400, kBadRequest, "Bad request");
                    }
@@ -76,7 +76,7 @@ void PollingTransport::HandlePost(const std::shared_ptr<edge::HttpSession>& http
 // ---- out --------------------------------------------------------------------
 
 void PollingTransport::HandleGet(const std::shared_ptr<edge::HttpSession>& http) {
-  if (!listener_) return server_.SendError(http, 400, kBadRequest, "Bad request");
+  if (listener_.expired()) return server_.SendError(http, 400, kBadRequest, "Bad request");
   if (poll_) {
     // At most one pending GET: a second one is a protocol violation.
     server_.SendError(http, 400, kBadRequest, "Bad request");
@@ -181,7 +181,7 @@ bool PollingTransport::Close(CloseMode mode) {
 }
 
 void PollingTransport::Discard() {
-  auto listener = std::move(listener_);
+  listener_.reset();
   linger_timer_.reset();
   if (poll_) RespondPoll(NoopPayload());
   // A POST still arriving is cut off (its body would only find the session

@@ -57,7 +57,9 @@ class PollingTransport final : public Transport,
 
   Server& server_;
   size_t shard_;
-  std::shared_ptr<TransportListener> listener_;
+  // Weak: the session owns its transport, and the server's table owns the
+  // session; a strong pointer back would be a cycle that outlives both.
+  std::weak_ptr<TransportListener> listener_;
   // Frames for the next GET (and those queued before an upgrade completes).
   std::vector<Frame> queue_;
   std::shared_ptr<edge::HttpSession> poll_;  // pending long-poll GET
