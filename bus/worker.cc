@@ -109,7 +109,8 @@ std::shared_ptr<const void> DeliveryBudget::TryReserve(uint64_t bytes) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
-  return std::shared_ptr<const void>(new Hold{shared_from_this(), bytes});
+  // One allocation for the hold and its count (per bus message).
+  return std::make_shared<const Hold>(shared_from_this(), bytes);
 }
 
 Executor Worker::ExecutorFor(const std::shared_ptr<Worker>& worker) {

@@ -70,9 +70,10 @@ MembershipJournal::Options JournalOptions(const EdgeLink::Options& options, sio:
 std::shared_ptr<const sio::Delivery> Held(sio::Delivery delivery,
                                           std::shared_ptr<const void> hold) {
   if (!hold) return std::make_shared<const sio::Delivery>(std::move(delivery));
-  return std::shared_ptr<const sio::Delivery>(
-      new sio::Delivery(std::move(delivery)),
-      [hold = std::move(hold)](const sio::Delivery* d) { delete d; });
+  // One allocation for both; the pointer handed out aliases the delivery.
+  auto both = std::make_shared<const std::pair<sio::Delivery, std::shared_ptr<const void>>>(
+      std::move(delivery), std::move(hold));
+  return std::shared_ptr<const sio::Delivery>(both, &both->first);
 }
 
 int64_t UnixNanosNow() {
