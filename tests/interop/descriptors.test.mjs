@@ -9,7 +9,6 @@
 
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -17,6 +16,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { io } from "socket.io-client";
 
+import { makeCertificate } from "./lib/certificate.mjs";
 import { httpGet } from "./lib/http.mjs";
 import { startServer } from "./lib/server.mjs";
 
@@ -27,18 +27,6 @@ const HEADERS_TIMEOUT_MS = 5000;
 
 const dir = mkdtempSync(path.join(tmpdir(), "sb-descriptors-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-// A certificate for 127.0.0.1, made with the openssl CLI (as tls.test.mjs does).
-function makeCertificate() {
-  const cert = path.join(dir, "cert.pem");
-  const key = path.join(dir, "key.pem");
-  execFileSync("openssl", [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
-    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-  ], { stdio: ["ignore", "ignore", "pipe"] });
-  return { cert, key, ca: readFileSync(cert) };
-}
 
 async function start(limits, name, tls = null) {
   const file = path.join(dir, `${name}.json`);
@@ -102,7 +90,7 @@ for (const tls of [false, true]) {
     });
 
     test("refuses what it cannot hold, stays up, serves again once descriptors free up", async () => {
-      const certificate = tls ? makeCertificate() : null;
+      const certificate = tls ? makeCertificate(dir) : null;
       const ca = certificate?.ca;
       server = await start({ http: { headersTimeout: HEADERS_TIMEOUT_MS } },
                            tls ? "standalone-nofile-tls" : "standalone-nofile", certificate);

@@ -7,13 +7,13 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { io } from "socket.io-client";
 
 import { connectApi, json } from "./lib/api.mjs";
+import { makeCertificate } from "./lib/certificate.mjs";
 import { CONFIG_DIR, TRANSPORTS, eventually } from "./lib/cluster.mjs";
 import { startServer } from "./lib/server.mjs";
 import { WAIT_MS, call, once, withTimeout } from "./lib/wait.mjs";
@@ -27,14 +27,8 @@ let api;
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), "sb-tls-"));
-  const cert = path.join(dir, "cert.pem");
-  const key = path.join(dir, "key.pem");
-  execFileSync("openssl", [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
-    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-  ], { stdio: ["ignore", "ignore", "pipe"] });
-  ca = readFileSync(cert);
+  const { cert, key, ca: trusted } = makeCertificate(dir);
+  ca = trusted;
   server = await startServer(
     "switchboard",
     ["standalone", "--config", CONFIG, "--threads", "2", "--listen", "127.0.0.1:0",
