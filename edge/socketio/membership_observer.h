@@ -21,6 +21,13 @@ class MembershipObserver {
   virtual void OnLeft(const Socket& socket, const std::string& room) = 0;
   // The socket's connection moved from polling to WebSocket.
   virtual void OnTransportChanged(const Socket& /*socket*/) {}
+  // The socket's session moved to another edge (a WebSocket upgrade landed
+  // there): it is no longer here, but it did not disconnect. Reported
+  // instead of OnDisconnected; the socket still lists its rooms.
+  virtual void OnMovedOut(const Socket& /*socket*/, std::string_view /*to_edge*/) {}
+  // A socket whose session moved here from `from_edge`, with its id, user,
+  // rooms and data: reported instead of OnConnected (and its joins).
+  virtual void OnMovedIn(const Socket& /*socket*/, std::string_view /*from_edge*/) {}
 };
 
 }  // namespace switchboard::sio
