@@ -77,6 +77,16 @@ std::string ForwardEventPattern(std::string_view event) {
   return Join("sb.v1.forward.*.", NameToken(event));
 }
 
+std::string MoveSubject(std::string_view edge_id) { return Join("sb.v1.move.", edge_id); }
+
+std::string SocketSubject(std::string_view socket_id) {
+  std::string_view edge = EdgeOfSocketId(socket_id);
+  if (edge.empty()) return {};
+  return Join("sb.v1.sock.", socket_id);
+}
+
+std::string SocketPattern(std::string_view edge_id) { return Join("sb.v1.sock.", edge_id, ".*"); }
+
 std::string WatchQueueGroup(std::string_view group) { return Join("sbw.", NameToken(group)); }
 
 std::string AckRefPrefix(std::string_view edge_id, std::string_view nonce) {
@@ -108,8 +118,8 @@ void TargetSubjectSet::AddRoom(std::string_view room) {
 
 void TargetSubjectSet::AddSocket(std::string_view socket_id) {
   named_ = true;
-  std::string_view edge = EdgeOfSocketId(socket_id);
-  if (!edge.empty() && edge != local_edge_) subjects_.push_back(EdgeSubject(edge));
+  std::string subject = SocketSubject(socket_id);
+  if (!subject.empty()) subjects_.push_back(std::move(subject));
 }
 
 void TargetSubjectSet::AddUser(std::string_view user_id) {

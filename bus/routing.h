@@ -41,6 +41,13 @@ std::string ForwardEventPattern(std::string_view event);
 std::string WatchQueueGroup(std::string_view group);
 // Broker -> edge requests answering a forwarded event's ack (ForwardAck).
 std::string ForwardAckSubject(std::string_view edge_id);
+// Edge -> edge requests moving a session (MoveRequest): to the session's owner.
+std::string MoveSubject(std::string_view edge_id);
+// One socket: "sb.v1.sock.<edge-id>.<local id>" for a socket id "<edge-id>.<local id>". The
+// edge that made the id takes them all (SocketPattern); an edge a socket moved to subscribes to
+// the socket's own subject. Empty for an id of another form.
+std::string SocketSubject(std::string_view socket_id);
+std::string SocketPattern(std::string_view edge_id);
 
 inline constexpr std::string_view kAllMembership = "sb.v1.membership.>";
 inline constexpr std::string_view kAllHeartbeats = "sb.v1.heartbeat.>";
@@ -67,12 +74,12 @@ inline std::string_view NamespaceOrDefault(std::string_view nsp) {
 // each once: each room's; each user's; the edge subject of each socket id and
 // of each room named by a socket id (a socket is a room of its own, as with
 // Socket.IO's to(socket.id)); the namespace's when the target names no room,
-// socket or user. `local_edge` (an edge relaying what its own clients caused)
-// is left out: that edge delivers locally.
+// socket or user. An edge relaying what its own clients caused sends to its
+// own sockets' subjects too (a socket may have moved to another edge since):
+// it does not receive its own messages.
 class TargetSubjectSet {
  public:
-  explicit TargetSubjectSet(std::string_view nsp, std::string_view local_edge = {})
-      : nsp_(nsp), local_edge_(local_edge) {}
+  explicit TargetSubjectSet(std::string_view nsp) : nsp_(nsp) {}
   void AddRoom(std::string_view room);
   void AddSocket(std::string_view socket_id);
   void AddUser(std::string_view user_id);
@@ -80,7 +87,6 @@ class TargetSubjectSet {
 
  private:
   std::string_view nsp_;
-  std::string_view local_edge_;
   bool named_ = false;
   std::vector<std::string> subjects_;
 };
@@ -88,9 +94,8 @@ class TargetSubjectSet {
 // TargetSubjectSet over any ranges of names (proto repeated fields, vectors).
 template <typename Rooms, typename SocketIds, typename UserIds>
 std::vector<std::string> TargetSubjects(std::string_view nsp, const Rooms& rooms,
-                                        const SocketIds& socket_ids, const UserIds& user_ids,
-                                        std::string_view local_edge = {}) {
-  TargetSubjectSet set(nsp, local_edge);
+                                        const SocketIds& socket_ids, const UserIds& user_ids) {
+  TargetSubjectSet set(nsp);
   for (const auto& room : rooms) set.AddRoom(room);
   for (const auto& id : socket_ids) set.AddSocket(id);
   for (const auto& user : user_ids) set.AddUser(user);

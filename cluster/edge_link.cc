@@ -2,9 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "bus/routing.h"
 #include "cluster/arguments.h"
@@ -88,6 +90,11 @@ EdgeLink::EdgeLink(bus::Bus& bus, sio::Server& server, Options options)
     : bus_(bus),
       server_(server),
       options_(std::move(options)),
+      own_socket_prefix_([&] {
+        std::string pattern = bus::SocketPattern(options_.edge_id);
+        pattern.pop_back();  // the "*"
+        return pattern;
+      }()),
       journal_(bus, options_.edge_id, JournalOptions(options_, server)) {}
 
 absl::StatusOr<std::unique_ptr<EdgeLink>> EdgeLink::Start(bus::Bus& bus, sio::Server& server,
@@ -101,7 +108,9 @@ absl::StatusOr<std::unique_ptr<EdgeLink>> EdgeLink::Start(bus::Bus& bus, sio::Se
   }
   std::unique_ptr<EdgeLink> link(new EdgeLink(bus, server, std::move(options)));
   if (absl::Status status = link->journal_.ServeSnapshots(); !status.ok()) return status;
-  link->AddInterest(bus::EdgeSubject(link->options_.edge_id));
+  // A socket's subject names the edge that made its id; sockets that moved
+  // here are subscribed one by one (OnMovedIn).
+  link->AddInterest(bus::SocketPattern(link->options_.edge_id));
   server.SetMembershipObserver(link.get());
   server.SetBroadcastRelay(link.get());
   link->heartbeat_thread_ = std::thread([raw = link.get()] { raw->HeartbeatLoop(); });
@@ -127,7 +136,13 @@ EdgeLink::~EdgeLink() {
 
 // ------------------------------------------------------------ interest ---
 
+// One of this edge's own socket ids' subjects: its SocketPattern has them all.
+bool EdgeLink::OwnSocketSubject(std::string_view subject) const {
+  return subject.starts_with(own_socket_prefix_) && subject.back() != '*';
+}
+
 void EdgeLink::AddInterest(const std::string& subject) {
+  if (subject.empty() || OwnSocketSubject(subject)) return;
   std::lock_guard lock(interest_mu_);
   Interest& interest = interests_[subject];
   if (interest.count++ > 0) return;
@@ -140,6 +155,7 @@ void EdgeLink::AddInterest(const std::string& subject) {
 }
 
 void EdgeLink::DropInterest(const std::string& subject) {
+  if (subject.empty() || OwnSocketSubject(subject)) return;
   bus::SubscriptionPtr gone;
   {
     std::lock_guard lock(interest_mu_);
@@ -182,12 +198,41 @@ void EdgeLink::OnConnected(const sio::Socket& socket) {
 
 void EdgeLink::OnDisconnected(const sio::Socket& socket, std::string_view reason) {
   journal_.OnDisconnected(socket, reason);
-  const std::string& nsp = socket.nsp().name();
-  for (const auto& room : socket.rooms()) {
-    if (room != socket.id()) DropInterest(bus::RoomSubject(nsp, room));
+  ReleaseSubjects(SubjectsOf(socket.nsp().name(), socket.id(), socket.user_id(),
+                             socket.joined_rooms()));
+}
+
+void EdgeLink::OnMovedOut(const sio::Socket& socket, std::string_view to_edge) {
+  journal_.OnMovedOut(socket, to_edge);
+  ReleaseSubjects(SubjectsOf(socket.nsp().name(), socket.id(), socket.user_id(),
+                             socket.joined_rooms()));
+}
+
+void EdgeLink::OnMovedIn(const sio::Socket& socket, std::string_view from_edge) {
+  for (const std::string& subject : SubjectsOf(socket.nsp().name(), socket.id(),
+                                               socket.user_id(), socket.joined_rooms())) {
+    AddInterest(subject);
   }
-  if (!socket.user_id().empty()) DropInterest(bus::UserSubject(nsp, socket.user_id()));
-  DropInterest(bus::NamespaceSubject(nsp));
+  journal_.OnMovedIn(socket, from_edge);
+}
+
+std::vector<std::string> EdgeLink::SubjectsOf(std::string_view nsp, std::string_view socket_id,
+                                              std::string_view user_id,
+                                              const std::vector<std::string>& rooms) {
+  std::vector<std::string> out;
+  out.push_back(bus::NamespaceSubject(nsp));
+  if (!user_id.empty()) out.push_back(bus::UserSubject(nsp, user_id));
+  for (const auto& room : rooms) {
+    if (room != socket_id) out.push_back(bus::RoomSubject(nsp, room));
+  }
+  // Its own subject, for a socket whose id names another edge (it moved
+  // here); this edge's own ids are all under its SocketPattern.
+  out.push_back(bus::SocketSubject(socket_id));
+  return out;
+}
+
+void EdgeLink::ReleaseSubjects(const std::vector<std::string>& subjects) {
+  for (const std::string& subject : subjects) DropInterest(subject);
 }
 
 // Joins and leaves before the socket is connected are covered by OnConnected
@@ -228,6 +273,7 @@ void EdgeLink::OnBusMessage(const bus::Message& message) {
     spdlog::warn("malformed EdgeMessage on {}", message.subject);
     return;
   }
+  if (buffering_.load(std::memory_order_acquire) > 0) Buffer(message.subject, edge_message);
   if (edge_message.has_delivery()) {
     const v1::Delivery& delivery = edge_message.delivery();
     if (delivery.origin_edge() == options_.edge_id) return;  // delivered when sent
@@ -239,7 +285,8 @@ void EdgeLink::OnBusMessage(const bus::Message& message) {
 
 // `hold` keeps the message's bytes counted against the bus's bound until every
 // shard has taken the delivery: the shards' queues are bounded with the bus's.
-void EdgeLink::HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<const void> hold) {
+void EdgeLink::HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<const void> hold,
+                              std::shared_ptr<const std::vector<std::string>> only) {
   sio::Namespace* nsp = server_.Find(bus::NamespaceOrDefault(delivery.target().namespace_()));
   if (nsp == nullptr) return;
   // Once per delivery, right after it is handed to the shards that hold the
@@ -252,6 +299,7 @@ void EdgeLink::HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<cons
   };
   sio::BroadcastTarget target = ToBroadcastTarget(delivery.target());
   target.is_volatile = delivery.volatile_();
+  target.only = std::move(only);
 
   if (delivery.frames_size() > 0) {  // relayed by another edge: already encoded
     std::vector<eio::Frame> frames;
@@ -322,7 +370,8 @@ void EdgeLink::CollectAcks(sio::Namespace& nsp, const v1::Delivery& delivery,
       });
 }
 
-void EdgeLink::HandleCommand(const v1::Command& command) {
+void EdgeLink::HandleCommand(const v1::Command& command,
+                             std::shared_ptr<const std::vector<std::string>> only) {
   const v1::Selector& selector = command.selector();
   sio::Namespace* nsp = server_.Find(bus::NamespaceOrDefault(selector.namespace_()));
   if (nsp == nullptr) return;
@@ -334,6 +383,7 @@ void EdgeLink::HandleCommand(const v1::Command& command) {
   target.rooms.insert(target.rooms.end(), selector.socket_ids().begin(),
                       selector.socket_ids().end());
   target.user_ids.assign(selector.user_ids().begin(), selector.user_ids().end());
+  target.only = std::move(only);
 
   nsp->ForEachTarget(std::make_shared<const sio::BroadcastTarget>(std::move(target)),
                      [command = std::make_shared<const v1::Command>(command)](
@@ -367,8 +417,7 @@ bool EdgeLink::OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delive
   if (!options_.relay_broadcasts) return true;
   v1::EdgeMessage message;
   v1::Delivery* out = message.mutable_delivery();
-  out->set_id(absl::StrCat(options_.edge_id, ":", journal_.incarnation(), ":",
-                           relay_counter_.fetch_add(1, std::memory_order_relaxed)));
+  out->set_id(NextDeliveryId());
   out->set_origin_edge(options_.edge_id);
   out->set_volatile_(delivery.target.is_volatile);
   out->set_published_unix_nanos(UnixNanosNow());
@@ -382,7 +431,7 @@ bool EdgeLink::OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delive
   // Socket ids are rooms here: TargetSubjects sends those to their edges too.
   const std::vector<std::string> subjects =
       bus::TargetSubjects(nsp.name(), delivery.target.rooms, std::vector<std::string>{},
-                          delivery.target.user_ids, options_.edge_id);
+                          delivery.target.user_ids);
   std::string payload = message.SerializeAsString();
   for (const auto& subject : subjects) {
     absl::Status status = bus_.Publish(subject, payload);
@@ -402,6 +451,69 @@ bool EdgeLink::OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delive
     }
   }
   return true;
+}
+
+std::string EdgeLink::NextDeliveryId() {
+  return absl::StrCat(options_.edge_id, ":", journal_.incarnation(), ":",
+                      relay_counter_.fetch_add(1, std::memory_order_relaxed));
+}
+
+// --------------------------------------------------------------- moves ---
+
+uint64_t EdgeLink::BeginBuffer(std::vector<std::string> subjects) {
+  for (const std::string& subject : subjects) AddInterest(subject);
+  std::lock_guard lock(buffers_mu_);
+  uint64_t token = ++next_buffer_;
+  buffers_[token].subjects = std::move(subjects);
+  buffering_.fetch_add(1, std::memory_order_release);
+  return token;
+}
+
+std::vector<v1::EdgeMessage> EdgeLink::EndBuffer(uint64_t token) {
+  std::lock_guard lock(buffers_mu_);
+  auto it = buffers_.find(token);
+  if (it == buffers_.end()) return {};
+  std::vector<v1::EdgeMessage> messages = std::move(it->second.messages);
+  buffers_.erase(it);
+  buffering_.fetch_sub(1, std::memory_order_release);
+  return messages;
+}
+
+void EdgeLink::Buffer(const std::string& subject, const v1::EdgeMessage& message) {
+  std::lock_guard lock(buffers_mu_);
+  for (auto& [token, buffer] : buffers_) {
+    if (std::find(buffer.subjects.begin(), buffer.subjects.end(), subject) !=
+        buffer.subjects.end()) {
+      buffer.messages.push_back(message);
+    }
+  }
+}
+
+std::vector<std::string> EdgeLink::HandledSince(std::chrono::steady_clock::time_point since) {
+  std::vector<std::string> ids;
+  std::lock_guard lock(dedup_mu_);
+  for (auto it = seen_order_.rbegin(); it != seen_order_.rend() && it->first >= since; ++it) {
+    ids.push_back(it->second);
+  }
+  return ids;
+}
+
+void EdgeLink::Replay(const std::vector<v1::EdgeMessage>& messages,
+                      const std::vector<std::string>& handled,
+                      std::shared_ptr<const std::vector<std::string>> only) {
+  absl::flat_hash_set<std::string_view> skip(handled.begin(), handled.end());
+  absl::flat_hash_set<std::string_view> done;  // one message on several subjects
+  for (const v1::EdgeMessage& message : messages) {
+    if (message.has_delivery()) {
+      const v1::Delivery& delivery = message.delivery();
+      if (skip.contains(delivery.id()) || !done.insert(delivery.id()).second) continue;
+      HandleDelivery(delivery, nullptr, only);
+    } else if (message.has_command()) {
+      const v1::Command& command = message.command();
+      if (skip.contains(command.id()) || !done.insert(command.id()).second) continue;
+      HandleCommand(command, only);
+    }
+  }
 }
 
 // ----------------------------------------------------------- heartbeat ---

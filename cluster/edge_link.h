@@ -35,11 +35,7 @@
 #include "cluster/membership_journal.h"
 #include "edge/socketio/server.h"
 
-namespace switchboard::v1 {
-class Command;
-class Delivery;
-class Heartbeat;
-}  // namespace switchboard::v1
+#include "switchboard/v1/bus.pb.h"
 
 namespace switchboard::cluster {
 
@@ -77,6 +73,8 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   void OnJoined(const sio::Socket& socket, const std::string& room) override;
   void OnLeft(const sio::Socket& socket, const std::string& room) override;
   void OnTransportChanged(const sio::Socket& socket) override;
+  void OnMovedOut(const sio::Socket& socket, std::string_view to_edge) override;
+  void OnMovedIn(const sio::Socket& socket, std::string_view from_edge) override;
   // sio::BroadcastRelay: publishes before the local delivery; a broadcast
   // over the bus's max_payload is refused (false: nobody gets it) and counted.
   bool OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delivery) override;
@@ -95,19 +93,44 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   // the local recipients.
   const LatencyHistogram& delivery_latency() const { return delivery_latency_; }
 
+  // Session moves (cluster/session_mover.h).
+  // The subjects that reach a socket of `nsp` with this id, user and rooms.
+  static std::vector<std::string> SubjectsOf(std::string_view nsp, std::string_view socket_id,
+                                             std::string_view user_id,
+                                             const std::vector<std::string>& rooms);
+  // Subscribes to `subjects` (held until ReleaseSubjects) and keeps every
+  // message that arrives on them from now on, until EndBuffer(token).
+  uint64_t BeginBuffer(std::vector<std::string> subjects);
+  std::vector<v1::EdgeMessage> EndBuffer(uint64_t token);
+  void ReleaseSubjects(const std::vector<std::string>& subjects);
+  // Ids of the deliveries and commands handled since `since` (within the
+  // dedup window).
+  std::vector<std::string> HandledSince(std::chrono::steady_clock::time_point since);
+  // Handles `messages` again for the sockets `only` names, skipping those
+  // whose id is in `handled`.
+  void Replay(const std::vector<v1::EdgeMessage>& messages,
+              const std::vector<std::string>& handled,
+              std::shared_ptr<const std::vector<std::string>> only);
+  // The id for a delivery this edge sends (relays, packets for moved sockets).
+  std::string NextDeliveryId();
+
  private:
   EdgeLink(bus::Bus& bus, sio::Server& server, Options options);
   struct Interest {
     size_t count = 0;
     bus::SubscriptionPtr subscription;  // null while the bus refused it
   };
+  bool OwnSocketSubject(std::string_view subject) const;
   void AddInterest(const std::string& subject);
   void DropInterest(const std::string& subject);
   void RetryFailedSubscriptions();
   void OnBusMessage(const bus::Message& message);
   bool FirstTime(const std::string& id);
-  void HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<const void> hold);
-  void HandleCommand(const v1::Command& command);
+  void HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<const void> hold,
+                      std::shared_ptr<const std::vector<std::string>> only = nullptr);
+  void HandleCommand(const v1::Command& command,
+                     std::shared_ptr<const std::vector<std::string>> only = nullptr);
+  void Buffer(const std::string& subject, const v1::EdgeMessage& message);
   void CollectAcks(sio::Namespace& nsp, const v1::Delivery& delivery, sio::BroadcastTarget target,
                    sio::Json args, std::shared_ptr<const void> hold);
   void HeartbeatLoop();
@@ -115,6 +138,7 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   bus::Bus& bus_;
   sio::Server& server_;
   const Options options_;
+  const std::string own_socket_prefix_;  // "sb.v1.sock.<edge-id>."
   MembershipJournal journal_;
 
   mutable std::mutex interest_mu_;
@@ -123,6 +147,15 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   std::mutex dedup_mu_;
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> seen_;
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> seen_order_;
+
+  struct MoveBuffer {
+    std::vector<std::string> subjects;
+    std::vector<v1::EdgeMessage> messages;
+  };
+  std::mutex buffers_mu_;
+  std::map<uint64_t, MoveBuffer> buffers_;
+  uint64_t next_buffer_ = 0;
+  std::atomic<size_t> buffering_{0};
 
   std::atomic<uint64_t> relay_counter_{0};
   std::atomic<uint64_t> relays_refused_{0};

@@ -122,6 +122,12 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
     AppendCounter(out, "switchboard_upgrades_total",
                   "Engine.IO sessions upgraded from polling to WebSocket.",
                   static_cast<double>(stats[Counter::kUpgrades]));
+    auto moves = CounterFamily("switchboard_session_moves_total",
+                               "Engine.IO sessions moved between edges by an upgrade landing on "
+                               "another edge: in (taken over here) and out (handed over).");
+    AddSample(moves, static_cast<double>(stats[Counter::kMovesIn]), {{"direction", "in"}});
+    AddSample(moves, static_cast<double>(stats[Counter::kMovesOut]), {{"direction", "out"}});
+    out.push_back(std::move(moves));
 
     auto disconnects = CounterFamily("switchboard_disconnects_total",
                                      "Engine.IO sessions ended, by reason.");

@@ -44,4 +44,16 @@ std::vector<std::pair<std::string, std::string>> Handshake::QueryParameters() co
   return edge::ParseQuery(url());
 }
 
+std::optional<Handshake> Handshake::FromParts(std::string data, uint32_t address_size,
+                                             uint32_t url_size,
+                                             std::chrono::system_clock::time_point time) {
+  if (uint64_t{address_size} + url_size > data.size()) return std::nullopt;
+  Handshake out;
+  out.data_ = std::move(data);
+  out.address_size_ = address_size;
+  out.url_size_ = url_size;
+  out.time_ = time;
+  return out;
+}
+
 }  // namespace switchboard::eio

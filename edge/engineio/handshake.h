@@ -36,6 +36,15 @@ class Handshake {
   // Every query parameter, in order, percent-decoded.
   std::vector<std::pair<std::string, std::string>> QueryParameters() const;
 
+  // Its parts, to rebuild it on another edge (a session moving there).
+  const std::string& data() const { return data_; }
+  uint32_t address_size() const { return address_size_; }
+  uint32_t url_size() const { return url_size_; }
+  // Null when the sizes do not fit `data`.
+  static std::optional<Handshake> FromParts(std::string data, uint32_t address_size,
+                                            uint32_t url_size,
+                                            std::chrono::system_clock::time_point time);
+
  private:
   std::string data_;  // address, url, then one "name: value\r\n" line per header
   uint32_t address_size_ = 0;

@@ -296,12 +296,55 @@ void Server::CloseSpread(std::chrono::milliseconds window) {
   }
 }
 
-void Server::Unregister(std::string_view sid) {
-  int shard = edge::ShardOfId(sid);
-  if (shard < 0) return;
-  if (shards_[shard]->sessions.erase(sid) > 0) {
-    session_count_.fetch_sub(1, std::memory_order_relaxed);
+void Server::Unregister(const Session& session) {
+  // By the session's shard, not its id's: a session that moved here keeps
+  // the id its first edge made.
+  auto& sessions = shards_[session.shard()]->sessions;
+  auto it = sessions.find(session.id());
+  if (it == sessions.end() || it->second.get() != &session) return;
+  sessions.erase(it);
+  session_count_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+std::shared_ptr<Transport> Server::AcceptWebSocket(const HttpPtr& http) {
+  auto response = ws::UpgradeResponse(http->request());
+  if (!response.ok()) {
+    SendError(http, 400, kBadRequest, "Bad request");
+    return nullptr;
   }
+  return std::make_shared<WebSocketTransport>(http->TakeStream().release_socket(),
+                                              std::move(*response), options_.max_http_buffer_size,
+                                              http->write_timeout());
+}
+
+void Server::WithSession(std::string_view local_id,
+                         std::function<void(const SessionPtr&)> visit) {
+  int shard = edge::ShardOfId(local_id);
+  if (shard < 0 || static_cast<size_t>(shard) >= runtime_.size()) return visit(nullptr);
+  runtime_.Post(shard, [this, shard, id = std::string(local_id), visit = std::move(visit)] {
+    auto& sessions = shards_[shard]->sessions;
+    auto it = sessions.find(id);
+    visit(it == sessions.end() ? nullptr : it->second);
+  });
+}
+
+SessionPtr Server::AdoptSession(std::string_view local_id, eio::Handshake handshake,
+                                std::shared_ptr<Transport> transport,
+                                const std::vector<Frame>& queued) {
+  int current = edge::Runtime::CurrentShard();
+  size_t shard = current < 0 ? 0 : static_cast<size_t>(current);
+  session_count_.fetch_add(1, std::memory_order_relaxed);
+  auto session = std::make_shared<Session>(*this, local_id, shard, std::move(handshake));
+  auto [it, inserted] = shards_[shard]->sessions.emplace(session->id(), session);
+  if (!inserted) {  // an id made twice: 114 random bits say never; refuse it all the same
+    session_count_.fetch_sub(1, std::memory_order_relaxed);
+    transport->Close(Transport::CloseMode::kFlush);
+    return nullptr;
+  }
+  Count(shard, Counter::kMovesIn);
+  (void)session->Open(std::move(transport), false);  // the client has its open packet
+  for (const Frame& frame : queued) session->Send(frame);
+  return session;
 }
 
 bool Server::ReserveSession() {

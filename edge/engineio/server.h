@@ -65,6 +65,8 @@ class Server final : public edge::HttpHandler {
     kBytesIn,
     kBytesOut,
     kVolatileDrops,  // volatile frames dropped: the client was behind
+    kMovesIn,        // sessions moved here from another edge (an upgrade here)
+    kMovesOut,       // sessions moved from here to another edge
     kCount
   };
   // Why sessions ended ("send queue overflow" is a slow consumer).
@@ -101,8 +103,19 @@ class Server final : public edge::HttpHandler {
   // edge::HttpHandler: every request under the mount path, on the shard of
   // the connection.
   void HandleRequest(const std::shared_ptr<edge::HttpSession>& http) override;
+  // Moves (cluster/session_mover.h).
+  // Accepts a WebSocket (the 101 answer); null after answering 400.
+  std::shared_ptr<Transport> AcceptWebSocket(const std::shared_ptr<edge::HttpSession>& http);
+  // Runs `visit` on the shard of the session whose local id is `local_id`
+  // (the session, or null when there is none).
+  void WithSession(std::string_view local_id, std::function<void(const SessionPtr&)> visit);
+  // A session that moved here, registered on the calling shard: it takes
+  // `transport` (the client's WebSocket) and sends `queued` first. The caller
+  // gives it its listener (no connection handler runs: nothing is new).
+  SessionPtr AdoptSession(std::string_view local_id, eio::Handshake handshake,
+                          std::shared_ptr<Transport> transport, const std::vector<Frame>& queued);
   // Internal: session bookkeeping on the session's shard.
-  void Unregister(std::string_view sid);
+  void Unregister(const Session& session);
   HeartbeatQueue& ping_queue(size_t shard);
   HeartbeatQueue& pong_queue(size_t shard);
   // Responses with this endpoint's CORS headers.

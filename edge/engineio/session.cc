@@ -195,6 +195,57 @@ void Session::CompleteUpgrade() {
   if (listener_) listener_->OnSessionUpgrade();
 }
 
+// ---- moves -----------------------------------------------------------------
+
+namespace {
+// Takes what a transport hands over (its queued frames), nothing else.
+class FrameCollector final : public Transport {
+ public:
+  std::string_view name() const override { return "collector"; }
+  void Attach(std::shared_ptr<TransportListener>) override {}
+  void Write(const Frame* frames, size_t count) override {
+    queued.insert(queued.end(), frames, frames + count);
+  }
+  bool TakesVolatile(size_t) const override { return true; }
+  void HandOver(Transport&) override {}
+  bool Close(CloseMode) override { return true; }
+  void Discard() override {}
+  std::vector<Frame> queued;
+};
+}  // namespace
+
+bool Session::PauseForMove() {
+  if (state_ != State::kOpen || !transport_ || upgrade_ || transport_->name() != "polling") {
+    return false;
+  }
+  // An upgrade without a local probe: the probe is on the other edge.
+  upgrade_ = std::make_unique<Upgrade>();
+  upgrade_->probed = true;
+  upgrade_->timer = std::make_unique<net::steady_timer>(server_.runtime().context(shard_));
+  upgrade_->timer->expires_after(server_.options().upgrade_timeout);
+  upgrade_->timer->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (ec) return;
+    if (auto self = weak.lock()) self->EndProbe();
+  });
+  transport_->SetPaused(true);
+  return true;
+}
+
+std::optional<Session::Departure> Session::Depart() {
+  if (state_ != State::kOpen || !upgrade_ || upgrade_->probe || !transport_) return std::nullopt;
+  auto self = shared_from_this();
+  upgrade_.reset();
+  heartbeat_hook_.unlink();
+  FrameCollector collector;
+  transport_->HandOver(collector);
+  server_.CountOpen(shard_, transport_->name(), -1);
+  transport_->Discard();
+  state_ = State::kClosed;
+  server_.Count(shard_, Server::Counter::kMovesOut);
+  server_.Unregister(*this);
+  return Departure{std::move(collector.queued), std::move(listener_)};
+}
+
 void Session::EndProbe() {
   if (!upgrade_) return;
   std::unique_ptr<Upgrade> upgrade = std::move(upgrade_);
@@ -249,7 +300,7 @@ void Session::Finish() {
     // Kept (its name is the session's last transport); it holds no listener.
     transport_->Discard();
   }
-  server_.Unregister(id());
+  server_.Unregister(*this);
 }
 
 }  // namespace switchboard::eio

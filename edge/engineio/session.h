@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -95,6 +96,28 @@ class Session : public std::enable_shared_from_this<Session>, private TransportL
   void HandleUpgrade(std::shared_ptr<Transport> probe);
   // Ends the session if its pong is overdue; false once it is gone.
   bool CheckHeartbeat();
+
+  // Moves (a cluster moving the session to the edge that holds its
+  // WebSocket; cluster/session_mover.h). On the old edge:
+  // The client's upgrade probe was answered elsewhere: output waits and a
+  // pending long poll is answered, as for a local probe; polling resumes
+  // after the upgrade timeout unless the session departs first. False when
+  // the session cannot move (closed, not on polling, upgrading already).
+  bool PauseForMove();
+  // Hands the session over: what is queued for the client (in order) and
+  // its listener, let go without a close; the session is then finished and
+  // unregistered. Only after PauseForMove().
+  struct Departure {
+    std::vector<Frame> queued;
+    std::shared_ptr<SessionListener> listener;
+  };
+  std::optional<Departure> Depart();
+  // On the new edge: a message the client sent on the WebSocket before the
+  // session arrived, in order.
+  void Receive(std::string_view data, bool binary) {
+    if (transport_) OnTransportMessage(*transport_, data, binary);
+  }
+  SessionListener* listener() const { return listener_.get(); }
 
  private:
   enum class State { kOpen, kClosing, kClosed };

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,10 @@ struct BroadcastTarget {
   std::vector<std::string> user_ids;
   std::vector<std::string> except_rooms;
   bool is_volatile = false;
+  // Non-null: of the sockets the target names, only these (by id) get it: a
+  // replay, on the edge a session moved to, of what arrived for the session
+  // while it was on its way (cluster/session_mover.h).
+  std::shared_ptr<const std::vector<std::string>> only;
 };
 
 // An encoded packet and who gets it: built once per broadcast and shared by

@@ -145,6 +145,64 @@ void Client::DisconnectAll() {
   Close();
 }
 
+std::shared_ptr<Client> Client::Of(const eio::Session& session) {
+  eio::SessionListener* listener = session.listener();
+  if (listener == nullptr) return nullptr;
+  // Every listener of a session a sio::Server accepted is a Client.
+  return static_cast<Client*>(listener)->shared_from_this();
+}
+
+bool Client::CanMove() const {
+  if (closed_ || moved_) return false;
+  for (const auto& socket : sockets_) {
+    if (!socket->connected()) return false;
+  }
+  return true;
+}
+
+std::vector<MovedSocketState> Client::DescribeSockets() const {
+  std::vector<MovedSocketState> out;
+  for (const auto& socket : sockets_) {
+    if (socket->connected()) out.push_back(socket->ExportState());
+  }
+  return out;
+}
+
+std::vector<MovedSocketState> Client::Depart(std::string_view to_edge) {
+  auto self = shared_from_this();
+  moved_ = true;
+  connect_timer_.reset();
+  std::vector<MovedSocketState> out;
+  for (const auto& socket : sockets_) {
+    if (!socket->connected()) continue;
+    out.push_back(socket->ExportState());
+    socket->nsp().Detach(*socket, to_edge);
+  }
+  return out;
+}
+
+void Client::Relay(const Socket& socket, const std::vector<eio::Frame>& frames) {
+  if (auto* relay = server_.move_relay()) relay->SendToMoved(socket, frames);
+}
+
+std::shared_ptr<Client> Client::Adopt(Server& server, eio::SessionPtr session,
+                                      std::vector<MovedSocketState> sockets,
+                                      std::string_view from_edge) {
+  auto client = std::make_shared<Client>(server, std::move(session));
+  client->session_->SetListener(std::shared_ptr<eio::SessionListener>(
+      client, static_cast<eio::SessionListener*>(client.get())));
+  for (MovedSocketState& state : sockets) {
+    Namespace* nsp = server.Find(state.nsp);
+    if (nsp == nullptr) continue;  // not served here: configurations differ
+    std::string id = state.id;
+    auto socket = std::make_shared<Socket>(client, *nsp, std::move(id), Json());
+    socket->RestoreState(std::move(state));
+    client->sockets_.push_back(socket);
+    nsp->Adopt(socket, from_edge);
+  }
+  return client;
+}
+
 void Client::OnSessionClose(std::string_view reason) {
   closed_ = true;
   connect_timer_.reset();

@@ -11,6 +11,7 @@
 #include "edge/engineio/rate_limit.h"
 #include "edge/engineio/session.h"
 #include "edge/socketio/decoder.h"
+#include "edge/socketio/moved_socket.h"
 #include "edge/socketio/socket.h"
 
 namespace switchboard::sio {
@@ -41,6 +42,27 @@ class Client : public std::enable_shared_from_this<Client>, private eio::Session
   void DisconnectAll();
   // A socket left (either side disconnected it).
   void Remove(const Socket& socket);
+  // The socket of namespace `nsp`, connected or still connecting.
+  SocketPtr Find(std::string_view nsp) const;
+
+  // Moves (cluster/session_mover.h). The client over `session`, or null.
+  static std::shared_ptr<Client> Of(const eio::Session& session);
+  // Whether every socket is connected (none is half way through a CONNECT):
+  // then the session may move.
+  bool CanMove() const;
+  std::vector<MovedSocketState> DescribeSockets() const;
+  // The old edge, once the session departed: the sockets leave their
+  // namespaces (reported as moved, not disconnected), and what they send
+  // from now on (answers to acks asked for before the move) goes to the
+  // new edge through the server's MoveRelay.
+  std::vector<MovedSocketState> Depart(std::string_view to_edge);
+  bool moved() const { return moved_; }
+  void Relay(const Socket& socket, const std::vector<eio::Frame>& frames);
+  // The new edge: the client of a session that moved here, with its sockets
+  // connected as they were (no middleware, no connection handler).
+  static std::shared_ptr<Client> Adopt(Server& server, eio::SessionPtr session,
+                                       std::vector<MovedSocketState> sockets,
+                                       std::string_view from_edge);
 
  private:
   // eio::SessionListener
@@ -49,8 +71,6 @@ class Client : public std::enable_shared_from_this<Client>, private eio::Session
   void OnSessionUpgrade() override;
   void OnPacket(Packet&& packet);
   void OnConnect(Packet&& packet);
-  // The socket of namespace `nsp`, connected or still connecting.
-  SocketPtr Find(std::string_view nsp) const;
 
   Server& server_;
   eio::SessionPtr session_;
@@ -63,6 +83,7 @@ class Client : public std::enable_shared_from_this<Client>, private eio::Session
   // CONNECT packets (ServerLimits::connect_rate).
   eio::TokenBucket connects_;
   bool closed_ = false;
+  bool moved_ = false;
 };
 
 }  // namespace switchboard::sio

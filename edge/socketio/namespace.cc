@@ -141,11 +141,38 @@ void Namespace::RunMiddleware(const SocketPtr& socket, size_t index,
 }
 
 void Namespace::Remove(Socket& socket, std::string_view reason) {
+  if (!Unlist(socket)) return;
+  if (auto* observer = server_.membership_observer()) observer->OnDisconnected(socket, reason);
+  if (on_disconnect_) on_disconnect_(socket.shared_from_this(), reason);
+}
+
+void Namespace::Detach(Socket& socket, std::string_view to_edge) {
+  if (!Unlist(socket)) return;
+  if (auto* observer = server_.membership_observer()) observer->OnMovedOut(socket, to_edge);
+}
+
+void Namespace::Adopt(const SocketPtr& socket, std::string_view from_edge) {
+  // Its slots are taken past the limits: refusing would disconnect it.
+  server_.CountAdoptedSocket();
+  if (limits_.max_sockets_per_user > 0 && !socket->user_id().empty()) {
+    std::lock_guard lock(users_mu_);
+    ++user_sockets_[socket->user_id()];
+  }
+  ShardState& local = Local();
+  local.sockets.insert(socket.get());
+  if (!socket->user_id().empty()) local.users[socket->user_id()].insert(socket.get());
+  local.socket_count.fetch_add(1, std::memory_order_relaxed);
+  for (const auto& room : socket->joined_rooms()) local.rooms[room].insert(socket.get());
+  socket->MarkConnected();
+  if (auto* observer = server_.membership_observer()) observer->OnMovedIn(*socket, from_edge);
+}
+
+bool Namespace::Unlist(Socket& socket) {
   ShardState& local = Local();
   // By pointer: another socket of the same id (impossible by construction)
   // must not stand for this one.
   auto found = local.sockets.find(std::string_view(socket.id()));
-  if (found == local.sockets.end() || *found != &socket) return;
+  if (found == local.sockets.end() || *found != &socket) return false;
   local.sockets.erase(found);
   local.socket_count.fetch_sub(1, std::memory_order_relaxed);
   Release(socket);
@@ -162,8 +189,7 @@ void Namespace::Remove(Socket& socket, std::string_view reason) {
     it->second.erase(&socket);
     if (it->second.empty()) local.rooms.erase(it);
   }
-  if (auto* observer = server_.membership_observer()) observer->OnDisconnected(socket, reason);
-  if (on_disconnect_) on_disconnect_(socket.shared_from_this(), reason);
+  return true;
 }
 
 void Namespace::AddToRoom(Socket& socket, const std::string& room) {
@@ -255,6 +281,12 @@ void Namespace::CollectUnion(const BroadcastTarget& target, std::vector<Socket*>
   out.erase(std::unique(out.begin(), out.end()), out.end());
 }
 
+void Namespace::KeepOnly(const std::vector<std::string>& ids, std::vector<Socket*>& members) {
+  std::erase_if(members, [&ids](const Socket* socket) {
+    return std::find(ids.begin(), ids.end(), socket->id()) == ids.end();
+  });
+}
+
 void Namespace::DeliverLocal(const Delivery& delivery) {
   const BroadcastTarget& target = delivery.target;
   const std::vector<eio::Frame>& frames = delivery.frames;
@@ -279,6 +311,7 @@ void Namespace::DeliverLocal(const Delivery& delivery) {
   } else {
     CollectUnion(target, members);  // a union: each member once
   }
+  if (target.only) KeepOnly(*target.only, members);
   // A write to one client reads its socket, client, session and transport in
   // turn, each far from the others in memory: a cache miss at every step.
   // A batch of members goes through those steps together (prefetching), so
@@ -315,6 +348,7 @@ std::vector<SocketPtr> Namespace::HoldLocalTarget(const BroadcastTarget& target)
   } else {
     CollectUnion(target, members);
   }
+  if (target.only) KeepOnly(*target.only, members);
   // Held: a visit may disconnect a socket (and so release it).
   std::vector<SocketPtr> held;
   held.reserve(members.size());

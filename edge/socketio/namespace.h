@@ -111,6 +111,10 @@ class Namespace {
   // socket is still wanted (its connection may have closed meanwhile).
   void Connect(const SocketPtr& socket, std::function<bool(std::optional<ConnectError>)> admit);
   void Remove(Socket& socket, std::string_view reason);
+  // Moves: the socket leaves for another edge (reported as moved: no
+  // disconnect handler runs); a socket that moved here joins as it was.
+  void Detach(Socket& socket, std::string_view to_edge);
+  void Adopt(const SocketPtr& socket, std::string_view from_edge);
   void AddToRoom(Socket& socket, const std::string& room);
   void RemoveFromRoom(Socket& socket, const std::string& room);
   void Dispatch(const SocketPtr& socket, std::string_view event, EventArgs& args, Ack ack);
@@ -140,12 +144,16 @@ class Namespace {
   // each once, except-lists not applied.
   void CollectUnion(const BroadcastTarget& target, std::vector<Socket*>& out);
   static bool Excluded(const BroadcastTarget& target, const Socket& socket);
+  static void KeepOnly(const std::vector<std::string>& ids, std::vector<Socket*>& members);
   void RunMiddleware(const SocketPtr& socket, size_t index,
                      std::function<void(std::optional<ConnectError>)> done);
   // Admission after the middlewares: takes the socket's slots (edge
   // capacity, its user's sockets) or says which limit refuses it.
   std::optional<ConnectError> Reserve(const Socket& socket);
   void Release(const Socket& socket);
+  // Takes the socket out of this shard's tables (and releases its slots);
+  // false when it was not in them.
+  bool Unlist(Socket& socket);
 
   Server& server_;
   std::string name_;

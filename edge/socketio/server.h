@@ -14,6 +14,7 @@
 #include "edge/socketio/decoder.h"
 #include "edge/socketio/limits.h"
 #include "edge/socketio/membership_observer.h"
+#include "edge/socketio/moved_socket.h"
 #include "edge/socketio/namespace.h"
 
 namespace switchboard::sio {
@@ -65,6 +66,9 @@ class Server {
   // Set before serving; not owned; nullptr: broadcasts stay on this server.
   void SetBroadcastRelay(BroadcastRelay* relay) { relay_ = relay; }
   BroadcastRelay* broadcast_relay() const { return relay_; }
+  // Set before serving; not owned; nullptr: sessions do not move.
+  void SetMoveRelay(MoveRelay* relay) { move_relay_ = relay; }
+  MoveRelay* move_relay() const { return move_relay_; }
 
   // What the limits refused since the start (all shards).
   struct LimitCounters {
@@ -103,6 +107,8 @@ class Server {
   // Takes a socket slot; false at limits.max_sockets.
   bool ReserveSocket();
   void ReleaseSocket() { sockets_.fetch_sub(1, std::memory_order_relaxed); }
+  // A socket that moved here takes its slot whatever the limit.
+  void CountAdoptedSocket() { sockets_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   edge::Runtime& runtime_;
@@ -111,6 +117,7 @@ class Server {
   std::vector<std::unique_ptr<Namespace>> namespaces_;
   MembershipObserver* observer_ = nullptr;
   BroadcastRelay* relay_ = nullptr;
+  MoveRelay* move_relay_ = nullptr;
   std::atomic<size_t> sockets_{0};
   std::atomic<uint64_t> counters_[static_cast<size_t>(Limit::kCount)] = {};
 };

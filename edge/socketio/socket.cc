@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdint>
 
+#include "edge/ids.h"
 #include "edge/socketio/ack_event.h"
 #include "edge/socketio/client.h"
 #include "edge/socketio/event_args.h"
@@ -77,6 +78,7 @@ std::vector<std::string> Socket::TakeInitialRooms() {
 
 void Socket::SendPacket(const Packet& packet) {
   if (!connected_) return;
+  if (client_->moved()) return client_->Relay(*this, Encode(packet));
   nsp_.CountOut();
   client_->SendPacket(packet);
 }
@@ -104,6 +106,10 @@ void Socket::SendAckText(uint64_t id, std::string_view args_list) {
 
 bool Socket::SendFrames(const std::vector<eio::Frame>& frames, bool is_volatile) {
   if (!connected_) return false;
+  if (client_->moved()) {
+    client_->Relay(*this, frames);
+    return true;
+  }
   // Counted before the write starts: the client may read the packet before
   // SendFrames returns, and must then find it counted.
   nsp_.CountOut();
@@ -167,7 +173,15 @@ uint64_t Socket::AwaitAck(std::chrono::milliseconds timeout, AckCallback callbac
 
 void Socket::OnAck(uint64_t id, Json args) {
   std::unique_ptr<PendingAck> pending = Unlink(pending_acks_, id);
-  if (!pending) return;  // late or unknown ack
+  if (!pending) {
+    // Late or unknown; or, for a socket that moved here (its id names
+    // another edge), asked for by the edge it came from.
+    auto* relay = nsp_.server().move_relay();
+    if (relay != nullptr && edge::EdgeOfSocketId(id_) != nsp_.server().options().edge_id) {
+      relay->AnswerElsewhere(*this, id, args);
+    }
+    return;
+  }
   pending->timer.cancel();
   if (pending->callback) pending->callback(std::move(args));
 }
@@ -279,6 +293,33 @@ void Socket::Disconnect(bool close) {
   SendPacket(Packet{PacketType::kDisconnect, nsp_.name(), std::nullopt, std::nullopt});
   client_->Remove(*this);
   OnClosed("server namespace disconnect");
+}
+
+MovedSocketState Socket::ExportState() const {
+  MovedSocketState state;
+  state.nsp = nsp_.name();
+  state.id = id_;
+  state.user_id = user_id_;
+  state.claims = claims_;
+  state.data = data_;
+  state.auth = auth_;
+  state.rooms = rooms_;
+  state.in_own_room = in_own_room_;
+  state.next_ack_id = next_ack_id_;
+  for (const PendingAck* ack = pending_acks_.get(); ack != nullptr; ack = ack->next.get()) {
+    state.pending_acks.push_back(ack->id);
+  }
+  return state;
+}
+
+void Socket::RestoreState(MovedSocketState&& state) {
+  user_id_ = std::move(state.user_id);
+  claims_ = std::move(state.claims);
+  data_ = std::move(state.data);
+  auth_ = std::move(state.auth);
+  rooms_ = std::move(state.rooms);
+  in_own_room_ = state.in_own_room;
+  next_ack_id_ = state.next_ack_id;
 }
 
 void Socket::OnClosed(std::string_view reason) {

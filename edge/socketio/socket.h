@@ -12,6 +12,7 @@
 #include "edge/engineio/handshake.h"
 #include "edge/engineio/rate_limit.h"
 #include "edge/socketio/ack.h"
+#include "edge/socketio/moved_socket.h"
 #include "edge/socketio/packet.h"
 #include "edge/socketio/socket_rooms.h"
 
@@ -102,6 +103,13 @@ class Socket : public std::enable_shared_from_this<Socket> {
   // ACK `id` whose arguments are JSON text, comma-separated without brackets.
   void SendAckText(uint64_t id, std::string_view args_list);
   void MarkConnected() { connected_ = true; }
+  // Moves (cluster/session_mover.h): the socket's state, to take along; and
+  // the same restored on the new edge (before it is connected there).
+  MovedSocketState ExportState() const;
+  void RestoreState(MovedSocketState&& state);
+  // The client's answer to the server -> client ack `id` (one this socket
+  // awaits; others are ignored).
+  void AnswerAck(uint64_t id, Json args) { OnAck(id, std::move(args)); }
   Client& client() { return *client_; }
   // Asks the CPU for the fields a delivery reads (Namespace::DeliverLocal).
   void Prefetch() const {

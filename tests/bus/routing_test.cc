@@ -16,31 +16,36 @@ namespace {
 
 using Names = std::vector<std::string>;
 
-TEST(RoutingTest, TargetSubjectsNamesEachRoomUserAndSocketEdgeOnce) {
+TEST(RoutingTest, TargetSubjectsNamesEachRoomUserAndSocketOnce) {
   const std::string a = MakeSocketId("e1", "a");
   const std::string b = MakeSocketId("e2", "b");
   std::vector<std::string> subjects =
       TargetSubjects("/chat", Names{"r1", "r2", "r1"}, Names{a, b, a}, Names{"u1", "u1"});
   std::vector<std::string> expected = {RoomSubject("/chat", "r1"), RoomSubject("/chat", "r2"),
-                                       UserSubject("/chat", "u1"), EdgeSubject("e1"),
-                                       EdgeSubject("e2")};
+                                       UserSubject("/chat", "u1"), SocketSubject(a),
+                                       SocketSubject(b)};
   std::sort(expected.begin(), expected.end());
   EXPECT_EQ(subjects, expected);
 }
 
-TEST(RoutingTest, ARoomNamedBySocketIdAlsoGoesToThatSocketsEdge) {
+TEST(RoutingTest, ARoomNamedBySocketIdAlsoGoesToThatSocket) {
   const std::string a = MakeSocketId("e1", "a");
-  std::vector<std::string> expected = {RoomSubject("/", a), EdgeSubject("e1")};
+  std::vector<std::string> expected = {RoomSubject("/", a), SocketSubject(a)};
   std::sort(expected.begin(), expected.end());
   EXPECT_EQ(TargetSubjects("/", Names{a}, Names{}, Names{}), expected);
-  // The relaying edge delivers to its own sockets itself.
-  EXPECT_EQ(TargetSubjects("/", Names{a}, Names{}, Names{}, "e1"), Names{RoomSubject("/", a)});
-  EXPECT_EQ(TargetSubjects("/", Names{}, Names{a}, Names{}, "e1"), Names{});
+}
+
+TEST(RoutingTest, ASocketSubjectNamesItsEdgeAndIsMatchedByTheEdgesPattern) {
+  const std::string a = MakeSocketId("e1", "abc");
+  EXPECT_EQ(SocketSubject(a), "sb.v1.sock.e1.abc");
+  EXPECT_TRUE(SubjectMatches(SocketPattern("e1"), SocketSubject(a)));
+  EXPECT_FALSE(SubjectMatches(SocketPattern("e2"), SocketSubject(a)));
+  EXPECT_EQ(SocketSubject("no-edge"), "");
 }
 
 TEST(RoutingTest, NothingNamedIsTheWholeNamespace) {
   EXPECT_EQ(TargetSubjects("/", Names{}, Names{}, Names{}), Names{NamespaceSubject("/")});
-  EXPECT_EQ(TargetSubjects("/x", Names{}, Names{}, Names{}, "e1"), Names{NamespaceSubject("/x")});
+  EXPECT_EQ(TargetSubjects("/x", Names{}, Names{}, Names{}), Names{NamespaceSubject("/x")});
 }
 
 TEST(RoutingTest, SocketIdsNameTheirEdge) {

@@ -281,7 +281,11 @@ class FakeEdge {
     if (!message.has_delivery()) return;
     const auto& d = message.delivery();
     if (d.ack_timeout_ms() == 0 || !answer_acks_) return;
-    if (m.subject.rfind("sb.v1.edge.", 0) == 0 && m.subject != bus::EdgeSubject(edge_id_)) return;
+    constexpr std::string_view kSock = "sb.v1.sock.";
+    if (m.subject.rfind(kSock, 0) == 0 &&
+        bus::EdgeOfSocketId(std::string_view(m.subject).substr(kSock.size())) != edge_id_) {
+      return;
+    }
     if (!acked_.insert(d.id()).second) return;  // one report per delivery
     pb::AckReport report;
     report.set_delivery_id(d.id());
@@ -655,7 +659,7 @@ TEST_F(ApiServerTest, PublishSendsOneEdgeMessagePerSubject) {
   auto messages = edge_->messages();
   EXPECT_THAT(Subjects(messages),
               UnorderedElementsAre(bus::RoomSubject("/", "lobby"), bus::RoomSubject("/", "vip"),
-                                   bus::UserSubject("/", "alice"), bus::EdgeSubject(kEdgeId)));
+                                   bus::UserSubject("/", "alice"), bus::SocketSubject(s3_)));
   ASSERT_FALSE(messages.empty());
   ASSERT_TRUE(messages[0].message.has_delivery());
   const auto& d = messages[0].message.delivery();
@@ -683,7 +687,8 @@ TEST_F(ApiServerTest, PublishToNamespaceAndSockets) {
     ASSERT_TRUE(edge_->WaitForMessages(1));
   }
   {
-    // Two sockets of one edge: one message on that edge's subject. Empty namespace is "/".
+    // Two sockets: one message on each socket's subject (either may have moved
+    // off the edge its id names). Empty namespace is "/".
     auto req = MakePublish("", "hello");
     req.mutable_target()->add_socket_ids(s1_);
     req.mutable_target()->add_socket_ids(s2_);
@@ -692,11 +697,13 @@ TEST_F(ApiServerTest, PublishToNamespaceAndSockets) {
     auto ctx = Ctx();
     ASSERT_TRUE(stub_->Publish(ctx.get(), req, &resp).ok());
     EXPECT_EQ(resp.recipients(), 1u);
-    ASSERT_TRUE(edge_->WaitForMessages(2));
+    ASSERT_TRUE(edge_->WaitForMessages(3));
   }
   std::this_thread::sleep_for(100ms);
+  std::vector<std::string> sockets = {bus::SocketSubject(s1_), bus::SocketSubject(s2_)};
+  std::sort(sockets.begin(), sockets.end());
   EXPECT_THAT(Subjects(edge_->messages()),
-              ElementsAre(bus::NamespaceSubject("/chat"), bus::EdgeSubject(kEdgeId)));
+              ElementsAre(bus::NamespaceSubject("/chat"), sockets[0], sockets[1]));
 }
 
 TEST_F(ApiServerTest, PublishWithAcksReturnsTheEdgesAcks) {
@@ -786,7 +793,7 @@ TEST_F(ApiServerTest, PublishStreamCountsInOrder) {
   auto messages = edge_->messages();
   EXPECT_THAT(Subjects(messages),
               ElementsAre(bus::RoomSubject("/", "lobby"), bus::NamespaceSubject("/"),
-                          bus::EdgeSubject(kEdgeId)));
+                          bus::SocketSubject(s3_)));
   std::vector<std::string> events;
   for (const auto& m : messages) events.push_back(m.message.delivery().event());
   EXPECT_THAT(events, ElementsAre("one", "two", "three"));
@@ -978,7 +985,7 @@ TEST_F(ApiServerTest, JoinLeaveDisconnectReportMatchedSockets) {
     EXPECT_EQ(resp.matched_sockets(), 1u);
     ASSERT_TRUE(edge_->WaitForMessages(1));
     auto m = edge_->messages().back();
-    EXPECT_EQ(m.subject, bus::EdgeSubject(kEdgeId));
+    EXPECT_EQ(m.subject, bus::SocketSubject(s3_));
     ASSERT_TRUE(m.message.has_command());
     EXPECT_TRUE(m.message.command().disconnect_close());
   }
