@@ -157,6 +157,18 @@ absl::Status EdgeProcess::StartCluster() {
     return absl::Status(link.status().code(), absl::StrCat("edge link: ", link.status().message()));
   }
   link_ = std::move(*link);
+  if (standalone_) return absl::OkStatus();  // one edge: sessions never move
+
+  auto mover = cluster::SessionMover::Start(*bus_, server_, *link_, {.edge_id = edge_id_});
+  if (!mover.ok()) {
+    return absl::Status(mover.status().code(),
+                        absl::StrCat("session mover: ", mover.status().message()));
+  }
+  mover_ = std::move(*mover);
+  server_.engine().OnForeignUpgrade(
+      [mover = mover_.get()](const std::shared_ptr<edge::HttpSession>& http,
+                             std::string_view owner,
+                             std::string_view sid) { mover->ArriveFrom(http, owner, sid); });
   return absl::OkStatus();
 }
 
@@ -192,6 +204,13 @@ void EdgeProcess::AddCollectors() {
       "local recipients, once per delivery.",
       link_->delivery_latency()));
   metrics_.AddCollector(SocketsByTransportCollector(link_->journal()));
+  if (mover_) {
+    metrics_.AddCollector(LatencyCollector(
+        "switchboard_session_move_latency_seconds",
+        "Sessions moved here by an upgrade landing on this edge: from the client's upgrade "
+        "packet to the session running here (its queued packets written).",
+        mover_->move_latency()));
+  }
   metrics_.AddCollector([policies = policies_.get()](std::vector<prometheus::MetricFamily>& out) {
     auto family =
         CounterFamily("switchboard_auth_total", "Client authentications (JWT), by result.");
