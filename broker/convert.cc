@@ -42,6 +42,10 @@ Event ToIndexEvent(const v1::MembershipEvent& event) {
     case v1::MembershipEvent::kTransportChanged:
       return TransportChanged{event.transport_changed().socket_id(),
                               proto::TransportName(event.transport_changed().transport())};
+    case v1::MembershipEvent::kMovedIn:
+      return MovedIn{FromProto(event.moved_in().socket()), event.moved_in().from_edge()};
+    case v1::MembershipEvent::kMovedOut:
+      return MovedOut{event.moved_out().socket_id(), event.moved_out().to_edge()};
     default:
       // No socket has the empty id.
       return Disconnected{};

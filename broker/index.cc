@@ -99,7 +99,16 @@ ApplyResult Index::ApplySnapshot(const Snapshot& snapshot, TimePoint now) {
     return ApplyResult::kDuplicate;
   }
   DropEdgeSockets(edge);
-  for (const SocketInfo& info : snapshot.sockets) AddSocket(edge, info);
+  // A moved-away socket the snapshot does not list was moved out as of it
+  // (its MovedOut will not come as an event); one it still lists is the
+  // other edge's already (the snapshot predates its MovedOut, still to come).
+  absl::flat_hash_set<std::string_view> listed;
+  listed.reserve(snapshot.sockets.size());
+  for (const SocketInfo& info : snapshot.sockets) listed.insert(info.id);
+  absl::erase_if(edge.moved_away, [&](const std::string& id) { return !listed.contains(id); });
+  for (const SocketInfo& info : snapshot.sockets) {
+    if (!edge.moved_away.contains(info.id)) MoveSocketTo(edge, info);
+  }
   edge.last_seq = snapshot.seq;
   edge.needs_snapshot = false;
   ApplyPending(edge);
@@ -127,8 +136,9 @@ ApplyResult Index::ApplyHeartbeat(const Heartbeat& heartbeat, TimePoint now) {
   if (created && heartbeat.last_seq == 0 && heartbeat.counts.sockets == 0) {
     return ApplyResult::kApplied;  // an edge that has announced nothing yet
   }
+  // The edge still counts the sockets it has not yet reported moved away.
   if (created || edge.needs_snapshot || heartbeat.last_seq != edge.last_seq ||
-      heartbeat.counts.sockets != edge.sockets.size()) {
+      heartbeat.counts.sockets != edge.sockets.size() + edge.moved_away.size()) {
     // Lost events (last_seq ahead), a restart under the same id (behind), or
     // an index that disagrees with the edge: only a snapshot settles it.
     edge.needs_snapshot = true;
@@ -218,6 +228,14 @@ void Index::Apply(Edge& edge, const Event& event) {
                  [&](const TransportChanged& e) {
                    if (Socket* s = owned(e.socket_id)) s->transport = InternTransport(e.transport);
                  },
+                 [&](const MovedIn& e) { MoveSocketTo(edge, e.socket); },
+                 [&](const MovedOut& e) {
+                   if (Socket* s = owned(e.socket_id)) {
+                     RemoveSocket(s);  // out before in: the new edge adds it
+                   } else {
+                     edge.moved_away.erase(e.socket_id);  // in before out: settled
+                   }
+                 },
              },
              event);
 }
@@ -259,6 +277,15 @@ void Index::AddSocket(Edge& edge, const SocketInfo& info) {
   edge.sockets.insert(s);
   s->nsp->sockets.insert(ref);
   for (const std::string& room : info.rooms) JoinRoom(s, room);
+}
+
+void Index::MoveSocketTo(Edge& edge, const SocketInfo& info) {
+  if (info.id.empty()) return;
+  if (auto it = sockets_.find(info.id); it != sockets_.end() && (*it)->edge != &edge) {
+    (*it)->edge->moved_away.insert(info.id);
+  }
+  edge.moved_away.erase(info.id);
+  AddSocket(edge, info);
 }
 
 void Index::RemoveSocket(Socket* s) {

@@ -76,7 +76,20 @@ struct TransportChanged {
   std::string socket_id{};
   std::string transport{};
 };
-using Event = std::variant<Connected, Disconnected, Joined, Left, TransportChanged>;
+// The socket's session moved to this edge from `from_edge` (a WebSocket
+// upgrade landed here): not a connect. The socket, with its rooms, is now this
+// edge's, wherever the index had it.
+struct MovedIn {
+  SocketInfo socket{};  // socket.edge_id is ignored, as for Connected
+  std::string from_edge{};
+};
+// The socket's session moved from this edge to `to_edge`: not a disconnect.
+struct MovedOut {
+  std::string socket_id{};
+  std::string to_edge{};
+};
+using Event =
+    std::variant<Connected, Disconnected, Joined, Left, TransportChanged, MovedIn, MovedOut>;
 
 struct Heartbeat {
   std::string edge_id{};
@@ -204,6 +217,19 @@ struct EdgeTargets {
 // A socket id claimed by another edge moves to it (ids are unique in the
 // cluster; this only matters if an edge misbehaves).
 //
+// Moves (MovedIn on the new edge, MovedOut on the old one) arrive on two
+// independent streams, in either order, and end with the socket once, on the
+// new edge. MovedIn takes the socket from wherever the index holds it; if
+// that edge has not reported the move yet, the index remembers that it owes a
+// MovedOut for it ("moved away"): until then that edge's heartbeats count the
+// socket, and a snapshot of it that still lists the socket does not take it
+// back. MovedOut removes the socket only if the index holds it on that edge
+// (out before in), else settles the debt (in before out). A snapshot of the
+// new edge listing the socket takes it from the old edge the same way. This
+// assumes a socket moves once in a while (a session moves on its one
+// WebSocket upgrade), not twice within a broker's lag; if it does, heartbeats
+// and snapshots still converge.
+//
 // Sizes: a hash set of sockets by id (the key is the id inside the socket)
 // and a hash map by user id; per namespace, per (namespace, room) and per
 // user, B-tree sets ordered by socket id (they give pagination a stable order;
@@ -303,6 +329,9 @@ class Index {
   void Apply(Edge& edge, const Event& event);
   void ApplyPending(Edge& edge);
   void AddSocket(Edge& edge, const SocketInfo& info);
+  // AddSocket for a socket that moved to `edge` (a MovedIn, or a snapshot
+  // listing it): the edge the index had it on owes its MovedOut.
+  void MoveSocketTo(Edge& edge, const SocketInfo& info);
   void RemoveSocket(Socket* socket);
   void JoinRoom(Socket* socket, std::string_view room);
   void LeaveRoom(Socket* socket, Room* room);

@@ -39,6 +39,10 @@ struct Index::Edge {
   absl::flat_hash_set<Socket*> sockets;
   // Events received while waiting for a snapshot, by seq.
   std::map<uint64_t, Event> pending;
+  // Sockets this edge held that another edge reported moved in, before this
+  // edge reported them moved out: its heartbeats still count them, and its
+  // MovedOut settles each (index.h, "Moves").
+  absl::flat_hash_set<std::string> moved_away;
 };
 
 struct Index::Room {

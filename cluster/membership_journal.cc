@@ -104,11 +104,16 @@ const std::string* MembershipJournal::Intern(std::set<std::string, std::less<>>&
   return &*it;
 }
 
-void MembershipJournal::JoinLocked(SocketEntry& entry, const std::string& room) {
+bool MembershipJournal::AddRoomLocked(SocketEntry& entry, const std::string& room) {
   auto pos = std::lower_bound(entry.rooms.begin(), entry.rooms.end(), room);
-  if (pos != entry.rooms.end() && *pos == room) return;  // already in: nothing changed
+  if (pos != entry.rooms.end() && *pos == room) return false;  // already in: nothing changed
   entry.rooms.insert(pos, room);
   if (++counts_[*entry.nsp].rooms[room] == 1) ++total_rooms_;
+  return true;
+}
+
+void MembershipJournal::JoinLocked(SocketEntry& entry, const std::string& room) {
+  if (!AddRoomLocked(entry, room)) return;
   v1::MembershipEvent event;
   v1::RoomChange* change = event.mutable_joined();
   change->set_socket_id(std::string(entry.id()));
@@ -127,9 +132,9 @@ void MembershipJournal::CountRoomLeftLocked(NspCounts& counts, const std::string
   }
 }
 
-void MembershipJournal::OnConnected(const sio::Socket& socket) {
-  std::lock_guard lock(mu_);
-  if (sockets_.contains(socket.id())) return;  // reported twice: the first report stands
+MembershipJournal::SocketEntry* MembershipJournal::AddLocked(
+    const sio::Socket& socket, std::chrono::system_clock::time_point connected_at) {
+  if (sockets_.contains(socket.id())) return nullptr;  // reported twice: the first report stands
   std::string claims;
   if (!socket.claims().is_null()) {
     claims = socket.claims().dump(-1, ' ', false, sio::Json::error_handler_t::replace);
@@ -141,7 +146,7 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
   entry.nsp = Intern(nsp_names_, socket.nsp().name());
   entry.transport = Intern(transport_names_, socket.transport());
   sockets_.insert(std::move(owned));
-  entry.connected_at = std::chrono::system_clock::now();
+  entry.connected_at = connected_at;
   ++by_transport_[{*entry.nsp, *entry.transport}];
   NspCounts& counts = counts_[*entry.nsp];
   ++counts.sockets;
@@ -149,23 +154,50 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
     ++counts.users[user];
     ++total_users_[user];
   }
+  return &entry;
+}
 
+void MembershipJournal::RemoveLocked(const SocketEntry& entry) {
+  --by_transport_[{*entry.nsp, *entry.transport}];
+  NspCounts& counts = counts_[*entry.nsp];
+  --counts.sockets;
+  if (absl::string_view user = AbslView(entry.user_id()); !user.empty()) {
+    for (auto* users : {&counts.users, &total_users_}) {
+      auto user_it = users->find(user);
+      if (user_it != users->end() && --user_it->second == 0) users->erase(user_it);
+    }
+  }
+  for (const std::string& room : entry.rooms) CountRoomLeftLocked(counts, room);
+  sockets_.erase(sockets_.find(entry.id()));  // destroys entry: last
+}
+
+void MembershipJournal::FillInfoLocked(const SocketEntry& entry, bool with_rooms,
+                                       v1::SocketInfo& info) const {
+  info.set_id(std::string(entry.id()));
+  info.set_edge_id(edge_id_);
+  info.set_user_id(std::string(entry.user_id()));
+  info.set_namespace_(*entry.nsp);
+  if (with_rooms) {
+    for (const auto& room : entry.rooms) info.add_rooms(room);  // sorted
+  }
+  info.set_transport(proto::TransportFromName(*entry.transport));
+  info.set_remote_address(std::string(entry.address()));
+  info.set_claims(std::string(entry.claims()));
+  proto::ToTimestamp(entry.connected_at, info.mutable_connected_at());
+}
+
+void MembershipJournal::OnConnected(const sio::Socket& socket) {
+  std::lock_guard lock(mu_);
+  SocketEntry* entry = AddLocked(socket, std::chrono::system_clock::now());
+  if (entry == nullptr) return;
   v1::MembershipEvent event;
-  v1::SocketInfo* info = event.mutable_connected()->mutable_socket();
-  info->set_id(socket.id());
-  info->set_edge_id(edge_id_);
-  info->set_user_id(std::string(entry.user_id()));
-  info->set_namespace_(*entry.nsp);
-  info->set_transport(proto::TransportFromName(*entry.transport));
-  info->set_remote_address(std::string(entry.address()));
-  info->set_claims(std::string(entry.claims()));
-  proto::ToTimestamp(entry.connected_at, info->mutable_connected_at());
+  FillInfoLocked(*entry, /*with_rooms=*/false, *event.mutable_connected()->mutable_socket());
   PublishEventLocked(event);
 
   // Rooms joined before the connect was reported (e.g. by a middleware) were
   // ignored by OnJoined: announce them now, after the socket itself.
   for (const auto& room : socket.rooms()) {
-    if (room != socket.id()) JoinLocked(entry, room);
+    if (room != socket.id()) JoinLocked(*entry, room);
   }
 }
 
@@ -180,17 +212,42 @@ void MembershipJournal::OnDisconnected(const sio::Socket& socket, std::string_vi
   change->set_namespace_(*entry.nsp);
   change->set_user_id(std::string(entry.user_id()));
   change->set_reason(std::string(reason));
-  --by_transport_[{*entry.nsp, *entry.transport}];
-  NspCounts& counts = counts_[*entry.nsp];
-  --counts.sockets;
-  if (absl::string_view user = AbslView(entry.user_id()); !user.empty()) {
-    for (auto* users : {&counts.users, &total_users_}) {
-      auto user_it = users->find(user);
-      if (user_it != users->end() && --user_it->second == 0) users->erase(user_it);
-    }
+  RemoveLocked(entry);
+  PublishEventLocked(event);
+}
+
+void MembershipJournal::OnMovedOut(const sio::Socket& socket, std::string_view to_edge) {
+  std::lock_guard lock(mu_);
+  auto it = sockets_.find(socket.id());
+  if (it == sockets_.end()) return;
+  v1::MembershipEvent event;
+  v1::SocketMovedOut* change = event.mutable_moved_out();
+  change->set_socket_id(socket.id());
+  const SocketEntry& entry = **it;
+  change->set_namespace_(*entry.nsp);
+  change->set_user_id(std::string(entry.user_id()));
+  change->set_to_edge(std::string(to_edge));
+  RemoveLocked(entry);
+  PublishEventLocked(event);
+}
+
+void MembershipJournal::OnMovedIn(const sio::Socket& socket, std::string_view from_edge) {
+  OnMovedIn(socket, from_edge, std::chrono::system_clock::now());
+}
+
+void MembershipJournal::OnMovedIn(const sio::Socket& socket, std::string_view from_edge,
+                                  std::chrono::system_clock::time_point connected_at) {
+  std::lock_guard lock(mu_);
+  SocketEntry* entry = AddLocked(socket, connected_at);
+  if (entry == nullptr) return;
+  // Its rooms travel in the one event: a move is not a connect plus joins.
+  for (const auto& room : socket.rooms()) {
+    if (room != socket.id()) AddRoomLocked(*entry, room);
   }
-  for (const std::string& room : entry.rooms) CountRoomLeftLocked(counts, room);
-  sockets_.erase(it);
+  v1::MembershipEvent event;
+  v1::SocketMovedIn* change = event.mutable_moved_in();
+  FillInfoLocked(*entry, /*with_rooms=*/true, *change->mutable_socket());
+  change->set_from_edge(std::string(from_edge));
   PublishEventLocked(event);
 }
 
@@ -328,16 +385,7 @@ v1::Snapshot MembershipJournal::BuildSnapshot() const {
     snapshot.set_seq(seq_);
     snapshot.mutable_sockets()->Reserve(static_cast<int>(sockets_.size()));
     for (const auto& entry : sockets_) {
-      v1::SocketInfo* info = snapshot.add_sockets()->mutable_socket();
-      info->set_id(std::string(entry->id()));
-      info->set_edge_id(edge_id_);
-      info->set_user_id(std::string(entry->user_id()));
-      info->set_namespace_(*entry->nsp);
-      for (const auto& room : entry->rooms) info->add_rooms(room);  // sorted
-      info->set_transport(proto::TransportFromName(*entry->transport));
-      info->set_remote_address(std::string(entry->address()));
-      info->set_claims(std::string(entry->claims()));
-      proto::ToTimestamp(entry->connected_at, info->mutable_connected_at());
+      FillInfoLocked(*entry, /*with_rooms=*/true, *snapshot.add_sockets()->mutable_socket());
     }
     FillHeartbeatLocked(*snapshot.mutable_heartbeat());
   }

@@ -50,6 +50,7 @@ namespace switchboard::v1 {
 class Heartbeat;
 class MembershipEvent;
 class Snapshot;
+class SocketInfo;
 }  // namespace switchboard::v1
 
 namespace switchboard::cluster {
@@ -89,6 +90,15 @@ class MembershipJournal : public sio::MembershipObserver {
   void OnJoined(const sio::Socket& socket, const std::string& room) override;
   void OnLeft(const sio::Socket& socket, const std::string& room) override;
   void OnTransportChanged(const sio::Socket& socket) override;
+  // A move between edges (a WebSocket upgrade landed on another edge): the
+  // socket leaves or enters the mirror and the counts, and the stream says
+  // moved_out / moved_in (with the socket's rooms), never disconnected /
+  // connected. A moved-in socket is listed as connected when it moves in;
+  // the overload keeps the time it first connected (on the edge it came from).
+  void OnMovedOut(const sio::Socket& socket, std::string_view to_edge) override;
+  void OnMovedIn(const sio::Socket& socket, std::string_view from_edge) override;
+  void OnMovedIn(const sio::Socket& socket, std::string_view from_edge,
+                 std::chrono::system_clock::time_point connected_at);
 
   // Publishes one Heartbeat (edge, incarnation, last seq, counters) on
   // sb.v1.heartbeat.<edge-id>. The failure, if any, is counted and returned.
@@ -161,7 +171,18 @@ class MembershipJournal : public sio::MembershipObserver {
   // All under mu_.
   void PublishEventLocked(v1::MembershipEvent& event);
   void FillHeartbeatLocked(v1::Heartbeat& heartbeat) const;
+  // Puts the socket in the room and counts it; false when it was in.
+  bool AddRoomLocked(SocketEntry& entry, const std::string& room);
+  // AddRoomLocked, and publishes the join.
   void JoinLocked(SocketEntry& entry, const std::string& room);
+  // Adds the socket to the mirror and the counts, rooms aside; null when
+  // it is there already.
+  SocketEntry* AddLocked(const sio::Socket& socket,
+                         std::chrono::system_clock::time_point connected_at);
+  // Takes the socket out of the mirror and the counts (its rooms too).
+  void RemoveLocked(const SocketEntry& entry);
+  // The socket as the stream and snapshots carry it (rooms only if asked).
+  void FillInfoLocked(const SocketEntry& entry, bool with_rooms, v1::SocketInfo& info) const;
   void CountRoomLeftLocked(NspCounts& counts, const std::string& room);
   // Outside mu_: the per-namespace message counters (message_counts_).
   void AddMessageCounts(v1::Heartbeat& heartbeat) const;

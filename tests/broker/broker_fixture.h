@@ -147,6 +147,46 @@ class FakeEdge {
     Emit(event, true);
   }
 
+  // A socket as an edge holds it (what moves with its session).
+  struct Sock {
+    std::string nsp;
+    std::string user;
+    v1::Transport transport = v1::TRANSPORT_POLLING;
+    std::set<std::string> rooms;
+    int64_t connected_at = 0;
+  };
+  // The socket as this edge holds it now.
+  Sock Get(const std::string& sid) {
+    std::lock_guard lock(mu_);
+    return sockets_.at(sid);
+  }
+  // The socket's session moves to edge `to` (a WebSocket upgrade landed
+  // there): moved_out here. Returns the socket for the other edge's MoveIn.
+  Sock MoveOut(const std::string& sid, const std::string& to, bool publish = true) {
+    std::lock_guard lock(mu_);
+    Sock sock = sockets_.at(sid);
+    sockets_.erase(sid);
+    v1::MembershipEvent event;
+    v1::SocketMovedOut* change = event.mutable_moved_out();
+    change->set_socket_id(sid);
+    change->set_namespace_(sock.nsp);
+    change->set_user_id(sock.user);
+    change->set_to_edge(to);
+    Emit(event, publish);
+    return sock;
+  }
+  // The session of `sid` arrives from edge `from` (its id unchanged), on
+  // WebSocket: moved_in with its rooms.
+  void MoveIn(const std::string& sid, Sock sock, const std::string& from, bool publish = true) {
+    std::lock_guard lock(mu_);
+    sock.transport = v1::TRANSPORT_WEBSOCKET;
+    sockets_[sid] = sock;
+    v1::MembershipEvent event;
+    FillInfo(sid, sock, event.mutable_moved_in()->mutable_socket());
+    event.mutable_moved_in()->set_from_edge(from);
+    Emit(event, publish);
+  }
+
   void Heartbeat(Messages totals = {}, std::map<std::string, Messages> per_nsp = {},
                  const v1::ForwardStats* forward = nullptr) {
     v1::Heartbeat heartbeat;
@@ -209,14 +249,6 @@ class FakeEdge {
   }
 
  private:
-  struct Sock {
-    std::string nsp;
-    std::string user;
-    v1::Transport transport = v1::TRANSPORT_POLLING;
-    std::set<std::string> rooms;
-    int64_t connected_at = 0;
-  };
-
   void FillInfo(const std::string& sid, const Sock& sock, v1::SocketInfo* info) const {
     info->set_id(sid);
     info->set_edge_id(id_);

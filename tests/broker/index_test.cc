@@ -731,6 +731,165 @@ TEST(IndexTest, SocketIdClaimedByAnotherEdgeMoves) {
   EXPECT_TRUE(index.GetSocket("a").has_value());
 }
 
+// ---------------------------------------------------------------------------
+// Moves: MovedIn on the new edge, MovedOut on the old one, on two independent
+// streams.
+
+// e1 holds a (u1, rooms r1 r2) and b (u1, r1); e2 holds c. Returns e1's and
+
+void TwoEdges(Feeder& e1, Feeder& e2) {
+  e1(Connected{Sock("a", "/", "u1", {"r1", "r2"})});
+  e1(Connected{Sock("b", "/", "u1", {"r1"})});
+  e2(Connected{Sock("c", "/", "u2")});
+}
+
+// a as it moved to e2: same id, user and rooms.
+SocketInfo MovedA() { return Sock("a", "/", "u1", {"r1", "r2"}); }
+
+// What a user of the index sees: every socket with its edge and rooms, the
+// rooms with their sizes, u1's presence, the stats.
+std::string View(const Index& index) {
+  std::string out;
+  for (const SocketInfo& s : AllSockets(index)) {
+    out += Cat(s.id, "@", s.edge_id, "[");
+    for (const auto& room : s.rooms) out += Cat(room, " ");
+    out += "] ";
+  }
+  out += "| ";
+  for (const RoomInfo& r : AllRooms(index)) out += Cat(r.nsp, r.room, "=", Num(r.members), " ");
+  out += "| u1:";
+  for (const SocketInfo& s : index.GetPresence("u1").sockets) out += Cat(" ", s.id, "@", s.edge_id);
+  Stats stats = index.GetStats();
+  out += Cat(" | sockets=", Num(stats.sockets), " users=", Num(stats.users),
+             " rooms=", Num(stats.rooms));
+  for (const EdgeStats& e : stats.per_edge) out += Cat(" ", e.edge_id, "=", Num(e.sockets));
+  return out;
+}
+
+const char kMoved[] =
+    "a@e2[r1 r2 ] b@e1[r1 ] c@e2[] | /r1=2 /r2=1 | u1: a@e2 b@e1 | sockets=3 users=2 rooms=2 "
+    "e1=1 e2=2";
+
+TEST(IndexTest, MoveOutThenInEndsOnTheNewEdgeOnce) {
+  Index index;
+  Feeder e1{index, "e1"}, e2{index, "e2"};
+  TwoEdges(e1, e2);
+  EXPECT_EQ(e1(MovedOut{"a", "e2"}), ApplyResult::kApplied);
+  EXPECT_EQ(View(index),
+            "b@e1[r1 ] c@e2[] | /r1=1 | u1: b@e1 | sockets=2 users=2 rooms=1 e1=1 e2=1");
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", e1.seq, {1}}, kT0), ApplyResult::kApplied);
+  EXPECT_EQ(e2(MovedIn{MovedA(), "e1"}), ApplyResult::kApplied);
+  EXPECT_EQ(View(index), kMoved);
+  // Both edges' heartbeats agree with the index: no snapshot needed.
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", e1.seq, {1}}, kT0), ApplyResult::kApplied);
+  EXPECT_EQ(index.ApplyHeartbeat({"e2", e2.seq, {2}}, kT0), ApplyResult::kApplied);
+  EXPECT_TRUE(index.EdgesNeedingSnapshot().empty());
+}
+
+TEST(IndexTest, MoveInThenOutEndsOnTheNewEdgeOnce) {
+  Index index;
+  Feeder e1{index, "e1"}, e2{index, "e2"};
+  TwoEdges(e1, e2);
+  EXPECT_EQ(e2(MovedIn{MovedA(), "e1"}), ApplyResult::kApplied);
+  EXPECT_EQ(View(index), kMoved);
+  // e1 has not said so yet: its heartbeat still counts a, and that is right.
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", e1.seq, {2}}, kT0), ApplyResult::kApplied);
+  // e1's last changes to a before the move are not e1's to make any more.
+  EXPECT_EQ(e1(Joined{"a", "r3"}), ApplyResult::kApplied);
+  EXPECT_EQ(e1(Left{"a", "r1"}), ApplyResult::kApplied);
+  EXPECT_EQ(View(index), kMoved);
+  EXPECT_EQ(e1(MovedOut{"a", "e2"}), ApplyResult::kApplied);
+  EXPECT_EQ(View(index), kMoved);
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", e1.seq, {1}}, kT0), ApplyResult::kApplied);
+  EXPECT_EQ(index.ApplyHeartbeat({"e2", e2.seq, {2}}, kT0), ApplyResult::kApplied);
+  EXPECT_TRUE(index.EdgesNeedingSnapshot().empty());
+  // The moved socket is e2's like any other.
+  EXPECT_EQ(e1(Disconnected{"a"}), ApplyResult::kApplied);  // not e1's: no-op
+  EXPECT_EQ(View(index), kMoved);
+  EXPECT_EQ(e2(Disconnected{"a"}), ApplyResult::kApplied);
+  EXPECT_EQ(View(index),
+            "b@e1[r1 ] c@e2[] | /r1=1 | u1: b@e1 | sockets=2 users=2 rooms=1 e1=1 e2=1");
+}
+
+// The old edge's snapshot taken before its MovedOut (after a gap) still lists
+// the socket: it stays on the new edge, and the MovedOut held after the
+// snapshot settles it.
+TEST(IndexTest, StaleSnapshotOfTheOldEdgeDoesNotTakeTheSocketBack) {
+  Index index;
+  Feeder e1{index, "e1"}, e2{index, "e2"};
+  TwoEdges(e1, e2);
+  EXPECT_EQ(e2(MovedIn{MovedA(), "e1"}), ApplyResult::kApplied);
+  const uint64_t before_move = e1.seq;
+  ++e1.seq;  // lost
+  EXPECT_EQ(e1(MovedOut{"a", "e2"}), ApplyResult::kGap);
+  EXPECT_EQ(index.ApplySnapshot(
+                {"e1",
+                 before_move + 1,
+                 {Sock("a", "/", "u1", {"r1", "r2", "r9"}), Sock("b", "/", "u1", {"r1"})}},
+                kT0),
+            ApplyResult::kApplied);
+  EXPECT_EQ(View(index), kMoved);
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", e1.seq, {1}}, kT0), ApplyResult::kApplied);
+  EXPECT_TRUE(index.EdgesNeedingSnapshot().empty());
+}
+
+// The old edge's snapshot taken after its MovedOut (which was lost) does not
+// list the socket: the index expects no MovedOut any more.
+TEST(IndexTest, SnapshotOfTheOldEdgeWithoutTheSocketSettlesTheMove) {
+  Index index;
+  Feeder e1{index, "e1"}, e2{index, "e2"};
+  TwoEdges(e1, e2);
+  EXPECT_EQ(e2(MovedIn{MovedA(), "e1"}), ApplyResult::kApplied);
+  ++e1.seq;  // the MovedOut, lost
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", e1.seq, {1}}, kT0), ApplyResult::kGap);
+  EXPECT_EQ(index.ApplySnapshot({"e1", e1.seq, {Sock("b", "/", "u1", {"r1"})}}, kT0),
+            ApplyResult::kApplied);
+  EXPECT_EQ(View(index), kMoved);
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", e1.seq, {1}}, kT0), ApplyResult::kApplied);
+  EXPECT_TRUE(index.EdgesNeedingSnapshot().empty());
+}
+
+// The new edge's MovedIn is lost and its snapshot lists the socket while the
+// index still has it on the old edge: it moves to the new edge, in either
+// order with the old edge's MovedOut.
+TEST(IndexTest, SnapshotOfTheNewEdgeTakesTheSocket) {
+  for (bool out_first : {false, true}) {
+    SCOPED_TRACE(out_first ? "MovedOut first" : "snapshot first");
+    Index index;
+    Feeder e1{index, "e1"}, e2{index, "e2"};
+    TwoEdges(e1, e2);
+    if (out_first) {
+      EXPECT_EQ(e1(MovedOut{"a", "e2"}), ApplyResult::kApplied);
+    }
+    ++e2.seq;  // the MovedIn, lost
+    EXPECT_EQ(index.ApplyHeartbeat({"e2", e2.seq, {2}}, kT0), ApplyResult::kGap);
+    EXPECT_EQ(index.ApplySnapshot({"e2", e2.seq, {MovedA(), Sock("c", "/", "u2")}}, kT0),
+              ApplyResult::kApplied);
+    EXPECT_EQ(View(index), kMoved);
+    if (!out_first) {
+      EXPECT_EQ(index.ApplyHeartbeat({"e1", e1.seq, {2}}, kT0), ApplyResult::kApplied);
+      EXPECT_EQ(e1(MovedOut{"a", "e2"}), ApplyResult::kApplied);
+      EXPECT_EQ(View(index), kMoved);
+    }
+    EXPECT_EQ(index.ApplyHeartbeat({"e1", e1.seq, {1}}, kT0), ApplyResult::kApplied);
+    EXPECT_EQ(index.ApplyHeartbeat({"e2", e2.seq, {2}}, kT0), ApplyResult::kApplied);
+    EXPECT_TRUE(index.EdgesNeedingSnapshot().empty());
+  }
+}
+
+// A restarted or expired old edge owes nothing: its debts go with it.
+TEST(IndexTest, ForgettingTheOldEdgeForgetsWhatItOwed) {
+  Index index;
+  Feeder e1{index, "e1"}, e2{index, "e2"};
+  TwoEdges(e1, e2);
+  EXPECT_EQ(e2(MovedIn{MovedA(), "e1"}), ApplyResult::kApplied);
+  EXPECT_TRUE(index.ForgetEdge("e1"));
+  Feeder e1_again{index, "e1"};
+  EXPECT_EQ(e1_again(Connected{Sock("b2", "/", "")}), ApplyResult::kApplied);
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", 1, {1}}, kT0), ApplyResult::kApplied);
+  EXPECT_EQ(index.GetSocket("a")->edge_id, "e2");
+}
+
 // Sockets whose ids share long prefixes and differ in length, with long claims
 // and IPv6 addresses, connected, moved between rooms and disconnected in a
 // random order: every lookup by id afterwards gives exactly what the live

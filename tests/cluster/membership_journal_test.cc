@@ -91,6 +91,10 @@ std::string Describe(const v1::MembershipEvent& e) {
     case v1::MembershipEvent::kJoined:
       return "joined " + e.joined().socket_id() + " " + e.joined().room();
     case v1::MembershipEvent::kLeft: return "left " + e.left().socket_id() + " " + e.left().room();
+    case v1::MembershipEvent::kMovedIn:
+      return "moved_in " + e.moved_in().socket().id() + " from " + e.moved_in().from_edge();
+    case v1::MembershipEvent::kMovedOut:
+      return "moved_out " + e.moved_out().socket_id() + " to " + e.moved_out().to_edge();
     default: return "other";
   }
 }
@@ -101,6 +105,12 @@ void Apply(State& state, const v1::MembershipEvent& e) {
   switch (e.change_case()) {
     case v1::MembershipEvent::kConnected: state[e.connected().socket().id()]; break;
     case v1::MembershipEvent::kDisconnected: state.erase(e.disconnected().socket_id()); break;
+    case v1::MembershipEvent::kMovedIn: {
+      const v1::SocketInfo& socket = e.moved_in().socket();
+      state[socket.id()] = {socket.rooms().begin(), socket.rooms().end()};
+      break;
+    }
+    case v1::MembershipEvent::kMovedOut: state.erase(e.moved_out().socket_id()); break;
     case v1::MembershipEvent::kJoined: {
       auto& rooms = state[e.joined().socket_id()];
       rooms.push_back(e.joined().room());
@@ -560,34 +570,178 @@ TEST(MembershipJournalStandalone, KeptCountsEqualARecount) {
     }
   };
 
+  std::mt19937 room_random(16);
+  auto pick_rooms = [&] { return static_cast<int>(room_random() % 4u); };
+  // A socket that moves in arrives connected, already in its rooms.
+  auto make_moved = [&](const std::string& nsp, const std::string& user) {
+    Fake fake = make(nsp, user);
+    fake.socket->MarkConnected();
+    for (int i = pick_rooms(); i > 0; --i) fake.socket->Join("room-" + std::to_string(i * 3 % 8));
+    return fake;
+  };
+  // Out of the namespace's room lists before it goes (io has no observer).
+  auto drop = [](Fake& fake) {
+    const std::vector<std::string> rooms = fake.socket->joined_rooms();
+    for (const std::string& room : rooms) fake.socket->Leave(room);
+  };
+
   std::mt19937 random(14);
   auto pick = [&](int n) { return static_cast<int>(random() % static_cast<unsigned>(n)); };
   const std::vector<std::string> nsps = {"/", "/chat"};
   std::vector<Fake> live;
   for (int step = 0; step < 3000; ++step) {
     const int op = pick(10);
-    if (live.empty() || op < 3) {  // connect, sometimes a second report of it
-      live.push_back(make(nsps[pick(2)], pick(4) == 0 ? "" : "user-" + std::to_string(pick(6))));
-      journal.OnConnected(*live.back().socket);
-      if (pick(5) == 0) journal.OnConnected(*live.back().socket);
+    if (live.empty() || op < 3) {  // connect or move in, sometimes a second report of it
+      const std::string& nsp = nsps[pick(2)];
+      const std::string user = pick(4) == 0 ? "" : "user-" + std::to_string(pick(6));
+      if (pick(4) == 0) {
+        live.push_back(make_moved(nsp, user));
+        journal.OnMovedIn(*live.back().socket, "e-other");
+        if (pick(5) == 0) journal.OnMovedIn(*live.back().socket, "e-other");
+      } else {
+        live.push_back(make(nsp, user));
+        journal.OnConnected(*live.back().socket);
+        if (pick(5) == 0) journal.OnConnected(*live.back().socket);
+      }
     } else if (op < 7) {  // join (maybe again), or a join of the own-id room
       const sio::Socket& socket = *live[pick(static_cast<int>(live.size()))].socket;
       journal.OnJoined(socket, pick(10) == 0 ? socket.id() : "room-" + std::to_string(pick(8)));
     } else if (op < 9) {  // leave (maybe a room it is not in)
       const sio::Socket& socket = *live[pick(static_cast<int>(live.size()))].socket;
       journal.OnLeft(socket, "room-" + std::to_string(pick(8)));
-    } else {  // disconnect, sometimes reported twice
+    } else {  // disconnect or move out, sometimes reported twice
       const size_t at = static_cast<size_t>(pick(static_cast<int>(live.size())));
-      journal.OnDisconnected(*live[at].socket, "transport close");
-      if (pick(5) == 0) journal.OnDisconnected(*live[at].socket, "transport close");
+      if (pick(3) == 0) {
+        journal.OnMovedOut(*live[at].socket, "e-other");
+        if (pick(5) == 0) journal.OnMovedOut(*live[at].socket, "e-other");
+      } else {
+        journal.OnDisconnected(*live[at].socket, "transport close");
+        if (pick(5) == 0) journal.OnDisconnected(*live[at].socket, "transport close");
+      }
+      drop(live[at]);
       live.erase(live.begin() + static_cast<std::ptrdiff_t>(at));
     }
     ASSERT_NO_FATAL_FAILURE(check(step));
   }
   // Everyone leaves: all counts back to 0, only the namespace with messages listed.
-  for (const Fake& fake : live) journal.OnDisconnected(*fake.socket, "server shutting down");
+  for (Fake& fake : live) {
+    journal.OnDisconnected(*fake.socket, "server shutting down");
+    drop(fake);
+  }
   ASSERT_NO_FATAL_FAILURE(check(-1));
   EXPECT_EQ(journal.BuildSnapshot().heartbeat().totals().rooms(), 0u);
+}
+
+// A session that moves between edges: the old edge's journal says moved_out,
+// the new one's moved_in with the socket and its rooms, in their seq order,
+// never disconnected / connected / joined; both mirrors, snapshots and
+// heartbeat counts follow.
+TEST(MembershipJournalStandalone, MovesPublishMovedOutAndMovedInWithTheSocketsRooms) {
+  edge::Runtime runtime(1);  // never started: the sockets only exist in memory
+  sio::Server io(runtime, {}, {});
+  bus::InProcessBus bus;
+  cluster::MembershipJournal old_edge(bus, "e-old", {.incarnation = "inc-old"});
+  cluster::MembershipJournal new_edge(bus, "e-new", {.incarnation = "inc-new"});
+  Collector<v1::MembershipEvent> old_events(bus, "sb.v1.membership.e-old");
+  Collector<v1::MembershipEvent> new_events(bus, "sb.v1.membership.e-new");
+  auto make = [&](const std::string& id, const std::string& user) {
+    auto session = std::make_shared<eio::Session>(
+        io.engine(), id, 0,
+        eio::Handshake("10.1.2.3", "/socket.io/?EIO=4", std::chrono::system_clock::now()));
+    auto socket = std::make_shared<sio::Socket>(std::make_shared<sio::Client>(io, session),
+                                                io.Of("/"), id, Json());
+    socket->SetUserId(user);
+    socket->SetClaims(Json{{"user", user}});
+    socket->MarkConnected();
+    return std::make_pair(session, socket);
+  };
+  auto [moving_session, moving] = make("sock-moving", "u1");
+  auto [staying_session, staying] = make("sock-staying", "u1");
+  moving->Join("lobby");
+  moving->Join("games");
+  moving->Join("sock-moving");  // the own-id room: never reported
+
+  old_edge.OnConnected(*moving);          // 1 connected, 2-3 joined
+  old_edge.OnConnected(*staying);         // 4
+  old_edge.OnMovedOut(*moving, "e-new");  // 5
+  old_edge.OnMovedOut(*moving, "e-new");  // reported twice: nothing more
+  const auto first_connected =
+      std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'123));
+  new_edge.OnMovedIn(*moving, "e-old", first_connected);  // 1
+  new_edge.OnMovedIn(*moving, "e-old");                   // reported twice: nothing more
+  ASSERT_TRUE(old_events.WaitFor(5));
+  ASSERT_TRUE(new_events.WaitFor(1));
+
+  // The old edge: moved_out at seq 5 with the socket's id, namespace, user and destination.
+  std::vector<v1::MembershipEvent> olds = old_events.Items();
+  ASSERT_EQ(olds.size(), 5u);
+  for (size_t i = 0; i < olds.size(); ++i) EXPECT_EQ(olds[i].seq(), i + 1);
+  EXPECT_EQ(Describe(olds[4]), "moved_out sock-moving to e-new");
+  const v1::SocketMovedOut& out = olds[4].moved_out();
+  EXPECT_EQ(out.namespace_(), "/");
+  EXPECT_EQ(out.user_id(), "u1");
+  EXPECT_EQ(olds[4].edge_id(), "e-old");
+  EXPECT_EQ(olds[4].incarnation(), "inc-old");
+  EXPECT_EQ(old_edge.last_seq(), 5u);
+  EXPECT_EQ(old_edge.socket_count(), 1u);
+  v1::Snapshot old_snapshot = old_edge.BuildSnapshot();
+  EXPECT_EQ(old_snapshot.seq(), 5u);
+  EXPECT_EQ(FromSnapshot(old_snapshot), (State{{"sock-staying", {}}}));
+  EXPECT_EQ(old_snapshot.heartbeat().totals().sockets(), 1u);
+  EXPECT_EQ(old_snapshot.heartbeat().totals().users(), 1u);  // u1 is still here (staying)
+  EXPECT_EQ(old_snapshot.heartbeat().totals().rooms(), 0u);
+
+  // The new edge: one moved_in (seq 1) with the whole socket and its rooms, no connect or join.
+  std::vector<v1::MembershipEvent> news = new_events.Items();
+  ASSERT_EQ(news.size(), 1u);
+  EXPECT_EQ(news[0].seq(), 1u);
+  EXPECT_EQ(news[0].edge_id(), "e-new");
+  EXPECT_EQ(Describe(news[0]), "moved_in sock-moving from e-old");
+  const v1::SocketInfo& in = news[0].moved_in().socket();
+  EXPECT_EQ(in.edge_id(), "e-new");
+  EXPECT_EQ(in.namespace_(), "/");
+  EXPECT_EQ(in.user_id(), "u1");
+  EXPECT_EQ(std::vector<std::string>(in.rooms().begin(), in.rooms().end()),
+            (std::vector<std::string>{"games", "lobby"}));
+  EXPECT_EQ(in.remote_address(), "10.1.2.3");
+  EXPECT_EQ(in.claims(), R"({"user":"u1"})");
+  EXPECT_EQ(in.transport(), v1::TRANSPORT_UNSPECIFIED);  // an in-memory session has none
+  EXPECT_EQ(in.connected_at().seconds(), 1'700'000'123);
+  v1::Snapshot new_snapshot = new_edge.BuildSnapshot();
+  EXPECT_EQ(new_snapshot.seq(), 1u);
+  ASSERT_EQ(new_snapshot.sockets_size(), 1);
+  EXPECT_EQ(new_snapshot.sockets(0).socket().SerializeAsString(), in.SerializeAsString());
+  const v1::Heartbeat& hb = new_snapshot.heartbeat();
+  EXPECT_EQ(hb.last_seq(), 1u);
+  EXPECT_EQ(hb.totals().sockets(), 1u);
+  EXPECT_EQ(hb.totals().users(), 1u);
+  EXPECT_EQ(hb.totals().rooms(), 2u);
+  ASSERT_EQ(hb.namespaces_size(), 1);
+  EXPECT_EQ(hb.namespaces(0).counts().rooms(), 2u);
+  using Counts = std::map<std::pair<std::string, std::string>, uint64_t>;
+  EXPECT_EQ(new_edge.SocketsByTransport(), (Counts{{{"/", ""}, 1}}));
+  EXPECT_EQ(old_edge.SocketsByTransport(), (Counts{{{"/", ""}, 1}}));
+
+  // The moved-in socket is an ordinary one of the new edge from now on.
+  new_edge.OnJoined(*moving, "lobby");                  // in already: nothing
+  new_edge.OnLeft(*moving, "games");                    // 2
+  new_edge.OnDisconnected(*moving, "transport close");  // 3
+  ASSERT_TRUE(new_events.WaitFor(3));
+  news = new_events.Items();
+  ASSERT_EQ(news.size(), 3u);
+  EXPECT_EQ(Describe(news[1]), "left sock-moving games");
+  EXPECT_EQ(Describe(news[2]), "disconnected sock-moving transport close");
+  new_snapshot = new_edge.BuildSnapshot();
+  EXPECT_EQ(new_snapshot.sockets_size(), 0);
+  EXPECT_EQ(new_snapshot.heartbeat().totals().rooms(), 0u);
+  EXPECT_EQ(new_snapshot.heartbeat().totals().users(), 0u);
+
+  // Without a connect time: the move's.
+  const auto before = std::chrono::system_clock::now();
+  new_edge.OnMovedIn(*staying, "e-old");
+  EXPECT_GE(new_edge.BuildSnapshot().sockets(0).socket().connected_at().seconds(),
+            std::chrono::duration_cast<std::chrono::seconds>(before.time_since_epoch()).count());
+  for (const std::string room : {"lobby", "games", "sock-moving"}) moving->Leave(room);
 }
 
 }  // namespace
