@@ -85,7 +85,9 @@ std::string SocketSubject(std::string_view socket_id) {
   return Join("sb.v1.sock.", socket_id);
 }
 
-std::string SocketPattern(std::string_view edge_id) { return Join("sb.v1.sock.", edge_id, ".*"); }
+std::string SocketPattern(std::string_view edge_id) {
+  return Join("sb.v1.sock.", edge_id, ".*", "");
+}
 
 std::string WatchQueueGroup(std::string_view group) { return Join("sbw.", NameToken(group)); }
 
