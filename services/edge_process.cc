@@ -28,6 +28,14 @@ sio::ServerOptions SocketIoOptions(const Config& config, const std::string& edge
   return options;
 }
 
+// Cluster edges name themselves in their session ids, so that any edge can
+// pass a request on to the session's owner (cluster/poll_relay.h).
+eio::Options EngineOptions(const Config& config, const std::string& edge_id, bool standalone) {
+  eio::Options options = config.engine;
+  if (!standalone) options.node_id = edge_id;
+  return options;
+}
+
 absl::StatusOr<std::unique_ptr<bus::Bus>> ConnectBus(const ProcessFlags& flags,
                                                      const std::string& edge_id) {
   if (flags.role == "standalone") {
@@ -73,7 +81,8 @@ EdgeProcess::EdgeProcess(Config config, const ProcessFlags& flags, std::string e
       bus_(std::move(bus)),
       health_(bus_.get(), flags.memory_limit_mb << 20),
       runtime_(config_.threads),
-      server_(runtime_, config_.engine, SocketIoOptions(config_, edge_id_)) {
+      server_(runtime_, EngineOptions(config_, edge_id_, standalone_),
+              SocketIoOptions(config_, edge_id_)) {
   metrics_.AddCollector(BusCollector(*bus_));
 }
 

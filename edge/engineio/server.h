@@ -5,8 +5,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "edge/engineio/options.h"
+#include "edge/engineio/poll_exchange.h"
 #include "edge/engineio/rate_limit.h"
 #include "edge/engineio/session.h"
 #include "edge/http/handler.h"
@@ -30,6 +32,26 @@ class Server final : public edge::HttpHandler {
   edge::Runtime& runtime() { return runtime_; }
   // Runs on the session's shard for every new session, before any message.
   void OnConnection(ConnectionHandler handler) { on_connection_ = std::move(handler); }
+
+  // The session id clients see for the local id `local_id` (Session::id()):
+  // "<node_id>.<local id>" with Options::node_id set, else the local id.
+  std::string PublicSid(std::string_view local_id) const;
+
+  // With Options::node_id set, a request whose sid names another edge (after
+  // the origin, EIO and transport checks) goes to one of these, on the
+  // connection's shard: `owner_edge` is the sid's edge part, `sid` the whole
+  // sid. Unset: the client gets 400 "Session ID unknown".
+  using ForeignHandler = std::function<void(const std::shared_ptr<edge::HttpSession>& http,
+                                            std::string_view owner_edge, std::string_view sid)>;
+  // A WebSocket (transport=websocket, an upgrade request).
+  void OnForeignUpgrade(ForeignHandler handler) { on_foreign_upgrade_ = std::move(handler); }
+  // A polling GET or POST.
+  void OnForeignPoll(ForeignHandler handler) { on_foreign_poll_ = std::move(handler); }
+
+  // A polling GET (`post` false) or POST for the session with local id
+  // `local_id`, that another edge passed on (cluster/poll_relay.h): served on
+  // the session's shard exactly as one of this edge's own requests. Any thread.
+  void ServePoll(std::string_view local_id, bool post, PollExchangePtr request);
 
   // Closes every session on every shard ("server shutting down"), flushing
   // what is queued; runs `done` once each shard has started its closes.
@@ -102,6 +124,8 @@ class Server final : public edge::HttpHandler {
   // the connection.
   void HandleRequest(const std::shared_ptr<edge::HttpSession>& http) override;
   // Internal: session bookkeeping on the session's shard.
+  void Unregister(const Session& session);
+  // The same by local id, for a session living on the shard its id names.
   void Unregister(std::string_view sid);
   HeartbeatQueue& ping_queue(size_t shard);
   HeartbeatQueue& pong_queue(size_t shard);
@@ -111,6 +135,11 @@ class Server final : public edge::HttpHandler {
                  std::string_view message);
   void SendOk(const std::shared_ptr<edge::HttpSession>& http);
   void SendPayload(const std::shared_ptr<edge::HttpSession>& http, std::string body);
+  // Another edge's answer to a request passed on to it (OnForeignPoll), with
+  // this endpoint's CORS headers. An error status closes the connection after
+  // it, as SendError does.
+  void SendForwarded(const std::shared_ptr<edge::HttpSession>& http, int status,
+                     std::string_view content_type, std::string body);
   // Internal: a message over maxHttpBufferSize was refused.
   void CountPayloadTooLarge() { payload_too_large_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -118,6 +147,11 @@ class Server final : public edge::HttpHandler {
   void Handshake(const std::shared_ptr<edge::HttpSession>& http, bool websocket);
   void Upgrade(const std::shared_ptr<edge::HttpSession>& http, const SessionPtr& session);
   void Preflight(const std::shared_ptr<edge::HttpSession>& http);
+  // The session `local_id` names on `shard` (the current one), or null when
+  // there is none or its pong is overdue.
+  SessionPtr FindSession(size_t shard, std::string_view local_id);
+  // A polling GET or POST for `session`, local or passed on.
+  void Poll(const SessionPtr& session, bool post, const PollExchangePtr& request);
   template <class Message>
   void AddCors(const std::shared_ptr<edge::HttpSession>& http, Message& res) const;
   // False when the CORS allow-list is explicit and the request's Origin is
@@ -129,6 +163,8 @@ class Server final : public edge::HttpHandler {
   edge::Runtime& runtime_;
   Options options_;
   ConnectionHandler on_connection_;
+  ForeignHandler on_foreign_upgrade_;
+  ForeignHandler on_foreign_poll_;
   struct ShardState;
   std::vector<std::unique_ptr<ShardState>> shards_;
   std::atomic<size_t> session_count_{0};
