@@ -41,6 +41,9 @@ std::string ForwardEventPattern(std::string_view event);
 std::string WatchQueueGroup(std::string_view group);
 // Broker -> edge requests answering a forwarded event's ack (ForwardAck).
 std::string ForwardAckSubject(std::string_view edge_id);
+// Edge -> edge requests: a polling GET or POST for a session that edge owns,
+// or the abort of a held one (PollRequest).
+std::string PollSubject(std::string_view edge_id);
 
 inline constexpr std::string_view kAllMembership = "sb.v1.membership.>";
 inline constexpr std::string_view kAllHeartbeats = "sb.v1.heartbeat.>";

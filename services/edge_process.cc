@@ -166,6 +166,18 @@ absl::Status EdgeProcess::StartCluster() {
     return absl::Status(link.status().code(), absl::StrCat("edge link: ", link.status().message()));
   }
   link_ = std::move(*link);
+
+  // Polling requests for sessions of other edges are passed on to them, and
+  // theirs for ours served (one edge alone has nobody to pass on to).
+  if (!standalone_) {
+    auto relay = cluster::PollRelay::Start(*bus_, runtime_, server_.engine(),
+                                           cluster::PollRelay::Options{.edge_id = edge_id_});
+    if (!relay.ok()) {
+      return absl::Status(relay.status().code(),
+                          absl::StrCat("poll relay: ", relay.status().message()));
+    }
+    poll_relay_ = std::move(*relay);
+  }
   return absl::OkStatus();
 }
 
@@ -201,6 +213,22 @@ void EdgeProcess::AddCollectors() {
       "local recipients, once per delivery.",
       link_->delivery_latency()));
   metrics_.AddCollector(SocketsByTransportCollector(link_->journal()));
+  if (poll_relay_) {
+    metrics_.AddCollector([relay = poll_relay_.get()](std::vector<prometheus::MetricFamily>& out) {
+      auto family = CounterFamily(
+          "switchboard_polling_forwarded_total",
+          "Long-polling requests for sessions of another edge: passed on to their owner (sent), "
+          "served for another edge (served).");
+      AddSample(family, static_cast<double>(relay->sent()), {{"role", "sent"}});
+      AddSample(family, static_cast<double>(relay->served()), {{"role", "served"}});
+      out.push_back(std::move(family));
+    });
+    metrics_.AddCollector(LatencyCollector(
+        "switchboard_polling_forward_latency_seconds",
+        "Polling POSTs passed on to the session's owner: from the request leaving this edge to "
+        "the owner's answer.",
+        poll_relay_->latency()));
+  }
   metrics_.AddCollector([policies = policies_.get()](std::vector<prometheus::MetricFamily>& out) {
     auto family =
         CounterFamily("switchboard_auth_total", "Client authentications (JWT), by result.");

@@ -214,7 +214,9 @@ void Server::ServePoll(std::string_view local_id, bool post, PollExchangePtr req
     if (!session) return request->SendError(400, kUnknownSid, "Session ID unknown");
     Poll(session, post, request);
   };
-  if (edge::Runtime::CurrentShard() == shard) return serve();
+  // Runtime::CurrentShard() would not do: the caller may be another
+  // runtime's shard (edges sharing a process in tests).
+  if (runtime_.context(shard).get_executor().running_in_this_thread()) return serve();
   runtime_.Post(shard, std::move(serve));
 }
 
@@ -440,16 +442,6 @@ void Server::SendOk(const HttpPtr& http) {
   AddCors(http, res);
   res.set(http::field::content_type, "text/html");
   res.body() = "ok";
-  http->Send(std::move(res));
-}
-
-void Server::SendForwarded(const HttpPtr& http, int status, std::string_view content_type,
-                           std::string body) {
-  edge::Response res{static_cast<http::status>(status), 11};
-  AddCors(http, res);
-  if (!content_type.empty()) res.set(http::field::content_type, content_type);
-  res.body() = std::move(body);
-  if (status >= 400) res.keep_alive(false);
   http->Send(std::move(res));
 }
 

@@ -135,11 +135,6 @@ class Server final : public edge::HttpHandler {
                  std::string_view message);
   void SendOk(const std::shared_ptr<edge::HttpSession>& http);
   void SendPayload(const std::shared_ptr<edge::HttpSession>& http, std::string body);
-  // Another edge's answer to a request passed on to it (OnForeignPoll), with
-  // this endpoint's CORS headers. An error status closes the connection after
-  // it, as SendError does.
-  void SendForwarded(const std::shared_ptr<edge::HttpSession>& http, int status,
-                     std::string_view content_type, std::string body);
   // Internal: a message over maxHttpBufferSize was refused.
   void CountPayloadTooLarge() { payload_too_large_.fetch_add(1, std::memory_order_relaxed); }
 
