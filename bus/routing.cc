@@ -72,6 +72,7 @@ std::string ForwardNamespacePattern(std::string_view nsp) {
 }
 
 std::string ForwardAckSubject(std::string_view edge_id) { return Join("sb.v1.fack.", edge_id); }
+std::string PollSubject(std::string_view edge_id) { return Join("sb.v1.poll.", edge_id); }
 
 std::string ForwardEventPattern(std::string_view event) {
   return Join("sb.v1.forward.*.", NameToken(event));

@@ -48,6 +48,9 @@ std::string MoveSubject(std::string_view edge_id);
 // the socket's own subject. Empty for an id of another form.
 std::string SocketSubject(std::string_view socket_id);
 std::string SocketPattern(std::string_view edge_id);
+// Edge -> edge requests: a polling GET or POST for a session that edge owns,
+// or the abort of a held one (PollRequest).
+std::string PollSubject(std::string_view edge_id);
 
 inline constexpr std::string_view kAllMembership = "sb.v1.membership.>";
 inline constexpr std::string_view kAllHeartbeats = "sb.v1.heartbeat.>";

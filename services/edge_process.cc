@@ -28,6 +28,14 @@ sio::ServerOptions SocketIoOptions(const Config& config, const std::string& edge
   return options;
 }
 
+// Cluster edges name themselves in their session ids, so that any edge can
+// pass a request on to the session's owner (cluster/poll_relay.h).
+eio::Options EngineOptions(const Config& config, const std::string& edge_id, bool standalone) {
+  eio::Options options = config.engine;
+  if (!standalone) options.node_id = edge_id;
+  return options;
+}
+
 absl::StatusOr<std::unique_ptr<bus::Bus>> ConnectBus(const ProcessFlags& flags,
                                                      const std::string& edge_id) {
   if (flags.role == "standalone") {
@@ -73,7 +81,8 @@ EdgeProcess::EdgeProcess(Config config, const ProcessFlags& flags, std::string e
       bus_(std::move(bus)),
       health_(bus_.get(), flags.memory_limit_mb << 20),
       runtime_(config_.threads),
-      server_(runtime_, config_.engine, SocketIoOptions(config_, edge_id_)) {
+      server_(runtime_, EngineOptions(config_, edge_id_, standalone_),
+              SocketIoOptions(config_, edge_id_)) {
   metrics_.AddCollector(BusCollector(*bus_));
 }
 
@@ -157,8 +166,21 @@ absl::Status EdgeProcess::StartCluster() {
     return absl::Status(link.status().code(), absl::StrCat("edge link: ", link.status().message()));
   }
   link_ = std::move(*link);
-  if (standalone_) return absl::OkStatus();  // one edge: sessions never move
 
+  // One edge alone has nobody to pass polling requests on to, and its
+  // sessions never move.
+  if (standalone_) return absl::OkStatus();
+
+  // Polling requests for sessions of other edges are passed on to them, and
+  // theirs for ours served.
+  auto relay = cluster::PollRelay::Start(*bus_, runtime_, server_.engine(),
+                                         cluster::PollRelay::Options{.edge_id = edge_id_});
+  if (!relay.ok()) {
+    return absl::Status(relay.status().code(),
+                        absl::StrCat("poll relay: ", relay.status().message()));
+  }
+  poll_relay_ = std::move(*relay);
+  // A WebSocket upgrade for a session of another edge moves it here.
   auto mover = cluster::SessionMover::Start(*bus_, server_, *link_, {.edge_id = edge_id_});
   if (!mover.ok()) {
     return absl::Status(mover.status().code(),
@@ -210,6 +232,22 @@ void EdgeProcess::AddCollectors() {
         "Sessions moved here by an upgrade landing on this edge: from the client's upgrade "
         "packet to the session running here (its queued packets written).",
         mover_->move_latency()));
+  }
+  if (poll_relay_) {
+    metrics_.AddCollector([relay = poll_relay_.get()](std::vector<prometheus::MetricFamily>& out) {
+      auto family = CounterFamily(
+          "switchboard_polling_forwarded_total",
+          "Long-polling requests for sessions of another edge: passed on to their owner (sent), "
+          "served for another edge (served).");
+      AddSample(family, static_cast<double>(relay->sent()), {{"role", "sent"}});
+      AddSample(family, static_cast<double>(relay->served()), {{"role", "served"}});
+      out.push_back(std::move(family));
+    });
+    metrics_.AddCollector(LatencyCollector(
+        "switchboard_polling_forward_latency_seconds",
+        "Polling POSTs passed on to the session's owner: from the request leaving this edge to "
+        "the owner's answer.",
+        poll_relay_->latency()));
   }
   metrics_.AddCollector([policies = policies_.get()](std::vector<prometheus::MetricFamily>& out) {
     auto family =

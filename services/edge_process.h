@@ -20,6 +20,7 @@
 #include "cluster/edge_link.h"
 #include "cluster/forwarder.h"
 #include "cluster/session_mover.h"
+#include "cluster/poll_relay.h"
 #include "edge/http/server.h"
 #include "edge/memory_release.h"
 #include "edge/runtime.h"
@@ -74,6 +75,7 @@ class EdgeProcess {
   std::unique_ptr<EdgePolicies> policies_;               // on server_, through forwarder_
   std::unique_ptr<cluster::EdgeLink> link_;              // bus_, server_, forwarder_
   std::unique_ptr<cluster::SessionMover> mover_;         // cluster only: bus_, server_, link_
+  std::unique_ptr<cluster::PollRelay> poll_relay_;       // not standalone: bus_, server_
   std::unique_ptr<BrokerService> broker_;                // standalone: bus_, server_, health_
   std::unique_ptr<AdminServer> admin_;                   // metrics_ (they read all the above)
   std::unique_ptr<EdgeDrain> drain_;                     // runtime_, server_, http_, link_

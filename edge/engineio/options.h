@@ -55,6 +55,12 @@ struct Options {
   // every header. A connection holds them for its whole life, and browsers
   // send several hundred bytes of headers nobody reads.
   std::optional<std::vector<std::string>> handshake_headers;
+  // This edge's id in a cluster (edge::ValidNodeId). Set: the session id a
+  // client sees is "<node_id>.<local id>" (edge::MakeSocketId), so that any
+  // edge knows which one owns a session; requests naming another edge go to
+  // Server::OnForeignPoll / OnForeignUpgrade. Empty (standalone, library
+  // use): session ids are the local ids.
+  std::string node_id;
 };
 
 }  // namespace switchboard::eio

@@ -149,17 +149,30 @@ void Server::HandleRequest(const HttpPtr& http) {
     return Handshake(http, ws);
   }
 
+  if (!options_.node_id.empty()) {
+    // "<edge>.<local id>": another edge's session is passed on to its owner.
+    std::string_view owner = edge::EdgeOfSocketId(sid);
+    if (owner.empty()) return SendError(http, 400, kUnknownSid, "Session ID unknown");
+    if (owner != options_.node_id) {
+      bool get = req.method() == http::verb::get;
+      bool post = req.method() == http::verb::post;
+      if (ws && !is_upgrade) return SendError(http, 400, kBadRequest, "Bad request");
+      if (!ws && !get && !post) return SendError(http, 400, kBadRequest, "Bad request");
+      const ForeignHandler& handler = ws ? on_foreign_upgrade_ : on_foreign_poll_;
+      if (!handler) return SendError(http, 400, kUnknownSid, "Session ID unknown");
+      return handler(http, owner, sid);
+    }
+    sid.remove_prefix(owner.size() + 1);
+  }
+
   int shard = edge::ShardOfId(sid);
   if (shard < 0 || static_cast<size_t>(shard) >= runtime_.size()) {
     return SendError(http, 400, kUnknownSid, "Session ID unknown");
   }
   if (static_cast<size_t>(shard) != http->shard()) return http->MigrateTo(shard);
 
-  auto& sessions = shards_[shard]->sessions;
-  auto it = sessions.find(sid);
-  if (it == sessions.end()) return SendError(http, 400, kUnknownSid, "Session ID unknown");
-  SessionPtr session = it->second;
-  if (!session->CheckHeartbeat()) return SendError(http, 400, kUnknownSid, "Session ID unknown");
+  SessionPtr session = FindSession(shard, sid);
+  if (!session) return SendError(http, 400, kUnknownSid, "Session ID unknown");
 
   if (ws) {
     if (!is_upgrade) return SendError(http, 400, kBadRequest, "Bad request");
@@ -167,14 +180,49 @@ void Server::HandleRequest(const HttpPtr& http) {
     // upgrading or upgraded is accepted, then closed at once.
     return Upgrade(http, session);
   }
+  if (req.method() != http::verb::get && req.method() != http::verb::post) {
+    return SendError(http, 400, kBadRequest, "Bad request");
+  }
+  Poll(session, req.method() == http::verb::post, std::make_shared<HttpExchange>(*this, http));
+}
+
+SessionPtr Server::FindSession(size_t shard, std::string_view local_id) {
+  auto& sessions = shards_[shard]->sessions;
+  auto it = sessions.find(local_id);
+  if (it == sessions.end()) return nullptr;
+  SessionPtr session = it->second;
+  if (!session->CheckHeartbeat()) return nullptr;
+  return session;
+}
+
+void Server::Poll(const SessionPtr& session, bool post, const PollExchangePtr& request) {
   // HTTP requests of the session's own are those of its polling transport
   // (none once it has upgraded).
   auto* on_polling = dynamic_cast<PollingTransport*>(session->transport());
-  if (on_polling != nullptr && req.method() == http::verb::get) return on_polling->HandleGet(http);
-  if (on_polling != nullptr && req.method() == http::verb::post) {
-    return on_polling->HandlePost(http);
+  if (on_polling == nullptr) return request->SendError(400, kBadRequest, "Bad request");
+  if (post) return on_polling->HandlePost(request);
+  on_polling->HandleGet(request);
+}
+
+void Server::ServePoll(std::string_view local_id, bool post, PollExchangePtr request) {
+  int shard = edge::ShardOfId(local_id);
+  if (shard < 0 || static_cast<size_t>(shard) >= runtime_.size()) {
+    return request->SendError(400, kUnknownSid, "Session ID unknown");
   }
-  SendError(http, 400, kBadRequest, "Bad request");
+  auto serve = [this, shard, id = std::string(local_id), post, request = std::move(request)] {
+    SessionPtr session = FindSession(shard, id);
+    if (!session) return request->SendError(400, kUnknownSid, "Session ID unknown");
+    Poll(session, post, request);
+  };
+  // Runtime::CurrentShard() would not do: the caller may be another
+  // runtime's shard (edges sharing a process in tests).
+  if (runtime_.context(shard).get_executor().running_in_this_thread()) return serve();
+  runtime_.Post(shard, std::move(serve));
+}
+
+std::string Server::PublicSid(std::string_view local_id) const {
+  if (options_.node_id.empty()) return std::string(local_id);
+  return edge::MakeSocketId(options_.node_id, local_id);
 }
 
 void Server::Handshake(const HttpPtr& http, bool websocket) {

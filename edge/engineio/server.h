@@ -5,8 +5,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "edge/engineio/options.h"
+#include "edge/engineio/poll_exchange.h"
 #include "edge/engineio/rate_limit.h"
 #include "edge/engineio/session.h"
 #include "edge/http/handler.h"
@@ -30,6 +32,26 @@ class Server final : public edge::HttpHandler {
   edge::Runtime& runtime() { return runtime_; }
   // Runs on the session's shard for every new session, before any message.
   void OnConnection(ConnectionHandler handler) { on_connection_ = std::move(handler); }
+
+  // The session id clients see for the local id `local_id` (Session::id()):
+  // "<node_id>.<local id>" with Options::node_id set, else the local id.
+  std::string PublicSid(std::string_view local_id) const;
+
+  // With Options::node_id set, a request whose sid names another edge (after
+  // the origin, EIO and transport checks) goes to one of these, on the
+  // connection's shard: `owner_edge` is the sid's edge part, `sid` the whole
+  // sid. Unset: the client gets 400 "Session ID unknown".
+  using ForeignHandler = std::function<void(const std::shared_ptr<edge::HttpSession>& http,
+                                            std::string_view owner_edge, std::string_view sid)>;
+  // A WebSocket (transport=websocket, an upgrade request).
+  void OnForeignUpgrade(ForeignHandler handler) { on_foreign_upgrade_ = std::move(handler); }
+  // A polling GET or POST.
+  void OnForeignPoll(ForeignHandler handler) { on_foreign_poll_ = std::move(handler); }
+
+  // A polling GET (`post` false) or POST for the session with local id
+  // `local_id`, that another edge passed on (cluster/poll_relay.h): served on
+  // the session's shard exactly as one of this edge's own requests. Any thread.
+  void ServePoll(std::string_view local_id, bool post, PollExchangePtr request);
 
   // Closes every session on every shard ("server shutting down"), flushing
   // what is queued; runs `done` once each shard has started its closes.
@@ -131,6 +153,11 @@ class Server final : public edge::HttpHandler {
   void Handshake(const std::shared_ptr<edge::HttpSession>& http, bool websocket);
   void Upgrade(const std::shared_ptr<edge::HttpSession>& http, const SessionPtr& session);
   void Preflight(const std::shared_ptr<edge::HttpSession>& http);
+  // The session `local_id` names on `shard` (the current one), or null when
+  // there is none or its pong is overdue.
+  SessionPtr FindSession(size_t shard, std::string_view local_id);
+  // A polling GET or POST for `session`, local or passed on.
+  void Poll(const SessionPtr& session, bool post, const PollExchangePtr& request);
   template <class Message>
   void AddCors(const std::shared_ptr<edge::HttpSession>& http, Message& res) const;
   // False when the CORS allow-list is explicit and the request's Origin is
@@ -142,6 +169,8 @@ class Server final : public edge::HttpHandler {
   edge::Runtime& runtime_;
   Options options_;
   ConnectionHandler on_connection_;
+  ForeignHandler on_foreign_upgrade_;
+  ForeignHandler on_foreign_poll_;
   struct ShardState;
   std::vector<std::unique_ptr<ShardState>> shards_;
   std::atomic<size_t> session_count_{0};

@@ -42,7 +42,7 @@ void Session::OnMessage(std::function<void(Packet&&)> handler) {
 std::string Session::OpenPacket(bool upgrades) const {
   const Options& o = server_.options();
   std::string out = "0{\"sid\":\"";
-  out += id();
+  out += server_.PublicSid(id());
   out += upgrades ? "\",\"upgrades\":[\"websocket\"]" : "\",\"upgrades\":[]";
   out += ",\"pingInterval\":" + std::to_string(o.ping_interval.count());
   out += ",\"pingTimeout\":" + std::to_string(o.ping_timeout.count());

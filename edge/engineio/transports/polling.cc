@@ -5,7 +5,6 @@
 
 #include "edge/engineio/errors.h"
 #include "edge/engineio/server.h"
-#include "edge/http/session.h"
 
 namespace switchboard::eio {
 namespace net = boost::asio;
@@ -37,57 +36,58 @@ void PollingTransport::Report(std::string_view reason) {
 
 // ---- in ---------------------------------------------------------------------
 
-void PollingTransport::HandlePost(const std::shared_ptr<edge::HttpSession>& http) {
+void PollingTransport::HandlePost(const PollExchangePtr& request) {
   if (!data_request_.expired()) {
     // Like engine.io: a POST while another one's body is still arriving is
     // refused and ends the session (the reference destroys both requests).
-    server_.SendError(http, 400, kNoErrorCode, "data request overlap");
+    request->SendError(400, kNoErrorCode, "data request overlap");
     return Report("transport error");
   }
-  data_request_ = http;
-  http->ReadBody(server_.options().max_http_buffer_size,
-                 [self = shared_from_this(), http](boost::system::error_code ec, std::string body) {
-                   if (self->data_request_.lock() == http) self->data_request_.reset();
-                   if (ec == http::error::body_limit) {
-                     self->server_.CountPayloadTooLarge();
-                     self->server_.SendError(http, 413, kNoErrorCode, "Payload too large");
-                     return self->Report("transport error");
-                   }
-                   if (ec) return self->Report("transport error");
-                   self->server_.Count(self->shard_, Server::Counter::kBytesIn, body.size());
-                   // The session closed (or moved on) while the body arrived.
-                   auto listener = self->listener_.lock();
-                   if (!listener || !listener->AcceptsPackets()) {
-                     return self->server_.SendError(http, 400, kBadRequest, "Bad request");
-                   }
-                   auto packets = DecodePayload(body);
-                   if (!packets.ok()) {
-                     self->server_.SendError(http, 400, kBadRequest, "Bad request");
-                     return self->Report("parse error");
-                   }
-                   self->server_.SendOk(http);
-                   for (auto& packet : *packets) {
-                     listener->OnTransportPacket(*self, std::move(packet));
-                     if (!listener->AcceptsPackets()) break;
-                   }
-                 });
+  data_request_ = request;
+  request->ReadBody(
+      server_.options().max_http_buffer_size,
+      [self = shared_from_this(), request](boost::system::error_code ec, std::string body) {
+        if (self->data_request_.lock() == request) self->data_request_.reset();
+        if (ec == http::error::body_limit) {
+          self->server_.CountPayloadTooLarge();
+          request->SendError(413, kNoErrorCode, "Payload too large");
+          return self->Report("transport error");
+        }
+        if (ec) return self->Report("transport error");
+        self->server_.Count(self->shard_, Server::Counter::kBytesIn, body.size());
+        // The session closed (or moved on) while the body arrived.
+        auto listener = self->listener_.lock();
+        if (!listener || !listener->AcceptsPackets()) {
+          return request->SendError(400, kBadRequest, "Bad request");
+        }
+        auto packets = DecodePayload(body);
+        if (!packets.ok()) {
+          request->SendError(400, kBadRequest, "Bad request");
+          return self->Report("parse error");
+        }
+        request->SendOk();
+        for (auto& packet : *packets) {
+          listener->OnTransportPacket(*self, std::move(packet));
+          if (!listener->AcceptsPackets()) break;
+        }
+      });
 }
 
 // ---- out --------------------------------------------------------------------
 
-void PollingTransport::HandleGet(const std::shared_ptr<edge::HttpSession>& http) {
-  if (listener_.expired()) return server_.SendError(http, 400, kBadRequest, "Bad request");
+void PollingTransport::HandleGet(const PollExchangePtr& request) {
+  if (listener_.expired()) return request->SendError(400, kBadRequest, "Bad request");
   if (poll_) {
     // At most one pending GET: a second one is a protocol violation.
-    server_.SendError(http, 400, kBadRequest, "Bad request");
+    request->SendError(400, kBadRequest, "Bad request");
     return Report("transport error");
   }
-  poll_ = http;
+  poll_ = request;
   if (!queue_.empty() || paused_ || closing_) {
     if (FlushPoll()) Report("");
     return;
   }
-  http->WatchForAbort([weak = weak_from_this(), raw = http.get()] {
+  request->WatchForAbort([weak = weak_from_this(), raw = request.get()] {
     auto self = weak.lock();
     if (!self || self->poll_.get() != raw) return;
     self->poll_.reset();
@@ -130,9 +130,9 @@ bool PollingTransport::FlushPoll() {
 }
 
 void PollingTransport::RespondPoll(std::string body) {
-  auto http = std::move(poll_);
+  auto request = std::move(poll_);
   poll_.reset();
-  server_.SendPayload(http, std::move(body));
+  request->SendPayload(std::move(body));
 }
 
 // ---- upgrade ----------------------------------------------------------------

@@ -6,11 +6,8 @@
 #include <vector>
 
 #include "edge/engineio/packet.h"
+#include "edge/engineio/poll_exchange.h"
 #include "edge/engineio/transport.h"
-
-namespace switchboard::edge {
-class HttpSession;
-}
 
 namespace switchboard::eio {
 
@@ -20,7 +17,8 @@ class Server;
 // queue for the client's next GET, which takes them all in one payload;
 // POSTs carry the client's packets. At most one GET waits at a time, and one
 // POST is read at a time. A session holds one only while on polling (or
-// upgrading from it).
+// upgrading from it). Requests come as PollExchanges: from this edge's HTTP
+// connections or passed on by another edge, under the same rules.
 class PollingTransport final : public Transport,
                                public std::enable_shared_from_this<PollingTransport> {
  public:
@@ -43,9 +41,9 @@ class PollingTransport final : public Transport,
   void Discard() override;
 
   // A GET: waits for frames (a long poll), or takes those queued now.
-  void HandleGet(const std::shared_ptr<edge::HttpSession>& http);
+  void HandleGet(const PollExchangePtr& request);
   // A POST: its body is a payload of packets for the listener.
-  void HandlePost(const std::shared_ptr<edge::HttpSession>& http);
+  void HandlePost(const PollExchangePtr& request);
 
  private:
   // Answers the waiting GET with everything queued; true when that was the
@@ -62,10 +60,10 @@ class PollingTransport final : public Transport,
   std::weak_ptr<TransportListener> listener_;
   // Frames for the next GET (and those queued before an upgrade completes).
   std::vector<Frame> queue_;
-  std::shared_ptr<edge::HttpSession> poll_;  // pending long-poll GET
+  PollExchangePtr poll_;  // pending long-poll GET
   // The POST whose body is being read: one at a time, as the reference
   // server allows (a second one is "data request overlap").
-  std::weak_ptr<edge::HttpSession> data_request_;
+  std::weak_ptr<PollExchange> data_request_;
   // After a server-side close: how long the close packet waits for its GET.
   std::unique_ptr<boost::asio::steady_timer> linger_timer_;
   bool flush_posted_ = false;

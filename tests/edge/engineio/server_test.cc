@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "edge/engineio/server.h"
+#include "edge/ids.h"
 #include "tests/edge/protocol_fixture.h"
 
 namespace switchboard::protocol_test {
@@ -94,6 +95,59 @@ TEST_F(EngineIoTest, PollingHandshakeOpensSession) {
   ASSERT_FALSE(OpenPolling("/engine.io/", &sid2).empty());
   EXPECT_NE(sid, sid2);
   EXPECT_EQ(echo_->SessionCount(), 2u);
+  // Without a node id (standalone) the sid is the bare local id.
+  EXPECT_EQ(sid.find('.'), std::string::npos) << sid;
+  EXPECT_EQ(sid.size(), edge::kIdLength);
+}
+
+// A cluster edge (Options::node_id) names itself in its sids, and serves its
+// own sessions by them; the bare local id is no sid of it.
+TEST(EngineIoNodeIdTest, OpenPacketSidNamesTheEdge) {
+  edge::Runtime runtime(2);
+  eio::Options options;
+  options.node_id = "edge-7";
+  options.ping_interval = 60s;
+  eio::Server server(runtime, options);
+  edge::HttpServer listener(runtime, {"127.0.0.1", 0});
+  listener.Mount("/engine.io/", server);
+  server.OnConnection([](const eio::SessionPtr& session) {
+    std::weak_ptr<eio::Session> weak = session;
+    session->OnMessage([weak](eio::Packet&& packet) {
+      if (auto s = weak.lock()) s->Send(eio::MakeTextFrame(eio::PacketType::kMessage, packet.data));
+    });
+  });
+  ASSERT_TRUE(listener.Listen().ok());
+  runtime.Start();
+  auto request = [&](http::verb method, const std::string& target, std::string body = {}) {
+    HttpConnection connection(listener.port());
+    EXPECT_TRUE(connection.Send(method, target, std::move(body)));
+    return connection.Receive();
+  };
+  HttpResult open = request(http::verb::get, "/engine.io/?EIO=4&transport=polling");
+  ASSERT_EQ(open.status, 200);
+  ASSERT_FALSE(open.body.empty());
+  std::string sid = CheckOpenPacket(std::string_view(open.body).substr(1), Json{"websocket"},
+                                    1'000'000, 60000, 20000);
+  ASSERT_EQ(sid.rfind("edge-7.", 0), 0u) << sid;
+  std::string local = sid.substr(7);
+  EXPECT_EQ(local.size(), edge::kIdLength);
+  EXPECT_EQ(edge::EdgeOfSocketId(sid), "edge-7");
+  EXPECT_EQ(server.PublicSid(local), sid);
+
+  EXPECT_EQ(request(http::verb::post, PollingUrl("/engine.io/", sid), "4hi").body, "ok");
+  EXPECT_EQ(request(http::verb::get, PollingUrl("/engine.io/", sid)).body, "4hi");
+  HttpResult bare = request(http::verb::get, PollingUrl("/engine.io/", local));
+  EXPECT_EQ(bare.status, 400);
+  EXPECT_EQ(bare.body, ErrorBody(1, "Session ID unknown"));
+  // Another edge's sid, with no relay installed (OnForeignPoll unset).
+  HttpResult foreign = request(http::verb::get, PollingUrl("/engine.io/", "edge-8." + local));
+  EXPECT_EQ(foreign.status, 400);
+  EXPECT_EQ(foreign.body, ErrorBody(1, "Session ID unknown"));
+
+  server.CloseAll();
+  std::this_thread::sleep_for(100ms);
+  runtime.Stop();
+  runtime.Join();
 }
 
 TEST_F(EngineIoTest, WebSocketHandshakeOpensSessionWithoutUpgrades) {
