@@ -265,7 +265,7 @@ TEST_F(PollRelayTest, UnknownSidsAreSessionIdUnknown) {
   std::string local(sid.substr(sid.find('.') + 1));
   for (const std::string& bad :
        {std::string("nonsense"), local, "edge-zz." + local, "edge-a." + std::string(20, 'A'),
-        "edge-a.x.y", std::string(".") + local}) {
+        std::string("edge-a.x.y"), std::string(".") + local}) {
     for (const Edge* edge : {a_.get(), b_.get()}) {
       HttpResult res = Get(*edge, bad);
       EXPECT_EQ(res.status, 400) << bad;
