@@ -312,7 +312,8 @@ TEST_F(SessionMoverTest, AcksInFlightAcrossTheMoveAreAnsweredBothWays) {
   EXPECT_EQ(client.NextPolled(), "420[\"question\"]");
   client.Upgrade(b_.port());
   client.ws().Send("430[\"yes\"]");
-  std::vector<std::string> got = client.ReadAll();
+  std::vector<std::string> got;
+  for (int i = 0; i < 2; ++i) got.push_back(client.ws().Read().data);
   std::sort(got.begin(), got.end());
   EXPECT_EQ(got, (std::vector<std::string>{"42[\"answered\",\"yes\"]", "435[\"slow done\"]"}));
 }
