@@ -131,7 +131,7 @@ async function waitUpgraded(sockets, what) {
 }
 
 /** Waits until the broker lists every socket with (at least) its rooms; resolves with id → SocketInfo. */
-async function waitListed(sockets, what) {
+async function waitListed(sockets, what, { transport } = {}) {
   let byId;
   await eventually(
     async () => {
@@ -140,6 +140,7 @@ async function waitListed(sockets, what) {
         const info = byId.get(s.id);
         assert.ok(info, `${s.name} (${s.id}) listed`);
         for (const room of s.meta.rooms) assert.ok(info.rooms.includes(room), `${s.name} listed in ${room}`);
+        if (transport) assert.equal(info.transport, transport, `${s.name}'s transport`);
       }
     },
     { timeoutMs: 10_000, what: `${what}: the broker lists every client and its rooms` },
@@ -486,7 +487,7 @@ describe("three edges behind a round-robin balancer, no affinity", () => {
         assert.deepEqual(await call(s, "join-room", `kill-${s.name}`), { ok: true, room: `kill-${s.name}` });
         s.meta.rooms.add(`kill-${s.name}`);
       }
-      const listed = await waitListed(sockets, "kill");
+      const listed = await waitListed(sockets, "kill", { transport: "TRANSPORT_WEBSOCKET" });
 
       // The handshake edge is named by the Engine.IO sid; the edge holding the WebSocket by the broker.
       const ids = cluster.edgeIds();
