@@ -66,7 +66,23 @@ async function proxyOver(edges) {
 before(async () => {
   cluster = await startCluster({ edges: 3, brokers: 1, config: CONFIG, edgeArgs: ["--heartbeat-ms", "500"] });
   api = cluster.apis[0];
+  // A process that dies on its own is the first thing to know about a failure here.
+  for (const p of [...cluster.edges, ...cluster.brokers]) {
+    p.server.exited.then(({ code, signal }) => process.stderr.write(`[no_sticky] ${p.id} exited: code ${code}, signal ${signal}\n`));
+  }
 });
+
+/**
+ * After a test (in its finally): waits until the broker lists no socket. Logs
+ * instead of throwing, so that it never hides the test's own failure.
+ */
+async function settleEmpty(timeoutMs = 10_000) {
+  try {
+    await waitEmpty([api], timeoutMs);
+  } catch (err) {
+    process.stderr.write(`[no_sticky] cleanup: ${err.message}\n`);
+  }
+}
 
 after(async () => {
   for (const p of proxies) await p.close();
@@ -251,7 +267,7 @@ async function scenario(proxy, label) {
     return sockets;
   } finally {
     clients.closeAll();
-    await waitEmpty([api]);
+    await settleEmpty();
   }
 }
 
@@ -338,7 +354,7 @@ describe("three edges behind a round-robin balancer, no affinity", () => {
       assert.deepEqual(await withTimeout(exited, 10_000, "python client exit"), { code: 0, signal: null });
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      await waitEmpty([api]);
+      await settleEmpty();
     }
   });
 
@@ -380,6 +396,7 @@ describe("three edges behind a round-robin balancer, no affinity", () => {
       }
       publishing = false;
     })();
+    publisher.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
 
     // Which clients the broker lists in their rooms, and since which room number.
     const indexer = (async () => {
@@ -393,6 +410,7 @@ describe("three edges behind a round-robin balancer, no affinity", () => {
         await sleep(100);
       }
     })();
+    indexer.catch(() => {});
 
     try {
       // 20 clients every 250 ms: all connect during the first half of the traffic.
@@ -470,7 +488,7 @@ describe("three edges behind a round-robin balancer, no affinity", () => {
       publishing = false;
       await Promise.allSettled([publisher, indexer]);
       clients.closeAll();
-      await waitEmpty([api], 15_000);
+      await settleEmpty(15_000);
     }
   });
 
