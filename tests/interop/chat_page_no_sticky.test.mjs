@@ -3,10 +3,12 @@
 // lib/rr_proxy.mjs, a per-request round-robin HTTP + WebSocket proxy, in front of a cluster
 // (nats-server, a broker, 3 edges serving the page, ping interval 1.5 s) with the C++ chat
 // backend. Each page's socket.io client does what a browser does by default: long-polling first
-// (handshake, CONNECT, polls), then the upgrade to WebSocket; the round robin sends these requests
-// to different edges. Both pages end up on WebSocket, stay connected through heartbeats, see each
-// other and exchange messages both ways; the proxy answered no request with 400 ("Session ID
-// unknown" is what an edge that does not know the session says).
+// (handshake, CONNECT, polls), then the upgrade to WebSocket. While a page is on polling, the edge
+// that made its handshake is out of the proxy's rotation (see openPage), so its polls are served
+// by the owner through the other edges and its upgrade lands elsewhere and moves the session.
+// Both pages end up on WebSocket on an edge other than their handshake's, stay connected through
+// heartbeats, see each other and exchange messages both ways; the proxy answered no request with
+// 400 ("Session ID unknown" is what an edge that does not know the session says).
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -18,9 +20,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { chromium } from "playwright-core";
 
 import { startChatBackend } from "./lib/chat_backends.mjs";
-import { startCluster } from "./lib/cluster.mjs";
+import { eventually, startCluster } from "./lib/cluster.mjs";
 import { startRoundRobinProxy } from "./lib/rr_proxy.mjs";
-import { BIN_DIR } from "./lib/server.mjs";
+import { BIN_DIR, SOURCE_DIR } from "./lib/server.mjs";
 
 const CHROMIUM = process.env.SB_CHROMIUM || "/usr/bin/chromium";
 const PAGE_DIR = path.join(BIN_DIR, "..", "chat-page");
@@ -36,10 +38,11 @@ let proxy;
 let browser;
 
 // The build's page config with a short ping interval, so that heartbeats cross edges while a
-// client polls; the page's files named absolutely, since this copy lives elsewhere.
+// client polls; the page of this checkout (as page.test.mjs compares) and the build's bundle,
+// named absolutely, since this copy of the config lives elsewhere.
 function pageConfig() {
   const config = JSON.parse(readFileSync(PAGE_CONFIG, "utf8"));
-  config.page.file = path.join(PAGE_DIR, config.page.file);
+  config.page.file = path.join(SOURCE_DIR, "examples", "chat-backend", "page", "index.html");
   config.page.clientFile = path.join(PAGE_DIR, config.page.clientFile);
   config.engine = { ...config.engine, pingInterval: PING_INTERVAL_MS };
   const file = path.join(tmp, "switchboard.json");
@@ -71,15 +74,22 @@ after(async () => {
 });
 
 /**
- * Opens the page through the proxy. Records what the browser did on the Engine.IO path:
- * `polls` (long-polling requests), `sockets` (WebSocket URLs) and `refused` (its responses >= 400,
- * with their bodies; the browser's own /favicon.ico is no business of the test).
+ * Opens the page through the proxy, and has the page's session served by edges that do not own
+ * it until it is on WebSocket: its Engine.IO handshake is let through (Playwright's route.fetch,
+ * through the proxy), the edge its sid names is taken out of the proxy's rotation (as a balancer's
+ * health check may at any moment), and only then does the page get the handshake's answer. So its
+ * CONNECT, its polls and its upgrade all land on the other edges: the polls are served by the
+ * owner through the bus, and the upgrade moves the session. connectAndJoin() puts the edge back.
+ *
+ * Records what the browser did on the Engine.IO path: `polls` (long-polling requests), `sockets`
+ * (WebSocket URLs), `refused` (its responses >= 400, with their bodies; the browser's own
+ * /favicon.ico is no business of the test), and `sid` and `owner` (the handshake's edge).
  */
 async function openPage(name) {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.setDefaultTimeout(UI_WAIT_MS);
-  const seen = { name, polls: 0, sockets: [], refused: [] };
+  const seen = { name, polls: 0, sockets: [], refused: [], sid: null, owner: -1 };
   page.on("pageerror", (err) => process.stderr.write(`[page ${name}] ${err}\n`));
   page.on("request", (req) => {
     if (/\/socket\.io\/\?.*transport=polling/.test(req.url())) seen.polls++;
@@ -90,6 +100,19 @@ async function openPage(name) {
     seen.refused.push(`${res.request().method()} ${res.url()} -> ${res.status()} ${body}`);
   });
   page.on("websocket", (ws) => seen.sockets.push(ws.url()));
+  const isHandshake = (url) =>
+    url.pathname === "/socket.io/" && url.searchParams.get("transport") === "polling" && !url.searchParams.has("sid");
+  await page.route(isHandshake, async (route) => {
+    if (seen.sid !== null) return route.continue(); // a reconnect: as it comes
+    const response = await route.fetch();
+    const body = await response.text();
+    if (response.status() === 200) {
+      seen.sid = JSON.parse(body.slice(body.indexOf("{"))).sid;
+      seen.owner = cluster.edges.findIndex((e) => seen.sid.startsWith(`${e.id}.`));
+      if (seen.owner >= 0) proxy.setDown(seen.owner, true);
+    }
+    await route.fulfill({ response, body });
+  });
   await page.goto(`${proxy.url}/`);
   return { context, page, seen };
 }
@@ -98,21 +121,26 @@ async function openPage(name) {
 function report(...pages) {
   const lines = [`proxy: ${JSON.stringify(proxy.stats)}`];
   for (const { seen } of pages) {
-    lines.push(`${seen.name}: ${seen.polls} polls, websockets ${JSON.stringify(seen.sockets)}`);
+    lines.push(`${seen.name}: sid ${seen.sid}, ${seen.polls} polls, websockets ${JSON.stringify(seen.sockets)}`);
     for (const r of seen.refused.slice(0, 5)) lines.push(`  ${r}`);
   }
   return lines.join("\n");
 }
 
+/** Waits for the page to connect, joins the chat as `name`, waits for WebSocket. */
 async function connectAndJoin(p, name) {
   try {
     await p.page.locator("#status.connected").waitFor();
+    assert.ok(p.seen.owner >= 0, `the sid ${p.seen.sid} names one of the edges ${cluster.edgeIds()}`);
     await p.page.fill("#name", name);
     await p.page.click("#join-form button");
     await p.page.locator("#message-form").waitFor({ state: "visible" });
+    await p.page.waitForFunction(() => socket.io.engine?.transport?.name === "websocket", null, { timeout: UI_WAIT_MS });
   } catch (err) {
     err.message += `\n${report(p)}`;
     throw err;
+  } finally {
+    if (p.seen.owner >= 0) proxy.setDown(p.seen.owner, false);
   }
   // Every disconnect from now on, as the page's client reports it.
   await p.page.evaluate(() => {
@@ -136,25 +164,35 @@ async function waitForUsers(page, want) {
 
 test("two browsers behind a round-robin balancer: polling, then WebSocket, chatting both ways", async () => {
   const alice = await openPage("alice");
-  const bob = await openPage("bob");
+  let bob;
   try {
     await connectAndJoin(alice, "alice");
+    bob = await openPage("bob");
     await connectAndJoin(bob, "bob");
 
-    // Polling first, then the upgrade of that session (a WebSocket with its sid), to WebSocket.
+    // Polling first (served for the page by edges that do not own its session), then the upgrade
+    // of that session (a WebSocket with its sid) on another edge: the session moved there, under
+    // the same socket id, and the broker knows it there.
     for (const p of [alice, bob]) {
-      await p.page
-        .waitForFunction(() => socket.io.engine?.transport?.name === "websocket", null, { timeout: UI_WAIT_MS })
-        .catch((err) => {
-          err.message += `\n${report(p)}`;
-          throw err;
-        });
       assert.equal(await transportOf(p.page), "websocket");
       assert.ok(p.seen.polls >= 2, `${p.seen.name}: long-polling requests before the upgrade\n${report(p)}`);
-      assert.ok(p.seen.sockets.length >= 1, `${p.seen.name}: a WebSocket\n${report(p)}`);
-      assert.match(p.seen.sockets[0], /transport=websocket.*sid=|sid=.*transport=websocket/, "an upgrade of the polling session");
+      assert.equal(p.seen.sockets.length, 1, `${p.seen.name}: one WebSocket\n${report(p)}`);
+      const ws = new URL(p.seen.sockets[0]);
+      assert.equal(ws.searchParams.get("transport"), "websocket");
+      assert.equal(ws.searchParams.get("sid"), p.seen.sid, "an upgrade of the polling session");
+      const id = await p.page.evaluate(() => socket.id);
+      await eventually(
+        async () => {
+          const sockets = await cluster.brokers[0].api.listAllSockets({});
+          const info = sockets.find((s) => s.id === id);
+          assert.ok(info, `socket ${id} listed by the broker: ${JSON.stringify(sockets)}`);
+          assert.notEqual(info.edge_id, cluster.edges[p.seen.owner].id, "the session moved off its handshake edge");
+          assert.equal(info.transport, "TRANSPORT_WEBSOCKET");
+        },
+        { what: `${p.seen.name}'s socket in the broker's index`, timeoutMs: UI_WAIT_MS },
+      );
     }
-    // The proxy sent them to every edge: the sessions' requests were not kept on one.
+    // The proxy sent requests and upgrades to every edge: nothing kept a session on one.
     assert.ok(proxy.stats.upgrades >= 2, report(alice, bob));
     assert.ok(proxy.stats.perUpstream.every((n) => n > 0), `every edge got requests\n${report(alice, bob)}`);
 
@@ -193,6 +231,6 @@ test("two browsers behind a round-robin balancer: polling, then WebSocket, chatt
     }
   } finally {
     await alice.context.close();
-    await bob.context.close();
+    await bob?.context.close();
   }
 });
