@@ -197,6 +197,23 @@ function get(objects, kind, name) {
   return object;
 }
 
+// Session affinity of any kind, in a Service or in the annotations of the usual ingress
+// controllers (ingress-nginx, Traefik, HAProxy, AWS ALB): none is needed, since any edge serves
+// any request of any session, and any would make draining and autoscaling uneven.
+const STICKY_ANNOTATION = /affinity|sticky|session-cookie|cookie-persistence|upstream-hash-by/i;
+
+function assertNoSessionAffinity(object) {
+  const id = `${object.kind} ${object.metadata.name}`;
+  if (object.kind === 'Service') {
+    assert.ok([undefined, 'None'].includes(object.spec.sessionAffinity), `${id}: sessionAffinity ${object.spec.sessionAffinity}`);
+    assert.equal(object.spec.sessionAffinityConfig, undefined, `${id}: sessionAffinityConfig`);
+  }
+  for (const [k, v] of Object.entries(object.metadata.annotations ?? {})) {
+    assert.doesNotMatch(k, STICKY_ANNOTATION, `${id}: annotation ${k}: ${v}`);
+    assert.doesNotMatch(String(v), /stickiness\.enabled\s*=\s*true/i, `${id}: annotation ${k}: ${v}`);
+  }
+}
+
 function container(workload, name) {
   const c = workload.spec.template.spec.containers.find((x) => x.name === name);
   assert.ok(c, `${workload.metadata.name}: no container ${name}`);
@@ -560,13 +577,16 @@ for (const c of CASES) {
       }
     });
 
-    test('edge Service and Ingress: Socket.IO on the http port, WebSocket-friendly', () => {
+    test('edge Service and Ingress: Socket.IO on the http port, WebSocket-friendly, no session affinity', () => {
       const svc = get(objects, 'Service', nameOf('edge'));
+      assertNoSessionAffinity(svc);
+      assert.equal(svc.spec.sessionAffinity, 'None', 'said explicitly');
       assert.deepEqual(svc.spec.ports.map((p) => p.targetPort), ['http'], 'only the Socket.IO port, never the admin port');
       assert.equal(svc.spec.ports[0].port, values.edge.service.port);
       const ingress = find(objects, 'Ingress', nameOf('edge'));
       assert.equal(!!ingress, values.ingress.enabled);
       if (!ingress) return;
+      assertNoSessionAffinity(ingress);
       const a = ingress.metadata.annotations;
       for (const [k, v] of Object.entries(values.ingress.annotations)) assert.equal(a[k], v);
       if (values.ingress.className === 'nginx') {
@@ -574,7 +594,6 @@ for (const c of CASES) {
         assert.ok(Number(a['nginx.ingress.kubernetes.io/proxy-send-timeout']) >= 3600, 'send timeout');
         assert.equal(a['nginx.ingress.kubernetes.io/proxy-buffering'], 'off');
         assert.equal(a['nginx.ingress.kubernetes.io/proxy-request-buffering'], 'off');
-        assert.equal(a['nginx.ingress.kubernetes.io/affinity'], 'cookie', 'a polling session stays on its edge');
       }
       assert.equal(ingress.spec.ingressClassName, values.ingress.className);
       assert.deepEqual(ingress.spec.tls ?? [], values.ingress.tls);
@@ -862,6 +881,7 @@ describe('values', () => {
     [['edge.drain.windowSeconds=-1'], /windowSeconds/],
     [['nats.replicas=three'], /replicas/],
     [['noSuchValue=1'], /noSuchValue|additional property/i],
+    [['edge.service.sessionAffinity=ClientIP'], /sessionAffinity|additional property/i],
   ];
   for (const [sets, message] of refused) {
     test(`values.schema.json refuses ${sets.join(' ')}`, () => {
@@ -925,7 +945,19 @@ describe('values', () => {
     assert.equal(svc.spec.type, 'LoadBalancer');
     assert.equal(svc.spec.externalTrafficPolicy, 'Local');
     assert.deepEqual(svc.spec.loadBalancerSourceRanges, ['203.0.113.0/24']);
-    assert.equal(svc.spec.sessionAffinity, 'ClientIP');
+    assertNoSessionAffinity(svc);
+  });
+
+  test('Ingress on (defaults): no session affinity in the Ingress or any Service', () => {
+    const objects = renderOk(undefined, ['ingress.enabled=true']);
+    validateAll(objects);
+    const ingress = get(objects, 'Ingress', nameOf('edge'));
+    assertNoSessionAffinity(ingress);
+    assert.ok(Object.keys(ingress.metadata.annotations).length > 0, 'the WebSocket annotations are there');
+    const services = objects.filter((o) => o.kind === 'Service');
+    assert.ok(services.length >= 3, `${services.length} Services`);
+    for (const svc of services) assertNoSessionAffinity(svc);
+    assert.equal(get(objects, 'Service', nameOf('edge')).spec.sessionAffinity, 'None');
   });
 
   test('external NATS from a Secret', () => {
