@@ -54,7 +54,6 @@ std::string NamespaceSubject(std::string_view nsp) { return Join("sb.v1.ns.", Na
 std::string UserSubject(std::string_view nsp, std::string_view user) {
   return Join("sb.v1.user.", NameToken(nsp), ".", NameToken(user));
 }
-std::string EdgeSubject(std::string_view edge_id) { return Join("sb.v1.edge.", edge_id); }
 std::string AckSubject(std::string_view broker_id) { return Join("sb.v1.ack.", broker_id); }
 std::string MembershipSubject(std::string_view edge_id) {
   return Join("sb.v1.membership.", edge_id);

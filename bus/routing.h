@@ -27,7 +27,6 @@ std::string RandomNodeId(size_t length = 12);
 std::string RoomSubject(std::string_view nsp, std::string_view room);
 std::string NamespaceSubject(std::string_view nsp);
 std::string UserSubject(std::string_view nsp, std::string_view user);
-std::string EdgeSubject(std::string_view edge_id);
 std::string AckSubject(std::string_view broker_id);
 std::string MembershipSubject(std::string_view edge_id);
 std::string HeartbeatSubject(std::string_view edge_id);

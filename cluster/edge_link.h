@@ -7,7 +7,7 @@
 //    in: sb.v1.ns.<ns> while a socket is in the namespace,
 //    sb.v1.room.<ns>.<room> while a local socket is in the room,
 //    sb.v1.user.<ns>.<user> while a socket of the user is connected, and
-//    sb.v1.edge.<edge-id> always;
+//    sb.v1.sock.<edge-id>.* always (and each moved-in socket's own subject);
 //  * turns each EdgeMessage it receives into local work: a Delivery is
 //    encoded once and handed to every local recipient (or, with ack
 //    collection, emitted with an ack request to each and reported on the

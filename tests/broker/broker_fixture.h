@@ -332,7 +332,7 @@ class TargetTap {
   explicit TargetTap(bus::Bus& bus) {
     auto sub = bus.Subscribe("sb.v1.>", [this](bus::Message message) {
       static constexpr std::string_view kTargets[] = {"sb.v1.room.", "sb.v1.ns.", "sb.v1.user.",
-                                                      "sb.v1.edge."};
+                                                      "sb.v1.sock."};
       bool target = std::any_of(std::begin(kTargets), std::end(kTargets),
                                 [&](std::string_view p) { return message.subject.starts_with(p); });
       if (!target) return;

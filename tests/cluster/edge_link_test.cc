@@ -158,7 +158,7 @@ TEST_F(EdgeLinkTest, ExceptListsAndSocketIds) {
 
   v1::EdgeMessage to_second = MakeDelivery("broker-1:1", "direct");
   to_second.mutable_delivery()->mutable_target()->add_socket_ids(second_id);
-  Send(bus::EdgeSubject(kEdge), to_second);
+  Send(bus::SocketSubject(second_id), to_second);
 
   v1::EdgeMessage all_but_first = MakeDelivery("broker-1:2", "most");
   all_but_first.mutable_delivery()->mutable_target()->add_except_socket_ids(first_id);
@@ -251,7 +251,7 @@ TEST_F(EdgeLinkTest, CommandsJoinLeaveAndDisconnectLocalSockets) {
   join.mutable_command()->set_id("broker-1:1");
   join.mutable_command()->mutable_selector()->add_socket_ids(id);
   join.mutable_command()->mutable_join()->add_rooms("vip");
-  Send(bus::EdgeSubject(kEdge), join);
+  Send(bus::SocketSubject(id), join);
   EXPECT_TRUE(Eventually([&] {
     return link_->journal().BuildSnapshot().sockets(0).socket().rooms_size() == 2;
   }));

@@ -244,7 +244,7 @@ class FakeEdge {
   }
 
   static bool IsTargetSubject(const std::string& subject) {
-    for (const char* prefix : {"sb.v1.room.", "sb.v1.ns.", "sb.v1.user.", "sb.v1.edge."}) {
+    for (const char* prefix : {"sb.v1.room.", "sb.v1.ns.", "sb.v1.user.", "sb.v1.sock."}) {
       if (subject.rfind(prefix, 0) == 0) return true;
     }
     return false;
