@@ -253,6 +253,7 @@ absl::StatusOr<std::unique_ptr<NatsBus>> NatsBus::Connect(Options options) {
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts.get(), options.max_reconnect);
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts.get(), options.reconnect_wait.count());
   if (s == NATS_OK && options.no_echo) s = natsOptions_SetNoEcho(opts.get(), true);
+  if (s == NATS_OK && options.send_asap) s = natsOptions_SetSendAsap(opts.get(), true);
   // A pool of delivery threads rather than one thread per subscription.
   if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(opts.get(), true);
   if (s != NATS_OK) return ToStatus(s, "natsOptions");

@@ -23,6 +23,10 @@ class NatsBus : public Bus {
     // subscriptions (an edge relaying its clients' broadcasts has already
     // delivered them locally).
     bool no_echo = false;
+    // Each publish is written at once instead of by NATS.c's flusher thread,
+    // which batches for up to 1 ms: for request/reply on a client's critical
+    // path (polling through another edge), not for high-rate fan-out.
+    bool send_asap = false;
     // On destruction: drain (deliver what is in flight, flush publishes) for
     // at most this long, then close.
     std::chrono::milliseconds drain_timeout{2000};

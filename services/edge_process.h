@@ -65,6 +65,9 @@ class EdgeProcess {
   const std::string edge_id_;
   const bool standalone_;
   const std::unique_ptr<bus::Bus> bus_;
+  // Not standalone: polling requests passed between edges (PollRelay), on a
+  // NATS connection of their own that writes each publish at once.
+  std::unique_ptr<bus::Bus> poll_bus_;
   Metrics metrics_;
   Health health_;                                        // reads bus_
   edge::Runtime runtime_;                                // the I/O threads
@@ -75,7 +78,7 @@ class EdgeProcess {
   std::unique_ptr<EdgePolicies> policies_;               // on server_, through forwarder_
   std::unique_ptr<cluster::EdgeLink> link_;              // bus_, server_, forwarder_
   std::unique_ptr<cluster::SessionMover> mover_;         // cluster only: bus_, server_, link_
-  std::unique_ptr<cluster::PollRelay> poll_relay_;       // not standalone: bus_, server_
+  std::unique_ptr<cluster::PollRelay> poll_relay_;       // not standalone: poll_bus_, server_
   std::unique_ptr<BrokerService> broker_;                // standalone: bus_, server_, health_
   std::unique_ptr<AdminServer> admin_;                   // metrics_ (they read all the above)
   std::unique_ptr<EdgeDrain> drain_;                     // runtime_, server_, http_, link_

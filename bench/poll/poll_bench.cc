@@ -130,9 +130,13 @@ int main(int argc, char** argv) {
   int requests = 2000;
   int rounds = 3;
   std::string nats_url;
+  bool send_asap = true;
   app.add_option("--requests", requests, "POST+GET pairs per path and round");
   app.add_option("--rounds", rounds, "rounds");
   app.add_option("--nats", nats_url, "a running nats-server (default: start one on a free port)");
+  app.add_option("--send-asap", send_asap,
+                 "the edges' NATS connections write each publish at once (as the edge's poll "
+                 "connection does); false: NATS.c's flusher batches for up to 1 ms");
   CLI11_PARSE(app, argc, argv);
 
   std::unique_ptr<bus::testing::NatsServer> nats;
@@ -148,6 +152,7 @@ int main(int argc, char** argv) {
     bus::NatsBus::Options options;
     options.urls = {nats_url};
     options.name = name;
+    options.send_asap = send_asap;
     auto connected = bus::NatsBus::Connect(options);
     if (!connected.ok()) {
       std::fprintf(stderr, "nats: %s\n", connected.status().ToString().c_str());
@@ -165,8 +170,10 @@ int main(int argc, char** argv) {
   std::string sid = open.substr(start, open.find('"', start) - start);
   const std::string url = "/engine.io/?EIO=4&transport=polling&sid=" + sid;
 
-  std::printf("polling round trips, %d POST+GET per path per round, nats-server on loopback\n",
-              requests);
+  std::printf(
+      "polling round trips, %d POST+GET per path per round, nats-server on loopback, "
+      "send_asap %s\n",
+      requests, send_asap ? "true" : "false");
   std::vector<double> med[2][2], p99[2][2];  // [path][post/get]
   for (int round = 0; round < rounds; ++round) {
     for (int path = 0; path < 2; ++path) {
