@@ -40,30 +40,22 @@ absl::Status ToStatus(natsStatus s, std::string_view what) {
     case NATS_STALE_CONNECTION:
     case NATS_INSUFFICIENT_BUFFER:
     case NATS_IO_ERROR:
-    case NATS_SYS_ERROR:
-      return absl::UnavailableError(msg);
-    case NATS_TIMEOUT:
-      return absl::DeadlineExceededError(msg);
+    case NATS_SYS_ERROR: return absl::UnavailableError(msg);
+    case NATS_TIMEOUT: return absl::DeadlineExceededError(msg);
     case NATS_NO_RESPONDERS:
-    case NATS_NOT_FOUND:
-      return absl::NotFoundError(msg);
+    case NATS_NOT_FOUND: return absl::NotFoundError(msg);
     case NATS_INVALID_SUBJECT:
     case NATS_INVALID_ARG:
     case NATS_INVALID_SUBSCRIPTION:
-    case NATS_INVALID_QUEUE_NAME:
-      return absl::InvalidArgumentError(msg);
+    case NATS_INVALID_QUEUE_NAME: return absl::InvalidArgumentError(msg);
     case NATS_CONNECTION_AUTH_FAILED:
-    case NATS_NOT_PERMITTED:
-      return absl::PermissionDeniedError(msg);
+    case NATS_NOT_PERMITTED: return absl::PermissionDeniedError(msg);
     case NATS_MAX_PAYLOAD:
     case NATS_SLOW_CONSUMER:
-    case NATS_NO_MEMORY:
-      return absl::ResourceExhaustedError(msg);
+    case NATS_NO_MEMORY: return absl::ResourceExhaustedError(msg);
     case NATS_ILLEGAL_STATE:
-    case NATS_DRAINING:
-      return absl::FailedPreconditionError(msg);
-    default:
-      return absl::InternalError(msg);
+    case NATS_DRAINING: return absl::FailedPreconditionError(msg);
+    default: return absl::InternalError(msg);
   }
 }
 
@@ -220,18 +212,15 @@ struct NatsBus::Core {
   int max_pending_bytes = 0;  // NATS.c's own per-subscription limit
 
   Executor Resolve(Executor e) const { return e ? std::move(e) : default_executor; }
-  bool Connected() const {
-    return natsConnection_Status(conn.get()) == NATS_CONN_STATUS_CONNECTED;
-  }
+  bool Connected() const { return natsConnection_Status(conn.get()) == NATS_CONN_STATUS_CONNECTED; }
 };
 
 NatsBus::NatsBus(std::shared_ptr<Core> core) : core_(std::move(core)) {}
 
 absl::StatusOr<std::unique_ptr<NatsBus>> NatsBus::Connect(Options options) {
   auto core = std::make_shared<Core>();
-  core->default_executor = options.default_executor
-                               ? std::move(options.default_executor)
-                               : Worker::ExecutorFor(core->worker);
+  core->default_executor = options.default_executor ? std::move(options.default_executor)
+                                                    : Worker::ExecutorFor(core->worker);
   core->drain_timeout = options.drain_timeout;
   core->shared->executor = core->default_executor;
   core->budget = std::make_shared<internal::DeliveryBudget>(options.max_pending_bytes);
@@ -282,8 +271,7 @@ absl::StatusOr<std::unique_ptr<NatsBus>> NatsBus::Connect(Options options) {
   auto* reply_ctx = new ReplyCtx{core->requests, core->inbox_prefix};
   natsSubscription* raw_sub = nullptr;
   s = natsConnection_Subscribe(&raw_sub, core->conn.get(),
-                               absl::StrCat(core->inbox_prefix, "*").c_str(),
-                               &OnReply, reply_ctx);
+                               absl::StrCat(core->inbox_prefix, "*").c_str(), &OnReply, reply_ctx);
   if (s != NATS_OK) {
     delete reply_ctx;
     return ToStatus(s, "subscribe to the reply inbox");
@@ -351,8 +339,7 @@ absl::Status NatsBus::Publish(std::string_view subject, std::string_view payload
 }
 
 absl::StatusOr<SubscriptionPtr> NatsBus::Subscribe(std::string_view subject_pattern,
-                                                   Handler handler,
-                                                   std::string_view queue_group,
+                                                   Handler handler, std::string_view queue_group,
                                                    Executor executor) {
   if (!ValidSubject(subject_pattern, /*allow_wildcards=*/true)) {
     return absl::InvalidArgumentError(
@@ -394,8 +381,7 @@ absl::StatusOr<SubscriptionPtr> NatsBus::Subscribe(std::string_view subject_patt
 }
 
 void NatsBus::Request(std::string_view subject, std::string_view payload,
-                      std::chrono::milliseconds timeout, RequestCallback done,
-                      Executor executor) {
+                      std::chrono::milliseconds timeout, RequestCallback done, Executor executor) {
   PendingRequests::Pending p{std::move(done), core_->Resolve(std::move(executor))};
   absl::Status status = CheckSubject(subject);
   if (status.ok()) status = CheckSize(payload);

@@ -50,8 +50,7 @@ class NatsBus : public Bus {
   absl::Status Publish(std::string_view subject, std::string_view payload,
                        std::string_view reply_to = {}) override;
   // Plain and queue subscriptions are re-sent by NATS.c after a reconnect.
-  absl::StatusOr<SubscriptionPtr> Subscribe(std::string_view subject_pattern,
-                                            Handler handler,
+  absl::StatusOr<SubscriptionPtr> Subscribe(std::string_view subject_pattern, Handler handler,
                                             std::string_view queue_group = {},
                                             Executor executor = {}) override;
   // Replies come to one wildcard inbox subscription (`_INBOX.<nuid>.*`) per

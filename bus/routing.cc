@@ -34,7 +34,8 @@ std::string NameToken(std::string_view name) {
   if (name.size() <= kMaxPlainTokenBytes) return EncodeToken(name);
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(name.data()), name.size(), digest);
-  return Join("~", EncodeToken(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest)));
+  return Join("~",
+              EncodeToken(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest)));
 }
 
 std::string RandomNodeId(size_t length) {
@@ -58,9 +59,7 @@ std::string AckSubject(std::string_view broker_id) { return Join("sb.v1.ack.", b
 std::string MembershipSubject(std::string_view edge_id) {
   return Join("sb.v1.membership.", edge_id);
 }
-std::string HeartbeatSubject(std::string_view edge_id) {
-  return Join("sb.v1.heartbeat.", edge_id);
-}
+std::string HeartbeatSubject(std::string_view edge_id) { return Join("sb.v1.heartbeat.", edge_id); }
 std::string SnapshotSubject(std::string_view edge_id) { return Join("sb.v1.snapshot.", edge_id); }
 std::string ForwardSubject(std::string_view nsp, std::string_view event) {
   return Join("sb.v1.forward.", NameToken(nsp), ".", NameToken(event));

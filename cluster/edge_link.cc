@@ -100,8 +100,8 @@ EdgeLink::EdgeLink(bus::Bus& bus, sio::Server& server, Options options)
 absl::StatusOr<std::unique_ptr<EdgeLink>> EdgeLink::Start(bus::Bus& bus, sio::Server& server,
                                                           Options options) {
   if (!bus::ValidNodeId(options.edge_id)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "invalid edge id \"", options.edge_id, "\": use 1-64 characters of [A-Za-z0-9_-]"));
+    return absl::InvalidArgumentError(absl::StrCat("invalid edge id \"", options.edge_id,
+                                                   "\": use 1-64 characters of [A-Za-z0-9_-]"));
   }
   if (server.options().edge_id != options.edge_id) {
     return absl::InvalidArgumentError("the server's socket ids must carry the edge id");
@@ -198,19 +198,19 @@ void EdgeLink::OnConnected(const sio::Socket& socket) {
 
 void EdgeLink::OnDisconnected(const sio::Socket& socket, std::string_view reason) {
   journal_.OnDisconnected(socket, reason);
-  ReleaseSubjects(SubjectsOf(socket.nsp().name(), socket.id(), socket.user_id(),
-                             socket.joined_rooms()));
+  ReleaseSubjects(
+      SubjectsOf(socket.nsp().name(), socket.id(), socket.user_id(), socket.joined_rooms()));
 }
 
 void EdgeLink::OnMovedOut(const sio::Socket& socket, std::string_view to_edge) {
   journal_.OnMovedOut(socket, to_edge);
-  ReleaseSubjects(SubjectsOf(socket.nsp().name(), socket.id(), socket.user_id(),
-                             socket.joined_rooms()));
+  ReleaseSubjects(
+      SubjectsOf(socket.nsp().name(), socket.id(), socket.user_id(), socket.joined_rooms()));
 }
 
 void EdgeLink::OnMovedIn(const sio::Socket& socket, std::string_view from_edge) {
-  for (const std::string& subject : SubjectsOf(socket.nsp().name(), socket.id(),
-                                               socket.user_id(), socket.joined_rooms())) {
+  for (const std::string& subject :
+       SubjectsOf(socket.nsp().name(), socket.id(), socket.user_id(), socket.joined_rooms())) {
     AddInterest(subject);
   }
   journal_.OnMovedIn(socket, from_edge);
@@ -273,6 +273,7 @@ void EdgeLink::OnBusMessage(const bus::Message& message) {
     spdlog::warn("malformed EdgeMessage on {}", message.subject);
     return;
   }
+  std::lock_guard lock(handling_mu_);
   if (buffering_.load(std::memory_order_acquire) > 0) Buffer(message.subject, edge_message);
   if (edge_message.has_delivery()) {
     const v1::Delivery& delivery = edge_message.delivery();
@@ -375,8 +376,8 @@ void EdgeLink::HandleCommand(const v1::Command& command,
   const v1::Selector& selector = command.selector();
   sio::Namespace* nsp = server_.Find(bus::NamespaceOrDefault(selector.namespace_()));
   if (nsp == nullptr) return;
-  bool empty = selector.rooms().empty() && selector.socket_ids().empty() &&
-               selector.user_ids().empty();
+  bool empty =
+      selector.rooms().empty() && selector.socket_ids().empty() && selector.user_ids().empty();
   if (empty != selector.all_sockets()) return;  // never act on a whole namespace by mistake
   sio::BroadcastTarget target;
   target.rooms.assign(selector.rooms().begin(), selector.rooms().end());
@@ -429,9 +430,8 @@ bool EdgeLink::OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delive
   for (const auto& frame : delivery.frames) out->add_frames(*frame.bytes);
 
   // Socket ids are rooms here: TargetSubjects sends those to their edges too.
-  const std::vector<std::string> subjects =
-      bus::TargetSubjects(nsp.name(), delivery.target.rooms, std::vector<std::string>{},
-                          delivery.target.user_ids);
+  const std::vector<std::string> subjects = bus::TargetSubjects(
+      nsp.name(), delivery.target.rooms, std::vector<std::string>{}, delivery.target.user_ids);
   std::string payload = message.SerializeAsString();
   for (const auto& subject : subjects) {
     absl::Status status = bus_.Publish(subject, payload);

@@ -34,7 +34,6 @@
 #include "cluster/latency_histogram.h"
 #include "cluster/membership_journal.h"
 #include "edge/socketio/server.h"
-
 #include "switchboard/v1/bus.pb.h"
 
 namespace switchboard::cluster {
@@ -108,9 +107,15 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   std::vector<std::string> HandledSince(std::chrono::steady_clock::time_point since);
   // Handles `messages` again for the sockets `only` names, skipping those
   // whose id is in `handled`.
-  void Replay(const std::vector<v1::EdgeMessage>& messages,
-              const std::vector<std::string>& handled,
+  void Replay(const std::vector<v1::EdgeMessage>& messages, const std::vector<std::string>& handled,
               std::shared_ptr<const std::vector<std::string>> only);
+  // Runs `fn` while no bus message is being handled: a message is either
+  // handled (its deliveries handed to the shards) before `fn`, or begins
+  // after it.
+  void RunExclusive(const std::function<void()>& fn) {
+    std::lock_guard lock(handling_mu_);
+    fn();
+  }
   // The id for a delivery this edge sends (relays, packets for moved sockets).
   std::string NextDeliveryId();
 
@@ -144,6 +149,7 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   mutable std::mutex interest_mu_;
   std::map<std::string, Interest> interests_;  // by subject
 
+  std::mutex handling_mu_;  // held while a bus message is handled
   std::mutex dedup_mu_;
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> seen_;
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> seen_order_;

@@ -213,7 +213,7 @@ class MembershipJournal : public sio::MembershipObserver {
   std::map<std::string_view, NspCounts> counts_;
   absl::flat_hash_map<std::string, uint32_t> total_users_;  // user id -> its sockets
   uint64_t total_rooms_ = 0;  // distinct (namespace, room): sum of counts_' rooms
-  uint64_t seq_ = 0;                                                      // the last seq used
+  uint64_t seq_ = 0;          // the last seq used
 
   std::atomic<uint64_t> publish_failures_{0};
   std::atomic<uint64_t> snapshots_served_{0};

@@ -84,7 +84,10 @@ class SessionMover::Arrival final : public eio::TransportListener,
  public:
   Arrival(SessionMover& mover, std::shared_ptr<eio::Transport> ws, std::string owner,
           std::string sid, size_t shard)
-      : mover_(mover), ws_(std::move(ws)), owner_(std::move(owner)), sid_(std::move(sid)),
+      : mover_(mover),
+        ws_(std::move(ws)),
+        owner_(std::move(owner)),
+        sid_(std::move(sid)),
         shard_(shard) {}
 
   void Start(boost::asio::io_context& ioc, std::chrono::milliseconds timeout) {
@@ -154,8 +157,7 @@ class SessionMover::Arrival final : public eio::TransportListener,
         // The client writes on as soon as it sent "5".
         early_.emplace_back(std::string(data), binary);
         return;
-      default:
-        return Fail();
+      default: return Fail();
     }
   }
   void OnTransportPacket(eio::Transport&, eio::Packet&&) override {}
@@ -181,18 +183,24 @@ class SessionMover::Arrival final : public eio::TransportListener,
 
 // --------------------------------------------------------------- setup ---
 
-SessionMover::SessionMover(bus::Bus& bus, sio::Server& server, EdgeLink& link, Options options)
-    : bus_(bus), server_(server), link_(link), options_(std::move(options)) {}
+SessionMover::SessionMover(bus::Bus& bus, bus::Bus& requests, sio::Server& server, EdgeLink& link,
+                           Options options)
+    : bus_(bus),
+      requests_bus_(requests),
+      server_(server),
+      link_(link),
+      options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<SessionMover>> SessionMover::Start(bus::Bus& bus,
                                                                   sio::Server& server,
-                                                                  EdgeLink& link,
-                                                                  Options options) {
-  std::unique_ptr<SessionMover> mover(new SessionMover(bus, server, link, std::move(options)));
-  // On the bus's default executor, as the link's deliveries: a take runs
-  // after every delivery that arrived before it was handed to the shards.
-  auto sub = bus.Subscribe(bus::MoveSubject(mover->options_.edge_id),
-                           [raw = mover.get()](bus::Message message) { raw->OnRequest(message); });
+                                                                  EdgeLink& link, Options options,
+                                                                  bus::Bus* requests) {
+  bus::Bus& requests_bus = requests != nullptr ? *requests : bus;
+  std::unique_ptr<SessionMover> mover(
+      new SessionMover(bus, requests_bus, server, link, std::move(options)));
+  auto sub = requests_bus.Subscribe(
+      bus::MoveSubject(mover->options_.edge_id),
+      [raw = mover.get()](bus::Message message) { raw->OnRequest(message); });
   if (!sub.ok()) return sub.status();
   mover->requests_ = std::move(*sub);
   server.SetMoveRelay(mover.get());
@@ -205,8 +213,8 @@ SessionMover::~SessionMover() {
 }
 
 SessionMover::Stats SessionMover::stats() const {
-  return Stats{moved_in_.load(std::memory_order_relaxed), moved_out_.load(std::memory_order_relaxed),
-               failed_.load(std::memory_order_relaxed)};
+  return Stats{moved_in_.load(std::memory_order_relaxed),
+               moved_out_.load(std::memory_order_relaxed), failed_.load(std::memory_order_relaxed)};
 }
 
 // ------------------------------------------------------------ new edge ---
@@ -226,7 +234,7 @@ void SessionMover::Prepare(const std::shared_ptr<Arrival>& arrival) {
   request.mutable_prepare()->set_sid(arrival->sid());
   request.mutable_prepare()->set_to_edge(options_.edge_id);
   edge::Runtime& runtime = server_.runtime();
-  bus_.Request(
+  requests_bus_.Request(
       bus::MoveSubject(arrival->owner()), request.SerializeAsString(), options_.request_timeout,
       [this, arrival, &runtime](absl::StatusOr<bus::Message> answer) {
         v1::MoveReply reply;
@@ -256,7 +264,7 @@ void SessionMover::Take(const std::shared_ptr<Arrival>& arrival) {
   request.mutable_take()->set_sid(arrival->sid());
   request.mutable_take()->set_to_edge(options_.edge_id);
   edge::Runtime& runtime = server_.runtime();
-  bus_.Request(
+  requests_bus_.Request(
       bus::MoveSubject(arrival->owner()), request.SerializeAsString(), options_.request_timeout,
       [this, arrival, &runtime](absl::StatusOr<bus::Message> answer) {
         auto reply = std::make_shared<v1::MoveReply>();
@@ -266,40 +274,45 @@ void SessionMover::Take(const std::shared_ptr<Arrival>& arrival) {
           runtime.Post(arrival->shard(), [arrival] { arrival->Fail(); });
           return;
         }
-        // On the bus's executor, as deliveries are handled: nothing arrives
-        // between the end of the buffer and the replay below.
-        std::vector<v1::EdgeMessage> kept = link_.EndBuffer(arrival->buffer());
         auto only = std::make_shared<std::vector<std::string>>();
         for (const v1::MovedSocket& socket : reply->sockets()) only->push_back(socket.socket_id());
-        runtime.Post(arrival->shard(), [this, arrival, reply] {
-          auto handshake = eio::Handshake::FromParts(
-              reply->handshake(), reply->handshake_address_size(), reply->handshake_url_size(),
-              std::chrono::system_clock::time_point(
-                  std::chrono::milliseconds(reply->handshake_unix_ms())));
-          std::vector<eio::Frame> queued;
-          for (int i = 0; i < reply->frames_size(); ++i) {
-            queued.push_back(eio::Frame{std::make_shared<const std::string>(reply->frames(i)),
-                                        i < reply->frame_binary_size() && reply->frame_binary(i)});
-          }
-          eio::SessionPtr session =
-              handshake ? server_.engine().AdoptSession(arrival->sid(), std::move(*handshake),
-                                                        arrival->transport(), queued)
-                        : nullptr;
-          if (!session) return arrival->Fail();
-          std::vector<sio::MovedSocketState> sockets;
-          for (const v1::MovedSocket& socket : reply->sockets()) {
-            sockets.push_back(FromProto(socket));
-          }
-          sio::Client::Adopt(server_, session, std::move(sockets), arrival->owner());
-          arrival->Arrived(session);
-          moved_in_.fetch_add(1, std::memory_order_relaxed);
-          move_latency_.Observe(std::chrono::steady_clock::now() - arrival->take_started());
+        // No bus message is handled meanwhile: each one kept is either handed
+        // to the shards before the set-up (the moved sockets are not there
+        // yet: the replay gives it to them) or arrives after the buffer's end
+        // (and reaches them as any other delivery, after the set-up).
+        link_.RunExclusive([&] {
+          std::vector<v1::EdgeMessage> kept = link_.EndBuffer(arrival->buffer());
+          runtime.Post(arrival->shard(), [this, arrival, reply] {
+            auto handshake = eio::Handshake::FromParts(
+                reply->handshake(), reply->handshake_address_size(), reply->handshake_url_size(),
+                std::chrono::system_clock::time_point(
+                    std::chrono::milliseconds(reply->handshake_unix_ms())));
+            std::vector<eio::Frame> queued;
+            for (int i = 0; i < reply->frames_size(); ++i) {
+              queued.push_back(
+                  eio::Frame{std::make_shared<const std::string>(reply->frames(i)),
+                             i < reply->frame_binary_size() && reply->frame_binary(i)});
+            }
+            eio::SessionPtr session =
+                handshake ? server_.engine().AdoptSession(arrival->sid(), std::move(*handshake),
+                                                          arrival->transport(), queued)
+                          : nullptr;
+            if (!session) return arrival->Fail();
+            std::vector<sio::MovedSocketState> sockets;
+            for (const v1::MovedSocket& socket : reply->sockets()) {
+              sockets.push_back(FromProto(socket));
+            }
+            sio::Client::Adopt(server_, session, std::move(sockets), arrival->owner());
+            arrival->Arrived(session);
+            moved_in_.fetch_add(1, std::memory_order_relaxed);
+            move_latency_.Observe(std::chrono::steady_clock::now() - arrival->take_started());
+          });
+          // Posted after the set-up above: what arrived since the prepare step
+          // and the owner did not handle, in order, to the moved sockets only.
+          std::vector<std::string> handled(reply->handled_ids().begin(),
+                                           reply->handled_ids().end());
+          link_.Replay(kept, handled, std::move(only));
         });
-        // Posted after the set-up above: what arrived since the prepare step
-        // and the owner did not handle, in order, to the moved sockets only.
-        std::vector<std::string> handled(reply->handled_ids().begin(),
-                                         reply->handled_ids().end());
-        link_.Replay(kept, handled, std::move(only));
       });
 }
 
@@ -307,14 +320,15 @@ void SessionMover::Take(const std::shared_ptr<Arrival>& arrival) {
 
 void SessionMover::OnRequest(const bus::Message& message) {
   v1::MoveRequest request;
-  if (!request.ParseFromString(message.payload)) return Reply(bus_, message, Refusal("malformed"));
+  if (!request.ParseFromString(message.payload))
+    return Reply(requests_bus_, message, Refusal("malformed"));
   switch (request.step_case()) {
     case v1::MoveRequest::kPrepare: return ServePrepare(message, request.prepare().sid());
     case v1::MoveRequest::kTake:
       return ServeTake(message, request.take().sid(), request.take().to_edge());
     case v1::MoveRequest::kAck:
       return ServeAck(request.ack().socket_id(), request.ack().ack_id(), request.ack().args_json());
-    default: return Reply(bus_, message, Refusal("unknown step"));
+    default: return Reply(requests_bus_, message, Refusal("unknown step"));
   }
 }
 
@@ -326,14 +340,14 @@ void SessionMover::ServePrepare(const bus::Message& message, std::string sid) {
   server_.engine().WithSession(sid, [this, message](const eio::SessionPtr& session) {
     std::shared_ptr<sio::Client> client = session ? sio::Client::Of(*session) : nullptr;
     if (!client || !client->CanMove() || !session->PauseForMove()) {
-      return Reply(bus_, message, Refusal("no session that can move"));
+      return Reply(requests_bus_, message, Refusal("no session that can move"));
     }
     v1::MoveReply reply;
     reply.set_ok(true);
     for (const sio::MovedSocketState& state : client->DescribeSockets()) {
       ToProto(state, reply.add_sockets());
     }
-    Reply(bus_, message, reply);
+    Reply(requests_bus_, message, reply);
   });
 }
 
@@ -342,38 +356,42 @@ void SessionMover::ServeTake(const bus::Message& message, std::string sid, std::
   {
     std::lock_guard lock(mu_);
     auto it = preparing_.find(sid);
-    if (it == preparing_.end()) return Reply(bus_, message, Refusal("not prepared"));
+    if (it == preparing_.end()) return Reply(requests_bus_, message, Refusal("not prepared"));
     since = it->second;
     preparing_.erase(it);
   }
-  // On the bus's executor: every delivery handled so far has been handed to
-  // the shards, and runs there before the departure below.
-  auto handled = std::make_shared<std::vector<std::string>>(link_.HandledSince(since));
-  server_.engine().WithSession(sid, [this, message, handled,
-                                     to_edge = std::move(to_edge)](const eio::SessionPtr& session) {
-    std::shared_ptr<sio::Client> client = session ? sio::Client::Of(*session) : nullptr;
-    std::optional<eio::Session::Departure> departure;
-    if (client) departure = session->Depart();
-    if (!departure) return Reply(bus_, message, Refusal("session gone"));
-    v1::MoveReply reply;
-    reply.set_ok(true);
-    const eio::Handshake& handshake = session->handshake();
-    reply.set_handshake(handshake.data());
-    reply.set_handshake_address_size(handshake.address_size());
-    reply.set_handshake_url_size(handshake.url_size());
-    reply.set_handshake_unix_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    handshake.time().time_since_epoch())
-                                    .count());
-    for (const eio::Frame& frame : departure->queued) {
-      reply.add_frames(*frame.bytes);
-      reply.add_frame_binary(frame.binary);
-    }
-    std::vector<sio::MovedSocketState> sockets = client->Depart(to_edge);
-    for (const sio::MovedSocketState& state : sockets) ToProto(state, reply.add_sockets());
-    for (const std::string& id : *handled) reply.add_handled_ids(id);
-    Reply(bus_, message, reply);
-    KeepDeparted(client, sockets);
-    moved_out_.fetch_add(1, std::memory_order_relaxed);
+  // Every delivery handled so far has been handed to the shards, and runs
+  // there before the departure (posted to the session's shard after them);
+  // none is handled in between.
+  auto handled = std::make_shared<std::vector<std::string>>();
+  link_.RunExclusive([&] {
+    *handled = link_.HandledSince(since);
+    server_.engine().WithSession(sid, [this, message, handled, to_edge = std::move(to_edge)](
+                                          const eio::SessionPtr& session) {
+      std::shared_ptr<sio::Client> client = session ? sio::Client::Of(*session) : nullptr;
+      std::optional<eio::Session::Departure> departure;
+      if (client) departure = session->Depart();
+      if (!departure) return Reply(requests_bus_, message, Refusal("session gone"));
+      v1::MoveReply reply;
+      reply.set_ok(true);
+      const eio::Handshake& handshake = session->handshake();
+      reply.set_handshake(handshake.data());
+      reply.set_handshake_address_size(handshake.address_size());
+      reply.set_handshake_url_size(handshake.url_size());
+      reply.set_handshake_unix_ms(
+          std::chrono::duration_cast<std::chrono::milliseconds>(handshake.time().time_since_epoch())
+              .count());
+      for (const eio::Frame& frame : departure->queued) {
+        reply.add_frames(*frame.bytes);
+        reply.add_frame_binary(frame.binary);
+      }
+      std::vector<sio::MovedSocketState> sockets = client->Depart(to_edge);
+      for (const sio::MovedSocketState& state : sockets) ToProto(state, reply.add_sockets());
+      for (const std::string& id : *handled) reply.add_handled_ids(id);
+      Reply(requests_bus_, message, reply);
+      KeepDeparted(client, sockets);
+      moved_out_.fetch_add(1, std::memory_order_relaxed);
+    });
   });
 }
 
@@ -429,7 +447,7 @@ void SessionMover::AnswerElsewhere(const sio::Socket& socket, uint64_t ack_id,
   ack->set_socket_id(socket.id());
   ack->set_ack_id(ack_id);
   ack->set_args_json(args.dump());
-  (void)bus_.Publish(bus::MoveSubject(edge), request.SerializeAsString());
+  (void)requests_bus_.Publish(bus::MoveSubject(edge), request.SerializeAsString());
 }
 
 }  // namespace switchboard::cluster

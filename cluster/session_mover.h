@@ -52,10 +52,13 @@ class SessionMover : public sio::MoveRelay {
     std::chrono::milliseconds relay_grace{120'000};
   };
   // Serves moves of this edge's sessions and installs itself as the server's
-  // MoveRelay. The bus, server and link must outlive it, and the server's
-  // runtime must be stopped before it is destroyed.
+  // MoveRelay. `requests` carries the move requests and their replies (a
+  // connection that writes each message at once: a move waits on two round
+  // trips); null: `bus`, the link's. The buses, server and link must outlive
+  // it, and the server's runtime must be stopped before it is destroyed.
   static absl::StatusOr<std::unique_ptr<SessionMover>> Start(bus::Bus& bus, sio::Server& server,
-                                                             EdgeLink& link, Options options);
+                                                             EdgeLink& link, Options options,
+                                                             bus::Bus* requests = nullptr);
   ~SessionMover() override;
 
   // The Engine.IO server's hook for a WebSocket whose sid names another edge
@@ -83,7 +86,8 @@ class SessionMover : public sio::MoveRelay {
   void CountFailed() { failed_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
-  SessionMover(bus::Bus& bus, sio::Server& server, EdgeLink& link, Options options);
+  SessionMover(bus::Bus& bus, bus::Bus& requests, sio::Server& server, EdgeLink& link,
+               Options options);
   void OnRequest(const bus::Message& message);
   void ServePrepare(const bus::Message& message, std::string sid);
   void ServeTake(const bus::Message& message, std::string sid, std::string to_edge);
@@ -93,6 +97,7 @@ class SessionMover : public sio::MoveRelay {
                     const std::vector<sio::MovedSocketState>& sockets);
 
   bus::Bus& bus_;
+  bus::Bus& requests_bus_;
   sio::Server& server_;
   EdgeLink& link_;
   const Options options_;

@@ -172,7 +172,8 @@ absl::Status EdgeProcess::StartCluster() {
   if (standalone_) return absl::OkStatus();
 
   // Polling requests for sessions of other edges are passed on to them, and
-  // theirs for ours served. On a connection of its own: the main one lets
+  // theirs for ours served. On a connection of its own (also the session
+  // mover's): the main one lets
   // NATS.c batch publishes for up to 1 ms (fan-out), a client's request and
   // its answer should not wait (docs/DESIGN-NOTES.md).
   bus::NatsBus::Options poll_options;
@@ -195,16 +196,17 @@ absl::Status EdgeProcess::StartCluster() {
                         absl::StrCat("poll relay: ", relay.status().message()));
   }
   poll_relay_ = std::move(*relay);
-  // A WebSocket upgrade for a session of another edge moves it here.
-  auto mover = cluster::SessionMover::Start(*bus_, server_, *link_, {.edge_id = edge_id_});
+  // A WebSocket upgrade for a session of another edge moves it here; its
+  // requests on the same prompt connection.
+  auto mover =
+      cluster::SessionMover::Start(*bus_, server_, *link_, {.edge_id = edge_id_}, poll_bus_.get());
   if (!mover.ok()) {
     return absl::Status(mover.status().code(),
                         absl::StrCat("session mover: ", mover.status().message()));
   }
   mover_ = std::move(*mover);
   server_.engine().OnForeignUpgrade(
-      [mover = mover_.get()](const std::shared_ptr<edge::HttpSession>& http,
-                             std::string_view owner,
+      [mover = mover_.get()](const std::shared_ptr<edge::HttpSession>& http, std::string_view owner,
                              std::string_view sid) { mover->ArriveFrom(http, owner, sid); });
   return absl::OkStatus();
 }

@@ -19,8 +19,8 @@
 #include "bus/bus.h"
 #include "cluster/edge_link.h"
 #include "cluster/forwarder.h"
-#include "cluster/session_mover.h"
 #include "cluster/poll_relay.h"
+#include "cluster/session_mover.h"
 #include "edge/http/server.h"
 #include "edge/memory_release.h"
 #include "edge/runtime.h"
@@ -77,7 +77,7 @@ class EdgeProcess {
   std::unique_ptr<cluster::Forwarder> forwarder_;        // bus_, runtime_
   std::unique_ptr<EdgePolicies> policies_;               // on server_, through forwarder_
   std::unique_ptr<cluster::EdgeLink> link_;              // bus_, server_, forwarder_
-  std::unique_ptr<cluster::SessionMover> mover_;         // cluster only: bus_, server_, link_
+  std::unique_ptr<cluster::SessionMover> mover_;         // not standalone: buses, server_, link_
   std::unique_ptr<cluster::PollRelay> poll_relay_;       // not standalone: poll_bus_, server_
   std::unique_ptr<BrokerService> broker_;                // standalone: bus_, server_, health_
   std::unique_ptr<AdminServer> admin_;                   // metrics_ (they read all the above)

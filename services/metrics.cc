@@ -58,9 +58,8 @@ void AddSample(MetricFamily& family, double value, std::vector<ClientMetric::Lab
 }
 
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
-  const double start = std::chrono::duration<double>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
+  const double start =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   AddCollector([start](std::vector<MetricFamily>& out) {
     auto info = GaugeFamily("switchboard_build_info", "Version of this switchboard binary.");
     AddSample(info, 1, {{"version", std::string(Version())}});
@@ -95,16 +94,15 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
     const eio::Server::LimitCounters eio_limits = server.engine().limit_counters();
     const sio::Server::LimitCounters sio_limits = server.limit_counters();
 
-    auto connections = GaugeFamily("switchboard_connections",
-                                   "Engine.IO sessions open now, by transport.");
+    auto connections =
+        GaugeFamily("switchboard_connections", "Engine.IO sessions open now, by transport.");
     AddSample(connections, static_cast<double>(stats.open_polling), {{"transport", "polling"}});
-    AddSample(connections, static_cast<double>(stats.open_websocket),
-              {{"transport", "websocket"}});
+    AddSample(connections, static_cast<double>(stats.open_websocket), {{"transport", "websocket"}});
     out.push_back(std::move(connections));
 
-    auto handshakes = CounterFamily(
-        "switchboard_handshakes_total",
-        "Engine.IO handshakes: accepted by transport, rejected by reason.");
+    auto handshakes =
+        CounterFamily("switchboard_handshakes_total",
+                      "Engine.IO handshakes: accepted by transport, rejected by reason.");
     AddSample(handshakes, static_cast<double>(stats[Counter::kHandshakesPolling]),
               {{"result", "accepted"}, {"reason", ""}, {"transport", "polling"}});
     AddSample(handshakes, static_cast<double>(stats[Counter::kHandshakesWebSocket]),
@@ -129,12 +127,12 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
     AddSample(moves, static_cast<double>(stats[Counter::kMovesOut]), {{"direction", "out"}});
     out.push_back(std::move(moves));
 
-    auto disconnects = CounterFamily("switchboard_disconnects_total",
-                                     "Engine.IO sessions ended, by reason.");
+    auto disconnects =
+        CounterFamily("switchboard_disconnects_total", "Engine.IO sessions ended, by reason.");
     for (size_t r = 0; r < static_cast<size_t>(CloseReason::kCount); ++r) {
-      AddSample(disconnects, static_cast<double>(stats.closes[r]),
-                {{"reason", std::string(eio::Server::CloseReasonName(
-                                static_cast<CloseReason>(r)))}});
+      AddSample(
+          disconnects, static_cast<double>(stats.closes[r]),
+          {{"reason", std::string(eio::Server::CloseReasonName(static_cast<CloseReason>(r)))}});
     }
     out.push_back(std::move(disconnects));
 
@@ -198,8 +196,8 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
     AddSample(rate, static_cast<double>(sio_limits.connect_rate), {{"limit", "connect"}});
     out.push_back(std::move(rate));
 
-    auto sockets = GaugeFamily("switchboard_sockets",
-                               "Socket.IO sockets connected now, by namespace.");
+    auto sockets =
+        GaugeFamily("switchboard_sockets", "Socket.IO sockets connected now, by namespace.");
     auto messages = CounterFamily("switchboard_messages_total",
                                   "Socket.IO packets from / to clients, by namespace.");
     auto broadcasts = CounterFamily("switchboard_broadcasts_total",
@@ -214,8 +212,7 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
       AddSample(messages, static_cast<double>(nsp->MessagesOut()),
                 {{"direction", "out"}, {"namespace", name}});
       AddSample(broadcasts, static_cast<double>(nsp->Broadcasts()), {{"namespace", name}});
-      AddSample(deliveries, static_cast<double>(nsp->BroadcastDeliveries()),
-                {{"namespace", name}});
+      AddSample(deliveries, static_cast<double>(nsp->BroadcastDeliveries()), {{"namespace", name}});
     }
     out.push_back(std::move(sockets));
     out.push_back(std::move(messages));

@@ -38,10 +38,13 @@ namespace http = beast::http;
 using tcp = boost::asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-std::unique_ptr<bus::Bus> Connect(const std::string& url, const std::string& name) {
+std::unique_ptr<bus::Bus> Connect(const std::string& url, const std::string& name,
+                                  bool send_asap = false) {
   bus::NatsBus::Options options;
   options.urls = {url};
   options.name = name;
+  options.no_echo = true;  // as an edge's connections
+  options.send_asap = send_asap;
   auto connected = bus::NatsBus::Connect(options);
   if (!connected.ok()) {
     std::fprintf(stderr, "nats: %s\n", connected.status().ToString().c_str());
@@ -52,18 +55,20 @@ std::unique_ptr<bus::Bus> Connect(const std::string& url, const std::string& nam
 
 struct Edge {
   Edge(const std::string& nats_url, const std::string& id)
-      : bus(Connect(nats_url, "bench-" + id)), runtime(2), io(runtime, Engine(id), Sockets(id)),
+      : bus(Connect(nats_url, "bench-" + id)),
+        requests(Connect(nats_url, "bench-" + id + "-requests", /*send_asap=*/true)),
+        runtime(2),
+        io(runtime, Engine(id), Sockets(id)),
         listener(runtime, {"127.0.0.1", 0}) {
     listener.Mount("/socket.io/", io.engine());
     io.Of("/").On("ping", [](const sio::SocketPtr&, std::string_view, sio::Json&, sio::Ack ack) {
       if (ack) ack(sio::Json::array());
     });
     link = *cluster::EdgeLink::Start(*bus, io, {.edge_id = id});
-    mover = *cluster::SessionMover::Start(*bus, io, *link, {.edge_id = id});
-    io.engine().OnForeignUpgrade([m = mover.get()](const std::shared_ptr<edge::HttpSession>& h,
-                                                   std::string_view owner, std::string_view sid) {
-      m->ArriveFrom(h, owner, sid);
-    });
+    mover = *cluster::SessionMover::Start(*bus, io, *link, {.edge_id = id}, requests.get());
+    io.engine().OnForeignUpgrade(
+        [m = mover.get()](const std::shared_ptr<edge::HttpSession>& h, std::string_view owner,
+                          std::string_view sid) { m->ArriveFrom(h, owner, sid); });
     if (!listener.Listen().ok()) std::exit(1);
     runtime.Start();
   }
@@ -89,6 +94,7 @@ struct Edge {
     return options;
   }
   std::unique_ptr<bus::Bus> bus;
+  std::unique_ptr<bus::Bus> requests;  // prompt writes, as an edge's second connection
   edge::Runtime runtime;
   sio::Server io;
   edge::HttpServer listener;

@@ -45,8 +45,8 @@ std::vector<std::pair<std::string, std::string>> Handshake::QueryParameters() co
 }
 
 std::optional<Handshake> Handshake::FromParts(std::string data, uint32_t address_size,
-                                             uint32_t url_size,
-                                             std::chrono::system_clock::time_point time) {
+                                              uint32_t url_size,
+                                              std::chrono::system_clock::time_point time) {
   if (uint64_t{address_size} + url_size > data.size()) return std::nullopt;
   Handshake out;
   out.data_ = std::move(data);

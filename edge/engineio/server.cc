@@ -333,8 +333,8 @@ void Server::CloseSpread(std::chrono::milliseconds window) {
           for (auto& session : rest) session->Close("server shutting down");
           return;
         }
-        timer->expires_at(*next < n ? std::min<std::chrono::steady_clock::time_point>(turn(*next), end)
-                                    : end);
+        timer->expires_at(
+            *next < n ? std::min<std::chrono::steady_clock::time_point>(turn(*next), end) : end);
         timer->async_wait([self = weak_tick.lock()](boost::system::error_code ec) {
           if (!ec) (*self)();
         });
@@ -365,8 +365,7 @@ std::shared_ptr<Transport> Server::AcceptWebSocket(const HttpPtr& http) {
                                               http->write_timeout());
 }
 
-void Server::WithSession(std::string_view local_id,
-                         std::function<void(const SessionPtr&)> visit) {
+void Server::WithSession(std::string_view local_id, std::function<void(const SessionPtr&)> visit) {
   int shard = edge::ShardOfId(local_id);
   if (shard < 0 || static_cast<size_t>(shard) >= runtime_.size()) return visit(nullptr);
   runtime_.Post(shard, [this, shard, id = std::string(local_id), visit = std::move(visit)] {
@@ -420,8 +419,7 @@ bool Server::OriginAllowed(const HttpPtr& http) const {
   auto it = req.find(http::field::origin);
   // Non-browser clients send no Origin: CORS is a browser matter.
   if (it == req.end()) return true;
-  return std::find(origins.begin(), origins.end(), std::string_view(it->value())) !=
-         origins.end();
+  return std::find(origins.begin(), origins.end(), std::string_view(it->value())) != origins.end();
 }
 
 template <class Message>
@@ -463,8 +461,8 @@ void Server::SendError(const HttpPtr& http, int status, int code, std::string_vi
   AddCors(http, res);
   if (code >= 0) {
     res.set(http::field::content_type, "application/json");
-    res.body() = "{\"code\":" + std::to_string(code) + ",\"message\":\"" + std::string(message) +
-                 "\"}";
+    res.body() =
+        "{\"code\":" + std::to_string(code) + ",\"message\":\"" + std::string(message) + "\"}";
   } else {
     res.set(http::field::content_type, "text/plain; charset=UTF-8");
     res.body() = std::string(message);

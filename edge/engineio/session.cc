@@ -93,19 +93,16 @@ void Session::OnPacket(Packet&& packet) {
     case PacketType::kPong:
       if (heartbeat_state_ == Timer::kPong) SchedulePing();
       return;
-    case PacketType::kClose:
-      return Terminate("transport close", true);
+    case PacketType::kClose: return Terminate("transport close", true);
     case PacketType::kMessage:
       if (listener_) listener_->OnSessionMessage(std::move(packet));
       return;
-    case PacketType::kNoop:
-      return;
+    case PacketType::kNoop: return;
     case PacketType::kPing:
       // In v4 only the server pings; engine.io 6 closes on "invalid
       // heartbeat direction".
       return Terminate("transport error", false);
-    default:
-      return Terminate("parse error", false);
+    default: return Terminate("parse error", false);
   }
 }
 
@@ -152,9 +149,8 @@ bool Session::Send(const Frame* frames, size_t count, bool is_volatile) {
     // Nothing more is queued; the close is deferred because we may be inside
     // a broadcast loop over this socket's rooms.
     overflowed_ = true;
-    net::post(server_.runtime().context(shard_), [self = shared_from_this()] {
-      self->Terminate("send queue overflow", false);
-    });
+    net::post(server_.runtime().context(shard_),
+              [self = shared_from_this()] { self->Terminate("send queue overflow", false); });
     return true;
   }
   transport->Write(frames, count);

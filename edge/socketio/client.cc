@@ -17,8 +17,8 @@ void Client::Start() {
   // The session holds us until it closes.
   session_->SetListener(std::shared_ptr<eio::SessionListener>(
       shared_from_this(), static_cast<eio::SessionListener*>(this)));
-  connect_timer_ = std::make_unique<boost::asio::steady_timer>(
-      server_.runtime().context(shard()), server_.options().connect_timeout);
+  connect_timer_ = std::make_unique<boost::asio::steady_timer>(server_.runtime().context(shard()),
+                                                               server_.options().connect_timeout);
   connect_timer_->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
     if (ec) return;
     auto self = weak.lock();
@@ -112,8 +112,7 @@ void Client::OnConnect(Packet&& packet) {
     // Like the reference server: the connect timeout ends with the first
     // namespace joined (and its timer is not kept for the connection's life).
     self->connect_timer_.reset();
-    self->SendPacket(
-        Packet{PacketType::kConnect, name, std::nullopt, Json{{"sid", socket->id()}}});
+    self->SendPacket(Packet{PacketType::kConnect, name, std::nullopt, Json{{"sid", socket->id()}}});
     return true;
   });
 }

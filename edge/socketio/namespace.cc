@@ -66,33 +66,35 @@ Namespace::ShardState& Namespace::Local() {
 
 void Namespace::Connect(const SocketPtr& socket,
                         std::function<bool(std::optional<ConnectError>)> admit) {
-  RunMiddleware(socket, 0, [this, socket, admit = std::move(admit)](
-                               std::optional<ConnectError> error) {
-    bool reserved = false;
-    if (!error) {
-      error = Reserve(*socket);
-      reserved = !error;
-    }
-    if (!admit(std::move(error))) {
-      if (reserved) Release(*socket);
-      return;
-    }
-    ShardState& local = Local();
-    local.sockets.insert(socket.get());
-    if (!socket->user_id().empty()) local.users[socket->user_id()].insert(socket.get());
-    local.socket_count.fetch_add(1, std::memory_order_relaxed);
-    socket->MarkConnected();
-    socket->Join(socket->id());
-    if (auto* observer = server_.membership_observer()) observer->OnConnected(*socket);
-    for (std::string& room : socket->TakeInitialRooms()) socket->Join(room);
-    if (!on_connection_) return;
-    try {
-      on_connection_(socket);
-    } catch (const std::exception&) {
-      Local().handler_errors.fetch_add(1, std::memory_order_relaxed);
-      socket->Disconnect(true);
-    }
-  });
+  RunMiddleware(socket, 0,
+                [this, socket, admit = std::move(admit)](std::optional<ConnectError> error) {
+                  bool reserved = false;
+                  if (!error) {
+                    error = Reserve(*socket);
+                    reserved = !error;
+                  }
+                  if (!admit(std::move(error))) {
+                    if (reserved) Release(*socket);
+                    return;
+                  }
+                  ShardState& local = Local();
+                  local.sockets.insert(socket.get());
+                  if (!socket->user_id().empty())
+                    local.users[socket->user_id()].insert(socket.get());
+                  local.socket_count.fetch_add(1, std::memory_order_relaxed);
+                  socket->MarkConnected();
+                  socket->Join(socket->id());
+                  if (auto* observer = server_.membership_observer())
+                    observer->OnConnected(*socket);
+                  for (std::string& room : socket->TakeInitialRooms()) socket->Join(room);
+                  if (!on_connection_) return;
+                  try {
+                    on_connection_(socket);
+                  } catch (const std::exception&) {
+                    Local().handler_errors.fetch_add(1, std::memory_order_relaxed);
+                    socket->Disconnect(true);
+                  }
+                });
 }
 
 std::optional<ConnectError> Namespace::Reserve(const Socket& socket) {

@@ -31,12 +31,11 @@ struct ConnectError {
 using Next = std::function<void(std::optional<ConnectError>)>;
 using Middleware = std::function<void(const SocketPtr&, Next)>;
 using ConnectionHandler = std::function<void(const SocketPtr&)>;
-using DisconnectHandler =
-    std::function<void(const SocketPtr&, std::string_view reason)>;
+using DisconnectHandler = std::function<void(const SocketPtr&, std::string_view reason)>;
 // A client event: args excludes the event name. `ack` is empty when the
 // client asked for no acknowledgement.
-using EventHandler = std::function<void(const SocketPtr&, std::string_view event,
-                                        Json& args, Ack ack)>;
+using EventHandler =
+    std::function<void(const SocketPtr&, std::string_view event, Json& args, Ack ack)>;
 // The same with the arguments as received (EventArgs): parsed only if the
 // handler asks for their values.
 using LazyEventHandler =
@@ -89,8 +88,7 @@ class Namespace {
   void ForEachLocalSocket(const std::function<void(const Socket&)>& visit) const;
   // Visits the sockets `target` matches on the calling shard, each once.
   // They are collected first, so `visit` may join, leave or disconnect.
-  void ForEachLocalTarget(const BroadcastTarget& target,
-                          const std::function<void(Socket&)>& visit);
+  void ForEachLocalTarget(const BroadcastTarget& target, const std::function<void(Socket&)>& visit);
   // Counters (all shards): sockets connected now, events received from
   // clients that no handler took.
   size_t SocketCount() const;

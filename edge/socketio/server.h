@@ -46,8 +46,7 @@ class BroadcastRelay {
 // edge::HttpServer to serve it.
 class Server {
  public:
-  Server(edge::Runtime& runtime, eio::Options engine_options,
-         ServerOptions options = {});
+  Server(edge::Runtime& runtime, eio::Options engine_options, ServerOptions options = {});
   ~Server();
 
   // The namespace of that name, created on first use. Call before serving.

@@ -154,17 +154,16 @@ uint64_t Socket::AwaitAck(std::chrono::milliseconds timeout, AckCallback callbac
       id, std::move(callback),
       boost::asio::steady_timer(nsp_.server().runtime().context(client_->shard()), timeout),
       nullptr});
-  pending->timer.async_wait(
-      [weak = weak_from_this(), id](boost::system::error_code ec) {
-        if (ec) return;
-        auto self = weak.lock();
-        if (!self) return;
-        std::unique_ptr<PendingAck> expired = Unlink(self->pending_acks_, id);
-        if (!expired) return;
-        auto cb = std::move(expired->callback);
-        expired.reset();
-        if (cb) cb(absl::DeadlineExceededError("operation has timed out"));
-      });
+  pending->timer.async_wait([weak = weak_from_this(), id](boost::system::error_code ec) {
+    if (ec) return;
+    auto self = weak.lock();
+    if (!self) return;
+    std::unique_ptr<PendingAck> expired = Unlink(self->pending_acks_, id);
+    if (!expired) return;
+    auto cb = std::move(expired->callback);
+    expired.reset();
+    if (cb) cb(absl::DeadlineExceededError("operation has timed out"));
+  });
   std::unique_ptr<PendingAck>* tail = &pending_acks_;
   while (*tail) tail = &(*tail)->next;
   *tail = std::move(pending);
@@ -248,8 +247,7 @@ void Socket::OnPacket(Packet&& packet) {
       OnClosed("client namespace disconnect");
       return;
     }
-    default:
-      return;
+    default: return;
   }
 }
 
@@ -272,10 +270,9 @@ bool Socket::AllowEvent(const std::optional<uint64_t>& ack_id) {
   }
   int64_t retry_ms = events_.RetryAfterMs(limits.rate);
   if (ack_id) {
-    SendPacket(Packet{PacketType::kAck, nsp_.name(), *ack_id,
-                      Json::array({Json{{"ok", false},
-                                        {"error", "rate-limited"},
-                                        {"retryAfterMs", retry_ms}}})});
+    SendPacket(Packet{
+        PacketType::kAck, nsp_.name(), *ack_id,
+        Json::array({Json{{"ok", false}, {"error", "rate-limited"}, {"retryAfterMs", retry_ms}}})});
   }
   if (now - last_notice_ >= std::chrono::seconds(1)) {
     last_notice_ = now;
@@ -334,7 +331,8 @@ void Socket::OnClosed(std::string_view reason) {
     std::unique_ptr<PendingAck> pending = std::move(acks);
     acks = std::move(pending->next);
     pending->timer.cancel();
-    if (pending->callback) pending->callback(absl::UnavailableError("socket has been disconnected"));
+    if (pending->callback)
+      pending->callback(absl::UnavailableError("socket has been disconnected"));
   }
 }
 

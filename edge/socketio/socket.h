@@ -69,8 +69,8 @@ class Socket : public std::enable_shared_from_this<Socket> {
 
   // args must be a JSON array; binary nodes become attachments.
   void Emit(std::string_view event, Json args = Json::array());
-  void EmitWithAck(std::string_view event, Json args,
-                   std::chrono::milliseconds timeout, AckCallback callback);
+  void EmitWithAck(std::string_view event, Json args, std::chrono::milliseconds timeout,
+                   AckCallback callback);
   // The same with the event encoded once for many sockets (AckEvent).
   void EmitWithAck(const AckEvent& event, std::chrono::milliseconds timeout, AckCallback callback);
   // Emits only when the client can take it now (dropped otherwise).

@@ -36,11 +36,10 @@ TEST(BrokerPublishTest, OneDeliveryOnEverySubjectTheTargetNeeds) {
   std::set<std::string> subjects;
   for (const auto& m : sent) subjects.insert(m.subject);
   EXPECT_EQ(sent.size(), 6u);
-  EXPECT_EQ(subjects,
-            (std::set<std::string>{bus::RoomSubject("/", "r1"), bus::RoomSubject("/", "r2"),
-                                   bus::UserSubject("/", "u1"), bus::SocketSubject(cluster.a),
-                                   bus::SocketSubject(cluster.b),
-                                   bus::SocketSubject("e2.unknown")}));
+  EXPECT_EQ(subjects, (std::set<std::string>{
+                          bus::RoomSubject("/", "r1"), bus::RoomSubject("/", "r2"),
+                          bus::UserSubject("/", "u1"), bus::SocketSubject(cluster.a),
+                          bus::SocketSubject(cluster.b), bus::SocketSubject("e2.unknown")}));
   ASSERT_FALSE(sent.empty());
   for (const auto& m : sent) EXPECT_EQ(m.payload, sent[0].payload) << m.subject;
   v1::EdgeMessage message;
@@ -95,8 +94,8 @@ TEST(BrokerPublishTest, ARoomNamedBySocketIdReachesThatSocket) {
   Flush(bus);
   std::set<std::string> subjects;
   for (const auto& m : tap.Take()) subjects.insert(m.subject);
-  EXPECT_EQ(subjects,
-            (std::set<std::string>{bus::RoomSubject("/", cluster.c), bus::SocketSubject(cluster.c)}));
+  EXPECT_EQ(subjects, (std::set<std::string>{bus::RoomSubject("/", cluster.c),
+                                             bus::SocketSubject(cluster.c)}));
 }
 
 TEST(BrokerPublishTest, RecipientsAreTheIndexMatches) {
@@ -285,9 +284,9 @@ TEST(BrokerCommandTest, CommandsGoToTheSelectorsSubjects) {
     EXPECT_EQ(m.payload, sent[0].payload);
   }
   EXPECT_EQ(sent.size(), 3u);
-  EXPECT_EQ(subjects, (std::set<std::string>{bus::RoomSubject("/", "r2"),
-                                             bus::UserSubject("/", "u2"),
-                                             bus::SocketSubject(cluster.a)}));
+  EXPECT_EQ(subjects,
+            (std::set<std::string>{bus::RoomSubject("/", "r2"), bus::UserSubject("/", "u2"),
+                                   bus::SocketSubject(cluster.a)}));
   v1::EdgeMessage message;
   ASSERT_TRUE(message.ParseFromString(sent.at(0).payload));
   ASSERT_TRUE(message.has_command());

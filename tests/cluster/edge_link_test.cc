@@ -44,8 +44,8 @@ class EdgeLinkTest : public EdgeTest {
       next(std::nullopt);
     });
     // Broadcasts from the edge's own handlers: "shout" ROOM TEXT.
-    server_.io().Of("/").On("shout", [](const sio::SocketPtr& socket, std::string_view,
-                                        Json& args, sio::Ack) {
+    server_.io().Of("/").On("shout", [](const sio::SocketPtr& socket, std::string_view, Json& args,
+                                        sio::Ack) {
       socket->nsp().To(args.at(0).get<std::string>()).Emit("shouted", Json::array({args.at(1)}));
     });
     cluster::EdgeLink::Options options;
@@ -252,9 +252,8 @@ TEST_F(EdgeLinkTest, CommandsJoinLeaveAndDisconnectLocalSockets) {
   join.mutable_command()->mutable_selector()->add_socket_ids(id);
   join.mutable_command()->mutable_join()->add_rooms("vip");
   Send(bus::SocketSubject(id), join);
-  EXPECT_TRUE(Eventually([&] {
-    return link_->journal().BuildSnapshot().sockets(0).socket().rooms_size() == 2;
-  }));
+  EXPECT_TRUE(Eventually(
+      [&] { return link_->journal().BuildSnapshot().sockets(0).socket().rooms_size() == 2; }));
 
   v1::EdgeMessage news = MakeDelivery("broker-1:2", "vip-news");
   news.mutable_delivery()->mutable_target()->add_rooms("vip");

@@ -99,9 +99,8 @@ class Edge {
       auto timer = std::make_shared<boost::asio::steady_timer>(
           socket->nsp().server().runtime().context(socket->client().shard()),
           std::chrono::milliseconds(args.at(0).get<int>()));
-      timer->async_wait([timer, ack](boost::system::error_code) mutable {
-        ack(Json::array({"slow done"}));
-      });
+      timer->async_wait(
+          [timer, ack](boost::system::error_code) mutable { ack(Json::array({"slow done"})); });
     });
     // Asks the client (an ack the client answers after the move), then
     // tells it what it answered.
@@ -198,8 +197,7 @@ class MovingClient {
 class SessionMoverTest : public ::testing::Test {
  protected:
   // A numbered event "n" to `subject`, pre-encoded as a relaying edge sends it.
-  void Publish(const std::string& subject, const std::string& room_or_socket, bool socket,
-               int n) {
+  void Publish(const std::string& subject, const std::string& room_or_socket, bool socket, int n) {
     v1::EdgeMessage message;
     v1::Delivery* delivery = message.mutable_delivery();
     delivery->set_id("test:" + std::to_string(n));
@@ -213,7 +211,9 @@ class SessionMoverTest : public ::testing::Test {
     delivery->add_frames("42[\"n\"," + std::to_string(n) + "]");
     ASSERT_TRUE(bus_.Publish(subject, message.SerializeAsString()).ok());
   }
-  void ToRoom(const std::string& room, int n) { Publish(bus::RoomSubject("/", room), room, false, n); }
+  void ToRoom(const std::string& room, int n) {
+    Publish(bus::RoomSubject("/", room), room, false, n);
+  }
   void ToSocket(const std::string& id, int n) { Publish(bus::SocketSubject(id), id, true, n); }
 
   static std::string Event(int n) { return "42[\"n\"," + std::to_string(n) + "]"; }
@@ -320,7 +320,8 @@ TEST_F(SessionMoverTest, AcksInFlightAcrossTheMoveAreAnsweredBothWays) {
 
 TEST_F(SessionMoverTest, AnUpgradeForAnUnknownSessionIsClosed) {
   WsClient ws;
-  ASSERT_EQ(ws.Connect(b_.port(), "/socket.io/?EIO=4&transport=websocket&sid=edge-a.AAAAAAAAAAAAAAAAAAAA"),
+  ASSERT_EQ(ws.Connect(b_.port(),
+                       "/socket.io/?EIO=4&transport=websocket&sid=edge-a.AAAAAAAAAAAAAAAAAAAA"),
             101);
   ws.Send("2probe");
   WsMessage message = ws.Read();
@@ -333,9 +334,9 @@ TEST_F(SessionMoverTest, AProbeThatNeverUpgradesLeavesTheSessionPollingOnItsEdge
   client.Connect();
   client.Post(R"(421["join","lobby"])");
   EXPECT_EQ(client.NextPolled().substr(0, 3), "431");
-  ASSERT_EQ(client.ws().Connect(b_.port(),
-                                "/socket.io/?EIO=4&transport=websocket&sid=" + client.sid()),
-            101);
+  ASSERT_EQ(
+      client.ws().Connect(b_.port(), "/socket.io/?EIO=4&transport=websocket&sid=" + client.sid()),
+      101);
   client.ws().Send("2probe");
   ASSERT_EQ(client.ws().Read(), WsMessage::Text("3probe"));
   client.ws().Close();

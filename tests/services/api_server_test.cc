@@ -365,8 +365,7 @@ absl::StatusOr<int> HealthCheck(const std::shared_ptr<grpc::Channel>& channel,
                  [&done](grpc::Status s) { done.set_value(std::move(s)); });
   grpc::Status status = done.get_future().get();
   if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        status.error_message());
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
   }
   auto fields = ParseFields(FromByteBuffer(response));
   for (int i = 0; i < fields->field_count(); ++i) {
@@ -411,8 +410,7 @@ absl::StatusOr<std::string> ReflectionCall(const std::shared_ptr<grpc::Channel>&
   wait(5);
   cq.Shutdown();
   if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        status.error_message());
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
   }
   if (!got) return absl::InternalError("no reflection response");
   return FromByteBuffer(in);
@@ -493,9 +491,8 @@ class ApiServerTest : public ::testing::Test {
   // Publish straight to the broker (no acks: completes inline).
   absl::Status BrokerPublish(const pb::PublishRequest& req) {
     std::promise<absl::Status> done;
-    broker_->Publish(req, [&done](absl::StatusOr<pb::PublishResponse> r) {
-      done.set_value(r.status());
-    });
+    broker_->Publish(
+        req, [&done](absl::StatusOr<pb::PublishResponse> r) { done.set_value(r.status()); });
     return done.get_future().get();
   }
 
@@ -791,9 +788,8 @@ TEST_F(ApiServerTest, PublishStreamCountsInOrder) {
   EXPECT_EQ(resp.recipients(), 6u);
   ASSERT_TRUE(edge_->WaitForMessages(3));
   auto messages = edge_->messages();
-  EXPECT_THAT(Subjects(messages),
-              ElementsAre(bus::RoomSubject("/", "lobby"), bus::NamespaceSubject("/"),
-                          bus::SocketSubject(s3_)));
+  EXPECT_THAT(Subjects(messages), ElementsAre(bus::RoomSubject("/", "lobby"),
+                                              bus::NamespaceSubject("/"), bus::SocketSubject(s3_)));
   std::vector<std::string> events;
   for (const auto& m : messages) events.push_back(m.message.delivery().event());
   EXPECT_THAT(events, ElementsAre("one", "two", "three"));
@@ -1487,17 +1483,16 @@ TEST_F(ApiServerTest, SbctlStatsJson) {
   Populate();
   const char* env = std::getenv("SBCTL_BIN");
   std::string bin = env != nullptr ? env : SBCTL_BIN;
-  auto run = RunProgram(bin, {"--server", absl::StrCat("127.0.0.1:", server_->port()), "--json",
-                       "stats"});
+  auto run =
+      RunProgram(bin, {"--server", absl::StrCat("127.0.0.1:", server_->port()), "--json", "stats"});
   ASSERT_EQ(run.rc, 0) << run.err;
   pb::GetStatsResponse printed;
   auto status = google::protobuf::util::JsonStringToMessage(run.out, &printed);
   ASSERT_TRUE(status.ok()) << status.ToString() << "\n" << run.out;
   auto direct = broker_->GetStats({});
   ASSERT_TRUE(direct.ok());
-  EXPECT_TRUE(MessageDifferencer::Equals(printed, *direct))
-      << printed.DebugString() << "\nvs\n"
-      << direct->DebugString();
+  EXPECT_TRUE(MessageDifferencer::Equals(printed, *direct)) << printed.DebugString() << "\nvs\n"
+                                                            << direct->DebugString();
   EXPECT_EQ(printed.totals().sockets(), 4u);
 }
 
@@ -1543,9 +1538,8 @@ TEST_F(ApiServerTest, SbctlEdges) {
   ASSERT_TRUE(status.ok()) << status.ToString() << "\n" << json.out;
   auto direct = broker_->ListEdges({});
   ASSERT_TRUE(direct.ok());
-  EXPECT_TRUE(MessageDifferencer::Equals(printed, *direct))
-      << printed.DebugString() << "\nvs\n"
-      << direct->DebugString();
+  EXPECT_TRUE(MessageDifferencer::Equals(printed, *direct)) << printed.DebugString() << "\nvs\n"
+                                                            << direct->DebugString();
 }
 #endif
 

@@ -1,11 +1,12 @@
 // Engine.IO v4 over the wire: handshake, HTTP long-polling, WebSocket,
 // heartbeat, close, upgrade, size limits and CORS, checked byte for byte
 // against an in-process server (see tests/edge/protocol_fixture.h).
+#include "edge/engineio/server.h"
+
 #include <set>
 #include <string>
 #include <thread>
 
-#include "edge/engineio/server.h"
 #include "edge/ids.h"
 #include "tests/edge/protocol_fixture.h"
 
@@ -38,7 +39,6 @@ std::unique_ptr<WsClient> EngineIoTest::OpenUpgraded(std::string* sid) {
   return ws;
 }
 
-
 constexpr char kRs = '\x1e';
 
 std::string ErrorBody(int code, std::string_view message) {
@@ -55,8 +55,8 @@ std::string CheckOpenPacket(std::string_view json, const Json& upgrades,
   if (!open.is_object()) return {};
   std::set<std::string> keys;
   for (const auto& [key, value] : open.items()) keys.insert(key);
-  EXPECT_EQ(keys, (std::set<std::string>{"sid", "upgrades", "pingInterval", "pingTimeout",
-                                         "maxPayload"}))
+  EXPECT_EQ(keys,
+            (std::set<std::string>{"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}))
       << json;
   EXPECT_TRUE(open["sid"].is_string()) << json;
   if (!open["sid"].is_string()) return {};
@@ -166,8 +166,8 @@ TEST_F(EngineIoTest, MaxPayloadReflectsMaxHttpBufferSize) {
 }
 
 TEST_F(EngineIoTest, UnknownTransportIs400WithCode0) {
-  for (const char* target : {"/engine.io/?EIO=4", "/engine.io/?EIO=4&transport=abc",
-                             "/engine.io/?EIO=4&transport="}) {
+  for (const char* target :
+       {"/engine.io/?EIO=4", "/engine.io/?EIO=4&transport=abc", "/engine.io/?EIO=4&transport="}) {
     HttpResult res = HttpGet(target);
     EXPECT_EQ(res.status, 400) << target;
     EXPECT_EQ(res.body, ErrorBody(0, "Transport unknown")) << target;
@@ -189,9 +189,9 @@ TEST_F(EngineIoTest, UnsupportedProtocolVersionIs400WithCode5) {
     EXPECT_EQ(res.status, 400) << target;
     EXPECT_EQ(res.body, ErrorBody(5, "Unsupported protocol version")) << target;
   }
-  for (const char* target : {"/engine.io/?transport=websocket",
-                             "/engine.io/?EIO=abc&transport=websocket",
-                             "/engine.io/?EIO=3&transport=websocket"}) {
+  for (const char* target :
+       {"/engine.io/?transport=websocket", "/engine.io/?EIO=abc&transport=websocket",
+        "/engine.io/?EIO=3&transport=websocket"}) {
     WsClient ws;
     EXPECT_EQ(ws.Connect(port(), target), 400) << target;
   }
@@ -536,8 +536,7 @@ TEST_F(EngineIoTest, PollingClientCloseAnswersPendingPollWithNoop) {
 TEST_F(EngineIoTest, PollingPacketsAfterCloseInTheSamePayloadAreIgnored) {
   std::string sid;
   ASSERT_FALSE(OpenPolling("/eio-calm/", &sid).empty());
-  HttpResult post =
-      HttpPost(PollingUrl("/eio-calm/", sid), std::string("1") + kRs + "4too late");
+  HttpResult post = HttpPost(PollingUrl("/eio-calm/", sid), std::string("1") + kRs + "4too late");
   EXPECT_EQ(post.body, "ok");
   HttpResult poll = HttpGet(PollingUrl("/eio-calm/", sid));
   EXPECT_EQ(poll.status, 200);
@@ -554,7 +553,6 @@ TEST_F(EngineIoTest, WebSocketClientCloseClosesConnection) {
 }
 
 // ----------------------------------------------------------------- upgrade --
-
 
 TEST_F(EngineIoTest, UpgradeReleasesPendingPollWithNoop) {
   std::string sid;
@@ -644,8 +642,8 @@ TEST_F(EngineIoTest, WebSocketWithSidOfWebSocketSessionIsClosed) {
   ASSERT_TRUE(ws);
   WsMessage open = ws->Read();
   ASSERT_EQ(open.kind, WsMessage::Kind::kText);
-  std::string sid = CheckOpenPacket(std::string_view(open.data).substr(1), Json::array(),
-                                    1'000'000, 60000, 60000);
+  std::string sid = CheckOpenPacket(std::string_view(open.data).substr(1), Json::array(), 1'000'000,
+                                    60000, 60000);
   auto ws2 = ConnectWs(WebSocketUrl(kCalm, sid));
   ASSERT_TRUE(ws2);
   EXPECT_EQ(ws2->Read(), WsMessage::Closed());
@@ -695,8 +693,7 @@ TEST_F(EngineIoTest, PollingDeclaredLengthOverMaxHttpBufferSizeIs413BeforeTheBod
 TEST_F(EngineIoTest, PollingDeclaredLengthOverOneMebibyteIs413) {
   std::string sid;
   ASSERT_FALSE(OpenPolling("/eio-calm/", &sid).empty());
-  HttpResult post =
-      HttpPost(PollingUrl("/eio-calm/", sid), "4", {{"Content-Length", "1048577"}});
+  HttpResult post = HttpPost(PollingUrl("/eio-calm/", sid), "4", {{"Content-Length", "1048577"}});
   EXPECT_EQ(post.status, 413);
   EXPECT_EQ(post.body, "Payload too large");
 }
