@@ -54,7 +54,7 @@ std::unique_ptr<bus::Bus> Connect(const std::string& url, const std::string& nam
 }
 
 struct Edge {
-  Edge(const std::string& nats_url, const std::string& id)
+  Edge(const std::string& nats_url, const std::string& id, bool prompt)
       : bus(Connect(nats_url, "bench-" + id)),
         requests(Connect(nats_url, "bench-" + id + "-requests", /*send_asap=*/true)),
         runtime(2),
@@ -65,7 +65,8 @@ struct Edge {
       if (ack) ack(sio::Json::array());
     });
     link = *cluster::EdgeLink::Start(*bus, io, {.edge_id = id});
-    mover = *cluster::SessionMover::Start(*bus, io, *link, {.edge_id = id}, requests.get());
+    mover = *cluster::SessionMover::Start(*bus, io, *link, {.edge_id = id},
+                                          prompt ? requests.get() : nullptr);
     io.engine().OnForeignUpgrade(
         [m = mover.get()](const std::shared_ptr<edge::HttpSession>& h, std::string_view owner,
                           std::string_view sid) { m->ArriveFrom(h, owner, sid); });
@@ -173,6 +174,10 @@ int main(int argc, char** argv) {
   int upgrades = 300;
   int rounds = 3;
   std::string nats_url;
+  bool prompt = true;
+  app.add_option("--prompt", prompt,
+                 "move requests on a second connection that writes at once, as edges do "
+                 "(false: on the main, batching one)");
   app.add_option("--upgrades", upgrades, "upgrades per path and round");
   app.add_option("--rounds", rounds, "rounds");
   app.add_option("--nats", nats_url, "a running nats-server (default: start one on a free port)");
@@ -187,8 +192,8 @@ int main(int argc, char** argv) {
     }
     nats_url = nats->url();
   }
-  Edge a(nats_url, "edge-a");
-  Edge b(nats_url, "edge-b");
+  Edge a(nats_url, "edge-a", prompt);
+  Edge b(nats_url, "edge-b", prompt);
 
   std::printf("upgrade request -> first frame on the new transport, %d per path per round\n",
               upgrades);
