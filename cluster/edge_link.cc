@@ -469,6 +469,14 @@ uint64_t EdgeLink::BeginBuffer(std::vector<std::string> subjects) {
   return token;
 }
 
+void EdgeLink::ExtendBuffer(uint64_t token, const std::vector<std::string>& subjects) {
+  for (const std::string& subject : subjects) AddInterest(subject);
+  std::lock_guard lock(buffers_mu_);
+  auto it = buffers_.find(token);
+  if (it == buffers_.end()) return;
+  it->second.subjects.insert(it->second.subjects.end(), subjects.begin(), subjects.end());
+}
+
 std::vector<v1::EdgeMessage> EdgeLink::EndBuffer(uint64_t token) {
   std::lock_guard lock(buffers_mu_);
   auto it = buffers_.find(token);

@@ -101,6 +101,9 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   // message that arrives on them from now on, until EndBuffer(token).
   uint64_t BeginBuffer(std::vector<std::string> subjects);
   std::vector<v1::EdgeMessage> EndBuffer(uint64_t token);
+  // Adds `subjects` to a buffer begun by BeginBuffer (subscribed and held
+  // the same way).
+  void ExtendBuffer(uint64_t token, const std::vector<std::string>& subjects);
   void ReleaseSubjects(const std::vector<std::string>& subjects);
   // Ids of the deliveries and commands handled since `since` (within the
   // dedup window).

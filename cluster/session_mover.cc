@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 #include <utility>
 #include <vector>
@@ -66,6 +67,10 @@ v1::MoveReply Refusal(std::string_view error) {
   return reply;
 }
 
+// The owner's answer to a take for sockets that need more subjects than
+// the new edge listens on.
+constexpr std::string_view kResubscribe = "resubscribe";
+
 std::string_view LocalPart(std::string_view sid) {
   size_t dot = sid.find('.');
   return dot == std::string_view::npos ? sid : sid.substr(dot + 1);
@@ -124,9 +129,13 @@ class SessionMover::Arrival final : public eio::TransportListener,
     mover_.link_.ReleaseSubjects(subjects_);
     buffer_ = 0;
   }
-  // The buffer the prepare step began (subjects held until the session runs
-  // here, or the move fails).
+  // The buffer the prepare step began, and the subjects it listens on (held
+  // until the session runs here, or the move fails).
   uint64_t buffer() const { return buffer_; }
+  const std::vector<std::string>& subjects() const { return subjects_; }
+  void AddSubjects(const std::vector<std::string>& more) {
+    subjects_.insert(subjects_.end(), more.begin(), more.end());
+  }
 
   void Fail() {
     if (state_ == State::kDone || state_ == State::kFailed) return;
@@ -152,7 +161,7 @@ class SessionMover::Arrival final : public eio::TransportListener,
         if (binary || data != "5") return Fail();
         state_ = State::kTaking;
         take_started_ = std::chrono::steady_clock::now();
-        return mover_.Take(shared_from_this());
+        return mover_.Take(shared_from_this(), 0);
       case State::kTaking:
         // The client writes on as soon as it sent "5".
         early_.emplace_back(std::string(data), binary);
@@ -259,16 +268,42 @@ void SessionMover::Prepare(const std::shared_ptr<Arrival>& arrival) {
       });
 }
 
-void SessionMover::Take(const std::shared_ptr<Arrival>& arrival) {
+void SessionMover::Take(const std::shared_ptr<Arrival>& arrival, int attempt) {
   v1::MoveRequest request;
   request.mutable_take()->set_sid(arrival->sid());
   request.mutable_take()->set_to_edge(options_.edge_id);
+  for (const std::string& subject : arrival->subjects()) {
+    request.mutable_take()->add_subjects(subject);
+  }
   edge::Runtime& runtime = server_.runtime();
   requests_bus_.Request(
       bus::MoveSubject(arrival->owner()), request.SerializeAsString(), options_.request_timeout,
-      [this, arrival, &runtime](absl::StatusOr<bus::Message> answer) {
+      [this, arrival, attempt, &runtime,
+       asked = std::vector<std::string>(arrival->subjects())](absl::StatusOr<bus::Message> answer) {
         auto reply = std::make_shared<v1::MoveReply>();
-        if (!answer.ok() || !reply->ParseFromString(answer->payload) || !reply->ok()) {
+        bool parsed = answer.ok() && reply->ParseFromString(answer->payload);
+        if (parsed && !reply->ok() && reply->error() == kResubscribe && attempt < 3) {
+          // A socket joined a room since the prepare step: listen there too
+          // (from now on: the owner still holds the socket), then ask again.
+          std::vector<std::string> extra;
+          for (const v1::MovedSocket& socket : reply->sockets()) {
+            std::vector<std::string> rooms(socket.rooms().begin(), socket.rooms().end());
+            for (std::string& subject : EdgeLink::SubjectsOf(socket.namespace_(), socket.socket_id(),
+                                                             socket.user_id(), rooms)) {
+              if (std::find(asked.begin(), asked.end(), subject) == asked.end() &&
+                  std::find(extra.begin(), extra.end(), subject) == extra.end()) {
+                extra.push_back(std::move(subject));
+              }
+            }
+          }
+          link_.ExtendBuffer(arrival->buffer(), extra);
+          runtime.Post(arrival->shard(), [this, arrival, attempt, extra = std::move(extra)] {
+            arrival->AddSubjects(extra);
+            Take(arrival, attempt + 1);
+          });
+          return;
+        }
+        if (!parsed || !reply->ok()) {
           spdlog::debug("move of {} from {} failed: {}", arrival->sid(), arrival->owner(),
                         answer.ok() ? reply->error() : answer.status().ToString());
           runtime.Post(arrival->shard(), [arrival] { arrival->Fail(); });
@@ -324,8 +359,7 @@ void SessionMover::OnRequest(const bus::Message& message) {
     return Reply(requests_bus_, message, Refusal("malformed"));
   switch (request.step_case()) {
     case v1::MoveRequest::kPrepare: return ServePrepare(message, request.prepare().sid());
-    case v1::MoveRequest::kTake:
-      return ServeTake(message, request.take().sid(), request.take().to_edge());
+    case v1::MoveRequest::kTake: return ServeTake(message, request.take());
     case v1::MoveRequest::kAck:
       return ServeAck(request.ack().socket_id(), request.ack().ack_id(), request.ack().args_json());
     default: return Reply(requests_bus_, message, Refusal("unknown step"));
@@ -351,26 +385,41 @@ void SessionMover::ServePrepare(const bus::Message& message, std::string sid) {
   });
 }
 
-void SessionMover::ServeTake(const bus::Message& message, std::string sid, std::string to_edge) {
+void SessionMover::ServeTake(const bus::Message& message, const v1::MoveTake& take) {
   std::chrono::steady_clock::time_point since;
   {
     std::lock_guard lock(mu_);
-    auto it = preparing_.find(sid);
+    auto it = preparing_.find(take.sid());
     if (it == preparing_.end()) return Reply(requests_bus_, message, Refusal("not prepared"));
     since = it->second;
-    preparing_.erase(it);
   }
+  auto asked = std::make_shared<std::vector<std::string>>(take.subjects().begin(),
+                                                          take.subjects().end());
   // Every delivery handled so far has been handed to the shards, and runs
   // there before the departure (posted to the session's shard after them);
   // none is handled in between.
   auto handled = std::make_shared<std::vector<std::string>>();
   link_.RunExclusive([&] {
     *handled = link_.HandledSince(since);
-    server_.engine().WithSession(sid, [this, message, handled, to_edge = std::move(to_edge)](
-                                          const eio::SessionPtr& session) {
+    server_.engine().WithSession(take.sid(), [this, message, handled, asked, sid = take.sid(),
+                                              to_edge = take.to_edge()](
+                                                 const eio::SessionPtr& session) {
       std::shared_ptr<sio::Client> client = session ? sio::Client::Of(*session) : nullptr;
-      std::optional<eio::Session::Departure> departure;
-      if (client) departure = session->Depart();
+      if (!client) return Reply(requests_bus_, message, Refusal("session gone"));
+      // Rooms joined since the prepare step: the new edge must listen there
+      // before the sockets leave.
+      for (const sio::MovedSocketState& state : client->DescribeSockets()) {
+        for (const std::string& subject :
+             EdgeLink::SubjectsOf(state.nsp, state.id, state.user_id, state.rooms)) {
+          if (std::find(asked->begin(), asked->end(), subject) != asked->end()) continue;
+          v1::MoveReply reply = Refusal(kResubscribe);
+          for (const sio::MovedSocketState& s : client->DescribeSockets()) {
+            ToProto(s, reply.add_sockets());
+          }
+          return Reply(requests_bus_, message, reply);
+        }
+      }
+      std::optional<eio::Session::Departure> departure = session->Depart();
       if (!departure) return Reply(requests_bus_, message, Refusal("session gone"));
       v1::MoveReply reply;
       reply.set_ok(true);
@@ -378,9 +427,9 @@ void SessionMover::ServeTake(const bus::Message& message, std::string sid, std::
       reply.set_handshake(handshake.data());
       reply.set_handshake_address_size(handshake.address_size());
       reply.set_handshake_url_size(handshake.url_size());
-      reply.set_handshake_unix_ms(
-          std::chrono::duration_cast<std::chrono::milliseconds>(handshake.time().time_since_epoch())
-              .count());
+      reply.set_handshake_unix_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      handshake.time().time_since_epoch())
+                                      .count());
       for (const eio::Frame& frame : departure->queued) {
         reply.add_frames(*frame.bytes);
         reply.add_frame_binary(frame.binary);
@@ -389,16 +438,17 @@ void SessionMover::ServeTake(const bus::Message& message, std::string sid, std::
       for (const sio::MovedSocketState& state : sockets) ToProto(state, reply.add_sockets());
       for (const std::string& id : *handled) reply.add_handled_ids(id);
       Reply(requests_bus_, message, reply);
-      KeepDeparted(client, sockets);
+      KeepDeparted(sid, client, sockets);
       moved_out_.fetch_add(1, std::memory_order_relaxed);
     });
   });
 }
 
-void SessionMover::KeepDeparted(const std::shared_ptr<sio::Client>& client,
+void SessionMover::KeepDeparted(const std::string& sid, const std::shared_ptr<sio::Client>& client,
                                 const std::vector<sio::MovedSocketState>& sockets) {
   auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
+  preparing_.erase(sid);
   std::erase_if(departed_, [now](const auto& entry) { return entry.second.until <= now; });
   std::erase_if(preparing_, [now](const auto& entry) {
     return now - entry.second > std::chrono::minutes(1);  // never taken

@@ -39,6 +39,9 @@
 namespace switchboard::edge {
 class HttpSession;
 }
+namespace switchboard::v1 {
+class MoveTake;
+}
 
 namespace switchboard::cluster {
 
@@ -82,7 +85,8 @@ class SessionMover : public sio::MoveRelay {
   // Internal (the arrival of one session).
   class Arrival;
   void Prepare(const std::shared_ptr<Arrival>& arrival);
-  void Take(const std::shared_ptr<Arrival>& arrival);
+  // `attempt`: how many times the owner asked for more subjects already.
+  void Take(const std::shared_ptr<Arrival>& arrival, int attempt);
   void CountFailed() { failed_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
@@ -90,10 +94,10 @@ class SessionMover : public sio::MoveRelay {
                Options options);
   void OnRequest(const bus::Message& message);
   void ServePrepare(const bus::Message& message, std::string sid);
-  void ServeTake(const bus::Message& message, std::string sid, std::string to_edge);
+  void ServeTake(const bus::Message& message, const v1::MoveTake& take);
   void ServeAck(const std::string& socket_id, uint64_t ack_id, std::string_view args_json);
   // Keeps a departed client, for its sockets' late answers.
-  void KeepDeparted(const std::shared_ptr<sio::Client>& client,
+  void KeepDeparted(const std::string& sid, const std::shared_ptr<sio::Client>& client,
                     const std::vector<sio::MovedSocketState>& sockets);
 
   bus::Bus& bus_;

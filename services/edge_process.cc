@@ -172,34 +172,16 @@ absl::Status EdgeProcess::StartCluster() {
   if (standalone_) return absl::OkStatus();
 
   // Polling requests for sessions of other edges are passed on to them, and
-  // theirs for ours served. On a connection of its own (also the session
-  // mover's): the main one lets
-  // NATS.c batch publishes for up to 1 ms (fan-out), a client's request and
-  // its answer should not wait (docs/DESIGN-NOTES.md).
-  bus::NatsBus::Options poll_options;
-  poll_options.urls = {flags_.nats_url};
-  poll_options.name = absl::StrCat("switchboard-edge-", edge_id_, "-poll");
-  poll_options.no_echo = true;
-  poll_options.send_asap = true;
-  poll_options.max_pending_bytes = flags_.bus_max_pending_mb << 20;
-  auto poll_bus = bus::NatsBus::Connect(poll_options);
-  if (!poll_bus.ok()) {
-    return absl::Status(poll_bus.status().code(),
-                        absl::StrCat("poll relay: cannot connect to NATS at ", flags_.nats_url,
-                                     ": ", poll_bus.status().message()));
-  }
-  poll_bus_ = std::move(*poll_bus);
-  auto relay = cluster::PollRelay::Start(*poll_bus_, runtime_, server_.engine(),
+  // theirs for ours served (docs/DESIGN-NOTES.md).
+  auto relay = cluster::PollRelay::Start(*bus_, runtime_, server_.engine(),
                                          cluster::PollRelay::Options{.edge_id = edge_id_});
   if (!relay.ok()) {
     return absl::Status(relay.status().code(),
                         absl::StrCat("poll relay: ", relay.status().message()));
   }
   poll_relay_ = std::move(*relay);
-  // A WebSocket upgrade for a session of another edge moves it here; its
-  // requests on the same prompt connection.
-  auto mover =
-      cluster::SessionMover::Start(*bus_, server_, *link_, {.edge_id = edge_id_}, poll_bus_.get());
+  // A WebSocket upgrade for a session of another edge moves it here.
+  auto mover = cluster::SessionMover::Start(*bus_, server_, *link_, {.edge_id = edge_id_});
   if (!mover.ok()) {
     return absl::Status(mover.status().code(),
                         absl::StrCat("session mover: ", mover.status().message()));

@@ -65,9 +65,6 @@ class EdgeProcess {
   const std::string edge_id_;
   const bool standalone_;
   const std::unique_ptr<bus::Bus> bus_;
-  // Not standalone: polling requests passed between edges (PollRelay), on a
-  // NATS connection of their own that writes each publish at once.
-  std::unique_ptr<bus::Bus> poll_bus_;
   Metrics metrics_;
   Health health_;                                        // reads bus_
   edge::Runtime runtime_;                                // the I/O threads
@@ -77,8 +74,8 @@ class EdgeProcess {
   std::unique_ptr<cluster::Forwarder> forwarder_;        // bus_, runtime_
   std::unique_ptr<EdgePolicies> policies_;               // on server_, through forwarder_
   std::unique_ptr<cluster::EdgeLink> link_;              // bus_, server_, forwarder_
-  std::unique_ptr<cluster::SessionMover> mover_;         // not standalone: buses, server_, link_
-  std::unique_ptr<cluster::PollRelay> poll_relay_;       // not standalone: poll_bus_, server_
+  std::unique_ptr<cluster::SessionMover> mover_;         // not standalone: bus_, server_, link_
+  std::unique_ptr<cluster::PollRelay> poll_relay_;       // not standalone: bus_, server_
   std::unique_ptr<BrokerService> broker_;                // standalone: bus_, server_, health_
   std::unique_ptr<AdminServer> admin_;                   // metrics_ (they read all the above)
   std::unique_ptr<EdgeDrain> drain_;                     // runtime_, server_, http_, link_

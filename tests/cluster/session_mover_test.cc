@@ -302,6 +302,23 @@ TEST_F(SessionMoverTest, EveryPublishDuringManyMovesArrivesOnceInOrder) {
   EXPECT_EQ(b_.mover().stats().moved_in, static_cast<uint64_t>(kClients));
 }
 
+TEST_F(SessionMoverTest, ARoomJoinedWhileTheSessionIsOnItsWayIsListenedToOnTheNewEdge) {
+  MovingClient client(a_.port());
+  const std::string socket_id = client.Connect();
+  // Joined after the prepare step (B listens on what the sockets had then):
+  // the take makes B listen on the new room first.
+  client.Upgrade(b_.port(), [&] {
+    client.Post(R"(421["join","late"])");
+    ToRoom("late", 1);
+  });
+  ToRoom("late", 2);
+  EXPECT_EQ(client.ReadAll(), (std::vector<std::string>{"431[\"" + socket_id + "\"]", Event(1),
+                                                        Event(2)}));
+  a_.Stop();
+  ToRoom("late", 3);
+  EXPECT_EQ(client.ReadAll(), (std::vector<std::string>{Event(3)}));
+}
+
 TEST_F(SessionMoverTest, AcksInFlightAcrossTheMoveAreAnsweredBothWays) {
   MovingClient client(a_.port());
   client.Connect();

@@ -103,6 +103,22 @@ function assertNo400(proxy, what) {
 const range = (from, to) => Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 
 /** The prefix of `<edge-id>.<random>` ids. */
+// Sum of a metric's samples (with `labels`, e.g. 'direction="in"') over every edge's /metrics.
+async function sumMetric(edges, name, labels = "") {
+  let total = 0;
+  for (const edge of edges) {
+    const text = await (await fetch(`http://127.0.0.1:${edge.server.adminPort}/metrics`)).text();
+    for (const line of text.split("\n")) {
+      if (!line.startsWith(name)) continue;
+      const rest = line.slice(name.length);
+      if (labels ? rest.startsWith(`{${labels}`) || rest.includes(`,${labels}`) : /^[ {]/.test(rest)) {
+        total += Number(line.slice(line.lastIndexOf(" ") + 1));
+      }
+    }
+  }
+  return total;
+}
+
 const edgeOfId = (id) => (typeof id === "string" && id.includes(".") ? id.slice(0, id.indexOf(".")) : null);
 
 /**
@@ -484,6 +500,18 @@ describe("three edges behind a round-robin balancer, no affinity", () => {
       assertAlive(sockets, "moves under traffic");
       assertNo400(proxy, "moves under traffic");
       assert.ok(moved > 0, "some sessions moved (upgraded on another edge than their handshake's)");
+      // The edges count what they did for each other.
+      const movedIn = await sumMetric(cluster.edges, "switchboard_session_moves_total", 'direction="in"');
+      const movedOut = await sumMetric(cluster.edges, "switchboard_session_moves_total", 'direction="out"');
+      assert.ok(movedIn >= moved, `switchboard_session_moves_total{direction="in"} ${movedIn} >= ${moved} moved sessions`);
+      assert.equal(movedOut, movedIn, "every move counted in on one edge and out on another");
+      assert.ok((await sumMetric(cluster.edges, "switchboard_session_move_latency_seconds_count")) >= moved, "each move timed");
+      assert.ok((await sumMetric(cluster.edges, "switchboard_polling_forwarded_total", 'role="served"')) > 0, "polling requests served for other edges");
+      assert.equal(
+        await sumMetric(cluster.edges, "switchboard_polling_forwarded_total", 'role="sent"'),
+        await sumMetric(cluster.edges, "switchboard_polling_forwarded_total", 'role="served"'),
+        "every polling request passed on was served by its owner",
+      );
     } finally {
       publishing = false;
       await Promise.allSettled([publisher, indexer]);

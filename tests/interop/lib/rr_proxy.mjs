@@ -7,7 +7,8 @@
 //
 //   const proxy = await startRoundRobinProxy([{ host: "127.0.0.1", port }, ...]);
 //   io(proxy.url, ...);
-//   proxy.stats   // { requests, upgrades, byStatus: { 200: n, 400: n, ... }, perUpstream: [n, ...] }
+//   proxy.stats   // { requests, upgrades, byStatus: { 200: n, 400: n, ... }, perUpstream: [n, ...],
+//                 //   errors: the first 10 answers >= 400 ({ method, url, upstream, status, body }) }
 //   proxy.setDown(i, true);  // take upstream i out of the rotation (a balancer's health check)
 //   await proxy.close();
 //
@@ -46,7 +47,7 @@ export async function startRoundRobinProxy(upstreams) {
   if (!Array.isArray(upstreams) || upstreams.length === 0) {
     throw new Error("startRoundRobinProxy: at least one upstream");
   }
-  const stats = { requests: 0, upgrades: 0, byStatus: {}, perUpstream: upstreams.map(() => 0) };
+  const stats = { requests: 0, upgrades: 0, byStatus: {}, perUpstream: upstreams.map(() => 0), errors: [] };
   const down = upstreams.map(() => false);
   let next = 0;
   const sockets = new Set(); // every client and upstream socket, destroyed by close()
@@ -101,6 +102,14 @@ export async function startRoundRobinProxy(upstreams) {
     upstream.on("socket", track);
     upstream.on("response", (up) => {
       count(up.statusCode);
+      // The first few error answers, for failure messages.
+      if (up.statusCode >= 400 && stats.errors.length < 10) {
+        const entry = { method: req.method, url: req.url, upstream: i, status: up.statusCode, body: "" };
+        stats.errors.push(entry);
+        up.on("data", (chunk) => {
+          if (entry.body.length < 200) entry.body += chunk.toString("utf8").slice(0, 200);
+        });
+      }
       res.writeHead(up.statusCode, up.statusMessage, endToEndHeaders(up.rawHeaders));
       up.pipe(res);
       up.on("error", () => res.destroy());
