@@ -95,7 +95,7 @@ struct Edge {
     return options;
   }
   std::unique_ptr<bus::Bus> bus;
-  std::unique_ptr<bus::Bus> requests;  // prompt writes, as an edge's second connection
+  std::unique_ptr<bus::Bus> requests;  // prompt writes (--prompt)
   edge::Runtime runtime;
   sio::Server io;
   edge::HttpServer listener;
@@ -174,10 +174,10 @@ int main(int argc, char** argv) {
   int upgrades = 300;
   int rounds = 3;
   std::string nats_url;
-  bool prompt = true;
+  bool prompt = false;
   app.add_option("--prompt", prompt,
-                 "move requests on a second connection that writes at once, as edges do "
-                 "(false: on the main, batching one)");
+                 "move requests on a second connection that writes each publish at once "
+                 "(false, as edges run today: on the main one, NATS.c batching for up to 1 ms)");
   app.add_option("--upgrades", upgrades, "upgrades per path and round");
   app.add_option("--rounds", rounds, "rounds");
   app.add_option("--nats", nats_url, "a running nats-server (default: start one on a free port)");
