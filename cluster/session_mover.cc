@@ -219,6 +219,8 @@ absl::StatusOr<std::unique_ptr<SessionMover>> SessionMover::Start(bus::Bus& bus,
 SessionMover::~SessionMover() {
   server_.SetMoveRelay(nullptr);
   requests_.reset();
+  // The runtime has stopped: no shard touches the departed clients now.
+  for (auto& [id, departed] : departed_) departed.client->ForgetSockets();
 }
 
 SessionMover::Stats SessionMover::stats() const {
@@ -449,7 +451,13 @@ void SessionMover::KeepDeparted(const std::string& sid, const std::shared_ptr<si
   auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
   preparing_.erase(sid);
-  std::erase_if(departed_, [now](const auto& entry) { return entry.second.until <= now; });
+  std::erase_if(departed_, [this, now](const auto& entry) {
+    if (entry.second.until > now) return false;
+    // On its shard (its sockets live there); once per socket: harmless.
+    server_.runtime().Post(entry.second.client->shard(),
+                           [client = entry.second.client] { client->ForgetSockets(); });
+    return true;
+  });
   std::erase_if(preparing_, [now](const auto& entry) {
     return now - entry.second > std::chrono::minutes(1);  // never taken
   });

@@ -180,6 +180,11 @@ std::vector<MovedSocketState> Client::Depart(std::string_view to_edge) {
   return out;
 }
 
+void Client::ForgetSockets() {
+  auto sockets = std::move(sockets_);
+  sockets_.clear();
+}
+
 void Client::Relay(const Socket& socket, const std::vector<eio::Frame>& frames) {
   if (auto* relay = server_.move_relay()) relay->SendToMoved(socket, frames);
 }

@@ -57,6 +57,9 @@ class Client : public std::enable_shared_from_this<Client>, private eio::Session
   // new edge through the server's MoveRelay.
   std::vector<MovedSocketState> Depart(std::string_view to_edge);
   bool moved() const { return moved_; }
+  // The old edge, when it stops relaying for a departed client: lets go of
+  // its sockets (each holds the client: a cycle otherwise).
+  void ForgetSockets();
   void Relay(const Socket& socket, const std::vector<eio::Frame>& frames);
   // The new edge: the client of a session that moved here, with its sockets
   // connected as they were (no middleware, no connection handler).

@@ -67,11 +67,13 @@ class Edge {
   }
   ~Edge() { Stop(); }
 
-  // Everything of this edge stops, as a killed process would (no close
-  // packets: the runtime stops first).
+  // Everything of this edge stops (its sessions closed first, so that
+  // nothing of them is left holding itself).
   void Stop() {
     if (stopped_) return;
     stopped_ = true;
+    io_->engine().CloseAll();
+    std::this_thread::sleep_for(100ms);
     runtime_.Stop();
     runtime_.Join();
     mover_.reset();

@@ -65,11 +65,14 @@ void PollingTransport::HandlePost(const PollExchangePtr& request) {
           request->SendError(400, kBadRequest, "Bad request");
           return self->Report("parse error");
         }
-        request->SendOk();
+        // Applied before the answer, as the reference server does: once a
+        // client has its "ok", what it sent has taken effect (a room joined
+        // is joined for a publish the client triggers next).
         for (auto& packet : *packets) {
           listener->OnTransportPacket(*self, std::move(packet));
           if (!listener->AcceptsPackets()) break;
         }
+        request->SendOk();
       });
 }
 
