@@ -26,8 +26,10 @@ absl::Status ListenError(absl::string_view flag, const absl::Status& status) {
 
 absl::StatusOr<std::unique_ptr<bus::NatsBus>> ConnectNats(const std::string& url,
                                                           const std::string& name, bool no_echo,
-                                                          uint64_t max_pending_bytes) {
+                                                          uint64_t max_pending_bytes,
+                                                          bool send_asap) {
   bus::NatsBus::Options options;
+  options.send_asap = send_asap;
   options.urls = {url};
   options.name = name;
   options.no_echo = no_echo;

@@ -51,10 +51,11 @@ std::string UrlHost(const std::string& host);
 absl::Status ListenError(absl::string_view flag, const absl::Status& status);
 
 // Connects to NATS, retrying for a while: in a cluster the bus may come up
-// after us.
+// after us. `send_asap`: NatsBus::Options::send_asap.
 absl::StatusOr<std::unique_ptr<bus::NatsBus>> ConnectNats(const std::string& url,
                                                           const std::string& name, bool no_echo,
-                                                          uint64_t max_pending_bytes);
+                                                          uint64_t max_pending_bytes,
+                                                          bool send_asap = false);
 
 // The admin port (--admin-listen): /metrics, /healthz, /readyz. Prints
 // "admin on HOST:PORT". `metrics` and `health` must outlive it.
