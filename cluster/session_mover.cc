@@ -192,24 +192,15 @@ class SessionMover::Arrival final : public eio::TransportListener,
 
 // --------------------------------------------------------------- setup ---
 
-SessionMover::SessionMover(bus::Bus& bus, bus::Bus& requests, sio::Server& server, EdgeLink& link,
-                           Options options)
-    : bus_(bus),
-      requests_bus_(requests),
-      server_(server),
-      link_(link),
-      options_(std::move(options)) {}
+SessionMover::SessionMover(bus::Bus& bus, sio::Server& server, EdgeLink& link, Options options)
+    : bus_(bus), server_(server), link_(link), options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<SessionMover>> SessionMover::Start(bus::Bus& bus,
                                                                   sio::Server& server,
-                                                                  EdgeLink& link, Options options,
-                                                                  bus::Bus* requests) {
-  bus::Bus& requests_bus = requests != nullptr ? *requests : bus;
-  std::unique_ptr<SessionMover> mover(
-      new SessionMover(bus, requests_bus, server, link, std::move(options)));
-  auto sub = requests_bus.Subscribe(
-      bus::MoveSubject(mover->options_.edge_id),
-      [raw = mover.get()](bus::Message message) { raw->OnRequest(message); });
+                                                                  EdgeLink& link, Options options) {
+  std::unique_ptr<SessionMover> mover(new SessionMover(bus, server, link, std::move(options)));
+  auto sub = bus.Subscribe(bus::MoveSubject(mover->options_.edge_id),
+                           [raw = mover.get()](bus::Message message) { raw->OnRequest(message); });
   if (!sub.ok()) return sub.status();
   mover->requests_ = std::move(*sub);
   server.SetMoveRelay(mover.get());
@@ -245,7 +236,7 @@ void SessionMover::Prepare(const std::shared_ptr<Arrival>& arrival) {
   request.mutable_prepare()->set_sid(arrival->sid());
   request.mutable_prepare()->set_to_edge(options_.edge_id);
   edge::Runtime& runtime = server_.runtime();
-  requests_bus_.Request(
+  bus_.Request(
       bus::MoveSubject(arrival->owner()), request.SerializeAsString(), options_.request_timeout,
       [this, arrival, &runtime](absl::StatusOr<bus::Message> answer) {
         v1::MoveReply reply;
@@ -278,7 +269,7 @@ void SessionMover::Take(const std::shared_ptr<Arrival>& arrival, int attempt) {
     request.mutable_take()->add_subjects(subject);
   }
   edge::Runtime& runtime = server_.runtime();
-  requests_bus_.Request(
+  bus_.Request(
       bus::MoveSubject(arrival->owner()), request.SerializeAsString(), options_.request_timeout,
       [this, arrival, attempt, &runtime,
        asked = std::vector<std::string>(arrival->subjects())](absl::StatusOr<bus::Message> answer) {
@@ -290,8 +281,8 @@ void SessionMover::Take(const std::shared_ptr<Arrival>& arrival, int attempt) {
           std::vector<std::string> extra;
           for (const v1::MovedSocket& socket : reply->sockets()) {
             std::vector<std::string> rooms(socket.rooms().begin(), socket.rooms().end());
-            for (std::string& subject : EdgeLink::SubjectsOf(socket.namespace_(), socket.socket_id(),
-                                                             socket.user_id(), rooms)) {
+            for (std::string& subject : EdgeLink::SubjectsOf(
+                     socket.namespace_(), socket.socket_id(), socket.user_id(), rooms)) {
               if (std::find(asked.begin(), asked.end(), subject) == asked.end() &&
                   std::find(extra.begin(), extra.end(), subject) == extra.end()) {
                 extra.push_back(std::move(subject));
@@ -357,14 +348,13 @@ void SessionMover::Take(const std::shared_ptr<Arrival>& arrival, int attempt) {
 
 void SessionMover::OnRequest(const bus::Message& message) {
   v1::MoveRequest request;
-  if (!request.ParseFromString(message.payload))
-    return Reply(requests_bus_, message, Refusal("malformed"));
+  if (!request.ParseFromString(message.payload)) return Reply(bus_, message, Refusal("malformed"));
   switch (request.step_case()) {
     case v1::MoveRequest::kPrepare: return ServePrepare(message, request.prepare().sid());
     case v1::MoveRequest::kTake: return ServeTake(message, request.take());
     case v1::MoveRequest::kAck:
       return ServeAck(request.ack().socket_id(), request.ack().ack_id(), request.ack().args_json());
-    default: return Reply(requests_bus_, message, Refusal("unknown step"));
+    default: return Reply(bus_, message, Refusal("unknown step"));
   }
 }
 
@@ -376,14 +366,14 @@ void SessionMover::ServePrepare(const bus::Message& message, std::string sid) {
   server_.engine().WithSession(sid, [this, message](const eio::SessionPtr& session) {
     std::shared_ptr<sio::Client> client = session ? sio::Client::Of(*session) : nullptr;
     if (!client || !client->CanMove() || !session->PauseForMove()) {
-      return Reply(requests_bus_, message, Refusal("no session that can move"));
+      return Reply(bus_, message, Refusal("no session that can move"));
     }
     v1::MoveReply reply;
     reply.set_ok(true);
     for (const sio::MovedSocketState& state : client->DescribeSockets()) {
       ToProto(state, reply.add_sockets());
     }
-    Reply(requests_bus_, message, reply);
+    Reply(bus_, message, reply);
   });
 }
 
@@ -392,57 +382,57 @@ void SessionMover::ServeTake(const bus::Message& message, const v1::MoveTake& ta
   {
     std::lock_guard lock(mu_);
     auto it = preparing_.find(take.sid());
-    if (it == preparing_.end()) return Reply(requests_bus_, message, Refusal("not prepared"));
+    if (it == preparing_.end()) return Reply(bus_, message, Refusal("not prepared"));
     since = it->second;
   }
-  auto asked = std::make_shared<std::vector<std::string>>(take.subjects().begin(),
-                                                          take.subjects().end());
+  auto asked =
+      std::make_shared<std::vector<std::string>>(take.subjects().begin(), take.subjects().end());
   // Every delivery handled so far has been handed to the shards, and runs
   // there before the departure (posted to the session's shard after them);
   // none is handled in between.
   auto handled = std::make_shared<std::vector<std::string>>();
   link_.RunExclusive([&] {
     *handled = link_.HandledSince(since);
-    server_.engine().WithSession(take.sid(), [this, message, handled, asked, sid = take.sid(),
-                                              to_edge = take.to_edge()](
-                                                 const eio::SessionPtr& session) {
-      std::shared_ptr<sio::Client> client = session ? sio::Client::Of(*session) : nullptr;
-      if (!client) return Reply(requests_bus_, message, Refusal("session gone"));
-      // Rooms joined since the prepare step: the new edge must listen there
-      // before the sockets leave.
-      for (const sio::MovedSocketState& state : client->DescribeSockets()) {
-        for (const std::string& subject :
-             EdgeLink::SubjectsOf(state.nsp, state.id, state.user_id, state.rooms)) {
-          if (std::find(asked->begin(), asked->end(), subject) != asked->end()) continue;
-          v1::MoveReply reply = Refusal(kResubscribe);
-          for (const sio::MovedSocketState& s : client->DescribeSockets()) {
-            ToProto(s, reply.add_sockets());
+    server_.engine().WithSession(
+        take.sid(), [this, message, handled, asked, sid = take.sid(),
+                     to_edge = take.to_edge()](const eio::SessionPtr& session) {
+          std::shared_ptr<sio::Client> client = session ? sio::Client::Of(*session) : nullptr;
+          if (!client) return Reply(bus_, message, Refusal("session gone"));
+          // Rooms joined since the prepare step: the new edge must listen there
+          // before the sockets leave.
+          for (const sio::MovedSocketState& state : client->DescribeSockets()) {
+            for (const std::string& subject :
+                 EdgeLink::SubjectsOf(state.nsp, state.id, state.user_id, state.rooms)) {
+              if (std::find(asked->begin(), asked->end(), subject) != asked->end()) continue;
+              v1::MoveReply reply = Refusal(kResubscribe);
+              for (const sio::MovedSocketState& s : client->DescribeSockets()) {
+                ToProto(s, reply.add_sockets());
+              }
+              return Reply(bus_, message, reply);
+            }
           }
-          return Reply(requests_bus_, message, reply);
-        }
-      }
-      std::optional<eio::Session::Departure> departure = session->Depart();
-      if (!departure) return Reply(requests_bus_, message, Refusal("session gone"));
-      v1::MoveReply reply;
-      reply.set_ok(true);
-      const eio::Handshake& handshake = session->handshake();
-      reply.set_handshake(handshake.data());
-      reply.set_handshake_address_size(handshake.address_size());
-      reply.set_handshake_url_size(handshake.url_size());
-      reply.set_handshake_unix_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      handshake.time().time_since_epoch())
-                                      .count());
-      for (const eio::Frame& frame : departure->queued) {
-        reply.add_frames(*frame.bytes);
-        reply.add_frame_binary(frame.binary);
-      }
-      std::vector<sio::MovedSocketState> sockets = client->Depart(to_edge);
-      for (const sio::MovedSocketState& state : sockets) ToProto(state, reply.add_sockets());
-      for (const std::string& id : *handled) reply.add_handled_ids(id);
-      Reply(requests_bus_, message, reply);
-      KeepDeparted(sid, client, sockets);
-      moved_out_.fetch_add(1, std::memory_order_relaxed);
-    });
+          std::optional<eio::Session::Departure> departure = session->Depart();
+          if (!departure) return Reply(bus_, message, Refusal("session gone"));
+          v1::MoveReply reply;
+          reply.set_ok(true);
+          const eio::Handshake& handshake = session->handshake();
+          reply.set_handshake(handshake.data());
+          reply.set_handshake_address_size(handshake.address_size());
+          reply.set_handshake_url_size(handshake.url_size());
+          reply.set_handshake_unix_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          handshake.time().time_since_epoch())
+                                          .count());
+          for (const eio::Frame& frame : departure->queued) {
+            reply.add_frames(*frame.bytes);
+            reply.add_frame_binary(frame.binary);
+          }
+          std::vector<sio::MovedSocketState> sockets = client->Depart(to_edge);
+          for (const sio::MovedSocketState& state : sockets) ToProto(state, reply.add_sockets());
+          for (const std::string& id : *handled) reply.add_handled_ids(id);
+          Reply(bus_, message, reply);
+          KeepDeparted(sid, client, sockets);
+          moved_out_.fetch_add(1, std::memory_order_relaxed);
+        });
   });
 }
 
@@ -505,7 +495,7 @@ void SessionMover::AnswerElsewhere(const sio::Socket& socket, uint64_t ack_id,
   ack->set_socket_id(socket.id());
   ack->set_ack_id(ack_id);
   ack->set_args_json(args.dump());
-  (void)requests_bus_.Publish(bus::MoveSubject(edge), request.SerializeAsString());
+  (void)bus_.Publish(bus::MoveSubject(edge), request.SerializeAsString());
 }
 
 }  // namespace switchboard::cluster

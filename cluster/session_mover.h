@@ -55,13 +55,10 @@ class SessionMover : public sio::MoveRelay {
     std::chrono::milliseconds relay_grace{120'000};
   };
   // Serves moves of this edge's sessions and installs itself as the server's
-  // MoveRelay. `requests` carries the move requests and their replies (a
-  // connection that writes each message at once: a move waits on two round
-  // trips); null: `bus`, the link's. The buses, server and link must outlive
-  // it, and the server's runtime must be stopped before it is destroyed.
+  // MoveRelay. The bus, server and link must outlive it, and the server's
+  // runtime must be stopped before it is destroyed.
   static absl::StatusOr<std::unique_ptr<SessionMover>> Start(bus::Bus& bus, sio::Server& server,
-                                                             EdgeLink& link, Options options,
-                                                             bus::Bus* requests = nullptr);
+                                                             EdgeLink& link, Options options);
   ~SessionMover() override;
 
   // The Engine.IO server's hook for a WebSocket whose sid names another edge
@@ -90,8 +87,7 @@ class SessionMover : public sio::MoveRelay {
   void CountFailed() { failed_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
-  SessionMover(bus::Bus& bus, bus::Bus& requests, sio::Server& server, EdgeLink& link,
-               Options options);
+  SessionMover(bus::Bus& bus, sio::Server& server, EdgeLink& link, Options options);
   void OnRequest(const bus::Message& message);
   void ServePrepare(const bus::Message& message, std::string sid);
   void ServeTake(const bus::Message& message, const v1::MoveTake& take);
@@ -101,7 +97,6 @@ class SessionMover : public sio::MoveRelay {
                     const std::vector<sio::MovedSocketState>& sockets);
 
   bus::Bus& bus_;
-  bus::Bus& requests_bus_;
   sio::Server& server_;
   EdgeLink& link_;
   const Options options_;

@@ -54,9 +54,8 @@ std::unique_ptr<bus::Bus> Connect(const std::string& url, const std::string& nam
 }
 
 struct Edge {
-  Edge(const std::string& nats_url, const std::string& id, bool prompt)
-      : bus(Connect(nats_url, "bench-" + id)),
-        requests(Connect(nats_url, "bench-" + id + "-requests", /*send_asap=*/true)),
+  Edge(const std::string& nats_url, const std::string& id, bool send_asap)
+      : bus(Connect(nats_url, "bench-" + id, send_asap)),
         runtime(2),
         io(runtime, Engine(id), Sockets(id)),
         listener(runtime, {"127.0.0.1", 0}) {
@@ -65,8 +64,7 @@ struct Edge {
       if (ack) ack(sio::Json::array());
     });
     link = *cluster::EdgeLink::Start(*bus, io, {.edge_id = id});
-    mover = *cluster::SessionMover::Start(*bus, io, *link, {.edge_id = id},
-                                          prompt ? requests.get() : nullptr);
+    mover = *cluster::SessionMover::Start(*bus, io, *link, {.edge_id = id});
     io.engine().OnForeignUpgrade(
         [m = mover.get()](const std::shared_ptr<edge::HttpSession>& h, std::string_view owner,
                           std::string_view sid) { m->ArriveFrom(h, owner, sid); });
@@ -95,7 +93,6 @@ struct Edge {
     return options;
   }
   std::unique_ptr<bus::Bus> bus;
-  std::unique_ptr<bus::Bus> requests;  // prompt writes (--prompt)
   edge::Runtime runtime;
   sio::Server io;
   edge::HttpServer listener;
@@ -174,10 +171,10 @@ int main(int argc, char** argv) {
   int upgrades = 300;
   int rounds = 3;
   std::string nats_url;
-  bool prompt = false;
-  app.add_option("--prompt", prompt,
-                 "move requests on a second connection that writes each publish at once "
-                 "(false, as edges run today: on the main one, NATS.c batching for up to 1 ms)");
+  bool send_asap = true;
+  app.add_option("--send-asap", send_asap,
+                 "the edges' NATS connections write each publish at once, as edges do; false: "
+                 "NATS.c's flusher batches for up to 1 ms");
   app.add_option("--upgrades", upgrades, "upgrades per path and round");
   app.add_option("--rounds", rounds, "rounds");
   app.add_option("--nats", nats_url, "a running nats-server (default: start one on a free port)");
@@ -192,8 +189,8 @@ int main(int argc, char** argv) {
     }
     nats_url = nats->url();
   }
-  Edge a(nats_url, "edge-a", prompt);
-  Edge b(nats_url, "edge-b", prompt);
+  Edge a(nats_url, "edge-a", send_asap);
+  Edge b(nats_url, "edge-b", send_asap);
 
   std::printf("upgrade request -> first frame on the new transport, %d per path per round\n",
               upgrades);

@@ -130,13 +130,13 @@ int main(int argc, char** argv) {
   int requests = 2000;
   int rounds = 3;
   std::string nats_url;
-  bool send_asap = false;
+  bool send_asap = true;
   app.add_option("--requests", requests, "POST+GET pairs per path and round");
   app.add_option("--rounds", rounds, "rounds");
   app.add_option("--nats", nats_url, "a running nats-server (default: start one on a free port)");
   app.add_option("--send-asap", send_asap,
-                 "the edges' NATS connections write each publish at once; false (as edges run "
-                 "today): NATS.c's flusher batches for up to 1 ms");
+                 "the edges' NATS connections write each publish at once, as edges do; false: "
+                 "NATS.c's flusher batches for up to 1 ms");
   CLI11_PARSE(app, argc, argv);
 
   std::unique_ptr<bus::testing::NatsServer> nats;

@@ -310,13 +310,13 @@ TEST_F(SessionMoverTest, EveryPublishDuringManyMovesArrivesOnceInOrder) {
   std::vector<int> expected;
   for (int n = 1; n <= last; ++n) expected.push_back(n);
   for (int i = 0; i < kClients; ++i) {
-    auto [got, want] = std::mismatch(received[i].begin(), received[i].end(), expected.begin(),
-                                     expected.end());
+    auto [got, want] =
+        std::mismatch(received[i].begin(), received[i].end(), expected.begin(), expected.end());
     EXPECT_EQ(received[i], expected)
         << "client " << i << ": " << received[i].size() << " received, first difference at "
         << (got - received[i].begin()) << ": got "
-        << (got == received[i].end() ? std::string("nothing") : std::to_string(*got))
-        << ", want " << (want == expected.end() ? std::string("nothing") : std::to_string(*want));
+        << (got == received[i].end() ? std::string("nothing") : std::to_string(*got)) << ", want "
+        << (want == expected.end() ? std::string("nothing") : std::to_string(*want));
   }
   EXPECT_EQ(b_.mover().stats().moved_in, static_cast<uint64_t>(kClients));
 }
@@ -331,8 +331,8 @@ TEST_F(SessionMoverTest, ARoomJoinedWhileTheSessionIsOnItsWayIsListenedToOnTheNe
     ToRoom("late", 1);
   });
   ToRoom("late", 2);
-  EXPECT_EQ(client.ReadAll(), (std::vector<std::string>{"431[\"" + socket_id + "\"]", Event(1),
-                                                        Event(2)}));
+  EXPECT_EQ(client.ReadAll(),
+            (std::vector<std::string>{"431[\"" + socket_id + "\"]", Event(1), Event(2)}));
   a_.Stop();
   ToRoom("late", 3);
   EXPECT_EQ(client.ReadAll(), (std::vector<std::string>{Event(3)}));
