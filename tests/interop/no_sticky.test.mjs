@@ -34,7 +34,9 @@ import { call, withTimeout } from "./lib/wait.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PING_INTERVAL_MS = 1500;
-const PING_TIMEOUT_MS = 2000;
+// Room for a slow (sanitizer) build under 200 upgrading clients: heartbeats still cross edges
+// every 1.5 s, and a pong later than this still ends the session.
+const PING_TIMEOUT_MS = 5000;
 /** Heartbeats every client must live through. */
 const PINGS = 4;
 /** Upper bound of a wait for PINGS heartbeats (not a threshold: the wait ends at the 4th). */
