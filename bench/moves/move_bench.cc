@@ -22,13 +22,12 @@
 #include <thread>
 #include <vector>
 
-#include "bus/nats_bus.h"
+#include "bench/common/nats.h"
 #include "cluster/edge_link.h"
 #include "cluster/session_mover.h"
 #include "edge/http/server.h"
 #include "edge/runtime.h"
 #include "edge/socketio/server.h"
-#include "tests/bus/nats_server.h"
 
 namespace {
 
@@ -38,24 +37,9 @@ namespace http = beast::http;
 using tcp = boost::asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-std::unique_ptr<bus::Bus> Connect(const std::string& url, const std::string& name,
-                                  bool send_asap = false) {
-  bus::NatsBus::Options options;
-  options.urls = {url};
-  options.name = name;
-  options.no_echo = true;  // as an edge's connections
-  options.send_asap = send_asap;
-  auto connected = bus::NatsBus::Connect(options);
-  if (!connected.ok()) {
-    std::fprintf(stderr, "nats: %s\n", connected.status().ToString().c_str());
-    std::exit(1);
-  }
-  return std::move(*connected);
-}
-
 struct Edge {
   Edge(const std::string& nats_url, const std::string& id, bool send_asap)
-      : bus(Connect(nats_url, "bench-" + id, send_asap)),
+      : bus(bench::ConnectEdgeBus(nats_url, "bench-" + id, send_asap)),
         runtime(2),
         io(runtime, Engine(id), Sockets(id)),
         listener(runtime, {"127.0.0.1", 0}) {
@@ -181,14 +165,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::unique_ptr<bus::testing::NatsServer> nats;
-  if (nats_url.empty()) {
-    nats = std::make_unique<bus::testing::NatsServer>();
-    if (!nats->Start()) {
-      std::fprintf(stderr, "cannot start nats-server\n");
-      return 1;
-    }
-    nats_url = nats->url();
-  }
+  nats_url = bench::NatsUrlOrStart(nats_url, nats);
   Edge a(nats_url, "edge-a", send_asap);
   Edge b(nats_url, "edge-b", send_asap);
 

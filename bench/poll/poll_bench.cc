@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/common/nats.h"
 #include "bus/nats_bus.h"
 #include "cluster/poll_relay.h"
 #include "edge/engineio/server.h"
@@ -140,25 +141,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::unique_ptr<bus::testing::NatsServer> nats;
-  if (nats_url.empty()) {
-    nats = std::make_unique<bus::testing::NatsServer>();
-    if (!nats->Start()) {
-      std::fprintf(stderr, "cannot start nats-server\n");
-      return 1;
-    }
-    nats_url = nats->url();
-  }
-  auto connect = [&](const std::string& name) -> std::unique_ptr<bus::Bus> {
-    bus::NatsBus::Options options;
-    options.urls = {nats_url};
-    options.name = name;
-    options.send_asap = send_asap;
-    auto connected = bus::NatsBus::Connect(options);
-    if (!connected.ok()) {
-      std::fprintf(stderr, "nats: %s\n", connected.status().ToString().c_str());
-      std::exit(1);
-    }
-    return std::move(*connected);
+  nats_url = bench::NatsUrlOrStart(nats_url, nats);
+  auto connect = [&](const std::string& name) {
+    return bench::ConnectEdgeBus(nats_url, name, send_asap);
   };
   Edge a(connect("bench-edge-a"), "edge-a");
   Edge b(connect("bench-edge-b"), "edge-b");
