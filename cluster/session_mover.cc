@@ -71,6 +71,18 @@ v1::MoveReply Refusal(std::string_view error) {
 // the new edge listens on.
 constexpr std::string_view kResubscribe = "resubscribe";
 
+// Whether `subjects` holds every subject that reaches `sockets`.
+bool Covers(const std::vector<std::string>& subjects,
+            const std::vector<sio::MovedSocketState>& sockets) {
+  for (const sio::MovedSocketState& state : sockets) {
+    for (const std::string& subject :
+         EdgeLink::SubjectsOf(state.nsp, state.id, state.user_id, state.rooms)) {
+      if (std::find(subjects.begin(), subjects.end(), subject) == subjects.end()) return false;
+    }
+  }
+  return true;
+}
+
 std::string_view LocalPart(std::string_view sid) {
   size_t dot = sid.find('.');
   return dot == std::string_view::npos ? sid : sid.substr(dot + 1);
@@ -400,16 +412,11 @@ void SessionMover::ServeTake(const bus::Message& message, const v1::MoveTake& ta
           if (!client) return Reply(bus_, message, Refusal("session gone"));
           // Rooms joined since the prepare step: the new edge must listen there
           // before the sockets leave.
-          for (const sio::MovedSocketState& state : client->DescribeSockets()) {
-            for (const std::string& subject :
-                 EdgeLink::SubjectsOf(state.nsp, state.id, state.user_id, state.rooms)) {
-              if (std::find(asked->begin(), asked->end(), subject) != asked->end()) continue;
-              v1::MoveReply reply = Refusal(kResubscribe);
-              for (const sio::MovedSocketState& s : client->DescribeSockets()) {
-                ToProto(s, reply.add_sockets());
-              }
-              return Reply(bus_, message, reply);
-            }
+          std::vector<sio::MovedSocketState> now = client->DescribeSockets();
+          if (!Covers(*asked, now)) {
+            v1::MoveReply reply = Refusal(kResubscribe);
+            for (const sio::MovedSocketState& state : now) ToProto(state, reply.add_sockets());
+            return Reply(bus_, message, reply);
           }
           std::optional<eio::Session::Departure> departure = session->Depart();
           if (!departure) return Reply(bus_, message, Refusal("session gone"));
