@@ -36,7 +36,6 @@ void ToProto(const sio::MovedSocketState& state, v1::MovedSocket* out) {
   for (const auto& room : state.rooms) out->add_rooms(room);
   out->set_in_own_room(state.in_own_room);
   out->set_next_ack_id(state.next_ack_id);
-  for (uint64_t id : state.pending_acks) out->add_pending_acks(id);
 }
 
 sio::MovedSocketState FromProto(const v1::MovedSocket& in) {
@@ -50,7 +49,6 @@ sio::MovedSocketState FromProto(const v1::MovedSocket& in) {
   state.rooms.assign(in.rooms().begin(), in.rooms().end());
   state.in_own_room = in.in_own_room();
   state.next_ack_id = in.next_ack_id();
-  state.pending_acks.assign(in.pending_acks().begin(), in.pending_acks().end());
   return state;
 }
 

@@ -23,10 +23,9 @@ struct MovedSocketState {
   Json auth;
   std::vector<std::string> rooms;  // without the own id room
   bool in_own_room = false;
-  // Server -> client acks: the next id, and those the old edge still awaits
-  // (their answers go back there).
+  // The next server -> client ack id (answers to earlier ids go back to the
+  // edge the socket's id names: MoveRelay::AnswerElsewhere).
   uint64_t next_ack_id = 0;
-  std::vector<uint64_t> pending_acks;
 };
 
 // Where what concerns a moved socket goes on the other edge; set by a cluster

@@ -303,9 +303,6 @@ MovedSocketState Socket::ExportState() const {
   state.rooms = rooms_;
   state.in_own_room = in_own_room_;
   state.next_ack_id = next_ack_id_;
-  for (const PendingAck* ack = pending_acks_.get(); ack != nullptr; ack = ack->next.get()) {
-    state.pending_acks.push_back(ack->id);
-  }
   return state;
 }
 
