@@ -278,7 +278,10 @@ void EdgeLink::OnBusMessage(const bus::Message& message) {
   if (edge_message.has_delivery()) {
     const v1::Delivery& delivery = edge_message.delivery();
     if (delivery.origin_edge() == options_.edge_id) return;  // delivered when sent
-    if (FirstTime(delivery.id())) HandleDelivery(delivery, message.hold);
+    if (FirstTime(delivery.id())) {
+      HandleDelivery(delivery, message.hold, nullptr,
+                     already_given_.empty() ? nullptr : AlreadyGiven(delivery.id()));
+    }
   } else if (edge_message.has_command()) {
     if (FirstTime(edge_message.command().id())) HandleCommand(edge_message.command());
   }
@@ -287,7 +290,8 @@ void EdgeLink::OnBusMessage(const bus::Message& message) {
 // `hold` keeps the message's bytes counted against the bus's bound until every
 // shard has taken the delivery: the shards' queues are bounded with the bus's.
 void EdgeLink::HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<const void> hold,
-                              std::shared_ptr<const std::vector<std::string>> only) {
+                              std::shared_ptr<const std::vector<std::string>> only,
+                              const std::vector<std::string>* except_sockets) {
   sio::Namespace* nsp = server_.Find(bus::NamespaceOrDefault(delivery.target().namespace_()));
   if (nsp == nullptr) return;
   // Once per delivery, right after it is handed to the shards that hold the
@@ -301,6 +305,10 @@ void EdgeLink::HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<cons
   sio::BroadcastTarget target = ToBroadcastTarget(delivery.target());
   target.is_volatile = delivery.volatile_();
   target.only = std::move(only);
+  if (except_sockets != nullptr) {  // a socket id is a room of its own
+    target.except_rooms.insert(target.except_rooms.end(), except_sockets->begin(),
+                               except_sockets->end());
+  }
 
   if (delivery.frames_size() > 0) {  // relayed by another edge: already encoded
     std::vector<eio::Frame> frames;
@@ -497,10 +505,12 @@ void EdgeLink::Buffer(const std::string& subject, const v1::EdgeMessage& message
   }
 }
 
-std::vector<std::string> EdgeLink::HandledSince(std::chrono::steady_clock::time_point since) {
+std::vector<std::string> EdgeLink::HandledSince(std::chrono::steady_clock::time_point since,
+                                                size_t limit) {
   std::vector<std::string> ids;
   std::lock_guard lock(dedup_mu_);
-  for (auto it = seen_order_.rbegin(); it != seen_order_.rend() && it->first >= since; ++it) {
+  for (auto it = seen_order_.rbegin();
+       it != seen_order_.rend() && it->first >= since && ids.size() < limit; ++it) {
     ids.push_back(it->second);
   }
   return ids;
@@ -508,7 +518,21 @@ std::vector<std::string> EdgeLink::HandledSince(std::chrono::steady_clock::time_
 
 void EdgeLink::Replay(const std::vector<v1::EdgeMessage>& messages,
                       const std::vector<std::string>& handled,
-                      std::shared_ptr<const std::vector<std::string>> only) {
+                      std::shared_ptr<const std::vector<std::string>> only,
+                      std::chrono::milliseconds grace) {
+  auto until = std::chrono::steady_clock::now() + grace;
+  for (const std::string& id : handled) {
+    already_given_order_.emplace_back(until, id);
+    GivenElsewhere& given = already_given_[id];
+    given.until = until;
+    if (!given.sockets) {
+      given.sockets = only;
+    } else {  // given to other moved sockets too
+      auto both = std::make_shared<std::vector<std::string>>(*given.sockets);
+      both->insert(both->end(), only->begin(), only->end());
+      given.sockets = std::move(both);
+    }
+  }
   absl::flat_hash_set<std::string_view> skip(handled.begin(), handled.end());
   absl::flat_hash_set<std::string_view> done;  // one message on several subjects
   for (const v1::EdgeMessage& message : messages) {
@@ -522,6 +546,17 @@ void EdgeLink::Replay(const std::vector<v1::EdgeMessage>& messages,
       HandleCommand(command, only);
     }
   }
+}
+
+const std::vector<std::string>* EdgeLink::AlreadyGiven(const std::string& id) {
+  auto now = std::chrono::steady_clock::now();
+  while (!already_given_order_.empty() && already_given_order_.front().first <= now) {
+    auto it = already_given_.find(already_given_order_.front().second);
+    if (it != already_given_.end() && it->second.until <= now) already_given_.erase(it);
+    already_given_order_.pop_front();
+  }
+  auto it = already_given_.find(id);
+  return it == already_given_.end() ? nullptr : it->second.sockets.get();
 }
 
 // ----------------------------------------------------------- heartbeat ---

@@ -106,12 +106,16 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   void ExtendBuffer(uint64_t token, const std::vector<std::string>& subjects);
   void ReleaseSubjects(const std::vector<std::string>& subjects);
   // Ids of the deliveries and commands handled since `since` (within the
-  // dedup window).
-  std::vector<std::string> HandledSince(std::chrono::steady_clock::time_point since);
+  // dedup window), the most recent first, at most `limit`.
+  std::vector<std::string> HandledSince(std::chrono::steady_clock::time_point since, size_t limit);
   // Handles `messages` again for the sockets `only` names, skipping those
-  // whose id is in `handled`.
+  // whose id is in `handled`; and, for `grace`, keeps those sockets out of
+  // any later delivery with an id in `handled`: the old edge gave them those
+  // already, and this edge may receive them later than it did. Call within
+  // RunExclusive.
   void Replay(const std::vector<v1::EdgeMessage>& messages, const std::vector<std::string>& handled,
-              std::shared_ptr<const std::vector<std::string>> only);
+              std::shared_ptr<const std::vector<std::string>> only,
+              std::chrono::milliseconds grace);
   // Runs `fn` while no bus message is being handled: a message is either
   // handled (its deliveries handed to the shards) before `fn`, or begins
   // after it.
@@ -137,7 +141,10 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   void HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<const void> hold,
                       std::shared_ptr<const std::vector<std::string>> only = nullptr);
   void HandleCommand(const v1::Command& command,
-                     std::shared_ptr<const std::vector<std::string>> only = nullptr);
+                     std::shared_ptr<const std::vector<std::string>> only = nullptr,
+                     const std::vector<std::string>* except_sockets = nullptr);
+  // Sockets a delivery must not reach again (Replay), dropped when expired.
+  const std::vector<std::string>* AlreadyGiven(const std::string& id);
   void Buffer(const std::string& subject, const v1::EdgeMessage& message);
   void CollectAcks(sio::Namespace& nsp, const v1::Delivery& delivery, sio::BroadcastTarget target,
                    sio::Json args, std::shared_ptr<const void> hold);
@@ -153,6 +160,14 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   std::map<std::string, Interest> interests_;  // by subject
 
   std::mutex handling_mu_;  // held while a bus message is handled
+  struct GivenElsewhere {
+    std::chrono::steady_clock::time_point until;
+    std::shared_ptr<const std::vector<std::string>> sockets;
+  };
+  // Delivery id -> moved-in sockets that had it on their old edge (under
+  // handling_mu_).
+  std::unordered_map<std::string, GivenElsewhere> already_given_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> already_given_order_;
   std::mutex dedup_mu_;
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> seen_;
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> seen_order_;

@@ -349,7 +349,7 @@ void SessionMover::Take(const std::shared_ptr<Arrival>& arrival, int attempt) {
           // and the owner did not handle, in order, to the moved sockets only.
           std::vector<std::string> handled(reply->handled_ids().begin(),
                                            reply->handled_ids().end());
-          link_.Replay(kept, handled, std::move(only));
+          link_.Replay(kept, handled, std::move(only), options_.given_grace);
         });
       });
 }
@@ -402,7 +402,7 @@ void SessionMover::ServeTake(const bus::Message& message, const v1::MoveTake& ta
   // none is handled in between.
   auto handled = std::make_shared<std::vector<std::string>>();
   link_.RunExclusive([&] {
-    *handled = link_.HandledSince(since);
+    *handled = link_.HandledSince(since - options_.handled_margin, options_.handled_limit);
     server_.engine().WithSession(
         take.sid(), [this, message, handled, asked, sid = take.sid(),
                      to_edge = take.to_edge()](const eio::SessionPtr& session) {

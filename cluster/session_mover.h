@@ -11,10 +11,12 @@
 //   2. the upgrade packet ("5") makes it take the session (MoveTake): the
 //      owner hands over the sockets (ids, rooms, user, claims, data, acks) and
 //      the packets queued for the client, with the ids of the deliveries it
-//      handled since step 1, and forgets the session (the membership stream
+//      handled since shortly before step 1, and forgets the session (the membership stream
 //      records a move); the new edge sets the session up on the WebSocket,
 //      writes the queued packets, then what it kept minus what the owner
-//      handled, then carries on.
+//      handled, then carries on (still keeping what the owner handled from
+//      the moved sockets for a while: the bus may bring it here later than
+//      it brought it to the owner).
 // What the old edge still has to say to a moved socket (the answer to an ack
 // the client asked for before the move) travels on the socket's subject; the
 // client's answers to acks the old edge asked for travel back (MovedAck).
@@ -53,6 +55,13 @@ class SessionMover : public sio::MoveRelay {
     std::chrono::milliseconds request_timeout{3000};
     // How long an old edge keeps a moved socket to relay its late answers.
     std::chrono::milliseconds relay_grace{120'000};
+    // The owner reports the deliveries it handled from this long before the
+    // prepare step (at most handled_limit of them): the bus may bring a
+    // message to the two edges at different times. The new edge keeps the
+    // moved sockets out of those for `given_grace`.
+    std::chrono::milliseconds handled_margin{2000};
+    size_t handled_limit = 10'000;
+    std::chrono::milliseconds given_grace{10'000};
   };
   // Serves moves of this edge's sessions and installs itself as the server's
   // MoveRelay. The bus, server and link must outlive it, and the server's

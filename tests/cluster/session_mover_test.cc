@@ -321,6 +321,26 @@ TEST_F(SessionMoverTest, EveryPublishDuringManyMovesArrivesOnceInOrder) {
   EXPECT_EQ(b_.mover().stats().moved_in, static_cast<uint64_t>(kClients));
 }
 
+// The bus may bring one message to the two edges at different times: the
+// new edge may get, after the move, what the old edge gave the socket long
+// before (here: the same delivery published again once the move is done).
+TEST_F(SessionMoverTest, WhatTheOldEdgeDeliveredIsNotDeliveredAgainWhenItReachesTheNewEdgeLate) {
+  MovingClient client(a_.port());
+  const std::string socket_id = client.Connect();
+  client.Post(R"(421["join","lobby"])");
+  EXPECT_EQ(client.NextPolled(), "431[\"" + socket_id + "\"]");
+  ToRoom("lobby", 1);
+  EXPECT_EQ(client.NextPolled(), Event(1));
+  ToRoom("lobby", 2);  // queued on A: goes along with the session
+  std::this_thread::sleep_for(kQuiet);
+
+  client.Upgrade(b_.port());
+  ToRoom("lobby", 1);  // late arrivals on B of what A delivered
+  ToRoom("lobby", 2);
+  ToRoom("lobby", 3);
+  EXPECT_EQ(client.ReadAll(), (std::vector<std::string>{Event(2), Event(3)}));
+}
+
 TEST_F(SessionMoverTest, ARoomJoinedWhileTheSessionIsOnItsWayIsListenedToOnTheNewEdge) {
   MovingClient client(a_.port());
   const std::string socket_id = client.Connect();
