@@ -434,8 +434,10 @@ void SessionMover::ServeTake(const bus::Message& message, const v1::MoveTake& ta
           std::vector<sio::MovedSocketState> sockets = client->Depart(to_edge);
           for (const sio::MovedSocketState& state : sockets) ToProto(state, reply.add_sockets());
           for (const std::string& id : *handled) reply.add_handled_ids(id);
-          Reply(bus_, message, reply);
+          // Kept before the reply: the new edge may pass on the client's
+          // answer to one of our acks as soon as it has the session.
           KeepDeparted(sid, client, sockets);
+          Reply(bus_, message, reply);
           moved_out_.fetch_add(1, std::memory_order_relaxed);
         });
   });
