@@ -21,7 +21,7 @@ using internal::JsToStatus;
 using internal::ToStatus;
 using internal::Worker;
 
-struct AsyncPublisher::Core {
+struct AsyncPublisher::Core : std::enable_shared_from_this<AsyncPublisher::Core> {
   struct Slot {
     Done done;
     std::optional<absl::StatusOr<uint64_t>> result;
@@ -37,6 +37,8 @@ struct AsyncPublisher::Core {
   mutable std::mutex mu;
   std::condition_variable cv;
   uint64_t next_index = 0;
+  // Publishes whose completion has not returned yet (max_pending, Flush).
+  size_t unfinished = 0;
   // Publish order -> completion; the front ones that are answered leave for
   // the executor together, so that completions keep publish order however
   // the acks and timeouts arrive.
@@ -64,11 +66,18 @@ struct AsyncPublisher::Core {
                            std::move(*slots.begin()->second.result));
         slots.erase(slots.begin());
       }
-      if (slots.empty()) cv.notify_all();
     }
-    for (auto& [done, r] : ready) {
-      executor([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
-    }
+    for (auto& [done, r] : ready) Post(std::move(done), std::move(r));
+  }
+
+  // Runs `done` on the executor, then counts it finished.
+  void Post(Done done, absl::StatusOr<uint64_t> r) {
+    executor([self = shared_from_this(), done = std::move(done), r = std::move(r)]() mutable {
+      done(std::move(r));
+      done = nullptr;
+      std::lock_guard<std::mutex> lock(self->mu);
+      if (--self->unfinished == 0) self->cv.notify_all();
+    });
   }
 };
 
@@ -171,7 +180,7 @@ absl::Status AsyncPublisher::Publish(std::string_view subject, std::string_view 
     // Held across the send: the wire order is the index order, and the ack
     // handler (which takes this lock) finds the message registered.
     std::lock_guard<std::mutex> lock(core_->mu);
-    if (core_->slots.size() >= core_->max_pending) {
+    if (core_->unfinished >= core_->max_pending) {
       natsMsg_Destroy(msg);
       return absl::ResourceExhaustedError(absl::StrCat("JetStream publish to ", subj, ": ",
                                                        core_->max_pending,
@@ -179,6 +188,7 @@ absl::Status AsyncPublisher::Publish(std::string_view subject, std::string_view 
     }
     const uint64_t index = core_->next_index++;
     core_->slots.emplace(index, Core::Slot{std::move(done), std::nullopt});
+    ++core_->unfinished;
     core_->by_msg.emplace(msg, index);
     natsMsg* sent = msg;
     s = js_PublishMsgAsync(core_->js.get(), &msg, &po);
@@ -187,7 +197,7 @@ absl::Status AsyncPublisher::Publish(std::string_view subject, std::string_view 
       // behind it waits for it.
       core_->by_msg.erase(sent);
       core_->slots.erase(index);
-      if (core_->slots.empty()) core_->cv.notify_all();
+      if (--core_->unfinished == 0) core_->cv.notify_all();
     }
   }
   natsMsg_Destroy(msg);  // no-op when NATS.c took it
@@ -196,16 +206,16 @@ absl::Status AsyncPublisher::Publish(std::string_view subject, std::string_view 
 
 absl::Status AsyncPublisher::Flush(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(core_->mu);
-  if (!core_->cv.wait_for(lock, timeout, [&] { return core_->slots.empty(); })) {
-    return absl::DeadlineExceededError(
-        absl::StrCat(core_->slots.size(), " JetStream publishes still await their ack"));
+  if (!core_->cv.wait_for(lock, timeout, [&] { return core_->unfinished == 0; })) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        core_->unfinished, " JetStream publishes still await their ack or completion"));
   }
   return absl::OkStatus();
 }
 
 size_t AsyncPublisher::pending() const {
   std::lock_guard<std::mutex> lock(core_->mu);
-  return core_->slots.size();
+  return core_->unfinished;
 }
 
 }  // namespace switchboard::bus

@@ -49,11 +49,12 @@ class AsyncPublisher {
   // Unavailable / InvalidArgument as NATS.c says.
   absl::Status Publish(std::string_view subject, std::string_view payload, Done done);
 
-  // Waits until every completion of the publishes made so far has been
-  // handed to the executor; DeadlineExceeded after `timeout`.
+  // Waits until the completion of every publish made so far has returned;
+  // DeadlineExceeded after `timeout`. Not from a completion (it would wait
+  // for itself).
   absl::Status Flush(std::chrono::milliseconds timeout);
 
-  // Publishes whose completion has not been handed to the executor yet.
+  // Publishes whose completion has not returned yet.
   size_t pending() const;
 
   struct Core;

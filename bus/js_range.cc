@@ -71,6 +71,17 @@ absl::StatusOr<Range> ReadRange(JetStream& js, std::string_view stream, std::str
   if (s == NATS_NO_RESPONDERS) {
     return absl::NotFoundError(absl::StrCat("stream ", stream_name, " not found"));
   }
+  if (s == NATS_TIMEOUT) {
+    // JetStream's API takes the request but ignores a direct get for a
+    // stream that does not exist (or does not allow direct get): tell which.
+    jsStreamInfo* info = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    natsStatus is = js_GetStreamInfo(&info, js.native(), stream_name.c_str(), nullptr, &code);
+    jsStreamInfo_Destroy(info);
+    if (is != NATS_OK) return JsToStatus(is, code, absl::StrCat("stream info of ", stream_name));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "direct get from stream ", stream_name, ": no answer (does the stream allow direct get?)"));
+  }
   if (s != NATS_OK) return JsToStatus(s, static_cast<jsErrCode>(0), "direct get");
   const uint64_t first_seq = natsMsg_GetSequence(first.get());
   if (first_seq > upto) return range;

@@ -53,6 +53,8 @@ absl::Status UpdateLimits(JetStream& js, const KvConfig& config) {
   cfg.MaxBytes = config.max_bytes < 0 ? -1 : config.max_bytes;
   cfg.Replicas = config.replicas;
   cfg.MaxMsgsPerSubject = 1;
+  // The server refuses a duplicate window longer than max_age.
+  if (cfg.MaxAge > 0 && cfg.Duplicates > cfg.MaxAge) cfg.Duplicates = cfg.MaxAge;
   jsStreamInfo* raw_updated = nullptr;
   s = js_UpdateStream(&raw_updated, js.native(), &cfg, nullptr, &code);
   StreamInfoHandle updated(raw_updated, &jsStreamInfo_Destroy);
