@@ -354,6 +354,33 @@ TEST_F(NatsJetStreamTest, AsyncPublishIsBoundedAndTimesOutInOrderWhenTheServerIs
   }
 }
 
+TEST_F(NatsJetStreamTest, EverythingOutlivingTheBusFailsCleanlyAndCompletesOnce) {
+  ASSERT_TRUE(EnsureStream(*js_, Config("gone")).ok());
+  AsyncPublisher::Options options;
+  options.ack_timeout = milliseconds(60000);  // only the destructor ends them
+  auto publisher = AsyncPublisher::Create(*js_, options);
+  ASSERT_TRUE(publisher.ok());
+  server_.Stop();
+  ASSERT_TRUE(Eventually([&] { return !bus_->connected(); }));
+  std::atomic<int> cancelled{0};
+  std::atomic<int> other{0};
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*publisher)
+                    ->Publish("log.gone.a", "x",
+                              [&](absl::StatusOr<uint64_t> r) {
+                                (absl::IsCancelled(r.status()) ? cancelled : other).fetch_add(1);
+                              })
+                    .ok());
+  }
+  bus_.reset();  // closes the connection the others share
+  EXPECT_FALSE(js_->Publish("log.gone.a", "x").ok());
+  EXPECT_FALSE(GetStreamBounds(*js_, "gone").ok());
+  EXPECT_FALSE((*publisher)->Publish("log.gone.a", "x", [](absl::StatusOr<uint64_t>) {}).ok());
+  publisher->reset();  // the unanswered complete now, once each
+  EXPECT_EQ(cancelled.load(), 3);
+  EXPECT_EQ(other.load(), 0);
+}
+
 TEST_F(NatsJetStreamTest, OrderedConsumerDeliversNewMessagesOrFromASequenceInOrder) {
   ASSERT_TRUE(EnsureStream(*js_, Config("live")).ok());
   PublishN("log.live.a", 10, "old");
