@@ -138,6 +138,12 @@ TEST_F(NatsJetStreamTest, EnsureStreamIsIdempotentAndSafeUnderRacingCreators) {
   for (auto& t : threads) t.join();
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r;
   EXPECT_TRUE(EnsureStream(*js_, config).ok());  // and again
+  // Other limits: updated in place (a max_age below the default duplicate
+  // window of 2 min included).
+  config.max_age = milliseconds(1000);
+  config.max_bytes = 4096;
+  EXPECT_TRUE(EnsureStream(*js_, config).ok());
+  EXPECT_TRUE(EnsureStream(*js_, config).ok());
   auto bounds = GetStreamBounds(*js_, "race");
   ASSERT_TRUE(bounds.ok()) << bounds.status();
   EXPECT_EQ(bounds->messages, 0u);
