@@ -48,7 +48,9 @@ StoredMessage CopyOut(natsMsg* m, uint64_t seq) {
 // without a timeout. A direct get per message would cost a round trip per
 // message (1,000 missed packets: 1,000 round trips); nats-server 2.9 has no
 // batched direct get. The consumer is ephemeral, in memory, and deleted on
-// return.
+// return. When the stream goes on past `upto`, what the server has already
+// pushed beyond it (at most its flow-control window) is dropped unread; a
+// restore usually reads up to the end, where there is nothing more.
 absl::StatusOr<Range> ReadRange(JetStream& js, std::string_view stream, std::string_view subject,
                                 uint64_t after, uint64_t upto, const RangeOptions& options) {
   Range range;
