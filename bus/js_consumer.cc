@@ -49,9 +49,9 @@ void OnMessage(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
     core.running = true;
     core.runner = std::this_thread::get_id();
   }
-  const uint64_t seq = out.seq;
+  // Before the call: whoever the callback tells sees last_seq() cover it.
+  core.last_seq.store(out.seq, std::memory_order_relaxed);
   core.callback(std::move(out));
-  core.last_seq.store(seq, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(core.mu);
   core.running = false;
   core.runner = {};
