@@ -69,8 +69,7 @@ class Bus {
   // without wildcards and the payload at most max_payload() bytes
   // (InvalidArgument otherwise, naming the limit). Unavailable while the bus
   // is not connected: nothing is buffered for later.
-  virtual absl::Status Publish(std::string_view subject,
-                               std::string_view payload,
+  virtual absl::Status Publish(std::string_view subject, std::string_view payload,
                                std::string_view reply_to = {}) = 0;
 
   // Subscribes to a pattern: `*` matches one token, `>` one or more trailing
@@ -78,9 +77,10 @@ class Bus {
   // group whose members match it; plain subscribers all get every message.
   // `handler` runs on `executor` (the bus default when empty), one call per
   // message. Subscriptions survive reconnects.
-  virtual absl::StatusOr<SubscriptionPtr> Subscribe(
-      std::string_view subject_pattern, Handler handler,
-      std::string_view queue_group = {}, Executor executor = {}) = 0;
+  virtual absl::StatusOr<SubscriptionPtr> Subscribe(std::string_view subject_pattern,
+                                                    Handler handler,
+                                                    std::string_view queue_group = {},
+                                                    Executor executor = {}) = 0;
 
   // Sends a request and calls `done` exactly once, on `executor` (the bus
   // default when empty): with the first reply; DeadlineExceeded after

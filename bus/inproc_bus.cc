@@ -36,9 +36,7 @@ struct InProcessBus::Core {
   std::map<std::string, uint64_t> rr ABSL_GUARDED_BY(mu);  // queue -> counter
   bool closed ABSL_GUARDED_BY(mu) = false;
 
-  Executor Resolve(Executor e) const {
-    return e ? std::move(e) : default_executor;
-  }
+  Executor Resolve(Executor e) const { return e ? std::move(e) : default_executor; }
 
   void Remove(uint64_t id) {
     std::lock_guard<std::mutex> lock(mu);
@@ -80,8 +78,8 @@ namespace {
 
 class InProcSubscription : public Subscription {
  public:
-  InProcSubscription(std::weak_ptr<InProcessBus::Core> core, uint64_t id,
-                     std::string subject, std::shared_ptr<HandlerGate> gate)
+  InProcSubscription(std::weak_ptr<InProcessBus::Core> core, uint64_t id, std::string subject,
+                     std::shared_ptr<HandlerGate> gate)
       : core_(std::move(core)), id_(id), subject_(std::move(subject)), gate_(std::move(gate)) {}
   ~InProcSubscription() override { Unsubscribe(); }
   void Unsubscribe() override {
@@ -109,9 +107,8 @@ uint64_t NextBusId() {
 InProcessBus::InProcessBus() : InProcessBus(Options{}) {}
 
 InProcessBus::InProcessBus(Options options) : core_(std::make_shared<Core>()) {
-  core_->default_executor = options.default_executor
-                                ? std::move(options.default_executor)
-                                : Worker::ExecutorFor(core_->worker);
+  core_->default_executor = options.default_executor ? std::move(options.default_executor)
+                                                     : Worker::ExecutorFor(core_->worker);
   core_->inbox_prefix = absl::StrCat("_INBOX.inproc", NextBusId(), ".");
   core_->budget = std::make_shared<internal::DeliveryBudget>(options.max_pending_bytes);
   // Replies to our requests: an internal subscription, handled inline on
@@ -126,8 +123,8 @@ InProcessBus::InProcessBus(Options options) : core_(std::make_shared<Core>()) {
     core->requests->Finish(id, std::move(msg));  // nothing if late
   });
   std::lock_guard<std::mutex> lock(core_->mu);
-  core_->subs.emplace(0, Core::Sub{absl::StrCat(core_->inbox_prefix, "*"), "",
-                                   InlineExecutor, gate});
+  core_->subs.emplace(0,
+                      Core::Sub{absl::StrCat(core_->inbox_prefix, "*"), "", InlineExecutor, gate});
 }
 
 InProcessBus::~InProcessBus() {
@@ -140,20 +137,21 @@ InProcessBus::~InProcessBus() {
   core_->worker->Shutdown();
 }
 
-absl::Status InProcessBus::Publish(std::string_view subject,
-                                   std::string_view payload,
+absl::Status InProcessBus::Publish(std::string_view subject, std::string_view payload,
                                    std::string_view reply_to) {
   if (absl::Status s = CheckSubject(subject); !s.ok()) return s;
   if (!reply_to.empty() && !ValidSubject(reply_to)) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid reply subject: ", std::string(reply_to)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid reply subject: ", std::string(reply_to)));
   }
   core_->Route(Message{std::string(subject), std::string(payload), std::string(reply_to), nullptr});
   return absl::OkStatus();
 }
 
-absl::StatusOr<SubscriptionPtr> InProcessBus::Subscribe(
-    std::string_view subject_pattern, Handler handler,
-    std::string_view queue_group, Executor executor) {
+absl::StatusOr<SubscriptionPtr> InProcessBus::Subscribe(std::string_view subject_pattern,
+                                                        Handler handler,
+                                                        std::string_view queue_group,
+                                                        Executor executor) {
   if (!ValidSubject(subject_pattern, /*allow_wildcards=*/true)) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid subject pattern: ", std::string(subject_pattern)));

@@ -29,8 +29,7 @@ class InProcessBus : public Bus {
 
   absl::Status Publish(std::string_view subject, std::string_view payload,
                        std::string_view reply_to = {}) override;
-  absl::StatusOr<SubscriptionPtr> Subscribe(std::string_view subject_pattern,
-                                            Handler handler,
+  absl::StatusOr<SubscriptionPtr> Subscribe(std::string_view subject_pattern, Handler handler,
                                             std::string_view queue_group = {},
                                             Executor executor = {}) override;
   void Request(std::string_view subject, std::string_view payload,

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "bus/nats_status.h"
 #include "bus/pending_requests.h"
 #include "bus/subject.h"
 #include "bus/worker.h"
@@ -18,6 +19,7 @@ namespace switchboard::bus {
 
 using internal::HandlerGate;
 using internal::PendingRequests;
+using internal::ToStatus;
 using internal::Worker;
 
 namespace {
@@ -28,36 +30,6 @@ constexpr int kMaxPendingMessages = 65536;
 using ConnectionHandle = std::unique_ptr<natsConnection, decltype(&natsConnection_Destroy)>;
 using SubscriptionHandle = std::unique_ptr<natsSubscription, decltype(&natsSubscription_Destroy)>;
 using OptionsHandle = std::unique_ptr<natsOptions, decltype(&natsOptions_Destroy)>;
-
-// The one place natsStatus becomes absl::Status.
-absl::Status ToStatus(natsStatus s, std::string_view what) {
-  if (s == NATS_OK) return absl::OkStatus();
-  std::string msg = absl::StrCat(std::string(what), ": ", natsStatus_GetText(s));
-  switch (s) {
-    case NATS_CONNECTION_CLOSED:
-    case NATS_NO_SERVER:
-    case NATS_CONNECTION_DISCONNECTED:
-    case NATS_STALE_CONNECTION:
-    case NATS_INSUFFICIENT_BUFFER:
-    case NATS_IO_ERROR:
-    case NATS_SYS_ERROR: return absl::UnavailableError(msg);
-    case NATS_TIMEOUT: return absl::DeadlineExceededError(msg);
-    case NATS_NO_RESPONDERS:
-    case NATS_NOT_FOUND: return absl::NotFoundError(msg);
-    case NATS_INVALID_SUBJECT:
-    case NATS_INVALID_ARG:
-    case NATS_INVALID_SUBSCRIPTION:
-    case NATS_INVALID_QUEUE_NAME: return absl::InvalidArgumentError(msg);
-    case NATS_CONNECTION_AUTH_FAILED:
-    case NATS_NOT_PERMITTED: return absl::PermissionDeniedError(msg);
-    case NATS_MAX_PAYLOAD:
-    case NATS_SLOW_CONSUMER:
-    case NATS_NO_MEMORY: return absl::ResourceExhaustedError(msg);
-    case NATS_ILLEGAL_STATE:
-    case NATS_DRAINING: return absl::FailedPreconditionError(msg);
-    default: return absl::InternalError(msg);
-  }
-}
 
 Message CopyOut(natsMsg* m) {
   Message msg;
@@ -299,7 +271,8 @@ NatsBus::~NatsBus() {
   }
   if (!drained) natsConnection_Close(core_->conn.get());
   core_->inbox_sub.reset();
-  core_->conn.reset();
+  // The handle itself goes with the last owner of core_ (native_connection()
+  // may have lent it out); calls on a closed connection fail harmlessly.
   core_->worker->Shutdown();
 }
 
@@ -401,6 +374,10 @@ void NatsBus::Request(std::string_view subject, std::string_view payload,
 }
 
 bool NatsBus::connected() const { return core_->Connected(); }
+
+std::shared_ptr<natsConnection> NatsBus::native_connection() const {
+  return std::shared_ptr<natsConnection>(core_, core_->conn.get());
+}
 
 Bus::Stats NatsBus::stats() const {
   Stats out;

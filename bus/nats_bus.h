@@ -9,6 +9,9 @@
 
 #include "bus/bus.h"
 
+// NATS.c's connection type, as nats/nats.h declares it.
+typedef struct __natsConnection natsConnection;
+
 namespace switchboard::bus {
 
 class NatsBus : public Bus {
@@ -65,6 +68,11 @@ class NatsBus : public Bus {
   // The server's max_payload (INFO), read at connect and reconnect.
   uint64_t max_payload() const override;
   void SetStateCallback(StateCallback cb) override;
+
+  // The NATS.c connection, for JetStream (bus/jetstream.h) on the same
+  // connection. It stays valid (closed once the bus is destroyed: calls then
+  // fail) while the returned pointer lives.
+  std::shared_ptr<natsConnection> native_connection() const;
 
   struct Core;
 

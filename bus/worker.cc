@@ -18,8 +18,7 @@ void Worker::Post(std::function<void()> fn) {
   cv_.notify_one();
 }
 
-uint64_t Worker::PostAfter(std::chrono::milliseconds delay,
-                           std::function<void()> fn) {
+uint64_t Worker::PostAfter(std::chrono::milliseconds delay, std::function<void()> fn) {
   uint64_t id;
   {
     std::lock_guard<std::mutex> lock(mu_);
