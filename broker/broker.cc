@@ -32,8 +32,8 @@ struct Broker::State {
   State(bus::Bus& bus, BrokerOptions options)
       : bus(bus),
         options(std::move(options)),
-        feed(std::make_shared<MembershipFeed>(bus, this->options, counters,
-                                              [this] { TickSoon(); })),
+        feed(
+            std::make_shared<MembershipFeed>(bus, this->options, counters, [this] { TickSoon(); })),
         watchers(std::make_shared<Watchers>(bus, this->options, counters)),
         publisher(bus, this->options, *feed, acks, [this] { WakeTicker(); }) {}
 
