@@ -69,9 +69,9 @@ class EdgeTable {
   // sockets (its seq starts again).
   EdgeState& Get(const std::string& edge_id, const std::string& incarnation, Index& index);
   EdgeState* Find(std::string_view edge_id);
+  const EdgeState* Find(std::string_view edge_id) const;
   // Ids of the live edges, sorted.
   std::vector<std::string> LiveIds() const;
-  const EdgeState* Find(std::string_view edge_id) const;
   // The index expired the edge (`expired` holds its sockets, maybe among
   // others'): lost unless it drained (it went away on purpose), forgotten.
   void Expire(const std::string& edge_id, WallTime now, const std::vector<SocketInfo>& expired);
