@@ -32,7 +32,8 @@ struct Broker::State {
   State(bus::Bus& bus, BrokerOptions options)
       : bus(bus),
         options(std::move(options)),
-        feed(std::make_shared<MembershipFeed>(bus, this->options, counters)),
+        feed(
+            std::make_shared<MembershipFeed>(bus, this->options, counters, [this] { TickSoon(); })),
         watchers(std::make_shared<Watchers>(bus, this->options, counters)),
         publisher(bus, this->options, *feed, acks, [this] { WakeTicker(); }) {}
 
@@ -44,6 +45,8 @@ struct Broker::State {
   void OnAck(const bus::Message& message);
   void RunTicker();
   void WakeTicker();
+  // The feed has an edge to drop now: tick without waiting for the period.
+  void TickSoon();
 
   bus::Bus& bus;
   const BrokerOptions options;
@@ -59,6 +62,7 @@ struct Broker::State {
   std::condition_variable ticker_cv;
   bool stopping ABSL_GUARDED_BY(ticker_mu) = false;
   uint64_t wakeups ABSL_GUARDED_BY(ticker_mu) = 0;  // an earlier ack deadline may be due
+  bool tick_soon ABSL_GUARDED_BY(ticker_mu) = false;
   std::thread ticker;
 };
 
@@ -91,6 +95,15 @@ void Broker::State::WakeTicker() {
   ticker_cv.notify_all();
 }
 
+void Broker::State::TickSoon() {
+  {
+    std::lock_guard lock(ticker_mu);
+    tick_soon = true;
+    ++wakeups;
+  }
+  ticker_cv.notify_all();
+}
+
 void Broker::State::RunTicker() {
   Clock::time_point next_tick = Clock::now() + options.tick;
   std::unique_lock lock(ticker_mu);
@@ -101,10 +114,11 @@ void Broker::State::RunTicker() {
     lock.lock();
     ticker_cv.wait_until(lock, wake, [&] { return stopping || wakeups != seen; });
     if (stopping) break;
+    const bool soon = std::exchange(tick_soon, false);
     lock.unlock();
     const Clock::time_point now = Clock::now();
     acks.ExpireDue(now);
-    if (now >= next_tick) {
+    if (now >= next_tick || soon) {
       next_tick = now + options.tick;
       std::vector<SocketInfo> expired = feed->Tick(now);
       if (!expired.empty()) watchers->AnnounceExpired(expired);
@@ -184,7 +198,8 @@ Broker::Counters Broker::counters() const {
           c.snapshot_requests.load(std::memory_order_relaxed),
           c.edges_expired.load(std::memory_order_relaxed),
           c.watch_dropped.load(std::memory_order_relaxed),
-          c.watch_acks_failed.load(std::memory_order_relaxed)};
+          c.watch_acks_failed.load(std::memory_order_relaxed),
+          c.edge_probes.load(std::memory_order_relaxed)};
 }
 
 void Broker::Publish(const v1::PublishRequest& request, PublishDone done) {

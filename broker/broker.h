@@ -36,8 +36,10 @@ struct BrokerOptions {
   // Used in subjects (sb.v1.ack.<id>) and delivery ids; empty: a random one.
   // Must satisfy bus::ValidNodeId.
   std::string broker_id;
-  // An edge not heard from for this long is dropped with its sockets.
-  std::chrono::milliseconds edge_timeout{10'000};
+  // An edge not heard from for this long is dropped with its sockets. Sooner
+  // when its heartbeats are late and a probe finds nobody (its NATS
+  // connection is closed); an edge that answers probes is heard from.
+  std::chrono::milliseconds edge_timeout{5'000};
   // How often the broker looks for expired edges and overdue snapshots.
   std::chrono::milliseconds tick{500};
   // How long a snapshot request may take before it is asked again.
@@ -79,6 +81,8 @@ class Broker {
     uint64_t edges_expired = 0;
     uint64_t watch_dropped = 0;
     uint64_t watch_acks_failed = 0;
+    // Probes sent to edges whose heartbeats were late.
+    uint64_t edge_probes = 0;
   };
   Counters counters() const;
 

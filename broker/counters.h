@@ -10,6 +10,7 @@ struct BrokerCounters {
   std::atomic<uint64_t> gaps{0};
   std::atomic<uint64_t> snapshot_requests{0};
   std::atomic<uint64_t> edges_expired{0};
+  std::atomic<uint64_t> edge_probes{0};        // sent to edges whose heartbeats were late
   std::atomic<uint64_t> watch_dropped{0};      // events of any kind
   std::atomic<uint64_t> watch_acks_failed{0};  // client acks answered with an error for them
 };

@@ -48,6 +48,13 @@ const EdgeState* EdgeTable::Find(std::string_view edge_id) const {
   return it == edges_.end() ? nullptr : &it->second;
 }
 
+std::vector<std::string> EdgeTable::LiveIds() const {
+  std::vector<std::string> ids;
+  ids.reserve(edges_.size());
+  for (const auto& [id, edge] : edges_) ids.push_back(id);
+  return ids;
+}
+
 void EdgeTable::Expire(const std::string& edge_id, WallTime now,
                        const std::vector<SocketInfo>& expired) {
   auto it = edges_.find(edge_id);

@@ -32,6 +32,14 @@ struct EdgeState {
   std::string version;
   std::optional<WallTime> started_at;
   bool draining = false;
+  // Liveness probes (edge_probes.cc). The heartbeats' period (0: none heard
+  // yet, never probed): an edge silent for 1.5 periods is probed.
+  std::chrono::milliseconds interval{0};
+  bool probe_in_flight = false;
+  uint64_t probe_request = 0;  // id of the probe in flight
+  // Set when a probe sent then found no responder (NATS closed the edge's
+  // connection): the edge is dropped unless heard from since.
+  std::optional<std::chrono::steady_clock::time_point> gone_as_of;
 
   // The heartbeat's counts (totals and per namespace).
   void KeepCounts(const v1::Heartbeat& heartbeat);
@@ -62,6 +70,8 @@ class EdgeTable {
   EdgeState& Get(const std::string& edge_id, const std::string& incarnation, Index& index);
   EdgeState* Find(std::string_view edge_id);
   const EdgeState* Find(std::string_view edge_id) const;
+  // Ids of the live edges, sorted.
+  std::vector<std::string> LiveIds() const;
   // The index expired the edge (`expired` holds its sockets, maybe among
   // others'): lost unless it drained (it went away on purpose), forgotten.
   void Expire(const std::string& edge_id, WallTime now, const std::vector<SocketInfo>& expired);

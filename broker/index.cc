@@ -163,6 +163,19 @@ std::vector<std::string> Index::ExpireEdges(TimePoint now, std::chrono::millisec
   return expired;
 }
 
+std::optional<TimePoint> Index::LastSeen(std::string_view edge_id) const {
+  auto it = edges_.find(edge_id);
+  if (it == edges_.end()) return std::nullopt;
+  return it->second->last_seen;
+}
+
+bool Index::Touch(std::string_view edge_id, TimePoint now) {
+  auto it = edges_.find(edge_id);
+  if (it == edges_.end()) return false;
+  it->second->last_seen = std::max(it->second->last_seen, now);
+  return true;
+}
+
 bool Index::ForgetEdge(std::string_view edge_id) {
   if (!edges_.contains(edge_id)) return false;
   RemoveEdge(edge_id);

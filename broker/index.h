@@ -33,7 +33,7 @@ namespace switchboard::broker {
 using TimePoint = std::chrono::steady_clock::time_point;
 using WallTime = std::chrono::system_clock::time_point;
 
-inline constexpr std::chrono::milliseconds kDefaultEdgeTimeout{10'000};
+inline constexpr std::chrono::milliseconds kDefaultEdgeTimeout{5'000};
 inline constexpr int kDefaultPageSize = 100;
 inline constexpr int kMaxPageSize = 1000;
 // Events held per edge while it waits for a snapshot (beyond: dropped; the
@@ -263,6 +263,11 @@ class Index {
   std::vector<std::string> ExpireEdges(TimePoint now,
                                        std::chrono::milliseconds timeout = kDefaultEdgeTimeout,
                                        std::vector<SocketInfo>* dropped = nullptr);
+  // When the edge was last heard from (event, snapshot, heartbeat or Touch);
+  // nullopt when unknown.
+  std::optional<TimePoint> LastSeen(std::string_view edge_id) const;
+  // Marks a known edge heard from now (it answered a probe). False if unknown.
+  bool Touch(std::string_view edge_id, TimePoint now);
   // Forgets the edge and its sockets. False if it was unknown.
   bool ForgetEdge(std::string_view edge_id);
   // The sockets the index holds for the edge (none if unknown), unordered.

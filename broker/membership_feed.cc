@@ -7,10 +7,12 @@
 
 namespace switchboard::broker {
 
-MembershipFeed::MembershipFeed(bus::Bus& bus, BrokerOptions options, BrokerCounters& counters)
+MembershipFeed::MembershipFeed(bus::Bus& bus, BrokerOptions options, BrokerCounters& counters,
+                               std::function<void()> tick_soon)
     : bus_(bus),
       options_(std::move(options)),
       counters_(counters),
+      tick_soon_(std::move(tick_soon)),
       edges_(options_.lost_edge_retention, options_.max_lost_edges) {}
 
 bool MembershipFeed::OnMembership(const v1::MembershipEvent& event) {
@@ -46,6 +48,7 @@ void MembershipFeed::OnHeartbeat(const v1::Heartbeat& heartbeat) {
     edge.KeepCounts(heartbeat);
     edge.KeepIdentity(heartbeat);
     edge.forward = heartbeat.forward();
+    edge.interval = std::chrono::milliseconds(heartbeat.interval_ms());
     Heartbeat beat;
     beat.edge_id = heartbeat.edge_id();
     beat.last_seq = heartbeat.last_seq();
@@ -60,6 +63,7 @@ void MembershipFeed::OnHeartbeat(const v1::Heartbeat& heartbeat) {
 
 std::vector<SocketInfo> MembershipFeed::Tick(Clock::time_point now) {
   std::vector<Ask> asks;
+  std::vector<Probe> probes;
   std::vector<SocketInfo> expired_sockets;
   {
     std::lock_guard lock(mu_);
@@ -69,6 +73,7 @@ std::vector<SocketInfo> MembershipFeed::Tick(Clock::time_point now) {
       counters_.edges_expired.fetch_add(1, std::memory_order_relaxed);
       edges_.Expire(id, wall_now, expired_sockets);
     }
+    ProbeLocked(now, wall_now, probes, expired_sockets);
     edges_.PruneLost(wall_now);
     // Failed or timed-out asks are retried here, at most once per tick.
     for (const std::string& id : index_.EdgesNeedingSnapshot()) {
@@ -76,6 +81,7 @@ std::vector<SocketInfo> MembershipFeed::Tick(Clock::time_point now) {
     }
   }
   SendAsks(asks);
+  SendProbes(probes);
   return expired_sockets;
 }
 

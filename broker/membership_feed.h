@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -31,7 +32,9 @@ class MembershipFeed : public std::enable_shared_from_this<MembershipFeed> {
  public:
   using Clock = std::chrono::steady_clock;
 
-  MembershipFeed(bus::Bus& bus, BrokerOptions options, BrokerCounters& counters);
+  // `tick_soon` (may be empty) asks for a Tick now: an edge is to be dropped.
+  MembershipFeed(bus::Bus& bus, BrokerOptions options, BrokerCounters& counters,
+                 std::function<void()> tick_soon = nullptr);
 
   // --- The streams (membership_feed.cc). Each asks the edge for a snapshot
   // when the index needs one (a gap, a new edge or incarnation, a heartbeat
@@ -40,8 +43,10 @@ class MembershipFeed : public std::enable_shared_from_this<MembershipFeed> {
   // True when the event is new to watchers (each seq of an incarnation once).
   bool OnMembership(const v1::MembershipEvent& event) ABSL_LOCKS_EXCLUDED(mu_);
   void OnHeartbeat(const v1::Heartbeat& heartbeat) ABSL_LOCKS_EXCLUDED(mu_);
-  // Each broker tick: drops edges silent for edge_timeout (returning their
-  // sockets) and asks again for snapshots that failed or timed out.
+  // Each broker tick: drops edges silent for edge_timeout, or whose probe
+  // found no responder (returning their sockets), probes edges whose
+  // heartbeats are late, and asks again for snapshots that failed or timed
+  // out.
   std::vector<SocketInfo> Tick(Clock::time_point now) ABSL_LOCKS_EXCLUDED(mu_);
   // No handler or snapshot reply acts after this returns.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
@@ -77,18 +82,34 @@ class MembershipFeed : public std::enable_shared_from_this<MembershipFeed> {
   void SendAsks(const std::vector<Ask>& asks) ABSL_LOCKS_EXCLUDED(mu_);
   void OnSnapshotReply(const Ask& ask, const absl::StatusOr<bus::Message>& reply)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // --- Probes (edge_probes.cc): a request to the edge's own subject, sent
+  // when its heartbeats are late (proto/SUBJECTS.md, "liveness").
+  struct Probe {
+    std::string edge_id;
+    uint64_t request;
+    Clock::time_point sent;
+  };
+  // Probes the edges whose heartbeats are late, and drops those a probe found
+  // gone (their sockets appended to `dropped`).
+  void ProbeLocked(Clock::time_point now, WallTime wall_now, std::vector<Probe>& probes,
+                   std::vector<SocketInfo>& dropped) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendProbes(const std::vector<Probe>& probes) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnProbeReply(const Probe& probe, const absl::StatusOr<bus::Message>& reply)
+      ABSL_LOCKS_EXCLUDED(mu_);
   bool EnterCallback() ABSL_LOCKS_EXCLUDED(mu_);
   void ExitCallback() ABSL_LOCKS_EXCLUDED(mu_);
 
   bus::Bus& bus_;
   const BrokerOptions options_;
   BrokerCounters& counters_;
+  const std::function<void()> tick_soon_;
 
   mutable std::mutex mu_;
   std::condition_variable callbacks_done_;  // callbacks_running_ reaching 0
   Index index_ ABSL_GUARDED_BY(mu_);
   EdgeTable edges_ ABSL_GUARDED_BY(mu_);
   uint64_t next_snapshot_request_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_probe_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int callbacks_running_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -31,6 +31,8 @@ std::string AckSubject(std::string_view broker_id);
 std::string MembershipSubject(std::string_view edge_id);
 std::string HeartbeatSubject(std::string_view edge_id);
 std::string SnapshotSubject(std::string_view edge_id);
+// Broker -> edge liveness probes (Probe), when its heartbeats are late.
+std::string ProbeSubject(std::string_view edge_id);
 std::string ForwardSubject(std::string_view nsp, std::string_view event);
 // Every forwarded event of one namespace.
 std::string ForwardNamespacePattern(std::string_view nsp);

@@ -44,7 +44,7 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
     // Must satisfy bus::ValidNodeId and equal the server's socket id prefix
     // (sio::ServerOptions::edge_id).
     std::string edge_id;
-    std::chrono::milliseconds heartbeat_interval{2000};
+    std::chrono::milliseconds heartbeat_interval{1000};
     // Send broadcasts of local handlers to the other edges. Off when this
     // is the only edge (standalone).
     bool relay_broadcasts = true;

@@ -48,11 +48,14 @@ MembershipJournal::MembershipJournal(bus::Bus& bus, std::string edge_id, Options
 
 MembershipJournal::~MembershipJournal() {
   bus::SubscriptionPtr sub;
+  bus::SubscriptionPtr probe_sub;
   {
     std::lock_guard lock(sub_mu_);
     sub = std::move(snapshot_sub_);
+    probe_sub = std::move(probe_sub_);
   }
   if (sub) sub->Unsubscribe();
+  if (probe_sub) probe_sub->Unsubscribe();
 }
 
 std::string MembershipJournal::membership_subject() const {
@@ -417,7 +420,21 @@ absl::Status MembershipJournal::ServeSnapshots() {
   auto sub =
       bus_.Subscribe(snapshot_subject(), [this](bus::Message message) { ServeOne(message); });
   if (!sub.ok()) return sub.status();
+  // Only constant members: safe on whatever thread the bus delivers on, and
+  // never waits for the journal's mutex.
+  auto probe_sub = bus_.Subscribe(
+      bus::ProbeSubject(edge_id_),
+      [this](bus::Message message) {
+        if (message.reply_to.empty()) return;
+        v1::ProbeReply reply;
+        reply.set_edge_id(edge_id_);
+        reply.set_incarnation(incarnation_);
+        CountFailure(bus_.Publish(message.reply_to, reply.SerializeAsString()));
+      },
+      {}, bus::InlineExecutor);
+  if (!probe_sub.ok()) return probe_sub.status();
   snapshot_sub_ = std::move(*sub);
+  probe_sub_ = std::move(*probe_sub);
   return absl::OkStatus();
 }
 

@@ -7,6 +7,7 @@
 //   sb.v1.membership.<edge-id>  MembershipEvent, seq 1, 2, 3... per incarnation
 //   sb.v1.heartbeat.<edge-id>   Heartbeat with the last seq (PublishHeartbeat)
 //   sb.v1.snapshot.<edge-id>    SnapshotRequest -> Snapshot (ServeSnapshots)
+//   sb.v1.probe.<edge-id>       Probe -> ProbeReply (ServeSnapshots too)
 //
 // Thread-safety: every observer call, heartbeat and snapshot runs under ONE
 // mutex. An observer call updates the mirror, takes the next seq and publishes
@@ -59,7 +60,7 @@ class MembershipJournal : public sio::MembershipObserver {
  public:
   struct Options {
     // Reported in heartbeats (Heartbeat.interval_ms); the caller runs the timer.
-    uint32_t heartbeat_interval_ms = 2000;
+    uint32_t heartbeat_interval_ms = 1000;
     // Empty: a random one (16 hex digits) chosen at construction.
     std::string incarnation;
     // Packets in / out per namespace since the edge started, for heartbeats
@@ -108,7 +109,10 @@ class MembershipJournal : public sio::MembershipObserver {
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
 
   // Subscribes to sb.v1.snapshot.<edge-id> and answers every request (on the
-  // bus default executor) with a Snapshot. Idempotent.
+  // bus default executor) with a Snapshot; and to sb.v1.probe.<edge-id>,
+  // answered on the bus's delivery thread (not queued behind deliveries on
+  // the default executor), so that a busy edge still proves it is alive.
+  // Idempotent.
   absl::Status ServeSnapshots();
 
   // The state as it would be sent now (also what a snapshot request gets).
@@ -220,6 +224,7 @@ class MembershipJournal : public sio::MembershipObserver {
 
   std::mutex sub_mu_;
   bus::SubscriptionPtr snapshot_sub_;
+  bus::SubscriptionPtr probe_sub_;
 };
 
 }  // namespace switchboard::cluster

@@ -45,8 +45,7 @@ class MetricsInterceptor : public grpc::experimental::Interceptor {
   const std::chrono::steady_clock::time_point start_;
 };
 
-class MetricsInterceptorFactory
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
+class MetricsInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   explicit MetricsInterceptorFactory(GrpcFamilies& families) : families_(families) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
@@ -90,8 +89,12 @@ Metrics::CollectFn BrokerCollector(const broker::Broker& broker) {
                   "Snapshots asked of edges (new edge, gap, new incarnation).",
                   static_cast<double>(c.snapshot_requests));
     AppendCounter(out, "switchboard_edges_expired_total",
-                  "Edges dropped from the index for missing heartbeats.",
+                  "Edges dropped from the index: silent for the edge timeout, or a probe found "
+                  "their NATS connection closed.",
                   static_cast<double>(c.edges_expired));
+    AppendCounter(out, "switchboard_edge_probes_total",
+                  "Probes sent to edges whose heartbeats were late.",
+                  static_cast<double>(c.edge_probes));
     AppendCounter(out, "switchboard_watch_dropped_total",
                   "WatchEvents events a watcher did not get (queue over its bound, stream ended, "
                   "queue group gone).",

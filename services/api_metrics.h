@@ -5,17 +5,18 @@
 //   switchboard_grpc_calls_total{method,code}
 //   switchboard_grpc_call_duration_seconds{method}  (histogram)
 //   switchboard_membership_gaps_total, switchboard_resyncs_total,
-//   switchboard_edges_expired_total, switchboard_watch_dropped_total,
+//   switchboard_edges_expired_total, switchboard_edge_probes_total,
+//   switchboard_watch_dropped_total,
 //   switchboard_watch_acks_failed_total
 //
 //   ApiServerOptions options;
 //   options.make_interceptors = GrpcMetricsInterceptors(metrics);
 
+#include <grpcpp/support/server_interceptor.h>
+
 #include <functional>
 #include <memory>
 #include <vector>
-
-#include <grpcpp/support/server_interceptor.h>
 
 #include "broker/broker.h"
 #include "services/metrics.h"

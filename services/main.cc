@@ -108,10 +108,11 @@ void AddSecurityFlags(CLI::App& app, CommandLine& cli) {
 
 // Timings, drain, memory, bus bounds, logs.
 void AddOperationFlags(CLI::App& app, CommandLine& cli) {
-  app.add_option("--heartbeat-ms", cli.flags.heartbeat_ms, "edge heartbeat period (default 2000)")
+  app.add_option("--heartbeat-ms", cli.flags.heartbeat_ms, "edge heartbeat period (default 1000)")
       ->check(CLI::Range(50u, 60000u));
   app.add_option("--edge-timeout-ms", cli.flags.edge_timeout_ms,
-                 "broker: drop an edge not heard from for this long (default 10000)")
+                 "broker: drop an edge not heard from for this long (default 5000; "
+                 "sooner when its heartbeats are late and NATS says its connection is closed)")
       ->check(CLI::Range(100u, 600000u));
   app.add_option("--watch-queue-bytes", cli.flags.watch_queue_bytes,
                  "broker: bytes a WatchEvents caller may fall behind before its stream is ended "

@@ -27,8 +27,8 @@ struct ProcessFlags {
   std::string edge_id;
   std::string broker_id;
   std::string grpc_listen = "127.0.0.1:50051";
-  unsigned heartbeat_ms = 2000;
-  unsigned edge_timeout_ms = 10000;
+  unsigned heartbeat_ms = 1000;
+  unsigned edge_timeout_ms = 5000;
   size_t watch_queue_bytes = 16u << 20;
   std::string admin_listen = "127.0.0.1:9464";
   unsigned drain_window_ms = 5000;

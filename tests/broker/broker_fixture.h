@@ -77,6 +77,7 @@ class FakeEdge {
       : bus_(bus), id_(std::move(id)), incarnation_(std::move(incarnation)) {}
   ~FakeEdge() {
     if (sub_) sub_->Unsubscribe();
+    if (probe_sub_) probe_sub_->Unsubscribe();
   }
 
   void ServeSnapshots() {
@@ -87,6 +88,14 @@ class FakeEdge {
     });
     ASSERT_TRUE(sub.ok());
     sub_ = std::move(*sub);
+    auto probe_sub = bus_.Subscribe(bus::ProbeSubject(id_), [this](bus::Message message) {
+      v1::ProbeReply reply;
+      reply.set_edge_id(id_);
+      reply.set_incarnation(incarnation_);
+      EXPECT_TRUE(bus_.Publish(message.reply_to, reply.SerializeAsString()).ok());
+    });
+    ASSERT_TRUE(probe_sub.ok());
+    probe_sub_ = std::move(*probe_sub);
   }
   // Snapshots claim this incarnation instead (empty: the real one).
   void SetSnapshotIncarnation(std::string incarnation) {
@@ -243,6 +252,18 @@ class FakeEdge {
     version_ = std::move(version);
     started_at_ = started_at;
   }
+  // The heartbeat period its heartbeats announce (the broker probes it when
+  // they are 1.5 periods late).
+  void SetInterval(uint32_t ms) {
+    std::lock_guard lock(mu_);
+    interval_ms_ = ms;
+  }
+  // As NATS does when an edge's connection closes: its subscriptions go
+  // (snapshot and probe requests then find no responder).
+  void StopServing() {
+    if (sub_) sub_->Unsubscribe();
+    if (probe_sub_) probe_sub_->Unsubscribe();
+  }
   void SetDraining(bool draining) {
     std::lock_guard lock(mu_);
     draining_ = draining;
@@ -280,7 +301,7 @@ class FakeEdge {
     heartbeat.set_edge_id(id_);
     heartbeat.set_incarnation(incarnation_);
     heartbeat.set_last_seq(seq_);
-    heartbeat.set_interval_ms(2000);
+    heartbeat.set_interval_ms(interval_ms_);
     heartbeat.set_version(version_);
     if (started_at_ != 0) SetTime(heartbeat.mutable_started_at(), started_at_);
     heartbeat.set_draining(draining_);
@@ -320,8 +341,10 @@ class FakeEdge {
   std::string version_;
   int64_t started_at_ = 0;
   bool draining_ = false;
+  uint32_t interval_ms_ = 2000;
   std::atomic<int> requests_{0};
   bus::SubscriptionPtr sub_;
+  bus::SubscriptionPtr probe_sub_;
 };
 
 using testing_support::FlakyBus;

@@ -180,5 +180,65 @@ TEST(BrokerEdgesTest, LostEdgesAreBoundedInTimeAndCount) {
       << absl::StrJoin(EdgesText(*broker), "; ");
 }
 
+// A killed edge: NATS drops its subscriptions with its connection, so the
+// probe sent when its heartbeats are late finds no responder, and the broker
+// drops it without waiting for the edge timeout (a minute here).
+TEST(BrokerEdgesTest, AnEdgeWhoseProbeFindsNobodyIsDroppedBeforeTheTimeout) {
+  bus::InProcessBus bus;
+  BrokerOptions options = Options();
+  options.edge_timeout = 60s;
+  options.tick = 10ms;
+  auto broker = StartBroker(bus, options);
+  FakeEdge e1(bus, "e1"), e2(bus, "e2");
+  for (FakeEdge* e : {&e1, &e2}) {
+    e->ServeSnapshots();
+    e->SetIdentity("1.2.3", 1'700'000'000);
+    e->SetInterval(50);
+  }
+  const std::string a = e1.Connect("a");
+  const std::string c = e2.Connect("c");
+  e1.Heartbeat();
+  e2.Heartbeat();
+  ASSERT_TRUE(Eventually([&] { return ListedIds(*broker).size() == 2; }));
+  ASSERT_EQ(broker->counters().edges_expired, 0u);
+
+  e1.StopServing();
+  ASSERT_TRUE(Eventually([&] { return ListedIds(*broker) == Ids{c}; }))
+      << absl::StrJoin(ListedIds(*broker), ", ");
+  EXPECT_EQ(EdgesText(*broker),
+            (std::vector<std::string>{"e1 lost 1.2.3 t=1700000000 sockets=1",
+                                      "e2 ready 1.2.3 t=1700000000 sockets=1"}));
+  EXPECT_EQ(broker->counters().edges_expired, 1u);
+  EXPECT_GT(broker->counters().edge_probes, 0u);
+  EXPECT_EQ(Stats(*broker).edges_size(), 1);
+}
+
+// A busy edge whose heartbeats stop coming but which answers probes is heard
+// from: kept past the edge timeout, with its sockets.
+TEST(BrokerEdgesTest, AnEdgeThatAnswersProbesIsKeptWhileItsHeartbeatsAreLate) {
+  bus::InProcessBus bus;
+  BrokerOptions options = Options();
+  options.edge_timeout = 300ms;
+  options.tick = 10ms;
+  auto broker = StartBroker(bus, options);
+  FakeEdge e1(bus, "e1");
+  e1.ServeSnapshots();
+  e1.SetInterval(50);
+  const std::string a = e1.Connect("a");
+  e1.Heartbeat();
+  ASSERT_TRUE(Eventually([&] { return ListedIds(*broker) == Ids{a}; }));
+
+  // Several timeouts without a heartbeat: probes keep it.
+  std::this_thread::sleep_for(1200ms);
+  EXPECT_EQ(ListedIds(*broker), Ids{a});
+  EXPECT_EQ(broker->counters().edges_expired, 0u);
+  EXPECT_GE(broker->counters().edge_probes, 2u);
+
+  // Once it stops answering too (its subscriptions gone), it is dropped.
+  e1.StopServing();
+  ASSERT_TRUE(Eventually([&] { return ListedIds(*broker).empty(); }));
+  EXPECT_EQ(broker->counters().edges_expired, 1u);
+}
+
 }  // namespace
 }  // namespace switchboard::broker

@@ -451,11 +451,11 @@ TEST(IndexTest, ExpiryDropsExactlyThatEdge) {
 
   // e1 keeps beating; e2 falls silent at kT0.
   EXPECT_EQ(index.ApplyHeartbeat({"e1", 2, {2}}, kT0 + seconds(5)), ApplyResult::kApplied);
-  EXPECT_TRUE(index.ExpireEdges(kT0 + seconds(10)).empty());  // exactly 10 s: still alive
+  EXPECT_TRUE(index.ExpireEdges(kT0 + seconds(10), seconds(10)).empty());  // exactly 10 s: alive
   EXPECT_EQ(index.ApplyHeartbeat({"e1", 2, {2}}, kT0 + seconds(9)), ApplyResult::kApplied);
   // The sockets forgotten are handed out (the broker tells its watchers).
   std::vector<SocketInfo> dropped;
-  EXPECT_EQ(index.ExpireEdges(kT0 + seconds(10) + milliseconds(1), kDefaultEdgeTimeout, &dropped),
+  EXPECT_EQ(index.ExpireEdges(kT0 + seconds(10) + milliseconds(1), seconds(10), &dropped),
             (std::vector<std::string>{"e2"}));
   std::sort(dropped.begin(), dropped.end(),
             [](const SocketInfo& a, const SocketInfo& b) { return a.id < b.id; });

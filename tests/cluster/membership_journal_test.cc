@@ -259,7 +259,7 @@ TEST_F(MembershipJournalTest, PublishesEveryChangeInSeqOrder) {
   EXPECT_EQ(hb.last_seq(), 7u);
   EXPECT_EQ(hb.totals().sockets(), 1u);
   EXPECT_EQ(hb.totals().rooms(), 1u);
-  EXPECT_EQ(hb.interval_ms(), 2000u);
+  EXPECT_EQ(hb.interval_ms(), 1000u);  // the default period
   ASSERT_EQ(hb.namespaces_size(), 1);
   EXPECT_EQ(hb.namespaces(0).namespace_(), "/");
   EXPECT_EQ(hb.namespaces(0).counts().sockets(), 1u);
@@ -445,6 +445,30 @@ TEST(MembershipJournalStandalone, EmptySnapshotAndHeartbeat) {
   EXPECT_EQ(hb.interval_ms(), 500u);
   EXPECT_TRUE(hb.draining());
   EXPECT_EQ(hb.totals().sockets(), 0u);
+}
+
+// Brokers probe an edge whose heartbeats are late: the journal answers with
+// its incarnation while it serves; once it is gone (as when NATS drops a dead
+// edge's subscriptions), nobody answers.
+TEST(MembershipJournalStandalone, AnswersProbesWhileItServes) {
+  bus::InProcessBus bus;
+  auto probe = [&] {
+    std::promise<absl::StatusOr<bus::Message>> reply;
+    bus.Request("sb.v1.probe.e4", "", 2s,
+                [&](absl::StatusOr<bus::Message> m) { reply.set_value(std::move(m)); });
+    return reply.get_future().get();
+  };
+  {
+    cluster::MembershipJournal journal(bus, "e4", {.incarnation = "inc-4"});
+    ASSERT_TRUE(journal.ServeSnapshots().ok());
+    absl::StatusOr<bus::Message> message = probe();
+    ASSERT_TRUE(message.ok()) << message.status();
+    v1::ProbeReply reply;
+    ASSERT_TRUE(reply.ParseFromString(message->payload));
+    EXPECT_EQ(reply.edge_id(), "e4");
+    EXPECT_EQ(reply.incarnation(), "inc-4");
+  }
+  EXPECT_TRUE(absl::IsNotFound(probe().status()));
 }
 
 TEST_F(MembershipJournalTest, SocketsByNamespaceAndTransport) {

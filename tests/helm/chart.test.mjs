@@ -898,7 +898,7 @@ describe('values', () => {
     [['broker.api.tls.enabled=true'], /broker\.api\.tls\.existingSecret/],
     [['broker.api.tls.clientAuth=true'], /clientAuth needs broker\.api\.tls\.enabled/],
     [['edge.jwt.env[0].name=X', 'edge.jwt.env[0].key=y'], /edge\.jwt\.existingSecret/],
-    [['cluster.edgeTimeoutMs=2000'], /edgeTimeoutMs/],
+    [['cluster.edgeTimeoutMs=1000'], /edgeTimeoutMs/],
     [['edge.autoscaling.minReplicas=5', 'edge.autoscaling.maxReplicas=3'], /minReplicas/],
     [['metrics.serviceMonitor.enabled=true', 'metrics.service.enabled=false'], /metrics\.service\.enabled/],
   ];

@@ -189,7 +189,9 @@ describe("chat backend (C++)", () => {
     // bob was on the dead edge too.
     await received(alice, "notification", (x) => x === "bob left the chat");
     await eventually(() => assert.deepEqual(lastList(alice), ["alice"]), { what: "list after the edge died" });
-    assert.ok(Date.now() - started >= EDGE_TIMEOUT_MS / 2, "not before the edge timeout");
+    // Usually well before the edge timeout: the broker's probe finds the dead edge's NATS
+    // connection closed (docs/DESIGN-NOTES.md, "Presence after an edge dies").
+    process.stderr.write(`[chat_backend] the dead edge's users left after ${Date.now() - started} ms\n`);
     for (const s of [alice, watcher]) {
       assert.deepEqual([s.got["user-joined"], s.got["user-left"]], [[], []], "no other join / leave events");
     }
