@@ -139,10 +139,10 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   void OnBusMessage(const bus::Message& message);
   bool FirstTime(const std::string& id);
   void HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<const void> hold,
-                      std::shared_ptr<const std::vector<std::string>> only = nullptr);
+                      std::shared_ptr<const std::vector<std::string>> only = nullptr,
+                      const std::vector<std::string>* except_sockets = nullptr);
   void HandleCommand(const v1::Command& command,
-                     std::shared_ptr<const std::vector<std::string>> only = nullptr,
-                     const std::vector<std::string>* except_sockets = nullptr);
+                     std::shared_ptr<const std::vector<std::string>> only = nullptr);
   // Sockets a delivery must not reach again (Replay), dropped when expired.
   const std::vector<std::string>* AlreadyGiven(const std::string& id);
   void Buffer(const std::string& subject, const v1::EdgeMessage& message);
