@@ -92,6 +92,15 @@ EdgeProcess::EdgeProcess(Config config, const ProcessFlags& flags, std::string e
 
 absl::StatusOr<std::unique_ptr<EdgeProcess>> EdgeProcess::Create(Config config,
                                                                  const ProcessFlags& flags) {
+  if (flags.role != "standalone") {
+    for (const auto& ns : config.namespaces) {
+      if (!ns.recovery) continue;
+      return absl::FailedPreconditionError(absl::StrCat(
+          "namespaces[\"", ns.name,
+          "\"].connectionStateRecovery: not available in a cluster yet (it needs the JetStream "
+          "session store and log, issue 17); use it with --role standalone, or remove it"));
+    }
+  }
   std::string edge_id = flags.edge_id;
   if (edge_id.empty()) {
     edge_id = flags.role == "standalone" ? "local" : absl::StrCat("e", bus::RandomNodeId(10));

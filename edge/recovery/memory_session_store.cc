@@ -1,0 +1,65 @@
+#include "edge/recovery/memory_session_store.h"
+
+namespace switchboard::recovery {
+
+bool MemorySessionStore::Expired(const SessionRecord& record,
+                                 std::chrono::system_clock::time_point now) const {
+  return record.disconnected_at && now - *record.disconnected_at > max_disconnection_;
+}
+
+void MemorySessionStore::Sweep(std::chrono::system_clock::time_point now) {
+  while (!disconnections_.empty() && now - disconnections_.front().first > max_disconnection_) {
+    auto it = records_.find(disconnections_.front().second);
+    if (it != records_.end() && Expired(it->second, now)) records_.erase(it);
+    disconnections_.pop_front();
+  }
+}
+
+void MemorySessionStore::Put(SessionRecord record, Done done) {
+  {
+    std::lock_guard lock(mu_);
+    auto now = std::chrono::system_clock::now();
+    Sweep(now);
+    if (record.disconnected_at) disconnections_.emplace_back(*record.disconnected_at, record.pid);
+    std::string pid = record.pid;
+    records_.insert_or_assign(std::move(pid), std::move(record));
+  }
+  if (done) done(absl::OkStatus());
+}
+
+void MemorySessionStore::Erase(const std::string& pid, Done done) {
+  {
+    std::lock_guard lock(mu_);
+    records_.erase(pid);
+  }
+  if (done) done(absl::OkStatus());
+}
+
+void MemorySessionStore::Take(const std::string& pid, std::chrono::system_clock::time_point now,
+                              TakeDone done) {
+  absl::StatusOr<SessionRecord> result;
+  {
+    std::lock_guard lock(mu_);
+    Sweep(now);
+    auto it = records_.find(pid);
+    if (it == records_.end()) {
+      result = absl::NotFoundError("unknown pid");
+    } else if (!it->second.disconnected_at) {
+      result = absl::FailedPreconditionError("session in use");
+    } else if (Expired(it->second, now)) {
+      records_.erase(it);
+      result = absl::DeadlineExceededError("session expired");
+    } else {
+      result = std::move(it->second);
+      records_.erase(it);
+    }
+  }
+  done(std::move(result));
+}
+
+size_t MemorySessionStore::size() const {
+  std::lock_guard lock(mu_);
+  return records_.size();
+}
+
+}  // namespace switchboard::recovery
