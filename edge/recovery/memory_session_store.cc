@@ -1,5 +1,7 @@
 #include "edge/recovery/memory_session_store.h"
 
+#include <algorithm>
+
 namespace switchboard::recovery {
 
 bool MemorySessionStore::Expired(const SessionRecord& record,
@@ -8,9 +10,16 @@ bool MemorySessionStore::Expired(const SessionRecord& record,
 }
 
 void MemorySessionStore::Sweep(std::chrono::system_clock::time_point now) {
-  while (!disconnections_.empty() && now - disconnections_.front().first > max_disconnection_) {
+  // Kept a while past expiry (one more window, at least a minute), so that
+  // a late client counts as "expired" rather than "unknown".
+  const auto keep = max_disconnection_ + std::max<std::chrono::milliseconds>(
+                                             max_disconnection_, std::chrono::minutes(1));
+  while (!disconnections_.empty() && now - disconnections_.front().first > keep) {
     auto it = records_.find(disconnections_.front().second);
-    if (it != records_.end() && Expired(it->second, now)) records_.erase(it);
+    if (it != records_.end() && it->second.disconnected_at &&
+        now - *it->second.disconnected_at > keep) {
+      records_.erase(it);
+    }
     disconnections_.pop_front();
   }
 }

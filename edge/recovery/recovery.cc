@@ -18,7 +18,8 @@ const char* ResultName(Result result) {
 
 std::unique_ptr<Recovery> Recovery::InMemory(Options options) {
   return std::make_unique<Recovery>(
-      options, std::make_unique<MemoryLog>(options.max_disconnection_duration, options.max_log_bytes),
+      options,
+      std::make_unique<MemoryLog>(options.max_disconnection_duration, options.max_log_bytes),
       std::make_unique<MemorySessionStore>(options.max_disconnection_duration));
 }
 

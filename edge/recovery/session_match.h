@@ -11,11 +11,11 @@ namespace switchboard::recovery {
 // own id, its user), as Namespace::DeliverLocal decides for a connected one.
 inline bool Reaches(const sio::BroadcastTarget& target, const sio::MovedSocketState& state) {
   auto in = [&state](const std::string& room) {
-    return room == state.id || std::find(state.rooms.begin(), state.rooms.end(), room) !=
-                                   state.rooms.end();
+    return room == state.id ||
+           std::find(state.rooms.begin(), state.rooms.end(), room) != state.rooms.end();
   };
-  if (target.only && std::find(target.only->begin(), target.only->end(), state.id) ==
-                         target.only->end()) {
+  if (target.only &&
+      std::find(target.only->begin(), target.only->end(), state.id) == target.only->end()) {
     return false;
   }
   bool named = target.rooms.empty() && target.user_ids.empty();

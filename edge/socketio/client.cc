@@ -120,25 +120,28 @@ void Client::OnConnect(Packet&& packet) {
   // Listed while connecting too: a second CONNECT to the namespace is
   // ignored, and the namespace limit counts it.
   sockets_.push_back(socket);
-  nsp->Connect(socket, [self = shared_from_this(), socket](std::optional<ConnectError> error) {
-    // Closed: OnSessionClose has let go of the sockets already.
-    if (self->closed_) return false;
-    const std::string& name = socket->nsp().name();
-    if (error) {
-      self->Remove(*socket);
-      Json data{{"message", error->message}};
-      if (!error->data.is_null()) data["data"] = error->data;
-      self->SendPacket(Packet{PacketType::kConnectError, name, std::nullopt, std::move(data)});
-      return false;
-    }
-    // Like the reference server: the connect timeout ends with the first
-    // namespace joined (and its timer is not kept for the connection's life).
-    self->connect_timer_.reset();
-    Json reply{{"sid", socket->id()}};
-    if (!socket->pid().empty()) reply["pid"] = socket->pid();
-    self->SendPacket(Packet{PacketType::kConnect, name, std::nullopt, std::move(reply)});
-    return true;
-  }, std::move(attempt));
+  nsp->Connect(
+      socket,
+      [self = shared_from_this(), socket](std::optional<ConnectError> error) {
+        // Closed: OnSessionClose has let go of the sockets already.
+        if (self->closed_) return false;
+        const std::string& name = socket->nsp().name();
+        if (error) {
+          self->Remove(*socket);
+          Json data{{"message", error->message}};
+          if (!error->data.is_null()) data["data"] = error->data;
+          self->SendPacket(Packet{PacketType::kConnectError, name, std::nullopt, std::move(data)});
+          return false;
+        }
+        // Like the reference server: the connect timeout ends with the first
+        // namespace joined (and its timer is not kept for the connection's life).
+        self->connect_timer_.reset();
+        Json reply{{"sid", socket->id()}};
+        if (!socket->pid().empty()) reply["pid"] = socket->pid();
+        self->SendPacket(Packet{PacketType::kConnect, name, std::nullopt, std::move(reply)});
+        return true;
+      },
+      std::move(attempt));
 }
 
 bool Client::SendFrames(const std::vector<eio::Frame>& frames, bool is_volatile) {

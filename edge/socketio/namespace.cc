@@ -76,8 +76,8 @@ void Namespace::Connect(const SocketPtr& socket,
     }
     // The middlewares first: the restore must be the same user's.
     return RunMiddleware(socket, 0,
-                         [this, socket, admit = std::move(admit),
-                          attempt = std::move(*attempt)](std::optional<ConnectError> error) mutable {
+                         [this, socket, admit = std::move(admit), attempt = std::move(*attempt)](
+                             std::optional<ConnectError> error) mutable {
                            if (error) return Admit(socket, std::move(admit), std::move(error));
                            TryRestore(socket, std::move(admit), std::move(attempt), true);
                          });
@@ -183,8 +183,7 @@ void Namespace::Restore(const SocketPtr& socket,
   absl::StatusOr<std::vector<recovery::LogEntryPtr>> missed;
   const sio::MovedSocketState& state = record.state;
   recovery_->log().ReadAfter(
-      after,
-      [&state](const BroadcastTarget& target) { return recovery::Reaches(target, state); },
+      after, [&state](const BroadcastTarget& target) { return recovery::Reaches(target, state); },
       [&missed](absl::StatusOr<std::vector<recovery::LogEntryPtr>> entries) {
         missed = std::move(entries);
       });
@@ -428,10 +427,9 @@ void Namespace::DeliverLogged(const Delivery& delivery) {
   std::shared_ptr<const Delivery> here;
   {
     std::lock_guard order(recovery_->order_mu());
-    absl::StatusOr<recovery::LogEntryPtr> entry =
-        recovery_->log().Append(delivery.target, [&delivery](uint64_t offset) {
-          return *recovery::WithOffset(delivery.frames, offset);
-        });
+    absl::StatusOr<recovery::LogEntryPtr> entry = recovery_->log().Append(
+        delivery.target,
+        [&delivery](uint64_t offset) { return *recovery::WithOffset(delivery.frames, offset); });
     if (!entry.ok()) return;  // the log refused it: delivered nowhere, as a refused relay
     std::shared_ptr<const Delivery> logged = (*entry)->delivery;
     // Posted to every shard in log order. The caller's shard runs it inline
