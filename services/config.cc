@@ -88,13 +88,15 @@ absl::Status ParseNamespaceLimits(const Json& spec, std::string_view path,
   if (auto it = spec.find("eventRate"); it != spec.end()) {
     std::string rpath = Child(path, "eventRate");
     if (!it->is_object()) return TypeError(rpath, "an object {perSecond, burst, ...}", *it);
-    SB_RETURN_IF_ERROR(CheckKeys(*it, rpath, {"perSecond", "burst", "floodDrops", "floodWindow"}));
+    SB_RETURN_IF_ERROR(
+        CheckKeys(*it, rpath, {"perSecond", "burst", "floodDrops", "floodWindow"}));
     sio::EventRateLimits& rate = limits.event_rate;
     SB_RETURN_IF_ERROR(ParseRate(*it, rpath, rate.rate));
     // Default: ten bursts' worth of dropped events.
     rate.flood_drops = static_cast<uint64_t>(std::ceil(rate.rate.burst * 10));
     if (auto f = it->find("floodDrops"); f != it->end()) {
-      SB_ASSIGN_OR_RETURN(rate.flood_drops, GetUint(*f, Child(rpath, "floodDrops"), 0, 1000000000));
+      SB_ASSIGN_OR_RETURN(rate.flood_drops,
+                          GetUint(*f, Child(rpath, "floodDrops"), 0, 1000000000));
     }
     if (auto f = it->find("floodWindow"); f != it->end()) {
       SB_ASSIGN_OR_RETURN(rate.flood_window, GetMs(*f, Child(rpath, "floodWindow")));
@@ -179,8 +181,8 @@ namespace {
 
 absl::StatusOr<AuthKeySpec> ParseAuthKey(const Json& spec, std::string_view path) {
   if (!spec.is_object()) return TypeError(path, "an object", spec);
-  SB_RETURN_IF_ERROR(CheckKeys(
-      spec, path, {"kid", "algorithms", "secretEnv", "secretFile", "publicKeyFile", "jwksFile"}));
+  SB_RETURN_IF_ERROR(CheckKeys(spec, path, {"kid", "algorithms", "secretEnv", "secretFile",
+                                            "publicKeyFile", "jwksFile"}));
   AuthKeySpec key;
   if (auto it = spec.find("kid"); it != spec.end()) {
     SB_ASSIGN_OR_RETURN(key.kid, GetString(*it, Child(path, "kid")));
@@ -220,9 +222,8 @@ absl::StatusOr<AuthKeySpec> ParseAuthKey(const Json& spec, std::string_view path
 
 absl::StatusOr<AuthPolicy> ParseAuthPolicy(const Json& spec, std::string_view path) {
   if (!spec.is_object()) return TypeError(path, "an object", spec);
-  SB_RETURN_IF_ERROR(CheckKeys(
-      spec, path,
-      {"keys", "issuer", "audience", "leewaySeconds", "tokenFrom", "queryParameter", "claims"}));
+  SB_RETURN_IF_ERROR(CheckKeys(spec, path, {"keys", "issuer", "audience", "leewaySeconds",
+                                            "tokenFrom", "queryParameter", "claims"}));
   AuthPolicy auth;
   auto keys = spec.find("keys");
   if (keys == spec.end() || !keys->is_array() || keys->empty()) {
@@ -341,10 +342,11 @@ absl::StatusOr<NamespacePolicy> ParseNamespacePolicy(std::string_view name, cons
   policy.name = std::string(name);
   if (name.empty() || name[0] != '/') return Error(path, "a namespace name starts with '/'");
   if (!spec.is_object()) return TypeError(path, "an object", spec);
-  SB_RETURN_IF_ERROR(CheckKeys(spec, path,
-                               {"rules", "roomPattern", "maxRoomsPerSocket", "userIdFromAuth",
-                                "auth", "allowedEvents", "roomsClaim", "maxSocketsPerUser",
-                                "eventRate", "forward", "connectHook", "connectionStateRecovery"}));
+  SB_RETURN_IF_ERROR(CheckKeys(
+      spec, path,
+      {"rules", "roomPattern", "maxRoomsPerSocket", "userIdFromAuth", "auth", "allowedEvents",
+       "roomsClaim", "maxSocketsPerUser", "eventRate", "forward", "connectHook",
+       "connectionStateRecovery"}));
   if (auto it = spec.find("connectionStateRecovery"); it != spec.end()) {
     SB_ASSIGN_OR_RETURN(policy.recovery,
                         ParseRecovery(*it, Child(path, "connectionStateRecovery")));
@@ -392,7 +394,8 @@ absl::StatusOr<NamespacePolicy> ParseNamespacePolicy(std::string_view name, cons
         policy.room_pattern, std::regex::ECMAScript | std::regex::optimize);
   } catch (const std::regex_error& e) {
     return Error(Child(path, "roomPattern"),
-                 Cat("invalid regular expression \"", policy.room_pattern, "\": ", e.what()));
+                 Cat("invalid regular expression \"", policy.room_pattern,
+                              "\": ", e.what()));
   }
   if (auto it = spec.find("maxRoomsPerSocket"); it != spec.end()) {
     SB_ASSIGN_OR_RETURN(policy.max_rooms_per_socket,
@@ -408,7 +411,8 @@ absl::StatusOr<NamespacePolicy> ParseNamespacePolicy(std::string_view name, cons
       SB_ASSIGN_OR_RETURN(Rule rule, ParseRule((*it)[i], ipath));
       if (!seen.insert(rule.event).second) {
         return Error(Child(ipath, "event"),
-                     Cat("another rule of this namespace already handles \"", rule.event, "\""));
+                     Cat("another rule of this namespace already handles \"",
+                                  rule.event, "\""));
       }
       policy.rules.push_back(std::move(rule));
     }
@@ -479,11 +483,11 @@ absl::Status ParsePage(const Json& spec, std::string_view path, Config& config) 
 
 absl::Status ParseEngine(const Json& spec, std::string_view path, Config& config) {
   if (!spec.is_object()) return TypeError(path, "an object", spec);
-  SB_RETURN_IF_ERROR(
-      CheckKeys(spec, path,
-                {"path", "pingInterval", "pingTimeout", "upgradeTimeout", "maxHttpBufferSize",
-                 "connectTimeout", "transports", "allowUpgrades", "cors", "maxSendQueueBytes",
-                 "volatileDropBytes"}));
+  SB_RETURN_IF_ERROR(CheckKeys(spec, path,
+                               {"path", "pingInterval", "pingTimeout", "upgradeTimeout",
+                                "maxHttpBufferSize", "connectTimeout", "transports",
+                                "allowUpgrades", "cors", "maxSendQueueBytes",
+                                "volatileDropBytes"}));
   eio::Options& e = config.engine;
   for (const auto& [key, value] : spec.items()) {
     std::string kpath = Child(path, key);
@@ -561,8 +565,12 @@ class DuplicateKeyFinder {
  public:
   bool operator()(int /*depth*/, Json::parse_event_t event, Json& parsed) {
     switch (event) {
-      case Json::parse_event_t::object_start: stack_.push_back(Frame{true, {}, {}, 0}); break;
-      case Json::parse_event_t::array_start: stack_.push_back(Frame{false, {}, {}, 0}); break;
+      case Json::parse_event_t::object_start:
+        stack_.push_back(Frame{true, {}, {}, 0});
+        break;
+      case Json::parse_event_t::array_start:
+        stack_.push_back(Frame{false, {}, {}, 0});
+        break;
       case Json::parse_event_t::key: {
         Frame& top = stack_.back();
         std::string key = parsed.get<std::string>();
@@ -578,7 +586,9 @@ class DuplicateKeyFinder {
         stack_.pop_back();
         ElementDone();
         break;
-      case Json::parse_event_t::value: ElementDone(); break;
+      case Json::parse_event_t::value:
+        ElementDone();
+        break;
     }
     return true;
   }
@@ -639,8 +649,8 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
   }
   if (!dups.error().empty()) return absl::InvalidArgumentError(dups.error());
   if (!root.is_object()) return TypeError("", "a JSON object", root);
-  SB_RETURN_IF_ERROR(CheckKeys(
-      root, "", {"listen", "threads", "logLevel", "engine", "limits", "namespaces", "page"}));
+  SB_RETURN_IF_ERROR(CheckKeys(root, "", {"listen", "threads", "logLevel", "engine", "limits",
+                                          "namespaces", "page"}));
 
   Config config;
   if (auto it = root.find("listen"); it != root.end()) {
@@ -655,11 +665,11 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
   }
   if (auto it = root.find("logLevel"); it != root.end()) {
     SB_ASSIGN_OR_RETURN(config.log_level, GetString(*it, "logLevel"));
-    static const std::set<std::string> kLevels = {"trace", "debug",    "info", "warn",
+    static const std::set<std::string> kLevels = {"trace", "debug", "info",    "warn",
                                                   "error", "critical", "off"};
     if (!kLevels.count(config.log_level)) {
       return Error("logLevel", Cat("unknown level \"", config.log_level,
-                                   "\" (trace, debug, info, warn, error, critical, off)"));
+                                            "\" (trace, debug, info, warn, error, critical, off)"));
     }
   }
   if (auto it = root.find("engine"); it != root.end()) {
@@ -702,7 +712,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& file) {
   if (in.bad()) return absl::DataLossError(Cat("error reading config file ", file));
   auto config = ParseConfig(buf.str());
   if (!config.ok()) {
-    return absl::Status(config.status().code(), Cat(file, ": ", config.status().message()));
+    return absl::Status(config.status().code(),
+                        Cat(file, ": ", config.status().message()));
   }
   if (config->page) {
     const std::filesystem::path dir = std::filesystem::path(file).parent_path();
