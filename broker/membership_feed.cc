@@ -46,6 +46,7 @@ void MembershipFeed::OnHeartbeat(const v1::Heartbeat& heartbeat) {
     edge.KeepCounts(heartbeat);
     edge.KeepIdentity(heartbeat);
     edge.forward = heartbeat.forward();
+    edge.recovery = heartbeat.recovery();
     Heartbeat beat;
     beat.edge_id = heartbeat.edge_id();
     beat.last_seq = heartbeat.last_seq();

@@ -294,6 +294,10 @@ void Namespace::RunMiddleware(const SocketPtr& socket, size_t index,
 
 void Namespace::Remove(Socket& socket, std::string_view reason) {
   if (!Unlist(socket)) return;
+  if (auto* observer = server_.membership_observer()) observer->OnDisconnected(socket, reason);
+  // After the observer: once the record says "disconnected", a restore of
+  // the same socket id may run on another shard, and its connect must come
+  // after this disconnect in the membership stream.
   if (recovery_ && !socket.pid().empty()) {
     // As the reference server: a session ended on purpose (either side's
     // namespace disconnect, a protocol violation) is not recoverable.
@@ -304,7 +308,6 @@ void Namespace::Remove(Socket& socket, std::string_view reason) {
       SaveSession(socket, true);
     }
   }
-  if (auto* observer = server_.membership_observer()) observer->OnDisconnected(socket, reason);
   if (on_disconnect_) on_disconnect_(socket.shared_from_this(), reason);
 }
 
@@ -414,13 +417,14 @@ void Namespace::OnEveryShard(const Task& task) {
 void Namespace::Deliver(std::shared_ptr<const Delivery> delivery) {
   if (recovery_ && !delivery->target.is_volatile && !delivery->target.only &&
       delivery->offset == 0 && recovery::IsRecoverable(delivery->frames)) {
-    return DeliverLogged(*delivery);
+    return DeliverLogged(std::move(delivery));
   }
   broadcasts_.fetch_add(1, std::memory_order_relaxed);
   OnEveryShard([this, delivery] { DeliverLocal(*delivery); });
 }
 
-void Namespace::DeliverLogged(const Delivery& delivery) {
+void Namespace::DeliverLogged(std::shared_ptr<const Delivery> original) {
+  const Delivery& delivery = *original;
   broadcasts_.fetch_add(1, std::memory_order_relaxed);
   auto& runtime = server_.runtime();
   int current = edge::Runtime::CurrentShard();
@@ -439,7 +443,9 @@ void Namespace::DeliverLogged(const Delivery& delivery) {
     for (size_t i = 0; i < runtime.size(); ++i) {
       if (static_cast<int>(i) == current && run_here) continue;
       shards_[i]->queued_deliveries.fetch_add(1, std::memory_order_relaxed);
-      runtime.Post(i, [this, logged] {
+      // `original` holds what the caller holds it for (e.g. the bus's bytes
+      // against its bound) until every shard has taken the delivery.
+      runtime.Post(i, [this, logged, original] {
         Local().queued_deliveries.fetch_sub(1, std::memory_order_relaxed);
         DeliverLocal(*logged);
       });

@@ -154,7 +154,7 @@ class Namespace {
   void DeliverLocal(const Delivery& delivery);
   // Deliver() for a recoverable publish: logged, then handed to the shards
   // in log order (Recovery::order_mu).
-  void DeliverLogged(const Delivery& delivery);
+  void DeliverLogged(std::shared_ptr<const Delivery> delivery);
   // Admission after the middlewares (or none): the new-session path.
   void Admit(const SocketPtr& socket, std::function<bool(std::optional<ConnectError>)> admit,
              std::optional<ConnectError> error);

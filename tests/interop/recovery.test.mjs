@@ -9,6 +9,7 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -19,7 +20,7 @@ import { io } from "socket.io-client";
 import { connectApi, json } from "./lib/api.mjs";
 import { eventually } from "./lib/cluster.mjs";
 import { sign, now } from "./lib/jwt.mjs";
-import { startServer } from "./lib/server.mjs";
+import { BIN_DIR, startServer } from "./lib/server.mjs";
 import { call, once, waitForCount } from "./lib/wait.mjs";
 
 const SECRET = "a-test-secret-for-recovery-0123456789abcdef";
@@ -294,4 +295,65 @@ test("skipMiddlewares false: the token runs again, another user's gets a new ses
   assert.deepEqual(bobGot, [], "bob got nothing of alice's");
   bob.disconnect();
   again.disconnect();
+});
+
+test("backends see a restored socket as recovered, with its rooms; GetStats counts recoveries", async () => {
+  const watch = api.watchEvents({ namespace: "/" });
+  try {
+    // The stream starts "from the moment of the call": probe until it sees a connect.
+    await eventually(
+      async () => {
+        const probe = await connected(client("/", { transports: ["websocket"], auth: { userId: "probe" } }));
+        const id = probe.id;
+        probe.disconnect();
+        await watch.next((ev) => ev.event === "connected" && ev.connected.socket.id === id, 1000);
+      },
+      { timeoutMs: 10_000, what: "WatchEvents is live" },
+    );
+    const socket = await connected(client("/", { transports: ["polling"], auth: { userId: "watched" } }));
+    const first = await watch.next((ev) => ev.event === "connected" && ev.connected.socket.id === socket.id);
+    assert.equal(first.connected.recovered, false, "a new session is not recovered");
+    await call(socket, "join-room", "w1");
+    await call(socket, "join-room", "w2");
+    await blip(socket);
+    assert.equal(socket.recovered, true);
+    const back = await watch.next(
+      (ev) => ev.event === "connected" && ev.connected.socket.id === socket.id && ev.connected.recovered,
+    );
+    assert.equal(back.connected.socket.user_id, "watched");
+    assert.deepEqual([...back.connected.socket.rooms].sort(), ["w1", "w2"], "the rooms it came back with");
+    socket.disconnect();
+  } finally {
+    watch.close();
+  }
+  await eventually(
+    async () => {
+      const stats = await api.getStats({});
+      assert.ok(stats.recovery, "GetStats has recovery counters");
+      assert.ok(Number(stats.recovery.recovered) >= 1, `recovered counted: ${JSON.stringify(stats.recovery)}`);
+      assert.ok(Number(stats.recovery.reused) >= 1, "reused counted");
+      assert.ok(Number(stats.recovery.expired) >= 1, "expired counted");
+      assert.ok(Number(stats.recovery.packets_replayed) >= 1, "replayed packets counted");
+      assert.ok(Number(stats.recovery.log_entries) >= 1 && Number(stats.recovery.log_bytes) > 0, "log size");
+      assert.equal(stats.edges[0].recovery.recovered, stats.recovery.recovered, "per edge too");
+    },
+    { timeoutMs: 10_000, what: "GetStats' recovery counters (edge heartbeats)" },
+  );
+});
+
+test("a cluster edge refuses to start with recovery on (the JetStream store comes next)", async () => {
+  const file = path.join(dir, "cluster-edge.json");
+  writeFileSync(file, JSON.stringify({ namespaces: { "/chat": { connectionStateRecovery: {} } } }));
+  const child = spawn(path.join(BIN_DIR, "switchboard"), [
+    "edge", "--config", file, "--nats", "nats://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+  ]);
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  const code = await new Promise((resolve) => child.on("exit", (c) => resolve(c)));
+  clearTimeout(timer);
+  assert.notEqual(code, 0, `exits with an error: ${output}`);
+  assert.match(output, /namespaces\["\/chat"\]\.connectionStateRecovery: not available in a cluster yet/);
+  assert.match(output, /JetStream/);
 });
