@@ -27,6 +27,7 @@ struct EdgeState {
   std::optional<WallTime> last_heartbeat;
   v1::Counts counts;                             // the last heartbeat's totals
   v1::ForwardStats forward;                      // the last heartbeat's forwarding counters
+  v1::RecoveryStats recovery;                    // ... and recovery counters
   std::map<std::string, v1::Counts> nsp_counts;  // and per namespace
   // From the heartbeats, for ListEdges.
   std::string version;

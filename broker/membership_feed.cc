@@ -49,6 +49,7 @@ void MembershipFeed::OnHeartbeat(const v1::Heartbeat& heartbeat) {
     edge.KeepIdentity(heartbeat);
     edge.forward = heartbeat.forward();
     edge.interval = std::chrono::milliseconds(heartbeat.interval_ms());
+    edge.recovery = heartbeat.recovery();
     Heartbeat beat;
     beat.edge_id = heartbeat.edge_id();
     beat.last_seq = heartbeat.last_seq();

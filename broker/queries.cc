@@ -35,6 +35,16 @@ v1::GetStatsResponse MembershipFeed::GetStats() const {
       sum->set_acks_answered(sum->acks_answered() + edge->forward.acks_answered());
       sum->set_acks_timed_out(sum->acks_timed_out() + edge->forward.acks_timed_out());
       sum->set_acks_pending(sum->acks_pending() + edge->forward.acks_pending());
+      *out->mutable_recovery() = edge->recovery;
+      const v1::RecoveryStats& rec = edge->recovery;
+      v1::RecoveryStats* rsum = response.mutable_recovery();
+      rsum->set_recovered(rsum->recovered() + rec.recovered());
+      rsum->set_expired(rsum->expired() + rec.expired());
+      rsum->set_unknown(rsum->unknown() + rec.unknown());
+      rsum->set_reused(rsum->reused() + rec.reused());
+      rsum->set_packets_replayed(rsum->packets_replayed() + rec.packets_replayed());
+      rsum->set_log_bytes(rsum->log_bytes() + rec.log_bytes());
+      rsum->set_log_entries(rsum->log_entries() + rec.log_entries());
       if (edge->last_heartbeat) {
         proto::ToTimestamp(*edge->last_heartbeat, out->mutable_last_heartbeat());
       }

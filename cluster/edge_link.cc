@@ -111,6 +111,18 @@ absl::StatusOr<std::unique_ptr<EdgeLink>> EdgeLink::Start(bus::Bus& bus, sio::Se
   // A socket's subject names the edge that made its id; sockets that moved
   // here are subscribed one by one (OnMovedIn).
   link->AddInterest(bus::SocketPattern(link->options_.edge_id));
+  // A namespace with connection state recovery logs every publish to it,
+  // whether or not a socket here is in its target now (a disconnected one
+  // gets it on its restore): its whole subject space, for good.
+  for (const auto& nsp : server.namespaces()) {
+    if (nsp->recovery() == nullptr) continue;
+    auto last_token_any = [](std::string subject) {
+      return subject.substr(0, subject.rfind('.') + 1) + "*";
+    };
+    link->AddInterest(bus::NamespaceSubject(nsp->name()));
+    link->AddInterest(last_token_any(bus::RoomSubject(nsp->name(), "_")));
+    link->AddInterest(last_token_any(bus::UserSubject(nsp->name(), "_")));
+  }
   server.SetMembershipObserver(link.get());
   server.SetBroadcastRelay(link.get());
   link->heartbeat_thread_ = std::thread([raw = link.get()] { raw->HeartbeatLoop(); });

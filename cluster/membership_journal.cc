@@ -194,7 +194,14 @@ void MembershipJournal::OnConnected(const sio::Socket& socket) {
   SocketEntry* entry = AddLocked(socket, std::chrono::system_clock::now());
   if (entry == nullptr) return;
   v1::MembershipEvent event;
-  FillInfoLocked(*entry, /*with_rooms=*/false, *event.mutable_connected()->mutable_socket());
+  v1::SocketConnected* connected = event.mutable_connected();
+  FillInfoLocked(*entry, /*with_rooms=*/false, *connected->mutable_socket());
+  // A restored session (connection state recovery): a backend can tell a
+  // returning user from a new one, and sees the rooms it came back with.
+  if (socket.recovered()) {
+    connected->set_recovered(true);
+    for (const auto& room : socket.joined_rooms()) connected->mutable_socket()->add_rooms(room);
+  }
   PublishEventLocked(event);
 
   // Rooms joined before the connect was reported (e.g. by a middleware) were

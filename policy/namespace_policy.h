@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cluster/forward_policy.h"
+#include "edge/recovery/options.h"
 #include "edge/socketio/limits.h"
 #include "policy/rule.h"
 
@@ -84,6 +85,9 @@ struct NamespacePolicy {
   std::optional<cluster::ForwardPolicy> forward;
   // Set: the backend decides at every CONNECT.
   std::optional<ConnectHookSpec> connect_hook;
+  // The reference server's connectionStateRecovery (edge/recovery);
+  // nullopt: off.
+  std::optional<recovery::Options> recovery;
 
   bool EventAllowed(std::string_view event) const;
 

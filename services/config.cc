@@ -51,6 +51,33 @@ absl::Status ParseRate(const Json& spec, std::string_view path, eio::RateOptions
   return absl::OkStatus();
 }
 
+// The namespace policy's connectionStateRecovery (the reference server's
+// option, plus maxLogBytes).
+absl::StatusOr<recovery::Options> ParseRecovery(const Json& spec, std::string_view path) {
+  if (!spec.is_object()) {
+    return TypeError(path, "an object {maxDisconnectionDuration, skipMiddlewares, maxLogBytes}",
+                     spec);
+  }
+  SB_RETURN_IF_ERROR(
+      CheckKeys(spec, path, {"maxDisconnectionDuration", "skipMiddlewares", "maxLogBytes"}));
+  recovery::Options options;
+  if (auto it = spec.find("maxDisconnectionDuration"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(options.max_disconnection_duration,
+                        GetMs(*it, Child(path, "maxDisconnectionDuration")));
+    if (options.max_disconnection_duration.count() <= 0) {
+      return Error(Child(path, "maxDisconnectionDuration"), "must be more than 0");
+    }
+  }
+  if (auto it = spec.find("skipMiddlewares"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(options.skip_middlewares, GetBool(*it, Child(path, "skipMiddlewares")));
+  }
+  if (auto it = spec.find("maxLogBytes"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(options.max_log_bytes,
+                        GetUint(*it, Child(path, "maxLogBytes"), 1024, uint64_t{1} << 40));
+  }
+  return options;
+}
+
 // The namespace policy's maxSocketsPerUser and eventRate.
 absl::Status ParseNamespaceLimits(const Json& spec, std::string_view path,
                                   sio::NamespaceLimits& limits) {
@@ -318,7 +345,12 @@ absl::StatusOr<NamespacePolicy> ParseNamespacePolicy(std::string_view name, cons
   SB_RETURN_IF_ERROR(CheckKeys(
       spec, path,
       {"rules", "roomPattern", "maxRoomsPerSocket", "userIdFromAuth", "auth", "allowedEvents",
-       "roomsClaim", "maxSocketsPerUser", "eventRate", "forward", "connectHook"}));
+       "roomsClaim", "maxSocketsPerUser", "eventRate", "forward", "connectHook",
+       "connectionStateRecovery"}));
+  if (auto it = spec.find("connectionStateRecovery"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(policy.recovery,
+                        ParseRecovery(*it, Child(path, "connectionStateRecovery")));
+  }
   if (auto it = spec.find("forward"); it != spec.end()) {
     SB_ASSIGN_OR_RETURN(policy.forward, ParseForward(*it, Child(path, "forward")));
   }

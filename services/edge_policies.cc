@@ -36,6 +36,15 @@ absl::Status EdgePolicies::InstallOne(sio::Server& server, policy::NamespacePoli
                ns_policy.auth ? "JWT authentication" : "public");
   sio::Namespace& nsp = server.Of(ns_policy.name);  // before `ns_policy` is moved from
   nsp.SetLimits(ns_policy.limits);
+  // Standalone only (EdgeProcess::Create refuses it in a cluster): the log
+  // and the session records in this process's memory.
+  if (ns_policy.recovery) {
+    spdlog::info("namespace {}: connection state recovery (window {} ms, log cap {} bytes{})",
+                 ns_policy.name, ns_policy.recovery->max_disconnection_duration.count(),
+                 ns_policy.recovery->max_log_bytes,
+                 ns_policy.recovery->skip_middlewares ? ", middlewares skipped" : "");
+    nsp.EnableRecovery(recovery::Recovery::InMemory(*ns_policy.recovery));
+  }
   if (ns_policy.auth) {
     auto authenticator = policy::ClientAuth::Create(
         *ns_policy.auth, absl::StrCat("namespaces[\"", ns_policy.name, "\"].auth"));

@@ -90,8 +90,33 @@ EdgeProcess::EdgeProcess(Config config, const ProcessFlags& flags, std::string e
   metrics_.AddCollector(BusCollector(*bus_));
 }
 
+// GetStats' recovery counters: the edge's recovery namespaces, summed.
+static void FillRecoveryStats(const sio::Server& server, v1::RecoveryStats* out) {
+  for (const auto& nsp : server.namespaces()) {
+    const recovery::Recovery* rec = nsp->recovery();
+    if (rec == nullptr) continue;
+    out->set_recovered(out->recovered() + rec->Counted(recovery::Result::kRecovered));
+    out->set_expired(out->expired() + rec->Counted(recovery::Result::kExpired));
+    out->set_unknown(out->unknown() + rec->Counted(recovery::Result::kUnknown));
+    out->set_reused(out->reused() + rec->Counted(recovery::Result::kReused));
+    out->set_packets_replayed(out->packets_replayed() + rec->Replayed());
+    recovery::LogStats log = rec->log_stats();
+    out->set_log_bytes(out->log_bytes() + log.bytes);
+    out->set_log_entries(out->log_entries() + log.entries);
+  }
+}
+
 absl::StatusOr<std::unique_ptr<EdgeProcess>> EdgeProcess::Create(Config config,
                                                                  const ProcessFlags& flags) {
+  if (flags.role != "standalone") {
+    for (const auto& ns : config.namespaces) {
+      if (!ns.recovery) continue;
+      return absl::FailedPreconditionError(absl::StrCat(
+          "namespaces[\"", ns.name,
+          "\"].connectionStateRecovery: not available in a cluster yet (it needs the JetStream "
+          "session store and log, issue 17); use it with --role standalone, or remove it"));
+    }
+  }
   std::string edge_id = flags.edge_id;
   if (edge_id.empty()) {
     edge_id = flags.role == "standalone" ? "local" : absl::StrCat("e", bus::RandomNodeId(10));
@@ -160,8 +185,10 @@ absl::Status EdgeProcess::StartCluster() {
   link_options.edge_id = edge_id_;
   link_options.heartbeat_interval = std::chrono::milliseconds(flags_.heartbeat_ms);
   link_options.relay_broadcasts = !standalone_;  // one edge: nobody to relay to
-  link_options.decorate_heartbeat = [forwarder = forwarder_.get()](v1::Heartbeat& heartbeat) {
+  link_options.decorate_heartbeat = [forwarder = forwarder_.get(),
+                                     server = &server_](v1::Heartbeat& heartbeat) {
     forwarder->FillStats(heartbeat.mutable_forward());
+    FillRecoveryStats(*server, heartbeat.mutable_recovery());
   };
   link_options.version = std::string(Version());
   link_options.started_at = std::chrono::system_clock::now();

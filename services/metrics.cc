@@ -86,6 +86,39 @@ std::string Metrics::Serialize() const {
   return out.str();
 }
 
+// Connection state recovery, of the namespaces that have it (edge/recovery).
+static void AppendRecovery(std::vector<MetricFamily>& out, const sio::Server& server) {
+  auto results = CounterFamily("switchboard_recoveries_total",
+                               "Clients' attempts to recover a session, by result and namespace.");
+  auto replayed = CounterFamily("switchboard_recovery_packets_replayed_total",
+                                "Missed packets sent to restored sessions, by namespace.");
+  auto bytes = GaugeFamily("switchboard_recovery_log_bytes",
+                           "Bytes held by the recovery log, by namespace.");
+  auto entries = GaugeFamily("switchboard_recovery_log_entries",
+                             "Publishes held by the recovery log, by namespace.");
+  bool any = false;
+  for (const auto& nsp : server.namespaces()) {
+    const recovery::Recovery* rec = nsp->recovery();
+    if (rec == nullptr) continue;
+    any = true;
+    const std::string& name = nsp->name();
+    for (auto result : {recovery::Result::kRecovered, recovery::Result::kExpired,
+                        recovery::Result::kUnknown, recovery::Result::kReused}) {
+      AddSample(results, static_cast<double>(rec->Counted(result)),
+                {{"namespace", name}, {"result", recovery::ResultName(result)}});
+    }
+    AddSample(replayed, static_cast<double>(rec->Replayed()), {{"namespace", name}});
+    recovery::LogStats stats = rec->log_stats();
+    AddSample(bytes, static_cast<double>(stats.bytes), {{"namespace", name}});
+    AddSample(entries, static_cast<double>(stats.entries), {{"namespace", name}});
+  }
+  if (!any) return;
+  out.push_back(std::move(results));
+  out.push_back(std::move(replayed));
+  out.push_back(std::move(bytes));
+  out.push_back(std::move(entries));
+}
+
 Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* http) {
   return [&server, http](std::vector<MetricFamily>& out) {
     using Counter = eio::Server::Counter;
@@ -218,6 +251,7 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
     out.push_back(std::move(messages));
     out.push_back(std::move(broadcasts));
     out.push_back(std::move(deliveries));
+    AppendRecovery(out, server);
   };
 }
 

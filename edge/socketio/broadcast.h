@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,6 +31,8 @@ struct BroadcastTarget {
 struct Delivery {
   BroadcastTarget target;
   std::vector<eio::Frame> frames;
+  // Its offset in the namespace's recovery log (edge/recovery); 0: none.
+  uint64_t offset = 0;
 };
 
 // Builder in the style of socket.io's BroadcastOperator:

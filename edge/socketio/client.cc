@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "edge/ids.h"
+#include "edge/recovery/offset.h"
 #include "edge/socketio/server.h"
 
 namespace switchboard::sio {
@@ -91,6 +92,27 @@ void Client::OnConnect(Packet&& packet) {
                              Json{{"message", "Too many namespaces"}}});
   }
   Json auth = packet.data.has_value() ? std::move(*packet.data) : Json();
+  // Connection state recovery: a pid (and the last offset received) from a
+  // client that had a session here. Taken out of the auth the middlewares
+  // see. Unusable ones make a new session, as unknown pids do.
+  std::optional<Namespace::RecoveryAttempt> attempt;
+  if (nsp->recovery() != nullptr && auth.is_object()) {
+    auto pid = auth.find("pid");
+    if (pid != auth.end() && pid->is_string()) {
+      attempt.emplace();
+      attempt->pid = pid->get<std::string>();
+      auto offset = auth.find("offset");
+      if (offset != auth.end() && offset->is_string()) {
+        attempt->offset = recovery::ParseOffset(offset->get_ref<const std::string&>());
+        if (!attempt->offset) {
+          nsp->recovery()->Count(recovery::Result::kUnknown);
+          attempt.reset();
+        }
+      }
+      auth.erase("pid");
+      auth.erase("offset");
+    }
+  }
   const std::string& edge_id = server_.options().edge_id;
   std::string id =
       edge_id.empty() ? edge::NewId(shard()) : edge::MakeSocketId(edge_id, edge::NewId(shard()));
@@ -98,23 +120,28 @@ void Client::OnConnect(Packet&& packet) {
   // Listed while connecting too: a second CONNECT to the namespace is
   // ignored, and the namespace limit counts it.
   sockets_.push_back(socket);
-  nsp->Connect(socket, [self = shared_from_this(), socket](std::optional<ConnectError> error) {
-    // Closed: OnSessionClose has let go of the sockets already.
-    if (self->closed_) return false;
-    const std::string& name = socket->nsp().name();
-    if (error) {
-      self->Remove(*socket);
-      Json data{{"message", error->message}};
-      if (!error->data.is_null()) data["data"] = error->data;
-      self->SendPacket(Packet{PacketType::kConnectError, name, std::nullopt, std::move(data)});
-      return false;
-    }
-    // Like the reference server: the connect timeout ends with the first
-    // namespace joined (and its timer is not kept for the connection's life).
-    self->connect_timer_.reset();
-    self->SendPacket(Packet{PacketType::kConnect, name, std::nullopt, Json{{"sid", socket->id()}}});
-    return true;
-  });
+  nsp->Connect(
+      socket,
+      [self = shared_from_this(), socket](std::optional<ConnectError> error) {
+        // Closed: OnSessionClose has let go of the sockets already.
+        if (self->closed_) return false;
+        const std::string& name = socket->nsp().name();
+        if (error) {
+          self->Remove(*socket);
+          Json data{{"message", error->message}};
+          if (!error->data.is_null()) data["data"] = error->data;
+          self->SendPacket(Packet{PacketType::kConnectError, name, std::nullopt, std::move(data)});
+          return false;
+        }
+        // Like the reference server: the connect timeout ends with the first
+        // namespace joined (and its timer is not kept for the connection's life).
+        self->connect_timer_.reset();
+        Json reply{{"sid", socket->id()}};
+        if (!socket->pid().empty()) reply["pid"] = socket->pid();
+        self->SendPacket(Packet{PacketType::kConnect, name, std::nullopt, std::move(reply)});
+        return true;
+      },
+      std::move(attempt));
 }
 
 bool Client::SendFrames(const std::vector<eio::Frame>& frames, bool is_volatile) {

@@ -28,6 +28,7 @@ class Client : public std::enable_shared_from_this<Client>, private eio::Session
   const Handshake& handshake() const { return session_->handshake(); }
   std::string_view transport() const { return session_->transport_name(); }
   size_t shard() const { return session_->shard(); }
+  bool closed() const { return closed_; }
 
   bool SendFrames(const std::vector<eio::Frame>& frames, bool is_volatile);
   // Prefetches of what SendFrames reads, one level at a time (each reads

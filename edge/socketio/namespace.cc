@@ -8,6 +8,9 @@
 #include <vector>
 
 #include "edge/engineio/transport.h"
+#include "edge/ids.h"
+#include "edge/recovery/offset.h"
+#include "edge/recovery/session_match.h"
 #include "edge/socketio/client.h"
 #include "edge/socketio/server.h"
 
@@ -65,36 +68,183 @@ Namespace::ShardState& Namespace::Local() {
 }
 
 void Namespace::Connect(const SocketPtr& socket,
-                        std::function<bool(std::optional<ConnectError>)> admit) {
+                        std::function<bool(std::optional<ConnectError>)> admit,
+                        std::optional<RecoveryAttempt> attempt) {
+  if (recovery_ && attempt) {
+    if (recovery_->options().skip_middlewares) {
+      return TryRestore(socket, std::move(admit), std::move(*attempt), false);
+    }
+    // The middlewares first: the restore must be the same user's.
+    return RunMiddleware(socket, 0,
+                         [this, socket, admit = std::move(admit), attempt = std::move(*attempt)](
+                             std::optional<ConnectError> error) mutable {
+                           if (error) return Admit(socket, std::move(admit), std::move(error));
+                           TryRestore(socket, std::move(admit), std::move(attempt), true);
+                         });
+  }
   RunMiddleware(socket, 0,
                 [this, socket, admit = std::move(admit)](std::optional<ConnectError> error) {
-                  bool reserved = false;
-                  if (!error) {
-                    error = Reserve(*socket);
-                    reserved = !error;
-                  }
-                  if (!admit(std::move(error))) {
-                    if (reserved) Release(*socket);
-                    return;
-                  }
-                  ShardState& local = Local();
-                  local.sockets.insert(socket.get());
-                  if (!socket->user_id().empty())
-                    local.users[socket->user_id()].insert(socket.get());
-                  local.socket_count.fetch_add(1, std::memory_order_relaxed);
-                  socket->MarkConnected();
-                  socket->Join(socket->id());
-                  if (auto* observer = server_.membership_observer())
-                    observer->OnConnected(*socket);
-                  for (std::string& room : socket->TakeInitialRooms()) socket->Join(room);
-                  if (!on_connection_) return;
-                  try {
-                    on_connection_(socket);
-                  } catch (const std::exception&) {
-                    Local().handler_errors.fetch_add(1, std::memory_order_relaxed);
-                    socket->Disconnect(true);
-                  }
+                  Admit(socket, admit, std::move(error));
                 });
+}
+
+void Namespace::Admit(const SocketPtr& socket,
+                      std::function<bool(std::optional<ConnectError>)> admit,
+                      std::optional<ConnectError> error) {
+  bool reserved = false;
+  if (!error) {
+    error = Reserve(*socket);
+    reserved = !error;
+  }
+  // A recoverable session's pid goes out in the CONNECT reply.
+  if (!error && recovery_ && socket->pid().empty()) {
+    int shard = edge::Runtime::CurrentShard();
+    size_t s = shard < 0 ? 0 : static_cast<size_t>(shard);
+    socket->SetPid(edge::NewId(s) + edge::NewId(s));
+  }
+  if (!admit(std::move(error))) {
+    if (reserved) Release(*socket);
+    return;
+  }
+  ShardState& local = Local();
+  local.sockets.insert(socket.get());
+  if (!socket->user_id().empty()) local.users[socket->user_id()].insert(socket.get());
+  local.socket_count.fetch_add(1, std::memory_order_relaxed);
+  socket->MarkConnected();
+  socket->Join(socket->id());
+  if (auto* observer = server_.membership_observer()) observer->OnConnected(*socket);
+  for (std::string& room : socket->TakeInitialRooms()) socket->Join(room);
+  if (recovery_) {
+    socket->SetStartOffset(recovery_->log().Stats().last_offset);
+    SaveSession(*socket, false);
+  }
+  if (!on_connection_) return;
+  try {
+    on_connection_(socket);
+  } catch (const std::exception&) {
+    Local().handler_errors.fetch_add(1, std::memory_order_relaxed);
+    socket->Disconnect(true);
+  }
+}
+
+void Namespace::TryRestore(const SocketPtr& socket,
+                           std::function<bool(std::optional<ConnectError>)> admit,
+                           RecoveryAttempt attempt, bool middlewares_ran) {
+  size_t shard = socket->client().shard();
+  std::optional<uint64_t> offset = attempt.offset;
+  recovery_->sessions().Take(
+      attempt.pid, std::chrono::system_clock::now(),
+      [this, socket, admit = std::move(admit), offset, middlewares_ran,
+       shard](absl::StatusOr<recovery::SessionRecord> record) mutable {
+        // Back on the socket's shard (a durable store answers from its own
+        // threads; the in-memory one at once).
+        auto go = [this, socket, admit = std::move(admit), offset, middlewares_ran,
+                   record = std::move(record)]() mutable {
+          if (!record.ok()) {
+            recovery_->Count(absl::IsFailedPrecondition(record.status()) ? recovery::Result::kReused
+                             : absl::IsDeadlineExceeded(record.status())
+                                 ? recovery::Result::kExpired
+                                 : recovery::Result::kUnknown);
+            return NewSessionAfterAttempt(socket, std::move(admit), middlewares_ran);
+          }
+          Restore(socket, std::move(admit), std::move(*record), offset, middlewares_ran);
+        };
+        if (edge::Runtime::CurrentShard() == static_cast<int>(shard)) return go();
+        server_.runtime().Post(shard, std::move(go));
+      });
+}
+
+void Namespace::NewSessionAfterAttempt(const SocketPtr& socket,
+                                       std::function<bool(std::optional<ConnectError>)> admit,
+                                       bool middlewares_ran) {
+  if (middlewares_ran) return Admit(socket, std::move(admit), std::nullopt);
+  RunMiddleware(socket, 0,
+                [this, socket, admit = std::move(admit)](std::optional<ConnectError> error) {
+                  Admit(socket, admit, std::move(error));
+                });
+}
+
+void Namespace::Restore(const SocketPtr& socket,
+                        std::function<bool(std::optional<ConnectError>)> admit,
+                        recovery::SessionRecord record, std::optional<uint64_t> offset,
+                        bool middlewares_ran) {
+  // The middlewares ran again: never someone else's session.
+  if (middlewares_ran && socket->user_id() != record.state.user_id) {
+    recovery_->Count(recovery::Result::kUnknown);
+    recovery_->sessions().Put(std::move(record), nullptr);  // still its owner's
+    return NewSessionAfterAttempt(socket, std::move(admit), true);
+  }
+  if (socket->client().closed()) {
+    recovery_->sessions().Put(std::move(record), nullptr);
+    return;
+  }
+  uint64_t after = offset ? *offset : record.start_offset;
+  std::unique_lock order(recovery_->order_mu());
+  absl::StatusOr<std::vector<recovery::LogEntryPtr>> missed;
+  const sio::MovedSocketState& state = record.state;
+  recovery_->log().ReadAfter(
+      after, [&state](const BroadcastTarget& target) { return recovery::Reaches(target, state); },
+      [&missed](absl::StatusOr<std::vector<recovery::LogEntryPtr>> entries) {
+        missed = std::move(entries);
+      });
+  if (!missed.ok()) {
+    order.unlock();
+    recovery_->Count(absl::IsOutOfRange(missed.status()) ? recovery::Result::kExpired
+                                                         : recovery::Result::kUnknown);
+    return NewSessionAfterAttempt(socket, std::move(admit), middlewares_ran);
+  }
+  // The session as it was: same id, user, claims, data, rooms.
+  socket->SetIdForRestore(record.state.id);
+  Json auth = socket->auth();
+  record.state.auth = std::move(auth);  // this CONNECT's, without pid / offset
+  socket->RestoreState(std::move(record.state));
+  socket->SetPid(record.pid);
+  socket->SetStartOffset(record.start_offset);
+  if (std::optional<ConnectError> error = Reserve(*socket)) {
+    order.unlock();
+    record.state = socket->ExportState();  // still its owner's, for a later try
+    recovery_->sessions().Put(std::move(record), nullptr);
+    admit(std::move(error));
+    return;
+  }
+  ShardState& local = Local();
+  local.sockets.insert(socket.get());
+  if (!socket->user_id().empty()) local.users[socket->user_id()].insert(socket.get());
+  local.socket_count.fetch_add(1, std::memory_order_relaxed);
+  for (const auto& room : socket->joined_rooms()) local.rooms[room].insert(socket.get());
+  socket->MarkConnected();
+  // Publishes logged up to here are in `missed` or not for this socket;
+  // those still queued for this shard skip it (replayed_through).
+  socket->MarkRecovered(recovery_->log().Stats().last_offset);
+  order.unlock();
+  // The missed packets, then the CONNECT reply (the client buffers them
+  // until it): as the reference server does.
+  for (const recovery::LogEntryPtr& entry : *missed) {
+    socket->SendFrames(entry->delivery->frames, false);
+  }
+  recovery_->CountReplayed(missed->size());
+  recovery_->Count(recovery::Result::kRecovered);
+  if (!admit(std::nullopt)) return;  // not reached: the client is open (checked above)
+  if (auto* observer = server_.membership_observer()) observer->OnConnected(*socket);
+  SaveSession(*socket, false);
+  if (!on_connection_) return;
+  try {
+    on_connection_(socket);
+  } catch (const std::exception&) {
+    Local().handler_errors.fetch_add(1, std::memory_order_relaxed);
+    socket->Disconnect(true);
+  }
+}
+
+void Namespace::SaveSession(const Socket& socket, bool disconnected) {
+  if (!recovery_ || socket.pid().empty()) return;
+  recovery::SessionRecord record;
+  record.pid = socket.pid();
+  record.state = socket.ExportState();
+  record.state.auth = Json();  // not kept: a restore brings its own
+  record.start_offset = socket.start_offset();
+  if (disconnected) record.disconnected_at = std::chrono::system_clock::now();
+  recovery_->sessions().Put(std::move(record), nullptr);
 }
 
 std::optional<ConnectError> Namespace::Reserve(const Socket& socket) {
@@ -145,6 +295,19 @@ void Namespace::RunMiddleware(const SocketPtr& socket, size_t index,
 void Namespace::Remove(Socket& socket, std::string_view reason) {
   if (!Unlist(socket)) return;
   if (auto* observer = server_.membership_observer()) observer->OnDisconnected(socket, reason);
+  // After the observer: once the record says "disconnected", a restore of
+  // the same socket id may run on another shard, and its connect must come
+  // after this disconnect in the membership stream.
+  if (recovery_ && !socket.pid().empty()) {
+    // As the reference server: a session ended on purpose (either side's
+    // namespace disconnect, a protocol violation) is not recoverable.
+    if (reason == "client namespace disconnect" || reason == "server namespace disconnect" ||
+        reason == "parse error") {
+      recovery_->sessions().Erase(socket.pid(), nullptr);
+    } else {
+      SaveSession(socket, true);
+    }
+  }
   if (on_disconnect_) on_disconnect_(socket.shared_from_this(), reason);
 }
 
@@ -200,6 +363,7 @@ void Namespace::AddToRoom(Socket& socket, const std::string& room) {
   if (room == socket.id()) return;
   Local().rooms[room].insert(&socket);
   if (auto* observer = server_.membership_observer()) observer->OnJoined(socket, room);
+  if (socket.connected()) SaveSession(socket, false);
 }
 
 void Namespace::RemoveFromRoom(Socket& socket, const std::string& room) {
@@ -210,6 +374,7 @@ void Namespace::RemoveFromRoom(Socket& socket, const std::string& room) {
   it->second.erase(&socket);
   if (it->second.empty()) local.rooms.erase(it);
   if (auto* observer = server_.membership_observer()) observer->OnLeft(socket, room);
+  if (socket.connected()) SaveSession(socket, false);
 }
 
 void Namespace::Dispatch(const SocketPtr& socket, std::string_view event, EventArgs& args,
@@ -250,8 +415,44 @@ void Namespace::OnEveryShard(const Task& task) {
 }
 
 void Namespace::Deliver(std::shared_ptr<const Delivery> delivery) {
+  if (recovery_ && !delivery->target.is_volatile && !delivery->target.only &&
+      delivery->offset == 0 && recovery::IsRecoverable(delivery->frames)) {
+    return DeliverLogged(std::move(delivery));
+  }
   broadcasts_.fetch_add(1, std::memory_order_relaxed);
   OnEveryShard([this, delivery] { DeliverLocal(*delivery); });
+}
+
+void Namespace::DeliverLogged(std::shared_ptr<const Delivery> original) {
+  const Delivery& delivery = *original;
+  broadcasts_.fetch_add(1, std::memory_order_relaxed);
+  auto& runtime = server_.runtime();
+  int current = edge::Runtime::CurrentShard();
+  std::shared_ptr<const Delivery> here;
+  {
+    std::lock_guard order(recovery_->order_mu());
+    absl::StatusOr<recovery::LogEntryPtr> entry = recovery_->log().Append(
+        delivery.target,
+        [&delivery](uint64_t offset) { return *recovery::WithOffset(delivery.frames, offset); });
+    if (!entry.ok()) return;  // the log refused it: delivered nowhere, as a refused relay
+    std::shared_ptr<const Delivery> logged = (*entry)->delivery;
+    // Posted to every shard in log order. The caller's shard runs it inline
+    // (after the lock) only if nothing is queued for it there: otherwise it
+    // would overtake earlier offsets.
+    bool run_here = current >= 0 && shards_[current]->queued_deliveries.load() == 0;
+    for (size_t i = 0; i < runtime.size(); ++i) {
+      if (static_cast<int>(i) == current && run_here) continue;
+      shards_[i]->queued_deliveries.fetch_add(1, std::memory_order_relaxed);
+      // `original` holds what the caller holds it for (e.g. the bus's bytes
+      // against its bound) until every shard has taken the delivery.
+      runtime.Post(i, [this, logged, original] {
+        Local().queued_deliveries.fetch_sub(1, std::memory_order_relaxed);
+        DeliverLocal(*logged);
+      });
+    }
+    if (run_here) here = std::move(logged);
+  }
+  if (here) DeliverLocal(*here);
 }
 
 void Namespace::ForEachTarget(std::shared_ptr<const BroadcastTarget> target, TargetVisit visit) {
@@ -329,6 +530,8 @@ void Namespace::DeliverLocal(const Delivery& delivery) {
     for (size_t i = begin; i < end; ++i) {
       Socket* socket = members[i];
       if (Excluded(target, *socket)) continue;
+      // A restored socket got it in its replay already.
+      if (delivery.offset != 0 && delivery.offset <= socket->replayed_through()) continue;
       socket->SendFrames(frames, target.is_volatile);
       ++sent;
     }

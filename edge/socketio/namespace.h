@@ -12,6 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "edge/recovery/recovery.h"
 #include "edge/socketio/broadcast.h"
 #include "edge/socketio/event_args.h"
 #include "edge/socketio/limits.h"
@@ -65,6 +66,14 @@ class Namespace {
   }
   void OnAnyEventLazy(LazyEventHandler handler) { on_any_ = std::move(handler); }
 
+  // Connection state recovery (edge/recovery); set before serving. Null:
+  // off (the default).
+  void EnableRecovery(std::unique_ptr<recovery::Recovery> recovery) {
+    recovery_ = std::move(recovery);
+  }
+  recovery::Recovery* recovery() { return recovery_.get(); }
+  const recovery::Recovery* recovery() const { return recovery_.get(); }
+
   // Limits of this namespace's sockets; set before serving.
   void SetLimits(NamespaceLimits limits) { limits_ = limits; }
   const NamespaceLimits& limits() const { return limits_; }
@@ -107,7 +116,14 @@ class Namespace {
   // Internal: called by Client / Socket on their shard.
   // Runs the middlewares; `admit` sends the verdict and says whether the
   // socket is still wanted (its connection may have closed meanwhile).
-  void Connect(const SocketPtr& socket, std::function<bool(std::optional<ConnectError>)> admit);
+  // A client's attempt to recover a session (its CONNECT's pid and offset;
+  // no offset: it never received one).
+  struct RecoveryAttempt {
+    std::string pid;
+    std::optional<uint64_t> offset;
+  };
+  void Connect(const SocketPtr& socket, std::function<bool(std::optional<ConnectError>)> admit,
+               std::optional<RecoveryAttempt> attempt = std::nullopt);
   void Remove(Socket& socket, std::string_view reason);
   // Moves: the socket leaves for another edge (reported as moved: no
   // disconnect handler runs); a socket that moved here joins as it was.
@@ -136,6 +152,24 @@ class Namespace {
   template <typename Task>
   void OnEveryShard(const Task& task);
   void DeliverLocal(const Delivery& delivery);
+  // Deliver() for a recoverable publish: logged, then handed to the shards
+  // in log order (Recovery::order_mu).
+  void DeliverLogged(std::shared_ptr<const Delivery> delivery);
+  // Admission after the middlewares (or none): the new-session path.
+  void Admit(const SocketPtr& socket, std::function<bool(std::optional<ConnectError>)> admit,
+             std::optional<ConnectError> error);
+  // Recovery: takes the attempt's session record, then restores it or falls
+  // back to a new session (running the middlewares if they were skipped).
+  void TryRestore(const SocketPtr& socket, std::function<bool(std::optional<ConnectError>)> admit,
+                  RecoveryAttempt attempt, bool middlewares_ran);
+  void Restore(const SocketPtr& socket, std::function<bool(std::optional<ConnectError>)> admit,
+               recovery::SessionRecord record, std::optional<uint64_t> offset,
+               bool middlewares_ran);
+  void NewSessionAfterAttempt(const SocketPtr& socket,
+                              std::function<bool(std::optional<ConnectError>)> admit,
+                              bool middlewares_ran);
+  // Writes the socket's session record (connected, or disconnected now).
+  void SaveSession(const Socket& socket, bool disconnected);
   // The sockets `target` matches on this shard, each once, held.
   std::vector<SocketPtr> HoldLocalTarget(const BroadcastTarget& target);
   // The members of a union target (several rooms, or users) on this shard,
@@ -172,6 +206,7 @@ class Namespace {
   std::mutex users_mu_;
   std::unordered_map<std::string, size_t> user_sockets_;
   std::atomic<uint64_t> broadcasts_{0};
+  std::unique_ptr<recovery::Recovery> recovery_;
 };
 
 }  // namespace switchboard::sio

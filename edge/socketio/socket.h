@@ -103,6 +103,24 @@ class Socket : public std::enable_shared_from_this<Socket> {
   // ACK `id` whose arguments are JSON text, comma-separated without brackets.
   void SendAckText(uint64_t id, std::string_view args_list);
   void MarkConnected() { connected_ = true; }
+  // Connection state recovery (edge/recovery): the session's pid ("" when
+  // its namespace has none), whether it was restored, and the last log
+  // offset a restore replayed (live deliveries up to it are skipped: the
+  // replay sent them).
+  const std::string& pid() const { return pid_; }
+  void SetPid(std::string pid) { pid_ = std::move(pid); }
+  bool recovered() const { return recovered_; }
+  uint64_t replayed_through() const { return replayed_through_; }
+  void MarkRecovered(uint64_t replayed_through) {
+    recovered_ = true;
+    replayed_through_ = replayed_through;
+  }
+  uint64_t start_offset() const { return start_offset_; }
+  void SetStartOffset(uint64_t offset) { start_offset_ = offset; }
+  // A restore takes over the previous session's id (before it connects).
+  void SetIdForRestore(std::string id) {
+    if (!connected_) id_ = std::move(id);
+  }
   // Moves (cluster/session_mover.h): the socket's state, to take along; and
   // the same restored on the new edge (before it is connected there).
   MovedSocketState ExportState() const;
@@ -131,7 +149,11 @@ class Socket : public std::enable_shared_from_this<Socket> {
   uint32_t flood_drops_ = 0;  // events dropped in the flood window (saturates)
   bool connected_ = false;
   bool in_own_room_ = false;
+  bool recovered_ = false;
   std::string id_;
+  std::string pid_;  // empty unless the namespace recovers sessions
+  uint64_t replayed_through_ = 0;
+  uint64_t start_offset_ = 0;
   Json auth_;  // null: none sent (an empty object costs an allocation)
   Json data_;  // null until data() is first called
   std::string user_id_;

@@ -510,3 +510,44 @@ TEST(PageConfigTest, OffByDefaultParsedWhenGiven) {
 
 }  // namespace
 }  // namespace switchboard::services
+
+namespace switchboard::services {
+namespace {
+
+TEST(RecoveryConfigTest, OffWhenAbsentDefaultsAndValues) {
+  auto plain = ParseConfig(R"({"namespaces": {"/": {}}})");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->namespaces.front().recovery.has_value()) << "off when absent";
+
+  auto defaults = ParseConfig(R"({"namespaces": {"/": {"connectionStateRecovery": {}}}})");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  ASSERT_TRUE(defaults->namespaces.front().recovery.has_value());
+  const recovery::Options& d = *defaults->namespaces.front().recovery;
+  EXPECT_EQ(d.max_disconnection_duration, std::chrono::milliseconds(120'000));
+  EXPECT_TRUE(d.skip_middlewares);
+  EXPECT_EQ(d.max_log_bytes, size_t{64} << 20);
+
+  auto set = ParseConfig(
+      R"({"namespaces": {"/": {"connectionStateRecovery": {"maxDisconnectionDuration": 5000,
+          "skipMiddlewares": false, "maxLogBytes": 1048576}}}})");
+  ASSERT_TRUE(set.ok()) << set.status();
+  const recovery::Options& s = *set->namespaces.front().recovery;
+  EXPECT_EQ(s.max_disconnection_duration, std::chrono::milliseconds(5000));
+  EXPECT_FALSE(s.skip_middlewares);
+  EXPECT_EQ(s.max_log_bytes, 1048576u);
+}
+
+TEST(RecoveryConfigTest, MistakesAreNamed) {
+  EXPECT_THAT(ErrorOf(R"({"namespaces": {"/": {"connectionStateRecovery": true}}})"),
+              HasSubstr("connectionStateRecovery"));
+  EXPECT_THAT(
+      ErrorOf(R"({"namespaces": {"/": {"connectionStateRecovery": {"maxDisconnectionDuration": 0}}}})"),
+      HasSubstr("maxDisconnectionDuration"));
+  EXPECT_THAT(ErrorOf(R"({"namespaces": {"/": {"connectionStateRecovery": {"maxLogBytes": 10}}}})"),
+              HasSubstr("maxLogBytes"));
+  EXPECT_THAT(ErrorOf(R"({"namespaces": {"/": {"connectionStateRecovery": {"skipMiddleware": true}}}})"),
+              HasSubstr("skipMiddleware"));
+}
+
+}  // namespace
+}  // namespace switchboard::services
