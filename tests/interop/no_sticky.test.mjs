@@ -438,7 +438,7 @@ describe("three edges behind a round-robin balancer, no affinity", () => {
         const g = i % GROUPS;
         joins.push(
           (async () => {
-            const s = await clients.connect({ name: `mv${i}`, url: proxy.url, transport: "upgrade", userId: `mv-user-${i}` });
+            const s = await clients.connect({ name: `mv${i}`, url: proxy.url, transport: "upgrade", userId: `mv-user-${i}`, waitMs: 20_000 });
             watch(s);
             s.group = g;
             sockets.push(s);

@@ -314,14 +314,14 @@ export const TRANSPORTS = {
   upgrade: { transports: ["polling", "websocket"], upgrade: true },
 };
 
-function connected(socket, what) {
+function connected(socket, what, waitMs = WAIT_MS) {
   return withTimeout(
     new Promise((resolve, reject) => {
       if (socket.connected) return resolve();
       socket.once("connect", resolve);
       socket.once("connect_error", (err) => reject(new Error(`${what}: connect_error: ${err.message}`)));
     }),
-    WAIT_MS,
+    waitMs,
     `${what} to connect`,
   );
 }
@@ -340,17 +340,18 @@ export class Clients {
   /**
    * Connects a socket to `url` + `nsp`. `edge` is the edge id the test expects
    * to hold it; `transport` is a key of TRANSPORTS; `userId` goes into the
-   * CONNECT auth as { userId }.
+   * CONNECT auth as { userId }. `waitMs`: how long the connection may take
+   * (more where many clients connect at once under load).
    */
-  async connect({ name, url, edge, nsp = "/", transport = "websocket", userId } = {}) {
+  async connect({ name, url, edge, nsp = "/", transport = "websocket", userId, waitMs = WAIT_MS } = {}) {
     const socket = io(url + (nsp === "/" ? "" : nsp), {
       ...TRANSPORTS[transport],
       forceNew: true,
       reconnection: false,
-      timeout: WAIT_MS,
+      timeout: waitMs,
       ...(userId !== undefined ? { auth: { userId } } : {}),
     });
-    return this.#track(socket, { name, edge, nsp, transport, userId });
+    return this.#track(socket, { name, edge, nsp, transport, userId }, waitMs);
   }
 
   /** A Manager (one Engine.IO connection) for several namespaces; see socketOn(). */
@@ -368,11 +369,11 @@ export class Clients {
     return this.#track(socket, { name, edge, nsp, transport, userId });
   }
 
-  async #track(socket, meta) {
+  async #track(socket, meta, waitMs = WAIT_MS) {
     socket.name = meta.name;
     socket.meta = { ...meta, rooms: new Set() };
     this.sockets.push(socket);
-    await connected(socket, `client ${meta.name}`);
+    await connected(socket, `client ${meta.name}`, waitMs);
     return socket;
   }
 
