@@ -61,7 +61,9 @@ TEST_P(BrokerMoveTest, SocketEndsOnTheNewEdgeOnceWithoutChurn) {
   e1.ServeSnapshots();
   e2.ServeSnapshots();
   e1.Join(cluster.a, "r3");
-  ASSERT_TRUE(Eventually([&] { return cluster.Indexed(*broker); }));
+  // The join too: the watcher below must see nothing from before it started.
+  ASSERT_TRUE(Eventually(
+      [&] { return cluster.Indexed(*broker) && RoomsText(*broker) == "/:r1=2 /:r2=1 /:r3=1"; }));
   Seen lifecycle;  // every kind (the default)
   auto watch = broker->StartWatch({}, lifecycle.OnEvent(), [] {});
   ASSERT_TRUE(watch.ok()) << watch.status();
