@@ -106,10 +106,7 @@ void Namespace::Admit(const SocketPtr& socket,
     if (reserved) Release(*socket);
     return;
   }
-  ShardState& local = Local();
-  local.sockets.insert(socket.get());
-  if (!socket->user_id().empty()) local.users[socket->user_id()].insert(socket.get());
-  local.socket_count.fetch_add(1, std::memory_order_relaxed);
+  List(*socket);
   socket->MarkConnected();
   socket->Join(socket->id());
   if (auto* observer = server_.membership_observer()) observer->OnConnected(*socket);
@@ -118,6 +115,19 @@ void Namespace::Admit(const SocketPtr& socket,
     socket->SetStartOffset(recovery_->log().Stats().last_offset);
     SaveSession(*socket, false);
   }
+  RunConnectionHandler(socket);
+}
+
+// In this shard's tables as a connected socket of the namespace.
+Namespace::ShardState& Namespace::List(Socket& socket) {
+  ShardState& local = Local();
+  local.sockets.insert(&socket);
+  if (!socket.user_id().empty()) local.users[socket.user_id()].insert(&socket);
+  local.socket_count.fetch_add(1, std::memory_order_relaxed);
+  return local;
+}
+
+void Namespace::RunConnectionHandler(const SocketPtr& socket) {
   if (!on_connection_) return;
   try {
     on_connection_(socket);
@@ -207,10 +217,7 @@ void Namespace::Restore(const SocketPtr& socket,
     admit(std::move(error));
     return;
   }
-  ShardState& local = Local();
-  local.sockets.insert(socket.get());
-  if (!socket->user_id().empty()) local.users[socket->user_id()].insert(socket.get());
-  local.socket_count.fetch_add(1, std::memory_order_relaxed);
+  ShardState& local = List(*socket);
   for (const auto& room : socket->joined_rooms()) local.rooms[room].insert(socket.get());
   socket->MarkConnected();
   // Publishes logged up to here are in `missed` or not for this socket;
@@ -227,13 +234,7 @@ void Namespace::Restore(const SocketPtr& socket,
   if (!admit(std::nullopt)) return;  // not reached: the client is open (checked above)
   if (auto* observer = server_.membership_observer()) observer->OnConnected(*socket);
   SaveSession(*socket, false);
-  if (!on_connection_) return;
-  try {
-    on_connection_(socket);
-  } catch (const std::exception&) {
-    Local().handler_errors.fetch_add(1, std::memory_order_relaxed);
-    socket->Disconnect(true);
-  }
+  RunConnectionHandler(socket);
 }
 
 void Namespace::SaveSession(const Socket& socket, bool disconnected) {
@@ -323,10 +324,7 @@ void Namespace::Adopt(const SocketPtr& socket, std::string_view from_edge) {
     std::lock_guard lock(users_mu_);
     ++user_sockets_[socket->user_id()];
   }
-  ShardState& local = Local();
-  local.sockets.insert(socket.get());
-  if (!socket->user_id().empty()) local.users[socket->user_id()].insert(socket.get());
-  local.socket_count.fetch_add(1, std::memory_order_relaxed);
+  ShardState& local = List(*socket);
   for (const auto& room : socket->joined_rooms()) local.rooms[room].insert(socket.get());
   socket->MarkConnected();
   if (auto* observer = server_.membership_observer()) observer->OnMovedIn(*socket, from_edge);

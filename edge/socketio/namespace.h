@@ -170,6 +170,9 @@ class Namespace {
                               bool middlewares_ran);
   // Writes the socket's session record (connected, or disconnected now).
   void SaveSession(const Socket& socket, bool disconnected);
+  // Lists a connecting (or arriving) socket in this shard's tables.
+  ShardState& List(Socket& socket);
+  void RunConnectionHandler(const SocketPtr& socket);
   // The sockets `target` matches on this shard, each once, held.
   std::vector<SocketPtr> HoldLocalTarget(const BroadcastTarget& target);
   // The members of a union target (several rooms, or users) on this shard,
