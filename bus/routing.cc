@@ -28,6 +28,20 @@ std::string Join(std::string_view a, std::string_view b, std::string_view c, std
   return out;
 }
 
+// The first 12 bytes of the name's SHA-256, in hex: names of streams and
+// buckets, which take no '.', '~' or '=' .
+std::string NameHash(std::string_view name) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(name.data()), name.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < 12; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string NameToken(std::string_view name) {
@@ -72,6 +86,9 @@ std::string ForwardNamespacePattern(std::string_view nsp) {
 
 std::string ForwardAckSubject(std::string_view edge_id) { return Join("sb.v1.fack.", edge_id); }
 std::string PollSubject(std::string_view edge_id) { return Join("sb.v1.poll.", edge_id); }
+std::string LogSubject(std::string_view nsp) { return Join("sb.v1.log.", NameToken(nsp)); }
+std::string LogStream(std::string_view nsp) { return Join("SB_LOG_", NameHash(nsp)); }
+std::string SessionBucket(std::string_view nsp) { return Join("SB_SESSIONS_", NameHash(nsp)); }
 
 std::string ForwardEventPattern(std::string_view event) {
   return Join("sb.v1.forward.*.", NameToken(event));

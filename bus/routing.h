@@ -52,6 +52,13 @@ std::string SocketPattern(std::string_view edge_id);
 // Edge -> edge requests: a polling GET or POST for a session that edge owns,
 // or the abort of a held one (PollRequest).
 std::string PollSubject(std::string_view edge_id);
+// Connection state recovery on JetStream (issue 17), per namespace with it
+// on: the subject of its publish log, "sb.v1.log.<ns>"; the stream holding
+// it; the KV bucket of its session records. Stream and bucket names take
+// [A-Za-z0-9_-] only, so they use a hash of the namespace.
+std::string LogSubject(std::string_view nsp);
+std::string LogStream(std::string_view nsp);
+std::string SessionBucket(std::string_view nsp);
 
 inline constexpr std::string_view kAllMembership = "sb.v1.membership.>";
 inline constexpr std::string_view kAllHeartbeats = "sb.v1.heartbeat.>";

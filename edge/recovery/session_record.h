@@ -21,6 +21,9 @@ struct SessionRecord {
   uint64_t start_offset = 0;
   // Unset while the session is connected.
   std::optional<std::chrono::system_clock::time_point> disconnected_at;
+  // The edge the session is (or was last) connected to; empty standalone. A
+  // shared store asks it whether a session it says is connected still is.
+  std::string edge_id;
 };
 
 }  // namespace switchboard::recovery
