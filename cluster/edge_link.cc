@@ -10,6 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "bus/routing.h"
 #include "cluster/arguments.h"
+#include "cluster/delivery_codec.h"
+#include "edge/recovery/offset.h"
 #include "edge/socketio/ack_event.h"
 #include "edge/socketio/namespace.h"
 #include "edge/socketio/socket.h"
@@ -17,18 +19,6 @@
 
 namespace switchboard::cluster {
 namespace {
-
-// The Socket.IO form of a bus target: a socket id is a room of its own.
-sio::BroadcastTarget ToBroadcastTarget(const v1::Target& target) {
-  sio::BroadcastTarget out;
-  out.rooms.assign(target.rooms().begin(), target.rooms().end());
-  out.rooms.insert(out.rooms.end(), target.socket_ids().begin(), target.socket_ids().end());
-  out.user_ids.assign(target.user_ids().begin(), target.user_ids().end());
-  out.except_rooms.assign(target.except_rooms().begin(), target.except_rooms().end());
-  out.except_rooms.insert(out.except_rooms.end(), target.except_socket_ids().begin(),
-                          target.except_socket_ids().end());
-  return out;
-}
 
 // Acks of one delivery on this edge: every shard adds its recipients, and
 // the report leaves once all shards are done and every recipient answered
@@ -115,7 +105,8 @@ absl::StatusOr<std::unique_ptr<EdgeLink>> EdgeLink::Start(bus::Bus& bus, sio::Se
   // whether or not a socket here is in its target now (a disconnected one
   // gets it on its restore): its whole subject space, for good.
   for (const auto& nsp : server.namespaces()) {
-    if (nsp->recovery() == nullptr) continue;
+    // A cluster's log brings them from its stream instead.
+    if (nsp->recovery() == nullptr || nsp->recovery()->log().shared()) continue;
     auto last_token_any = [](std::string subject) {
       return subject.substr(0, subject.rfind('.') + 1) + "*";
     };
@@ -201,6 +192,8 @@ size_t EdgeLink::subscription_count() const {
 void EdgeLink::OnConnected(const sio::Socket& socket) {
   const std::string& nsp = socket.nsp().name();
   AddInterest(bus::NamespaceSubject(nsp));
+  // A restored session's id may name the edge it had before.
+  AddInterest(bus::SocketSubject(socket.id()));
   if (!socket.user_id().empty()) AddInterest(bus::UserSubject(nsp, socket.user_id()));
   for (const auto& room : socket.rooms()) {
     if (room != socket.id()) AddInterest(bus::RoomSubject(nsp, room));
@@ -322,29 +315,23 @@ void EdgeLink::HandleDelivery(const v1::Delivery& delivery, std::shared_ptr<cons
                                except_sockets->end());
   }
 
-  if (delivery.frames_size() > 0) {  // relayed by another edge: already encoded
-    std::vector<eio::Frame> frames;
-    frames.reserve(delivery.frames_size());
-    for (int i = 0; i < delivery.frames_size(); ++i) {
-      frames.push_back(eio::Frame{std::make_shared<const std::string>(delivery.frames(i)), i > 0});
+  if (delivery.ack_timeout_ms() > 0 && !delivery.ack_subject().empty() &&
+      delivery.frames_size() == 0) {
+    absl::StatusOr<sio::Json> args = ArgumentsToJson(delivery.args());
+    if (!args.ok()) {
+      spdlog::warn("delivery {} dropped: {}", delivery.id(), args.status().ToString());
+      return;
     }
-    nsp->Deliver(Held(sio::Delivery{std::move(target), std::move(frames)}, std::move(hold)));
-    observe();
-    return;
-  }
-  absl::StatusOr<sio::Json> args = ArgumentsToJson(delivery.args());
-  if (!args.ok()) {
-    spdlog::warn("delivery {} dropped: {}", delivery.id(), args.status().ToString());
-    return;
-  }
-  if (delivery.ack_timeout_ms() > 0 && !delivery.ack_subject().empty()) {
     CollectAcks(*nsp, delivery, std::move(target), std::move(*args), std::move(hold));
     observe();
     return;
   }
-  nsp->Deliver(Held(sio::Delivery{std::move(target), sio::Encode(sio::MakeEvent(
-                                                         nsp->name(), delivery.event(), *args))},
-                    std::move(hold)));
+  absl::StatusOr<std::vector<eio::Frame>> frames = DeliveryFrames(delivery, nsp->name());
+  if (!frames.ok()) {
+    spdlog::warn("delivery {} dropped: {}", delivery.id(), frames.status().ToString());
+    return;
+  }
+  nsp->Deliver(Held(sio::Delivery{std::move(target), std::move(*frames)}, std::move(hold)));
   observe();
 }
 
@@ -434,8 +421,9 @@ void EdgeLink::HandleCommand(const v1::Command& command,
 
 // --------------------------------------------------------------- relay ---
 
-bool EdgeLink::OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delivery) {
-  if (!options_.relay_broadcasts) return true;
+sio::BroadcastRelay::Relayed EdgeLink::OnLocalBroadcast(sio::Namespace& nsp,
+                                                        const sio::Delivery& delivery) {
+  if (!options_.relay_broadcasts) return Relayed::kDeliverHere;
   v1::EdgeMessage message;
   v1::Delivery* out = message.mutable_delivery();
   out->set_id(NextDeliveryId());
@@ -449,10 +437,46 @@ bool EdgeLink::OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delive
   for (const auto& room : delivery.target.except_rooms) target->add_except_rooms(room);
   for (const auto& frame : delivery.frames) out->add_frames(*frame.bytes);
 
+  if (LogsHere(nsp, delivery)) {
+    std::string payload = message.SerializeAsString();
+    auto fallback = std::make_shared<const sio::Delivery>(delivery);
+    absl::Status status = options_.append_to_log(
+        nsp.name(), payload,
+        [this, &nsp, payload, fallback](absl::StatusOr<uint64_t> sequence) {
+          if (!absl::IsNotFound(sequence.status())) {
+            if (!sequence.ok()) {
+              spdlog::warn("{}: broadcast not stored in the recovery log: {}", nsp.name(),
+                           sequence.status().ToString());
+            }
+            return;
+          }
+          // No stream (deleted under us): live on the bus, without an offset.
+          (void)RelayOnBus(nsp, *fallback, payload);
+          nsp.Deliver(fallback);
+        });
+    if (status.ok()) return Relayed::kLogged;
+    uint64_t refused = relays_refused_.fetch_add(1, std::memory_order_relaxed) + 1;
+    if ((refused & (refused - 1)) == 0) {
+      spdlog::warn("{}: broadcast not sent ({} so far): {}", nsp.name(), refused,
+                   std::string(status.message()));
+    }
+    return Relayed::kRefused;
+  }
+  return RelayOnBus(nsp, delivery, message.SerializeAsString()) ? Relayed::kDeliverHere
+                                                                : Relayed::kRefused;
+}
+
+bool EdgeLink::LogsHere(sio::Namespace& nsp, const sio::Delivery& delivery) const {
+  return options_.append_to_log && nsp.recovery() != nullptr && nsp.recovery()->log().shared() &&
+         !delivery.target.is_volatile && !delivery.target.only &&
+         recovery::IsRecoverable(delivery.frames);
+}
+
+bool EdgeLink::RelayOnBus(sio::Namespace& nsp, const sio::Delivery& delivery,
+                          const std::string& payload) {
   // Socket ids are rooms here: TargetSubjects sends those to their edges too.
   const std::vector<std::string> subjects = bus::TargetSubjects(
       nsp.name(), delivery.target.rooms, std::vector<std::string>{}, delivery.target.user_ids);
-  std::string payload = message.SerializeAsString();
   for (const auto& subject : subjects) {
     absl::Status status = bus_.Publish(subject, payload);
     if (absl::IsInvalidArgument(status)) {

@@ -55,6 +55,12 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
     // Reported in heartbeats (MembershipJournal::Options).
     std::string version = {};
     std::chrono::system_clock::time_point started_at = {};
+    // Appends an EdgeMessage to a namespace's recovery log on JetStream
+    // (bus::LogWriter::Append's contract): how the broadcasts of a namespace
+    // whose log is shared (a cluster's) leave this edge. Empty: no such log.
+    std::function<absl::Status(std::string_view nsp, std::string_view payload,
+                               std::function<void(absl::StatusOr<uint64_t>)> done)>
+        append_to_log = nullptr;
   };
 
   // Installs itself as the server's membership observer and broadcast relay.
@@ -75,8 +81,10 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
   void OnMovedOut(const sio::Socket& socket, std::string_view to_edge) override;
   void OnMovedIn(const sio::Socket& socket, std::string_view from_edge) override;
   // sio::BroadcastRelay: publishes before the local delivery; a broadcast
-  // over the bus's max_payload is refused (false: nobody gets it) and counted.
-  bool OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delivery) override;
+  // over the bus's max_payload is refused (nobody gets it) and counted. A
+  // recoverable one of a namespace whose log is shared goes to the log: every
+  // edge, this one too, delivers it from there.
+  Relayed OnLocalBroadcast(sio::Namespace& nsp, const sio::Delivery& delivery) override;
   // Local broadcasts refused: too large for the bus.
   uint64_t relays_refused() const { return relays_refused_.load(std::memory_order_relaxed); }
 
@@ -133,6 +141,10 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
     bus::SubscriptionPtr subscription;  // null while the bus refused it
   };
   bool OwnSocketSubject(std::string_view subject) const;
+  bool LogsHere(sio::Namespace& nsp, const sio::Delivery& delivery) const;
+  // Publishes a relayed broadcast on its target subjects; false when the bus
+  // refused it as too large (counted).
+  bool RelayOnBus(sio::Namespace& nsp, const sio::Delivery& delivery, const std::string& payload);
   void AddInterest(const std::string& subject);
   void DropInterest(const std::string& subject);
   void RetryFailedSubscriptions();

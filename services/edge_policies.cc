@@ -11,14 +11,16 @@ namespace switchboard::services {
 
 absl::StatusOr<std::unique_ptr<EdgePolicies>> EdgePolicies::Install(
     sio::Server& server, std::vector<policy::NamespacePolicy> namespaces,
-    cluster::Forwarder& forwarder, const std::string& edge_id) {
+    cluster::Forwarder& forwarder, const std::string& edge_id,
+    const RecoveryFactory& make_recovery) {
   std::unique_ptr<EdgePolicies> policies(new EdgePolicies());
   // Token query parameters: hooks never see them (backends neither: the
   // configuration put them in every forward policy).
   const std::vector<std::string> token_query = policy::TokenQueryParameters(namespaces);
   for (policy::NamespacePolicy& ns_policy : namespaces) {
     absl::Status installed =
-        policies->InstallOne(server, std::move(ns_policy), forwarder, edge_id, token_query);
+        policies->InstallOne(server, std::move(ns_policy), forwarder, edge_id, token_query,
+                             make_recovery);
     if (!installed.ok()) return installed;
   }
   return policies;
@@ -30,20 +32,28 @@ EdgePolicies::~EdgePolicies() {
 
 absl::Status EdgePolicies::InstallOne(sio::Server& server, policy::NamespacePolicy ns_policy,
                                       cluster::Forwarder& forwarder, const std::string& edge_id,
-                                      const std::vector<std::string>& token_query) {
+                                      const std::vector<std::string>& token_query,
+                                      const RecoveryFactory& make_recovery) {
   spdlog::info("namespace {}: {} rule(s), rooms {} (max {} per socket), {}", ns_policy.name,
                ns_policy.rules.size(), ns_policy.room_pattern, ns_policy.max_rooms_per_socket,
                ns_policy.auth ? "JWT authentication" : "public");
   sio::Namespace& nsp = server.Of(ns_policy.name);  // before `ns_policy` is moved from
   nsp.SetLimits(ns_policy.limits);
-  // Standalone only (EdgeProcess::Create refuses it in a cluster): the log
-  // and the session records in this process's memory.
+  // Standalone: the log and the session records in this process's memory;
+  // a cluster's on JetStream (make_recovery).
   if (ns_policy.recovery) {
-    spdlog::info("namespace {}: connection state recovery (window {} ms, log cap {} bytes{})",
+    spdlog::info("namespace {}: connection state recovery (window {} ms, log cap {} bytes{}{})",
                  ns_policy.name, ns_policy.recovery->max_disconnection_duration.count(),
                  ns_policy.recovery->max_log_bytes,
-                 ns_policy.recovery->skip_middlewares ? ", middlewares skipped" : "");
-    nsp.EnableRecovery(recovery::Recovery::InMemory(*ns_policy.recovery));
+                 ns_policy.recovery->skip_middlewares ? ", middlewares skipped" : "",
+                 make_recovery ? ", on JetStream" : "");
+    if (!make_recovery) {
+      nsp.EnableRecovery(recovery::Recovery::InMemory(*ns_policy.recovery));
+    } else {
+      auto made = make_recovery(ns_policy.name, *ns_policy.recovery);
+      if (!made.ok()) return made.status();
+      nsp.EnableRecovery(std::move(*made));
+    }
   }
   if (ns_policy.auth) {
     auto authenticator = policy::ClientAuth::Create(

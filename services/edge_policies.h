@@ -6,12 +6,14 @@
 // (last middleware).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "cluster/forwarder.h"
+#include "edge/recovery/recovery.h"
 #include "edge/socketio/server.h"
 #include "policy/client_auth.h"
 #include "policy/connect_hook.h"
@@ -25,9 +27,14 @@ class EdgePolicies {
   // Call before the server serves. `server` and `forwarder` must outlive
   // every event (the runtime stops first). Errors name the key, e.g.
   // namespaces["/chat"].auth: ...
+  // A namespace's connection state recovery; empty: in this process's
+  // memory (standalone).
+  using RecoveryFactory = std::function<absl::StatusOr<std::unique_ptr<recovery::Recovery>>(
+      const std::string& nsp, const recovery::Options& options)>;
   static absl::StatusOr<std::unique_ptr<EdgePolicies>> Install(
       sio::Server& server, std::vector<policy::NamespacePolicy> namespaces,
-      cluster::Forwarder& forwarder, const std::string& edge_id);
+      cluster::Forwarder& forwarder, const std::string& edge_id,
+      const RecoveryFactory& make_recovery = nullptr);
   // Late connect hook answers are ignored from now on.
   ~EdgePolicies();
   EdgePolicies(const EdgePolicies&) = delete;
@@ -43,7 +50,8 @@ class EdgePolicies {
   EdgePolicies() = default;
   absl::Status InstallOne(sio::Server& server, policy::NamespacePolicy ns_policy,
                           cluster::Forwarder& forwarder, const std::string& edge_id,
-                          const std::vector<std::string>& token_query);
+                          const std::vector<std::string>& token_query,
+                          const RecoveryFactory& make_recovery);
 
   std::vector<std::shared_ptr<policy::ClientAuth>> authenticators_;
   std::vector<std::shared_ptr<policy::RelayRules>> rules_;

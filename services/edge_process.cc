@@ -13,6 +13,7 @@
 #include "bus/nats_bus.h"
 #include "bus/routing.h"
 #include "edge/http/tls_context.h"
+#include "services/cluster_recovery.h"
 #include "services/version.h"
 #include "switchboard/v1/bus.pb.h"
 
@@ -108,15 +109,6 @@ static void FillRecoveryStats(const sio::Server& server, v1::RecoveryStats* out)
 
 absl::StatusOr<std::unique_ptr<EdgeProcess>> EdgeProcess::Create(Config config,
                                                                  const ProcessFlags& flags) {
-  if (flags.role != "standalone") {
-    for (const auto& ns : config.namespaces) {
-      if (!ns.recovery) continue;
-      return absl::FailedPreconditionError(absl::StrCat(
-          "namespaces[\"", ns.name,
-          "\"].connectionStateRecovery: not available in a cluster yet (it needs the JetStream "
-          "session store and log, issue 17); use it with --role standalone, or remove it"));
-    }
-  }
   std::string edge_id = flags.edge_id;
   if (edge_id.empty()) {
     edge_id = flags.role == "standalone" ? "local" : absl::StrCat("e", bus::RandomNodeId(10));
@@ -177,7 +169,24 @@ absl::Status EdgeProcess::StartCluster() {
   }
   forwarder_ = std::move(*forwarder);
 
-  auto policies = EdgePolicies::Install(server_, config_.namespaces, *forwarder_, edge_id_);
+  // Connection state recovery in a cluster: on JetStream, or not at all.
+  EdgePolicies::RecoveryFactory make_recovery;
+  bool any_recovery = false;
+  for (const auto& ns : config_.namespaces) any_recovery |= ns.recovery.has_value();
+  if (!standalone_ && any_recovery) {
+    auto js = ClusterRecovery::ConnectJetStream(*bus_);
+    if (!js.ok()) return js.status();
+    jetstream_ = std::move(*js);
+    auto recovery = ClusterRecovery::Create(*bus_, jetstream_, flags_, edge_id_);
+    if (!recovery.ok()) return recovery.status();
+    cluster_recovery_ = std::move(*recovery);
+    make_recovery = [r = cluster_recovery_.get()](const std::string& nsp,
+                                                  const recovery::Options& options) {
+      return r->Make(nsp, options);
+    };
+  }
+  auto policies =
+      EdgePolicies::Install(server_, config_.namespaces, *forwarder_, edge_id_, make_recovery);
   if (!policies.ok()) return policies.status();
   policies_ = std::move(*policies);
 
@@ -185,11 +194,22 @@ absl::Status EdgeProcess::StartCluster() {
   link_options.edge_id = edge_id_;
   link_options.heartbeat_interval = std::chrono::milliseconds(flags_.heartbeat_ms);
   link_options.relay_broadcasts = !standalone_;  // one edge: nobody to relay to
-  link_options.decorate_heartbeat = [forwarder = forwarder_.get(),
-                                     server = &server_](v1::Heartbeat& heartbeat) {
+  link_options.decorate_heartbeat = [forwarder = forwarder_.get(), server = &server_,
+                                     recovery = cluster_recovery_.get()](v1::Heartbeat& heartbeat) {
     forwarder->FillStats(heartbeat.mutable_forward());
     FillRecoveryStats(*server, heartbeat.mutable_recovery());
+    // Brokers publish these namespaces' recoverable events to their logs.
+    if (recovery != nullptr) {
+      for (const std::string& nsp : recovery->namespaces()) heartbeat.add_recovery_namespaces(nsp);
+    }
   };
+  if (cluster_recovery_) {
+    link_options.append_to_log = [recovery = cluster_recovery_.get()](
+                                     std::string_view nsp, std::string_view payload,
+                                     std::function<void(absl::StatusOr<uint64_t>)> done) {
+      return recovery->AppendToLog(nsp, payload, std::move(done));
+    };
+  }
   link_options.version = std::string(Version());
   link_options.started_at = std::chrono::system_clock::now();
   auto link = cluster::EdgeLink::Start(*bus_, server_, link_options);
@@ -197,6 +217,9 @@ absl::Status EdgeProcess::StartCluster() {
     return absl::Status(link.status().code(), absl::StrCat("edge link: ", link.status().message()));
   }
   link_ = std::move(*link);
+  if (cluster_recovery_) {
+    if (absl::Status s = cluster_recovery_->StartReading(server_); !s.ok()) return s;
+  }
 
   // One edge alone has nobody to pass polling requests on to, and its
   // sessions never move.

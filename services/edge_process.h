@@ -27,6 +27,7 @@
 #include "edge/socketio/server.h"
 #include "services/admin_server.h"
 #include "services/broker_process.h"
+#include "services/cluster_recovery.h"
 #include "services/config.h"
 #include "services/edge_drain.h"
 #include "services/edge_policies.h"
@@ -65,6 +66,9 @@ class EdgeProcess {
   const std::string edge_id_;
   const bool standalone_;
   const std::unique_ptr<bus::Bus> bus_;
+  // Connection state recovery in a cluster: the session stores of the
+  // namespaces (in server_) use it to the end.
+  std::shared_ptr<bus::JetStream> jetstream_;
   Metrics metrics_;
   Health health_;                                        // reads bus_
   edge::Runtime runtime_;                                // the I/O threads
@@ -74,6 +78,10 @@ class EdgeProcess {
   std::unique_ptr<cluster::Forwarder> forwarder_;        // bus_, runtime_
   std::unique_ptr<EdgePolicies> policies_;               // on server_, through forwarder_
   std::unique_ptr<cluster::EdgeLink> link_;              // bus_, server_, forwarder_
+  // Created before the policies (which give it to the namespaces), stopped
+  // before the link: reads the namespaces' logs into server_, its appends'
+  // completions use link_.
+  std::unique_ptr<ClusterRecovery> cluster_recovery_;
   std::unique_ptr<cluster::SessionMover> mover_;         // not standalone: bus_, server_, link_
   std::unique_ptr<cluster::PollRelay> poll_relay_;       // not standalone: bus_, server_
   std::unique_ptr<BrokerService> broker_;                // standalone: bus_, server_, health_

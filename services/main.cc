@@ -114,6 +114,14 @@ void AddOperationFlags(CLI::App& app, CommandLine& cli) {
                  "broker: drop an edge not heard from for this long (default 5000; "
                  "sooner when its heartbeats are late and NATS says its connection is closed)")
       ->check(CLI::Range(100u, 600000u));
+  app.add_option("--jetstream-replicas", cli.flags.jetstream_replicas,
+                 "edge: replicas of the JetStream streams and buckets it creates for "
+                 "connection state recovery (default 1; 3 on a 3-node NATS cluster)")
+      ->check(CLI::Range(1, 5));
+  app.add_option("--jetstream-storage", cli.flags.jetstream_storage,
+                 "edge: storage of those streams and buckets, file or memory (default file: "
+                 "they survive a NATS restart)")
+      ->check(CLI::IsMember({"file", "memory"}));
   app.add_option("--watch-queue-bytes", cli.flags.watch_queue_bytes,
                  "broker: bytes a WatchEvents caller may fall behind before its stream is ended "
                  "(default 16777216)")

@@ -37,6 +37,10 @@ struct ProcessFlags {
   unsigned memory_trim_ms = 1000;
   unsigned memory_trim_min_drop = 1000;
   uint64_t bus_max_pending_mb = 64;
+  // Connection state recovery in a cluster: the JetStream streams and KV
+  // buckets an edge creates (services/cluster_recovery.h).
+  int jetstream_replicas = 1;
+  std::string jetstream_storage = "file";  // or "memory"
   ApiSecurityFlags api_flags;
   std::string tls_cert;  // the client listener's; both or neither
   std::string tls_key;

@@ -17,8 +17,17 @@ size_t EntryBytes(const sio::Delivery& delivery) {
 
 }  // namespace
 
-absl::StatusOr<LogEntryPtr> MemoryLog::Append(sio::BroadcastTarget target, const Encode& encode) {
-  return AppendAt(std::move(target), encode, Clock::now());
+absl::StatusOr<LogEntryPtr> MemoryLog::Append(sio::BroadcastTarget target, const Encode& encode,
+                                              uint64_t given) {
+  return AppendAt(std::move(target), encode, Clock::now(), given);
+}
+
+void MemoryLog::StartAfter(uint64_t last) {
+  std::lock_guard lock(mu_);
+  entries_.clear();
+  bytes_ = 0;
+  last_offset_ = last;
+  trimmed_through_ = last;
 }
 
 absl::StatusOr<LogEntryPtr> MemoryLog::AppendAtForTest(sio::BroadcastTarget target,
@@ -28,9 +37,20 @@ absl::StatusOr<LogEntryPtr> MemoryLog::AppendAtForTest(sio::BroadcastTarget targ
 }
 
 absl::StatusOr<LogEntryPtr> MemoryLog::AppendAt(sio::BroadcastTarget target, const Encode& encode,
-                                                Clock::time_point now) {
+                                                Clock::time_point now, uint64_t given) {
   std::lock_guard lock(mu_);
   uint64_t offset = last_offset_ + 1;
+  if (given != 0) {
+    if (given <= last_offset_) {
+      return absl::InvalidArgumentError("offset not after the log's last one");
+    }
+    if (given != offset) {  // a gap: offsets stay contiguous from here on
+      entries_.clear();
+      bytes_ = 0;
+      trimmed_through_ = given - 1;
+    }
+    offset = given;
+  }
   auto delivery = std::make_shared<sio::Delivery>();
   delivery->target = std::move(target);
   delivery->frames = encode(offset);

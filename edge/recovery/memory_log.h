@@ -19,9 +19,14 @@ class MemoryLog final : public RecoveryLog {
   MemoryLog(std::chrono::milliseconds max_age, size_t max_bytes)
       : max_age_(max_age), max_bytes_(max_bytes) {}
 
-  absl::StatusOr<LogEntryPtr> Append(sio::BroadcastTarget target, const Encode& encode) override;
+  absl::StatusOr<LogEntryPtr> Append(sio::BroadcastTarget target, const Encode& encode,
+                                     uint64_t given = 0) override;
   void ReadAfter(uint64_t after, const Match& match, ReadDone done) override;
   LogStats Stats() const override;
+
+  // Begins after `last` (a cluster's stream's end when this edge started):
+  // nothing before it is held, the next given offset is last + 1.
+  void StartAfter(uint64_t last);
 
   // Tests: appends as if at `now`.
   absl::StatusOr<LogEntryPtr> AppendAtForTest(sio::BroadcastTarget target, const Encode& encode,
@@ -31,7 +36,7 @@ class MemoryLog final : public RecoveryLog {
 
  private:
   absl::StatusOr<LogEntryPtr> AppendAt(sio::BroadcastTarget target, const Encode& encode,
-                                       Clock::time_point now);
+                                       Clock::time_point now, uint64_t given = 0);
   void Trim(Clock::time_point now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::chrono::milliseconds max_age_;

@@ -41,15 +41,37 @@ class RecoveryLog {
   using ReadDone = std::function<void(absl::StatusOr<std::vector<LogEntryPtr>>)>;
   virtual ~RecoveryLog() = default;
 
-  // Appends a publish to `target`: gives it the next offset and the packet
-  // `encode` makes with it. The caller hands the entry's delivery to the
-  // recipients in offset order.
-  virtual absl::StatusOr<LogEntryPtr> Append(sio::BroadcastTarget target, const Encode& encode) = 0;
-  // The entries after `after` that `match` accepts, in offset order. Errors:
-  // OutOfRange (entries after `after` were trimmed already: expired),
-  // InvalidArgument (`after` was never given). May call back on any thread;
-  // the in-memory log calls back before returning.
+  // Appends a publish to `target`: gives it the next offset (or `given`, an
+  // offset a cluster's stream gave it: larger than any before, and a gap
+  // forgets what came before it here) and the packet `encode` makes with it.
+  // The caller hands the entry's delivery to the recipients in offset order.
+  // Unimplemented: the log gives no offsets here (a cluster's: publishes go
+  // through its stream).
+  virtual absl::StatusOr<LogEntryPtr> Append(sio::BroadcastTarget target, const Encode& encode,
+                                             uint64_t given = 0) = 0;
+  // The entries after `after` that `match` accepts, in offset order, from
+  // what this log holds in memory. Errors: OutOfRange (entries after `after`
+  // are not held: trimmed, or, for a cluster's log, older than this edge's
+  // memory: ReadOlder first), InvalidArgument (`after` was never given).
+  // Calls back before returning.
   virtual void ReadAfter(uint64_t after, const Match& match, ReadDone done) = 0;
+  // What ReadAfter cannot give because it is older than this edge's memory:
+  // a cluster's log reads it from its stream, without blocking the caller;
+  // `through` is the last offset the entries cover (read the rest with
+  // ReadAfter(through)). OutOfRange: gone from the stream too (expired).
+  // The in-memory log holds all there is: nothing, through = after.
+  struct Older {
+    std::vector<LogEntryPtr> entries;
+    uint64_t through = 0;
+  };
+  using OlderDone = std::function<void(absl::StatusOr<Older>)>;
+  virtual void ReadOlder(uint64_t after, const Match& match, OlderDone done) {
+    (void)match;
+    done(Older{{}, after});
+  }
+  // True for a cluster's log: publishes reach this edge from its stream, in
+  // its order (not from the bus), and Append takes only given offsets.
+  virtual bool shared() const { return false; }
   virtual LogStats Stats() const = 0;
 };
 

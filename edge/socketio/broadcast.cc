@@ -11,7 +11,11 @@ bool Broadcast::Emit(std::string_view event, Json args) {
       Delivery{target_, Encode(MakeEvent(nsp_.name(), event, std::move(args)))});
   // Relayed first: one the other edges cannot get reaches nobody.
   if (auto* relay = nsp_.server().broadcast_relay()) {
-    if (!relay->OnLocalBroadcast(nsp_, *delivery)) return false;
+    switch (relay->OnLocalBroadcast(nsp_, *delivery)) {
+      case BroadcastRelay::Relayed::kRefused: return false;
+      case BroadcastRelay::Relayed::kLogged: return true;
+      case BroadcastRelay::Relayed::kDeliverHere: break;
+    }
   }
   nsp_.Deliver(delivery);
   return true;

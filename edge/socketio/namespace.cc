@@ -189,18 +189,53 @@ void Namespace::Restore(const SocketPtr& socket,
     return;
   }
   uint64_t after = offset ? *offset : record.start_offset;
+  size_t shard = socket->client().shard();
+  // What this edge's memory does not hold (a cluster's log: older than this
+  // edge's start) is read from the stream first, outside the order lock.
+  auto state = std::make_shared<const MovedSocketState>(record.state);
+  recovery_->log().ReadOlder(
+      after, [state](const BroadcastTarget& target) { return recovery::Reaches(target, *state); },
+      [this, socket, admit = std::move(admit), record = std::move(record), middlewares_ran,
+       shard](absl::StatusOr<recovery::RecoveryLog::Older> older) mutable {
+        auto go = [this, socket, admit = std::move(admit), record = std::move(record),
+                   middlewares_ran, older = std::move(older)]() mutable {
+          FinishRestore(socket, std::move(admit), std::move(record), std::move(older),
+                        middlewares_ran);
+        };
+        if (edge::Runtime::CurrentShard() == static_cast<int>(shard)) return go();
+        server_.runtime().Post(shard, std::move(go));
+      });
+}
+
+void Namespace::FinishRestore(const SocketPtr& socket,
+                              std::function<bool(std::optional<ConnectError>)> admit,
+                              recovery::SessionRecord record,
+                              absl::StatusOr<recovery::RecoveryLog::Older> older,
+                              bool middlewares_ran) {
+  auto expired_or_unknown = [this](const absl::Status& status) {
+    recovery_->Count(absl::IsOutOfRange(status) ? recovery::Result::kExpired
+                                                : recovery::Result::kUnknown);
+  };
+  if (!older.ok()) {
+    expired_or_unknown(older.status());
+    return NewSessionAfterAttempt(socket, std::move(admit), middlewares_ran);
+  }
+  if (socket->client().closed()) {
+    recovery_->sessions().Put(std::move(record), nullptr);
+    return;
+  }
   std::unique_lock order(recovery_->order_mu());
   absl::StatusOr<std::vector<recovery::LogEntryPtr>> missed;
-  const sio::MovedSocketState& state = record.state;
+  const MovedSocketState& state = record.state;
   recovery_->log().ReadAfter(
-      after, [&state](const BroadcastTarget& target) { return recovery::Reaches(target, state); },
+      older->through,
+      [&state](const BroadcastTarget& target) { return recovery::Reaches(target, state); },
       [&missed](absl::StatusOr<std::vector<recovery::LogEntryPtr>> entries) {
         missed = std::move(entries);
       });
   if (!missed.ok()) {
     order.unlock();
-    recovery_->Count(absl::IsOutOfRange(missed.status()) ? recovery::Result::kExpired
-                                                         : recovery::Result::kUnknown);
+    expired_or_unknown(missed.status());
     return NewSessionAfterAttempt(socket, std::move(admit), middlewares_ran);
   }
   // The session as it was: same id, user, claims, data, rooms.
@@ -226,10 +261,12 @@ void Namespace::Restore(const SocketPtr& socket,
   order.unlock();
   // The missed packets, then the CONNECT reply (the client buffers them
   // until it): as the reference server does.
-  for (const recovery::LogEntryPtr& entry : *missed) {
-    socket->SendFrames(entry->delivery->frames, false);
+  for (const auto* part : {&older->entries, &*missed}) {
+    for (const recovery::LogEntryPtr& entry : *part) {
+      socket->SendFrames(entry->delivery->frames, false);
+    }
   }
-  recovery_->CountReplayed(missed->size());
+  recovery_->CountReplayed(older->entries.size() + missed->size());
   recovery_->Count(recovery::Result::kRecovered);
   if (!admit(std::nullopt)) return;  // not reached: the client is open (checked above)
   if (auto* observer = server_.membership_observer()) observer->OnConnected(*socket);
@@ -244,6 +281,7 @@ void Namespace::SaveSession(const Socket& socket, bool disconnected) {
   record.state = socket.ExportState();
   record.state.auth = Json();  // not kept: a restore brings its own
   record.start_offset = socket.start_offset();
+  record.edge_id = server_.options().edge_id;
   if (disconnected) record.disconnected_at = std::chrono::system_clock::now();
   recovery_->sessions().Put(std::move(record), nullptr);
 }
@@ -415,23 +453,36 @@ void Namespace::OnEveryShard(const Task& task) {
 void Namespace::Deliver(std::shared_ptr<const Delivery> delivery) {
   if (recovery_ && !delivery->target.is_volatile && !delivery->target.only &&
       delivery->offset == 0 && recovery::IsRecoverable(delivery->frames)) {
-    return DeliverLogged(std::move(delivery));
+    return DeliverLogged(std::move(delivery), 0);
   }
   broadcasts_.fetch_add(1, std::memory_order_relaxed);
   OnEveryShard([this, delivery] { DeliverLocal(*delivery); });
 }
 
-void Namespace::DeliverLogged(std::shared_ptr<const Delivery> original) {
+void Namespace::DeliverFromLog(uint64_t offset, std::shared_ptr<const Delivery> delivery) {
+  if (!recovery::IsRecoverable(delivery->frames)) return;  // not what a log holds
+  DeliverLogged(std::move(delivery), offset);
+}
+
+void Namespace::DeliverLogged(std::shared_ptr<const Delivery> original, uint64_t given) {
   const Delivery& delivery = *original;
   broadcasts_.fetch_add(1, std::memory_order_relaxed);
   auto& runtime = server_.runtime();
   int current = edge::Runtime::CurrentShard();
   std::shared_ptr<const Delivery> here;
   {
-    std::lock_guard order(recovery_->order_mu());
+    std::unique_lock order(recovery_->order_mu());
     absl::StatusOr<recovery::LogEntryPtr> entry = recovery_->log().Append(
         delivery.target,
-        [&delivery](uint64_t offset) { return *recovery::WithOffset(delivery.frames, offset); });
+        [&delivery](uint64_t offset) { return *recovery::WithOffset(delivery.frames, offset); },
+        given);
+    if (absl::IsUnimplemented(entry.status())) {
+      // A cluster's log takes only what came through its stream: this one
+      // did not (a broker that did not know of the log yet). Live only.
+      order.unlock();
+      OnEveryShard([this, original] { DeliverLocal(*original); });
+      return;
+    }
     if (!entry.ok()) return;  // the log refused it: delivered nowhere, as a refused relay
     std::shared_ptr<const Delivery> logged = (*entry)->delivery;
     // Posted to every shard in log order. The caller's shard runs it inline

@@ -85,6 +85,10 @@ class Namespace {
   }
   // Sends an encoded packet to its target on every shard.
   void Deliver(std::shared_ptr<const Delivery> delivery);
+  // A publish read from a cluster's recovery log (its stream), in the log's
+  // order: `delivery` without its offset, which is added here. One caller at
+  // a time, offsets increasing.
+  void DeliverFromLog(uint64_t offset, std::shared_ptr<const Delivery> delivery);
   // Runs `visit` once on every shard with the connected sockets `target`
   // matches there (each once, held: a visit may join, leave or disconnect
   // them), by Deliver()'s fan-out: one post per shard, the caller's own shard
@@ -152,9 +156,10 @@ class Namespace {
   template <typename Task>
   void OnEveryShard(const Task& task);
   void DeliverLocal(const Delivery& delivery);
-  // Deliver() for a recoverable publish: logged, then handed to the shards
+  // Deliver() for a recoverable publish: logged (at `given`, an offset a
+  // cluster's stream gave it, or the log's next), then handed to the shards
   // in log order (Recovery::order_mu).
-  void DeliverLogged(std::shared_ptr<const Delivery> delivery);
+  void DeliverLogged(std::shared_ptr<const Delivery> delivery, uint64_t given);
   // Admission after the middlewares (or none): the new-session path.
   void Admit(const SocketPtr& socket, std::function<bool(std::optional<ConnectError>)> admit,
              std::optional<ConnectError> error);
@@ -165,6 +170,11 @@ class Namespace {
   void Restore(const SocketPtr& socket, std::function<bool(std::optional<ConnectError>)> admit,
                recovery::SessionRecord record, std::optional<uint64_t> offset,
                bool middlewares_ran);
+  // After the older part of the log was read: the rest under the order lock,
+  // then the socket as it was, its missed packets, the CONNECT reply.
+  void FinishRestore(const SocketPtr& socket, std::function<bool(std::optional<ConnectError>)> admit,
+                     recovery::SessionRecord record,
+                     absl::StatusOr<recovery::RecoveryLog::Older> older, bool middlewares_ran);
   void NewSessionAfterAttempt(const SocketPtr& socket,
                               std::function<bool(std::optional<ConnectError>)> admit,
                               bool middlewares_ran);

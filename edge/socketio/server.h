@@ -33,13 +33,20 @@ struct ServerOptions {
 
 // Hears every broadcast that this server's own handlers emit (not those
 // handed to Namespace::Deliver from elsewhere), before it is delivered
-// locally: what a cluster link sends on to the other edges. Returns false to
-// refuse it (it cannot reach the other edges, e.g. too large for the bus):
-// then it is delivered nowhere, rather than on this edge only.
+// locally: what a cluster link sends on to the other edges.
 class BroadcastRelay {
  public:
+  enum class Relayed {
+    kDeliverHere,  // sent on: deliver it on this edge now
+    // Refused (it cannot reach the other edges, e.g. too large for the bus):
+    // delivered nowhere, rather than on this edge only.
+    kRefused,
+    // Written to the namespace's recovery log (a cluster's stream): every
+    // edge, this one too, delivers it from there, in the log's order.
+    kLogged,
+  };
   virtual ~BroadcastRelay() = default;
-  virtual bool OnLocalBroadcast(Namespace& nsp, const Delivery& delivery) = 0;
+  virtual Relayed OnLocalBroadcast(Namespace& nsp, const Delivery& delivery) = 0;
 };
 
 // A Socket.IO server on top of one Engine.IO server. Mount engine() on an
