@@ -135,6 +135,18 @@ absl::StatusOr<std::unique_ptr<AsyncPublisher>> AsyncPublisher::Create(const Jet
 }
 
 AsyncPublisher::~AsyncPublisher() {
+  bool published;
+  {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    published = core_->next_index > 0;
+  }
+  // NATS.c 3.4 crashes in js_PublishAsyncGetPendingList on a context that
+  // never published asynchronously: nothing to wait for or take back then.
+  if (!published) {
+    core_->js.reset();
+    if (core_->worker) core_->worker->Shutdown();
+    return;
+  }
   // Every publish carries MaxWait, so NATS.c answers each (ack or timeout)
   // within ack_timeout while the connection is open.
   if (!natsConnection_IsClosed(core_->conn.get())) {

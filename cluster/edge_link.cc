@@ -441,8 +441,7 @@ sio::BroadcastRelay::Relayed EdgeLink::OnLocalBroadcast(sio::Namespace& nsp,
     std::string payload = message.SerializeAsString();
     auto fallback = std::make_shared<const sio::Delivery>(delivery);
     absl::Status status = options_.append_to_log(
-        nsp.name(), payload,
-        [this, &nsp, payload, fallback](absl::StatusOr<uint64_t> sequence) {
+        nsp.name(), payload, [this, &nsp, payload, fallback](absl::StatusOr<uint64_t> sequence) {
           if (!absl::IsNotFound(sequence.status())) {
             if (!sequence.ok()) {
               spdlog::warn("{}: broadcast not stored in the recovery log: {}", nsp.name(),

@@ -27,9 +27,9 @@ absl::StatusOr<std::unique_ptr<JetStreamLog>> JetStreamLog::Create(bus::JetStrea
   config.max_age = options.recovery.max_disconnection_duration;
   config.max_bytes = static_cast<int64_t>(options.recovery.max_log_bytes);
   if (absl::Status status = bus::EnsureStream(js, config); !status.ok()) {
-    return absl::Status(status.code(), absl::StrCat("the recovery log of namespace ", options.nsp,
-                                                    " (stream ", config.name,
-                                                    "): ", status.message()));
+    return absl::Status(status.code(),
+                        absl::StrCat("the recovery log of namespace ", options.nsp, " (stream ",
+                                     config.name, "): ", status.message()));
   }
   return std::unique_ptr<JetStreamLog>(new JetStreamLog(js, std::move(options)));
 }

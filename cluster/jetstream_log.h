@@ -42,8 +42,7 @@ class JetStreamLog final : public recovery::RecoveryLog {
   };
   // Creates the namespace's stream, or updates its limits (max age: the
   // recovery window; max bytes: the log cap; oldest dropped first).
-  static absl::StatusOr<std::unique_ptr<JetStreamLog>> Create(bus::JetStream& js,
-                                                              Options options);
+  static absl::StatusOr<std::unique_ptr<JetStreamLog>> Create(bus::JetStream& js, Options options);
   ~JetStreamLog() override;  // Stop()
   JetStreamLog(const JetStreamLog&) = delete;
   JetStreamLog& operator=(const JetStreamLog&) = delete;

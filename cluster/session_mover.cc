@@ -36,6 +36,9 @@ void ToProto(const sio::MovedSocketState& state, v1::MovedSocket* out) {
   for (const auto& room : state.rooms) out->add_rooms(room);
   out->set_in_own_room(state.in_own_room);
   out->set_next_ack_id(state.next_ack_id);
+  out->set_pid(state.pid);
+  out->set_start_offset(state.start_offset);
+  out->set_log_offset(state.log_offset);
 }
 
 sio::MovedSocketState FromProto(const v1::MovedSocket& in) {
@@ -49,6 +52,9 @@ sio::MovedSocketState FromProto(const v1::MovedSocket& in) {
   state.rooms.assign(in.rooms().begin(), in.rooms().end());
   state.in_own_room = in.in_own_room();
   state.next_ack_id = in.next_ack_id();
+  state.pid = in.pid();
+  state.start_offset = in.start_offset();
+  state.log_offset = in.log_offset();
   return state;
 }
 

@@ -24,9 +24,8 @@ absl::StatusOr<std::shared_ptr<bus::JetStream>> ClusterRecovery::ConnectJetStrea
       bus::JetStream::Create(nats->native_connection());
   if (!js.ok()) return js.status();
   if (absl::Status status = (*js)->Check(); !status.ok()) {
-    return absl::Status(status.code(),
-                        absl::StrCat("connection state recovery needs JetStream: ",
-                                     status.message()));
+    return absl::Status(status.code(), absl::StrCat("connection state recovery needs JetStream: ",
+                                                    status.message()));
   }
   return std::shared_ptr<bus::JetStream>(std::move(*js));
 }
@@ -71,9 +70,9 @@ absl::StatusOr<std::unique_ptr<recovery::Recovery>> ClusterRecovery::Make(
   store_options.edge_id = edge_id_;
   auto sessions = cluster::KvSessionStore::Create(*js_, bus_, std::move(store_options));
   if (!sessions.ok()) {
-    return absl::Status(sessions.status().code(),
-                        absl::StrCat("the session records of namespace ", nsp, ": ",
-                                     sessions.status().message()));
+    return absl::Status(
+        sessions.status().code(),
+        absl::StrCat("the session records of namespace ", nsp, ": ", sessions.status().message()));
   }
   logs_.push_back(log->get());
   namespaces_.push_back(nsp);

@@ -42,9 +42,10 @@ class ClusterRecovery {
   // session stores use it).
   static absl::StatusOr<std::shared_ptr<bus::JetStream>> ConnectJetStream(bus::Bus& bus);
   // `bus` outlives this.
-  static absl::StatusOr<std::unique_ptr<ClusterRecovery>> Create(
-      bus::Bus& bus, std::shared_ptr<bus::JetStream> js, const ProcessFlags& flags,
-      std::string edge_id);
+  static absl::StatusOr<std::unique_ptr<ClusterRecovery>> Create(bus::Bus& bus,
+                                                                 std::shared_ptr<bus::JetStream> js,
+                                                                 const ProcessFlags& flags,
+                                                                 std::string edge_id);
   // Stops reading the logs and waits for this edge's appends in flight.
   ~ClusterRecovery();
   ClusterRecovery(const ClusterRecovery&) = delete;

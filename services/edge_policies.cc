@@ -18,9 +18,8 @@ absl::StatusOr<std::unique_ptr<EdgePolicies>> EdgePolicies::Install(
   // configuration put them in every forward policy).
   const std::vector<std::string> token_query = policy::TokenQueryParameters(namespaces);
   for (policy::NamespacePolicy& ns_policy : namespaces) {
-    absl::Status installed =
-        policies->InstallOne(server, std::move(ns_policy), forwarder, edge_id, token_query,
-                             make_recovery);
+    absl::Status installed = policies->InstallOne(server, std::move(ns_policy), forwarder, edge_id,
+                                                  token_query, make_recovery);
     if (!installed.ok()) return installed;
   }
   return policies;

@@ -82,11 +82,11 @@ class EdgeProcess {
   // before the link: reads the namespaces' logs into server_, its appends'
   // completions use link_.
   std::unique_ptr<ClusterRecovery> cluster_recovery_;
-  std::unique_ptr<cluster::SessionMover> mover_;         // not standalone: bus_, server_, link_
-  std::unique_ptr<cluster::PollRelay> poll_relay_;       // not standalone: bus_, server_
-  std::unique_ptr<BrokerService> broker_;                // standalone: bus_, server_, health_
-  std::unique_ptr<AdminServer> admin_;                   // metrics_ (they read all the above)
-  std::unique_ptr<EdgeDrain> drain_;                     // runtime_, server_, http_, link_
+  std::unique_ptr<cluster::SessionMover> mover_;    // not standalone: bus_, server_, link_
+  std::unique_ptr<cluster::PollRelay> poll_relay_;  // not standalone: bus_, server_
+  std::unique_ptr<BrokerService> broker_;           // standalone: bus_, server_, health_
+  std::unique_ptr<AdminServer> admin_;              // metrics_ (they read all the above)
+  std::unique_ptr<EdgeDrain> drain_;                // runtime_, server_, http_, link_
 };
 
 }  // namespace switchboard::services

@@ -202,6 +202,7 @@ std::vector<MovedSocketState> Client::Depart(std::string_view to_edge) {
   for (const auto& socket : sockets_) {
     if (!socket->connected()) continue;
     out.push_back(socket->ExportState());
+    out.back().log_offset = socket->nsp().LastLoggedOnThisShard();
     socket->nsp().Detach(*socket, to_edge);
   }
   return out;
@@ -226,10 +227,11 @@ std::shared_ptr<Client> Client::Adopt(Server& server, eio::SessionPtr session,
     Namespace* nsp = server.Find(state.nsp);
     if (nsp == nullptr) continue;  // not served here: configurations differ
     std::string id = state.id;
+    uint64_t log_offset = state.log_offset;
     auto socket = std::make_shared<Socket>(client, *nsp, std::move(id), Json());
     socket->RestoreState(std::move(state));
     client->sockets_.push_back(socket);
-    nsp->Adopt(socket, from_edge);
+    nsp->Adopt(socket, from_edge, log_offset);
   }
   return client;
 }

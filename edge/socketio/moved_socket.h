@@ -26,6 +26,13 @@ struct MovedSocketState {
   // The next server -> client ack id (answers to earlier ids go back to the
   // edge the socket's id names: MoveRelay::AnswerElsewhere).
   uint64_t next_ack_id = 0;
+  // Connection state recovery: the session's pid and where its log began
+  // (the session stays recoverable on the new edge), and the last log offset
+  // its old edge had handed to the socket's shard when it left: the new edge
+  // sends what came after it and skips the rest.
+  std::string pid;
+  uint64_t start_offset = 0;
+  uint64_t log_offset = 0;
 };
 
 // Where what concerns a moved socket goes on the other edge; set by a cluster

@@ -52,6 +52,8 @@ struct Namespace::ShardState {
   std::atomic<uint64_t> deliveries{0};  // sends made by DeliverLocal
   // Deliveries posted to this shard and not begun yet (any thread adds).
   std::atomic<uint32_t> queued_deliveries{0};
+  // The offset of the last logged delivery this shard ran (this shard only).
+  uint64_t last_logged = 0;
 };
 
 Namespace::Namespace(Server& server, std::string name) : server_(server), name_(std::move(name)) {
@@ -355,17 +357,44 @@ void Namespace::Detach(Socket& socket, std::string_view to_edge) {
   if (auto* observer = server_.membership_observer()) observer->OnMovedOut(socket, to_edge);
 }
 
-void Namespace::Adopt(const SocketPtr& socket, std::string_view from_edge) {
+uint64_t Namespace::LastLoggedOnThisShard() { return Local().last_logged; }
+
+void Namespace::Adopt(const SocketPtr& socket, std::string_view from_edge, uint64_t log_offset) {
   // Its slots are taken past the limits: refusing would disconnect it.
   server_.CountAdoptedSocket();
   if (limits_.max_sockets_per_user > 0 && !socket->user_id().empty()) {
     std::lock_guard lock(users_mu_);
     ++user_sockets_[socket->user_id()];
   }
+  // A cluster's log: this edge may be behind or ahead of the old one. What
+  // the old edge handed out up to log_offset is skipped here, what this edge
+  // delivered after it is sent now (after the packets the session brought).
+  std::vector<recovery::LogEntryPtr> missed;
+  std::unique_lock<std::mutex> order;
+  if (recovery_ && recovery_->log().shared() && !socket->pid().empty()) {
+    order = std::unique_lock(recovery_->order_mu());
+    MovedSocketState state = socket->ExportState();
+    recovery_->log().ReadAfter(
+        log_offset,
+        [&state](const BroadcastTarget& target) { return recovery::Reaches(target, state); },
+        [&missed, &moved_in_late =
+                      moved_in_late_](absl::StatusOr<std::vector<recovery::LogEntryPtr>> entries) {
+          // Older than this edge's memory (it started after the socket's
+          // old edge delivered it): counted, not read from the stream.
+          if (!entries.ok()) return (void)moved_in_late.fetch_add(1, std::memory_order_relaxed);
+          missed = std::move(*entries);
+        });
+    socket->MarkRecovered(std::max(log_offset, recovery_->log().Stats().last_offset));
+  }
   ShardState& local = List(*socket);
   for (const auto& room : socket->joined_rooms()) local.rooms[room].insert(socket.get());
   socket->MarkConnected();
+  if (order.owns_lock()) order.unlock();
+  for (const recovery::LogEntryPtr& entry : missed) {
+    socket->SendFrames(entry->delivery->frames, false);
+  }
   if (auto* observer = server_.membership_observer()) observer->OnMovedIn(*socket, from_edge);
+  if (recovery_ && !socket->pid().empty()) SaveSession(*socket, false);
 }
 
 bool Namespace::Unlist(Socket& socket) {
@@ -543,6 +572,7 @@ void Namespace::DeliverLocal(const Delivery& delivery) {
   const BroadcastTarget& target = delivery.target;
   const std::vector<eio::Frame>& frames = delivery.frames;
   ShardState& local = Local();
+  if (delivery.offset != 0) local.last_logged = delivery.offset;
   // Alone in the shard's queue, the packet has nothing to coalesce with: it
   // goes to each client's kernel buffer during the walk (paced publishes).
   // With more deliveries behind it, the writes wait for the end of the loop

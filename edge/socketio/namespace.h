@@ -116,6 +116,9 @@ class Namespace {
   // the sends to recipients they made on this edge.
   uint64_t Broadcasts() const { return broadcasts_.load(std::memory_order_relaxed); }
   uint64_t BroadcastDeliveries() const;
+  // Sockets that moved in from further back in a cluster's recovery log than
+  // this edge holds: the packets in between were not sent to them.
+  uint64_t MovedInLate() const { return moved_in_late_.load(std::memory_order_relaxed); }
 
   // Internal: called by Client / Socket on their shard.
   // Runs the middlewares; `admit` sends the verdict and says whether the
@@ -132,7 +135,9 @@ class Namespace {
   // Moves: the socket leaves for another edge (reported as moved: no
   // disconnect handler runs); a socket that moved here joins as it was.
   void Detach(Socket& socket, std::string_view to_edge);
-  void Adopt(const SocketPtr& socket, std::string_view from_edge);
+  void Adopt(const SocketPtr& socket, std::string_view from_edge, uint64_t log_offset = 0);
+  // The last recovery log offset this shard has delivered (0: none).
+  uint64_t LastLoggedOnThisShard();
   void AddToRoom(Socket& socket, const std::string& room);
   void RemoveFromRoom(Socket& socket, const std::string& room);
   void Dispatch(const SocketPtr& socket, std::string_view event, EventArgs& args, Ack ack);
@@ -172,7 +177,8 @@ class Namespace {
                bool middlewares_ran);
   // After the older part of the log was read: the rest under the order lock,
   // then the socket as it was, its missed packets, the CONNECT reply.
-  void FinishRestore(const SocketPtr& socket, std::function<bool(std::optional<ConnectError>)> admit,
+  void FinishRestore(const SocketPtr& socket,
+                     std::function<bool(std::optional<ConnectError>)> admit,
                      recovery::SessionRecord record,
                      absl::StatusOr<recovery::RecoveryLog::Older> older, bool middlewares_ran);
   void NewSessionAfterAttempt(const SocketPtr& socket,
@@ -219,6 +225,9 @@ class Namespace {
   std::mutex users_mu_;
   std::unordered_map<std::string, size_t> user_sockets_;
   std::atomic<uint64_t> broadcasts_{0};
+  // Sockets of a recovery namespace that moved in from further back in its
+  // log than this edge holds (Adopt).
+  std::atomic<uint64_t> moved_in_late_{0};
   std::unique_ptr<recovery::Recovery> recovery_;
 };
 

@@ -303,6 +303,8 @@ MovedSocketState Socket::ExportState() const {
   state.rooms = rooms_;
   state.in_own_room = in_own_room_;
   state.next_ack_id = next_ack_id_;
+  state.pid = pid_;
+  state.start_offset = start_offset_;
   return state;
 }
 
@@ -314,6 +316,8 @@ void Socket::RestoreState(MovedSocketState&& state) {
   rooms_ = std::move(state.rooms);
   in_own_room_ = state.in_own_room;
   next_ack_id_ = state.next_ack_id;
+  pid_ = std::move(state.pid);
+  start_offset_ = state.start_offset;
 }
 
 void Socket::OnClosed(std::string_view reason) {
