@@ -42,6 +42,9 @@ class BrokerRecoveryLogTest : public ::testing::Test {
     options.event_log = log_.get();
     broker_ = StartBroker(*broker_bus_, std::move(options));
     ASSERT_NE(broker_, nullptr);
+    // The server has the broker's subscriptions (sent before this round trip
+    // on the same connection) before any edge speaks.
+    Flush(*broker_bus_);
   }
 
   // Edge e1 with socket "a" in room "room1" of `nsp`, announcing recovery
@@ -49,6 +52,7 @@ class BrokerRecoveryLogTest : public ::testing::Test {
   void StartEdge(const std::string& nsp, std::vector<std::string> announced) {
     edge_ = std::make_unique<FakeEdge>(*edge_bus_, "e1");
     edge_->ServeSnapshots();
+    Flush(*edge_bus_);  // its snapshot subscription is in place
     socket_ = edge_->Connect("a", nsp);
     edge_->Join(socket_, "room1");
     edge_->SetRecoveryNamespaces(announced);
