@@ -3,11 +3,15 @@
 // services::BrokerEventLog on a real nats-server with JetStream) instead of
 // the core subjects, and answers after the log's ack.
 #include <grpcpp/grpcpp.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "bus/js_range.h"
 #include "bus/js_stream.h"
 #include "services/api_server.h"
 #include "services/broker_event_log.h"
+#include "services/broker_process.h"
+#include "services/health.h"
 #include "switchboard/v1/switchboard.grpc.pb.h"
 #include "tests/broker/broker_fixture.h"
 #include "tests/bus/jetstream_server.h"
@@ -325,6 +329,57 @@ TEST_F(BrokerRecoveryLogTest, NatsPublishStreamWaitsForEachAppend) {
     EXPECT_EQ(message.delivery().event(), absl::StrCat("s", i));
   }
   (*api)->Shutdown(std::chrono::milliseconds(1000));
+}
+
+// A broker without JetStream (RecoveryLog without a log, as BrokerProcess
+// makes it then) warns once, however many namespaces edges announce.
+TEST(BrokerRecoveryWithoutJetStreamTest, NatsWarnsOnceWhenEdgesAnnounceRecoveryNamespaces) {
+  bus::testing::NatsServer server;  // no -js
+  ASSERT_TRUE(server.Start());
+  bus::NatsBus::Options bus_options;
+  bus_options.urls = {server.url()};
+  auto broker_bus = bus::NatsBus::Connect(bus_options);
+  auto edge_bus = bus::NatsBus::Connect(bus_options);
+  ASSERT_TRUE(broker_bus.ok() && edge_bus.ok());
+  auto log = services::BrokerEventLog::Create(**broker_bus);
+  ASSERT_EQ(log.status().code(), absl::StatusCode::kFailedPrecondition) << log.status();
+
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(100);
+  auto logger = std::make_shared<spdlog::logger>("recovery-test", sink);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(logger);
+  struct Restore {
+    std::shared_ptr<spdlog::logger> previous;
+    ~Restore() { spdlog::set_default_logger(previous); }
+  } restore{previous};
+
+  services::ProcessFlags flags;
+  flags.broker_id = "b1";
+  flags.grpc_listen = "127.0.0.1:0";
+  services::Health health(broker_bus->get(), 0);
+  services::RecoveryLog recovery;
+  recovery.warn_without_log = true;
+  auto service = services::BrokerService::Start(**broker_bus, flags, "test broker", nullptr, health,
+                                                nullptr, std::move(recovery));
+  ASSERT_TRUE(service.ok()) << service.status();
+  Flush(**broker_bus);
+
+  auto warnings = [&] {
+    int n = 0;
+    for (const std::string& line : sink->last_formatted()) {
+      if (line.find("has no JetStream") != std::string::npos) ++n;
+    }
+    return n;
+  };
+  FakeEdge e1(**edge_bus, "e1");
+  e1.SetRecoveryNamespaces({"/r", "/s"});
+  e1.Heartbeat();
+  FakeEdge e2(**edge_bus, "e2");
+  e2.SetRecoveryNamespaces({"/t"});
+  e2.Heartbeat();
+  ASSERT_TRUE(Eventually([&] { return warnings() >= 1; }));
+  std::this_thread::sleep_for(kQuiet);
+  EXPECT_EQ(warnings(), 1);
 }
 
 }  // namespace
