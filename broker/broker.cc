@@ -35,7 +35,7 @@ struct Broker::State {
         feed(
             std::make_shared<MembershipFeed>(bus, this->options, counters, [this] { TickSoon(); })),
         watchers(std::make_shared<Watchers>(bus, this->options, counters)),
-        publisher(bus, this->options, *feed, acks, [this] { WakeTicker(); }) {}
+        publisher(bus, this->options, *feed, acks, counters, [this] { WakeTicker(); }) {}
 
   absl::Status Subscribe();
   void Shutdown();
@@ -159,6 +159,8 @@ void Broker::State::Shutdown() {
   for (auto& sub : subs) sub->Unsubscribe();
   subs.clear();
   watchers->Unsubscribe();
+  // Appends in flight complete (the log answers each) before the state goes.
+  publisher.WaitForAppends();
   acks.CompleteAll();
   watchers->Close();
 }
@@ -199,11 +201,18 @@ Broker::Counters Broker::counters() const {
           c.edges_expired.load(std::memory_order_relaxed),
           c.watch_dropped.load(std::memory_order_relaxed),
           c.watch_acks_failed.load(std::memory_order_relaxed),
-          c.edge_probes.load(std::memory_order_relaxed)};
+          c.edge_probes.load(std::memory_order_relaxed),
+          c.log_stored.load(std::memory_order_relaxed),
+          c.log_fallback.load(std::memory_order_relaxed),
+          c.log_failed.load(std::memory_order_relaxed)};
 }
 
 void Broker::Publish(const v1::PublishRequest& request, PublishDone done) {
   state_->publisher.Publish(request, std::move(done));
+}
+
+bool Broker::Recoverable(std::string_view nsp) const {
+  return state_->feed->Recoverable(bus::NamespaceOrDefault(nsp));
 }
 
 absl::StatusOr<v1::JoinRoomsResponse> Broker::JoinRooms(const v1::JoinRoomsRequest& request) {
@@ -246,6 +255,10 @@ absl::StatusOr<v1::GetStatsResponse> Broker::GetStats(const v1::GetStatsRequest&
   const BrokerCounters& c = state_->counters;
   response.mutable_watch()->set_dropped(c.watch_dropped.load(std::memory_order_relaxed));
   response.mutable_watch()->set_acks_failed(c.watch_acks_failed.load(std::memory_order_relaxed));
+  v1::RecoveryStats* recovery = response.mutable_recovery();
+  recovery->set_log_appends(c.log_stored.load(std::memory_order_relaxed));
+  recovery->set_log_fallbacks(c.log_fallback.load(std::memory_order_relaxed));
+  recovery->set_log_append_failures(c.log_failed.load(std::memory_order_relaxed));
   return response;
 }
 

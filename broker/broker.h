@@ -27,6 +27,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "broker/event_log.h"
 #include "bus/bus.h"
 #include "switchboard/v1/switchboard.pb.h"
 
@@ -55,6 +56,14 @@ struct BrokerOptions {
   // of them (the oldest are forgotten first).
   std::chrono::milliseconds lost_edge_retention{600'000};
   size_t max_lost_edges = 1000;
+  // Connection state recovery in a cluster: Publish writes a namespace's
+  // recoverable publishes (no acks, not volatile) to its log while a live
+  // edge announces recovery for it in its heartbeats. Null (no JetStream):
+  // they go on the core subjects like any other. Must outlive the broker.
+  EventLog* event_log = nullptr;
+  // May be empty. Runs (on a bus thread, no broker lock held) when an edge
+  // announces recovery for a namespace no other live edge announces.
+  std::function<void(const std::string& nsp)> on_recovery_announced;
 };
 
 class Broker {
@@ -83,6 +92,12 @@ class Broker {
     uint64_t watch_acks_failed = 0;
     // Probes sent to edges whose heartbeats were late.
     uint64_t edge_probes = 0;
+    // Recoverable publishes: stored in their namespace's log; sent on the
+    // core subjects because the log did not exist (NotFound); refused
+    // because the log failed.
+    uint64_t log_stored = 0;
+    uint64_t log_fallback = 0;
+    uint64_t log_failed = 0;
   };
   Counters counters() const;
 
@@ -90,9 +105,14 @@ class Broker {
   // target needs (InvalidArgument, naming the limit, when the encoded
   // Delivery is over the bus's max_payload). Without acks `done` runs before Publish returns; with
   // acks it runs later (on a broker thread) once every edge reported or ack_timeout_ms + ack_grace
-  // passed. `done` is called exactly once.
+  // passed. A recoverable publish (BrokerOptions::event_log) goes to its namespace's log instead:
+  // `done` runs on the log's thread once the log stored it (Unavailable when it could not; on the
+  // core subjects after all when the namespace has no log yet). `done` is called exactly once.
   using PublishDone = std::function<void(absl::StatusOr<v1::PublishResponse>)>;
   void Publish(const v1::PublishRequest& request, PublishDone done);
+  // A live edge announces connection state recovery for `nsp` ("" is "/")
+  // in its heartbeats: Publish writes to its log (when there is one).
+  bool Recoverable(std::string_view nsp) const;
 
   absl::StatusOr<v1::JoinRoomsResponse> JoinRooms(const v1::JoinRoomsRequest& request);
   absl::StatusOr<v1::LeaveRoomsResponse> LeaveRooms(const v1::LeaveRoomsRequest& request);

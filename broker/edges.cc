@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "bus/routing.h"
 #include "proto/convert.h"
 
 namespace switchboard::broker {
@@ -32,10 +33,39 @@ EdgeState& EdgeTable::Get(const std::string& edge_id, const std::string& incarna
     edge.incarnation = incarnation;
   } else if (edge.incarnation != incarnation) {
     index.ForgetEdge(edge_id);
+    ReleaseRecoveryNamespaces(edge);
     edge = EdgeState{};
     edge.incarnation = incarnation;
   }
   return edge;
+}
+
+std::vector<std::string> EdgeTable::SetRecoveryNamespaces(EdgeState& edge,
+                                                          const v1::Heartbeat& heartbeat) {
+  std::vector<std::string> announced;
+  announced.reserve(heartbeat.recovery_namespaces_size());
+  for (const std::string& nsp : heartbeat.recovery_namespaces()) {
+    announced.emplace_back(bus::NamespaceOrDefault(nsp));
+  }
+  std::sort(announced.begin(), announced.end());
+  announced.erase(std::unique(announced.begin(), announced.end()), announced.end());
+  std::vector<std::string> fresh;
+  if (announced == edge.recovery_namespaces) return fresh;  // the usual heartbeat
+  // Counted before released: a namespace the edge keeps never drops to 0.
+  for (const std::string& nsp : announced) {
+    if (++recovery_edges_[nsp] == 1) fresh.push_back(nsp);
+  }
+  ReleaseRecoveryNamespaces(edge);
+  edge.recovery_namespaces = std::move(announced);
+  return fresh;
+}
+
+void EdgeTable::ReleaseRecoveryNamespaces(EdgeState& edge) {
+  for (const std::string& nsp : edge.recovery_namespaces) {
+    auto it = recovery_edges_.find(nsp);
+    if (it != recovery_edges_.end() && --it->second <= 0) recovery_edges_.erase(it);
+  }
+  edge.recovery_namespaces.clear();
 }
 
 EdgeState* EdgeTable::Find(std::string_view edge_id) {
@@ -59,7 +89,8 @@ void EdgeTable::Expire(const std::string& edge_id, WallTime now,
                        const std::vector<SocketInfo>& expired) {
   auto it = edges_.find(edge_id);
   if (it == edges_.end()) return;
-  const EdgeState& edge = it->second;
+  EdgeState& edge = it->second;
+  ReleaseRecoveryNamespaces(edge);
   if (!edge.draining) {
     LostEdge& lost = lost_[edge_id];
     lost = LostEdge{edge.incarnation, edge.version, edge.started_at, edge.last_heartbeat, now, 0};

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "broker/index.h"
@@ -29,6 +30,9 @@ struct EdgeState {
   v1::ForwardStats forward;                      // the last heartbeat's forwarding counters
   v1::RecoveryStats recovery;                    // ... and recovery counters
   std::map<std::string, v1::Counts> nsp_counts;  // and per namespace
+  // The namespaces its last heartbeat announced recovery for (normalized,
+  // sorted, distinct): EdgeTable counts them.
+  std::vector<std::string> recovery_namespaces;
   // From the heartbeats, for ListEdges.
   std::string version;
   std::optional<WallTime> started_at;
@@ -71,10 +75,18 @@ class EdgeTable {
   EdgeState& Get(const std::string& edge_id, const std::string& incarnation, Index& index);
   EdgeState* Find(std::string_view edge_id);
   const EdgeState* Find(std::string_view edge_id) const;
+  // The heartbeat's recovery namespaces become the edge's; returns those no
+  // live edge announced before.
+  std::vector<std::string> SetRecoveryNamespaces(EdgeState& edge, const v1::Heartbeat& heartbeat);
+  // At least one live edge announces recovery for `nsp` (normalized).
+  bool Recoverable(std::string_view nsp) const { return recovery_edges_.contains(nsp); }
+  // Namespaces some live edge announces recovery for.
+  size_t recoverable_count() const { return recovery_edges_.size(); }
   // Ids of the live edges, sorted.
   std::vector<std::string> LiveIds() const;
   // The index expired the edge (`expired` holds its sockets, maybe among
-  // others'): lost unless it drained (it went away on purpose), forgotten.
+  // others'): lost unless it drained (it went away on purpose), forgotten
+  // (its recovery namespaces with it).
   void Expire(const std::string& edge_id, WallTime now, const std::vector<SocketInfo>& expired);
   // Lost edges past the retention, then the oldest beyond the bound.
   void PruneLost(WallTime now);
@@ -87,6 +99,10 @@ class EdgeTable {
   const size_t max_lost_;
   std::map<std::string, EdgeState, std::less<>> edges_;
   std::map<std::string, LostEdge> lost_;
+  // Recovery namespace -> how many live edges announce it.
+  std::map<std::string, int, std::less<>> recovery_edges_;
+
+  void ReleaseRecoveryNamespaces(EdgeState& edge);
 };
 
 }  // namespace switchboard::broker

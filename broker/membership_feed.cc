@@ -32,6 +32,7 @@ bool MembershipFeed::OnMembership(const v1::MembershipEvent& event) {
       edge.watched_seq = event.seq();
       fresh = true;
     }
+    NoteRecoverableLocked();  // a new incarnation forgot the old one's
   }
   SendAsks(asks);
   return fresh;
@@ -39,6 +40,7 @@ bool MembershipFeed::OnMembership(const v1::MembershipEvent& event) {
 
 void MembershipFeed::OnHeartbeat(const v1::Heartbeat& heartbeat) {
   std::vector<Ask> asks;
+  std::vector<std::string> announced;  // recovery namespaces new to the cluster
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;
@@ -50,6 +52,8 @@ void MembershipFeed::OnHeartbeat(const v1::Heartbeat& heartbeat) {
     edge.forward = heartbeat.forward();
     edge.interval = std::chrono::milliseconds(heartbeat.interval_ms());
     edge.recovery = heartbeat.recovery();
+    announced = edges_.SetRecoveryNamespaces(edge, heartbeat);
+    NoteRecoverableLocked();
     Heartbeat beat;
     beat.edge_id = heartbeat.edge_id();
     beat.last_seq = heartbeat.last_seq();
@@ -60,6 +64,15 @@ void MembershipFeed::OnHeartbeat(const v1::Heartbeat& heartbeat) {
     }
   }
   SendAsks(asks);
+  if (options_.on_recovery_announced) {
+    for (const std::string& nsp : announced) options_.on_recovery_announced(nsp);
+  }
+}
+
+bool MembershipFeed::Recoverable(std::string_view nsp) const {
+  if (!any_recoverable_.load(std::memory_order_acquire)) return false;
+  std::lock_guard lock(mu_);
+  return edges_.Recoverable(nsp);
 }
 
 std::vector<SocketInfo> MembershipFeed::Tick(Clock::time_point now) {
@@ -76,6 +89,7 @@ std::vector<SocketInfo> MembershipFeed::Tick(Clock::time_point now) {
     }
     ProbeLocked(now, wall_now, probes, expired_sockets);
     edges_.PruneLost(wall_now);
+    NoteRecoverableLocked();  // expired and dropped edges took theirs
     // Failed or timed-out asks are retried here, at most once per tick.
     for (const std::string& id : index_.EdgesNeedingSnapshot()) {
       if (EdgeState* edge = edges_.Find(id)) AskLocked(id, *edge, now, asks);

@@ -4,6 +4,7 @@
 // sb.v1.heartbeat.>, snapshots on request), and the queries served from it.
 // One lock (mu_) guards the index and the edge table, which move in step.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -66,6 +68,9 @@ class MembershipFeed : public std::enable_shared_from_this<MembershipFeed> {
   // given) gets the edges holding at least one of them.
   uint64_t CountRecipients(const v1::Target& target, const std::string& nsp,
                            std::set<std::string>* edges) const ABSL_LOCKS_EXCLUDED(mu_);
+  // At least one live edge announces connection state recovery for `nsp`
+  // (normalized) in its heartbeats. Lock-free while none announces any.
+  bool Recoverable(std::string_view nsp) const ABSL_LOCKS_EXCLUDED(mu_);
   // The sockets a command's selector matches.
   uint64_t CountMatched(const v1::Selector& selector, const std::string& nsp) const
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -96,6 +101,10 @@ class MembershipFeed : public std::enable_shared_from_this<MembershipFeed> {
   void SendProbes(const std::vector<Probe>& probes) ABSL_LOCKS_EXCLUDED(mu_);
   void OnProbeReply(const Probe& probe, const absl::StatusOr<bus::Message>& reply)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // After the edge table changed: keeps any_recoverable_ in step.
+  void NoteRecoverableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    any_recoverable_.store(edges_.recoverable_count() > 0, std::memory_order_release);
+  }
   bool EnterCallback() ABSL_LOCKS_EXCLUDED(mu_);
   void ExitCallback() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -112,6 +121,8 @@ class MembershipFeed : public std::enable_shared_from_this<MembershipFeed> {
   uint64_t next_probe_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int callbacks_running_ ABSL_GUARDED_BY(mu_) = 0;
+  // Some live edge announces a recovery namespace (Recoverable's fast path).
+  std::atomic<bool> any_recoverable_{false};
 };
 
 }  // namespace switchboard::broker

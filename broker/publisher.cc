@@ -1,6 +1,7 @@
 #include "broker/publisher.h"
 
 #include <chrono>
+#include <memory>
 #include <set>
 #include <utility>
 
@@ -11,11 +12,12 @@
 namespace switchboard::broker {
 
 Publisher::Publisher(bus::Bus& bus, const BrokerOptions& options, const MembershipFeed& feed,
-                     PendingAcks& acks, std::function<void()> ack_added)
+                     PendingAcks& acks, BrokerCounters& counters, std::function<void()> ack_added)
     : bus_(bus),
       options_(options),
       feed_(feed),
       acks_(acks),
+      counters_(counters),
       ack_added_(std::move(ack_added)),
       ack_subject_(bus::AckSubject(options.broker_id)) {}
 
@@ -72,8 +74,16 @@ void Publisher::Publish(const v1::PublishRequest& request, Broker::PublishDone d
                                                  limit, " bytes (nats-server max_payload)")));
     return;
   }
-  const std::vector<std::string> subjects =
+  std::vector<std::string> subjects =
       bus::TargetSubjects(nsp, target.rooms(), target.socket_ids(), target.user_ids());
+
+  // Acks and volatile publishes are never replayed: the core subjects.
+  if (options_.event_log != nullptr && !with_acks && !request.volatile_() &&
+      feed_.Recoverable(nsp)) {
+    AppendToLog(nsp, std::move(subjects), payload, feed_.CountRecipients(target, nsp, nullptr),
+                std::move(done));
+    return;
+  }
 
   std::set<std::string> edges;
   const uint64_t recipients = feed_.CountRecipients(target, nsp, with_acks ? &edges : nullptr);
@@ -100,6 +110,62 @@ void Publisher::Publish(const v1::PublishRequest& request, Broker::PublishDone d
   // With acks but no edge holding a recipient, nobody will report.
   response.set_recipients(with_acks ? 0 : recipients);
   done(std::move(response));
+}
+
+void Publisher::AppendToLog(const std::string& nsp, std::vector<std::string> subjects,
+                            std::string payload, uint64_t recipients, Broker::PublishDone done) {
+  {
+    std::lock_guard lock(appends_mu_);
+    ++appends_in_flight_;
+  }
+  // Shared: Append either runs the completion or, failing, leaves it unrun,
+  // and `done` must run exactly once either way.
+  auto answer = std::make_shared<Broker::PublishDone>(std::move(done));
+  auto respond = [recipients](const Broker::PublishDone& done) {
+    v1::PublishResponse response;
+    response.set_recipients(recipients);
+    done(std::move(response));
+  };
+  absl::Status status = options_.event_log->Append(
+      nsp, payload,
+      [this, nsp, answer, respond, subjects = std::move(subjects),
+       payload](absl::StatusOr<uint64_t> seq) {
+        if (seq.ok()) {
+          counters_.log_stored.fetch_add(1, std::memory_order_relaxed);
+          respond(*answer);
+        } else if (absl::IsNotFound(seq.status())) {
+          // No stream yet (its edge has not created it) or any more: edges
+          // deliver the core subjects live, without an offset.
+          counters_.log_fallback.fetch_add(1, std::memory_order_relaxed);
+          if (absl::Status sent = PublishAll(subjects, payload); sent.ok()) {
+            respond(*answer);
+          } else {
+            (*answer)(sent);
+          }
+        } else {
+          counters_.log_failed.fetch_add(1, std::memory_order_relaxed);
+          (*answer)(absl::UnavailableError(
+              absl::StrCat("the recovery log of ", nsp,
+                           " did not store the publish: ", seq.status().ToString())));
+        }
+        AppendFinished();
+      });
+  if (!status.ok()) {
+    counters_.log_failed.fetch_add(1, std::memory_order_relaxed);
+    (*answer)(absl::UnavailableError(
+        absl::StrCat("the recovery log of ", nsp, " refused the publish: ", status.ToString())));
+    AppendFinished();
+  }
+}
+
+void Publisher::AppendFinished() {
+  std::lock_guard lock(appends_mu_);
+  if (--appends_in_flight_ == 0) appends_done_.notify_all();
+}
+
+void Publisher::WaitForAppends() {
+  std::unique_lock lock(appends_mu_);
+  appends_done_.wait(lock, [&] { return appends_in_flight_ == 0; });
 }
 
 absl::StatusOr<uint64_t> Publisher::SendCommand(const v1::Selector& selector, v1::Command command) {

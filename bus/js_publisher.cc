@@ -37,6 +37,10 @@ struct AsyncPublisher::Core : std::enable_shared_from_this<AsyncPublisher::Core>
   mutable std::mutex mu;
   std::condition_variable cv;
   uint64_t next_index = 0;
+  // NATS.c took at least one publish: it makes its table of pending
+  // publishes then, and js_PublishAsyncGetPendingList crashes without one
+  // (libnats 3.4 counts a NULL table).
+  bool any_taken = false;
   // Publishes whose completion has not returned yet (max_pending, Flush).
   size_t unfinished = 0;
   // Publish order -> completion; the front ones that are answered leave for
@@ -135,18 +139,6 @@ absl::StatusOr<std::unique_ptr<AsyncPublisher>> AsyncPublisher::Create(const Jet
 }
 
 AsyncPublisher::~AsyncPublisher() {
-  bool published;
-  {
-    std::lock_guard<std::mutex> lock(core_->mu);
-    published = core_->next_index > 0;
-  }
-  // NATS.c 3.4 crashes in js_PublishAsyncGetPendingList on a context that
-  // never published asynchronously: nothing to wait for or take back then.
-  if (!published) {
-    core_->js.reset();
-    if (core_->worker) core_->worker->Shutdown();
-    return;
-  }
   // Every publish carries MaxWait, so NATS.c answers each (ack or timeout)
   // within ack_timeout while the connection is open.
   if (!natsConnection_IsClosed(core_->conn.get())) {
@@ -157,8 +149,13 @@ AsyncPublisher::~AsyncPublisher() {
   }
   // Whatever is left will not be answered: take the messages back (NATS.c
   // then drops their acks: the handler is not called for them).
+  bool any_taken;
+  {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    any_taken = core_->any_taken;
+  }
   natsMsgList left{};
-  if (js_PublishAsyncGetPendingList(&left, core_->js.get()) == NATS_OK) {
+  if (any_taken && js_PublishAsyncGetPendingList(&left, core_->js.get()) == NATS_OK) {
     for (int i = 0; i < left.Count; ++i) {
       core_->Complete(left.Msgs[i], absl::CancelledError("publisher destroyed before the ack"));
     }
@@ -204,6 +201,7 @@ absl::Status AsyncPublisher::Publish(std::string_view subject, std::string_view 
     core_->by_msg.emplace(msg, index);
     natsMsg* sent = msg;
     s = js_PublishMsgAsync(core_->js.get(), &msg, &po);
+    if (s == NATS_OK) core_->any_taken = true;
     if (s != NATS_OK) {
       // Not taken by NATS.c (msg still set): the last slot, so nothing
       // behind it waits for it.

@@ -103,6 +103,15 @@ Metrics::CollectFn BrokerCollector(const broker::Broker& broker) {
                   "Client acks answered at once with an error because a queue group's watcher "
                   "dropped their event.",
                   static_cast<double>(c.watch_acks_failed));
+    auto appends = CounterFamily(
+        "switchboard_recovery_log_appends_total",
+        "Publishes to namespaces with connection state recovery: stored in the namespace's "
+        "JetStream log, sent on the core subjects because the namespace had no log stream "
+        "(fallback), or refused because the log failed.");
+    AddSample(appends, static_cast<double>(c.log_stored), {{"result", "stored"}});
+    AddSample(appends, static_cast<double>(c.log_fallback), {{"result", "fallback"}});
+    AddSample(appends, static_cast<double>(c.log_failed), {{"result", "failed"}});
+    out.push_back(std::move(appends));
   };
 }
 

@@ -67,8 +67,8 @@ absl::StatusOr<std::string> ListenHost(const std::string& host) {
     if (h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
     in6_addr addr6;
     if (inet_pton(AF_INET6, h.c_str(), &addr6) != 1) {
-      return absl::InvalidArgumentError(absl::StrCat("bad listen host \"", host,
-                                                     "\": not an IPv6 address"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad listen host \"", host, "\": not an IPv6 address"));
     }
     return absl::StrCat("[", h, "]");
   }
@@ -78,8 +78,8 @@ absl::StatusOr<std::string> ListenHost(const std::string& host) {
   if (dotted_digits) {
     in_addr addr4;
     if (inet_pton(AF_INET, h.c_str(), &addr4) != 1) {
-      return absl::InvalidArgumentError(absl::StrCat("bad listen host \"", host,
-                                                     "\": not an IPv4 address"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad listen host \"", host, "\": not an IPv4 address"));
     }
     return h;
   }
@@ -153,7 +153,8 @@ class PublishReactor final : public grpc::ServerUnaryReactor {
 // the next (so they reach the bus in order). Without acks the broker completes
 // a publish before Publish() returns, so nothing here waits, unless the
 // deliveries are behind: then the next read waits for them (flow control
-// holds the client back meanwhile).
+// holds the client back meanwhile); or the publish goes to a recovery
+// namespace's log: the next read waits for the log's ack.
 class PublishStreamReactor final : public grpc::ServerReadReactor<pb::PublishRequest> {
  public:
   PublishStreamReactor(broker::Broker& broker, const std::function<bool()>& behind,
@@ -173,39 +174,52 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<pb::PublishReq
                           "(use Publish)"));
       return;
     }
+    // Without acks the broker answers before Publish returns, except a
+    // publish to a recovery namespace's log, answered after the log's ack:
+    // then its completion goes on with the stream (no read is pending
+    // meanwhile, so the call cannot end under it).
     struct Slot {
       std::mutex mu;
+      bool returned = false;
       std::optional<absl::StatusOr<pb::PublishResponse>> result;
     };
     auto slot = std::make_shared<Slot>();
-    broker_.Publish(request_, [slot](absl::StatusOr<pb::PublishResponse> result) {
-      std::lock_guard lock(slot->mu);
-      slot->result = std::move(result);
+    broker_.Publish(request_, [this, slot](absl::StatusOr<pb::PublishResponse> result) {
+      {
+        std::lock_guard lock(slot->mu);
+        if (!slot->returned) {
+          slot->result = std::move(result);
+          return;
+        }
+      }
+      Published(std::move(result));
     });
     std::optional<absl::StatusOr<pb::PublishResponse>> result;
     {
       std::lock_guard lock(slot->mu);
+      slot->returned = true;
+      if (!slot->result.has_value()) return;  // answered later, by the log
       result = std::move(slot->result);
     }
-    if (!result.has_value()) {
-      Finish(grpc::Status(grpc::StatusCode::INTERNAL,
-                          "publish without acks did not complete synchronously"));
-      return;
-    }
-    if (!result->ok()) {
-      Finish(ToGrpc(result->status()));
-      return;
-    }
-    response_->set_accepted(response_->accepted() + 1);
-    response_->set_recipients(response_->recipients() + (*result)->recipients());
-    request_.Clear();
-    ReadNext();
+    Published(*std::move(result));
   }
 
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
   void OnDone() override { delete this; }
 
  private:
+  // Counts an accepted publish and reads the next, or ends the call.
+  void Published(absl::StatusOr<pb::PublishResponse> result) {
+    if (!result.ok()) {
+      Finish(ToGrpc(result.status()));
+      return;
+    }
+    response_->set_accepted(response_->accepted() + 1);
+    response_->set_recipients(response_->recipients() + result->recipients());
+    request_.Clear();
+    ReadNext();
+  }
+
   // Reads now, or (deliveries behind) once they have caught up. No read is
   // pending while the alarm is set, so the call cannot end under it.
   void ReadNext() {

@@ -2,19 +2,22 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <iostream>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "bus/routing.h"
 #include "services/api_metrics.h"
+#include "services/broker_event_log.h"
 #include "services/config.h"
 
 namespace switchboard::services {
 
 absl::StatusOr<std::unique_ptr<BrokerService>> BrokerService::Start(
     bus::Bus& bus, const ProcessFlags& flags, const std::string& label, Metrics* metrics,
-    Health& health, std::function<bool()> deliveries_behind) {
+    Health& health, std::function<bool()> deliveries_behind, RecoveryLog recovery) {
   auto listen = ParseListen(flags.grpc_listen);
   if (!listen.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--grpc-listen: ", listen.status().message()));
@@ -23,6 +26,19 @@ absl::StatusOr<std::unique_ptr<BrokerService>> BrokerService::Start(
   options.broker_id = flags.broker_id;
   options.edge_timeout = std::chrono::milliseconds(flags.edge_timeout_ms);
   std::unique_ptr<BrokerService> service(new BrokerService(health));
+  service->event_log_ = std::move(recovery.log);
+  options.event_log = service->event_log_.get();
+  if (options.event_log == nullptr && recovery.warn_without_log) {
+    auto warned = std::make_shared<std::atomic<bool>>(false);
+    options.on_recovery_announced = [warned](const std::string& nsp) {
+      if (warned->exchange(true)) return;
+      spdlog::warn(
+          "an edge runs connection state recovery for {} on JetStream, but this broker's NATS "
+          "server has no JetStream: its publishes to recovery namespaces go on the core subjects "
+          "(delivered live, without offsets, not replayed on recovery)",
+          nsp);
+    };
+  }
   auto started = broker::Broker::Start(bus, options);
   if (!started.ok()) return started.status();
   service->broker_ = std::move(*started);
@@ -78,9 +94,19 @@ absl::StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(ProcessFlags
   process->bus_ = std::move(*nats);
   process->metrics_.AddCollector(BusCollector(*process->bus_));
   process->health_ = std::make_unique<Health>(process->bus_.get(), f.memory_limit_mb << 20);
+  RecoveryLog recovery;
+  if (auto log = BrokerEventLog::Create(*process->bus_); log.ok()) {
+    recovery.log = std::move(*log);
+  } else {
+    // FailedPrecondition: no JetStream; otherwise it could not be asked. Either
+    // way recoverable publishes take the core subjects.
+    recovery.warn_without_log = true;
+    spdlog::info("no JetStream for recovery logs ({}): publishes go on the core subjects",
+                 log.status().ToString());
+  }
   auto service =
       BrokerService::Start(*process->bus_, f, absl::StrCat("switchboard broker ", f.broker_id),
-                           &process->metrics_, *process->health_);
+                           &process->metrics_, *process->health_, nullptr, std::move(recovery));
   if (!service.ok()) {
     return absl::Status(service.status().code(),
                         absl::StrCat("broker: ", service.status().message()));

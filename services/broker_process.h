@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "broker/broker.h"
+#include "broker/event_log.h"
 #include "bus/bus.h"
 #include "bus/nats_bus.h"
 #include "services/admin_server.h"
@@ -26,15 +27,25 @@
 
 namespace switchboard::services {
 
+// Connection state recovery in a cluster: the namespaces' logs on JetStream.
+struct RecoveryLog {
+  // Null: recoverable publishes go on the core subjects.
+  std::unique_ptr<broker::EventLog> log;
+  // Without `log`: warn (once) when an edge announces a recovery namespace,
+  // since this broker cannot write its log (NATS without JetStream).
+  bool warn_without_log = false;
+};
+
 class BrokerService {
  public:
   // Starts the broker on `bus` and its API on --grpc-listen, served while
   // `health` is ready; prints "<label> serving gRPC on HOST:PORT". With
   // `metrics`, the API's and the broker's metrics go there.
   // `deliveries_behind` (standalone): a PublishStream waits while it is true.
+  // `recovery` (a cluster's broker): where recoverable publishes go.
   static absl::StatusOr<std::unique_ptr<BrokerService>> Start(
       bus::Bus& bus, const ProcessFlags& flags, const std::string& label, Metrics* metrics,
-      Health& health, std::function<bool()> deliveries_behind = nullptr);
+      Health& health, std::function<bool()> deliveries_behind = nullptr, RecoveryLog recovery = {});
   // Stops the readiness watch, then the API (in-flight calls get a second),
   // then the broker.
   ~BrokerService();
@@ -48,6 +59,7 @@ class BrokerService {
   explicit BrokerService(Health& health) : health_(health) {}
 
   Health& health_;
+  std::unique_ptr<broker::EventLog> event_log_;  // outlives broker_, which appends to it
   std::unique_ptr<broker::Broker> broker_;
   std::unique_ptr<ApiServer> api_;  // over broker_
 };

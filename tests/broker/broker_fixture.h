@@ -268,6 +268,11 @@ class FakeEdge {
     std::lock_guard lock(mu_);
     draining_ = draining;
   }
+  // The namespaces later heartbeats announce connection state recovery for.
+  void SetRecoveryNamespaces(std::vector<std::string> namespaces) {
+    std::lock_guard lock(mu_);
+    recovery_namespaces_ = std::move(namespaces);
+  }
 
  private:
   void FillInfo(const std::string& sid, const Sock& sock, v1::SocketInfo* info) const {
@@ -305,6 +310,7 @@ class FakeEdge {
     heartbeat.set_version(version_);
     if (started_at_ != 0) SetTime(heartbeat.mutable_started_at(), started_at_);
     heartbeat.set_draining(draining_);
+    for (const std::string& nsp : recovery_namespaces_) heartbeat.add_recovery_namespaces(nsp);
     std::set<std::string> users;
     std::set<std::pair<std::string, std::string>> rooms;
     std::map<std::string, v1::Counts> nsp_counts;
@@ -341,6 +347,7 @@ class FakeEdge {
   std::string version_;
   int64_t started_at_ = 0;
   bool draining_ = false;
+  std::vector<std::string> recovery_namespaces_;
   uint32_t interval_ms_ = 2000;
   std::atomic<int> requests_{0};
   bus::SubscriptionPtr sub_;

@@ -240,5 +240,79 @@ TEST(BrokerEdgesTest, AnEdgeThatAnswersProbesIsKeptWhileItsHeartbeatsAreLate) {
   EXPECT_EQ(broker->counters().edges_expired, 1u);
 }
 
+// ---------------------------------------------------------------------------
+// Recovery namespaces announced in heartbeats.
+
+TEST(BrokerRecoveryNamespacesTest, RecoverableWhileALiveEdgeAnnouncesIt) {
+  bus::InProcessBus bus;
+  BrokerOptions options = Options();
+  options.edge_timeout = 300ms;
+  std::mutex mu;
+  std::vector<std::string> announced;
+  options.on_recovery_announced = [&](const std::string& nsp) {
+    std::lock_guard lock(mu);
+    announced.push_back(nsp);
+  };
+  auto broker = StartBroker(bus, options);
+  ASSERT_NE(broker, nullptr);
+  EXPECT_FALSE(broker->Recoverable("/r"));
+  FakeEdge e1(bus, "e1");
+  e1.ServeSnapshots();
+  FakeEdge e2(bus, "e2");
+  e2.ServeSnapshots();
+  e1.SetRecoveryNamespaces({"/r", "", "/r"});  // "" is "/"
+  e2.SetRecoveryNamespaces({"/r", "/s"});
+  e1.Heartbeat();
+  ASSERT_TRUE(Eventually([&] { return broker->Recoverable("/r"); }));
+  EXPECT_TRUE(broker->Recoverable("/"));
+  EXPECT_TRUE(broker->Recoverable(""));
+  EXPECT_FALSE(broker->Recoverable("/s"));
+  e2.Heartbeat();
+  ASSERT_TRUE(Eventually([&] { return broker->Recoverable("/s"); }));
+  {
+    std::lock_guard lock(mu);
+    // Once per namespace new to the cluster, not per edge or heartbeat.
+    EXPECT_EQ(announced, (std::vector<std::string>{"/", "/r", "/s"}));
+  }
+
+  // e1 stops announcing "/": nobody else does.
+  e1.SetRecoveryNamespaces({"/r"});
+  e1.Heartbeat();
+  ASSERT_TRUE(Eventually([&] { return !broker->Recoverable("/"); }));
+  EXPECT_TRUE(broker->Recoverable("/r"));
+
+  // e2 falls silent and expires: "/s" goes, "/r" stays while e1 lives.
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  bool s_gone = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    e1.Heartbeat();
+    if (!broker->Recoverable("/s")) {
+      s_gone = true;
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(s_gone);
+  EXPECT_TRUE(broker->Recoverable("/r"));
+  // Then e1 too.
+  ASSERT_TRUE(Eventually([&] { return !broker->Recoverable("/r"); }));
+  EXPECT_EQ(broker->counters().edges_expired, 2u);
+}
+
+TEST(BrokerRecoveryNamespacesTest, ANewIncarnationStartsWithoutTheOldOnesNamespaces) {
+  bus::InProcessBus bus;
+  auto broker = StartBroker(bus);
+  FakeEdge before(bus, "e1", "inc-1");
+  before.SetRecoveryNamespaces({"/r"});
+  before.Heartbeat();
+  ASSERT_TRUE(Eventually([&] { return broker->Recoverable("/r"); }));
+  FakeEdge after(bus, "e1", "inc-2");
+  after.Connect("a", "/r");  // the new process's first membership event
+  ASSERT_TRUE(Eventually([&] { return !broker->Recoverable("/r"); }));
+  after.SetRecoveryNamespaces({"/r"});
+  after.Heartbeat();
+  ASSERT_TRUE(Eventually([&] { return broker->Recoverable("/r"); }));
+}
+
 }  // namespace
 }  // namespace switchboard::broker

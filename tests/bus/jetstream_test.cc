@@ -324,6 +324,17 @@ TEST_F(NatsJetStreamTest, AsyncPublishCompletesInPublishOrderWithSequences) {
   }
 }
 
+// A publisher that never published (a broker whose recovery namespaces got
+// no publish) is destroyed cleanly: NATS.c has no table of pending
+// publishes to list then.
+TEST_F(NatsJetStreamTest, AnAsyncPublisherThatNeverPublishedIsDestroyedCleanly) {
+  auto publisher = AsyncPublisher::Create(*js_, {});
+  ASSERT_TRUE(publisher.ok()) << publisher.status();
+  EXPECT_EQ((*publisher)->pending(), 0u);
+  publisher->reset();  // crashed in js_PublishAsyncGetPendingList
+  SUCCEED();
+}
+
 TEST_F(NatsJetStreamTest, AsyncPublishIsBoundedAndTimesOutInOrderWhenTheServerIsGone) {
   ASSERT_TRUE(EnsureStream(*js_, Config("bound")).ok());
   AsyncPublisher::Options options;
