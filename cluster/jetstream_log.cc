@@ -102,6 +102,19 @@ void JetStreamLog::ReadAfter(uint64_t after, const Match& match, ReadDone done) 
 
 void JetStreamLog::ReadOlder(uint64_t after, const Match& match, OlderDone done) {
   recovery::LogStats held = tail_.Stats();
+  if (after > held.last_offset) {
+    // Another edge may have delivered further than this one yet: an offset
+    // the stream gave is good (this edge skips up to it), any other is not.
+    reader_->Post([this, after, done = std::move(done)] {
+      absl::StatusOr<bus::StreamBounds> bounds = bus::GetStreamBounds(js_, stream_);
+      if (!bounds.ok()) return done(bounds.status());
+      if (after > bounds->last_seq) {
+        return done(absl::InvalidArgumentError("offset beyond the log's end"));
+      }
+      done(Older{{}, after});
+    });
+    return;
+  }
   // Everything up to `through` is older than what this edge holds.
   uint64_t through = held.entries > 0 ? held.first_offset - 1 : held.last_offset;
   if (after >= through) return done(Older{{}, after});

@@ -235,6 +235,12 @@ void Namespace::FinishRestore(const SocketPtr& socket,
       [&missed](absl::StatusOr<std::vector<recovery::LogEntryPtr>> entries) {
         missed = std::move(entries);
       });
+  // A cluster's log: the client's old edge delivered further than this one
+  // yet (ReadOlder checked the offset against the stream): nothing to send,
+  // this edge skips up to it.
+  if (absl::IsInvalidArgument(missed.status()) && recovery_->log().shared()) {
+    missed = std::vector<recovery::LogEntryPtr>{};
+  }
   if (!missed.ok()) {
     order.unlock();
     expired_or_unknown(missed.status());
@@ -259,7 +265,7 @@ void Namespace::FinishRestore(const SocketPtr& socket,
   socket->MarkConnected();
   // Publishes logged up to here are in `missed` or not for this socket;
   // those still queued for this shard skip it (replayed_through).
-  socket->MarkRecovered(recovery_->log().Stats().last_offset);
+  socket->MarkRecovered(std::max(older->through, recovery_->log().Stats().last_offset));
   order.unlock();
   // The missed packets, then the CONNECT reply (the client buffers them
   // until it): as the reference server does.
@@ -381,8 +387,11 @@ void Namespace::Adopt(const SocketPtr& socket, std::string_view from_edge, uint6
                       moved_in_late_](absl::StatusOr<std::vector<recovery::LogEntryPtr>> entries) {
           // Older than this edge's memory (it started after the socket's
           // old edge delivered it): counted, not read from the stream.
-          if (!entries.ok()) return (void)moved_in_late.fetch_add(1, std::memory_order_relaxed);
-          missed = std::move(*entries);
+          // (InvalidArgument: the old edge was ahead of this one: nothing to send.)
+          if (absl::IsOutOfRange(entries.status())) {
+            moved_in_late.fetch_add(1, std::memory_order_relaxed);
+          }
+          if (entries.ok()) missed = std::move(*entries);
         });
     socket->MarkRecovered(std::max(log_offset, recovery_->log().Stats().last_offset));
   }
