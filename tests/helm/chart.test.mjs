@@ -522,6 +522,13 @@ for (const c of CASES) {
       assert.equal(flag(e.args, '--threads'), String(values.edge.threads));
       assert.equal(flag(e.args, '--log-level'), values.logLevel);
       assert.equal(flag(e.args, '--nats'), '$(NATS_URL)');
+      // Connection state recovery's JetStream streams and buckets.
+      assert.equal(flag(e.args, '--jetstream-replicas'), String(values.recovery.jetstream.replicas));
+      assert.equal(flag(e.args, '--jetstream-storage'), values.recovery.jetstream.storage);
+      if (c.file === undefined) {
+        assert.equal(flag(e.args, '--jetstream-replicas'), '3', 'R3 by default');
+        assert.equal(flag(e.args, '--jetstream-storage'), 'file', 'file storage by default');
+      }
       assertAdminProbes(e);
       assertHardened(edge, { user: 10001 });
 
@@ -713,7 +720,22 @@ for (const c of CASES) {
         assert.deepEqual(routes, []);
       }
       assert.match(conf, new RegExp(`^listen: "0\\.0\\.0\\.0:${client}"$`, 'm'));
+      // JetStream (connection state recovery): on by default, file storage on a volume per node.
+      if (c.file === undefined) assert.equal(values.nats.jetstream.enabled, true, 'JetStream on by default');
       assert.equal(/jetstream/.test(conf), values.nats.jetstream.enabled, 'JetStream only when enabled');
+      const claims = sts.spec.volumeClaimTemplates ?? [];
+      if (values.nats.jetstream.enabled) {
+        const js = conf.match(/^jetstream \{([^}]*)\}/m);
+        assert.ok(js, `a jetstream block in:\n${conf}`);
+        assert.match(js[1], /store_dir: "\/data"/);
+        assert.match(js[1], new RegExp(`max_file_store: ${values.nats.jetstream.fileStore.size}\\b`));
+        assert.match(js[1], new RegExp(`max_memory_store: ${values.nats.jetstream.memoryStore}\\b`));
+        assert.equal(claims.length, 1, 'a volume per node');
+        assert.equal(claims[0].spec.resources.requests.storage, values.nats.jetstream.fileStore.size);
+        assert.equal(n.volumeMounts.find((m) => m.name === claims[0].metadata.name)?.mountPath, '/data');
+      } else {
+        assert.deepEqual(claims, []);
+      }
       assert.match(sts.spec.template.metadata.annotations['checksum/config'], /^[0-9a-f]{64}$/);
     });
 
@@ -837,6 +859,9 @@ describe('config checksum', () => {
   });
 });
 
+// A namespace with connection state recovery (services/CONFIG.md), as --set writes it.
+const CHAT_RECOVERY = 'config.namespaces./chat.connectionStateRecovery.maxDisconnectionDuration=60000';
+
 describe('values', () => {
   test('autoscaling off: the Deployment has the replicas, no autoscaler', () => {
     const objects = renderOk(undefined, ['edge.autoscaling.enabled=false', 'edge.replicas=4']);
@@ -880,6 +905,9 @@ describe('values', () => {
     [['podSecurityContext.runAsNonRoot=false'], /runAsNonRoot/],
     [['edge.drain.windowSeconds=-1'], /windowSeconds/],
     [['nats.replicas=three'], /replicas/],
+    [['recovery.jetstream.replicas=0'], /recovery\.jetstream\.replicas/],
+    [['recovery.jetstream.replicas=6'], /recovery\.jetstream\.replicas/],
+    [['recovery.jetstream.storage=disk'], /recovery\.jetstream\.storage/],
     [['noSuchValue=1'], /noSuchValue|additional property/i],
     [['edge.service.sessionAffinity=ClientIP'], /sessionAffinity|additional property/i],
   ];
@@ -901,6 +929,12 @@ describe('values', () => {
     [['cluster.edgeTimeoutMs=1000'], /edgeTimeoutMs/],
     [['edge.autoscaling.minReplicas=5', 'edge.autoscaling.maxReplicas=3'], /minReplicas/],
     [['metrics.serviceMonitor.enabled=true', 'metrics.service.enabled=false'], /metrics\.service\.enabled/],
+    [[CHAT_RECOVERY, 'nats.jetstream.enabled=false'],
+      /config\.namespaces \/chat: connectionStateRecovery needs JetStream but nats\.jetstream\.enabled is false/],
+    [[CHAT_RECOVERY, 'nats.replicas=2'],
+      /recovery\.jetstream\.replicas is 3 but the bundled NATS has 2 node\(s\) \(nats\.replicas\)/],
+    [[CHAT_RECOVERY, 'nats.replicas=3', 'recovery.jetstream.replicas=5'],
+      /recovery\.jetstream\.replicas is 5 but the bundled NATS has 3 node\(s\)/],
   ];
   for (const [sets, message] of failing) {
     test(`the chart refuses ${sets.join(' ')}`, () => {
@@ -910,8 +944,47 @@ describe('values', () => {
     });
   }
 
+  test('recovery.jetstream: the edges take the values; a one-node NATS with R1 and memory storage', () => {
+    const objects = renderOk(undefined, [
+      CHAT_RECOVERY, 'nats.replicas=1', 'recovery.jetstream.replicas=1', 'recovery.jetstream.storage=memory',
+    ]);
+    validateAll(objects);
+    const e = container(get(objects, 'Deployment', nameOf('edge')), 'edge');
+    assert.equal(flag(e.args, '--jetstream-replicas'), '1');
+    assert.equal(flag(e.args, '--jetstream-storage'), 'memory');
+    const config = JSON.parse(get(objects, 'ConfigMap', `${nameOf('edge')}-config`).data['switchboard.json']);
+    assert.deepEqual(config.namespaces['/chat'], { connectionStateRecovery: { maxDisconnectionDuration: 60000 } });
+    const conf = get(objects, 'ConfigMap', `${nameOf('nats')}-config`).data['nats.conf'];
+    assert.match(conf, /jetstream \{[^}]*max_memory_store: 256Mi/);
+  });
+
+  test('recovery with the default values: R3 on the 3 bundled nodes', () => {
+    const objects = renderOk(undefined, [CHAT_RECOVERY]);
+    const e = container(get(objects, 'Deployment', nameOf('edge')), 'edge');
+    assert.equal(flag(e.args, '--jetstream-replicas'), '3');
+    assert.equal(get(objects, 'StatefulSet', nameOf('nats')).spec.replicas, 3);
+  });
+
+  test('no namespace with recovery: JetStream can be off, and replicas are not checked', () => {
+    const objects = renderOk(undefined, ['nats.jetstream.enabled=false', 'nats.replicas=1']);
+    validateAll(objects);
+    const sts = get(objects, 'StatefulSet', nameOf('nats'));
+    assert.equal(sts.spec.volumeClaimTemplates, undefined);
+    assert.doesNotMatch(get(objects, 'ConfigMap', `${nameOf('nats')}-config`).data['nats.conf'], /jetstream/);
+    assert.equal(flag(container(get(objects, 'Deployment', nameOf('edge')), 'edge').args, '--jetstream-replicas'), '3');
+  });
+
+  test('external NATS: the chart cannot see its JetStream, so it passes the values unchecked', () => {
+    const objects = renderOk(undefined, [
+      CHAT_RECOVERY, 'nats.enabled=false', 'nats.external.url=nats://nats.messaging:4222', 'recovery.jetstream.replicas=5',
+    ]);
+    const e = container(get(objects, 'Deployment', nameOf('edge')), 'edge');
+    assert.equal(flag(e.args, '--jetstream-replicas'), '5');
+    assert.equal(flag(e.args, '--jetstream-storage'), 'file');
+  });
+
   test('JetStream on: a volume per node and the store in the config', (t) => {
-    const objects = renderOk(undefined, ['nats.jetstream.enabled=true', 'nats.jetstream.fileStore.storageClassName=fast']);
+    const objects = renderOk(undefined, ['nats.jetstream.fileStore.storageClassName=fast']);
     validateAll(objects);
     const sts = get(objects, 'StatefulSet', nameOf('nats'));
     const [claim] = sts.spec.volumeClaimTemplates;
