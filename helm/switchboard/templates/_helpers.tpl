@@ -204,6 +204,30 @@ Included by the edge Deployment, which every configuration renders.
 {{- if and .Values.edge.autoscaling.enabled (gt (int .Values.edge.autoscaling.minReplicas) (int .Values.edge.autoscaling.maxReplicas)) }}
 {{- fail "edge.autoscaling.minReplicas is more than edge.autoscaling.maxReplicas" }}
 {{- end }}
+{{- $recovery := include "switchboard.recoveryNamespaces" . }}
+{{- if and $recovery .Values.nats.enabled }}
+{{- $replicas := int .Values.recovery.jetstream.replicas }}
+{{- if not .Values.nats.jetstream.enabled }}
+{{- fail (printf "config.namespaces %s: connectionStateRecovery needs JetStream but nats.jetstream.enabled is false (the edges would refuse to start): set it to true" $recovery) }}
+{{- end }}
+{{- if gt $replicas (int .Values.nats.replicas) }}
+{{- fail (printf "recovery.jetstream.replicas is %d but the bundled NATS has %d node(s) (nats.replicas): JetStream cannot place the recovery streams of config.namespaces %s; lower recovery.jetstream.replicas or raise nats.replicas" $replicas (int .Values.nats.replicas) $recovery) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The names of the config's namespaces with connectionStateRecovery, comma-separated; empty when
+none. Their edges need JetStream (services/CONFIG.md).
+*/}}
+{{- define "switchboard.recoveryNamespaces" -}}
+{{- $names := list }}
+{{- range $name, $policy := .Values.config.namespaces }}
+{{- if and (kindIs "map" $policy) (hasKey $policy "connectionStateRecovery") }}
+{{- $names = append $names $name }}
+{{- end }}
+{{- end }}
+{{- join ", " $names }}
 {{- end }}
 
 {{/* A PodDisruptionBudget's budget: minAvailable when set, else maxUnavailable (a count or "N%"). */}}
