@@ -24,8 +24,7 @@ absl::StatusOr<sio::Json> ArgumentsToJson(const Arguments& args) {
         array.push_back(sio::Json::binary(std::vector<uint8_t>(bytes.begin(), bytes.end())));
         break;
       }
-      default:
-        return absl::InvalidArgumentError(absl::StrCat("argument ", i, " has no value"));
+      default: return absl::InvalidArgumentError(absl::StrCat("argument ", i, " has no value"));
     }
   }
   return array;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bus/routing.h"
+#include "cluster/moved_socket_codec.h"
 #include "edge/engineio/server.h"
 #include "edge/engineio/transport.h"
 #include "edge/http/session.h"
@@ -19,43 +20,9 @@
 namespace switchboard::cluster {
 namespace {
 
-std::string JsonText(const sio::Json& json) { return json.is_null() ? std::string() : json.dump(); }
-
 sio::Json ParseJson(std::string_view text) {
   if (text.empty()) return nullptr;
   return sio::Json::parse(text, nullptr, /*allow_exceptions=*/false);
-}
-
-void ToProto(const sio::MovedSocketState& state, v1::MovedSocket* out) {
-  out->set_namespace_(state.nsp);
-  out->set_socket_id(state.id);
-  out->set_user_id(state.user_id);
-  out->set_claims_json(JsonText(state.claims));
-  out->set_data_json(JsonText(state.data));
-  out->set_auth_json(JsonText(state.auth));
-  for (const auto& room : state.rooms) out->add_rooms(room);
-  out->set_in_own_room(state.in_own_room);
-  out->set_next_ack_id(state.next_ack_id);
-  out->set_pid(state.pid);
-  out->set_start_offset(state.start_offset);
-  out->set_log_offset(state.log_offset);
-}
-
-sio::MovedSocketState FromProto(const v1::MovedSocket& in) {
-  sio::MovedSocketState state;
-  state.nsp = in.namespace_();
-  state.id = in.socket_id();
-  state.user_id = in.user_id();
-  state.claims = ParseJson(in.claims_json());
-  state.data = ParseJson(in.data_json());
-  state.auth = ParseJson(in.auth_json());
-  state.rooms.assign(in.rooms().begin(), in.rooms().end());
-  state.in_own_room = in.in_own_room();
-  state.next_ack_id = in.next_ack_id();
-  state.pid = in.pid();
-  state.start_offset = in.start_offset();
-  state.log_offset = in.log_offset();
-  return state;
 }
 
 void Reply(bus::Bus& bus, const bus::Message& request, const v1::MoveReply& reply) {
@@ -344,7 +311,7 @@ void SessionMover::Take(const std::shared_ptr<Arrival>& arrival, int attempt) {
             if (!session) return arrival->Fail();
             std::vector<sio::MovedSocketState> sockets;
             for (const v1::MovedSocket& socket : reply->sockets()) {
-              sockets.push_back(FromProto(socket));
+              sockets.push_back(MovedSocketFromProto(socket));
             }
             sio::Client::Adopt(server_, session, std::move(sockets), arrival->owner());
             arrival->Arrived(session);
@@ -387,7 +354,7 @@ void SessionMover::ServePrepare(const bus::Message& message, std::string sid) {
     v1::MoveReply reply;
     reply.set_ok(true);
     for (const sio::MovedSocketState& state : client->DescribeSockets()) {
-      ToProto(state, reply.add_sockets());
+      MovedSocketToProto(state, reply.add_sockets());
     }
     Reply(bus_, message, reply);
   });
@@ -419,7 +386,8 @@ void SessionMover::ServeTake(const bus::Message& message, const v1::MoveTake& ta
           std::vector<sio::MovedSocketState> now = client->DescribeSockets();
           if (!Covers(*asked, now)) {
             v1::MoveReply reply = Refusal(kResubscribe);
-            for (const sio::MovedSocketState& state : now) ToProto(state, reply.add_sockets());
+            for (const sio::MovedSocketState& state : now)
+              MovedSocketToProto(state, reply.add_sockets());
             return Reply(bus_, message, reply);
           }
           std::optional<eio::Session::Departure> departure = session->Depart();
@@ -438,7 +406,8 @@ void SessionMover::ServeTake(const bus::Message& message, const v1::MoveTake& ta
             reply.add_frame_binary(frame.binary);
           }
           std::vector<sio::MovedSocketState> sockets = client->Depart(to_edge);
-          for (const sio::MovedSocketState& state : sockets) ToProto(state, reply.add_sockets());
+          for (const sio::MovedSocketState& state : sockets)
+            MovedSocketToProto(state, reply.add_sockets());
           for (const std::string& id : *handled) reply.add_handled_ids(id);
           // Kept before the reply: the new edge may pass on the client's
           // answer to one of our acks as soon as it has the session.
