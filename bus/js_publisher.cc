@@ -46,6 +46,9 @@ struct AsyncPublisher::Core : std::enable_shared_from_this<AsyncPublisher::Core>
   // NATS.c gives the ack handler the published message back: its address
   // names the publish (erased before the message is destroyed).
   std::unordered_map<natsMsg*, uint64_t> by_msg;
+  // NATS.c makes its map of pending publishes at the first one taken, and
+  // js_PublishAsyncGetPendingList crashes (NATS.c 3.4) without it.
+  bool any_sent = false;
 
   // Records `result` for `msg` and hands every completion now in order to
   // the executor. NATS.c calls the ack handler from one thread (the reply
@@ -145,8 +148,13 @@ AsyncPublisher::~AsyncPublisher() {
   }
   // Whatever is left will not be answered: take the messages back (NATS.c
   // then drops their acks: the handler is not called for them).
+  bool any_sent;
+  {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    any_sent = core_->any_sent;
+  }
   natsMsgList left{};
-  if (js_PublishAsyncGetPendingList(&left, core_->js.get()) == NATS_OK) {
+  if (any_sent && js_PublishAsyncGetPendingList(&left, core_->js.get()) == NATS_OK) {
     for (int i = 0; i < left.Count; ++i) {
       core_->Complete(left.Msgs[i], absl::CancelledError("publisher destroyed before the ack"));
     }
@@ -192,6 +200,7 @@ absl::Status AsyncPublisher::Publish(std::string_view subject, std::string_view 
     core_->by_msg.emplace(msg, index);
     natsMsg* sent = msg;
     s = js_PublishMsgAsync(core_->js.get(), &msg, &po);
+    if (s == NATS_OK) core_->any_sent = true;
     if (s != NATS_OK) {
       // Not taken by NATS.c (msg still set): the last slot, so nothing
       // behind it waits for it.

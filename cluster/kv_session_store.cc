@@ -1,0 +1,297 @@
+#include "cluster/kv_session_store.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <future>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "bus/routing.h"
+#include "cluster/moved_socket_proto.h"
+#include "switchboard/v1/bus.pb.h"
+#include "switchboard/v1/recovery.pb.h"
+
+namespace switchboard::cluster {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::system_clock;
+
+// How often a record said connected by a live edge is re-read during the
+// settle.
+constexpr milliseconds kSettlePoll{50};
+
+// Pids are two edge::NewId: [A-Za-z0-9_-], all of them KV key characters.
+// Anything else (a client's invention) cannot be a key we wrote.
+bool ValidKey(std::string_view pid) {
+  if (pid.empty() || pid.size() > 256) return false;
+  return std::all_of(pid.begin(), pid.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+}
+
+std::string Serialize(const recovery::SessionRecord& record) {
+  v1::SessionRecord out;
+  out.set_pid(record.pid);
+  ToProto(record.state, out.mutable_socket());
+  out.mutable_socket()->clear_auth_json();
+  out.set_start_offset(record.start_offset);
+  if (record.disconnected_at) {
+    out.set_disconnected_unix_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     record.disconnected_at->time_since_epoch())
+                                     .count());
+  }
+  out.set_edge_id(record.edge_id);
+  return out.SerializeAsString();
+}
+
+absl::StatusOr<recovery::SessionRecord> Parse(const std::string& value) {
+  // Empty: erased.
+  if (value.empty()) return absl::NotFoundError("unknown pid");
+  v1::SessionRecord in;
+  if (!in.ParseFromString(value)) return absl::NotFoundError("unreadable session record");
+  recovery::SessionRecord record;
+  record.pid = in.pid();
+  record.state = FromProto(in.socket());
+  record.start_offset = in.start_offset();
+  if (in.has_disconnected_unix_ns()) {
+    record.disconnected_at = Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+        std::chrono::nanoseconds(in.disconnected_unix_ns())));
+  }
+  record.edge_id = in.edge_id();
+  return record;
+}
+
+absl::Status Reused() { return absl::FailedPreconditionError("session in use"); }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<KvSessionStore>> KvSessionStore::Create(bus::JetStream& js,
+                                                                       bus::Bus& bus,
+                                                                       Options options) {
+  if (options.edge_id.empty()) return absl::InvalidArgumentError("KvSessionStore needs an edge id");
+  // Records of sessions that never come back go after the TTL; a
+  // disconnected one must outlive its window (with margin for clock skew
+  // between edges).
+  milliseconds ttl = options.ttl;
+  if (ttl <= milliseconds::zero()) {
+    ttl = std::max<milliseconds>(2 * options.window, std::chrono::hours(1));
+  }
+  bus::KvConfig config;
+  config.bucket = bus::SessionBucket(options.nsp);
+  config.ttl = ttl;
+  config.replicas = options.replicas;
+  config.storage = options.storage;
+  auto kv = bus::KvBucket::Ensure(js, config);
+  if (!kv.ok()) return kv.status();
+  bus::AsyncPublisher::Options publisher_options;
+  publisher_options.max_pending = options.max_pending;
+  auto publisher = bus::AsyncPublisher::Create(js, std::move(publisher_options));
+  if (!publisher.ok()) return publisher.status();
+  return std::unique_ptr<KvSessionStore>(
+      new KvSessionStore(bus, std::move(options), ttl, std::move(*kv), std::move(*publisher)));
+}
+
+KvSessionStore::KvSessionStore(bus::Bus& bus, Options options, milliseconds ttl,
+                               std::unique_ptr<bus::KvBucket> kv,
+                               std::unique_ptr<bus::AsyncPublisher> publisher)
+    : bus_(bus),
+      options_(std::move(options)),
+      ttl_(ttl),
+      kv_(std::move(kv)),
+      publisher_(std::move(publisher)),
+      subject_prefix_(absl::StrCat("$KV.", kv_->bucket(), ".")) {
+  int threads = std::max(1, options_.take_threads);
+  for (int i = 0; i < threads; ++i) take_threads_.emplace_back([this] { TakeLoop(); });
+  refresh_thread_ = std::thread([this] { RefreshLoop(); });
+}
+
+KvSessionStore::~KvSessionStore() {
+  std::deque<PendingTake> cancelled;
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    cancelled.swap(takes_);
+  }
+  cv_.notify_all();
+  for (auto& take : cancelled) take.done(absl::CancelledError("session store closing"));
+  for (auto& thread : take_threads_) thread.join();
+  refresh_thread_.join();
+  // The publisher's destructor waits for the writes in flight.
+  publisher_.reset();
+}
+
+bool KvSessionStore::stopping() const {
+  std::lock_guard lock(mu_);
+  return stop_;
+}
+
+absl::Status KvSessionStore::Publish(const std::string& pid, const std::string& value, Done done) {
+  return publisher_->Publish(absl::StrCat(subject_prefix_, pid), value,
+                             [done = std::move(done)](absl::StatusOr<uint64_t> sequence) {
+                               if (done) done(sequence.status());
+                             });
+}
+
+void KvSessionStore::Put(recovery::SessionRecord record, Done done) {
+  if (!ValidKey(record.pid)) {
+    if (done) done(absl::InvalidArgumentError("pid is not a KV key"));
+    return;
+  }
+  std::string value = Serialize(record);
+  absl::Status status;
+  {
+    std::lock_guard lock(mu_);
+    if (record.disconnected_at) {
+      connected_.erase(record.pid);
+    } else {
+      connected_.insert_or_assign(record.pid, value);
+    }
+    status = Publish(record.pid, value, done);
+  }
+  // Not sent: the publisher never runs `done`.
+  if (!status.ok() && done) done(status);
+}
+
+void KvSessionStore::Erase(const std::string& pid, Done done) {
+  if (!ValidKey(pid)) {
+    if (done) done(absl::OkStatus());  // never written
+    return;
+  }
+  absl::Status status;
+  {
+    std::lock_guard lock(mu_);
+    connected_.erase(pid);
+    status = Publish(pid, std::string(), done);
+  }
+  if (!status.ok() && done) done(status);
+}
+
+void KvSessionStore::RefreshLoop() {
+  const milliseconds period = std::max<milliseconds>(ttl_ / 3, milliseconds(10));
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    if (cv_.wait_for(lock, period, [this] { return stop_; })) break;
+    std::vector<std::string> pids;
+    pids.reserve(connected_.size());
+    for (const auto& [pid, value] : connected_) pids.push_back(pid);
+    lock.unlock();
+    size_t failed = 0;
+    for (const std::string& pid : pids) {
+      // One pid at a time under the lock: a Put in between is either before
+      // (and re-put here if still connected) or after this write.
+      lock.lock();
+      if (stop_) break;
+      auto it = connected_.find(pid);
+      if (it != connected_.end()) {
+        absl::Status sent = Publish(pid, it->second, [](absl::Status status) {
+          if (!status.ok()) spdlog::warn("session record refresh failed: {}", status.ToString());
+        });
+        if (!sent.ok()) ++failed;
+      }
+      lock.unlock();
+    }
+    if (!lock.owns_lock()) lock.lock();
+    if (failed > 0) spdlog::warn("{} session record refreshes failed", failed);
+  }
+}
+
+void KvSessionStore::Take(const std::string& pid, Clock::time_point now, TakeDone done) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stop_) {
+      takes_.push_back({pid, now, std::move(done)});
+      cv_.notify_all();
+      return;
+    }
+  }
+  done(absl::CancelledError("session store closing"));
+}
+
+void KvSessionStore::TakeLoop() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return stop_ || !takes_.empty(); });
+    if (stop_) return;
+    PendingTake take = std::move(takes_.front());
+    takes_.pop_front();
+    lock.unlock();
+    take.done(DoTake(take.pid, take.now));
+    lock.lock();
+  }
+}
+
+absl::StatusOr<recovery::SessionRecord> KvSessionStore::DoTake(const std::string& pid,
+                                                               Clock::time_point now) {
+  if (!ValidKey(pid)) return absl::NotFoundError("unknown pid");
+  const auto settle_end = std::chrono::steady_clock::now() + options_.settle;
+  bool probed = false;
+  while (true) {
+    auto entry = kv_->Get(pid);
+    if (absl::IsNotFound(entry.status())) return absl::NotFoundError("unknown pid");
+    if (!entry.ok()) return entry.status();
+    auto record = Parse(entry->value);
+    if (!record.ok()) return record.status();
+    if (record->disconnected_at) {
+      return TakeDisconnected(pid, std::move(*record), entry->revision, now);
+    }
+    if (record->edge_id == options_.edge_id) return Reused();
+    if (!probed) {
+      probed = true;
+      if (OwnerGone(record->edge_id)) return Claim(pid, std::move(*record), entry->revision);
+    }
+    if (std::chrono::steady_clock::now() >= settle_end) return Reused();
+    std::unique_lock lock(mu_);
+    if (cv_.wait_for(lock, kSettlePoll, [this] { return stop_; })) {
+      return absl::CancelledError("session store closing");
+    }
+  }
+}
+
+bool KvSessionStore::OwnerGone(const std::string& edge_id) {
+  if (!bus::ValidNodeId(edge_id)) return false;
+  v1::Probe probe;
+  probe.set_broker_id(options_.edge_id);
+  auto answer = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> result = answer->get_future();
+  bus_.Request(
+      bus::ProbeSubject(edge_id), probe.SerializeAsString(), options_.settle,
+      [answer](absl::StatusOr<bus::Message> reply) { answer->set_value(reply.status()); },
+      bus::InlineExecutor);
+  // The request times out by itself after `settle`; the margin covers a
+  // callback that is late.
+  if (result.wait_for(options_.settle + milliseconds(1000)) != std::future_status::ready) {
+    return false;
+  }
+  absl::Status status = result.get();
+  return absl::IsNotFound(status);
+}
+
+absl::StatusOr<recovery::SessionRecord> KvSessionStore::TakeDisconnected(
+    const std::string& pid, recovery::SessionRecord record, uint64_t revision,
+    Clock::time_point now) {
+  if (now - *record.disconnected_at > options_.window) {
+    absl::Status deleted = kv_->Delete(pid);
+    if (!deleted.ok()) spdlog::debug("expired session record not deleted: {}", deleted.ToString());
+    return absl::DeadlineExceededError("session expired");
+  }
+  return Claim(pid, std::move(record), revision);
+}
+
+absl::StatusOr<recovery::SessionRecord> KvSessionStore::Claim(const std::string& pid,
+                                                              recovery::SessionRecord record,
+                                                              uint64_t revision) {
+  // "Connected here": a second take sees the pid in use, and a probe of
+  // this edge answers while the restored session lives.
+  recovery::SessionRecord taken = record;
+  taken.disconnected_at.reset();
+  taken.edge_id = options_.edge_id;
+  auto updated = kv_->Update(pid, Serialize(taken), revision);
+  if (absl::IsFailedPrecondition(updated.status())) return Reused();
+  if (!updated.ok()) return updated.status();
+  return record;
+}
+
+}  // namespace switchboard::cluster
