@@ -324,6 +324,15 @@ TEST_F(NatsJetStreamTest, AsyncPublishCompletesInPublishOrderWithSequences) {
   }
 }
 
+// NATS.c has no map of pending publishes before the first one: a publisher
+// destroyed unused must not ask it for what is left (it crashed).
+TEST_F(NatsJetStreamTest, AsyncPublisherDestroyedBeforeAnyPublish) {
+  auto publisher = AsyncPublisher::Create(*js_, {});
+  ASSERT_TRUE(publisher.ok()) << publisher.status();
+  publisher->reset();
+  SUCCEED();
+}
+
 TEST_F(NatsJetStreamTest, AsyncPublishIsBoundedAndTimesOutInOrderWhenTheServerIsGone) {
   ASSERT_TRUE(EnsureStream(*js_, Config("bound")).ok());
   AsyncPublisher::Options options;
