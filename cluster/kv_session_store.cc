@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <future>
+#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -109,23 +109,24 @@ KvSessionStore::KvSessionStore(bus::Bus& bus, Options options, milliseconds ttl,
 }
 
 KvSessionStore::~KvSessionStore() {
-  std::deque<PendingTake> cancelled;
+  std::multimap<std::chrono::steady_clock::time_point, PendingTake> cancelled;
   {
     std::lock_guard lock(mu_);
     stop_ = true;
     cancelled.swap(takes_);
   }
   cv_.notify_all();
-  for (auto& take : cancelled) take.done(absl::CancelledError("session store closing"));
+  for (auto& [at, take] : cancelled) take.done(absl::CancelledError("session store closing"));
   for (auto& thread : take_threads_) thread.join();
   refresh_thread_.join();
+  {
+    // A probe's callback touches the store; the bus calls it within
+    // `settle` (its timeout). Takes it requeues now are cancelled.
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return probes_in_flight_ == 0; });
+  }
   // The publisher's destructor waits for the writes in flight.
   publisher_.reset();
-}
-
-bool KvSessionStore::stopping() const {
-  std::lock_guard lock(mu_);
-  return stop_;
 }
 
 absl::Status KvSessionStore::Publish(const std::string& pid, const std::string& value, Done done) {
@@ -183,14 +184,21 @@ void KvSessionStore::RefreshLoop() {
       // One pid at a time under the lock: a Put in between is either before
       // (and re-put here if still connected) or after this write.
       lock.lock();
-      if (stop_) break;
-      auto it = connected_.find(pid);
-      if (it != connected_.end()) {
+      for (int retries = 0; !stop_;) {
+        auto it = connected_.find(pid);
+        if (it == connected_.end()) break;
         absl::Status sent = Publish(pid, it->second, [](absl::Status status) {
-          if (!status.ok()) spdlog::warn("session record refresh failed: {}", status.ToString());
+          if (!status.ok()) spdlog::debug("session record refresh failed: {}", status.ToString());
         });
+        // At the bound of writes in flight: wait for acks rather than skip.
+        if (absl::IsResourceExhausted(sent) && ++retries <= 100) {
+          cv_.wait_for(lock, milliseconds(10), [this] { return stop_; });
+          continue;
+        }
         if (!sent.ok()) ++failed;
+        break;
       }
+      if (stop_) break;
       lock.unlock();
     }
     if (!lock.owns_lock()) lock.lock();
@@ -202,7 +210,11 @@ void KvSessionStore::Take(const std::string& pid, Clock::time_point now, TakeDon
   {
     std::lock_guard lock(mu_);
     if (!stop_) {
-      takes_.push_back({pid, now, std::move(done)});
+      PendingTake take;
+      take.pid = pid;
+      take.now = now;
+      take.done = std::move(done);
+      takes_.emplace(std::chrono::steady_clock::now(), std::move(take));
       cv_.notify_all();
       return;
     }
@@ -210,63 +222,82 @@ void KvSessionStore::Take(const std::string& pid, Clock::time_point now, TakeDon
   done(absl::CancelledError("session store closing"));
 }
 
+void KvSessionStore::Requeue(PendingTake take, std::chrono::steady_clock::time_point at) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stop_) {
+      takes_.emplace(at, std::move(take));
+      cv_.notify_all();
+      return;
+    }
+  }
+  take.done(absl::CancelledError("session store closing"));
+}
+
 void KvSessionStore::TakeLoop() {
   std::unique_lock lock(mu_);
-  while (true) {
-    cv_.wait(lock, [this] { return stop_ || !takes_.empty(); });
-    if (stop_) return;
-    PendingTake take = std::move(takes_.front());
-    takes_.pop_front();
+  while (!stop_) {
+    if (takes_.empty()) {
+      cv_.wait(lock);
+      continue;
+    }
+    auto first = takes_.begin();
+    if (first->first > std::chrono::steady_clock::now()) {
+      cv_.wait_until(lock, first->first);
+      continue;
+    }
+    PendingTake take = std::move(first->second);
+    takes_.erase(first);
     lock.unlock();
-    take.done(DoTake(take.pid, take.now));
+    Step(std::move(take));
     lock.lock();
   }
 }
 
-absl::StatusOr<recovery::SessionRecord> KvSessionStore::DoTake(const std::string& pid,
-                                                               Clock::time_point now) {
-  if (!ValidKey(pid)) return absl::NotFoundError("unknown pid");
-  const auto settle_end = std::chrono::steady_clock::now() + options_.settle;
-  bool probed = false;
-  while (true) {
-    auto entry = kv_->Get(pid);
-    if (absl::IsNotFound(entry.status())) return absl::NotFoundError("unknown pid");
-    if (!entry.ok()) return entry.status();
-    auto record = Parse(entry->value);
-    if (!record.ok()) return record.status();
-    if (record->disconnected_at) {
-      return TakeDisconnected(pid, std::move(*record), entry->revision, now);
-    }
-    if (record->edge_id == options_.edge_id) return Reused();
-    if (!probed) {
-      probed = true;
-      if (OwnerGone(record->edge_id)) return Claim(pid, std::move(*record), entry->revision);
-    }
-    if (std::chrono::steady_clock::now() >= settle_end) return Reused();
-    std::unique_lock lock(mu_);
-    if (cv_.wait_for(lock, kSettlePoll, [this] { return stop_; })) {
-      return absl::CancelledError("session store closing");
-    }
+void KvSessionStore::Step(PendingTake take) {
+  if (!ValidKey(take.pid)) return take.done(absl::NotFoundError("unknown pid"));
+  auto entry = kv_->Get(take.pid);
+  if (absl::IsNotFound(entry.status())) return take.done(absl::NotFoundError("unknown pid"));
+  if (!entry.ok()) return take.done(entry.status());
+  auto record = Parse(entry->value);
+  if (!record.ok()) return take.done(record.status());
+  if (record->disconnected_at) {
+    return take.done(TakeDisconnected(take.pid, std::move(*record), entry->revision, take.now));
   }
+  if (record->edge_id == options_.edge_id) return take.done(Reused());
+  if (take.gone_edge && *take.gone_edge == record->edge_id) {
+    return take.done(Claim(take.pid, std::move(*record), entry->revision));
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (!take.settle_end) {
+    take.settle_end = now + options_.settle;
+    return Probe(std::move(take), record->edge_id);
+  }
+  if (now >= *take.settle_end) return take.done(Reused());
+  Requeue(std::move(take), now + kSettlePoll);
 }
 
-bool KvSessionStore::OwnerGone(const std::string& edge_id) {
-  if (!bus::ValidNodeId(edge_id)) return false;
+void KvSessionStore::Probe(PendingTake take, const std::string& owner) {
+  if (!bus::ValidNodeId(owner)) return Requeue(std::move(take), std::chrono::steady_clock::now());
+  {
+    std::lock_guard lock(mu_);
+    ++probes_in_flight_;
+  }
   v1::Probe probe;
   probe.set_broker_id(options_.edge_id);
-  auto answer = std::make_shared<std::promise<absl::Status>>();
-  std::future<absl::Status> result = answer->get_future();
+  // Shared: the callback is a std::function, which must be copyable.
+  auto pending = std::make_shared<PendingTake>(std::move(take));
   bus_.Request(
-      bus::ProbeSubject(edge_id), probe.SerializeAsString(), options_.settle,
-      [answer](absl::StatusOr<bus::Message> reply) { answer->set_value(reply.status()); },
+      bus::ProbeSubject(owner), probe.SerializeAsString(), options_.settle,
+      [this, pending, owner](absl::StatusOr<bus::Message> reply) {
+        // "No responders": the owner's subscriptions are gone with its
+        // connection. The next step claims the record if it still names it.
+        if (absl::IsNotFound(reply.status())) pending->gone_edge = owner;
+        Requeue(std::move(*pending), std::chrono::steady_clock::now());
+        std::lock_guard lock(mu_);
+        if (--probes_in_flight_ == 0) cv_.notify_all();
+      },
       bus::InlineExecutor);
-  // The request times out by itself after `settle`; the margin covers a
-  // callback that is late.
-  if (result.wait_for(options_.settle + milliseconds(1000)) != std::future_status::ready) {
-    return false;
-  }
-  absl::Status status = result.get();
-  return absl::IsNotFound(status);
 }
 
 absl::StatusOr<recovery::SessionRecord> KvSessionStore::TakeDisconnected(

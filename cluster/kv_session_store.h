@@ -10,10 +10,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -66,7 +67,8 @@ class KvSessionStore final : public recovery::SessionStore {
     // The bucket's TTL; 0: max(2 x window, 1 h). Connected records are
     // re-put every ttl / 3. Tests shorten it.
     std::chrono::milliseconds ttl{0};
-    // Threads running Take (each waits on KV round trips and the settle).
+    // Threads running Take's KV round trips (a take waiting for a probe
+    // answer or its settle holds none).
     int take_threads = 2;
     // Puts and erases in flight; past it Put fails (ResourceExhausted)
     // rather than queue without bound.
@@ -106,9 +108,25 @@ class KvSessionStore final : public recovery::SessionStore {
   absl::Status Publish(const std::string& pid, const std::string& value, Done done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshLoop();
+
+  // A take in progress. It never holds a thread while it waits (for a probe,
+  // or between the re-reads of the settle): it is queued again.
+  struct PendingTake {
+    std::string pid;
+    std::chrono::system_clock::time_point now;
+    TakeDone done;
+    // Set by the probe: the end of the settle.
+    std::optional<std::chrono::steady_clock::time_point> settle_end;
+    // The owner that did not answer its probe ("no responders").
+    std::optional<std::string> gone_edge;
+  };
   void TakeLoop();
-  absl::StatusOr<recovery::SessionRecord> DoTake(const std::string& pid,
-                                                 std::chrono::system_clock::time_point now);
+  // Reads the record and decides, or probes its owner, or queues the next
+  // read of the settle.
+  void Step(PendingTake take);
+  void Probe(PendingTake take, const std::string& owner);
+  // Runs `take` again at `at` (done with Cancelled once the store stops).
+  void Requeue(PendingTake take, std::chrono::steady_clock::time_point at);
   // The disconnected record read at `revision`: expired, or taken.
   absl::StatusOr<recovery::SessionRecord> TakeDisconnected(
       const std::string& pid, recovery::SessionRecord record, uint64_t revision,
@@ -116,9 +134,6 @@ class KvSessionStore final : public recovery::SessionStore {
   // Compare-and-set from `revision` to "connected on this edge".
   absl::StatusOr<recovery::SessionRecord> Claim(const std::string& pid,
                                                 recovery::SessionRecord record, uint64_t revision);
-  // True when `edge_id`'s NATS connection is gone ("no responders").
-  bool OwnerGone(const std::string& edge_id);
-  bool stopping() const;
 
   bus::Bus& bus_;
   const Options options_;
@@ -132,12 +147,9 @@ class KvSessionStore final : public recovery::SessionStore {
   mutable std::mutex mu_;
   // The value last written as connected, per pid (re-put by the refresh).
   std::unordered_map<std::string, std::string> connected_ ABSL_GUARDED_BY(mu_);
-  struct PendingTake {
-    std::string pid;
-    std::chrono::system_clock::time_point now;
-    TakeDone done;
-  };
-  std::deque<PendingTake> takes_ ABSL_GUARDED_BY(mu_);
+  // Takes by the time they are due.
+  std::multimap<std::chrono::steady_clock::time_point, PendingTake> takes_ ABSL_GUARDED_BY(mu_);
+  int probes_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::condition_variable cv_;
 

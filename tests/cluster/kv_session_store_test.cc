@@ -271,6 +271,36 @@ TEST_F(NatsKvSessionStoreTest, ConnectedOnALiveEdgeThatNeverWritesIsReusedAfterS
   EXPECT_LT(elapsed, milliseconds(3000));
 }
 
+// A take waiting for its settle holds no thread: with one take thread,
+// another take answers before it.
+TEST_F(NatsKvSessionStoreTest, ATakeSettlingHoldsNoThread) {
+  auto options = Options("edgeA");
+  options.take_threads = 1;
+  Edge a = Connect(options);
+  Edge b = Connect(Options("edgeB"));
+  ASSERT_NE(a.store, nullptr);
+  ASSERT_NE(b.store, nullptr);
+  auto responder = AnswerProbes(*b.bus, "edgeB");
+  ASSERT_NE(responder, nullptr);
+  ASSERT_TRUE(PutNow(*b.store, MakeRecord("pidSettling", "edgeB", std::nullopt)).ok());
+  auto record = MakeRecord("pidQuick", "edgeB", Clock::now());
+  ASSERT_TRUE(PutNow(*b.store, record).ok());
+
+  std::atomic<bool> settled{false};
+  std::promise<absl::StatusOr<SessionRecord>> slow;
+  auto slow_result = slow.get_future();
+  a.store->Take("pidSettling", Clock::now(), [&](absl::StatusOr<SessionRecord> r) {
+    settled = true;
+    slow.set_value(r);
+  });
+  std::this_thread::sleep_for(milliseconds(100));  // it is settling now
+  auto quick = TakeNow(*a.store, record.pid);
+  EXPECT_FALSE(settled.load());
+  ASSERT_TRUE(quick.ok()) << quick.status();
+  ASSERT_EQ(slow_result.wait_for(kWait), std::future_status::ready);
+  EXPECT_EQ(slow_result.get().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(NatsKvSessionStoreTest, RacingTakesFromTwoEdgesOneWins) {
   Edge a = Connect(Options("edgeA"));
   Edge b = Connect(Options("edgeB"));
