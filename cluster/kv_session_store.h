@@ -50,7 +50,11 @@ namespace switchboard::cluster {
 // reconnects at once, to any edge): the record is re-read for `settle`
 // before the pid counts as reused. Taking is a compare-and-set from the
 // revision read to "connected here", so of racing takes (two edges, one
-// client) exactly one gets the record; the others see it connected.
+// client) exactly one gets the record; the others see it connected. So
+// every edge using the store must answer probes under its `edge_id`
+// (MembershipJournal does): one that does not looks dead, and its sessions'
+// pids are taken while they are in use. "No responders" for an owner that
+// is reconnecting to NATS has the same effect.
 class KvSessionStore final : public recovery::SessionStore {
  public:
   struct Options {
