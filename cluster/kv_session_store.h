@@ -83,8 +83,9 @@ class KvSessionStore final : public recovery::SessionStore {
   // `js` and `bus` (the same NATS connection or not) must outlive the store.
   static absl::StatusOr<std::unique_ptr<KvSessionStore>> Create(bus::JetStream& js, bus::Bus& bus,
                                                                 Options options);
-  // Stops the refresh and take threads (takes not started yet complete with
-  // Cancelled) and waits (bounded) for the writes in flight.
+  // Stops the refresh and take threads (queued takes complete with
+  // Cancelled), waits for the probes in flight (at most `settle`) and
+  // (bounded) for the writes in flight.
   ~KvSessionStore() override;
   KvSessionStore(const KvSessionStore&) = delete;
   KvSessionStore& operator=(const KvSessionStore&) = delete;
@@ -95,7 +96,8 @@ class KvSessionStore final : public recovery::SessionStore {
   void Put(recovery::SessionRecord record, Done done) override;
   // Writes an empty value (Take: NotFound).
   void Erase(const std::string& pid, Done done) override;
-  // See above; `done` runs once, on a take thread. Errors other than the
+  // See above; `done` runs once, on a take thread (Cancelled while the store
+  // closes: on the closing or a bus thread). Errors other than the
   // contract's (Unavailable, DeadlineExceeded of a KV request...) come as
   // they are: a new session for the client all the same.
   void Take(const std::string& pid, std::chrono::system_clock::time_point now,
