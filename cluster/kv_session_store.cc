@@ -3,131 +3,146 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
 #include <utility>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "bus/bus.h"
-#include "bus/jetstream.h"
-#include "bus/js_publisher.h"
-#include "bus/kv_bucket.h"
 #include "bus/routing.h"
-#include "bus/worker.h"
-#include "cluster/moved_socket_codec.h"
+#include "cluster/moved_socket_proto.h"
 #include "switchboard/v1/bus.pb.h"
-#include "switchboard/v1/move.pb.h"
+#include "switchboard/v1/recovery.pb.h"
 
 namespace switchboard::cluster {
 namespace {
 
+using std::chrono::milliseconds;
 using Clock = std::chrono::system_clock;
 
-// Pids are ours ([A-Za-z0-9_-]); anything else a client sends is unknown.
-bool ValidKey(std::string_view key) {
-  if (key.empty() || key.size() > 128) return false;
-  for (char c : key) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
+// How often a record said connected by a live edge is re-read during the
+// settle.
+constexpr milliseconds kSettlePoll{50};
+
+// Pids are two edge::NewId: [A-Za-z0-9_-], all of them KV key characters.
+// Anything else (a client's invention) cannot be a key we wrote.
+bool ValidKey(std::string_view pid) {
+  if (pid.empty() || pid.size() > 256) return false;
+  return std::all_of(pid.begin(), pid.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
 }
 
-int64_t UnixMs(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
-std::string Encode(const recovery::SessionRecord& record, bool ended = false) {
+std::string Serialize(const recovery::SessionRecord& record) {
   v1::SessionRecord out;
   out.set_pid(record.pid);
-  MovedSocketToProto(record.state, out.mutable_socket());
+  ToProto(record.state, out.mutable_socket());
+  out.mutable_socket()->clear_auth_json();
   out.set_start_offset(record.start_offset);
-  if (record.disconnected_at) out.set_disconnected_unix_ms(UnixMs(*record.disconnected_at));
+  if (record.disconnected_at) {
+    out.set_disconnected_unix_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     record.disconnected_at->time_since_epoch())
+                                     .count());
+  }
   out.set_edge_id(record.edge_id);
-  out.set_ended(ended);
   return out.SerializeAsString();
 }
 
-// nullopt: not a record, or one of a session that ended for good.
-std::optional<recovery::SessionRecord> Decode(const std::string& value) {
+absl::StatusOr<recovery::SessionRecord> Parse(const std::string& value) {
+  // Empty: erased.
+  if (value.empty()) return absl::NotFoundError("unknown pid");
   v1::SessionRecord in;
-  if (!in.ParseFromString(value) || in.ended()) return std::nullopt;
+  if (!in.ParseFromString(value)) return absl::NotFoundError("unreadable session record");
   recovery::SessionRecord record;
   record.pid = in.pid();
-  record.state = MovedSocketFromProto(in.socket());
+  record.state = FromProto(in.socket());
   record.start_offset = in.start_offset();
-  if (in.disconnected_unix_ms() != 0) {
-    record.disconnected_at =
-        Clock::time_point(std::chrono::milliseconds(in.disconnected_unix_ms()));
+  if (in.has_disconnected_unix_ns()) {
+    record.disconnected_at = Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+        std::chrono::nanoseconds(in.disconnected_unix_ns())));
   }
   record.edge_id = in.edge_id();
   return record;
 }
+
+absl::Status Reused() { return absl::FailedPreconditionError("session in use"); }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<KvSessionStore>> KvSessionStore::Create(bus::JetStream& js,
                                                                        bus::Bus& bus,
                                                                        Options options) {
+  if (options.edge_id.empty()) return absl::InvalidArgumentError("KvSessionStore needs an edge id");
+  // Records of sessions that never come back go after the TTL; a
+  // disconnected one must outlive its window (with margin for clock skew
+  // between edges).
+  milliseconds ttl = options.ttl;
+  if (ttl <= milliseconds::zero()) {
+    ttl = std::max<milliseconds>(2 * options.window, std::chrono::hours(1));
+  }
   bus::KvConfig config;
   config.bucket = bus::SessionBucket(options.nsp);
-  config.ttl = options.ttl.count() > 0
-                   ? options.ttl
-                   : std::max<std::chrono::milliseconds>(2 * options.window, std::chrono::hours(1));
+  config.ttl = ttl;
   config.replicas = options.replicas;
   config.storage = options.storage;
-  auto bucket = bus::KvBucket::Ensure(js, config);
-  if (!bucket.ok()) return bucket.status();
-  // Records are small: a connect storm's writes all fit in flight.
-  bus::AsyncPublisher::Options writer_options;
-  writer_options.max_pending = size_t{1} << 16;
-  auto writer = bus::AsyncPublisher::Create(js, std::move(writer_options));
-  if (!writer.ok()) return writer.status();
-  options.ttl = config.ttl;
-  std::unique_ptr<KvSessionStore> store(
-      new KvSessionStore(js, bus, std::move(options), std::move(*bucket), std::move(*writer)));
-  store->worker_->PostAfter(store->ttl_ / 3, [store = store.get()] { store->Refresh(); });
-  return store;
+  auto kv = bus::KvBucket::Ensure(js, config);
+  if (!kv.ok()) return kv.status();
+  bus::AsyncPublisher::Options publisher_options;
+  publisher_options.max_pending = options.max_pending;
+  auto publisher = bus::AsyncPublisher::Create(js, std::move(publisher_options));
+  if (!publisher.ok()) return publisher.status();
+  return std::unique_ptr<KvSessionStore>(
+      new KvSessionStore(bus, std::move(options), ttl, std::move(*kv), std::move(*publisher)));
 }
 
-KvSessionStore::KvSessionStore(bus::JetStream& js, bus::Bus& bus, Options options,
-                               std::unique_ptr<bus::KvBucket> bucket,
-                               std::unique_ptr<bus::AsyncPublisher> writer)
+KvSessionStore::KvSessionStore(bus::Bus& bus, Options options, milliseconds ttl,
+                               std::unique_ptr<bus::KvBucket> kv,
+                               std::unique_ptr<bus::AsyncPublisher> publisher)
     : bus_(bus),
       options_(std::move(options)),
-      ttl_(options_.ttl),
-      bucket_(std::move(bucket)),
-      writer_(std::move(writer)),
-      subject_prefix_(absl::StrCat("$KV.", bucket_->bucket(), ".")),
-      worker_(std::make_shared<bus::internal::Worker>()) {
-  (void)js;
+      ttl_(ttl),
+      kv_(std::move(kv)),
+      publisher_(std::move(publisher)),
+      subject_prefix_(absl::StrCat("$KV.", kv_->bucket(), ".")) {
+  int threads = std::max(1, options_.take_threads);
+  for (int i = 0; i < threads; ++i) take_threads_.emplace_back([this] { TakeLoop(); });
+  refresh_thread_ = std::thread([this] { RefreshLoop(); });
 }
 
 KvSessionStore::~KvSessionStore() {
-  worker_->Shutdown();  // no Take or refresh runs past here
-  writer_.reset();      // waits for the writes in flight
+  std::multimap<std::chrono::steady_clock::time_point, PendingTake> cancelled;
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    cancelled.swap(takes_);
+  }
+  cv_.notify_all();
+  for (auto& [at, take] : cancelled) take.done(absl::CancelledError("session store closing"));
+  for (auto& thread : take_threads_) thread.join();
+  refresh_thread_.join();
+  {
+    // A probe's callback touches the store; the bus calls it within
+    // `settle` (its timeout). Takes it requeues now are cancelled.
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return probes_in_flight_ == 0; });
+  }
+  // The publisher's destructor waits for the writes in flight.
+  publisher_.reset();
 }
 
-void KvSessionStore::Write(const std::string& key, std::string value, Done done) {
-  absl::Status sent = writer_->Publish(
-      subject_prefix_ + key, value, [done, key](absl::StatusOr<uint64_t> revision) {
-        if (!revision.ok()) {
-          spdlog::warn("session record {} not stored: {}", key, revision.status().ToString());
-        }
-        if (done) done(revision.status());
-      });
-  if (!sent.ok()) {
-    spdlog::warn("session record {} not sent: {}", key, sent.ToString());
-    if (done) done(sent);
-  }
+absl::Status KvSessionStore::Publish(const std::string& pid, const std::string& value, Done done) {
+  return publisher_->Publish(absl::StrCat(subject_prefix_, pid), value,
+                             [done = std::move(done)](absl::StatusOr<uint64_t> sequence) {
+                               if (done) done(sequence.status());
+                             });
 }
 
 void KvSessionStore::Put(recovery::SessionRecord record, Done done) {
   if (!ValidKey(record.pid)) {
-    if (done) done(absl::InvalidArgumentError("not a pid"));
+    if (done) done(absl::InvalidArgumentError("pid is not a KV key"));
     return;
   }
-  std::string value = Encode(record);
+  std::string value = Serialize(record);
+  absl::Status status;
   {
     std::lock_guard lock(mu_);
     if (record.disconnected_at) {
@@ -135,115 +150,179 @@ void KvSessionStore::Put(recovery::SessionRecord record, Done done) {
     } else {
       connected_.insert_or_assign(record.pid, value);
     }
+    status = Publish(record.pid, value, done);
   }
-  Write(record.pid, std::move(value), std::move(done));
+  // Not sent: the publisher never runs `done`.
+  if (!status.ok() && done) done(status);
 }
 
 void KvSessionStore::Erase(const std::string& pid, Done done) {
   if (!ValidKey(pid)) {
-    if (done) done(absl::OkStatus());
+    if (done) done(absl::OkStatus());  // never written
     return;
   }
+  absl::Status status;
   {
     std::lock_guard lock(mu_);
     connected_.erase(pid);
+    status = Publish(pid, std::string(), done);
   }
-  recovery::SessionRecord ended;
-  ended.pid = pid;
-  ended.edge_id = options_.edge_id;
-  Write(pid, Encode(ended, /*ended=*/true), std::move(done));
+  if (!status.ok() && done) done(status);
+}
+
+void KvSessionStore::RefreshLoop() {
+  const milliseconds period = std::max<milliseconds>(ttl_ / 3, milliseconds(10));
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    if (cv_.wait_for(lock, period, [this] { return stop_; })) break;
+    std::vector<std::string> pids;
+    pids.reserve(connected_.size());
+    for (const auto& [pid, value] : connected_) pids.push_back(pid);
+    lock.unlock();
+    size_t failed = 0;
+    for (const std::string& pid : pids) {
+      // One pid at a time under the lock: a Put in between is either before
+      // (and re-put here if still connected) or after this write.
+      lock.lock();
+      for (int retries = 0; !stop_;) {
+        auto it = connected_.find(pid);
+        if (it == connected_.end()) break;
+        absl::Status sent = Publish(pid, it->second, [](absl::Status status) {
+          if (!status.ok()) spdlog::debug("session record refresh failed: {}", status.ToString());
+        });
+        // At the bound of writes in flight: wait for acks rather than skip.
+        if (absl::IsResourceExhausted(sent) && ++retries <= 100) {
+          cv_.wait_for(lock, milliseconds(10), [this] { return stop_; });
+          continue;
+        }
+        if (!sent.ok()) ++failed;
+        break;
+      }
+      if (stop_) break;
+      lock.unlock();
+    }
+    if (!lock.owns_lock()) lock.lock();
+    if (failed > 0) spdlog::warn("{} session record refreshes failed", failed);
+  }
 }
 
 void KvSessionStore::Take(const std::string& pid, Clock::time_point now, TakeDone done) {
-  if (!ValidKey(pid)) return done(absl::NotFoundError("unknown pid"));
-  auto deadline = std::chrono::steady_clock::now() + options_.settle;
-  worker_->Post([this, pid, now, deadline, done = std::move(done)]() mutable {
-    TakeNow(pid, now, deadline, false, std::move(done));
-  });
+  {
+    std::lock_guard lock(mu_);
+    if (!stop_) {
+      PendingTake take;
+      take.pid = pid;
+      take.now = now;
+      take.done = std::move(done);
+      takes_.emplace(std::chrono::steady_clock::now(), std::move(take));
+      cv_.notify_all();
+      return;
+    }
+  }
+  done(absl::CancelledError("session store closing"));
 }
 
-void KvSessionStore::TakeNow(const std::string& pid, Clock::time_point now,
-                             std::chrono::steady_clock::time_point deadline, bool owner_alive,
-                             TakeDone done) {
-  absl::StatusOr<bus::KvEntry> entry = bucket_->Get(pid);
-  if (absl::IsNotFound(entry.status())) return done(absl::NotFoundError("unknown pid"));
-  if (!entry.ok()) return done(entry.status());
-  std::optional<recovery::SessionRecord> record = Decode(entry->value);
-  if (!record) return done(absl::NotFoundError("unknown pid"));
+void KvSessionStore::Requeue(PendingTake take, std::chrono::steady_clock::time_point at) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stop_) {
+      takes_.emplace(at, std::move(take));
+      cv_.notify_all();
+      return;
+    }
+  }
+  take.done(absl::CancelledError("session store closing"));
+}
+
+void KvSessionStore::TakeLoop() {
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    if (takes_.empty()) {
+      cv_.wait(lock);
+      continue;
+    }
+    auto first = takes_.begin();
+    if (first->first > std::chrono::steady_clock::now()) {
+      cv_.wait_until(lock, first->first);
+      continue;
+    }
+    PendingTake take = std::move(first->second);
+    takes_.erase(first);
+    lock.unlock();
+    Step(std::move(take));
+    lock.lock();
+  }
+}
+
+void KvSessionStore::Step(PendingTake take) {
+  if (!ValidKey(take.pid)) return take.done(absl::NotFoundError("unknown pid"));
+  auto entry = kv_->Get(take.pid);
+  if (absl::IsNotFound(entry.status())) return take.done(absl::NotFoundError("unknown pid"));
+  if (!entry.ok()) return take.done(entry.status());
+  auto record = Parse(entry->value);
+  if (!record.ok()) return take.done(record.status());
   if (record->disconnected_at) {
-    if (now - *record->disconnected_at > options_.window) {
-      return done(absl::DeadlineExceededError("session expired"));
-    }
-    return Claim(pid, entry->revision, std::move(*record), std::move(done));
+    return take.done(TakeDisconnected(take.pid, std::move(*record), entry->revision, take.now));
   }
-  if (record->edge_id.empty() || record->edge_id == options_.edge_id) {
-    return done(absl::FailedPreconditionError("session in use"));
+  if (record->edge_id == options_.edge_id) return take.done(Reused());
+  if (take.gone_edge && *take.gone_edge == record->edge_id) {
+    return take.done(Claim(take.pid, std::move(*record), entry->revision));
   }
-  std::weak_ptr<bus::internal::Worker> worker = worker_;
-  if (owner_alive) {
-    // The owner is up: the record may say "disconnected" any moment.
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return done(absl::FailedPreconditionError("session in use"));
-    }
-    worker_->PostAfter(std::chrono::milliseconds(50),
-                       [this, pid, now, deadline, done = std::move(done)]() mutable {
-                         TakeNow(pid, now, deadline, true, std::move(done));
-                       });
-    return;
+  const auto now = std::chrono::steady_clock::now();
+  if (!take.settle_end) {
+    take.settle_end = now + options_.settle;
+    return Probe(std::move(take), record->edge_id);
+  }
+  if (now >= *take.settle_end) return take.done(Reused());
+  Requeue(std::move(take), now + kSettlePoll);
+}
+
+void KvSessionStore::Probe(PendingTake take, const std::string& owner) {
+  if (!bus::ValidNodeId(owner)) return Requeue(std::move(take), std::chrono::steady_clock::now());
+  {
+    std::lock_guard lock(mu_);
+    ++probes_in_flight_;
   }
   v1::Probe probe;
   probe.set_broker_id(options_.edge_id);
-  const std::string owner = bus::ProbeSubject(record->edge_id);  // before `record` moves
+  // Shared: the callback is a std::function, which must be copyable.
+  auto pending = std::make_shared<PendingTake>(std::move(take));
   bus_.Request(
-      owner, probe.SerializeAsString(), options_.settle,
-      [this, worker, pid, now, deadline, revision = entry->revision, record = std::move(*record),
-       done = std::move(done)](absl::StatusOr<bus::Message> answer) mutable {
-        auto alive = worker.lock();
-        if (!alive) return;  // the store is gone
-        // "No responders": the owner's connection is closed (it
-        // crashed); the session was cut with it.
-        bool crashed = absl::IsNotFound(answer.status());
-        alive->Post([this, pid, now, deadline, revision, crashed, record = std::move(record),
-                     done = std::move(done)]() mutable {
-          if (crashed) return Claim(pid, revision, std::move(record), std::move(done));
-          TakeNow(pid, now, deadline, true, std::move(done));
-        });
-      });
+      bus::ProbeSubject(owner), probe.SerializeAsString(), options_.settle,
+      [this, pending, owner](absl::StatusOr<bus::Message> reply) {
+        // "No responders": the owner's subscriptions are gone with its
+        // connection. The next step claims the record if it still names it.
+        if (absl::IsNotFound(reply.status())) pending->gone_edge = owner;
+        Requeue(std::move(*pending), std::chrono::steady_clock::now());
+        std::lock_guard lock(mu_);
+        if (--probes_in_flight_ == 0) cv_.notify_all();
+      },
+      bus::InlineExecutor);
 }
 
-void KvSessionStore::Claim(const std::string& pid, uint64_t revision,
-                           recovery::SessionRecord record, TakeDone done) {
-  recovery::SessionRecord claimed = record;
-  claimed.disconnected_at.reset();
-  claimed.edge_id = options_.edge_id;
-  absl::StatusOr<uint64_t> updated = bucket_->Update(pid, Encode(claimed), revision);
-  if (absl::IsFailedPrecondition(updated.status())) {
-    return done(absl::FailedPreconditionError("session taken by another restore"));
+absl::StatusOr<recovery::SessionRecord> KvSessionStore::TakeDisconnected(
+    const std::string& pid, recovery::SessionRecord record, uint64_t revision,
+    Clock::time_point now) {
+  if (now - *record.disconnected_at > options_.window) {
+    absl::Status deleted = kv_->Delete(pid);
+    if (!deleted.ok()) spdlog::debug("expired session record not deleted: {}", deleted.ToString());
+    return absl::DeadlineExceededError("session expired");
   }
-  if (!updated.ok()) return done(updated.status());
-  done(std::move(record));
+  return Claim(pid, std::move(record), revision);
 }
 
-void KvSessionStore::Refresh() {
-  std::vector<std::pair<std::string, std::string>> values;
-  {
-    std::lock_guard lock(mu_);
-    values.assign(connected_.begin(), connected_.end());
-  }
-  for (auto& [pid, value] : values) {
-    // Paced by the writer's bound: wait for room rather than drop.
-    for (int tries = 0; tries < 3; ++tries) {
-      absl::Status sent = writer_->Publish(subject_prefix_ + pid, value, [](auto) {});
-      if (!absl::IsResourceExhausted(sent)) break;
-      (void)writer_->Flush(std::chrono::seconds(5));
-    }
-  }
-  worker_->PostAfter(ttl_ / 3, [this] { Refresh(); });
-}
-
-size_t KvSessionStore::connected_records() const {
-  std::lock_guard lock(mu_);
-  return connected_.size();
+absl::StatusOr<recovery::SessionRecord> KvSessionStore::Claim(const std::string& pid,
+                                                              recovery::SessionRecord record,
+                                                              uint64_t revision) {
+  // "Connected here": a second take sees the pid in use, and a probe of
+  // this edge answers while the restored session lives.
+  recovery::SessionRecord taken = record;
+  taken.disconnected_at.reset();
+  taken.edge_id = options_.edge_id;
+  auto updated = kv_->Update(pid, Serialize(taken), revision);
+  if (absl::IsFailedPrecondition(updated.status())) return Reused();
+  if (!updated.ok()) return updated.status();
+  return record;
 }
 
 }  // namespace switchboard::cluster

@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bus/routing.h"
-#include "cluster/moved_socket_codec.h"
+#include "cluster/moved_socket_proto.h"
 #include "edge/engineio/server.h"
 #include "edge/engineio/transport.h"
 #include "edge/http/session.h"
@@ -311,7 +311,7 @@ void SessionMover::Take(const std::shared_ptr<Arrival>& arrival, int attempt) {
             if (!session) return arrival->Fail();
             std::vector<sio::MovedSocketState> sockets;
             for (const v1::MovedSocket& socket : reply->sockets()) {
-              sockets.push_back(MovedSocketFromProto(socket));
+              sockets.push_back(FromProto(socket));
             }
             sio::Client::Adopt(server_, session, std::move(sockets), arrival->owner());
             arrival->Arrived(session);
@@ -354,7 +354,7 @@ void SessionMover::ServePrepare(const bus::Message& message, std::string sid) {
     v1::MoveReply reply;
     reply.set_ok(true);
     for (const sio::MovedSocketState& state : client->DescribeSockets()) {
-      MovedSocketToProto(state, reply.add_sockets());
+      ToProto(state, reply.add_sockets());
     }
     Reply(bus_, message, reply);
   });
@@ -386,8 +386,7 @@ void SessionMover::ServeTake(const bus::Message& message, const v1::MoveTake& ta
           std::vector<sio::MovedSocketState> now = client->DescribeSockets();
           if (!Covers(*asked, now)) {
             v1::MoveReply reply = Refusal(kResubscribe);
-            for (const sio::MovedSocketState& state : now)
-              MovedSocketToProto(state, reply.add_sockets());
+            for (const sio::MovedSocketState& state : now) ToProto(state, reply.add_sockets());
             return Reply(bus_, message, reply);
           }
           std::optional<eio::Session::Departure> departure = session->Depart();
@@ -406,8 +405,7 @@ void SessionMover::ServeTake(const bus::Message& message, const v1::MoveTake& ta
             reply.add_frame_binary(frame.binary);
           }
           std::vector<sio::MovedSocketState> sockets = client->Depart(to_edge);
-          for (const sio::MovedSocketState& state : sockets)
-            MovedSocketToProto(state, reply.add_sockets());
+          for (const sio::MovedSocketState& state : sockets) ToProto(state, reply.add_sockets());
           for (const std::string& id : *handled) reply.add_handled_ids(id);
           // Kept before the reply: the new edge may pass on the client's
           // answer to one of our acks as soon as it has the session.

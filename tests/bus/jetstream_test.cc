@@ -324,14 +324,12 @@ TEST_F(NatsJetStreamTest, AsyncPublishCompletesInPublishOrderWithSequences) {
   }
 }
 
-// A publisher that never published (a broker whose recovery namespaces got
-// no publish) is destroyed cleanly: NATS.c has no table of pending
-// publishes to list then.
-TEST_F(NatsJetStreamTest, AnAsyncPublisherThatNeverPublishedIsDestroyedCleanly) {
+// NATS.c has no map of pending publishes before the first one: a publisher
+// destroyed unused must not ask it for what is left (it crashed).
+TEST_F(NatsJetStreamTest, AsyncPublisherDestroyedBeforeAnyPublish) {
   auto publisher = AsyncPublisher::Create(*js_, {});
   ASSERT_TRUE(publisher.ok()) << publisher.status();
-  EXPECT_EQ((*publisher)->pending(), 0u);
-  publisher->reset();  // crashed in js_PublishAsyncGetPendingList
+  publisher->reset();
   SUCCEED();
 }
 

@@ -1,4 +1,4 @@
-#include "cluster/moved_socket_codec.h"
+#include "cluster/moved_socket_proto.h"
 
 #include <string>
 #include <string_view>
@@ -15,7 +15,7 @@ sio::Json ParseJson(std::string_view text) {
 
 }  // namespace
 
-void MovedSocketToProto(const sio::MovedSocketState& state, v1::MovedSocket* out) {
+void ToProto(const sio::MovedSocketState& state, v1::MovedSocket* out) {
   out->set_namespace_(state.nsp);
   out->set_socket_id(state.id);
   out->set_user_id(state.user_id);
@@ -30,7 +30,7 @@ void MovedSocketToProto(const sio::MovedSocketState& state, v1::MovedSocket* out
   out->set_log_offset(state.log_offset);
 }
 
-sio::MovedSocketState MovedSocketFromProto(const v1::MovedSocket& in) {
+sio::MovedSocketState FromProto(const v1::MovedSocket& in) {
   sio::MovedSocketState state;
   state.nsp = in.namespace_();
   state.id = in.socket_id();

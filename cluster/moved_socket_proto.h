@@ -1,0 +1,15 @@
+#pragma once
+
+// A namespace socket's state (sio::MovedSocketState) as the bus carries it
+// (v1::MovedSocket): for session moves and for the session records of
+// connection state recovery.
+
+#include "edge/socketio/moved_socket.h"
+#include "switchboard/v1/move.pb.h"
+
+namespace switchboard::cluster {
+
+void ToProto(const sio::MovedSocketState& state, v1::MovedSocket* out);
+sio::MovedSocketState FromProto(const v1::MovedSocket& in);
+
+}  // namespace switchboard::cluster
