@@ -2,7 +2,8 @@
 // * no `engine.cors.origins` on a `--listen` address that is not loopback: a warning (every Origin
 //   is accepted, as by the reference server, so any web page can connect its visitors);
 // * a port that is taken (the admin port 9464 of a second process on one host, as the README's
-//   cluster once did): exit 1 with an error that names the flag to change.
+//   cluster once did): exit 1 with an error that names the flag to change;
+// * connection state recovery on a NATS without JetStream: exit 1 saying how to fix it.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -106,4 +107,17 @@ test("a broker and an edge whose admin port is taken: exit 1 naming --admin-list
   const edge = await run(["edge", "--nats", nats.url, "--listen", "127.0.0.1:0", "--admin-listen", `127.0.0.1:${port}`]);
   assert.equal(edge.code, 1);
   assert.match(edge.stderr, /--admin-listen: cannot listen on 127\.0\.0\.1:\d+: Address already in use/);
+});
+
+test("an edge with connectionStateRecovery on a NATS without JetStream: exit 1 saying so", async () => {
+  nats ??= await startNats();  // plain nats-server: no -js
+  const config = path.join(tmp, "recovery.json");
+  writeFileSync(config, JSON.stringify({ namespaces: { "/": { connectionStateRecovery: {} } } }));
+  const edge = await run(["edge", "--nats", nats.url, "--config", config, "--listen", "127.0.0.1:0", ...free]);
+  assert.equal(edge.code, 1, "exit status 1");
+  assert.equal(edge.ready, false, "it never listened");
+  assert.match(edge.stderr, /connection state recovery needs JetStream: .*has no JetStream: start nats-server with -js/);
+  // Without recovery the same edge starts (core NATS is enough).
+  const plain = await run(["edge", "--nats", nats.url, "--listen", "127.0.0.1:0", ...free]);
+  assert.ok(plain.ready, "an edge without recovery starts");
 });
