@@ -9,7 +9,6 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -20,7 +19,7 @@ import { io } from "socket.io-client";
 import { connectApi, json } from "./lib/api.mjs";
 import { eventually } from "./lib/cluster.mjs";
 import { sign, now } from "./lib/jwt.mjs";
-import { BIN_DIR, startServer } from "./lib/server.mjs";
+import { startServer } from "./lib/server.mjs";
 import { call, once, waitForCount } from "./lib/wait.mjs";
 
 const SECRET = "a-test-secret-for-recovery-0123456789abcdef";
@@ -339,21 +338,4 @@ test("backends see a restored socket as recovered, with its rooms; GetStats coun
     },
     { timeoutMs: 10_000, what: "GetStats' recovery counters (edge heartbeats)" },
   );
-});
-
-test("a cluster edge refuses to start with recovery on (the JetStream store comes next)", async () => {
-  const file = path.join(dir, "cluster-edge.json");
-  writeFileSync(file, JSON.stringify({ namespaces: { "/chat": { connectionStateRecovery: {} } } }));
-  const child = spawn(path.join(BIN_DIR, "switchboard"), [
-    "edge", "--config", file, "--nats", "nats://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-  ]);
-  let output = "";
-  child.stdout.on("data", (d) => (output += d));
-  child.stderr.on("data", (d) => (output += d));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-  const code = await new Promise((resolve) => child.on("exit", (c) => resolve(c)));
-  clearTimeout(timer);
-  assert.notEqual(code, 0, `exits with an error: ${output}`);
-  assert.match(output, /namespaces\["\/chat"\]\.connectionStateRecovery: not available in a cluster yet/);
-  assert.match(output, /JetStream/);
 });
