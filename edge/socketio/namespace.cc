@@ -380,6 +380,8 @@ void Namespace::Adopt(const SocketPtr& socket, std::string_view from_edge, uint6
   if (recovery_ && recovery_->log().shared() && !socket->pid().empty()) {
     order = std::unique_lock(recovery_->order_mu());
     MovedSocketState state = socket->ExportState();
+    // A shard that ran no logged delivery says 0: the session's start then.
+    log_offset = std::max(log_offset, socket->start_offset());
     recovery_->log().ReadAfter(
         log_offset,
         [&state](const BroadcastTarget& target) { return recovery::Reaches(target, state); },

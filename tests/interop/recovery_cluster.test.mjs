@@ -277,6 +277,65 @@ test("expired, in use, another user's: a new session each, counted", async () =>
   assert.equal(await recoveries("/checked", "unknown"), unknownBefore + 1, "counted as unknown");
 });
 
+test("a polling session that upgrades on another edge moves with its pid: nothing missed or doubled, then recoverable", async () => {
+  // Polling requests go to e4, WebSocket upgrades to the other edge: each
+  // session moves there as it upgrades, with publishes flowing.
+  const e4 = cluster.edges[3];
+  const lb = await startRoundRobinProxy(
+    [e4, publisherEdge].map((e) => ({ host: "127.0.0.1", port: Number(new URL(e.url).port) })),
+  );
+  lb.setDown(1, true);
+  lb.routeUpgrades(1);
+  try {
+    const M = 300;
+    let published = 0;
+    const publishing = (async () => {
+      for (let i = 0; i < M; i++) {
+        await api.publish({ target: { namespace: "/", rooms: ["green"] }, event: "api", args: [json(i)] });
+        published = i + 1;
+        await sleep(4);
+      }
+    })();
+    const clients = [];
+    for (let k = 0; k < 4; k++) {
+      const socket = await connected(client(lb.url, { transports: ["polling", "websocket"], auth: { userId: `mover${k}` } }));
+      const got = [];
+      socket.on("api", (n) => got.push(n));
+      await call(socket, "join-room", "green");
+      clients.push({ socket, got, id: socket.id });
+    }
+    assert.ok(published < M, "the sessions moved while publishes flowed");
+    await publishing;
+    for (const c of clients) {
+      await eventually(async () => {
+        if (c.got.at(-1) !== M - 1) throw new Error(`${c.id} got up to ${c.got.at(-1)}`);
+      }, { what: `${c.id}: the last publish` });
+    }
+    await sleep(150);
+    const listed = await api.listSockets({ namespace: "/", room: "green" });
+    const moved = clients.filter((c) => {
+      const info = listed.sockets.find((x) => x.id === c.id);
+      return info && !c.id.startsWith(`${info.edge_id}.`);
+    });
+    assert.equal(moved.length, clients.length, `every session moved: ${JSON.stringify(listed.sockets.map((x) => [x.id, x.edge_id]))}`);
+    for (const c of clients) {
+      assert.equal(c.socket.io.engine.transport.name, "websocket", "upgraded");
+      // From its join on: every publish once, in order, across the move.
+      assert.deepEqual(c.got, range(M).slice(c.got[0]), `${c.id}: once each, in order, across the move`);
+    }
+    // The moved sessions kept their pid: a blip recovers them.
+    for (const c of clients) {
+      const back = reconnection(c.socket);
+      c.socket.io.engine.close();
+      await back;
+      assert.equal(c.socket.recovered, true, `${c.id} recovered after the move`);
+      assert.equal(c.socket.id, c.id);
+    }
+  } finally {
+    await lb.close();
+  }
+});
+
 test("nats-server restarts (file storage) between a crash and the recovery: nothing missed", async () => {
   const e4 = cluster.edges[3];
   const spare = await startEdge(cluster.nats.url, "e6", ["--config", path.join(dir, "config.json"), "--threads", "1"]);

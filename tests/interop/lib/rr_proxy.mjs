@@ -10,6 +10,7 @@
 //   proxy.stats   // { requests, upgrades, byStatus: { 200: n, 400: n, ... }, perUpstream: [n, ...],
 //                 //   errors: the first 10 answers >= 400 ({ method, url, upstream, status, body }) }
 //   proxy.setDown(i, true);  // take upstream i out of the rotation (a balancer's health check)
+//   proxy.routeUpgrades(i);  // every WebSocket upgrade to upstream i (a test forcing session moves)
 //   await proxy.close();
 //
 // `requests` counts HTTP requests (not upgrades); `byStatus` counts the status
@@ -49,6 +50,7 @@ export async function startRoundRobinProxy(upstreams) {
   }
   const stats = { requests: 0, upgrades: 0, byStatus: {}, perUpstream: upstreams.map(() => 0), errors: [] };
   const down = upstreams.map(() => false);
+  let upgradesTo = null; // routeUpgrades(i): every upgrade to upstream i
   let next = 0;
   const sockets = new Set(); // every client and upstream socket, destroyed by close()
 
@@ -126,7 +128,8 @@ export async function startRoundRobinProxy(upstreams) {
 
   server.on("upgrade", (req, client, head) => {
     stats.upgrades++;
-    const i = pick();
+    const i = upgradesTo === null ? pick() : upgradesTo;
+    if (upgradesTo !== null) stats.perUpstream[i]++;
     if (i < 0) {
       count(502);
       client.end("HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
@@ -192,6 +195,10 @@ export async function startRoundRobinProxy(upstreams) {
     /** Takes upstream i out of the rotation (down = true) or puts it back. */
     setDown(i, isDown = true) {
       down[i] = isDown;
+    },
+    /** Sends every WebSocket upgrade to upstream i (null: back to the rotation). */
+    routeUpgrades(i) {
+      upgradesTo = i;
     },
     close() {
       return new Promise((resolve) => {
