@@ -96,6 +96,10 @@ static void AppendRecovery(std::vector<MetricFamily>& out, const sio::Server& se
                            "Bytes held by the recovery log, by namespace.");
   auto entries = GaugeFamily("switchboard_recovery_log_entries",
                              "Publishes held by the recovery log, by namespace.");
+  auto late = CounterFamily(
+      "switchboard_recovery_moved_in_late_total",
+      "Sockets of a recovery namespace that moved in from further back in the log than this edge "
+      "holds: the packets in between were not sent to them, by namespace.");
   bool any = false;
   for (const auto& nsp : server.namespaces()) {
     const recovery::Recovery* rec = nsp->recovery();
@@ -111,12 +115,14 @@ static void AppendRecovery(std::vector<MetricFamily>& out, const sio::Server& se
     recovery::LogStats stats = rec->log_stats();
     AddSample(bytes, static_cast<double>(stats.bytes), {{"namespace", name}});
     AddSample(entries, static_cast<double>(stats.entries), {{"namespace", name}});
+    AddSample(late, static_cast<double>(nsp->MovedInLate()), {{"namespace", name}});
   }
   if (!any) return;
   out.push_back(std::move(results));
   out.push_back(std::move(replayed));
   out.push_back(std::move(bytes));
   out.push_back(std::move(entries));
+  out.push_back(std::move(late));
 }
 
 Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* http) {
