@@ -99,6 +99,21 @@ async function publishMany(api, room, event, n, base = 0) {
   ]);
 }
 
+const CLK_TCK = 100;
+/** utime + stime of `pids` in ms (/proc; a gone process counts 0). */
+function cpuMs(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return (ticks * 1000) / CLK_TCK;
+}
+
 function waitFor(cond, ms, what) {
   return new Promise((resolve, reject) => {
     const deadline = Date.now() + ms;
@@ -153,7 +168,9 @@ async function recoverTries(urls, api, k, tries, room) {
         await connected;
         await waitFor(() => got >= k, STEP_MS, `${k} missed packets`);
         const ms = performance.now() - t0;
-        if (!socket.recovered) {
+        if (String(socket.io.engine.port) !== new URL(urls[edge]).port) {
+          failures.push(`try ${t}: connected to port ${socket.io.engine.port}, not ${urls[edge]}`);
+        } else if (!socket.recovered) {
           failures.push(`try ${t}: a new session (recovered = false)`);
           // A new session is not in the room any more.
           await socket.timeout(STEP_MS).emitWithAck("join", room);
@@ -249,7 +266,7 @@ async function worker() {
         reconnectionDelayMax: 5000,
         timeout: 20_000,
       });
-      const c = { socket, id: null, back: null, recovered: null, news: 0, i: offset + i };
+      const c = { socket, id: null, back: null, attempt: null, attempts: 0, recovered: null, news: 0, i: offset + i };
       clients.push(c);
       socket.on("news", () => {
         c.news++;
@@ -287,6 +304,8 @@ async function worker() {
         if (!c.id) continue;
         c.news = 0;
         c.socket.io.on("reconnect_attempt", () => {
+          c.attempt = now();
+          c.attempts++;
           c.socket.io.uri = others[c.i % others.length];
         });
         c.socket.once("connect", () => {
@@ -304,6 +323,9 @@ async function worker() {
         fresh: live.filter((c) => c.recovered === false).length,
         times: m.full ? live.filter((c) => c.back !== null).map((c) => c.back) : [],
         recoveredTimes: m.full ? live.filter((c) => c.recovered).map((c) => c.back) : [],
+        // From the attempt that succeeded to the recovery: the servers' share.
+        attemptTimes: m.full ? live.filter((c) => c.recovered && c.attempt).map((c) => c.back - c.attempt) : [],
+        retried: live.filter((c) => c.attempts > 1).length,
         missing: m.full ? live.filter((c) => c.recovered && c.news < m.missed).length : 0,
       });
     } else if (m.type === "stop") {
@@ -372,6 +394,13 @@ async function stormPart(clients, procs, missed, delay, timeoutS) {
     }
     await ask(children, { type: "arm" }, "armed", 10_000);
     await sleep(200);
+    const groups = {
+      "edges 2 + 3": cluster.edges.slice(1).map((e) => e.server.proc.pid),
+      "nats-server": [cluster.nats.pid],
+      broker: cluster.brokers.map((b) => b.server.proc.pid),
+      "client processes": children.map((c) => c.pid),
+    };
+    const cpu0 = Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, cpuMs(v)]));
     const killed = now();
     cluster.edges[0].server.proc.kill("SIGKILL");
     // Published while the clients are away (or coming back): each must get them all.
@@ -384,12 +413,21 @@ async function stormPart(clients, procs, missed, delay, timeoutS) {
       if (back >= joined || Date.now() > until) break;
       await sleep(250);
     }
+    const cpu = Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, cpuMs(v) - cpu0[k]]));
+    const window = now() - killed;
     await sleep(1000); // the missed packets after the last recovery
     reports = await ask(children, { type: "report", full: true, missed }, "report", 30_000);
     const sum = (k) => reports.reduce((s, r) => s + r[k], 0);
     const times = reports.flatMap((r) => r.times).map((t) => t - killed).sort((a, b) => a - b);
     const rtimes = reports.flatMap((r) => r.recoveredTimes).map((t) => t - killed).sort((a, b) => a - b);
+    const atimes = reports.flatMap((r) => r.attemptTimes).sort((a, b) => a - b);
     return {
+      cpu,
+      window,
+      ap50: percentile(atimes, 50),
+      ap99: percentile(atimes, 99),
+      amax: atimes.at(-1),
+      retried: sum("retried"),
       clients: joined,
       recovered: sum("recovered"),
       fresh: sum("fresh"),
@@ -472,9 +510,15 @@ async function main() {
       `### A SIGKILLed edge's ${s.clients} clients recovering on the 2 other edges (3 edges + broker + nats-server -js; ` +
         `${procs} client processes; client back-off ${delay} ms ±50 %; ${stormMissed} packets published after the kill)`,
       "",
-      "| clients | recovered | new sessions | not back | recovered without every missed packet | kill → last recovery (ms) | kill → recovered p50 / p99 (ms) |",
-      "|---|---|---|---|---|---|---|",
-      `| ${s.clients} | ${s.recovered} | ${s.fresh} | ${s.notBack} | ${s.missing} | ${f2(s.lastRecovered)} | ${f2(s.p50)} / ${f2(s.p99)} |`,
+      "| clients | recovered | new sessions | not back | recovered without every missed packet | kill → last recovery (ms) | kill → recovered p50 / p99 (ms) | reconnection attempt → recovered p50 / p99 / max (ms) | clients that needed more than one attempt |",
+      "|---|---|---|---|---|---|---|---|---|",
+      `| ${s.clients} | ${s.recovered} | ${s.fresh} | ${s.notBack} | ${s.missing} | ${f2(s.lastRecovered)} | ${f2(s.p50)} / ${f2(s.p99)} | ` +
+        `${f2(s.ap50)} / ${f2(s.ap99)} / ${f2(s.amax)} | ${s.retried} |`,
+      "",
+    );
+    lines.push(
+      `CPU (utime + stime, /proc) from the kill until every client was back (${f2(s.window / 1000)} s; 2 cores = ${f2((2 * s.window) / 1000)} CPU s): ` +
+        Object.entries(s.cpu).map(([k, v]) => `${k} ${f2(v / 1000)} s`).join(", ") + ".",
       "",
     );
     if (s.recovered < s.clients || s.missing) bad = true;
