@@ -76,7 +76,10 @@ const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : "–");
 /** A copy of bench/switchboard.json with connection state recovery on every namespace. */
 function recoveryConfig(dir) {
   const config = JSON.parse(readFileSync(path.join(HERE, "switchboard.json"), "utf8"));
+  // "/plain": the same without recovery (the baseline: a reconnection that makes a new session).
+  const plain = structuredClone(config.namespaces["/"]);
   for (const ns of Object.values(config.namespaces)) ns.connectionStateRecovery = { ...RECOVERY };
+  config.namespaces["/plain"] = plain;
   const file = path.join(dir, "switchboard-recovery.json");
   writeFileSync(file, JSON.stringify(config, null, 2));
   return file;
@@ -132,9 +135,10 @@ function waitFor(cond, ms, what) {
  * `tries` recoveries of one client with `k` missed packets. `urls`: the client alternates between
  * them (one URL: always the same server). Resolves with { times (ms, sorted), failures }.
  */
-async function recoverTries(urls, api, k, tries, room) {
+async function recoverTries(urls, api, k, tries, room, { plain = false } = {}) {
   let got = 0;
-  const socket = io(urls[0], { transports: ["websocket"], forceNew: true, reconnection: false, timeout: STEP_MS });
+  const nsp = plain ? "/plain" : "";
+  const socket = io(urls[0] + nsp, { transports: ["websocket"], forceNew: true, reconnection: false, timeout: STEP_MS });
   socket.on("news", () => got++);
   const times = [];
   const failures = [];
@@ -146,8 +150,10 @@ async function recoverTries(urls, api, k, tries, room) {
     const ack = await socket.timeout(STEP_MS).emitWithAck("join", room);
     if (!ack?.ok) throw new Error(`join: ${JSON.stringify(ack)}`);
     // One packet first: the client sends its offset with the pid only once it holds one.
-    await publishMany(api, room, "news", 1);
-    await waitFor(() => got === 1, STEP_MS, "the first packet");
+    if (!plain) {
+      await publishMany(api, room, "news", 1);
+      await waitFor(() => got === 1, STEP_MS, "the first packet");
+    }
     let edge = 0;
     for (let t = 0; t < tries; t++) {
       const disconnected = new Promise((resolve) => socket.once("disconnect", resolve));
@@ -170,6 +176,9 @@ async function recoverTries(urls, api, k, tries, room) {
         const ms = performance.now() - t0;
         if (String(socket.io.engine.port) !== new URL(urls[edge]).port) {
           failures.push(`try ${t}: connected to port ${socket.io.engine.port}, not ${urls[edge]}`);
+        } else if (plain) {
+          if (socket.recovered) failures.push(`try ${t}: recovered without recovery`);
+          else times.push(ms);
         } else if (!socket.recovered) {
           failures.push(`try ${t}: a new session (recovered = false)`);
           // A new session is not in the room any more.
@@ -227,6 +236,8 @@ async function recoverPart(modes, tries, missed, rows) {
             (r.failures.length ? `: ${r.failures.slice(0, 3).join("; ")}` : ""));
         rows.push({ mode, k, ...r });
       }
+      log(`${mode}: ${tries} reconnections to a namespace without recovery (the baseline)`);
+      rows.push({ mode, k: "baseline", ...(await recoverTries(urls, api, 0, tries, "plain", { plain: true })) });
     } finally {
       if (mode === "standalone") api?.close();
       await stop?.();
@@ -498,7 +509,8 @@ async function main() {
     );
     for (const r of rows) {
       const where = r.mode === "standalone" ? "standalone (in-memory log)" : "2 edges + broker + nats-server -js, on the other edge";
-      lines.push(`| ${where} | ${r.k} | ${f2(percentile(r.times, 50))} | ${f2(percentile(r.times, 99))} | ${f2(r.times.at(-1))} | ${r.failures.length} |`);
+      const k = r.k === "baseline" ? "recovery off: a new session (baseline)" : r.k;
+      lines.push(`| ${where} | ${k} | ${f2(percentile(r.times, 50))} | ${f2(percentile(r.times, 99))} | ${f2(r.times.at(-1))} | ${r.failures.length} |`);
       if (r.failures.length) bad = true;
     }
     lines.push("");
