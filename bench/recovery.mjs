@@ -57,6 +57,8 @@ const { values: opts } = parseArgs({
     "storm-missed": { type: "string", default: "10" },
     "reconnection-delay": { type: "string", default: "1000" },
     "storm-timeout": { type: "string", default: "120" },
+    // The same storm on a namespace without recovery: the clients come back as new sessions.
+    "storm-baseline": { type: "boolean", default: false },
     out: { type: "string" },
     worker: { type: "boolean", default: false },
   },
@@ -253,7 +255,7 @@ async function recoverPart(modes, tries, missed, rows) {
  * points each client's reconnection at the `others` in turn and reports each client's recovery.
  */
 async function worker() {
-  const { first, others, n, room, delay, offset } = JSON.parse(process.env.SB_RECOVERY_WORKER);
+  const { first, others, n, room, delay, offset, nsp } = JSON.parse(process.env.SB_RECOVERY_WORKER);
   const inbox = [];
   let wake = null;
   process.on("message", (m) => {
@@ -270,7 +272,7 @@ async function worker() {
   let next = 0;
   const connectOne = (i) =>
     new Promise((resolve) => {
-      const socket = io(first, {
+      const socket = io(first + nsp, {
         transports: ["websocket"],
         forceNew: true,
         reconnectionDelay: delay,
@@ -315,6 +317,7 @@ async function worker() {
         if (!c.id) continue;
         c.news = 0;
         c.socket.io.on("reconnect_attempt", () => {
+          // The Manager's URL (the namespace is the socket's).
           c.attempt = now();
           c.attempts++;
           c.socket.io.uri = others[c.i % others.length];
@@ -335,7 +338,7 @@ async function worker() {
         times: m.full ? live.filter((c) => c.back !== null).map((c) => c.back) : [],
         recoveredTimes: m.full ? live.filter((c) => c.recovered).map((c) => c.back) : [],
         // From the attempt that succeeded to the recovery: the servers' share.
-        attemptTimes: m.full ? live.filter((c) => c.recovered && c.attempt).map((c) => c.back - c.attempt) : [],
+        attemptTimes: m.full ? live.filter((c) => (m.plain ? c.back : c.recovered) && c.attempt).map((c) => c.back - c.attempt) : [],
         retried: live.filter((c) => c.attempts > 1).length,
         missing: m.full ? live.filter((c) => c.recovered && c.news < m.missed).length : 0,
       });
@@ -366,7 +369,8 @@ function ask(children, message, type, ms) {
   );
 }
 
-async function stormPart(clients, procs, missed, delay, timeoutS) {
+async function stormPart(clients, procs, missed, delay, timeoutS, plain) {
+  const nsp = plain ? "/plain" : "";
   const dir = mkdtempSync(path.join(os.tmpdir(), "sb-bench-storm-"));
   const config = recoveryConfig(dir);
   const cluster = await startCluster({
@@ -386,7 +390,7 @@ async function stormPart(clients, procs, missed, delay, timeoutS) {
       if (n <= 0) break;
       const child = fork(SELF, ["--worker"], {
         stdio: ["ignore", "inherit", "inherit", "ipc"],
-        env: { ...process.env, SB_RECOVERY_WORKER: JSON.stringify({ first, others, n, room, delay, offset: p * per }) },
+        env: { ...process.env, SB_RECOVERY_WORKER: JSON.stringify({ first, others, n, room, delay, offset: p * per, nsp }) },
       });
       children.push(child);
     }
@@ -395,7 +399,7 @@ async function stormPart(clients, procs, missed, delay, timeoutS) {
     const joined = ready.reduce((s, r) => s + r.joined, 0);
     log(`storm: ${joined} of ${clients} clients joined on edge 1 in ${Date.now() - t0} ms`);
     if (joined < clients) throw new Error(`only ${joined} of ${clients} clients joined`);
-    await publishMany(api, room, "news", 1);
+    await api.publish({ target: { namespace: plain ? "/plain" : "/", rooms: [room] }, event: "news", args: [json({ i: 0 })] });
     const end = Date.now() + 30_000;
     for (;;) {
       const r = await ask(children, { type: "news?" }, "news", 10_000);
@@ -415,7 +419,7 @@ async function stormPart(clients, procs, missed, delay, timeoutS) {
     const killed = now();
     cluster.edges[0].server.proc.kill("SIGKILL");
     // Published while the clients are away (or coming back): each must get them all.
-    await publishMany(api, room, "news", missed);
+    if (!plain) await publishMany(api, room, "news", missed);
     let reports;
     const until = Date.now() + timeoutS * 1000;
     for (;;) {
@@ -427,7 +431,7 @@ async function stormPart(clients, procs, missed, delay, timeoutS) {
     const cpu = Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, cpuMs(v) - cpu0[k]]));
     const window = now() - killed;
     await sleep(1000); // the missed packets after the last recovery
-    reports = await ask(children, { type: "report", full: true, missed }, "report", 30_000);
+    reports = await ask(children, { type: "report", full: true, missed, plain }, "report", 30_000);
     const sum = (k) => reports.reduce((s, r) => s + r[k], 0);
     const times = reports.flatMap((r) => r.times).map((t) => t - killed).sort((a, b) => a - b);
     const rtimes = reports.flatMap((r) => r.recoveredTimes).map((t) => t - killed).sort((a, b) => a - b);
@@ -517,14 +521,17 @@ async function main() {
   }
   if (parts.includes("storm")) {
     log(`storm: ${clients} clients in ${procs} processes, reconnection delay ${delay} ms`);
-    const s = await stormPart(clients, procs, stormMissed, delay, stormTimeout);
+    const plain = opts["storm-baseline"];
+    const s = await stormPart(clients, procs, stormMissed, delay, stormTimeout, plain);
     lines.push(
-      `### A SIGKILLed edge's ${s.clients} clients recovering on the 2 other edges (3 edges + broker + nats-server -js; ` +
-        `${procs} client processes; client back-off ${delay} ms ±50 %; ${stormMissed} packets published after the kill)`,
+      (plain
+        ? `### Baseline, recovery off: a SIGKILLed edge's ${s.clients} clients reconnecting (new sessions) to the 2 other edges (3 edges + broker + nats-server -js; `
+        : `### A SIGKILLed edge's ${s.clients} clients recovering on the 2 other edges (3 edges + broker + nats-server -js; `) +
+        `${procs} client processes; client back-off ${delay} ms ±50 %; ${plain ? 0 : stormMissed} packets published after the kill)`,
       "",
-      "| clients | recovered | new sessions | not back | recovered without every missed packet | kill → last recovery (ms) | kill → recovered p50 / p99 (ms) | reconnection attempt → recovered p50 / p99 / max (ms) | clients that needed more than one attempt |",
-      "|---|---|---|---|---|---|---|---|---|",
-      `| ${s.clients} | ${s.recovered} | ${s.fresh} | ${s.notBack} | ${s.missing} | ${f2(s.lastRecovered)} | ${f2(s.p50)} / ${f2(s.p99)} | ` +
+      "| clients | recovered | new sessions | not back | recovered without every missed packet | kill → last recovery (ms) | kill → recovered p50 / p99 (ms) | kill → last back, any session (ms) | reconnection attempt → back p50 / p99 / max (ms) | clients that needed more than one attempt |",
+      "|---|---|---|---|---|---|---|---|---|---|",
+      `| ${s.clients} | ${s.recovered} | ${s.fresh} | ${s.notBack} | ${plain ? "–" : s.missing} | ${f2(s.lastRecovered)} | ${f2(s.p50)} / ${f2(s.p99)} | ${f2(s.last)} | ` +
         `${f2(s.ap50)} / ${f2(s.ap99)} / ${f2(s.amax)} | ${s.retried} |`,
       "",
     );
@@ -533,7 +540,7 @@ async function main() {
         Object.entries(s.cpu).map(([k, v]) => `${k} ${f2(v / 1000)} s`).join(", ") + ".",
       "",
     );
-    if (s.recovered < s.clients || s.missing) bad = true;
+    if (plain ? s.notBack : s.recovered < s.clients || s.missing) bad = true;
   }
   const table = lines.join("\n");
   process.stdout.write(table);
