@@ -19,7 +19,10 @@
 //
 //   node bench/recovery.mjs [--parts recover,storm] [--modes standalone,cluster] [--tries 50]
 //        [--missed 1000] [--clients 10000] [--procs 4] [--storm-missed 10]
-//        [--reconnection-delay 1000] [--out FILE]
+//        [--reconnection-delay 1000] [--storm-timeout 120] [--storm-baseline] [--out FILE]
+//
+// Each part also has a baseline: recover, a reconnection to a namespace without recovery (a new
+// session); storm with --storm-baseline, the same storm on that namespace.
 //
 // Binaries from build/bin (or $SB_BIN_DIR), nats-server from /usr/sbin; socket.io-client, gRPC and
 // the fixtures from tests/interop (npm ci there first). Every wait is bounded. Prints a markdown
