@@ -26,6 +26,12 @@ struct BroadcastTarget {
   std::shared_ptr<const std::vector<std::string>> only;
 };
 
+// True when the target names only rooms (socket ids included) that it also
+// excepts: every member is excluded, now and for any session that comes back
+// (e.g. a relay to the sender with exceptSender). Such a broadcast is not
+// sent, relayed or logged.
+bool ReachesNobody(const BroadcastTarget& target);
+
 // An encoded packet and who gets it: built once per broadcast and shared by
 // every shard that delivers it.
 struct Delivery {

@@ -142,3 +142,19 @@ TEST(SessionMatchTest, RoomsUserIdNamespaceAndExcept) {
 
 }  // namespace
 }  // namespace switchboard::recovery
+
+// A relay to the sender with exceptSender names only rooms it excepts: it
+// reaches nobody, now or on a restore, so it is neither sent nor logged.
+TEST(ReachesNobodyTest, OnlyWhenEveryTargetRoomIsExcepted) {
+  switchboard::sio::BroadcastTarget self;
+  self.rooms = {"sid1"};
+  self.except_rooms = {"sid1"};
+  EXPECT_TRUE(switchboard::sio::ReachesNobody(self));
+  switchboard::sio::BroadcastTarget two = self;
+  two.rooms.push_back("red");
+  EXPECT_FALSE(switchboard::sio::ReachesNobody(two)) << "red's members other than sid1 get it";
+  switchboard::sio::BroadcastTarget user = self;
+  user.user_ids = {"alice"};
+  EXPECT_FALSE(switchboard::sio::ReachesNobody(user));
+  EXPECT_FALSE(switchboard::sio::ReachesNobody(switchboard::sio::BroadcastTarget{})) << "the whole namespace";
+}
