@@ -5,7 +5,8 @@
 // templated Prometheus data source. The metrics: every metric name in every panel query and
 // variable query must be exported by a live process: a real nats-server (JetStream), a
 // `switchboard broker` and a `switchboard edge` with connection state recovery, one Socket.IO
-// client and an API publish it receives; their /metrics are scraped and the names compared.
+// client and an API publish it receives; their /metrics are scraped and the names compared, and
+// the label values the queries match and the labels they group by.
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,6 +32,17 @@ function render(sets = []) {
   const r = helm(args);
   assert.equal(r.status, 0, `helm template failed:\n${r.stderr}`);
   return YAML.parseAllDocuments(r.stdout, { version: '1.1' }).map((d) => d.toJS()).filter(Boolean);
+}
+
+const dashboard = () => JSON.parse(fs.readFileSync(DASHBOARD, 'utf8'));
+
+// name -> [labels] of every sample of every scrape.
+function samplesOf(scrapes) {
+  const all = new Map();
+  for (const text of scrapes) {
+    for (const [name, series] of exportedSamples(text)) all.set(name, [...(all.get(name) ?? []), ...series]);
+  }
+  return all;
 }
 
 const dashboardMap = (objects) =>
@@ -67,7 +79,7 @@ export function metricNames(expr) {
 
 // Every query of the dashboard: { where, expr } for panel targets and query variables
 // (label_values(SELECTOR, label): the selector).
-function dashboardQueries(dashboard) {
+function dashboardQueries(json) {
   const out = [];
   const walk = (panels) => {
     for (const p of panels ?? []) {
@@ -75,8 +87,8 @@ function dashboardQueries(dashboard) {
       walk(p.panels);
     }
   };
-  walk(dashboard.panels);
-  for (const v of dashboard.templating.list) {
+  walk(json.panels);
+  for (const v of json.templating.list) {
     if (v.type !== 'query') continue;
     const q = typeof v.query === 'string' ? v.query : v.query.query;
     const lv = /^label_values\((.*),\s*[A-Za-z_][A-Za-z0-9_]*\s*\)$/.exec(q);
@@ -85,14 +97,50 @@ function dashboardQueries(dashboard) {
   return out;
 }
 
-// Sample names in Prometheus text format (a histogram's name_bucket, name_sum, name_count).
-function exportedNames(text) {
-  const names = new Set();
+// The samples of Prometheus text format: name -> [labels] (a histogram's name_bucket, name_sum,
+// name_count).
+function exportedSamples(text) {
+  const samples = new Map();
   for (const line of text.split('\n')) {
-    const m = /^([A-Za-z_:][A-Za-z0-9_:]*)[{ ]/.exec(line);
-    if (m) names.add(m[1]);
+    const m = /^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})? /.exec(line);
+    if (!m) continue;
+    const labels = {};
+    for (const l of (m[2] ?? '').matchAll(/([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
+    if (!samples.has(m[1])) samples.set(m[1], []);
+    samples.get(m[1]).push(labels);
   }
-  return names;
+  return samples;
+}
+
+// Labels Prometheus adds to a target's samples (a ServiceMonitor's): not the process's own. A
+// process's own `namespace` label becomes `exported_namespace` next to the target's.
+const TARGET_LABELS = new Set(['namespace', 'job', 'pod', 'instance', 'service', 'endpoint', 'container']);
+const ownLabel = (label) => (label === 'exported_namespace' ? 'namespace' : label);
+
+// What an expression says about labels that no exported sample has: a matcher `metric{l="v"}` or
+// `l=~"a|b"` with values no sample of the metric carries, a `by (l)` no metric of it has.
+function labelProblems(expr, samples) {
+  const problems = [];
+  for (const sel of expr.matchAll(/([A-Za-z_:][A-Za-z0-9_:]*)\{([^}]*)\}/g)) {
+    const series = samples.get(sel[1]) ?? [];
+    for (const m of sel[2].matchAll(/([A-Za-z_][A-Za-z0-9_]*)\s*(=~|=)\s*"([^"]*)"/g)) {
+      const [, label, op, value] = m;
+      if (TARGET_LABELS.has(label) || value.includes('$')) continue;
+      const values = op === '=' ? [value] : /^[A-Za-z0-9_ ]+(\|[A-Za-z0-9_ ]+)*$/.test(value) ? value.split('|') : [];
+      for (const v of values) {
+        if (!series.some((s) => s[ownLabel(label)] === v)) problems.push(`${sel[1]}{${label}="${v}"}`);
+      }
+    }
+  }
+  const metrics = [...metricNames(expr)];
+  for (const by of expr.matchAll(/\bby\s*\(([^)]*)\)/g)) {
+    for (const label of by[1].split(',').map((l) => l.trim()).filter(Boolean)) {
+      if (TARGET_LABELS.has(label)) continue;
+      const has = metrics.some((name) => (samples.get(name) ?? []).some((s) => ownLabel(label) in s));
+      if (!has) problems.push(`by (${label}) on ${metrics.join(', ')}`);
+    }
+  }
+  return problems;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -101,15 +149,15 @@ before(() => setUpHelm());
 process.on('exit', cleanUpHelm);
 
 describe('the dashboard JSON', () => {
-  const dashboard = JSON.parse(fs.readFileSync(DASHBOARD, 'utf8'));
+  const json = dashboard();
 
   test('Grafana 10 schema: a templated Prometheus data source, unique panel ids, queries on it', () => {
-    assert.ok(dashboard.schemaVersion >= 38, 'schemaVersion of Grafana 10');
-    assert.equal(typeof dashboard.uid, 'string');
-    const ds = dashboard.templating.list.find((v) => v.name === 'datasource');
+    assert.ok(json.schemaVersion >= 38, 'schemaVersion of Grafana 10');
+    assert.equal(typeof json.uid, 'string');
+    const ds = json.templating.list.find((v) => v.name === 'datasource');
     assert.deepEqual([ds.type, ds.query], ['datasource', 'prometheus']);
     for (const name of ['namespace', 'job', 'pod', 'edge']) {
-      assert.ok(dashboard.templating.list.some((v) => v.name === name), `variable ${name}`);
+      assert.ok(json.templating.list.some((v) => v.name === name), `variable ${name}`);
     }
     const ids = [];
     const walk = (panels) => {
@@ -123,9 +171,9 @@ describe('the dashboard JSON', () => {
         walk(p.panels);
       }
     };
-    walk(dashboard.panels);
+    walk(json.panels);
     assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
-    const repeated = dashboard.panels.filter((p) => p.type === 'row' && p.repeat);
+    const repeated = json.panels.filter((p) => p.type === 'row' && p.repeat);
     assert.deepEqual(repeated.map((p) => p.repeat), ['edge'], 'one row repeated per edge');
   });
 
@@ -156,8 +204,7 @@ describe('the ConfigMap', () => {
     assert.equal(cm.metadata.labels.grafana_dashboard, '1');
     assert.equal(cm.metadata.labels['app.kubernetes.io/instance'], RELEASE);
     assert.equal(cm.metadata.annotations, undefined);
-    const json = JSON.parse(cm.data['switchboard.json']);
-    assert.deepEqual(json, JSON.parse(fs.readFileSync(DASHBOARD, 'utf8')));
+    assert.deepEqual(JSON.parse(cm.data['switchboard.json']), dashboard());
   });
 
   test('label, labels, annotations and namespace are configurable', () => {
@@ -242,13 +289,12 @@ describe('every metric the dashboard queries is exported', { timeout: 120000 }, 
   });
 
   test('panel and variable queries name only exported metrics', () => {
-    const exported = new Set(scrapes.flatMap((text) => [...exportedNames(text)]));
+    const exported = samplesOf(scrapes);
     assert.ok(exported.has('switchboard_connections'), 'the edge was scraped');
     assert.ok(exported.has('switchboard_recovery_log_appends_total'), 'the broker was scraped');
-    const dashboard = JSON.parse(fs.readFileSync(DASHBOARD, 'utf8'));
     const missing = [];
     let checked = 0;
-    for (const { where, expr } of dashboardQueries(dashboard)) {
+    for (const { where, expr } of dashboardQueries(dashboard())) {
       const names = metricNames(expr);
       assert.ok(names.size > 0, `${where}: no metric in ${expr}`);
       for (const name of names) {
@@ -258,5 +304,17 @@ describe('every metric the dashboard queries is exported', { timeout: 120000 }, 
     }
     assert.ok(checked > 40, `only ${checked} metric references found`);
     assert.deepEqual(missing, [], 'metrics no live process exports');
+  });
+
+  test('their label matchers and groupings name labels and values the metrics have', () => {
+    const exported = samplesOf(scrapes);
+    const problems = [];
+    for (const { where, expr } of dashboardQueries(dashboard())) {
+      for (const p of labelProblems(expr, exported)) problems.push(`${where}: ${p}`);
+    }
+    assert.deepEqual(problems, []);
+    // The check itself sees a wrong value and a wrong grouping.
+    assert.deepEqual(labelProblems('sum by (nope) (rate(switchboard_bus_errors_total{op=~"queue_full|full"}[5m]))', exported),
+      ['switchboard_bus_errors_total{op="full"}', 'by (nope) on switchboard_bus_errors_total']);
   });
 });
