@@ -72,8 +72,9 @@ class KvSessionStore final : public recovery::SessionStore {
     // re-put every ttl / 3. Tests shorten it.
     std::chrono::milliseconds ttl{0};
     // Threads running Take's KV round trips (a take waiting for a probe
-    // answer or its settle holds none).
-    int take_threads = 2;
+    // answer or its settle holds none). Each mostly waits for JetStream: a
+    // dead edge's clients all restore at once, so more than the cores.
+    int take_threads = 8;
     // Puts and erases in flight; past it Put fails (ResourceExhausted)
     // rather than queue without bound.
     size_t max_pending = 65536;
