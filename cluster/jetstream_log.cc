@@ -1,7 +1,5 @@
 #include "cluster/jetstream_log.h"
 
-#include <spdlog/spdlog.h>
-
 #include <utility>
 #include <vector>
 
@@ -42,10 +40,7 @@ JetStreamLog::JetStreamLog(bus::JetStream& js, Options options)
       tail_(options_.recovery.max_disconnection_duration, options_.recovery.max_log_bytes),
       reader_(std::make_shared<bus::internal::Worker>()) {}
 
-JetStreamLog::~JetStreamLog() {
-  Stop();
-  reader_->Shutdown();
-}
+JetStreamLog::~JetStreamLog() { Stop(); }
 
 absl::Status JetStreamLog::Start(Deliver deliver) {
   absl::StatusOr<bus::StreamBounds> bounds = bus::GetStreamBounds(js_, stream_);
@@ -74,6 +69,9 @@ absl::Status JetStreamLog::Start(Deliver deliver) {
 
 void JetStreamLog::Stop() {
   if (consumer_) consumer_->Stop();
+  // Reads already asked for finish (their callbacks post to the shards);
+  // none starts after.
+  reader_->Shutdown();
 }
 
 std::shared_ptr<const sio::Delivery> JetStreamLog::Decode(const std::string& payload) const {

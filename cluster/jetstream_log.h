@@ -53,7 +53,8 @@ class JetStreamLog final : public recovery::RecoveryLog {
   // order lock).
   using Deliver = std::function<void(uint64_t offset, std::shared_ptr<const sio::Delivery>)>;
   absl::Status Start(Deliver deliver);
-  // No delivery starts once it returns. Idempotent.
+  // No delivery or read of the older part starts once it returns.
+  // Idempotent.
   void Stop();
 
   // recovery::RecoveryLog. Append takes only offsets the stream gave.
