@@ -242,8 +242,10 @@ void KvSessionStore::TakeLoop() {
       continue;
     }
     auto first = takes_.begin();
-    if (first->first > std::chrono::steady_clock::now()) {
-      cv_.wait_until(lock, first->first);
+    // A copy: another thread may take that entry while this one waits.
+    const auto due = first->first;
+    if (due > std::chrono::steady_clock::now()) {
+      cv_.wait_until(lock, due);
       continue;
     }
     PendingTake take = std::move(first->second);

@@ -48,6 +48,11 @@ struct PollRelay::Core : std::enable_shared_from_this<Core> {
 
   std::mutex mu;
   bool alive = true;  // guarded by mu
+  // Requester side: the connections waiting for their owner's answer, by
+  // request id (guarded by mu). Held here, not by the bus's pending request:
+  // the relay releases them when it goes, while the I/O threads' contexts
+  // still exist (the bus, which goes last, drops its requests after them).
+  absl::flat_hash_map<std::string, HttpPtr> waiting;
 
   // Owner side, per shard (used there only): GETs held for another edge, by
   // request id, so that an abort finds them.
@@ -221,11 +226,25 @@ void PollRelay::Core::Send(const HttpPtr& http, std::string_view owner, v1::Poll
   const auto start = std::chrono::steady_clock::now();
   std::weak_ptr<Core> weak = weak_from_this();
   std::string subject = bus::PollSubject(owner);
+  {
+    std::lock_guard lock(mu);
+    if (!alive) return;
+    waiting[request.request_id()] = http;
+  }
   bus.Request(
       subject, request.SerializeAsString(), options.request_timeout,
-      [weak, http, exchange, post, start](absl::StatusOr<bus::Message> reply) {
+      [weak, id = request.request_id(), exchange, post, start](absl::StatusOr<bus::Message> reply) {
         auto self = weak.lock();
-        if (!self || exchange->done) return;
+        if (!self) return;
+        HttpPtr http;
+        {
+          std::lock_guard lock(self->mu);
+          auto it = self->waiting.find(id);
+          if (it == self->waiting.end()) return;  // the relay is gone
+          http = std::move(it->second);
+          self->waiting.erase(it);
+        }
+        if (exchange->done) return;
         exchange->done = true;
         if (post && reply.ok()) self->latency.Observe(std::chrono::steady_clock::now() - start);
         self->Answer(http, reply);
@@ -336,8 +355,14 @@ PollRelay::PollRelay(std::shared_ptr<Core> core) : core_(std::move(core)) {}
 
 PollRelay::~PollRelay() {
   if (sub_) sub_->Unsubscribe();  // waits for a running handler
-  std::lock_guard lock(core_->mu);
-  core_->alive = false;
+  absl::flat_hash_map<std::string, HttpPtr> waiting;
+  {
+    std::lock_guard lock(core_->mu);
+    core_->alive = false;
+    waiting.swap(core_->waiting);
+  }
+  // Released now, while the I/O threads' contexts exist.
+  waiting.clear();
 }
 
 uint64_t PollRelay::sent() const { return core_->sent.load(std::memory_order_relaxed); }
