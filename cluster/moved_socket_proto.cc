@@ -8,12 +8,12 @@ namespace {
 
 std::string JsonText(const sio::Json& json) { return json.is_null() ? std::string() : json.dump(); }
 
+}  // namespace
+
 sio::Json ParseJson(std::string_view text) {
   if (text.empty()) return nullptr;
   return sio::Json::parse(text, nullptr, /*allow_exceptions=*/false);
 }
-
-}  // namespace
 
 void ToProto(const sio::MovedSocketState& state, v1::MovedSocket* out) {
   out->set_namespace_(state.nsp);

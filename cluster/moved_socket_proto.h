@@ -11,5 +11,8 @@ namespace switchboard::cluster {
 
 void ToProto(const sio::MovedSocketState& state, v1::MovedSocket* out);
 sio::MovedSocketState FromProto(const v1::MovedSocket& in);
+// JSON text as move messages carry it (claims, data, auth, ack arguments);
+// empty: null.
+sio::Json ParseJson(std::string_view text);
 
 }  // namespace switchboard::cluster

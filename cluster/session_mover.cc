@@ -20,11 +20,6 @@
 namespace switchboard::cluster {
 namespace {
 
-sio::Json ParseJson(std::string_view text) {
-  if (text.empty()) return nullptr;
-  return sio::Json::parse(text, nullptr, /*allow_exceptions=*/false);
-}
-
 void Reply(bus::Bus& bus, const bus::Message& request, const v1::MoveReply& reply) {
   if (request.reply_to.empty()) return;
   absl::Status status = bus.Publish(request.reply_to, reply.SerializeAsString());

@@ -123,6 +123,23 @@ class JetStreamLogTest : public ::testing::Test {
     return *entry->delivery->frames.front().bytes;
   }
 
+  // ReadOlder's answer, which comes from the log's reader thread.
+  static absl::StatusOr<recovery::RecoveryLog::Older> ReadOlderNow(
+      JetStreamLog& log, uint64_t after, const recovery::RecoveryLog::Match& match) {
+    std::mutex mu;
+    std::optional<absl::StatusOr<recovery::RecoveryLog::Older>> older;
+    log.ReadOlder(after, match, [&](auto o) {
+      std::lock_guard lock(mu);
+      older = std::move(o);
+    });
+    EXPECT_TRUE(Eventually([&] {
+      std::lock_guard lock(mu);
+      return older.has_value();
+    }));
+    std::lock_guard lock(mu);
+    return older ? std::move(*older) : absl::DeadlineExceededError("no answer");
+  }
+
   static bool InRoom(const sio::BroadcastTarget& t, const std::string& room) {
     return !t.rooms.empty() && t.rooms.front() == room;
   }
@@ -176,16 +193,7 @@ TEST_F(JetStreamLogTest, WhatCameBeforeThisEdgeStartedIsReadFromTheStream) {
   log->ReadAfter(published[5], all, [&](auto e) { from_memory = std::move(e); });
   EXPECT_TRUE(absl::IsOutOfRange(from_memory.status())) << from_memory.status();
 
-  std::mutex mu;
-  std::optional<absl::StatusOr<recovery::RecoveryLog::Older>> older;
-  log->ReadOlder(published[5], all, [&](auto o) {
-    std::lock_guard lock(mu);
-    older = std::move(o);
-  });
-  ASSERT_TRUE(Eventually([&] {
-    std::lock_guard lock(mu);
-    return older.has_value();
-  }));
+  auto older = std::make_optional(ReadOlderNow(*log, published[5], all));
   ASSERT_TRUE(older->ok()) << older->status();
   EXPECT_EQ((*older)->through, published[29]);
   EXPECT_EQ(Offsets((*older)->entries),
@@ -216,18 +224,8 @@ TEST_F(JetStreamLogTest, AnOffsetTheStreamNoLongerHoldsIsOutOfRange) {
   Publish("red", 2);
   Deliveries got(*log);
   ASSERT_TRUE(log->Start(got.callback()).ok());
-  std::mutex mu;
-  std::optional<absl::StatusOr<recovery::RecoveryLog::Older>> older;
-  log->ReadOlder(
-      first, [](const sio::BroadcastTarget&) { return true; },
-      [&](auto o) {
-        std::lock_guard lock(mu);
-        older = std::move(o);
-      });
-  ASSERT_TRUE(Eventually([&] {
-    std::lock_guard lock(mu);
-    return older.has_value();
-  }));
+  auto older = std::make_optional(
+      ReadOlderNow(*log, first, [](const sio::BroadcastTarget&) { return true; }));
   EXPECT_TRUE(absl::IsOutOfRange(older->status())) << older->status();
 }
 
@@ -252,17 +250,8 @@ TEST_F(JetStreamLogTest, AMessageThatIsNotADeliveryIsCountedAndLeavesAHoleReadFr
   EXPECT_EQ(log->undecodable(), 1u);
   // Memory restarts after the hole; a restore from before it reads the
   // stream for the part before.
-  std::mutex mu;
-  std::optional<absl::StatusOr<recovery::RecoveryLog::Older>> older;
   auto all = [](const sio::BroadcastTarget&) { return true; };
-  log->ReadOlder(a - 1, all, [&](auto o) {
-    std::lock_guard lock(mu);
-    older = std::move(o);
-  });
-  ASSERT_TRUE(Eventually([&] {
-    std::lock_guard lock(mu);
-    return older.has_value();
-  }));
+  auto older = std::make_optional(ReadOlderNow(*log, a - 1, all));
   ASSERT_TRUE(older->ok()) << older->status();
   EXPECT_EQ(Offsets((*older)->entries), std::vector<uint64_t>{a});
   absl::StatusOr<std::vector<recovery::LogEntryPtr>> rest;
