@@ -89,6 +89,12 @@ std::string PollSubject(std::string_view edge_id) { return Join("sb.v1.poll.", e
 std::string LogSubject(std::string_view nsp) { return Join("sb.v1.log.", NameToken(nsp)); }
 std::string LogStream(std::string_view nsp) { return Join("SB_LOG_", NameHash(nsp)); }
 std::string SessionBucket(std::string_view nsp) { return Join("SB_SESSIONS_", NameHash(nsp)); }
+std::string AdminStatsSubject(std::string_view edge_id) {
+  return Join("sb.v1.admin.stats.", edge_id);
+}
+std::string AdminEventSubject(std::string_view edge_id) {
+  return Join("sb.v1.admin.event.", edge_id);
+}
 
 std::string ForwardEventPattern(std::string_view event) {
   return Join("sb.v1.forward.*.", NameToken(event));

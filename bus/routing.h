@@ -59,10 +59,16 @@ std::string PollSubject(std::string_view edge_id);
 std::string LogSubject(std::string_view nsp);
 std::string LogStream(std::string_view nsp);
 std::string SessionBucket(std::string_view nsp);
+// The Admin UI (admin_ui/): an edge's stats every 2 s, and in development mode
+// the events its clients send.
+std::string AdminStatsSubject(std::string_view edge_id);
+std::string AdminEventSubject(std::string_view edge_id);
 
 inline constexpr std::string_view kAllMembership = "sb.v1.membership.>";
 inline constexpr std::string_view kAllHeartbeats = "sb.v1.heartbeat.>";
 inline constexpr std::string_view kAllForwarded = "sb.v1.forward.>";
+inline constexpr std::string_view kAllAdminStats = "sb.v1.admin.stats.>";
+inline constexpr std::string_view kAllAdminEvents = "sb.v1.admin.event.>";
 
 // Socket ids in a cluster are "<edge-id>.<local id>": a publish to one socket
 // goes to its edge with no look-up (the format's home is edge/ids.h).

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -88,15 +89,13 @@ absl::Status ParseNamespaceLimits(const Json& spec, std::string_view path,
   if (auto it = spec.find("eventRate"); it != spec.end()) {
     std::string rpath = Child(path, "eventRate");
     if (!it->is_object()) return TypeError(rpath, "an object {perSecond, burst, ...}", *it);
-    SB_RETURN_IF_ERROR(
-        CheckKeys(*it, rpath, {"perSecond", "burst", "floodDrops", "floodWindow"}));
+    SB_RETURN_IF_ERROR(CheckKeys(*it, rpath, {"perSecond", "burst", "floodDrops", "floodWindow"}));
     sio::EventRateLimits& rate = limits.event_rate;
     SB_RETURN_IF_ERROR(ParseRate(*it, rpath, rate.rate));
     // Default: ten bursts' worth of dropped events.
     rate.flood_drops = static_cast<uint64_t>(std::ceil(rate.rate.burst * 10));
     if (auto f = it->find("floodDrops"); f != it->end()) {
-      SB_ASSIGN_OR_RETURN(rate.flood_drops,
-                          GetUint(*f, Child(rpath, "floodDrops"), 0, 1000000000));
+      SB_ASSIGN_OR_RETURN(rate.flood_drops, GetUint(*f, Child(rpath, "floodDrops"), 0, 1000000000));
     }
     if (auto f = it->find("floodWindow"); f != it->end()) {
       SB_ASSIGN_OR_RETURN(rate.flood_window, GetMs(*f, Child(rpath, "floodWindow")));
@@ -181,8 +180,8 @@ namespace {
 
 absl::StatusOr<AuthKeySpec> ParseAuthKey(const Json& spec, std::string_view path) {
   if (!spec.is_object()) return TypeError(path, "an object", spec);
-  SB_RETURN_IF_ERROR(CheckKeys(spec, path, {"kid", "algorithms", "secretEnv", "secretFile",
-                                            "publicKeyFile", "jwksFile"}));
+  SB_RETURN_IF_ERROR(CheckKeys(
+      spec, path, {"kid", "algorithms", "secretEnv", "secretFile", "publicKeyFile", "jwksFile"}));
   AuthKeySpec key;
   if (auto it = spec.find("kid"); it != spec.end()) {
     SB_ASSIGN_OR_RETURN(key.kid, GetString(*it, Child(path, "kid")));
@@ -222,8 +221,9 @@ absl::StatusOr<AuthKeySpec> ParseAuthKey(const Json& spec, std::string_view path
 
 absl::StatusOr<AuthPolicy> ParseAuthPolicy(const Json& spec, std::string_view path) {
   if (!spec.is_object()) return TypeError(path, "an object", spec);
-  SB_RETURN_IF_ERROR(CheckKeys(spec, path, {"keys", "issuer", "audience", "leewaySeconds",
-                                            "tokenFrom", "queryParameter", "claims"}));
+  SB_RETURN_IF_ERROR(CheckKeys(
+      spec, path,
+      {"keys", "issuer", "audience", "leewaySeconds", "tokenFrom", "queryParameter", "claims"}));
   AuthPolicy auth;
   auto keys = spec.find("keys");
   if (keys == spec.end() || !keys->is_array() || keys->empty()) {
@@ -342,11 +342,10 @@ absl::StatusOr<NamespacePolicy> ParseNamespacePolicy(std::string_view name, cons
   policy.name = std::string(name);
   if (name.empty() || name[0] != '/') return Error(path, "a namespace name starts with '/'");
   if (!spec.is_object()) return TypeError(path, "an object", spec);
-  SB_RETURN_IF_ERROR(CheckKeys(
-      spec, path,
-      {"rules", "roomPattern", "maxRoomsPerSocket", "userIdFromAuth", "auth", "allowedEvents",
-       "roomsClaim", "maxSocketsPerUser", "eventRate", "forward", "connectHook",
-       "connectionStateRecovery"}));
+  SB_RETURN_IF_ERROR(CheckKeys(spec, path,
+                               {"rules", "roomPattern", "maxRoomsPerSocket", "userIdFromAuth",
+                                "auth", "allowedEvents", "roomsClaim", "maxSocketsPerUser",
+                                "eventRate", "forward", "connectHook", "connectionStateRecovery"}));
   if (auto it = spec.find("connectionStateRecovery"); it != spec.end()) {
     SB_ASSIGN_OR_RETURN(policy.recovery,
                         ParseRecovery(*it, Child(path, "connectionStateRecovery")));
@@ -394,8 +393,7 @@ absl::StatusOr<NamespacePolicy> ParseNamespacePolicy(std::string_view name, cons
         policy.room_pattern, std::regex::ECMAScript | std::regex::optimize);
   } catch (const std::regex_error& e) {
     return Error(Child(path, "roomPattern"),
-                 Cat("invalid regular expression \"", policy.room_pattern,
-                              "\": ", e.what()));
+                 Cat("invalid regular expression \"", policy.room_pattern, "\": ", e.what()));
   }
   if (auto it = spec.find("maxRoomsPerSocket"); it != spec.end()) {
     SB_ASSIGN_OR_RETURN(policy.max_rooms_per_socket,
@@ -411,8 +409,7 @@ absl::StatusOr<NamespacePolicy> ParseNamespacePolicy(std::string_view name, cons
       SB_ASSIGN_OR_RETURN(Rule rule, ParseRule((*it)[i], ipath));
       if (!seen.insert(rule.event).second) {
         return Error(Child(ipath, "event"),
-                     Cat("another rule of this namespace already handles \"",
-                                  rule.event, "\""));
+                     Cat("another rule of this namespace already handles \"", rule.event, "\""));
       }
       policy.rules.push_back(std::move(rule));
     }
@@ -481,13 +478,94 @@ absl::Status ParsePage(const Json& spec, std::string_view path, Config& config) 
   return absl::OkStatus();
 }
 
+// The top-level "adminUi" object (after "namespaces": its namespace must not be one of them).
+absl::Status ParseAdminUi(const Json& spec, std::string_view path, Config& config) {
+  if (!spec.is_object()) return TypeError(path, "an object", spec);
+  SB_RETURN_IF_ERROR(
+      CheckKeys(spec, path,
+                {"namespace", "auth", "mode", "readonly", "maxListedSockets", "uiPath", "uiDir"}));
+  AdminUiConfig ui;
+  if (auto it = spec.find("namespace"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(ui.nsp, GetString(*it, Cat(path, ".namespace")));
+    if (ui.nsp.empty() || ui.nsp[0] != '/') {
+      return Error(Cat(path, ".namespace"), "must start with /");
+    }
+  }
+  for (const NamespacePolicy& p : config.namespaces) {
+    if (p.name == ui.nsp) {
+      return Error(Cat(path, ".namespace"), Cat("\"", ui.nsp, "\" is also namespaces[\"", p.name,
+                                                "\"]: the Admin UI needs a namespace of its own"));
+    }
+  }
+  auto auth = spec.find("auth");
+  if (auth == spec.end()) {
+    return Error(Cat(path, ".auth"),
+                 "required: {\"username\", \"passwordHash\"} or false (no login)");
+  }
+  if (auth->is_boolean() && !auth->get<bool>()) {
+    ui.auth = false;
+  } else {
+    const std::string where = Cat(path, ".auth");
+    if (!auth->is_object()) return TypeError(where, "an object or false", *auth);
+    SB_RETURN_IF_ERROR(CheckKeys(*auth, where, {"username", "passwordHash"}));
+    for (auto [key, out] :
+         {std::pair{"username", &ui.username}, {"passwordHash", &ui.password_hash}}) {
+      auto it = auth->find(key);
+      if (it == auth->end()) return Error(Cat(where, ".", key), "required");
+      SB_ASSIGN_OR_RETURN(*out, GetString(*it, Cat(where, ".", key)));
+    }
+    // "$2b$10$" + 22 characters of salt + 31 of hash, bcrypt's own base64.
+    static const std::regex kBcrypt(R"(^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$)");
+    if (!std::regex_match(ui.password_hash, kBcrypt)) {
+      return Error(Cat(where, ".passwordHash"),
+                   "must be a bcrypt hash ($2b$10$ and 53 characters), e.g. from "
+                   "`htpasswd -nbBC 10 \"\" PASSWORD | cut -d: -f2`");
+    }
+  }
+  if (auto it = spec.find("mode"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(std::string mode, GetString(*it, Cat(path, ".mode")));
+    if (mode != "development" && mode != "production") {
+      return Error(Cat(path, ".mode"),
+                   Cat("unknown mode \"", mode, "\" (development, production)"));
+    }
+    ui.development = mode == "development";
+  }
+  if (auto it = spec.find("readonly"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(ui.readonly, GetBool(*it, Cat(path, ".readonly")));
+  }
+  if (auto it = spec.find("maxListedSockets"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(ui.max_listed_sockets,
+                        GetUint(*it, Cat(path, ".maxListedSockets"), 0, 100'000));
+  }
+  if (auto it = spec.find("uiPath"); it != spec.end()) {
+    const std::string where = Cat(path, ".uiPath");
+    if (it->is_boolean() && !it->get<bool>()) {
+      ui.ui_path.clear();
+    } else {
+      SB_ASSIGN_OR_RETURN(ui.ui_path, GetString(*it, where));
+      if (ui.ui_path.size() < 2 || ui.ui_path.front() != '/' || ui.ui_path.back() != '/' ||
+          ui.ui_path.find_first_of("?#") != std::string::npos) {
+        return Error(where, "must be a URL path that starts and ends with / (no query), or false");
+      }
+      if (ui.ui_path.starts_with(config.path)) {
+        return Error(where, Cat("must not be under engine.path ", config.path));
+      }
+    }
+  }
+  if (auto it = spec.find("uiDir"); it != spec.end()) {
+    SB_ASSIGN_OR_RETURN(ui.ui_dir, GetString(*it, Cat(path, ".uiDir")));
+  }
+  config.admin_ui = std::move(ui);
+  return absl::OkStatus();
+}
+
 absl::Status ParseEngine(const Json& spec, std::string_view path, Config& config) {
   if (!spec.is_object()) return TypeError(path, "an object", spec);
-  SB_RETURN_IF_ERROR(CheckKeys(spec, path,
-                               {"path", "pingInterval", "pingTimeout", "upgradeTimeout",
-                                "maxHttpBufferSize", "connectTimeout", "transports",
-                                "allowUpgrades", "cors", "maxSendQueueBytes",
-                                "volatileDropBytes"}));
+  SB_RETURN_IF_ERROR(
+      CheckKeys(spec, path,
+                {"path", "pingInterval", "pingTimeout", "upgradeTimeout", "maxHttpBufferSize",
+                 "connectTimeout", "transports", "allowUpgrades", "cors", "maxSendQueueBytes",
+                 "volatileDropBytes"}));
   eio::Options& e = config.engine;
   for (const auto& [key, value] : spec.items()) {
     std::string kpath = Child(path, key);
@@ -565,12 +643,8 @@ class DuplicateKeyFinder {
  public:
   bool operator()(int /*depth*/, Json::parse_event_t event, Json& parsed) {
     switch (event) {
-      case Json::parse_event_t::object_start:
-        stack_.push_back(Frame{true, {}, {}, 0});
-        break;
-      case Json::parse_event_t::array_start:
-        stack_.push_back(Frame{false, {}, {}, 0});
-        break;
+      case Json::parse_event_t::object_start: stack_.push_back(Frame{true, {}, {}, 0}); break;
+      case Json::parse_event_t::array_start: stack_.push_back(Frame{false, {}, {}, 0}); break;
       case Json::parse_event_t::key: {
         Frame& top = stack_.back();
         std::string key = parsed.get<std::string>();
@@ -586,9 +660,7 @@ class DuplicateKeyFinder {
         stack_.pop_back();
         ElementDone();
         break;
-      case Json::parse_event_t::value:
-        ElementDone();
-        break;
+      case Json::parse_event_t::value: ElementDone(); break;
     }
     return true;
   }
@@ -649,8 +721,9 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
   }
   if (!dups.error().empty()) return absl::InvalidArgumentError(dups.error());
   if (!root.is_object()) return TypeError("", "a JSON object", root);
-  SB_RETURN_IF_ERROR(CheckKeys(root, "", {"listen", "threads", "logLevel", "engine", "limits",
-                                          "namespaces", "page"}));
+  SB_RETURN_IF_ERROR(CheckKeys(
+      root, "",
+      {"listen", "threads", "logLevel", "engine", "limits", "namespaces", "page", "adminUi"}));
 
   Config config;
   if (auto it = root.find("listen"); it != root.end()) {
@@ -665,11 +738,11 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
   }
   if (auto it = root.find("logLevel"); it != root.end()) {
     SB_ASSIGN_OR_RETURN(config.log_level, GetString(*it, "logLevel"));
-    static const std::set<std::string> kLevels = {"trace", "debug", "info",    "warn",
+    static const std::set<std::string> kLevels = {"trace", "debug",    "info", "warn",
                                                   "error", "critical", "off"};
     if (!kLevels.count(config.log_level)) {
       return Error("logLevel", Cat("unknown level \"", config.log_level,
-                                            "\" (trace, debug, info, warn, error, critical, off)"));
+                                   "\" (trace, debug, info, warn, error, critical, off)"));
     }
   }
   if (auto it = root.find("engine"); it != root.end()) {
@@ -696,6 +769,9 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
     config.namespaces.insert(config.namespaces.begin(),
                              *ParseNamespacePolicy("/", Json::object(), "namespaces[\"/\"]"));
   }
+  if (auto it = root.find("adminUi"); it != root.end()) {
+    SB_RETURN_IF_ERROR(ParseAdminUi(*it, "adminUi", config));
+  }
   config.engine.handshake_headers = HandshakeHeadersRead(config.namespaces);
   const std::vector<std::string> token_query = TokenQueryParameters(config.namespaces);
   for (NamespacePolicy& p : config.namespaces) {
@@ -712,8 +788,12 @@ absl::StatusOr<Config> LoadConfig(const std::string& file) {
   if (in.bad()) return absl::DataLossError(Cat("error reading config file ", file));
   auto config = ParseConfig(buf.str());
   if (!config.ok()) {
-    return absl::Status(config.status().code(),
-                        Cat(file, ": ", config.status().message()));
+    return absl::Status(config.status().code(), Cat(file, ": ", config.status().message()));
+  }
+  if (config->admin_ui && !config->admin_ui->ui_dir.empty() &&
+      std::filesystem::path(config->admin_ui->ui_dir).is_relative()) {
+    config->admin_ui->ui_dir =
+        (std::filesystem::path(file).parent_path() / config->admin_ui->ui_dir).string();
   }
   if (config->page) {
     const std::filesystem::path dir = std::filesystem::path(file).parent_path();

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "admin_ui/options.h"
 #include "edge/engineio/options.h"
 #include "edge/http/options.h"
 #include "edge/socketio/limits.h"
@@ -28,11 +29,15 @@ using Json = policy::Json;
 // "page": a web page (and the socket.io-client browser bundle it loads) served by the edge's
 // HTTP server at fixed paths. Off unless configured.
 struct PageConfig {
-  std::string path = "/";                          // URL path of the page
-  std::string file;                                // the page's HTML file
-  std::string client_path = "/socket.io.min.js";   // URL path of the bundle
-  std::string client_file;                         // the bundle (socket.io.min.js)
+  std::string path = "/";                         // URL path of the page
+  std::string file;                               // the page's HTML file
+  std::string client_path = "/socket.io.min.js";  // URL path of the bundle
+  std::string client_file;                        // the bundle (socket.io.min.js)
 };
+
+// "adminUi": the official Socket.IO Admin UI for the whole cluster (admin_ui/). Off unless
+// configured.
+using AdminUiConfig = admin_ui::Options;
 
 struct Config {
   std::string host = "127.0.0.1";
@@ -44,14 +49,15 @@ struct Config {
   std::chrono::milliseconds connect_timeout{45000};
   // "limits" (also engine.max_connections / handshake_rate above).
   sio::ServerLimits socket_limits;
-  sio::DecoderLimits decoder;   // max_attachment_bytes 0: maxHttpBufferSize
-  edge::HttpOptions http;       // its host / port unused: `host` / `port` above
+  sio::DecoderLimits decoder;  // max_attachment_bytes 0: maxHttpBufferSize
+  edge::HttpOptions http;      // its host / port unused: `host` / `port` above
   // limits.maxPendingAcks: client acks of forwarded events waiting for a
   // backend at once on this edge.
   size_t max_pending_acks = 10'000;
   std::vector<policy::NamespacePolicy> namespaces;  // in file order
   // Relative files are relative to the config file's folder (LoadConfig resolves them).
   std::optional<PageConfig> page;
+  std::optional<AdminUiConfig> admin_ui;
 };
 
 // "HOST:PORT", "[v6addr]:PORT"; port 0..65535.

@@ -455,6 +455,7 @@ void Namespace::RemoveFromRoom(Socket& socket, const std::string& room) {
 
 void Namespace::Dispatch(const SocketPtr& socket, std::string_view event, EventArgs& args,
                          Ack ack) {
+  if (EventTap* tap = server_.event_tap()) tap->OnClientEvent(*this, *socket, event, args);
   auto it = handlers_.find(event);
   const LazyEventHandler* handler = it != handlers_.end() ? &it->second
                                     : on_any_             ? &on_any_

@@ -49,6 +49,15 @@ class BroadcastRelay {
   virtual Relayed OnLocalBroadcast(Namespace& nsp, const Delivery& delivery) = 0;
 };
 
+// Hears every client event that reaches a namespace's handlers, before them (the Admin UI's
+// development mode shows them). Called on the socket's shard.
+class EventTap {
+ public:
+  virtual ~EventTap() = default;
+  virtual void OnClientEvent(const Namespace& nsp, const Socket& socket, std::string_view event,
+                             EventArgs& args) = 0;
+};
+
 // A Socket.IO server on top of one Engine.IO server. Mount engine() on an
 // edge::HttpServer to serve it.
 class Server {
@@ -75,6 +84,9 @@ class Server {
   // Set before serving; not owned; nullptr: sessions do not move.
   void SetMoveRelay(MoveRelay* relay) { move_relay_ = relay; }
   MoveRelay* move_relay() const { return move_relay_; }
+  // Set before serving (or while nothing is served); not owned; nullptr: none.
+  void SetEventTap(EventTap* tap) { event_tap_ = tap; }
+  EventTap* event_tap() const { return event_tap_; }
 
   // What the limits refused since the start (all shards).
   struct LimitCounters {
@@ -124,6 +136,7 @@ class Server {
   MembershipObserver* observer_ = nullptr;
   BroadcastRelay* relay_ = nullptr;
   MoveRelay* move_relay_ = nullptr;
+  EventTap* event_tap_ = nullptr;
   std::atomic<size_t> sockets_{0};
   std::atomic<uint64_t> counters_[static_cast<size_t>(Limit::kCount)] = {};
 };
