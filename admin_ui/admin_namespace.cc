@@ -96,8 +96,9 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     }
     const size_t shard = socket->client().shard();
     checker.Check(password->get<std::string>(), options.password_hash,
-                  [self = shared_from_this(), shard, next = std::move(next)](bool ok) {
-                    self->server.runtime().Post(shard, [ok, next] {
+                  // Not the core: the checker is its member, and must not end it.
+                  [runtime = &server.runtime(), shard, next = std::move(next)](bool ok) {
+                    runtime->Post(shard, [ok, next] {
                       next(ok ? std::nullopt
                               : std::optional(sio::ConnectError{"invalid credentials", nullptr}));
                     });
