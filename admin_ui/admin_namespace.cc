@@ -83,9 +83,9 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
   void Authenticate(const sio::SocketPtr& socket, sio::Next next) {
     if (!options.auth) return next(std::nullopt);
     const Json& auth = socket->auth();
-    if (auto it = auth.find("sessionId"); it != auth.end() && it->is_string() &&
-                                          tokens.Valid(it->get<std::string>(),
-                                                       std::chrono::system_clock::now())) {
+    if (auto it = auth.find("sessionId");
+        it != auth.end() && it->is_string() &&
+        tokens.Valid(it->get<std::string>(), std::chrono::system_clock::now())) {
       return next(std::nullopt);
     }
     auto user = auth.find("username");
@@ -96,8 +96,9 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     }
     const size_t shard = socket->client().shard();
     checker.Check(password->get<std::string>(), options.password_hash,
-                  [self = shared_from_this(), shard, next = std::move(next)](bool ok) {
-                    self->server.runtime().Post(shard, [ok, next] {
+                  // Not the core: the checker is its member, and must not end it.
+                  [runtime = &server.runtime(), shard, next = std::move(next)](bool ok) {
+                    runtime->Post(shard, [ok, next] {
                       next(ok ? std::nullopt
                               : std::optional(sio::ConnectError{"invalid credentials", nullptr}));
                     });
@@ -162,8 +163,7 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     auto sockets = std::make_shared<Json>(Json::array());
     NextPage(std::move(done), std::move(sockets), "");
   }
-  void NextPage(std::function<void(Json)> done, std::shared_ptr<Json> sockets,
-                std::string token) {
+  void NextPage(std::function<void(Json)> done, std::shared_ptr<Json> sockets, std::string token) {
     const size_t wanted = options.max_listed_sockets - sockets->size();
     if (wanted == 0) return done(std::move(*sockets));
     v1::ListSocketsRequest request;
@@ -217,9 +217,10 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
   void OnMembership(const std::string& payload) {
     v1::MembershipEvent event;
     if (!event.ParseFromString(payload)) return;
-    const auto time =
-        std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
-            std::chrono::seconds(event.time().seconds()) + std::chrono::nanoseconds(event.time().nanos())));
+    const auto time = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::seconds(event.time().seconds()) +
+            std::chrono::nanoseconds(event.time().nanos())));
     const std::string when = IsoTime(event.has_time() ? time : std::chrono::system_clock::now());
     switch (event.change_case()) {
       case v1::MembershipEvent::kConnected: {
@@ -233,7 +234,8 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
       }
       case v1::MembershipEvent::kJoined: {
         const auto& j = event.joined();
-        return EmitToAll("room_joined", Json::array({j.namespace_(), j.room(), j.socket_id(), when}));
+        return EmitToAll("room_joined",
+                         Json::array({j.namespace_(), j.room(), j.socket_id(), when}));
       }
       case v1::MembershipEvent::kLeft: {
         const auto& l = event.left();
@@ -246,8 +248,7 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
                                        {"nsp", t.namespace_()},
                                        {"transport", TransportName(t.transport())}}}));
       }
-      default:
-        return;  // moves: the socket stays as the UI knows it
+      default: return;  // moves: the socket stays as the UI knows it
     }
   }
 
@@ -287,30 +288,30 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     });
     for (const char* verb : {"join", "leave"}) {
       const bool join = std::string_view(verb) == "join";
-      nsp.On(verb, [self, report, join](const sio::SocketPtr&, std::string_view, Json& args,
-                                        sio::Ack) {
-        // join(nsp, room, filter) / leave(nsp, room, filter)
-        const std::string room = StringArg(args, 1);
-        if (args.empty() || !args[0].is_string() || room.empty()) return;
-        v1::Selector selector = SelectorOf(args[0].get<std::string>(), StringArg(args, 2));
-        if (join) {
-          v1::JoinRoomsRequest request;
-          *request.mutable_selector() = std::move(selector);
-          request.add_rooms(room);
-          self->api.JoinRooms(request,
-                              [done = report("join")](absl::StatusOr<v1::JoinRoomsResponse> r) {
-                                done(r.status());
-                              });
-        } else {
-          v1::LeaveRoomsRequest request;
-          *request.mutable_selector() = std::move(selector);
-          request.add_rooms(room);
-          self->api.LeaveRooms(request,
-                               [done = report("leave")](absl::StatusOr<v1::LeaveRoomsResponse> r) {
-                                 done(r.status());
-                               });
-        }
-      });
+      nsp.On(verb,
+             [self, report, join](const sio::SocketPtr&, std::string_view, Json& args, sio::Ack) {
+               // join(nsp, room, filter) / leave(nsp, room, filter)
+               const std::string room = StringArg(args, 1);
+               if (args.empty() || !args[0].is_string() || room.empty()) return;
+               v1::Selector selector = SelectorOf(args[0].get<std::string>(), StringArg(args, 2));
+               if (join) {
+                 v1::JoinRoomsRequest request;
+                 *request.mutable_selector() = std::move(selector);
+                 request.add_rooms(room);
+                 self->api.JoinRooms(
+                     request, [done = report("join")](absl::StatusOr<v1::JoinRoomsResponse> r) {
+                       done(r.status());
+                     });
+               } else {
+                 v1::LeaveRoomsRequest request;
+                 *request.mutable_selector() = std::move(selector);
+                 request.add_rooms(room);
+                 self->api.LeaveRooms(
+                     request, [done = report("leave")](absl::StatusOr<v1::LeaveRoomsResponse> r) {
+                       done(r.status());
+                     });
+               }
+             });
     }
     nsp.On("_disconnect", [self, report](const sio::SocketPtr&, std::string_view, Json& args,
                                          sio::Ack) {

@@ -32,8 +32,7 @@ class AdminNamespace : public sio::EventTap {
  public:
   // Installs the protocol on the namespace options.nsp of `server` (call before it serves).
   // `server`, `bus` and `api` must outlive it; the server's runtime stops first.
-  static absl::StatusOr<std::unique_ptr<AdminNamespace>> Install(sio::Server& server,
-                                                                 bus::Bus& bus,
+  static absl::StatusOr<std::unique_ptr<AdminNamespace>> Install(sio::Server& server, bus::Bus& bus,
                                                                  cluster::BrokerApiClient& api,
                                                                  std::string edge_id,
                                                                  Options options);

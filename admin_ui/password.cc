@@ -1,10 +1,10 @@
 #include "admin_ui/password.h"
 
 #include <crypt.h>
+#include <openssl/crypto.h>
 
 #include <cstring>
 #include <memory>
-#include <openssl/crypto.h>
 
 namespace switchboard::admin_ui {
 

@@ -43,9 +43,9 @@ Json SerializeSocket(const v1::SocketInfo& socket) {
        {{"address", socket.remote_address()},
         {"headers", Json::object()},
         {"query", Json::object()},
-        {"issued", std::chrono::duration_cast<std::chrono::milliseconds>(
-                       connected.time_since_epoch())
-                       .count()},
+        {"issued",
+         std::chrono::duration_cast<std::chrono::milliseconds>(connected.time_since_epoch())
+             .count()},
         {"secure", false},
         {"time", IsoTime(connected)},
         {"url", ""},
@@ -61,7 +61,8 @@ Json ServerStatsJson(const v1::AdminServerStats& stats) {
   }
   Json events = Json::array();
   for (const auto& event : stats.aggregated_events()) {
-    Json e = {{"timestamp", event.timestamp_ms()}, {"type", event.type()}, {"count", event.count()}};
+    Json e = {
+        {"timestamp", event.timestamp_ms()}, {"type", event.type()}, {"count", event.count()}};
     if (!event.sub_type().empty()) e["subType"] = event.sub_type();
     events.push_back(std::move(e));
   }

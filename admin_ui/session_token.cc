@@ -25,8 +25,8 @@ std::string Sha256(std::string_view data) {
 
 SessionTokens::SessionTokens(std::string_view username, std::string_view password_hash,
                              std::chrono::seconds lifetime)
-    : key_(Sha256(absl::StrCat("switchboard admin-ui session", std::string_view("\0", 1),
-                               username, std::string_view("\0", 1), password_hash))),
+    : key_(Sha256(absl::StrCat("switchboard admin-ui session", std::string_view("\0", 1), username,
+                               std::string_view("\0", 1), password_hash))),
       lifetime_(lifetime) {}
 
 std::string SessionTokens::Sign(std::string_view body) const {

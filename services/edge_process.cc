@@ -189,6 +189,8 @@ absl::Status EdgeProcess::StartCluster() {
       EdgePolicies::Install(server_, config_.namespaces, *forwarder_, edge_id_, make_recovery);
   if (!policies.ok()) return policies.status();
   policies_ = std::move(*policies);
+  // Before the link starts: its heartbeats read the server's namespaces.
+  if (absl::Status s = StartAdminUi(); !s.ok()) return s;
 
   cluster::EdgeLink::Options link_options;
   link_options.edge_id = edge_id_;
@@ -211,7 +213,7 @@ absl::Status EdgeProcess::StartCluster() {
     };
   }
   link_options.version = std::string(Version());
-  link_options.started_at = std::chrono::system_clock::now();
+  link_options.started_at = started_at_;
   auto link = cluster::EdgeLink::Start(*bus_, server_, link_options);
   if (!link.ok()) {
     return absl::Status(link.status().code(), absl::StrCat("edge link: ", link.status().message()));
@@ -244,6 +246,20 @@ absl::Status EdgeProcess::StartCluster() {
   server_.engine().OnForeignUpgrade(
       [mover = mover_.get()](const std::shared_ptr<edge::HttpSession>& http, std::string_view owner,
                              std::string_view sid) { mover->ArriveFrom(http, owner, sid); });
+  return absl::OkStatus();
+}
+
+absl::Status EdgeProcess::StartAdminUi() {
+  if (!config_.admin_ui) return absl::OkStatus();
+  broker_api_ = std::make_unique<cluster::BrokerApiClient>(*bus_);
+  auto admin =
+      admin_ui::AdminNamespace::Install(server_, *bus_, *broker_api_, edge_id_, *config_.admin_ui);
+  if (!admin.ok()) return admin.status();
+  admin_ui_ = std::move(*admin);
+  admin_stats_ = std::make_unique<admin_ui::StatsPublisher>(*bus_, server_, edge_id_, started_at_);
+  spdlog::info("admin ui: namespace {} ({} mode{})", config_.admin_ui->nsp,
+               config_.admin_ui->development ? "development" : "production",
+               config_.admin_ui->readonly ? ", read-only" : "");
   return absl::OkStatus();
 }
 

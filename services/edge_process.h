@@ -16,7 +16,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "admin_ui/admin_namespace.h"
+#include "admin_ui/stats_publisher.h"
 #include "bus/bus.h"
+#include "cluster/broker_api_client.h"
 #include "cluster/edge_link.h"
 #include "cluster/forwarder.h"
 #include "cluster/poll_relay.h"
@@ -58,6 +61,7 @@ class EdgeProcess {
   absl::Status StartHttp();
   absl::Status StartCluster();
   absl::Status StartBroker();  // standalone
+  absl::Status StartAdminUi();
   void AddCollectors();
   std::string Label() const;
 
@@ -65,6 +69,7 @@ class EdgeProcess {
   const ProcessFlags flags_;
   const std::string edge_id_;
   const bool standalone_;
+  const std::chrono::system_clock::time_point started_at_ = std::chrono::system_clock::now();
   const std::unique_ptr<bus::Bus> bus_;
   // Connection state recovery in a cluster: the session stores of the
   // namespaces (in server_) use it to the end.
@@ -77,7 +82,12 @@ class EdgeProcess {
   std::unique_ptr<edge::MemoryRelease> memory_release_;  // reads server_
   std::unique_ptr<cluster::Forwarder> forwarder_;        // bus_, runtime_
   std::unique_ptr<EdgePolicies> policies_;               // on server_, through forwarder_
-  std::unique_ptr<cluster::EdgeLink> link_;              // bus_, server_, forwarder_
+  // The Admin UI (config "adminUi"): its namespace on server_, asking the brokers through
+  // broker_api_; every edge's stats on the bus.
+  std::unique_ptr<cluster::BrokerApiClient> broker_api_;
+  std::unique_ptr<admin_ui::AdminNamespace> admin_ui_;
+  std::unique_ptr<admin_ui::StatsPublisher> admin_stats_;
+  std::unique_ptr<cluster::EdgeLink> link_;  // bus_, server_, forwarder_
   // Created before the policies (which give it to the namespaces), stopped
   // before the link: reads the namespaces' logs into server_, its appends'
   // completions use link_.

@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
+
 namespace switchboard::services {
 namespace {
 
@@ -282,29 +284,32 @@ TEST(RuleValidationTest, ReservedAndDuplicateEvents) {
 }
 
 TEST(RuleValidationTest, Targets) {
-  EXPECT_THAT(
-      ErrorOf(WithRule(R"({"event": "a", "action": "relay", "target": {"room": "x", "socket": "y"}})")),
-      HasSubstr("rules[0].target: exactly one of"));
+  EXPECT_THAT(ErrorOf(WithRule(
+                  R"({"event": "a", "action": "relay", "target": {"room": "x", "socket": "y"}})")),
+              HasSubstr("rules[0].target: exactly one of"));
   EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "target": "everyone"})")),
               HasSubstr("rules[0].target: expected \"namespace\""));
   EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "target": {"room": 5}})")),
               HasSubstr("rules[0].target.room: expected a string"));
-  EXPECT_THAT(ErrorOf(WithRule(
-                  R"({"event": "a", "action": "relay", "target": "namespace", "requireMember": true})")),
-              HasSubstr("rules[0].requireMember: only applies to a room target"));
-  auto lit = ParseConfig(WithRule(R"({"event": "a", "action": "relay", "target": {"room": "lobby"}})"));
+  EXPECT_THAT(
+      ErrorOf(WithRule(
+          R"({"event": "a", "action": "relay", "target": "namespace", "requireMember": true})")),
+      HasSubstr("rules[0].requireMember: only applies to a room target"));
+  auto lit =
+      ParseConfig(WithRule(R"({"event": "a", "action": "relay", "target": {"room": "lobby"}})"));
   ASSERT_TRUE(lit.ok()) << lit.status();
   EXPECT_EQ(lit->namespaces[0].rules[0].target, TargetKind::kRoom);
 }
 
 TEST(RuleValidationTest, References) {
-  EXPECT_THAT(ErrorOf(WithRule(
-                  R"({"event": "a", "action": "relay", "payload": {"when": "$time"}})")),
-              HasSubstr("rules[0].payload.when: unknown reference \"$time\""));
+  EXPECT_THAT(
+      ErrorOf(WithRule(R"({"event": "a", "action": "relay", "payload": {"when": "$time"}})")),
+      HasSubstr("rules[0].payload.when: unknown reference \"$time\""));
   // $room only exists for join / leave.
   EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "payload": "$room"})")),
               HasSubstr("rules[0].payload: unknown reference \"$room\""));
-  EXPECT_TRUE(ParseConfig(WithRule(R"({"event": "a", "action": "join", "ack": {"r": "$room"}})")).ok());
+  EXPECT_TRUE(
+      ParseConfig(WithRule(R"({"event": "a", "action": "join", "ack": {"r": "$room"}})")).ok());
   // $error only in errorAck.
   EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "ack": "$error"})")),
               HasSubstr("rules[0].ack: unknown reference \"$error\""));
@@ -314,10 +319,12 @@ TEST(RuleValidationTest, References) {
               HasSubstr("malformed reference"));
   EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "payload": {"...": 1}})")),
               HasSubstr("rules[0].payload[\"...\"]: \"...\" takes a reference"));
-  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "require": {"room": "string"}})")),
-              HasSubstr("rules[0].require.room: keys are references"));
-  EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "relay", "require": {"$.room": "text"}})")),
-              HasSubstr("unknown type \"text\""));
+  EXPECT_THAT(
+      ErrorOf(WithRule(R"({"event": "a", "action": "relay", "require": {"room": "string"}})")),
+      HasSubstr("rules[0].require.room: keys are references"));
+  EXPECT_THAT(
+      ErrorOf(WithRule(R"({"event": "a", "action": "relay", "require": {"$.room": "text"}})")),
+      HasSubstr("unknown type \"text\""));
   EXPECT_THAT(ErrorOf(WithRule(R"({"event": "a", "action": "join", "notify": {"payload": {}}})")),
               HasSubstr("rules[0].notify: missing key \"event\""));
 }
@@ -394,18 +401,21 @@ TEST(AuthConfigTest, MistakesAreNamed) {
   EXPECT_THAT(
       ErrorOf(AuthConfig(R"({"auth": {"keys": [{"algorithms": ["none"], "secretEnv": "S"}]}})")),
       HasSubstr("unknown algorithm \"none\""));
-  EXPECT_THAT(ErrorOf(AuthConfig(
-                  R"({"auth": {"keys": [{"algorithms": ["HS256"], "secretEnv": "S", "secretFile": "f"}]}})")),
-              HasSubstr("needs exactly one of"));
+  EXPECT_THAT(
+      ErrorOf(AuthConfig(
+          R"({"auth": {"keys": [{"algorithms": ["HS256"], "secretEnv": "S", "secretFile": "f"}]}})")),
+      HasSubstr("needs exactly one of"));
   EXPECT_THAT(ErrorOf(AuthConfig(R"({"auth": {"keys": [{"secretEnv": "S"}]}})")),
               HasSubstr("needs \"algorithms\""));
-  EXPECT_THAT(ErrorOf(AuthConfig(
-                  R"({"auth": {"keys": [{"algorithms": ["HS256"], "secretEnv": "S"}], "tokenFrom": ["cookie"]}})")),
-              HasSubstr("unknown token source \"cookie\""));
+  EXPECT_THAT(
+      ErrorOf(AuthConfig(
+          R"({"auth": {"keys": [{"algorithms": ["HS256"], "secretEnv": "S"}], "tokenFrom": ["cookie"]}})")),
+      HasSubstr("unknown token source \"cookie\""));
   EXPECT_THAT(ErrorOf(AuthConfig(R"({"roomsClaim": "rooms"})")), HasSubstr("needs \"auth\""));
-  EXPECT_THAT(ErrorOf(AuthConfig(
-                  R"({"auth": {"keys": [{"algorithms": ["HS256"], "secretEnv": "S"}]}, "userIdFromAuth": "u"})")),
-              HasSubstr("not with \"auth\""));
+  EXPECT_THAT(
+      ErrorOf(AuthConfig(
+          R"({"auth": {"keys": [{"algorithms": ["HS256"], "secretEnv": "S"}]}, "userIdFromAuth": "u"})")),
+      HasSubstr("not with \"auth\""));
 }
 
 }  // namespace
@@ -541,13 +551,65 @@ TEST(RecoveryConfigTest, MistakesAreNamed) {
   EXPECT_THAT(ErrorOf(R"({"namespaces": {"/": {"connectionStateRecovery": true}}})"),
               HasSubstr("connectionStateRecovery"));
   EXPECT_THAT(
-      ErrorOf(R"({"namespaces": {"/": {"connectionStateRecovery": {"maxDisconnectionDuration": 0}}}})"),
+      ErrorOf(
+          R"({"namespaces": {"/": {"connectionStateRecovery": {"maxDisconnectionDuration": 0}}}})"),
       HasSubstr("maxDisconnectionDuration"));
   EXPECT_THAT(ErrorOf(R"({"namespaces": {"/": {"connectionStateRecovery": {"maxLogBytes": 10}}}})"),
               HasSubstr("maxLogBytes"));
-  EXPECT_THAT(ErrorOf(R"({"namespaces": {"/": {"connectionStateRecovery": {"skipMiddleware": true}}}})"),
-              HasSubstr("skipMiddleware"));
+  EXPECT_THAT(
+      ErrorOf(R"({"namespaces": {"/": {"connectionStateRecovery": {"skipMiddleware": true}}}})"),
+      HasSubstr("skipMiddleware"));
 }
 
 }  // namespace
 }  // namespace switchboard::services
+
+// ---------------------------------------------------------------- adminUi ---
+
+constexpr char kHash[] = "$2b$10$OjkEInL2tbJNY5yNnQp7u.8oPuM20OyWvJxCPbvYw19DMKEwO3yPS";
+
+TEST(ConfigTest, AdminUiDefaults) {
+  auto config = ParseConfig(absl::StrCat(
+      R"({"adminUi": {"auth": {"username": "admin", "passwordHash": ")", kHash, R"("}}})"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(config->admin_ui.has_value());
+  EXPECT_EQ(config->admin_ui->nsp, "/admin");
+  EXPECT_TRUE(config->admin_ui->auth);
+  EXPECT_EQ(config->admin_ui->username, "admin");
+  EXPECT_EQ(config->admin_ui->password_hash, kHash);
+  EXPECT_TRUE(config->admin_ui->development);  // the reference's default mode
+  EXPECT_FALSE(config->admin_ui->readonly);
+  EXPECT_EQ(config->admin_ui->max_listed_sockets, 1000u);
+  EXPECT_EQ(config->admin_ui->ui_path, "/admin-ui/");
+  EXPECT_FALSE(ParseConfig("{}")->admin_ui.has_value());
+}
+
+TEST(ConfigTest, AdminUiOptions) {
+  auto config = ParseConfig(R"({"adminUi": {"namespace": "/ops", "auth": false,
+      "mode": "production", "readonly": true, "maxListedSockets": 50, "uiPath": false}})");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->admin_ui->nsp, "/ops");
+  EXPECT_FALSE(config->admin_ui->auth);
+  EXPECT_FALSE(config->admin_ui->development);
+  EXPECT_TRUE(config->admin_ui->readonly);
+  EXPECT_EQ(config->admin_ui->max_listed_sockets, 50u);
+  EXPECT_EQ(config->admin_ui->ui_path, "");
+}
+
+TEST(ConfigTest, AdminUiErrors) {
+  EXPECT_THAT(ErrorOf(R"({"adminUi": {}})"), HasSubstr("adminUi.auth: required"));
+  EXPECT_THAT(ErrorOf(R"({"adminUi": {"auth": {"username": "a", "passwordHash": "secret"}}})"),
+              HasSubstr("adminUi.auth.passwordHash: must be a bcrypt hash"));
+  EXPECT_THAT(ErrorOf(R"({"adminUi": {"auth": false, "mode": "debug"}})"),
+              HasSubstr("adminUi.mode: unknown mode \"debug\""));
+  EXPECT_THAT(ErrorOf(R"({"adminUi": {"auth": false, "uiPath": "/ui"}})"),
+              HasSubstr("adminUi.uiPath: must be a URL path that starts and ends with /"));
+  EXPECT_THAT(ErrorOf(R"({"adminUi": {"auth": false, "uiPath": "/socket.io/ui/"}})"),
+              HasSubstr("must not be under engine.path"));
+  EXPECT_THAT(ErrorOf(R"({"adminUi": {"auth": false, "colour": 1}})"), HasSubstr("colour"));
+  // A clash with an application namespace names both.
+  EXPECT_THAT(ErrorOf(R"({"namespaces": {"/admin": {}}, "adminUi": {"auth": false}})"),
+              HasSubstr("adminUi.namespace: \"/admin\" is also namespaces[\"/admin\"]"));
+  EXPECT_THAT(ErrorOf(R"({"adminUi": {"namespace": "/", "auth": false}})"),
+              HasSubstr("is also namespaces[\"/\"]"));
+}
