@@ -143,15 +143,22 @@ export function latestStats(socket) {
 const UNREACHABLE = /fonts\.googleapis\.com|cdn\.jsdelivr\.net/;
 export const UI_WAIT_MS = 10_000;
 
+const MDI_CDN = /^https:\/\/cdn\.jsdelivr\.net\/npm\/@mdi\/font@[^/]+\/((css|fonts)\/[\w.-]+)/;
+
 /**
  * Opens the served UI of the edge at `edgeUrl` in a new context of `browser` (playwright).
  * The UI's index.html loads Roboto and the Material Design icon font from CDNs this machine
- * cannot reach: those requests are failed at once (the UI works; its icons are missing).
+ * cannot reach: those requests are failed at once (the UI works; its icons are missing), or,
+ * with `iconFontDir` (an unpacked npm @mdi/font), the icon font is answered from there.
  * Returns an object of helpers around `page`.
  */
-export async function openAdminUi(browser, edgeUrl, { viewport = { width: 1400, height: 900 }, name = "ui" } = {}) {
+export async function openAdminUi(browser, edgeUrl, { viewport = { width: 1400, height: 900 }, name = "ui", iconFontDir } = {}) {
   const context = await browser.newContext({ viewport });
-  await context.route(UNREACHABLE, (route) => route.abort());
+  await context.route(UNREACHABLE, (route) => {
+    const mdi = iconFontDir && MDI_CDN.exec(route.request().url());
+    if (mdi) return route.fulfill({ path: path.join(iconFontDir, mdi[1]) });
+    return route.abort();
+  });
   const page = await context.newPage();
   page.setDefaultTimeout(UI_WAIT_MS);
   page.on("pageerror", (err) => process.stderr.write(`[page ${name}] ${err}\n`));
