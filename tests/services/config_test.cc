@@ -561,8 +561,6 @@ TEST(RecoveryConfigTest, MistakesAreNamed) {
       HasSubstr("skipMiddleware"));
 }
 
-}  // namespace
-}  // namespace switchboard::services
 
 // ---------------------------------------------------------------- adminUi ---
 
@@ -613,3 +611,6 @@ TEST(ConfigTest, AdminUiErrors) {
   EXPECT_THAT(ErrorOf(R"({"adminUi": {"namespace": "/", "auth": false}})"),
               HasSubstr("is also namespaces[\"/\"]"));
 }
+
+}  // namespace
+}  // namespace switchboard::services
