@@ -22,19 +22,19 @@ std::string SwitchboardBin() {
   return env != nullptr ? env : SWITCHBOARD_BIN;
 }
 
-struct Run {
+struct Output {
   int exit_status = -1;
   std::string out;  // stdout only
 };
 
 // Runs `switchboard hash-password` with `input` on its stdin (through a file: no shell quoting).
-Run HashPasswordCommand(const std::string& input) {
+Output HashPasswordCommand(const std::string& input) {
   char path[] = "/tmp/sb-hash-password-XXXXXX";
   const int fd = ::mkstemp(path);
   EXPECT_GE(fd, 0);
   EXPECT_EQ(::write(fd, input.data(), input.size()), static_cast<ssize_t>(input.size()));
   ::close(fd);
-  Run run;
+  Output run;
   const std::string command = SwitchboardBin() + " hash-password < " + path + " 2>/dev/null";
   std::FILE* pipe = ::popen(command.c_str(), "r");
   EXPECT_NE(pipe, nullptr);
@@ -58,7 +58,7 @@ bool Matches(const std::string& password, const std::string& hash) {
 const std::regex kBcrypt(R"(^\$2b\$10\$[./A-Za-z0-9]{53}$)");
 
 TEST(HashPasswordTest, PrintsABcryptHashOfTheLine) {
-  Run run = HashPasswordCommand("s3cret pass\n");
+  Output run = HashPasswordCommand("s3cret pass\n");
   ASSERT_EQ(run.exit_status, 0);
   ASSERT_FALSE(run.out.empty());
   ASSERT_EQ(run.out.back(), '\n');
@@ -68,14 +68,14 @@ TEST(HashPasswordTest, PrintsABcryptHashOfTheLine) {
   EXPECT_FALSE(Matches("s3cret pass\n", hash));  // the newline is not part of it
   EXPECT_FALSE(Matches("s3cret", hash));
   // A fresh salt each time.
-  Run again = HashPasswordCommand("s3cret pass\n");
+  Output again = HashPasswordCommand("s3cret pass\n");
   EXPECT_NE(again.out, run.out);
   EXPECT_TRUE(Matches("s3cret pass", again.out.substr(0, again.out.size() - 1)));
 }
 
 TEST(HashPasswordTest, ALineWithoutNewlineOrWithCrlf) {
   for (const std::string input : {"pw", "pw\r\n", "pw\nignored\n"}) {
-    Run run = HashPasswordCommand(input);
+    Output run = HashPasswordCommand(input);
     ASSERT_EQ(run.exit_status, 0) << input;
     EXPECT_TRUE(Matches("pw", run.out.substr(0, run.out.size() - 1))) << input;
   }
@@ -83,7 +83,7 @@ TEST(HashPasswordTest, ALineWithoutNewlineOrWithCrlf) {
 
 TEST(HashPasswordTest, RefusesAnEmptyPassword) {
   for (const std::string input : {"", "\n", "\r\n"}) {
-    Run run = HashPasswordCommand(input);
+    Output run = HashPasswordCommand(input);
     EXPECT_EQ(run.exit_status, 1) << "[" << input << "]";
     EXPECT_EQ(run.out, "");
   }
