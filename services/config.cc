@@ -771,6 +771,8 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
   }
   if (auto it = root.find("adminUi"); it != root.end()) {
     SB_RETURN_IF_ERROR(ParseAdminUi(*it, "adminUi", config));
+    // The UI the edge serves connects from the edge's own origin, whatever engine.cors lists.
+    config.engine.cors.allow_same_origin = !config.admin_ui->ui_path.empty();
   }
   config.engine.handshake_headers = HandshakeHeadersRead(config.namespaces);
   const std::vector<std::string> token_query = TokenQueryParameters(config.namespaces);

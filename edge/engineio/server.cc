@@ -434,7 +434,8 @@ bool Server::OriginAllowed(const HttpPtr& http) const {
   if (it == req.end()) return true;
   const std::string_view origin = it->value();
   if (std::find(origins.begin(), origins.end(), origin) != origins.end()) return true;
-  // A page this listener served (the Admin UI) is same-origin: never a CORS matter.
+  // A page this listener served (the Admin UI) is same-origin.
+  if (!options_.cors.allow_same_origin) return false;
   auto host = req.find(http::field::host);
   return host != req.end() && SameOrigin(origin, host->value());
 }

@@ -455,10 +455,20 @@ TEST_F(LimitsTest, OriginsOutsideTheAllowListGet403) {
 }
 
 // A page the edge serves itself (the Admin UI) connects from the edge's own origin: allowed
-// whatever the allow-list, over either scheme (TLS may end before the listener).
-TEST_F(LimitsTest, SameOriginRequestsPassAnExplicitAllowList) {
+// whatever the allow-list, over either scheme (TLS may end before the listener), when the edge
+// serves such a page; refused otherwise.
+TEST_F(LimitsTest, SameOriginRequestsAreRefusedByAnAllowListByDefault) {
   Setup setup;
   setup.engine.cors.origins = {"https://good.example"};
+  Start(setup);
+  const std::string origin = "http://127.0.0.1:" + std::to_string(port_);
+  EXPECT_EQ(Get(PollingUrl(kMount), {{"Origin", origin}}).status, 403);
+}
+
+TEST_F(LimitsTest, SameOriginRequestsPassAnExplicitAllowListWhenTheEdgeServesTheUi) {
+  Setup setup;
+  setup.engine.cors.origins = {"https://good.example"};
+  setup.engine.cors.allow_same_origin = true;
   Start(setup);
   const std::string host = "127.0.0.1:" + std::to_string(port_);
   for (const std::string& origin : {"http://" + host, "https://" + host}) {
