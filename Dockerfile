@@ -14,18 +14,22 @@ WORKDIR /src
 # rebuilt only when the list changes.
 COPY scripts/setup scripts/setup
 RUN scripts/setup && rm -rf /var/lib/apt/lists/*
+# npm installs the Admin UI's built files (admin_ui/ui/package-lock.json).
+RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm \
+ && rm -rf /var/lib/apt/lists/*
 COPY . .
 # ccache (from scripts/setup) keeps its cache in a BuildKit cache mount across builds.
 RUN --mount=type=cache,target=/root/.cache/ccache \
     cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release \
- && cmake --build /build --target switchboard sbctl -j"$(nproc)" \
+ && cmake --build /build --target switchboard sbctl sb-admin-ui-files -j"$(nproc)" \
  && strip /build/bin/switchboard /build/bin/sbctl
 
 # --- runtime: debian:12-slim with the shared libraries the two binaries link -------------------
 FROM debian:12-slim AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 # Exactly what `ldd` lists for switchboard and sbctl, by Debian 12 package: gRPC and protobuf,
-# NATS.c (and the protobuf-c it links), spdlog and fmt, Abseil, RE2, c-ares, OpenSSL, zlib.
+# NATS.c (and the protobuf-c it links), spdlog and fmt, Abseil, RE2, c-ares, OpenSSL, zlib,
+# libcrypt (bcrypt: the Admin UI's login, `switchboard hash-password`).
 # ca-certificates: system roots for TLS.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
@@ -33,13 +37,15 @@ RUN apt-get update \
       libgrpc++1.51 libgrpc29 libprotobuf32 \
       libnats3.4 libprotobuf-c1 \
       libspdlog1.10 libfmt9 \
-      libabsl20220623 libre2-9 libc-ares2 libssl3 zlib1g \
+      libabsl20220623 libre2-9 libc-ares2 libssl3 zlib1g libcrypt1 \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 switchboard \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin switchboard \
  && mkdir -p /etc/switchboard
 COPY --from=build /build/bin/switchboard /build/bin/sbctl /usr/local/bin/
+# The Admin UI's files where adminUi.uiDir defaults to: admin-ui beside the binary's folder.
+COPY --from=build /build/admin-ui /usr/local/admin-ui
 COPY examples/chat.json /etc/switchboard/chat.json
 # Fails the build if a shared library is missing.
 RUN ! ldd /usr/local/bin/switchboard /usr/local/bin/sbctl | grep 'not found' \

@@ -76,6 +76,7 @@ std::string MembershipSubject(std::string_view edge_id) {
 std::string HeartbeatSubject(std::string_view edge_id) { return Join("sb.v1.heartbeat.", edge_id); }
 std::string SnapshotSubject(std::string_view edge_id) { return Join("sb.v1.snapshot.", edge_id); }
 std::string ProbeSubject(std::string_view edge_id) { return Join("sb.v1.probe.", edge_id); }
+std::string ApiSubject(std::string_view method) { return Join("sb.v1.api.", method); }
 std::string ForwardSubject(std::string_view nsp, std::string_view event) {
   return Join("sb.v1.forward.", NameToken(nsp), ".", NameToken(event));
 }

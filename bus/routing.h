@@ -33,6 +33,9 @@ std::string HeartbeatSubject(std::string_view edge_id);
 std::string SnapshotSubject(std::string_view edge_id);
 // Broker -> edge liveness probes (Probe), when its heartbeats are late.
 std::string ProbeSubject(std::string_view edge_id);
+// Edge -> one broker requests of the brokers' bus API (ApiReply): "sb.v1.api.<method>", the
+// method a Switchboard gRPC method name (e.g. "ListSockets"), used as the token as it is.
+std::string ApiSubject(std::string_view method);
 std::string ForwardSubject(std::string_view nsp, std::string_view event);
 // Every forwarded event of one namespace.
 std::string ForwardNamespacePattern(std::string_view nsp);
@@ -69,6 +72,9 @@ inline constexpr std::string_view kAllHeartbeats = "sb.v1.heartbeat.>";
 inline constexpr std::string_view kAllForwarded = "sb.v1.forward.>";
 inline constexpr std::string_view kAllAdminStats = "sb.v1.admin.stats.>";
 inline constexpr std::string_view kAllAdminEvents = "sb.v1.admin.event.>";
+inline constexpr std::string_view kAllApi = "sb.v1.api.>";
+// The queue group of the brokers' API subscription: one broker answers each request.
+inline constexpr std::string_view kBrokersQueueGroup = "sb-brokers";
 
 // Socket ids in a cluster are "<edge-id>.<local id>": a publish to one socket
 // goes to its edge with no look-up (the format's home is edge/ids.h).

@@ -42,6 +42,9 @@ absl::StatusOr<std::unique_ptr<BrokerService>> BrokerService::Start(
   auto started = broker::Broker::Start(bus, options);
   if (!started.ok()) return started.status();
   service->broker_ = std::move(*started);
+  auto bus_api = broker::BusApi::Start(bus, *service->broker_);
+  if (!bus_api.ok()) return bus_api.status();
+  service->bus_api_ = std::move(*bus_api);
   ApiServerOptions api_options;
   api_options.host = listen->first;
   api_options.port = listen->second;

@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "broker/broker.h"
+#include "broker/bus_api.h"
 #include "broker/event_log.h"
 #include "bus/bus.h"
 #include "bus/nats_bus.h"
@@ -38,7 +39,8 @@ struct RecoveryLog {
 
 class BrokerService {
  public:
-  // Starts the broker on `bus` and its API on --grpc-listen, served while
+  // Starts the broker on `bus`, its bus API (broker/bus_api.h: how edges reach
+  // the brokers) and its gRPC API on --grpc-listen, served while
   // `health` is ready; prints "<label> serving gRPC on HOST:PORT". With
   // `metrics`, the API's and the broker's metrics go there.
   // `deliveries_behind` (standalone): a PublishStream waits while it is true.
@@ -61,7 +63,8 @@ class BrokerService {
   Health& health_;
   std::unique_ptr<broker::EventLog> event_log_;  // outlives broker_, which appends to it
   std::unique_ptr<broker::Broker> broker_;
-  std::unique_ptr<ApiServer> api_;  // over broker_
+  std::unique_ptr<broker::BusApi> bus_api_;  // over broker_: sb.v1.api.<Method>
+  std::unique_ptr<ApiServer> api_;           // over broker_
 };
 
 class BrokerProcess {

@@ -518,8 +518,8 @@ absl::Status ParseAdminUi(const Json& spec, std::string_view path, Config& confi
     static const std::regex kBcrypt(R"(^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$)");
     if (!std::regex_match(ui.password_hash, kBcrypt)) {
       return Error(Cat(where, ".passwordHash"),
-                   "must be a bcrypt hash ($2b$10$ and 53 characters), e.g. from "
-                   "`htpasswd -nbBC 10 \"\" PASSWORD | cut -d: -f2`");
+                   "must be a bcrypt hash ($2b$10$ and 53 characters): make one with "
+                   "`switchboard hash-password` (reads the password on stdin)");
     }
   }
   if (auto it = spec.find("mode"); it != spec.end()) {
@@ -771,6 +771,8 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
   }
   if (auto it = root.find("adminUi"); it != root.end()) {
     SB_RETURN_IF_ERROR(ParseAdminUi(*it, "adminUi", config));
+    // The UI the edge serves connects from the edge's own origin, whatever engine.cors lists.
+    config.engine.cors.allow_same_origin = !config.admin_ui->ui_path.empty();
   }
   config.engine.handshake_headers = HandshakeHeadersRead(config.namespaces);
   const std::vector<std::string> token_query = TokenQueryParameters(config.namespaces);

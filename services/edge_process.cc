@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "admin_ui/ui_files.h"
 #include "bus/inproc_bus.h"
 #include "bus/nats_bus.h"
 #include "bus/routing.h"
@@ -155,7 +156,14 @@ absl::Status EdgeProcess::StartHttp() {
   }
   http_ = std::make_unique<edge::HttpServer>(runtime_, std::move(options));
   http_->Mount(config_.path, server_.engine());
-  return config_.page ? ServePage(*config_.page, *http_) : absl::OkStatus();
+  if (config_.page) {
+    if (absl::Status s = ServePage(*config_.page, *http_); !s.ok()) return s;
+  }
+  // After the page: a path both would serve is an error naming both.
+  if (config_.admin_ui) {
+    return admin_ui::ServeUi(*config_.admin_ui, *http_, admin_ui::DefaultUiDir());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status EdgeProcess::StartCluster() {

@@ -4,6 +4,7 @@
 //   switchboard edge --nats URL [--edge-id ID] [--config FILE] [--listen HOST:PORT]
 //   (edge, standalone: --tls-cert FILE --tls-key FILE serve HTTPS / WSS)
 //   switchboard broker --nats URL [--grpc-listen HOST:PORT] [--broker-id ID]
+//   switchboard hash-password < password   (prints the bcrypt hash for adminUi.auth.passwordHash)
 //
 // Every role serves Prometheus /metrics, /healthz and /readyz on
 // --admin-listen (default 127.0.0.1:9464; services/admin_server.h). SIGTERM
@@ -24,6 +25,8 @@
 // (edge, standalone) and services/broker_process.h (broker).
 
 #include <spdlog/spdlog.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
@@ -37,6 +40,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "admin_ui/password_hash.h"
 #include "services/api_auth.h"
 #include "services/broker_process.h"
 #include "services/config.h"
@@ -65,9 +69,11 @@ struct CommandLine {
 // The role, the config file and what overrides it, the cluster's ids and addresses.
 void AddRoleFlags(CLI::App& app, CommandLine& cli) {
   app.add_option("role", cli.flags.role,
-                 "what to run: standalone (edge + broker in one process), edge, or broker")
+                 "what to run: standalone (edge + broker in one process), edge, or broker; or "
+                 "hash-password: read a password from stdin, print its bcrypt hash (for "
+                 "adminUi.auth.passwordHash)")
       ->required()
-      ->check(CLI::IsMember({"standalone", "edge", "broker"}));
+      ->check(CLI::IsMember({"standalone", "edge", "broker", "hash-password"}));
   app.add_option("--config", cli.config_file, "JSON configuration file (see services/CONFIG.md)")
       ->check(CLI::ExistingFile);
   app.add_option("--listen", cli.listen,
@@ -261,6 +267,37 @@ void WarnAboutConfig(const services::Config& config, const ProcessFlags& flags,
   }
 }
 
+// `switchboard hash-password`: one line from stdin (not echoed on a terminal), its bcrypt hash on
+// stdout, nothing else there, so that `switchboard hash-password < file` can feed a config.
+int RunHashPassword() {
+  const bool terminal = ::isatty(STDIN_FILENO) == 1;
+  termios saved{};
+  if (terminal && ::tcgetattr(STDIN_FILENO, &saved) == 0) {
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    std::cerr << "password: " << std::flush;
+  }
+  std::string password;
+  const bool read = static_cast<bool>(std::getline(std::cin, password));
+  if (terminal) {
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+    std::cerr << "\n";
+  }
+  if (!password.empty() && password.back() == '\r') password.pop_back();
+  if (!read || password.empty()) {
+    std::cerr << "switchboard hash-password: no password on stdin (one line, not empty)\n";
+    return 1;
+  }
+  absl::StatusOr<std::string> hash = admin_ui::HashPassword(password);
+  if (!hash.ok()) {
+    std::cerr << "switchboard hash-password: " << hash.status().message() << "\n";
+    return 1;
+  }
+  std::cout << *hash << "\n";
+  return 0;
+}
+
 int RunBroker(const ProcessFlags& flags) {
   // Blocked before any thread starts, so every thread inherits the mask and
   // only the process's sigwait sees the signals.
@@ -301,6 +338,7 @@ int main(int argc, char** argv) {
   AddOperationFlags(app, cli);
   app.set_version_flag("--version", std::string(services::Version()));
   CLI11_PARSE(app, argc, argv);
+  if (cli.flags.role == "hash-password") return RunHashPassword();  // before logging: stdout clean
 
   services::SetUpLogging(cli.log_format == "json" ? services::LogFormat::kJson
                                                   : services::LogFormat::kText);

@@ -15,6 +15,9 @@ struct CorsOptions {
   // Origin header (non-browser clients) are allowed.
   std::vector<std::string> origins;
   bool credentials = false;
+  // Also allow an Origin that names the listener itself (scheme://<Host header>): the Admin UI
+  // the edge serves. Off unless the edge serves it: with it on, a DNS-rebinding page passes too.
+  bool allow_same_origin = false;
 };
 
 // A token bucket's parameters: `burst` tokens, refilled at `per_second`.

@@ -38,6 +38,19 @@ struct alignas(64) Server::ShardStats {
 };
 
 namespace {
+
+// Whether `origin` ("scheme://host[:port]") names the very listener a request reached at `host`
+// (its Host header). Either scheme: whether TLS ended before this listener is not known here.
+bool SameOrigin(std::string_view origin, std::string_view host) {
+  if (host.empty()) return false;
+  for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
+    if (origin.starts_with(scheme)) {
+      return boost::beast::iequals(origin.substr(scheme.size()), host);
+    }
+  }
+  return false;
+}
+
 template <class T>
 void Bump(std::atomic<T>& counter, T n) {
   // Single writer (the shard): a plain load and store, no locked instruction.
@@ -419,7 +432,12 @@ bool Server::OriginAllowed(const HttpPtr& http) const {
   auto it = req.find(http::field::origin);
   // Non-browser clients send no Origin: CORS is a browser matter.
   if (it == req.end()) return true;
-  return std::find(origins.begin(), origins.end(), std::string_view(it->value())) != origins.end();
+  const std::string_view origin = it->value();
+  if (std::find(origins.begin(), origins.end(), origin) != origins.end()) return true;
+  // A page this listener served (the Admin UI) is same-origin.
+  if (!options_.cors.allow_same_origin) return false;
+  auto host = req.find(http::field::host);
+  return host != req.end() && SameOrigin(origin, host->value());
 }
 
 template <class Message>

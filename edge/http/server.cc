@@ -38,7 +38,7 @@ void HttpServer::Mount(std::string path, HttpHandler& handler) {
 }
 
 void HttpServer::ServeFile(std::string path, StaticFile file) {
-  if (file.etag.empty()) {
+  if (file.etag.empty() && file.location.empty()) {
     // Stable across processes (libstdc++'s string hash is unseeded), so edges serving the same
     // file agree; the size makes a collision between versions of one file even less likely.
     char etag[48];
@@ -47,6 +47,12 @@ void HttpServer::ServeFile(std::string path, StaticFile file) {
     file.etag = etag;
   }
   files_.insert_or_assign(std::move(path), std::move(file));
+}
+
+void HttpServer::ServeRedirect(std::string path, std::string location) {
+  StaticFile redirect;
+  redirect.location = std::move(location);
+  files_.insert_or_assign(std::move(path), std::move(redirect));
 }
 
 const StaticFile* HttpServer::StaticRoute(std::string_view target) const {

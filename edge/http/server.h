@@ -24,6 +24,8 @@ struct StaticFile {
   std::string content_type;  // e.g. "text/html; charset=UTF-8"
   std::string body;
   std::string etag = {};  // strong validator; ServeFile derives it from the body when empty
+  // Non-empty: not a file but a redirect (302) to this path, the query kept (ServeRedirect).
+  std::string location = {};
 };
 
 // The TCP listener. Accepted connections are spread over the runtime's
@@ -42,6 +44,10 @@ class HttpServer {
   // files registered so are served: no request reaches the file system, and
   // a path is never normalized (`/x/../` is not `/`). Call before Listen().
   void ServeFile(std::string path, StaticFile file);
+  // Answers GET and HEAD at exactly `path` with a 302 to `location` (the request's query
+  // appended), e.g. "/admin-ui" to "/admin-ui/" for a page with relative URLs. Call before
+  // Listen().
+  void ServeRedirect(std::string path, std::string location);
   // Binds and starts accepting. port() is the bound port afterwards.
   absl::Status Listen();
   uint16_t port() const { return bound_port_; }

@@ -128,6 +128,17 @@ void HttpSession::SendFile(const StaticFile& file) {
     res.keep_alive(false);
     return Send(std::move(res));
   }
+  if (!file.location.empty()) {
+    // 302, not 301: a browser does not keep it, so a changed configuration is seen at once.
+    std::string_view target = request().target();
+    const size_t query = target.find('?');
+    Response res{http::status::found, 11};
+    res.set(http::field::location, query == std::string_view::npos
+                                       ? file.location
+                                       : file.location + std::string(target.substr(query)));
+    res.set(http::field::cache_control, "no-cache");
+    return Send(std::move(res));
+  }
   // "no-cache": a browser keeps the file but asks each time, so a new page or bundle is seen at
   // once; the ETag makes the asking cheap (304, no body).
   auto none_match = request().find(http::field::if_none_match);

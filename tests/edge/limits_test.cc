@@ -454,6 +454,52 @@ TEST_F(LimitsTest, OriginsOutsideTheAllowListGet403) {
   ClosePolling(anonymous);
 }
 
+// A page the edge serves itself (the Admin UI) connects from the edge's own origin: allowed
+// whatever the allow-list, over either scheme (TLS may end before the listener), when the edge
+// serves such a page; refused otherwise.
+TEST_F(LimitsTest, SameOriginRequestsAreRefusedByAnAllowListByDefault) {
+  Setup setup;
+  setup.engine.cors.origins = {"https://good.example"};
+  Start(setup);
+  const std::string origin = "http://127.0.0.1:" + std::to_string(port_);
+  EXPECT_EQ(Get(PollingUrl(kMount), {{"Origin", origin}}).status, 403);
+}
+
+TEST_F(LimitsTest, SameOriginRequestsPassAnExplicitAllowListWhenTheEdgeServesTheUi) {
+  Setup setup;
+  setup.engine.cors.origins = {"https://good.example"};
+  setup.engine.cors.allow_same_origin = true;
+  Start(setup);
+  const std::string host = "127.0.0.1:" + std::to_string(port_);
+  for (const std::string& origin : {"http://" + host, "https://" + host}) {
+    std::string sid = OpenPolling({{"Origin", origin}});
+    ASSERT_FALSE(sid.empty()) << origin;
+    HttpResult res = Post(PollingUrl(kMount, sid), "40", {{"Origin", origin}});
+    EXPECT_EQ(res.status, 200) << origin;
+    EXPECT_EQ(Get(PollingUrl(kMount, sid), {{"Origin", origin}}).body.substr(0, 3), "40{");
+    ClosePolling(sid);
+  }
+  // The Host names the listener as the client reached it (a proxy's name, any case).
+  const Headers proxied = {{"Host", "Edge.Example:8443"}, {"Origin", "https://edge.example:8443"}};
+  std::string proxied_sid = OpenPolling(proxied);
+  ASSERT_FALSE(proxied_sid.empty());
+  ClosePolling(proxied_sid);
+
+  // Anything else stays refused: another port, another host, a scheme-less or opaque origin.
+  const std::vector<Headers> refused = {
+      {{"Origin", "http://127.0.0.1:1"}},
+      {{"Host", "edge.example"}, {"Origin", "http://evil.example"}},
+      {{"Host", "edge.example"}, {"Origin", "http://edge.example.evil"}},
+      {{"Host", "edge.example"}, {"Origin", "edge.example"}},
+      {{"Host", "edge.example"}, {"Origin", "ws://edge.example"}},
+      {{"Origin", "null"}},
+  };
+  for (const Headers& headers : refused) {
+    EXPECT_EQ(Get(PollingUrl(kMount), headers).status, 403) << headers.back().second;
+  }
+  EXPECT_EQ(EioCounters().forbidden_origin, refused.size());
+}
+
 // -------------------------------------------------- Socket.IO admission --
 
 TEST_F(LimitsTest, NamespacesPerConnection) {

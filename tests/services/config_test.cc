@@ -561,8 +561,6 @@ TEST(RecoveryConfigTest, MistakesAreNamed) {
       HasSubstr("skipMiddleware"));
 }
 
-}  // namespace
-}  // namespace switchboard::services
 
 // ---------------------------------------------------------------- adminUi ---
 
@@ -581,7 +579,9 @@ TEST(ConfigTest, AdminUiDefaults) {
   EXPECT_FALSE(config->admin_ui->readonly);
   EXPECT_EQ(config->admin_ui->max_listed_sockets, 1000u);
   EXPECT_EQ(config->admin_ui->ui_path, "/admin-ui/");
+  EXPECT_TRUE(config->engine.cors.allow_same_origin);  // the UI it serves may connect
   EXPECT_FALSE(ParseConfig("{}")->admin_ui.has_value());
+  EXPECT_FALSE(ParseConfig("{}")->engine.cors.allow_same_origin);
 }
 
 TEST(ConfigTest, AdminUiOptions) {
@@ -594,6 +594,7 @@ TEST(ConfigTest, AdminUiOptions) {
   EXPECT_TRUE(config->admin_ui->readonly);
   EXPECT_EQ(config->admin_ui->max_listed_sockets, 50u);
   EXPECT_EQ(config->admin_ui->ui_path, "");
+  EXPECT_FALSE(config->engine.cors.allow_same_origin);
 }
 
 TEST(ConfigTest, AdminUiErrors) {
@@ -613,3 +614,6 @@ TEST(ConfigTest, AdminUiErrors) {
   EXPECT_THAT(ErrorOf(R"({"adminUi": {"namespace": "/", "auth": false}})"),
               HasSubstr("is also namespaces[\"/\"]"));
 }
+
+}  // namespace
+}  // namespace switchboard::services
