@@ -7,6 +7,7 @@
 #include "admin_ui/serialize.h"
 #include "bus/routing.h"
 #include "edge/socketio/broadcast.h"
+#include "edge/socketio/client.h"
 #include "edge/socketio/packet.h"
 #include "edge/socketio/socket.h"
 #include "spdlog/spdlog.h"
@@ -151,7 +152,7 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     });
     if (!membership.ok() || !events.ok()) {
       spdlog::warn("admin ui: cannot follow the cluster's changes: {}",
-                   (!membership.ok() ? membership.status() : events.status()).message());
+                   std::string((!membership.ok() ? membership.status() : events.status()).message()));
     }
     if (membership.ok()) membership_subscription = std::move(*membership);
     if (events.ok()) events_subscription = std::move(*events);
@@ -172,7 +173,7 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     api.ListSockets(request, [self = shared_from_this(), done = std::move(done),
                               sockets](absl::StatusOr<v1::ListSocketsResponse> page) mutable {
       if (!page.ok()) {
-        spdlog::warn("admin ui: cannot list the sockets: {}", page.status().message());
+        spdlog::warn("admin ui: cannot list the sockets: {}", std::string(page.status().message()));
         return done(std::move(*sockets));
       }
       for (const v1::SocketInfo& socket : page->sockets()) {
@@ -269,7 +270,7 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     auto self = shared_from_this();
     auto report = [](std::string_view what) {
       return [what](const absl::Status& status) {
-        if (!status.ok()) spdlog::warn("admin ui: {} failed: {}", what, status.message());
+        if (!status.ok()) spdlog::warn("admin ui: {} failed: {}", what, std::string(status.message()));
       };
     };
     nsp.On("emit", [self, report](const sio::SocketPtr&, std::string_view, Json& args, sio::Ack) {
@@ -390,14 +391,14 @@ void AdminNamespace::OnClientEvent(const sio::Namespace& nsp, const sio::Socket&
   if (&nsp == &core_->nsp) return;
   std::string json = Json(std::string(event)).dump();
   if (args.has_text()) {
-    if (!args.text().empty()) absl::StrAppend(&json, ",", args.text());
+    if (!args.text().empty()) json.append(",").append(args.text());
   } else {
-    for (const Json& arg : args.json()) absl::StrAppend(&json, ",", arg.dump());
+    for (const Json& arg : args.json()) json.append(",").append(arg.dump());
   }
   v1::AdminClientEvent message;
   message.set_namespace_(nsp.name());
   message.set_socket_id(socket.id());
-  message.set_args_json(absl::StrCat("[", json, "]"));
+  message.set_args_json("[" + json + "]");
   message.set_timestamp_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count());

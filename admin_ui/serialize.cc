@@ -61,9 +61,9 @@ Json ServerStatsJson(const v1::AdminServerStats& stats) {
   }
   Json events = Json::array();
   for (const auto& event : stats.aggregated_events()) {
-    Json e = {
-        {"timestamp", event.timestamp_ms()}, {"type", event.type()}, {"count", event.count()}};
+    Json e = {{"timestamp", event.timestamp_ms()}, {"type", event.type()}};
     if (!event.sub_type().empty()) e["subType"] = event.sub_type();
+    e["count"] = event.count();
     events.push_back(std::move(e));
   }
   return Json{{"serverId", stats.server_id()},

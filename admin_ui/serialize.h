@@ -12,7 +12,8 @@
 
 namespace switchboard::admin_ui {
 
-using Json = nlohmann::json;
+// As the Socket.IO layer's (sio::Json): keys in insertion order.
+using Json = nlohmann::ordered_json;
 
 // {id, clientId, transport, nsp, data, handshake: {address, headers, query, issued, secure,
 // time, url, xdomain}, rooms}. The index keeps no headers or query: those are {}; `data`

@@ -8,11 +8,20 @@
 #include <charconv>
 #include <cstdint>
 
-#include "absl/strings/escaping.h"
-#include "absl/strings/str_cat.h"
 
 namespace switchboard::admin_ui {
 namespace {
+
+std::string Hex(const unsigned char* bytes, size_t n) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(kDigits[bytes[i] >> 4]);
+    out.push_back(kDigits[bytes[i] & 15]);
+  }
+  return out;
+}
 
 std::string Sha256(std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -25,8 +34,8 @@ std::string Sha256(std::string_view data) {
 
 SessionTokens::SessionTokens(std::string_view username, std::string_view password_hash,
                              std::chrono::seconds lifetime)
-    : key_(Sha256(absl::StrCat("switchboard admin-ui session", std::string_view("\0", 1), username,
-                               std::string_view("\0", 1), password_hash))),
+    : key_(Sha256(std::string("switchboard admin-ui session") + '\0' + std::string(username) +
+                  '\0' + std::string(password_hash))),
       lifetime_(lifetime) {}
 
 std::string SessionTokens::Sign(std::string_view body) const {
@@ -34,7 +43,7 @@ std::string SessionTokens::Sign(std::string_view body) const {
   unsigned int len = 0;
   HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
        reinterpret_cast<const unsigned char*>(body.data()), body.size(), out, &len);
-  return absl::BytesToHexString(std::string_view(reinterpret_cast<char*>(out), len));
+  return Hex(out, len);
 }
 
 std::string SessionTokens::Issue(std::chrono::system_clock::time_point now) const {
@@ -43,10 +52,8 @@ std::string SessionTokens::Issue(std::chrono::system_clock::time_point now) cons
   const int64_t expiry =
       std::chrono::duration_cast<std::chrono::seconds>((now + lifetime_).time_since_epoch())
           .count();
-  std::string body = absl::StrCat(
-      absl::BytesToHexString(std::string_view(reinterpret_cast<char*>(random), sizeof(random))),
-      ".", expiry);
-  return absl::StrCat(body, ".", Sign(body));
+  const std::string body = Hex(random, sizeof(random)) + "." + std::to_string(expiry);
+  return body + "." + Sign(body);
 }
 
 bool SessionTokens::Valid(std::string_view token, std::chrono::system_clock::time_point now) const {

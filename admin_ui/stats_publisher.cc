@@ -90,7 +90,7 @@ void StatsPublisher::Loop() {
     lock.unlock();
     const std::string payload = Collect(std::chrono::system_clock::now()).SerializeAsString();
     if (absl::Status status = bus_.Publish(subject_, payload); !status.ok()) {
-      spdlog::debug("admin ui: stats not published: {}", status.message());
+      spdlog::debug("admin ui: stats not published: {}", std::string(status.message()));
     }
     lock.lock();
     cv_.wait_for(lock, interval_, [this] { return stopping_; });

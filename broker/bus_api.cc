@@ -89,7 +89,8 @@ absl::StatusOr<std::unique_ptr<BusApi>> BusApi::Start(bus::Bus& bus, Broker& bro
         return;
       }
       // May complete after the BusApi is gone (acks, a recovery log): the
-      // completion only keeps the state alive, which no longer replies then.
+      // completion holds the state weakly, and a state whose BusApi is gone
+      // no longer replies.
       b.Publish(request, [weak, reply_to = std::move(message.reply_to)](
                              absl::StatusOr<pb::PublishResponse> response) {
         if (auto state = weak.lock()) state->Reply(reply_to, Serialized(response));

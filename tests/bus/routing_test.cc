@@ -76,5 +76,11 @@ TEST(RoutingTest, WatchPatternsAreSubjects) {
   EXPECT_EQ(WatchQueueGroup("g"), "sbw." + NameToken("g"));
 }
 
+TEST(RoutingTest, ApiSubjectsNameTheMethodAndMatchTheBrokersPattern) {
+  EXPECT_EQ(ApiSubject("ListSockets"), "sb.v1.api.ListSockets");
+  EXPECT_TRUE(SubjectMatches(kAllApi, ApiSubject("Publish")));
+  EXPECT_FALSE(SubjectMatches(kAllApi, ForwardSubject("/", "Publish")));
+}
+
 }  // namespace
 }  // namespace switchboard::bus

@@ -139,7 +139,8 @@ if (!process.env.SB_README_BLOCK) {
       );
     }
     assert.deepEqual([...runs.keys()].sort(), [
-      "Run a cluster", "chat backend (C++)", "chat backend (Node)", "chat backend (Python)",
+      "Look at it: the Socket.IO Admin UI", "Run a cluster", "chat backend (C++)", "chat backend (Node)",
+      "chat backend (Python)",
     ]);
   });
 
@@ -329,6 +330,22 @@ if (process.env.SB_README_BLOCK) {
           { timeoutMs: 10_000, intervalMs: 100, what: "a message from one edge's client reaches the other's" },
         );
       }
+    } else if (name === "Look at it: the Socket.IO Admin UI") {
+      // The UI's page, and a login as the README says (admin / change-me): the UI's first events.
+      const port = Number(listens[0].split(":").pop());
+      const page = await httpGet(port, "/admin-ui/");
+      assert.equal(page.status, 200);
+      assert.match(page.body, /<title>Socket.IO Admin UI<\/title>/);
+      assert.ok(README.includes("as `admin` with the password `change-me`"));
+      const admin = io(`http://${listens[0]}/admin`, {
+        transports: ["websocket"], forceNew: true, reconnection: false, timeout: WAIT_MS,
+        auth: { username: "admin", password: "change-me" },
+      });
+      sockets.push(admin);
+      const config = withTimeout(new Promise((resolve) => admin.once("config", resolve)), WAIT_MS, "config");
+      const stats = withTimeout(new Promise((resolve) => admin.once("server_stats", resolve)), WAIT_MS, "server_stats");
+      assert.ok((await config).supportedFeatures.includes("JOIN"));
+      assert.equal((await stats).serverId, "local");
     } else {
       // The chat page, then two users chatting through the backend.
       const [host, port] = [listens[0].split(":")[0], Number(listens[0].split(":").pop())];
