@@ -262,8 +262,8 @@ describe("the admin namespace's protocol", () => {
   test("join: a socket of another edge joins the room (sbctl sockets), room_joined arrives", async () => {
     const c1 = byName("c1"); // on e3; admin2 is on e2, admin1 on e1
     admin2.emit("join", "/", "roomX", c1.id);
-    for (const admin of [admin1, admin2]) {
-      await nextEvent(admin, "room_joined", (nsp, room, id) => nsp === "/" && room === "roomX" && id === c1.id);
+    for (const [name, admin] of [["admin1 (e1)", admin1], ["admin2 (e2)", admin2]]) {
+      await nextEvent(admin, "room_joined", (nsp, room, id) => nsp === "/" && room === "roomX" && id === c1.id, { what: name });
     }
     await eventually(async () => assert.deepEqual(await sbctlRoomMembers(cluster.brokers[0], "roomX"), [c1.id]), {
       what: "sbctl sockets --room roomX",
@@ -283,16 +283,19 @@ describe("the admin namespace's protocol", () => {
 
   test("_disconnect: the socket is disconnected by the server, socket_disconnected arrives", async () => {
     const victim = await clients.connect({ name: "victim", url: cluster.edges[0].url, edge: "e1" });
-    // A connection on e1 is told to the admin socket on e2.
-    const [serialized] = await nextEvent(admin2, "socket_connected", (s) => s.id === victim.id);
-    assert.equal(serialized.nsp, "/");
-    assert.deepEqual(serialized.rooms, [victim.id]);
+    const victimId = victim.id; // socket.io-client forgets it on disconnect
+    // A connection on e1 is told to the admin sockets on e1 and on e2.
+    for (const [name, admin] of [["admin1 (e1, the victim's edge)", admin1], ["admin2 (e2)", admin2]]) {
+      const [serialized] = await nextEvent(admin, "socket_connected", (s) => s.id === victimId, { what: name });
+      assert.equal(serialized.nsp, "/");
+      assert.deepEqual(serialized.rooms, [victimId]);
+    }
 
     const reason = disconnected(victim);
-    admin2.emit("_disconnect", "/", false, victim.id);
+    admin2.emit("_disconnect", "/", false, victimId);
     assert.equal(await reason, "io server disconnect");
-    for (const admin of [admin1, admin2]) {
-      const [nsp, , why] = await nextEvent(admin, "socket_disconnected", (n, id) => id === victim.id);
+    for (const [name, admin] of [["admin1 (e1, the victim's edge)", admin1], ["admin2 (e2)", admin2]]) {
+      const [nsp, , why] = await nextEvent(admin, "socket_disconnected", (n, id) => id === victimId, { what: name });
       assert.equal(nsp, "/");
       assert.equal(typeof why, "string");
     }

@@ -116,16 +116,18 @@ export async function connectAdmin(url, auth, options) {
 
 /**
  * Resolves with the first recorded args of `event` at `socket` (see adminSocket) that
- * `predicate` accepts, including those already received; rejects after `ms`.
+ * `predicate` accepts, including those already received; rejects after `ms` (`what` names
+ * the socket in the error).
  */
-export async function nextEvent(socket, event, predicate = () => true, ms = WAIT_MS) {
+export async function nextEvent(socket, event, predicate = () => true, { ms = WAIT_MS, what = "admin socket" } = {}) {
   const deadline = Date.now() + ms;
   for (;;) {
     const found = (socket.got.get(event) ?? []).find((args) => predicate(...args));
     if (found) return found;
     if (Date.now() > deadline) {
       const seen = [...socket.got.keys()].map((e) => `${e}×${socket.got.get(e).length}`).join(", ");
-      throw new Error(`no matching "${event}" within ${ms} ms (events seen: ${seen || "none"})`);
+      const these = JSON.stringify((socket.got.get(event) ?? []).slice(-5));
+      throw new Error(`${what}: no matching "${event}" within ${ms} ms (events seen: ${seen || "none"}; the last "${event}": ${these})`);
     }
     await new Promise((r) => setTimeout(r, 20));
   }
