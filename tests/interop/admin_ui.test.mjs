@@ -5,9 +5,10 @@
 // 1. Protocol, with socket.io-client on /admin as the UI connects: a wrong login is
 //    CONNECT_ERROR "invalid credentials"; a good one gets `session`, `config`, every edge's
 //    `server_stats` (client counts right, pid = the edge's) and `all_sockets` (the cluster's
-//    sockets with their rooms); the session id logs in on another edge; join / emit /
+//    sockets with their rooms); the session id logs in on another edge; join / emit / leave /
 //    _disconnect act on sockets of other edges (sbctl sockets shows the join; `room_joined`,
-//    `socket_connected`, `socket_disconnected` arrive).
+//    `socket_connected`, `socket_disconnected` arrive at the admin sockets of every edge, the
+//    socket's own edge included); a client's event is told as `event_received`.
 // 2. The UI served by an edge (/admin-ui/) in headless Chromium (playwright-core): a wrong
 //    password shows "Invalid credentials", the right one connects; Servers lists the 3 edges
 //    with their client counts; Sockets lists the cluster's sockets; a socket's page shows its
@@ -279,6 +280,30 @@ describe("the admin namespace's protocol", () => {
       publish: () => admin1.emit("emit", "/", "roomX", "hello", { a: 1 }),
     });
     assert.deepEqual(got.get("c1"), [[{ a: 1 }]]);
+  });
+
+  test("leave: the socket leaves the room (sbctl sockets), room_left arrives", async () => {
+    const c1 = byName("c1");
+    admin1.emit("leave", "/", "roomX", c1.id);
+    for (const [name, admin] of [["admin1 (e1)", admin1], ["admin2 (e2)", admin2]]) {
+      await nextEvent(admin, "room_left", (nsp, room, id) => nsp === "/" && room === "roomX" && id === c1.id, { what: name });
+    }
+    await eventually(async () => assert.deepEqual(await sbctlRoomMembers(cluster.brokers[0], "roomX"), []), {
+      what: "sbctl sockets --room roomX after the leave",
+    });
+    c1.meta.rooms.delete("roomX");
+  });
+
+  test("event_received: a client's event reaches the admin sockets of every edge", async () => {
+    const b1 = byName("b1"); // on e2
+    b1.emit("status-update", { mood: "fine" }, 7);
+    for (const [name, admin] of [["admin1 (e1)", admin1], ["admin2 (e2, the client's edge)", admin2]]) {
+      const [nsp, , args, timestamp] = await nextEvent(
+        admin, "event_received", (n, id, a) => id === b1.id && a?.[0] === "status-update", { what: name });
+      assert.equal(nsp, "/");
+      assert.deepEqual(args, ["status-update", { mood: "fine" }, 7]);
+      assert.ok(!Number.isNaN(Date.parse(timestamp)), `${name}: timestamp ${timestamp}`);
+    }
   });
 
   test("_disconnect: the socket is disconnected by the server, socket_disconnected arrives", async () => {
