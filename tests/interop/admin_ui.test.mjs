@@ -36,7 +36,6 @@ import {
   adminSocket,
   connectAdmin,
   connectError,
-  connected,
   latestStats,
   nextEvent,
   openAdminUi,
@@ -193,8 +192,7 @@ describe("the admin namespace's protocol", () => {
 
   test("a login gets session, config, every edge's server_stats and all_sockets", async () => {
     const started = Date.now();
-    admin1 = adminSocket(cluster.edges[0].url, { username: ADMIN_USER, password: ADMIN_PASSWORD });
-    await connected(admin1, "admin1 on e1");
+    admin1 = await connectAdmin(cluster.edges[0].url, { username: ADMIN_USER, password: ADMIN_PASSWORD });
     countAdmin("e1", 1);
 
     [sessionId] = await nextEvent(admin1, "session");
@@ -248,8 +246,7 @@ describe("the admin namespace's protocol", () => {
 
   test("the session id logs in on another edge without the password", async () => {
     assert.ok(sessionId, "a session id from the previous test");
-    admin2 = adminSocket(cluster.edges[1].url, { sessionId });
-    await connected(admin2, "admin2 on e2 with the session id");
+    admin2 = await connectAdmin(cluster.edges[1].url, { sessionId });
     countAdmin("e2", 1);
     const [config] = await nextEvent(admin2, "config");
     assert.ok(config.supportedFeatures.includes("JOIN"), JSON.stringify(config));
