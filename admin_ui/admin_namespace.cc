@@ -1,5 +1,6 @@
 #include "admin_ui/admin_namespace.h"
 
+#include <atomic>
 #include <utility>
 #include <vector>
 
@@ -58,6 +59,8 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
 
   std::mutex mu;
   size_t watchers = 0;  // admin sockets connected to this edge
+  // Development mode with watchers: this edge's own changes and events are told to them.
+  std::atomic<bool> watching{false};
   struct Server {
     Json stats;
     std::chrono::steady_clock::time_point heard;
@@ -123,7 +126,10 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
       for (const auto& [id, known] : servers) {
         if (now - known.heard < kHealthy) socket->Emit("server_stats", Json::array({known.stats}));
       }
-      if (++watchers == 1 && options.development) Watch();
+      if (++watchers == 1 && options.development) {
+        Watch();
+        watching = true;
+      }
     }
     if (options.development) {
       ListSockets([self = shared_from_this(), socket](Json sockets) {
@@ -136,6 +142,7 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     bus::SubscriptionPtr membership, events;  // unsubscribed outside the lock
     std::lock_guard lock(mu);
     if (watchers > 0 && --watchers == 0) {
+      watching = false;
       membership = std::move(membership_subscription);
       events = std::move(events_subscription);
     }
@@ -144,15 +151,26 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
   // Development mode, under mu: every edge's changes, while someone watches here.
   void Watch() {
     std::weak_ptr<Core> weak = weak_from_this();
+    // Other edges' (this edge's own come through OnLocalMembership and OnClientEvent; a bus
+    // that echoes, the in-process one, brings them too: dropped).
     auto membership = bus.Subscribe(bus::kAllMembership, [weak](bus::Message message) {
-      if (auto self = weak.lock()) self->OnMembership(message.payload);
+      v1::MembershipEvent event;
+      auto self = weak.lock();
+      if (self && event.ParseFromString(message.payload) && event.edge_id() != self->edge_id) {
+        self->OnMembership(event);
+      }
     });
     auto events = bus.Subscribe(bus::kAllAdminEvents, [weak](bus::Message message) {
-      if (auto self = weak.lock()) self->OnClientEventMessage(message.payload);
+      v1::AdminClientEvent event;
+      auto self = weak.lock();
+      if (self && event.ParseFromString(message.payload) && event.edge_id() != self->edge_id) {
+        self->OnClientEventMessage(event);
+      }
     });
     if (!membership.ok() || !events.ok()) {
-      spdlog::warn("admin ui: cannot follow the cluster's changes: {}",
-                   std::string((!membership.ok() ? membership.status() : events.status()).message()));
+      spdlog::warn(
+          "admin ui: cannot follow the cluster's changes: {}",
+          std::string((!membership.ok() ? membership.status() : events.status()).message()));
     }
     if (membership.ok()) membership_subscription = std::move(*membership);
     if (events.ok()) events_subscription = std::move(*events);
@@ -185,9 +203,7 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     });
   }
 
-  void OnStats(const std::string& payload) {
-    v1::AdminServerStats stats;
-    if (!stats.ParseFromString(payload)) return;
+  void OnStats(const v1::AdminServerStats& stats) {
     Json json = ServerStatsJson(stats);
     bool relist = false;
     {
@@ -215,9 +231,7 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     }
   }
 
-  void OnMembership(const std::string& payload) {
-    v1::MembershipEvent event;
-    if (!event.ParseFromString(payload)) return;
+  void OnMembership(const v1::MembershipEvent& event) {
     const auto time = std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
             std::chrono::seconds(event.time().seconds()) +
@@ -253,9 +267,7 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     }
   }
 
-  void OnClientEventMessage(const std::string& payload) {
-    v1::AdminClientEvent event;
-    if (!event.ParseFromString(payload)) return;
+  void OnClientEventMessage(const v1::AdminClientEvent& event) {
     Json args = Json::parse(event.args_json(), nullptr, /*allow_exceptions=*/false);
     if (!args.is_array()) return;
     const auto time = std::chrono::system_clock::time_point(
@@ -270,7 +282,8 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     auto self = shared_from_this();
     auto report = [](std::string_view what) {
       return [what](const absl::Status& status) {
-        if (!status.ok()) spdlog::warn("admin ui: {} failed: {}", what, std::string(status.message()));
+        if (!status.ok())
+          spdlog::warn("admin ui: {} failed: {}", what, std::string(status.message()));
       };
     };
     nsp.On("emit", [self, report](const sio::SocketPtr&, std::string_view, Json& args, sio::Ack) {
@@ -359,8 +372,13 @@ absl::StatusOr<std::unique_ptr<AdminNamespace>> AdminNamespace::Install(
     if (auto self = weak.lock()) self->OnDisconnected();
   });
   if (!core->options.readonly) core->InstallActions();
+  // Other edges' stats (this edge's own come through OnLocalStats).
   auto stats = bus.Subscribe(bus::kAllAdminStats, [weak](bus::Message message) {
-    if (auto self = weak.lock()) self->OnStats(message.payload);
+    v1::AdminServerStats stats;
+    auto self = weak.lock();
+    if (self && stats.ParseFromString(message.payload) && stats.server_id() != self->edge_id) {
+      self->OnStats(stats);
+    }
   });
   if (!stats.ok()) return stats.status();
   core->stats_subscription = std::move(*stats);
@@ -386,6 +404,16 @@ AdminNamespace::~AdminNamespace() {
   }
 }
 
+void AdminNamespace::OnLocalStats(const v1::AdminServerStats& stats) { core_->OnStats(stats); }
+
+void AdminNamespace::OnLocalMembership(const v1::MembershipEvent& event) {
+  if (!core_->watching.load(std::memory_order_relaxed)) return;
+  // Under the journal's lock: delivered from a shard's queue (posted in order).
+  core_->server.runtime().Post(0, [weak = std::weak_ptr<Core>(core_), event] {
+    if (auto self = weak.lock()) self->OnMembership(event);
+  });
+}
+
 void AdminNamespace::OnClientEvent(const sio::Namespace& nsp, const sio::Socket& socket,
                                    std::string_view event, sio::EventArgs& args) {
   if (&nsp == &core_->nsp) return;
@@ -402,7 +430,9 @@ void AdminNamespace::OnClientEvent(const sio::Namespace& nsp, const sio::Socket&
   message.set_timestamp_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count());
+  message.set_edge_id(core_->edge_id);
   (void)core_->bus.Publish(core_->event_subject, message.SerializeAsString());
+  if (core_->watching.load(std::memory_order_relaxed)) core_->OnClientEventMessage(message);
 }
 
 }  // namespace switchboard::admin_ui

@@ -45,6 +45,12 @@ class AdminNamespace : public sio::EventTap {
   void OnClientEvent(const sio::Namespace& nsp, const sio::Socket& socket, std::string_view event,
                      sio::EventArgs& args) override;
 
+  // What this edge itself makes, which the bus does not bring back to it (no-echo): its own
+  // stats (StatsPublisher's `local`), its own membership events
+  // (MembershipJournal::Options::on_event, under the journal's lock: handled later).
+  void OnLocalStats(const v1::AdminServerStats& stats);
+  void OnLocalMembership(const v1::MembershipEvent& event);
+
   // The supportedFeatures of `config`.
   static std::vector<std::string> Features(const Options& options);
 
