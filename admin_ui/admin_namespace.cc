@@ -22,6 +22,24 @@ std::string StringArg(const Json& args, size_t i) {
   return i < args.size() && args[i].is_string() ? args[i].get<std::string>() : std::string();
 }
 
+// The arguments of an EVENT packet as encoded for the wire ("42[...]", "42/chat,[...]", with an
+// ack id after the namespace): its JSON array; empty for anything else (binary packets too).
+std::string_view EventJson(const std::vector<eio::Frame>& frames) {
+  if (frames.size() != 1 || frames[0].binary || !frames[0].bytes) return {};
+  std::string_view text = *frames[0].bytes;
+  if (!text.starts_with("42")) return {};
+  text.remove_prefix(2);
+  if (text.starts_with('/')) {
+    const size_t comma = text.find(',');
+    if (comma == std::string_view::npos) return {};
+    text.remove_prefix(comma + 1);
+  }
+  while (!text.empty() && text.front() >= '0' && text.front() <= '9') text.remove_prefix(1);
+  return text.starts_with('[') ? text : std::string_view();
+}
+
+constexpr size_t kMaxNamedRecipients = 100;
+
 // The UI's `filter`: a room (a socket id is a room of its own) or nothing (the whole namespace).
 v1::Selector SelectorOf(const std::string& nsp, const std::string& filter) {
   v1::Selector selector;
@@ -273,8 +291,14 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     const auto time = std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
             std::chrono::milliseconds(event.timestamp_ms())));
-    EmitToAll("event_received",
-              Json::array({event.namespace_(), event.socket_id(), std::move(args), IsoTime(time)}));
+    if (event.sent_to().empty()) {
+      EmitToAll("event_received", Json::array({event.namespace_(), event.socket_id(),
+                                               std::move(args), IsoTime(time)}));
+      return;
+    }
+    for (const std::string& id : event.sent_to()) {
+      EmitToAll("event_sent", Json::array({event.namespace_(), id, args, IsoTime(time)}));
+    }
   }
 
   // The UI's actions, through the brokers (the gRPC API's code).
@@ -412,6 +436,25 @@ void AdminNamespace::OnLocalMembership(const v1::MembershipEvent& event) {
   core_->server.runtime().Post(0, [weak = std::weak_ptr<Core>(core_), event] {
     if (auto self = weak.lock()) self->OnMembership(event);
   });
+}
+
+void AdminNamespace::OnDelivered(const sio::Namespace& nsp, const sio::Delivery& delivery,
+                                 const std::vector<sio::Socket*>& recipients) {
+  if (&nsp == &core_->nsp) return;  // what the UIs themselves get
+  const std::string_view args = EventJson(delivery.frames);
+  if (args.empty()) return;
+  v1::AdminClientEvent message;
+  message.set_namespace_(nsp.name());
+  message.set_args_json(std::string(args));
+  message.set_timestamp_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count());
+  message.set_edge_id(core_->edge_id);
+  for (size_t i = 0; i < recipients.size() && i < kMaxNamedRecipients; ++i) {
+    message.add_sent_to(recipients[i]->id());
+  }
+  (void)core_->bus.Publish(core_->event_subject, message.SerializeAsString());
+  if (core_->watching.load(std::memory_order_relaxed)) core_->OnClientEventMessage(message);
 }
 
 void AdminNamespace::OnClientEvent(const sio::Namespace& nsp, const sio::Socket& socket,
