@@ -1,5 +1,6 @@
 #include "admin_ui/admin_namespace.h"
 
+#include <atomic>
 #include <utility>
 #include <vector>
 
@@ -20,6 +21,24 @@ constexpr auto kHealthy = std::chrono::seconds(10);  // the UI's own threshold
 std::string StringArg(const Json& args, size_t i) {
   return i < args.size() && args[i].is_string() ? args[i].get<std::string>() : std::string();
 }
+
+// The arguments of an EVENT packet as encoded for the wire ("42[...]", "42/chat,[...]", with an
+// ack id after the namespace): its JSON array; empty for anything else (binary packets too).
+std::string_view EventJson(const std::vector<eio::Frame>& frames) {
+  if (frames.size() != 1 || frames[0].binary || !frames[0].bytes) return {};
+  std::string_view text = *frames[0].bytes;
+  if (!text.starts_with("42")) return {};
+  text.remove_prefix(2);
+  if (text.starts_with('/')) {
+    const size_t comma = text.find(',');
+    if (comma == std::string_view::npos) return {};
+    text.remove_prefix(comma + 1);
+  }
+  while (!text.empty() && text.front() >= '0' && text.front() <= '9') text.remove_prefix(1);
+  return text.starts_with('[') ? text : std::string_view();
+}
+
+constexpr size_t kMaxNamedRecipients = 100;
 
 // The UI's `filter`: a room (a socket id is a room of its own) or nothing (the whole namespace).
 v1::Selector SelectorOf(const std::string& nsp, const std::string& filter) {
@@ -58,6 +77,8 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
 
   std::mutex mu;
   size_t watchers = 0;  // admin sockets connected to this edge
+  // Development mode with watchers: this edge's own changes and events are told to them.
+  std::atomic<bool> watching{false};
   struct Server {
     Json stats;
     std::chrono::steady_clock::time_point heard;
@@ -123,7 +144,10 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
       for (const auto& [id, known] : servers) {
         if (now - known.heard < kHealthy) socket->Emit("server_stats", Json::array({known.stats}));
       }
-      if (++watchers == 1 && options.development) Watch();
+      if (++watchers == 1 && options.development) {
+        Watch();
+        watching = true;
+      }
     }
     if (options.development) {
       ListSockets([self = shared_from_this(), socket](Json sockets) {
@@ -136,6 +160,7 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     bus::SubscriptionPtr membership, events;  // unsubscribed outside the lock
     std::lock_guard lock(mu);
     if (watchers > 0 && --watchers == 0) {
+      watching = false;
       membership = std::move(membership_subscription);
       events = std::move(events_subscription);
     }
@@ -144,15 +169,26 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
   // Development mode, under mu: every edge's changes, while someone watches here.
   void Watch() {
     std::weak_ptr<Core> weak = weak_from_this();
+    // Other edges' (this edge's own come through OnLocalMembership and OnClientEvent; a bus
+    // that echoes, the in-process one, brings them too: dropped).
     auto membership = bus.Subscribe(bus::kAllMembership, [weak](bus::Message message) {
-      if (auto self = weak.lock()) self->OnMembership(message.payload);
+      v1::MembershipEvent event;
+      auto self = weak.lock();
+      if (self && event.ParseFromString(message.payload) && event.edge_id() != self->edge_id) {
+        self->OnMembership(event);
+      }
     });
     auto events = bus.Subscribe(bus::kAllAdminEvents, [weak](bus::Message message) {
-      if (auto self = weak.lock()) self->OnClientEventMessage(message.payload);
+      v1::AdminClientEvent event;
+      auto self = weak.lock();
+      if (self && event.ParseFromString(message.payload) && event.edge_id() != self->edge_id) {
+        self->OnClientEventMessage(event);
+      }
     });
     if (!membership.ok() || !events.ok()) {
-      spdlog::warn("admin ui: cannot follow the cluster's changes: {}",
-                   std::string((!membership.ok() ? membership.status() : events.status()).message()));
+      spdlog::warn(
+          "admin ui: cannot follow the cluster's changes: {}",
+          std::string((!membership.ok() ? membership.status() : events.status()).message()));
     }
     if (membership.ok()) membership_subscription = std::move(*membership);
     if (events.ok()) events_subscription = std::move(*events);
@@ -185,9 +221,7 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     });
   }
 
-  void OnStats(const std::string& payload) {
-    v1::AdminServerStats stats;
-    if (!stats.ParseFromString(payload)) return;
+  void OnStats(const v1::AdminServerStats& stats) {
     Json json = ServerStatsJson(stats);
     bool relist = false;
     {
@@ -215,9 +249,7 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     }
   }
 
-  void OnMembership(const std::string& payload) {
-    v1::MembershipEvent event;
-    if (!event.ParseFromString(payload)) return;
+  void OnMembership(const v1::MembershipEvent& event) {
     const auto time = std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
             std::chrono::seconds(event.time().seconds()) +
@@ -253,16 +285,20 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     }
   }
 
-  void OnClientEventMessage(const std::string& payload) {
-    v1::AdminClientEvent event;
-    if (!event.ParseFromString(payload)) return;
+  void OnClientEventMessage(const v1::AdminClientEvent& event) {
     Json args = Json::parse(event.args_json(), nullptr, /*allow_exceptions=*/false);
     if (!args.is_array()) return;
     const auto time = std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
             std::chrono::milliseconds(event.timestamp_ms())));
-    EmitToAll("event_received",
-              Json::array({event.namespace_(), event.socket_id(), std::move(args), IsoTime(time)}));
+    if (event.sent_to().empty()) {
+      EmitToAll("event_received", Json::array({event.namespace_(), event.socket_id(),
+                                               std::move(args), IsoTime(time)}));
+      return;
+    }
+    for (const std::string& id : event.sent_to()) {
+      EmitToAll("event_sent", Json::array({event.namespace_(), id, args, IsoTime(time)}));
+    }
   }
 
   // The UI's actions, through the brokers (the gRPC API's code).
@@ -270,7 +306,8 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
     auto self = shared_from_this();
     auto report = [](std::string_view what) {
       return [what](const absl::Status& status) {
-        if (!status.ok()) spdlog::warn("admin ui: {} failed: {}", what, std::string(status.message()));
+        if (!status.ok())
+          spdlog::warn("admin ui: {} failed: {}", what, std::string(status.message()));
       };
     };
     nsp.On("emit", [self, report](const sio::SocketPtr&, std::string_view, Json& args, sio::Ack) {
@@ -359,8 +396,13 @@ absl::StatusOr<std::unique_ptr<AdminNamespace>> AdminNamespace::Install(
     if (auto self = weak.lock()) self->OnDisconnected();
   });
   if (!core->options.readonly) core->InstallActions();
+  // Other edges' stats (this edge's own come through OnLocalStats).
   auto stats = bus.Subscribe(bus::kAllAdminStats, [weak](bus::Message message) {
-    if (auto self = weak.lock()) self->OnStats(message.payload);
+    v1::AdminServerStats stats;
+    auto self = weak.lock();
+    if (self && stats.ParseFromString(message.payload) && stats.server_id() != self->edge_id) {
+      self->OnStats(stats);
+    }
   });
   if (!stats.ok()) return stats.status();
   core->stats_subscription = std::move(*stats);
@@ -386,6 +428,35 @@ AdminNamespace::~AdminNamespace() {
   }
 }
 
+void AdminNamespace::OnLocalStats(const v1::AdminServerStats& stats) { core_->OnStats(stats); }
+
+void AdminNamespace::OnLocalMembership(const v1::MembershipEvent& event) {
+  if (!core_->watching.load(std::memory_order_relaxed)) return;
+  // Under the journal's lock: delivered from a shard's queue (posted in order).
+  core_->server.runtime().Post(0, [weak = std::weak_ptr<Core>(core_), event] {
+    if (auto self = weak.lock()) self->OnMembership(event);
+  });
+}
+
+void AdminNamespace::OnDelivered(const sio::Namespace& nsp, const sio::Delivery& delivery,
+                                 const std::vector<sio::Socket*>& recipients) {
+  if (&nsp == &core_->nsp) return;  // what the UIs themselves get
+  const std::string_view args = EventJson(delivery.frames);
+  if (args.empty()) return;
+  v1::AdminClientEvent message;
+  message.set_namespace_(nsp.name());
+  message.set_args_json(std::string(args));
+  message.set_timestamp_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count());
+  message.set_edge_id(core_->edge_id);
+  for (size_t i = 0; i < recipients.size() && i < kMaxNamedRecipients; ++i) {
+    message.add_sent_to(recipients[i]->id());
+  }
+  (void)core_->bus.Publish(core_->event_subject, message.SerializeAsString());
+  if (core_->watching.load(std::memory_order_relaxed)) core_->OnClientEventMessage(message);
+}
+
 void AdminNamespace::OnClientEvent(const sio::Namespace& nsp, const sio::Socket& socket,
                                    std::string_view event, sio::EventArgs& args) {
   if (&nsp == &core_->nsp) return;
@@ -402,7 +473,9 @@ void AdminNamespace::OnClientEvent(const sio::Namespace& nsp, const sio::Socket&
   message.set_timestamp_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count());
+  message.set_edge_id(core_->edge_id);
   (void)core_->bus.Publish(core_->event_subject, message.SerializeAsString());
+  if (core_->watching.load(std::memory_order_relaxed)) core_->OnClientEventMessage(message);
 }
 
 }  // namespace switchboard::admin_ui

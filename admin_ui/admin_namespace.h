@@ -44,6 +44,15 @@ class AdminNamespace : public sio::EventTap {
   // cluster's admin UIs.
   void OnClientEvent(const sio::Namespace& nsp, const sio::Socket& socket, std::string_view event,
                      sio::EventArgs& args) override;
+  // An event this edge sent to its sockets (the UI's event_sent), told the same way.
+  void OnDelivered(const sio::Namespace& nsp, const sio::Delivery& delivery,
+                   const std::vector<sio::Socket*>& recipients) override;
+
+  // What this edge itself makes, which the bus does not bring back to it (no-echo): its own
+  // stats (StatsPublisher's `local`), its own membership events
+  // (MembershipJournal::Options::on_event, under the journal's lock: handled later).
+  void OnLocalStats(const v1::AdminServerStats& stats);
+  void OnLocalMembership(const v1::MembershipEvent& event);
 
   // The supportedFeatures of `config`.
   static std::vector<std::string> Features(const Options& options);

@@ -8,7 +8,6 @@
 #include <charconv>
 #include <cstdint>
 
-
 namespace switchboard::admin_ui {
 namespace {
 

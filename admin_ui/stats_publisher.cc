@@ -19,13 +19,14 @@ std::string HostName() {
 }  // namespace
 
 StatsPublisher::StatsPublisher(bus::Bus& bus, sio::Server& server, std::string edge_id,
-                               std::chrono::system_clock::time_point started_at,
+                               std::chrono::system_clock::time_point started_at, Local local,
                                std::chrono::milliseconds interval)
     : bus_(bus),
       server_(server),
       edge_id_(std::move(edge_id)),
       subject_(bus::AdminStatsSubject(edge_id_)),
       started_at_(started_at),
+      local_(std::move(local)),
       interval_(interval),
       hostname_(HostName()),
       previous_(server_.engine().stats()),
@@ -88,10 +89,11 @@ void StatsPublisher::Loop() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
     lock.unlock();
-    const std::string payload = Collect(std::chrono::system_clock::now()).SerializeAsString();
-    if (absl::Status status = bus_.Publish(subject_, payload); !status.ok()) {
+    const v1::AdminServerStats stats = Collect(std::chrono::system_clock::now());
+    if (absl::Status status = bus_.Publish(subject_, stats.SerializeAsString()); !status.ok()) {
       spdlog::debug("admin ui: stats not published: {}", std::string(status.message()));
     }
+    if (local_) local_(stats);
     lock.lock();
     cv_.wait_for(lock, interval_, [this] { return stopping_; });
   }

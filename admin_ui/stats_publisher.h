@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -19,10 +20,12 @@ namespace switchboard::admin_ui {
 
 class StatsPublisher {
  public:
-  // Publishes at once and then every `interval` until destroyed. `bus` and `server` must
+  // Publishes at once and then every `interval` until destroyed, and hands the same stats to
+  // `local` (the bus does not bring an edge its own messages). `bus` and `server` must
   // outlive it.
+  using Local = std::function<void(const v1::AdminServerStats&)>;
   StatsPublisher(bus::Bus& bus, sio::Server& server, std::string edge_id,
-                 std::chrono::system_clock::time_point started_at,
+                 std::chrono::system_clock::time_point started_at, Local local = nullptr,
                  std::chrono::milliseconds interval = std::chrono::seconds(2));
   ~StatsPublisher();
   StatsPublisher(const StatsPublisher&) = delete;
@@ -39,6 +42,7 @@ class StatsPublisher {
   const std::string edge_id_;
   const std::string subject_;
   const std::chrono::system_clock::time_point started_at_;
+  const Local local_;
   const std::chrono::milliseconds interval_;
   const std::string hostname_;
   eio::Server::Stats previous_;

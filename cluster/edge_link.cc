@@ -55,6 +55,7 @@ MembershipJournal::Options JournalOptions(const EdgeLink::Options& options, sio:
   out.decorate_heartbeat = options.decorate_heartbeat;
   out.version = options.version;
   out.started_at = options.started_at;
+  out.on_event = options.on_membership_event;
   return out;
 }
 

@@ -55,6 +55,8 @@ class EdgeLink : public sio::MembershipObserver, public sio::BroadcastRelay {
     // Reported in heartbeats (MembershipJournal::Options).
     std::string version = {};
     std::chrono::system_clock::time_point started_at = {};
+    // Hears each membership event this edge publishes (MembershipJournal::Options::on_event).
+    std::function<void(const v1::MembershipEvent&)> on_membership_event = nullptr;
     // Appends an EdgeMessage to a namespace's recovery log on JetStream
     // (bus::LogWriter::Append's contract): how the broadcasts of a namespace
     // whose log is shared (a cluster's) leave this edge. Empty: no such log.

@@ -44,7 +44,8 @@ MembershipJournal::MembershipJournal(bus::Bus& bus, std::string edge_id, Options
       version_(std::move(options.version)),
       started_at_(options.started_at == std::chrono::system_clock::time_point{}
                       ? std::chrono::system_clock::now()
-                      : options.started_at) {}
+                      : options.started_at),
+      on_event_(std::move(options.on_event)) {}
 
 MembershipJournal::~MembershipJournal() {
   bus::SubscriptionPtr sub;
@@ -98,6 +99,7 @@ void MembershipJournal::PublishEventLocked(v1::MembershipEvent& event) {
   event.set_seq(++seq_);
   proto::ToTimestamp(std::chrono::system_clock::now(), event.mutable_time());
   CountFailure(bus_.Publish(membership_subject(), event.SerializeAsString()));
+  if (on_event_) on_event_(event);
 }
 
 const std::string* MembershipJournal::Intern(std::set<std::string, std::less<>>& names,

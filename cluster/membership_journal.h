@@ -73,6 +73,10 @@ class MembershipJournal : public sio::MembershipObserver {
     std::string version = {};
     // The edge process's start; the epoch: the journal's construction.
     std::chrono::system_clock::time_point started_at = {};
+    // Hears each event as it is published, in order, under the journal's lock: it must not
+    // call back into the journal (post the work elsewhere). The bus does not bring an edge its
+    // own events (no-echo): the Admin UI on this edge hears them here. Empty: nobody.
+    std::function<void(const v1::MembershipEvent&)> on_event = nullptr;
   };
 
   // `edge_id` must be a valid subject token ([A-Za-z0-9_-], see SUBJECTS.md);
@@ -203,6 +207,7 @@ class MembershipJournal : public sio::MembershipObserver {
   const std::function<void(v1::Heartbeat&)> decorate_heartbeat_;
   const std::string version_;
   const std::chrono::system_clock::time_point started_at_;
+  const std::function<void(const v1::MembershipEvent&)> on_event_;
   std::atomic<bool> draining_{false};
 
   mutable std::mutex mu_;

@@ -222,6 +222,11 @@ absl::Status EdgeProcess::StartCluster() {
   }
   link_options.version = std::string(Version());
   link_options.started_at = started_at_;
+  if (admin_ui_) {
+    link_options.on_membership_event = [admin = admin_ui_.get()](const v1::MembershipEvent& e) {
+      admin->OnLocalMembership(e);
+    };
+  }
   auto link = cluster::EdgeLink::Start(*bus_, server_, link_options);
   if (!link.ok()) {
     return absl::Status(link.status().code(), absl::StrCat("edge link: ", link.status().message()));
@@ -264,7 +269,9 @@ absl::Status EdgeProcess::StartAdminUi() {
       admin_ui::AdminNamespace::Install(server_, *bus_, *broker_api_, edge_id_, *config_.admin_ui);
   if (!admin.ok()) return admin.status();
   admin_ui_ = std::move(*admin);
-  admin_stats_ = std::make_unique<admin_ui::StatsPublisher>(*bus_, server_, edge_id_, started_at_);
+  admin_stats_ = std::make_unique<admin_ui::StatsPublisher>(
+      *bus_, server_, edge_id_, started_at_,
+      [admin = admin_ui_.get()](const v1::AdminServerStats& stats) { admin->OnLocalStats(stats); });
   spdlog::info("admin ui: namespace {} ({} mode{})", config_.admin_ui->nsp,
                config_.admin_ui->development ? "development" : "production",
                config_.admin_ui->readonly ? ", read-only" : "");

@@ -612,6 +612,9 @@ void Namespace::DeliverLocal(const Delivery& delivery) {
   // that the misses of one step overlap instead of adding up.
   constexpr size_t kBatch = 16;
   uint64_t sent = 0;
+  EventTap* tap = server_.event_tap();
+  thread_local std::vector<Socket*> tapped;
+  tapped.clear();
   for (size_t begin = 0; begin < members.size(); begin += kBatch) {
     size_t end = std::min(members.size(), begin + kBatch);
     for (size_t i = begin; i < end; ++i) members[i]->Prefetch();
@@ -625,8 +628,10 @@ void Namespace::DeliverLocal(const Delivery& delivery) {
       if (delivery.offset != 0 && delivery.offset <= socket->replayed_through()) continue;
       socket->SendFrames(frames, target.is_volatile);
       ++sent;
+      if (tap != nullptr) tapped.push_back(socket);
     }
   }
+  if (tap != nullptr && !tapped.empty()) tap->OnDelivered(*this, delivery, tapped);
   local.deliveries.store(local.deliveries.load(std::memory_order_relaxed) + sent,
                          std::memory_order_relaxed);
 }

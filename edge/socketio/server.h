@@ -56,6 +56,10 @@ class EventTap {
   virtual ~EventTap() = default;
   virtual void OnClientEvent(const Namespace& nsp, const Socket& socket, std::string_view event,
                              EventArgs& args) = 0;
+  // After a delivery was written to `recipients` (on the calling shard). `recipients` is valid
+  // during the call only: the tap may deliver (inline on this shard), which reuses it.
+  virtual void OnDelivered(const Namespace& nsp, const Delivery& delivery,
+                           const std::vector<Socket*>& recipients) = 0;
 };
 
 // A Socket.IO server on top of one Engine.IO server. Mount engine() on an

@@ -151,6 +151,7 @@ if (!process.env.SB_README_BLOCK) {
     const early = README.slice(0, README.indexOf("\n## Test it"));
     const used = new Set([...early.matchAll(/build\/bin\/([\w-]+)/g)].map((m) => m[1]));
     if (early.includes("build/chat-page/")) used.add("sb-chat-page");
+    if (early.includes("/admin-ui/")) used.add("sb-admin-ui-files");
     assert.ok(used.has("switchboard") && used.has("sbctl"), `the README runs ${[...used]}`);
     for (const target of used) assert.ok(targets.has(target), `scripts/run builds ${target} (it builds ${[...targets]})`);
   });
