@@ -8,7 +8,8 @@
 //    sockets with their rooms); the session id logs in on another edge; join / emit / leave /
 //    _disconnect act on sockets of other edges (sbctl sockets shows the join; `room_joined`,
 //    `socket_connected`, `socket_disconnected` arrive at the admin sockets of every edge, the
-//    socket's own edge included); a client's event is told as `event_received`.
+//    socket's own edge included); a client's event is told as `event_received`, a delivery as
+//    `event_sent`.
 // 2. The UI served by an edge (/admin-ui/) in headless Chromium (playwright-core): a wrong
 //    password shows "Invalid credentials", the right one connects; Servers lists the 3 edges
 //    with their client counts; Sockets lists the cluster's sockets; a socket's page shows its
@@ -269,7 +270,7 @@ describe("the admin namespace's protocol", () => {
     c1.meta.rooms.add("roomX");
   });
 
-  test("emit: the room's members receive the event, nobody else", async () => {
+  test("emit: the room's members receive the event, nobody else; event_sent arrives", async () => {
     const { got } = await expectDelivery({
       all: clients.live(),
       expected: [byName("c1")],
@@ -277,6 +278,14 @@ describe("the admin namespace's protocol", () => {
       publish: () => admin1.emit("emit", "/", "roomX", "hello", { a: 1 }),
     });
     assert.deepEqual(got.get("c1"), [[{ a: 1 }]]);
+    // Development mode: what an edge delivered is told as event_sent, per recipient.
+    const c1 = byName("c1");
+    for (const [name, admin] of [["admin1 (e1)", admin1], ["admin2 (e2)", admin2]]) {
+      const [nsp, , args] = await nextEvent(
+        admin, "event_sent", (n, id, a) => id === c1.id && a?.[0] === "hello", { what: name });
+      assert.equal(nsp, "/");
+      assert.deepEqual(args, ["hello", { a: 1 }]);
+    }
   });
 
   test("leave: the socket leaves the room (sbctl sockets), room_left arrives", async () => {
