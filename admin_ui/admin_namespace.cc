@@ -11,6 +11,7 @@
 #include "edge/socketio/client.h"
 #include "edge/socketio/packet.h"
 #include "edge/socketio/socket.h"
+#include "proto/convert.h"
 #include "spdlog/spdlog.h"
 
 namespace switchboard::admin_ui {
@@ -102,14 +103,17 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
                           });
   }
 
+  // The CONNECT's auth carries a session id of an earlier login.
+  bool HasValidSession(const Json& auth) const {
+    auto it = auth.find("sessionId");
+    return it != auth.end() && it->is_string() &&
+           tokens.Valid(it->get<std::string>(), std::chrono::system_clock::now());
+  }
+
   void Authenticate(const sio::SocketPtr& socket, sio::Next next) {
     if (!options.auth) return next(std::nullopt);
     const Json& auth = socket->auth();
-    if (auto it = auth.find("sessionId");
-        it != auth.end() && it->is_string() &&
-        tokens.Valid(it->get<std::string>(), std::chrono::system_clock::now())) {
-      return next(std::nullopt);
-    }
+    if (HasValidSession(auth)) return next(std::nullopt);
     auto user = auth.find("username");
     auto password = auth.find("password");
     if (user == auth.end() || !user->is_string() || *user != options.username ||
@@ -129,12 +133,8 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
 
   void OnConnected(const sio::SocketPtr& socket) {
     // After the CONNECT reply: the UI registers its listeners in its connect handler.
-    if (options.auth) {
-      const Json& auth = socket->auth();
-      if (!auth.contains("sessionId") || !auth["sessionId"].is_string() ||
-          !tokens.Valid(auth["sessionId"].get<std::string>(), std::chrono::system_clock::now())) {
-        socket->Emit("session", Json::array({tokens.Issue(std::chrono::system_clock::now())}));
-      }
+    if (options.auth && !HasValidSession(socket->auth())) {  // a password login
+      socket->Emit("session", Json::array({tokens.Issue(std::chrono::system_clock::now())}));
     }
     socket->Emit("config", Json::array({{{"supportedFeatures", Features(options)}}}));
     {
@@ -250,10 +250,7 @@ struct AdminNamespace::Core : std::enable_shared_from_this<Core> {
   }
 
   void OnMembership(const v1::MembershipEvent& event) {
-    const auto time = std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(
-            std::chrono::seconds(event.time().seconds()) +
-            std::chrono::nanoseconds(event.time().nanos())));
+    const auto time = proto::FromTimestamp(event.time());
     const std::string when = IsoTime(event.has_time() ? time : std::chrono::system_clock::now());
     switch (event.change_case()) {
       case v1::MembershipEvent::kConnected: {

@@ -1,17 +1,9 @@
 #include "admin_ui/serialize.h"
 
 #include "absl/time/time.h"
+#include "proto/convert.h"
 
 namespace switchboard::admin_ui {
-namespace {
-
-std::chrono::system_clock::time_point FromProto(const google::protobuf::Timestamp& t) {
-  return std::chrono::system_clock::time_point(
-      std::chrono::duration_cast<std::chrono::system_clock::duration>(
-          std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos())));
-}
-
-}  // namespace
 
 std::string IsoTime(std::chrono::system_clock::time_point time) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromChrono(time), absl::UTCTimeZone());
@@ -30,7 +22,7 @@ Json SerializeSocket(const v1::SocketInfo& socket) {
   }
   Json rooms = Json::array({socket.id()});
   for (const std::string& room : socket.rooms()) rooms.push_back(room);
-  const auto connected = FromProto(socket.connected_at());
+  const auto connected = proto::FromTimestamp(socket.connected_at());
   return Json{
       {"id", socket.id()},
       // The index keeps no Engine.IO id (the reference shows 12 characters of it): each socket

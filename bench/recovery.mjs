@@ -215,6 +215,12 @@ async function recoverTries(urls, api, k, tries, room, { plain = false } = {}) {
   return { times, afterOpen, failures };
 }
 
+// A recover row's server and missed-packets cells.
+function rowNames(r) {
+  const where = r.mode === "standalone" ? "standalone (in-memory log)" : "2 edges + broker + nats-server -js, on the other edge";
+  return [where, r.k === "baseline" ? "recovery off: a new session (baseline)" : r.k];
+}
+
 async function recoverPart(modes, tries, missed, rows) {
   for (const mode of modes) {
     const dir = mkdtempSync(path.join(os.tmpdir(), "sb-bench-recovery-"));
@@ -526,8 +532,7 @@ async function main() {
       "|---|---|---|---|---|---|",
     );
     for (const r of rows) {
-      const where = r.mode === "standalone" ? "standalone (in-memory log)" : "2 edges + broker + nats-server -js, on the other edge";
-      const k = r.k === "baseline" ? "recovery off: a new session (baseline)" : r.k;
+      const [where, k] = rowNames(r);
       lines.push(`| ${where} | ${k} | ${f2(percentile(r.times, 50))} | ${f2(percentile(r.times, 99))} | ${f2(r.times.at(-1))} | ${r.failures.length} |`);
       if (r.failures.length) bad = true;
     }
@@ -539,8 +544,7 @@ async function main() {
       "|---|---|---|---|---|",
     );
     for (const r of rows) {
-      const where = r.mode === "standalone" ? "standalone (in-memory log)" : "2 edges + broker + nats-server -js, on the other edge";
-      const k = r.k === "baseline" ? "recovery off: a new session (baseline)" : r.k;
+      const [where, k] = rowNames(r);
       lines.push(`| ${where} | ${k} | ${f2(percentile(r.afterOpen, 50))} | ${f2(percentile(r.afterOpen, 99))} | ${f2(r.afterOpen.at(-1))} |`);
     }
     lines.push("");
