@@ -116,6 +116,7 @@ KvSessionStore::~KvSessionStore() {
     cancelled.swap(takes_);
   }
   cv_.notify_all();
+  takes_cv_.notify_all();
   for (auto& [at, take] : cancelled) take.done(absl::CancelledError("session store closing"));
   for (auto& thread : take_threads_) thread.join();
   refresh_thread_.join();
@@ -215,7 +216,7 @@ void KvSessionStore::Take(const std::string& pid, Clock::time_point now, TakeDon
       take.now = now;
       take.done = std::move(done);
       takes_.emplace(std::chrono::steady_clock::now(), std::move(take));
-      cv_.notify_all();
+      takes_cv_.notify_one();
       return;
     }
   }
@@ -227,7 +228,7 @@ void KvSessionStore::Requeue(PendingTake take, std::chrono::steady_clock::time_p
     std::lock_guard lock(mu_);
     if (!stop_) {
       takes_.emplace(at, std::move(take));
-      cv_.notify_all();
+      takes_cv_.notify_one();
       return;
     }
   }
@@ -238,18 +239,20 @@ void KvSessionStore::TakeLoop() {
   std::unique_lock lock(mu_);
   while (!stop_) {
     if (takes_.empty()) {
-      cv_.wait(lock);
+      takes_cv_.wait(lock);
       continue;
     }
     auto first = takes_.begin();
     // A copy: another thread may take that entry while this one waits.
     const auto due = first->first;
     if (due > std::chrono::steady_clock::now()) {
-      cv_.wait_until(lock, due);
+      takes_cv_.wait_until(lock, due);
       continue;
     }
     PendingTake take = std::move(first->second);
     takes_.erase(first);
+    // This thread may have been the one waiting for the next entry's time.
+    if (!takes_.empty()) takes_cv_.notify_one();
     lock.unlock();
     Step(std::move(take));
     lock.lock();
@@ -267,10 +270,11 @@ void KvSessionStore::Step(PendingTake take) {
     return take.done(TakeDisconnected(take.pid, std::move(*record), entry->revision, take.now));
   }
   if (record->edge_id == options_.edge_id) return take.done(Reused());
-  if (take.gone_edge && *take.gone_edge == record->edge_id) {
+  const auto now = std::chrono::steady_clock::now();
+  if ((take.gone_edge && *take.gone_edge == record->edge_id) ||
+      (!take.settle_end && KnownGone(record->edge_id, now))) {
     return take.done(Claim(take.pid, std::move(*record), entry->revision));
   }
-  const auto now = std::chrono::steady_clock::now();
   if (!take.settle_end) {
     take.settle_end = now + options_.settle;
     return Probe(std::move(take), record->edge_id);
@@ -279,12 +283,23 @@ void KvSessionStore::Step(PendingTake take) {
   Requeue(std::move(take), now + kSettlePoll);
 }
 
+bool KvSessionStore::KnownGone(const std::string& owner,
+                               std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mu_);
+  auto it = gone_edges_.find(owner);
+  if (it == gone_edges_.end()) return false;
+  if (now - it->second < options_.settle) return true;
+  gone_edges_.erase(it);
+  return false;
+}
+
 void KvSessionStore::Probe(PendingTake take, const std::string& owner) {
   if (!bus::ValidNodeId(owner)) return Requeue(std::move(take), std::chrono::steady_clock::now());
   {
     std::lock_guard lock(mu_);
     ++probes_in_flight_;
   }
+  probes_.fetch_add(1, std::memory_order_relaxed);
   v1::Probe probe;
   probe.set_broker_id(options_.edge_id);
   // Shared: the callback is a std::function, which must be copyable.
@@ -294,9 +309,16 @@ void KvSessionStore::Probe(PendingTake take, const std::string& owner) {
       [this, pending, owner](absl::StatusOr<bus::Message> reply) {
         // "No responders": the owner's subscriptions are gone with its
         // connection. The next step claims the record if it still names it.
+        const auto now = std::chrono::steady_clock::now();
         if (absl::IsNotFound(reply.status())) pending->gone_edge = owner;
-        Requeue(std::move(*pending), std::chrono::steady_clock::now());
+        Requeue(std::move(*pending), now);
         std::lock_guard lock(mu_);
+        if (absl::IsNotFound(reply.status())) {
+          // Edge ids come and go (pod names): forget the old ones here.
+          std::erase_if(gone_edges_,
+                        [&](const auto& gone) { return now - gone.second >= options_.settle; });
+          gone_edges_.insert_or_assign(owner, now);
+        }
         if (--probes_in_flight_ == 0) cv_.notify_all();
       },
       bus::InlineExecutor);

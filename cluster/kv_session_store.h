@@ -7,6 +7,7 @@
 
 #include <absl/base/thread_annotations.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -55,6 +56,11 @@ namespace switchboard::cluster {
 // (MembershipJournal does): one that does not looks dead, and its sessions'
 // pids are taken while they are in use. "No responders" for an owner that
 // is reconnecting to NATS has the same effect.
+//
+// A dead edge's clients all come back at once: its "no responders" is
+// remembered for `settle`, and the takes of its records in that time claim
+// them without a probe and a second read (one probe per dead edge and
+// settle, not one per session).
 class KvSessionStore final : public recovery::SessionStore {
  public:
   struct Options {
@@ -105,6 +111,8 @@ class KvSessionStore final : public recovery::SessionStore {
             TakeDone done) override;
 
   const std::string& bucket() const { return kv_->bucket(); }
+  // Probes sent to records' owners so far.
+  uint64_t probes() const { return probes_.load(std::memory_order_relaxed); }
   std::chrono::milliseconds ttl() const { return ttl_; }
 
  private:
@@ -132,6 +140,8 @@ class KvSessionStore final : public recovery::SessionStore {
   // read of the settle.
   void Step(PendingTake take);
   void Probe(PendingTake take, const std::string& owner);
+  // True when a probe of `owner` found no responders less than `settle` ago.
+  bool KnownGone(const std::string& owner, std::chrono::steady_clock::time_point now);
   // Runs `take` again at `at` (done with Cancelled once the store stops).
   void Requeue(PendingTake take, std::chrono::steady_clock::time_point at);
   // The disconnected record read at `revision`: expired, or taken.
@@ -154,11 +164,17 @@ class KvSessionStore final : public recovery::SessionStore {
   mutable std::mutex mu_;
   // The value last written as connected, per pid (re-put by the refresh).
   std::unordered_map<std::string, std::string> connected_ ABSL_GUARDED_BY(mu_);
+  // Owners whose probe found no responders, and when: gone for `settle`.
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> gone_edges_
+      ABSL_GUARDED_BY(mu_);
   // Takes by the time they are due.
   std::multimap<std::chrono::steady_clock::time_point, PendingTake> takes_ ABSL_GUARDED_BY(mu_);
   int probes_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::condition_variable cv_;
+  // The take threads wait on their own: one wakes per take queued.
+  std::condition_variable takes_cv_;
+  std::atomic<uint64_t> probes_{0};
 
   std::vector<std::thread> take_threads_;
   std::thread refresh_thread_;

@@ -230,6 +230,45 @@ TEST_F(NatsKvSessionStoreTest, ConnectedOnADeadEdgeIsTaken) {
   EXPECT_EQ(TakeNow(*a.store, record.pid).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+// A dead edge's clients come back together: one probe finds it gone, and
+// the takes after it claim its records without asking again.
+TEST_F(NatsKvSessionStoreTest, ADeadOwnerIsProbedOncePerSettle) {
+  Edge a = Connect(Options("edgeA"));
+  ASSERT_NE(a.store, nullptr);
+  constexpr int kSessions = 20;
+  for (int i = 0; i < kSessions; ++i) {
+    ASSERT_TRUE(
+        PutNow(*a.store, MakeRecord("pidGone" + std::to_string(i), "edgeGone", std::nullopt)).ok());
+  }
+  for (int i = 0; i < kSessions; ++i) {
+    auto taken = TakeNow(*a.store, "pidGone" + std::to_string(i));
+    ASSERT_TRUE(taken.ok()) << i << ": " << taken.status();
+  }
+  EXPECT_EQ(a.store->probes(), 1u);
+}
+
+// What "gone" is remembered for is bounded: an edge id that answers again
+// (restarted under the same name) after `settle` is probed, and its
+// connected record is its own.
+TEST_F(NatsKvSessionStoreTest, AGoneOwnerThatAnswersAgainAfterSettleKeepsItsSessions) {
+  auto options = Options("edgeA");
+  options.settle = milliseconds(300);
+  Edge a = Connect(options);
+  Edge b = Connect(Options("edgeB"));
+  ASSERT_NE(a.store, nullptr);
+  ASSERT_NE(b.store, nullptr);
+  ASSERT_TRUE(PutNow(*b.store, MakeRecord("pidBefore", "edgeB", std::nullopt)).ok());
+  ASSERT_TRUE(TakeNow(*a.store, "pidBefore").ok());  // nobody answers for edgeB yet
+
+  auto responder = AnswerProbes(*b.bus, "edgeB");
+  ASSERT_NE(responder, nullptr);
+  std::this_thread::sleep_for(milliseconds(400));
+  ASSERT_TRUE(PutNow(*b.store, MakeRecord("pidAfter", "edgeB", std::nullopt)).ok());
+  auto taken = TakeNow(*a.store, "pidAfter");
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kFailedPrecondition) << taken.status();
+  EXPECT_EQ(a.store->probes(), 2u);
+}
+
 TEST_F(NatsKvSessionStoreTest, ConnectedOnALiveEdgeThatWritesDisconnectedIsTaken) {
   Edge a = Connect(Options("edgeA"));
   Edge b = Connect(Options("edgeB"));
