@@ -41,6 +41,8 @@ struct AsyncPublisher::Core : std::enable_shared_from_this<AsyncPublisher::Core>
   // publishes then, and js_PublishAsyncGetPendingList crashes without one
   // (libnats 3.4 counts a NULL table).
   bool any_taken = false;
+  // PublishUnacknowledged sent something: the destructor flushes.
+  bool any_unacknowledged = false;
   // Publishes whose completion has not returned yet (max_pending, Flush).
   size_t unfinished = 0;
   // Publish order -> completion; the front ones that are answered leave for
@@ -139,6 +141,15 @@ absl::StatusOr<std::unique_ptr<AsyncPublisher>> AsyncPublisher::Create(const Jet
 }
 
 AsyncPublisher::~AsyncPublisher() {
+  bool flush;
+  {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    flush = core_->any_unacknowledged;
+  }
+  // A PING answered: the server has everything sent before it.
+  if (flush && !natsConnection_IsClosed(core_->conn.get())) {
+    (void)natsConnection_FlushTimeout(core_->conn.get(), core_->ack_timeout.count());
+  }
   // Every publish carries MaxWait, so NATS.c answers each (ack or timeout)
   // within ack_timeout while the connection is open.
   if (!natsConnection_IsClosed(core_->conn.get())) {
@@ -212,6 +223,19 @@ absl::Status AsyncPublisher::Publish(std::string_view subject, std::string_view 
   }
   natsMsg_Destroy(msg);  // no-op when NATS.c took it
   return ToStatus(s, absl::StrCat("JetStream publish to ", subj));
+}
+
+absl::Status AsyncPublisher::PublishUnacknowledged(std::string_view subject,
+                                                   std::string_view payload) {
+  std::string subj(subject);
+  natsStatus s;
+  {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    s = natsConnection_Publish(core_->conn.get(), subj.c_str(), payload.data(),
+                               static_cast<int>(payload.size()));
+    if (s == NATS_OK) core_->any_unacknowledged = true;
+  }
+  return ToStatus(s, absl::StrCat("JetStream publish (unacknowledged) to ", subj));
 }
 
 absl::Status AsyncPublisher::Flush(std::chrono::milliseconds timeout) {

@@ -49,6 +49,14 @@ class AsyncPublisher {
   // Unavailable / InvalidArgument as NATS.c says.
   absl::Status Publish(std::string_view subject, std::string_view payload, Done done);
 
+  // Sends to the stream without asking for an ack, in order with Publish
+  // (same connection, same lock): for writes whose outcome nobody waits
+  // for, which then cost neither side an ack message. Not bounded by
+  // max_pending (nothing is kept for it); an error is only what NATS.c says
+  // at once. The destructor flushes the connection, so that these reach the
+  // server before it closes.
+  absl::Status PublishUnacknowledged(std::string_view subject, std::string_view payload);
+
   // Waits until the completion of every publish made so far has returned;
   // DeadlineExceeded after `timeout`. Not from a completion (it would wait
   // for itself).

@@ -131,6 +131,8 @@ KvSessionStore::~KvSessionStore() {
 }
 
 absl::Status KvSessionStore::Publish(const std::string& pid, const std::string& value, Done done) {
+  // Nobody waits for it (a shard saving a session): no ack to handle.
+  if (!done) return publisher_->PublishUnacknowledged(absl::StrCat(subject_prefix_, pid), value);
   return publisher_->Publish(absl::StrCat(subject_prefix_, pid), value,
                              [done = std::move(done)](absl::StatusOr<uint64_t> sequence) {
                                if (done) done(sequence.status());

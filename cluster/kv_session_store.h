@@ -35,7 +35,11 @@ namespace switchboard::cluster {
 //
 // Put and Erase never block the caller (an I/O shard, on every connect, join,
 // leave, disconnect): they publish to the bucket's subject without waiting,
-// on one connection, so the writes of one pid land in call order.
+// on one connection, so the writes of one pid land in call order. Without a
+// `done` they ask for no ack either: the edge saves every session change,
+// and handling an ack per change cost it more than the write.
+// KV's own limits (max bytes) refuse such a write unheard, as they would
+// refuse one whose ack nobody waits for.
 //
 // A connected session writes nothing until it changes, and a SIGKILLed edge
 // writes nothing at all, yet the bucket drops keys not written for a TTL
@@ -119,7 +123,8 @@ class KvSessionStore final : public recovery::SessionStore {
   KvSessionStore(bus::Bus& bus, Options options, std::chrono::milliseconds ttl,
                  std::unique_ptr<bus::KvBucket> kv, std::unique_ptr<bus::AsyncPublisher> publisher);
 
-  // Sends without waiting; `done` runs only when the status is OK.
+  // Sends without waiting; `done` runs only when the status is OK. Without
+  // `done`, no ack is asked for.
   absl::Status Publish(const std::string& pid, const std::string& value, Done done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshLoop();

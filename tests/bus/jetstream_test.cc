@@ -324,6 +324,41 @@ TEST_F(NatsJetStreamTest, AsyncPublishCompletesInPublishOrderWithSequences) {
   }
 }
 
+// Unacknowledged publishes are stored too, in their place among the
+// acknowledged ones, and the publisher's end sends what it still holds.
+TEST_F(NatsJetStreamTest, UnacknowledgedPublishesAreStoredInOrderWithAcknowledgedOnes) {
+  ASSERT_TRUE(EnsureStream(*js_, Config("mixed")).ok());
+  auto publisher = AsyncPublisher::Create(*js_, {});
+  ASSERT_TRUE(publisher.ok()) << publisher.status();
+  constexpr int kCount = 300;
+  std::atomic<int> acked{0};
+  for (int i = 0; i < kCount; ++i) {
+    if (i % 3 == 0) {
+      ASSERT_TRUE((*publisher)
+                      ->Publish("log.mixed.a", std::to_string(i),
+                                [&](absl::StatusOr<uint64_t> r) { acked += r.ok(); })
+                      .ok());
+    } else {
+      ASSERT_TRUE((*publisher)->PublishUnacknowledged("log.mixed.a", std::to_string(i)).ok());
+    }
+  }
+  // Only the acknowledged ones wait for anything.
+  ASSERT_TRUE((*publisher)->Flush(milliseconds(10000)).ok());
+  EXPECT_EQ(acked.load(), kCount / 3);
+  EXPECT_EQ((*publisher)->pending(), 0u);
+  publisher->reset();
+  // The server has them all; the stream takes them in a moment.
+  absl::StatusOr<Range> range;
+  for (int tries = 0; tries < 100; ++tries) {
+    range = ReadRange(*js_, "mixed", "log.mixed.>", 0, kCount);
+    ASSERT_TRUE(range.ok()) << range.status();
+    if (range->messages.size() == static_cast<size_t>(kCount)) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_EQ(range->messages.size(), static_cast<size_t>(kCount));
+  for (int i = 0; i < kCount; ++i) EXPECT_EQ(range->messages[i].payload, std::to_string(i));
+}
+
 // NATS.c has no map of pending publishes before the first one: a publisher
 // destroyed unused must not ask it for what is left (it crashed).
 TEST_F(NatsJetStreamTest, AsyncPublisherDestroyedBeforeAnyPublish) {

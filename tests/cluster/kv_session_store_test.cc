@@ -269,6 +269,30 @@ TEST_F(NatsKvSessionStoreTest, AGoneOwnerThatAnswersAgainAfterSettleKeepsItsSess
   EXPECT_EQ(a.store->probes(), 2u);
 }
 
+// A shard saves sessions without a completion (no ack asked): the record
+// reaches the bucket all the same, in order with the writes before it.
+TEST_F(NatsKvSessionStoreTest, WritesWithoutACompletionReachOtherEdges) {
+  Edge a = Connect(Options("edgeA"));
+  Edge b = Connect(Options("edgeB"));
+  ASSERT_NE(a.store, nullptr);
+  ASSERT_NE(b.store, nullptr);
+  // edgeA is alive: a read of the first write waits for the second.
+  auto responder = AnswerProbes(*a.bus, "edgeA");
+  ASSERT_NE(responder, nullptr);
+  auto record = MakeRecord("pidUnacked", "edgeA", std::nullopt);
+  a.store->Put(record, nullptr);
+  record.state.rooms.push_back("later");
+  record.disconnected_at = Clock::now();
+  a.store->Put(record, nullptr);
+  absl::StatusOr<SessionRecord> taken = absl::NotFoundError("not yet");
+  for (int tries = 0; tries < 100 && absl::IsNotFound(taken.status()); ++tries) {
+    std::this_thread::sleep_for(milliseconds(20));
+    taken = TakeNow(*b.store, record.pid);
+  }
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  ExpectSameRecord(*taken, record);
+}
+
 TEST_F(NatsKvSessionStoreTest, ConnectedOnALiveEdgeThatWritesDisconnectedIsTaken) {
   Edge a = Connect(Options("edgeA"));
   Edge b = Connect(Options("edgeB"));
