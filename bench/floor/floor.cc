@@ -6,7 +6,11 @@
 // once and writes it with one send() per recipient. Whatever Switchboard or
 // Node spend beyond this is their own overhead.
 //
-//   sb-bench-floor [--listen 127.0.0.1:0]     prints "listening on
+// --io-uring: the same, but a publish's sends go to the kernel through one
+// io_uring (up to kRingEntries per io_uring_enter), not one send() each:
+// what batching the system calls of a fan-out can save (issue 19).
+//
+//   sb-bench-floor [--listen 127.0.0.1:0] [--io-uring]     prints "listening on
 //   http://HOST:PORT"
 
 #include <arpa/inet.h>
@@ -18,9 +22,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#ifdef SB_FLOOR_IO_URING
+#include <liburing.h>
+#endif
+
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
@@ -40,9 +49,33 @@ struct Conn {
   size_t room_pos = 0;
 };
 
+constexpr unsigned kRingEntries = 4096;
+
 class Floor {
  public:
   explicit Floor(int listen_fd) : lfd_(listen_fd) {}
+#ifdef SB_FLOOR_IO_URING
+  ~Floor() {
+    if (uring_) io_uring_queue_exit(&ring_);
+  }
+
+  bool UseIoUring() {
+    io_uring_params params{};
+    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
+    int rc = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+    if (rc < 0) {
+      std::fprintf(stderr, "sb-bench-floor: io_uring_queue_init: %s\n", std::strerror(-rc));
+      return false;
+    }
+    uring_ = true;
+    return true;
+  }
+#else
+  bool UseIoUring() {
+    std::fprintf(stderr, "sb-bench-floor: built without liburing (scripts/setup --bench)\n");
+    return false;
+  }
+#endif
 
   void Run() {
     ep_ = epoll_create1(0);
@@ -225,9 +258,67 @@ class Floor {
                 "42[" + nlohmann::json(j["event"]).dump() + "," +
                     (j.contains("payload") ? j["payload"].dump() : "null") + "]",
                 0);
+#ifdef SB_FLOOR_IO_URING
+    if (uring_) {
+      SendAll(it->second, frame);
+      return true;
+    }
+#endif
     for (int fd : it->second) Write(conns_[fd], frame);
     return true;
   }
+
+#ifdef SB_FLOOR_IO_URING
+  // One send per recipient, submitted kRingEntries at a time; what the
+  // kernel could not take at once is queued as Write does.
+  void SendAll(const std::vector<int>& fds, const std::string& frame) {
+    size_t queued = 0;
+    for (int fd : fds) {
+      Conn& c = conns_[fd];
+      if (!c.out.empty()) {
+        Write(c, frame);
+        continue;
+      }
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+      if (sqe == nullptr) {
+        Reap(frame, queued);
+        queued = 0;
+        sqe = io_uring_get_sqe(&ring_);
+      }
+      io_uring_prep_send(sqe, fd, frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      io_uring_sqe_set_data64(sqe, static_cast<uint64_t>(fd));
+      ++queued;
+    }
+    Reap(frame, queued);
+  }
+
+  // Submits the queued sends and waits for their completions (a
+  // non-blocking send completes during the submit).
+  void Reap(const std::string& frame, size_t queued) {
+    if (queued == 0) return;
+    io_uring_submit_and_wait(&ring_, static_cast<unsigned>(queued));
+    size_t seen = 0;
+    while (seen < queued) {
+      io_uring_cqe* cqes[256];
+      unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 256);
+      if (n == 0) {
+        io_uring_cqe* cqe = nullptr;
+        if (io_uring_wait_cqe(&ring_, &cqe) < 0) return;
+        continue;
+      }
+      for (unsigned i = 0; i < n; ++i) {
+        const int fd = static_cast<int>(io_uring_cqe_get_data64(cqes[i]));
+        const int res = cqes[i]->res;
+        Conn& c = conns_[fd];
+        if (c.fd >= 0 && res < static_cast<int>(frame.size()) && (res >= 0 || res == -EAGAIN)) {
+          Write(c, std::string_view(frame).substr(res > 0 ? static_cast<size_t>(res) : 0));
+        }
+      }
+      io_uring_cq_advance(&ring_, n);
+      seen += n;
+    }
+  }
+#endif
 
   void Send(Conn& c, std::string_view text) {
     std::string frame;
@@ -279,6 +370,10 @@ class Floor {
   uint64_t ids_ = 0;
   std::vector<Conn> conns_;
   std::unordered_map<std::string, std::vector<int>> rooms_;
+#ifdef SB_FLOOR_IO_URING
+  io_uring ring_{};
+  bool uring_ = false;
+#endif
 };
 
 int Main(int argc, char** argv) {
@@ -287,6 +382,8 @@ int Main(int argc, char** argv) {
       "sb-bench-floor: minimal epoll fan-out server (the benchmark's "
       "kernel floor)"};
   app.add_option("--listen", listen, "IPv4:PORT (0: a free port)");
+  bool io_uring = false;
+  app.add_flag("--io-uring", io_uring, "a publish's sends through one io_uring (batched submits)");
   CLI11_PARSE(app, argc, argv);
   RaiseFileLimit();
   signal(SIGPIPE, SIG_IGN);
@@ -313,7 +410,9 @@ int Main(int argc, char** argv) {
   inet_ntop(AF_INET, &addr.sin_addr, host, sizeof(host));
   std::printf("listening on http://%s:%d\n", host, ntohs(addr.sin_port));
   std::fflush(stdout);
-  Floor(lfd).Run();
+  Floor floor(lfd);
+  if (io_uring && !floor.UseIoUring()) return 1;
+  floor.Run();
   return 0;
 }
 
