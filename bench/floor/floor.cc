@@ -408,10 +408,10 @@ int Main(int argc, char** argv) {
   getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
   char host[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, &addr.sin_addr, host, sizeof(host));
-  std::printf("listening on http://%s:%d\n", host, ntohs(addr.sin_port));
-  std::fflush(stdout);
   Floor floor(lfd);
   if (io_uring && !floor.UseIoUring()) return 1;
+  std::printf("listening on http://%s:%d\n", host, ntohs(addr.sin_port));
+  std::fflush(stdout);
   floor.Run();
   return 0;
 }
