@@ -49,7 +49,9 @@ struct Conn {
   size_t room_pos = 0;
 };
 
+#ifdef SB_FLOOR_IO_URING
 constexpr unsigned kRingEntries = 4096;
+#endif
 
 class Floor {
  public:
