@@ -150,89 +150,118 @@ class PublishReactor final : public grpc::ServerUnaryReactor {
 // ---- PublishStream ----------------------------------------------------------
 
 // Reads publishes one at a time and hands each to the broker before reading
-// the next (so they reach the bus in order). Without acks the broker completes
-// a publish before Publish() returns, so nothing here waits, unless the
-// deliveries are behind: then the next read waits for them (flow control
-// holds the client back meanwhile); or the publish goes to a recovery
-// namespace's log: the next read waits for the log's ack.
+// the next, so they reach the bus (or the log) in order. Without acks the
+// broker completes a publish before Publish() returns, except one to a
+// recovery namespace's log, completed by the log's ack: up to
+// kAppendsInFlight of those are in flight at once (the log stores the
+// appends of one broker in the order they were sent, and completes them in
+// that order), so the stream is not held to one publish per JetStream round
+// trip. The next read also waits while the deliveries are behind (flow
+// control holds the client back meanwhile). The first failure ends the call
+// once the publishes in flight have completed; the ones sent after the
+// failed one may have been stored.
 class PublishStreamReactor final : public grpc::ServerReadReactor<pb::PublishRequest> {
  public:
+  // Well under bus::AsyncPublisher's default bound of 1024 completions, which
+  // the broker's log shares between its calls.
+  static constexpr int kAppendsInFlight = 64;
+
   PublishStreamReactor(broker::Broker& broker, const std::function<bool()>& behind,
                        pb::PublishStreamResponse* response)
       : broker_(broker), behind_(behind), response_(response) {
-    StartRead(&request_);
+    std::unique_lock lock(mu_);
+    reading_ = true;
+    Release(std::move(lock), true);
   }
 
   void OnReadDone(bool ok) override {
+    std::unique_lock lock(mu_);
+    reading_ = false;
     if (!ok) {  // half-close (or a broken call, whose status nobody reads)
-      Finish(grpc::Status::OK);
-      return;
+      ended_ = true;
+      return Release(std::move(lock), false);
     }
     if (request_.ack_timeout_ms() > 0) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "PublishStream does not collect acks: ack_timeout_ms must be 0 "
-                          "(use Publish)"));
-      return;
+      Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "PublishStream does not collect acks: ack_timeout_ms must be 0 "
+                        "(use Publish)"));
+      return Release(std::move(lock), false);
     }
-    // Without acks the broker answers before Publish returns, except a
-    // publish to a recovery namespace's log, answered after the log's ack:
-    // then its completion goes on with the stream (no read is pending
-    // meanwhile, so the call cannot end under it).
-    struct Slot {
-      std::mutex mu;
-      bool returned = false;
-      std::optional<absl::StatusOr<pb::PublishResponse>> result;
-    };
-    auto slot = std::make_shared<Slot>();
-    broker_.Publish(request_, [this, slot](absl::StatusOr<pb::PublishResponse> result) {
-      {
-        std::lock_guard lock(slot->mu);
-        if (!slot->returned) {
-          slot->result = std::move(result);
-          return;
-        }
+    ++in_flight_;
+    lock.unlock();
+    // The completion runs inside Publish (usually) or later on the log's
+    // thread; request_ is not read after Publish returns.
+    broker_.Publish(request_, [this](absl::StatusOr<pb::PublishResponse> result) {
+      std::unique_lock lock(mu_);
+      --in_flight_;
+      if (result.ok()) {
+        response_->set_accepted(response_->accepted() + 1);
+        response_->set_recipients(response_->recipients() + result->recipients());
+      } else {
+        Fail(ToGrpc(result.status()));
       }
-      Published(std::move(result));
+      // The window was full: this completion makes room for the next read.
+      bool read = false;
+      if (window_full_ && !ended_) {
+        window_full_ = false;
+        read = PrepareRead();
+      }
+      Release(std::move(lock), read);
     });
-    std::optional<absl::StatusOr<pb::PublishResponse>> result;
-    {
-      std::lock_guard lock(slot->mu);
-      slot->returned = true;
-      if (!slot->result.has_value()) return;  // answered later, by the log
-      result = std::move(slot->result);
+    lock.lock();
+    request_.Clear();
+    if (ended_) return Release(std::move(lock), false);
+    if (in_flight_ >= kAppendsInFlight) {
+      window_full_ = true;
+      return Release(std::move(lock), false);
     }
-    Published(*std::move(result));
+    Release(std::move(lock), PrepareRead());
   }
 
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
   void OnDone() override { delete this; }
 
  private:
-  // Counts an accepted publish and reads the next, or ends the call.
-  void Published(absl::StatusOr<pb::PublishResponse> result) {
-    if (!result.ok()) {
-      Finish(ToGrpc(result.status()));
-      return;
-    }
-    response_->set_accepted(response_->accepted() + 1);
-    response_->set_recipients(response_->recipients() + result->recipients());
-    request_.Clear();
-    ReadNext();
+  void Fail(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (status_.ok()) status_ = std::move(status);
+    ended_ = true;
   }
 
-  // Reads now, or (deliveries behind) once they have caught up. No read is
-  // pending while the alarm is set, so the call cannot end under it.
-  void ReadNext() {
+  // True: read now (the caller starts it once it has let go of mu_). False:
+  // cancelled, or (deliveries behind) the alarm reads once they caught up.
+  bool PrepareRead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (cancelled_.load(std::memory_order_relaxed)) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
-      return;
+      Fail(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+      return false;
     }
     if (!behind_ || !behind_()) {
-      StartRead(&request_);
-      return;
+      reading_ = true;
+      return true;
     }
-    alarm_.Set(std::chrono::system_clock::now() + std::chrono::milliseconds(1),
-               [this](bool) { ReadNext(); });
+    waiting_ = true;
+    alarm_.Set(std::chrono::system_clock::now() + std::chrono::milliseconds(1), [this](bool) {
+      std::unique_lock lock(mu_);
+      waiting_ = false;
+      Release(std::move(lock), !ended_ && PrepareRead());
+    });
+    return false;
+  }
+
+  // Lets go of mu_, then starts the read, or ends the call once nothing
+  // refers to it any more (no read pending, no alarm set, no publish in
+  // flight). Nothing touches `this` after Finish: OnDone may delete it at
+  // once, on another thread.
+  void Release(std::unique_lock<std::mutex> lock, bool read) {
+    const bool finish =
+        !read && ended_ && !finished_ && !reading_ && !waiting_ && in_flight_ == 0;
+    if (finish) finished_ = true;
+    grpc::Status status = status_;
+    lock.unlock();
+    if (read) {
+      StartRead(&request_);
+    } else if (finish) {
+      Finish(status);
+    }
   }
 
   broker::Broker& broker_;
@@ -241,6 +270,15 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<pb::PublishReq
   pb::PublishRequest request_;
   grpc::Alarm alarm_;
   std::atomic<bool> cancelled_{false};
+
+  std::mutex mu_;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool waiting_ ABSL_GUARDED_BY(mu_) = false;  // for the alarm
+  bool window_full_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;  // no more reads: half-closed, or failed
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
 };
 
 // ---- WatchEvents ----------------------------------------------------------
