@@ -29,7 +29,8 @@ FROM debian:12-slim AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 # Exactly what `ldd` lists for switchboard and sbctl, by Debian 12 package: gRPC and protobuf,
 # NATS.c (and the protobuf-c it links), spdlog and fmt, Abseil, RE2, c-ares, OpenSSL, zlib,
-# libcrypt (bcrypt: the Admin UI's login, `switchboard hash-password`).
+# libcrypt (bcrypt: the Admin UI's login, `switchboard hash-password`), liburing (the edge's
+# batched sends).
 # ca-certificates: system roots for TLS.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
@@ -37,7 +38,7 @@ RUN apt-get update \
       libgrpc++1.51 libgrpc29 libprotobuf32 \
       libnats3.4 libprotobuf-c1 \
       libspdlog1.10 libfmt9 \
-      libabsl20220623 libre2-9 libc-ares2 libssl3 zlib1g libcrypt1 \
+      libabsl20220623 libre2-9 libc-ares2 libssl3 zlib1g libcrypt1 liburing2 \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 switchboard \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

@@ -252,8 +252,7 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<pb::PublishReq
   // flight). Nothing touches `this` after Finish: OnDone may delete it at
   // once, on another thread.
   void Release(std::unique_lock<std::mutex> lock, bool read) {
-    const bool finish =
-        !read && ended_ && !finished_ && !reading_ && !waiting_ && in_flight_ == 0;
+    const bool finish = !read && ended_ && !finished_ && !reading_ && !waiting_ && in_flight_ == 0;
     if (finish) finished_ = true;
     grpc::Status status = status_;
     lock.unlock();

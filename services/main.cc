@@ -41,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "admin_ui/password_hash.h"
+#include "edge/uring_sends.h"
 #include "services/api_auth.h"
 #include "services/broker_process.h"
 #include "services/config.h"
@@ -161,6 +162,10 @@ void AddOperationFlags(CLI::App& app, CommandLine& cli) {
       ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 20));
   app.add_option("--log-format", cli.log_format, "text (default) or json: one JSON object per line")
       ->check(CLI::IsMember({"text", "json"}));
+  app.add_flag("--io-uring,!--no-io-uring", cli.flags.io_uring,
+               "edge, standalone: hand a delivery's writes to the kernel through one io_uring per "
+               "I/O thread, a few system calls for thousands of clients (default on; off, or "
+               "where the kernel or a seccomp profile refuses io_uring: one send() each)");
 }
 
 // The API's security, checked before anything connects or listens: the exit
@@ -358,6 +363,14 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::from_str(config->log_level));
   WarnAboutConfig(*config, cli.flags, nofile);
+  if (cli.flags.io_uring) {
+    if (absl::Status uring = edge::UringSends::Probe(); !uring.ok()) {
+      spdlog::warn("io_uring is not available ({}): one send() per write",
+                   std::string(uring.message()));
+    } else {
+      edge::UringSends::Enable(true);
+    }
+  }
   try {
     return RunEdge(std::move(*config), cli.flags);
   } catch (const std::exception& e) {

@@ -14,6 +14,7 @@
 #include "edge/http/server.h"
 #include "edge/runtime.h"
 #include "edge/socketio/server.h"
+#include "edge/uring_sends.h"
 #include "services/health.h"
 #include "services/version.h"
 
@@ -224,6 +225,10 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
       limit("descriptors", h.descriptors + eio::WebSocketTransport::descriptor_failures());
     }
     out.push_back(std::move(limits));
+    AppendCounter(out, "switchboard_io_uring_sends_total",
+                  "WebSocket writes handed to the kernel through io_uring (a delivery walk's, "
+                  "batched); 0 with --no-io-uring or where io_uring is not available.",
+                  static_cast<double>(edge::UringSends::sends()));
     AppendCounter(out, "switchboard_handler_exceptions_total",
                   "Exceptions that escaped an I/O thread's handler (logged; the thread went on). "
                   "Nothing is meant to throw: a bug.",

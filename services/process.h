@@ -37,6 +37,9 @@ struct ProcessFlags {
   unsigned memory_trim_ms = 1000;
   unsigned memory_trim_min_drop = 1000;
   uint64_t bus_max_pending_mb = 64;
+  // Edge, standalone: a delivery's writes leave through one io_uring per I/O
+  // thread (edge/uring_sends.h), where the kernel allows it.
+  bool io_uring = true;
   // Connection state recovery in a cluster: the JetStream streams and KV
   // buckets an edge creates (services/cluster_recovery.h).
   int jetstream_replicas = 1;

@@ -74,7 +74,7 @@ class Floor {
   }
 #else
   bool UseIoUring() {
-    std::fprintf(stderr, "sb-bench-floor: built without liburing (scripts/setup --bench)\n");
+    std::fprintf(stderr, "sb-bench-floor: built without liburing (scripts/setup installs liburing-dev)\n");
     return false;
   }
 #endif

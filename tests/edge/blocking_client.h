@@ -12,6 +12,58 @@
 
 namespace switchboard::testing_support {
 
+// A TCP socket whose blocking reads and writes go on after EINTR. A server in
+// the same process that uses io_uring (edge/uring_sends.h) now and then
+// interrupts other threads' blocking calls: the kernel wakes tasks for io_uring
+// work with a signal-like notice (axboe/liburing#504).
+class RetryingSocket {
+  using tcp = boost::asio::ip::tcp;
+
+ public:
+  using executor_type = tcp::socket::executor_type;
+  explicit RetryingSocket(boost::asio::io_context& ioc) : socket_(ioc) {}
+  executor_type get_executor() { return socket_.get_executor(); }
+  tcp::socket& socket() { return socket_; }
+
+  template <typename Buffers>
+  size_t read_some(const Buffers& buffers, boost::system::error_code& ec) {
+    for (;;) {
+      size_t n = socket_.read_some(buffers, ec);
+      if (ec != boost::asio::error::interrupted) return n;
+    }
+  }
+  template <typename Buffers>
+  size_t read_some(const Buffers& buffers) {
+    boost::system::error_code ec;
+    size_t n = read_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+  template <typename Buffers>
+  size_t write_some(const Buffers& buffers, boost::system::error_code& ec) {
+    for (;;) {
+      size_t n = socket_.write_some(buffers, ec);
+      if (ec != boost::asio::error::interrupted) return n;
+    }
+  }
+  template <typename Buffers>
+  size_t write_some(const Buffers& buffers) {
+    boost::system::error_code ec;
+    size_t n = write_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+
+ private:
+  tcp::socket socket_;
+};
+
+// The WebSocket closing handshake's end, for Beast (found by argument lookup).
+inline void teardown(boost::beast::role_type role, RetryingSocket& socket,
+                     boost::system::error_code& ec) {
+  boost::beast::websocket::teardown(role, socket.socket(), ec);
+}
+
 // A blocking Socket.IO client over WebSocket; every read gives up after 10 s.
 class BlockingClient {
   using tcp = boost::asio::ip::tcp;
@@ -24,14 +76,13 @@ class BlockingClient {
                           const std::string& connect = "40")
       : ws_(ioc_) {
     tcp::endpoint endpoint(boost::asio::ip::make_address("127.0.0.1"), port);
-    tcp::socket& socket = ws_.next_layer();
+    tcp::socket& socket = ws_.next_layer().socket();
     socket.open(tcp::v4());
     if (small_window) socket.set_option(boost::asio::socket_base::receive_buffer_size(16 * 1024));
     socket.set_option(tcp::no_delay(true));
     socket.connect(endpoint);
     timeval timeout{10, 0};
-    setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout,
-               sizeof(timeout));
+    setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     ws_.handshake("127.0.0.1", "/socket.io/?EIO=4&transport=websocket");
     EXPECT_EQ(Read().substr(0, 1), "0");  // Engine.IO open
     Send(connect);
@@ -66,7 +117,7 @@ class BlockingClient {
 
  private:
   boost::asio::io_context ioc_;
-  boost::beast::websocket::stream<tcp::socket> ws_;
+  boost::beast::websocket::stream<RetryingSocket> ws_;
 };
 
 }  // namespace switchboard::testing_support

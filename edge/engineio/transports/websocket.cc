@@ -63,8 +63,12 @@ struct Wire {
 };
 thread_local Wire wire;
 
+bool WireHolds(const Frame& frame) {
+  return wire.payload == frame.bytes && wire.binary == frame.binary;
+}
+
 const std::string& WireBytes(const Frame& frame) {
-  if (wire.payload != frame.bytes || wire.binary != frame.binary) {
+  if (!WireHolds(frame)) {
     wire.payload = frame.bytes;
     wire.binary = frame.binary;
     uint8_t header[ws::kMaxServerHeader];
@@ -148,12 +152,15 @@ void WebSocketTransport::OnShutdown() {
 
 // ---- writing ---------------------------------------------------------------
 
-void WebSocketTransport::ReleaseWire() { wire = Wire{}; }
+void WebSocketTransport::ReleaseWire() {
+  if (edge::UringSends* uring = edge::UringSends::ForThisThread()) uring->Submit();
+  wire = Wire{};
+}
 
 void WebSocketTransport::Write(const Frame* frames, size_t count) {
   if (closing_ || socket_closed_) return;
   if (WriteThrough::active() && out_head_ == out_.size() && !write_waiting_ && !flush_scheduled_ &&
-      count <= kBatch) {
+      !uring_pending_ && count <= kBatch) {
     return WriteNow(frames, count);
   }
   for (size_t i = 0; i < count; ++i) {
@@ -165,6 +172,25 @@ void WebSocketTransport::WriteNow(const Frame* frames, size_t count) {
   size_t sizes[kBatch];
   ssize_t sent;
   if (count == 1 && frames[0].bytes->size() <= kMaxWirePayload) {
+    edge::UringSends* uring = edge::UringSends::ForThisThread();
+    if (uring != nullptr && !uring->busy()) {
+      // The queued sends point into the wire: they go before it changes.
+      // Submitting tells their transports, which may write to this one:
+      // the write starts over.
+      if (uring->full() || (!uring->empty() && !WireHolds(frames[0]))) {
+        uring->Submit();
+        return Write(frames, count);
+      }
+      const std::string& bytes = WireBytes(frames[0]);
+      uring_pending_ = true;
+      uring->Queue(fd_, bytes.data(),
+                   {.owner = shared_from_this(),
+                    .content = frames[0].bytes,
+                    .sent = &WebSocketTransport::OnUringSent,
+                    .size = static_cast<uint32_t>(bytes.size()),
+                    .tag = frames[0].binary ? 1u : 0u});
+      return;
+    }
     const std::string& bytes = WireBytes(frames[0]);
     sizes[0] = bytes.size();
     do {
@@ -208,6 +234,27 @@ void WebSocketTransport::WriteNow(const Frame* frames, size_t count) {
   if (out_head_ < out_.size()) WaitWrite();
 }
 
+void WebSocketTransport::QueueUnsent(const Frame& frame, size_t sent) {
+  // In front of what was queued behind it meanwhile: none of that has been
+  // sent, it waited for this one.
+  out_.insert(out_.begin() + out_head_, {frame.bytes, frame.binary ? ws::kBinary : ws::kText});
+  out_offset_ = sent;
+  queued_bytes_ += frame.bytes->size();
+}
+
+void WebSocketTransport::OnUringSent(const edge::UringSends::Send& send, int result) {
+  auto* self = static_cast<WebSocketTransport*>(send.owner.get());
+  self->uring_pending_ = false;
+  if (self->socket_closed_) return;
+  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+    return self->Lost("transport error");
+  }
+  const auto sent = static_cast<size_t>(std::max(result, 0));
+  if (sent >= send.size) return;  // what was queued behind it leaves with the scheduled flush
+  self->QueueUnsent({send.content, send.tag != 0}, sent);
+  self->WaitWrite();
+}
+
 void WebSocketTransport::Enqueue(Outgoing out) {
   queued_bytes_ += out.bytes->size();
   out_.push_back(std::move(out));
@@ -227,7 +274,8 @@ void WebSocketTransport::FlushScheduled() {
   scheduled.running.swap(scheduled.pending);
   for (auto& transport : scheduled.running) {
     transport->flush_scheduled_ = false;
-    if (!transport->write_waiting_) transport->TrySend();
+    // A send still on the io_uring flushes the rest when it is done.
+    if (!transport->write_waiting_ && !transport->uring_pending_) transport->TrySend();
   }
   scheduled.running.clear();  // keeps its capacity for the next turn
 }
@@ -561,6 +609,12 @@ void WebSocketTransport::NotifyClosed(std::string_view reason) {
 
 void WebSocketTransport::CloseSocket() {
   if (socket_closed_) return;
+  // A send queued on the io_uring names the descriptor, which must not be
+  // closed (and reused) under it.
+  if (uring_pending_) {
+    if (edge::UringSends* uring = edge::UringSends::ForThisThread()) uring->Submit();
+    if (socket_closed_) return;
+  }
   socket_closed_ = true;
   timer_.reset();
   timer_waiting_ = false;

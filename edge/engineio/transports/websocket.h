@@ -14,6 +14,7 @@
 #include "edge/engineio/transport.h"
 #include "edge/engineio/websocket_frame.h"
 #include "edge/readiness_poller.h"
+#include "edge/uring_sends.h"
 
 namespace switchboard::eio {
 
@@ -67,8 +68,9 @@ class WebSocketTransport final : public Transport,
   // Messages no longer reach the listener.
   void CloseConnection(bool flush = true);
 
-  // The outermost WriteThrough scope of the thread ended: drops the frame
-  // kept for the scope's writes.
+  // The outermost WriteThrough scope of the thread ended: submits the sends
+  // queued on the thread's io_uring, then drops the frame kept for the
+  // scope's writes.
   static void ReleaseWire();
 
   // Since the start, all transports of the process: connections closed
@@ -91,9 +93,16 @@ class WebSocketTransport final : public Transport,
   // Queues `out`; it is written at the end of this turn of the event loop.
   void Enqueue(Outgoing out);
   static void FlushScheduled();
-  // Write() in a WriteThrough scope with nothing queued: sends now, queues
-  // the rest.
+  // Write() in a WriteThrough scope with nothing queued: sends now (or
+  // queues the send on the thread's io_uring, edge/uring_sends.h, submitted
+  // at the end of the scope), queues the rest.
   void WriteNow(const Frame* frames, size_t count);
+  // The io_uring send of WriteNow is done: `result` bytes of it went out
+  // (or -errno); the rest is queued.
+  static void OnUringSent(const edge::UringSends::Send& send, int result);
+  // Queues `frame`, of which the kernel took `sent` bytes (header
+  // included), in front of anything queued behind it.
+  void QueueUnsent(const Frame& frame, size_t sent);
   void TrySend();
   void WaitWrite();
   // Drops the queued frames not begun yet.
@@ -129,7 +138,10 @@ class WebSocketTransport final : public Transport,
   int fd_;
   uint32_t out_head_ = 0;  // first entry not fully sent
   uint32_t write_timeout_ms_;
-  uint8_t message_opcode_ = 0;
+  // A fragmented message's opcode (text or binary; 0: none), and whether a
+  // send is queued on the io_uring, not submitted yet: one byte for both.
+  uint8_t message_opcode_ : 4 = 0;
+  uint8_t uring_pending_ : 1 = 0;
   bool watched_ = false;
   bool reading_ = false;        // reads wanted (attached, or closing)
   bool readable_ = false;       // input may be waiting (edge-triggered)

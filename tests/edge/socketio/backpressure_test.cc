@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "edge/socketio/server.h"
+#include "edge/uring_sends.h"
 #include "tests/edge/test_server.h"
 
 namespace switchboard {
@@ -23,9 +24,15 @@ constexpr size_t kBlobs = 1'500;  // 15 MB: far past kernel buffers and the boun
 constexpr size_t kQueueBound = 1u << 20;
 constexpr size_t kBatch = 4;  // 40 kB: below the volatile drop threshold
 
-class BackpressureTest : public ::testing::Test {
+// Each test twice: one send() per write, and the writes of a delivery walk
+// through io_uring (edge/uring_sends.h), where the kernel allows it.
+class BackpressureTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
+    if (GetParam()) {
+      if (absl::Status uring = edge::UringSends::Probe(); !uring.ok()) GTEST_SKIP() << uring;
+    }
+    edge::UringSends::Enable(GetParam());
     eio::Options options;
     options.max_send_queue_bytes = kQueueBound;
     options.volatile_drop_bytes = 64 * 1024;
@@ -59,7 +66,10 @@ class BackpressureTest : public ::testing::Test {
     server_->Start();
   }
 
-  void TearDown() override { server_.reset(); }
+  void TearDown() override {
+    server_.reset();
+    edge::UringSends::Enable(false);
+  }
 
   // Drives the flood batch by batch, reading each; returns the indices read.
   static std::vector<size_t> Flood(BlockingClient& client, bool is_volatile) {
@@ -107,7 +117,7 @@ class BackpressureTest : public ::testing::Test {
   std::vector<std::string> reasons_;
 };
 
-TEST_F(BackpressureTest, SlowClientIsDisconnectedOthersGetEverything) {
+TEST_P(BackpressureTest, SlowClientIsDisconnectedOthersGetEverything) {
   BlockingClient slow(server_->port(), true);
   BlockingClient fast(server_->port(), false);
   slow.Call(R"(["join"])");
@@ -121,7 +131,7 @@ TEST_F(BackpressureTest, SlowClientIsDisconnectedOthersGetEverything) {
   EXPECT_EQ(Reasons(), std::vector<std::string>{"send queue overflow"});
 }
 
-TEST_F(BackpressureTest, VolatilePacketsToABusyClientAreDroppedNotQueued) {
+TEST_P(BackpressureTest, VolatilePacketsToABusyClientAreDroppedNotQueued) {
   BlockingClient slow(server_->port(), true);
   BlockingClient fast(server_->port(), false);
   slow.Call(R"(["join"])");
@@ -134,10 +144,15 @@ TEST_F(BackpressureTest, VolatilePacketsToABusyClientAreDroppedNotQueued) {
   EXPECT_LT(slow_got.size(), kBlobs);
   EXPECT_TRUE(std::is_sorted(slow_got.begin(), slow_got.end()));
   EXPECT_EQ(fast_got.size(), kBlobs);  // never behind: nothing dropped
-  slow.Call(R"(["join"])");  // still served
+  slow.Call(R"(["join"])");            // still served
   EXPECT_EQ(server_->io().Of("/").SocketCount(), 2u);
   EXPECT_TRUE(Reasons().empty());
 }
+
+INSTANTIATE_TEST_SUITE_P(Sends, BackpressureTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "IoUring" : "Send";
+                         });
 
 }  // namespace
 }  // namespace switchboard

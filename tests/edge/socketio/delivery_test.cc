@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "edge/socketio/server.h"
+#include "edge/uring_sends.h"
 #include "tests/edge/test_server.h"
 
 namespace switchboard {
@@ -23,25 +24,45 @@ using testing_support::BlockingClient;
 using testing_support::JoinRoom;
 using testing_support::TestServer;
 
-class DeliveryTest : public ::testing::Test {
+// Each test twice: one send() per write, and the writes of a delivery walk
+// through io_uring (edge/uring_sends.h), where the kernel allows it.
+class DeliveryTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
+    if (GetParam()) {
+      if (absl::Status uring = edge::UringSends::Probe(); !uring.ok()) GTEST_SKIP() << uring;
+    }
+    edge::UringSends::Enable(GetParam());
+    uring_sends_before_ = edge::UringSends::sends();
     eio::Options options;
     options.max_send_queue_bytes = 64u << 20;  // the slow reader below stays connected
     server_ = std::make_unique<TestServer>(options);
     testing_support::AddJoinLeaveHandlers(server_->io().Of("/"));
     server_->Start();
   }
-  void TearDown() override { server_.reset(); }
+  void TearDown() override {
+    server_.reset();
+    edge::UringSends::Enable(false);
+  }
+
+  // Paced single-frame packets are written during the walk: through
+  // io_uring when it is on. (A packet with attachments is several frames:
+  // one sendmsg.)
+  void ExpectIoUringUsedIfOn() {
+    if (GetParam()) {
+      EXPECT_GT(edge::UringSends::sends(), uring_sends_before_) << "no write went through io_uring";
+    }
+  }
 
   sio::Namespace& nsp() { return server_->io().Of("/"); }
 
   std::unique_ptr<TestServer> server_;
+  uint64_t uring_sends_before_ = 0;
 };
 
 std::string Numbered(int i) { return R"(42["n",)" + std::to_string(i) + "]"; }
 
-TEST_F(DeliveryTest, PacedAndBurstBroadcastsReachClientsOnBothShardsInOrder) {
+TEST_P(DeliveryTest, PacedAndBurstBroadcastsReachClientsOnBothShardsInOrder) {
   constexpr int kClients = 6;  // accepted round robin: three per shard
   constexpr int kPaced = 20;
   constexpr int kBurst = 200;
@@ -58,9 +79,10 @@ TEST_F(DeliveryTest, PacedAndBurstBroadcastsReachClientsOnBothShardsInOrder) {
   for (auto& client : clients) {
     for (int i = 0; i < kPaced + kBurst; ++i) ASSERT_EQ(client->Read(), Numbered(i));
   }
+  ExpectIoUringUsedIfOn();
 }
 
-TEST_F(DeliveryTest, BinaryAttachmentsFollowTheirPacketWhenPaced) {
+TEST_P(DeliveryTest, BinaryAttachmentsFollowTheirPacketWhenPaced) {
   BlockingClient a(server_->port());
   BlockingClient b(server_->port());
   JoinRoom(a, "room");
@@ -79,7 +101,7 @@ TEST_F(DeliveryTest, BinaryAttachmentsFollowTheirPacketWhenPaced) {
   }
 }
 
-TEST_F(DeliveryTest, WhatTheKernelDoesNotTakeIsQueuedAndArrivesWholeInOrder) {
+TEST_P(DeliveryTest, WhatTheKernelDoesNotTakeIsQueuedAndArrivesWholeInOrder) {
   constexpr int kBlobs = 40;
   // 3 MB in all, past the kernel buffers; sizes on either side of the one-buffer
   // write (64 KiB).
@@ -102,7 +124,13 @@ TEST_F(DeliveryTest, WhatTheKernelDoesNotTakeIsQueuedAndArrivesWholeInOrder) {
     }
   }
   EXPECT_EQ(nsp().SocketCount(), 2u);  // nobody was disconnected
+  ExpectIoUringUsedIfOn();
 }
+
+INSTANTIATE_TEST_SUITE_P(Sends, DeliveryTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "IoUring" : "Send";
+                         });
 
 }  // namespace
 }  // namespace switchboard
