@@ -119,14 +119,22 @@ void UringSends::Submit() {
     }
   }
   // Each submitted send completes once, during the submit (MSG_DONTWAIT);
-  // one never submitted keeps -ECANCELED: its connection is lost.
+  // one never submitted (or never reaped) keeps -ECANCELED: its connection
+  // is lost.
   size_t seen = 0;
   while (seen < submitted) {
     io_uring_cqe* cqes[64];
     unsigned n = io_uring_peek_batch_cqe(&ring_->ring, cqes, 64);
     if (n == 0) {
       io_uring_cqe* cqe = nullptr;
-      if (io_uring_wait_cqe(&ring_->ring, &cqe) < 0) break;
+      int rc = io_uring_wait_cqe(&ring_->ring, &cqe);
+      if (rc == -EINTR || rc == -EAGAIN) continue;
+      if (rc < 0) {
+        // Completions still owed would name the next submit's entries: this
+        // ring is not used again.
+        ring_->broken = true;
+        break;
+      }
       continue;
     }
     for (unsigned i = 0; i < n; ++i) {

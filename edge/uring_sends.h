@@ -48,8 +48,8 @@ class UringSends {
   // Sends that went through io_uring since the start, all threads.
   static uint64_t sends();
   // This thread's batcher, made on the first call; null when off, when the
-  // ring could not be made, or after the kernel refused a submit (its
-  // queued sends then failed: their connections are lost).
+  // ring could not be made, or after the kernel refused a submit or a wait
+  // (the sends it could not finish failed: their connections are lost).
   static UringSends* ForThisThread();
 
   ~UringSends();
@@ -64,7 +64,7 @@ class UringSends {
   // Sends everything queued, then tells each owner, in queue order.
   void Submit();
   bool empty() const { return pending_.empty(); }
-  // Inside Submit (telling the listeners): nothing may be queued now.
+  // Inside Submit (telling the owners): nothing may be queued now.
   bool busy() const { return submitting_; }
 
  private:
