@@ -28,21 +28,16 @@ uint64_t UringSends::sends() { return sent_total.load(std::memory_order_relaxed)
 
 namespace {
 
-// Sends queued before a submit: a walk of thousands of clients takes a few
-// io_uring_enter calls. (The completion queue is twice as large, so it
-// never overflows.)
-constexpr unsigned kEntries = 1024;
-
 // One thread submits, and its completions wait for it to ask (they are reaped
 // right after the submit that made them): no task work interrupts it.
 // Without those flags on a kernel older than them.
 int MakeRing(io_uring& ring) {
   io_uring_params params{};
   params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
-  int rc = io_uring_queue_init_params(kEntries, &ring, &params);
+  int rc = io_uring_queue_init_params(UringSends::kEntries, &ring, &params);
   if (rc != -EINVAL) return rc;
   params = io_uring_params{};
-  return io_uring_queue_init_params(kEntries, &ring, &params);
+  return io_uring_queue_init_params(UringSends::kEntries, &ring, &params);
 }
 
 }  // namespace
@@ -59,8 +54,6 @@ struct UringSends::Ring {
     if (made) io_uring_queue_exit(&ring);
   }
 };
-
-bool UringSends::Built() { return true; }
 
 absl::Status UringSends::Probe() {
   io_uring ring{};
@@ -88,10 +81,10 @@ UringSends* UringSends::ForThisThread() {
   return slot.sends.get();
 }
 
-UringSends::UringSends(std::unique_ptr<Ring> ring) : ring_(std::move(ring)), capacity_(kEntries) {
-  pending_.reserve(kEntries);
-  running_.reserve(kEntries);
-  ring_->results.reserve(kEntries);
+UringSends::UringSends(std::unique_ptr<Ring> ring) : ring_(std::move(ring)) {
+  pending_.reserve(UringSends::kEntries);
+  running_.reserve(UringSends::kEntries);
+  ring_->results.reserve(UringSends::kEntries);
 }
 
 UringSends::~UringSends() { Submit(); }
@@ -155,7 +148,6 @@ void UringSends::Submit() {
 
 struct UringSends::Ring {};
 
-bool UringSends::Built() { return false; }
 absl::Status UringSends::Probe() {
   return absl::UnimplementedError("built without liburing (scripts/setup installs liburing-dev)");
 }

@@ -22,6 +22,11 @@ namespace switchboard::edge {
 // then null and the caller sends as before.
 class UringSends {
  public:
+  // Sends queued before a submit: a walk of thousands of clients takes a
+  // few io_uring_enter calls. (The completion queue is twice as large, so
+  // it never overflows.)
+  static constexpr unsigned kEntries = 1024;
+
   struct Send;
   // Told of a send inside Submit: `result` is the bytes the kernel took, or
   // -errno. (A function, not an interface: a connection carries no extra
@@ -37,8 +42,6 @@ class UringSends {
     uint32_t tag = 0;   // the owner's own
   };
 
-  // Whether this build has io_uring at all (liburing).
-  static bool Built();
   // Makes and drops one ring: whether this process may use io_uring (to say
   // so at start; a thread that cannot make its ring later sends as before).
   static absl::Status Probe();
@@ -60,7 +63,7 @@ class UringSends {
   // descriptor must stay valid until Submit.
   void Queue(int fd, const void* data, Send send);
   // Submit before the next Queue.
-  bool full() const { return pending_.size() >= capacity_; }
+  bool full() const { return pending_.size() >= kEntries; }
   // Sends everything queued, then tells each owner, in queue order.
   void Submit();
   bool empty() const { return pending_.empty(); }
@@ -72,7 +75,6 @@ class UringSends {
   explicit UringSends(std::unique_ptr<Ring> ring);
 
   std::unique_ptr<Ring> ring_;
-  size_t capacity_ = 0;
   std::vector<Send> pending_;
   std::vector<Send> running_;  // the ones being told, inside Submit
   // An OnSent that closes a socket may call Submit again.

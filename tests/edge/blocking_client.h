@@ -27,34 +27,36 @@ class RetryingSocket {
 
   template <typename Buffers>
   size_t read_some(const Buffers& buffers, boost::system::error_code& ec) {
-    for (;;) {
-      size_t n = socket_.read_some(buffers, ec);
-      if (ec != boost::asio::error::interrupted) return n;
-    }
+    return Retried([&] { return socket_.read_some(buffers, ec); }, ec);
   }
   template <typename Buffers>
   size_t read_some(const Buffers& buffers) {
     boost::system::error_code ec;
-    size_t n = read_some(buffers, ec);
-    if (ec) throw boost::system::system_error(ec);
-    return n;
+    return Thrown(read_some(buffers, ec), ec);
   }
   template <typename Buffers>
   size_t write_some(const Buffers& buffers, boost::system::error_code& ec) {
-    for (;;) {
-      size_t n = socket_.write_some(buffers, ec);
-      if (ec != boost::asio::error::interrupted) return n;
-    }
+    return Retried([&] { return socket_.write_some(buffers, ec); }, ec);
   }
   template <typename Buffers>
   size_t write_some(const Buffers& buffers) {
     boost::system::error_code ec;
-    size_t n = write_some(buffers, ec);
+    return Thrown(write_some(buffers, ec), ec);
+  }
+
+ private:
+  template <typename Call>
+  static size_t Retried(Call call, boost::system::error_code& ec) {
+    for (;;) {
+      size_t n = call();
+      if (ec != boost::asio::error::interrupted) return n;
+    }
+  }
+  static size_t Thrown(size_t n, const boost::system::error_code& ec) {
     if (ec) throw boost::system::system_error(ec);
     return n;
   }
 
- private:
   tcp::socket socket_;
 };
 
