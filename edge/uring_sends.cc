@@ -96,6 +96,24 @@ void UringSends::Queue(int fd, const void* data, Send send) {
   pending_.push_back(std::move(send));
 }
 
+UringSends::Message* UringSends::NextMessage() {
+  if (messages_lent_ >= kMessages) return nullptr;
+  // Not value-initialised: the pages are touched only as messages are used.
+  if (!messages_) messages_.reset(new Message[kMessages]);
+  return &messages_[messages_lent_];
+}
+
+void UringSends::QueueMessage(int fd, Message* message, size_t iov_count, Send send) {
+  ++messages_lent_;
+  message->header = msghdr{};
+  message->header.msg_iov = message->iov;
+  message->header.msg_iovlen = iov_count;
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_->ring);
+  io_uring_prep_sendmsg(sqe, fd, &message->header, MSG_NOSIGNAL | MSG_DONTWAIT);
+  io_uring_sqe_set_data64(sqe, pending_.size());
+  pending_.push_back(std::move(send));
+}
+
 void UringSends::Submit() {
   if (submitting_ || pending_.empty()) return;
   submitting_ = true;
@@ -138,6 +156,8 @@ void UringSends::Submit() {
     seen += n;
   }
   sent_total.fetch_add(submitted, std::memory_order_relaxed);
+  // The kernel is done with the messages (a sendmsg copies its buffers).
+  messages_lent_ = 0;
   running_.swap(pending_);
   for (size_t i = 0; i < count; ++i) running_[i].sent(running_[i], results[i]);
   running_.clear();
@@ -155,6 +175,8 @@ UringSends* UringSends::ForThisThread() { return nullptr; }
 UringSends::UringSends(std::unique_ptr<Ring> ring) : ring_(std::move(ring)) {}
 UringSends::~UringSends() = default;
 void UringSends::Queue(int, const void*, Send) {}
+UringSends::Message* UringSends::NextMessage() { return nullptr; }
+void UringSends::QueueMessage(int, Message*, size_t, Send) {}
 void UringSends::Submit() {}
 
 #endif

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -62,6 +65,25 @@ class UringSends {
   // Queues send(fd, data, send.size); not when full(). `data` and the
   // descriptor must stay valid until Submit.
   void Queue(int fd, const void* data, Send send);
+
+  // Gathered buffers for one sendmsg (a connection's queued frames), lent
+  // until the next Submit: the caller points iov at its bytes, may keep small
+  // ones of its own (frame headers) in scratch, and queues it.
+  static constexpr size_t kMessageIov = 16;
+  static constexpr size_t kMessageScratch = 128;
+  static constexpr unsigned kMessages = 256;
+  struct Message {
+    msghdr header;
+    iovec iov[kMessageIov];
+    uint8_t scratch[kMessageScratch];
+  };
+  // A message to fill, or null when all are lent (Submit first) or there is
+  // no ring.
+  Message* NextMessage();
+  // Queues sendmsg(fd, message's first `iov_count` buffers): `message` is the
+  // one NextMessage returned; not when full(). The buffers and the
+  // descriptor must stay valid until Submit.
+  void QueueMessage(int fd, Message* message, size_t iov_count, Send send);
   // Submit before the next Queue.
   bool full() const { return pending_.size() >= kEntries; }
   // Sends everything queued, then tells each owner, in queue order.
@@ -77,6 +99,9 @@ class UringSends {
   std::unique_ptr<Ring> ring_;
   std::vector<Send> pending_;
   std::vector<Send> running_;  // the ones being told, inside Submit
+  // kMessages, made on first use; the first messages_lent_ are queued.
+  std::unique_ptr<Message[]> messages_;
+  unsigned messages_lent_ = 0;
   // An OnSent that closes a socket may call Submit again.
   bool submitting_ = false;
 };

@@ -272,64 +272,130 @@ void WebSocketTransport::FlushScheduled() {
   ScheduledFlushes& scheduled = Scheduled();
   scheduled.posted = false;
   scheduled.running.swap(scheduled.pending);
+  edge::UringSends* uring = edge::UringSends::ForThisThread();
+  if (uring != nullptr && uring->busy()) uring = nullptr;
   for (auto& transport : scheduled.running) {
     transport->flush_scheduled_ = false;
     // A send still on the io_uring flushes the rest when it is done.
-    if (!transport->write_waiting_ && !transport->uring_pending_) transport->TrySend();
+    if (transport->write_waiting_ || transport->uring_pending_) continue;
+    if (uring == nullptr || !transport->FlushOnRing(*uring)) transport->TrySend();
   }
+  // Each client's sendmsg leaves in a few io_uring_enter calls for the turn.
+  if (uring != nullptr) uring->Submit();
   scheduled.running.clear();  // keeps its capacity for the next turn
 }
 
+bool WebSocketTransport::FlushOnRing(edge::UringSends& uring) {
+  if (out_head_ == out_.size() || socket_closed_) return false;
+  if (uring.full()) uring.Submit();
+  edge::UringSends::Message* message = uring.NextMessage();
+  if (message == nullptr) {
+    uring.Submit();
+    message = uring.NextMessage();
+    if (message == nullptr) return false;
+  }
+  static_assert(2 * kRingFrames <= edge::UringSends::kMessageIov);
+  static_assert(kRingFrames * ws::kMaxServerHeader <= edge::UringSends::kMessageScratch);
+  size_t bytes = 0;
+  bool all = false;
+  size_t count = GatherQueued(message->iov,
+                              reinterpret_cast<uint8_t(*)[ws::kMaxServerHeader]>(message->scratch),
+                              kRingFrames, &bytes, &all);
+  // A longer queue leaves in sendmsg calls of kBatch frames (a burst, which
+  // gathering already makes cheap).
+  if (!all) return false;
+  // The frames stay queued (their bytes held) until the send is done.
+  uring_pending_ = true;
+  uring.QueueMessage(fd_, message, count,
+                     {.owner = shared_from_this(),
+                      .content = nullptr,
+                      .sent = &WebSocketTransport::OnUringFlushed,
+                      .size = static_cast<uint32_t>(bytes)});
+  return true;
+}
+
+void WebSocketTransport::OnUringFlushed(const edge::UringSends::Send& send, int result) {
+  auto* self = static_cast<WebSocketTransport*>(send.owner.get());
+  self->uring_pending_ = false;
+  if (self->socket_closed_) return;
+  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+    return self->Lost("transport error");
+  }
+  const auto sent = static_cast<size_t>(std::max(result, 0));
+  self->RetireSent(sent);
+  if (sent < send.size) return self->WaitWrite();
+  // Frames queued meanwhile go now; an empty queue is tidied up.
+  self->TrySend();
+}
+
+size_t WebSocketTransport::GatherQueued(iovec* iov, uint8_t (*headers)[ws::kMaxServerHeader],
+                                        size_t max_frames, size_t* bytes, bool* all) const {
+  size_t count = 0;
+  size_t total = 0;
+  size_t skip = out_offset_;
+  size_t i = out_head_;
+  for (size_t k = 0; i < out_.size() && k < max_frames; ++i, ++k) {
+    const Outgoing& o = out_[i];
+    size_t header = o.opcode == kRaw ? 0
+                                     : ws::EncodeServerHeader(static_cast<ws::Opcode>(o.opcode),
+                                                              o.bytes->size(), headers[k]);
+    // The first entry may be partly sent already: skip those bytes.
+    size_t from_header = std::min(skip, header);
+    if (header > from_header) iov[count++] = {headers[k] + from_header, header - from_header};
+    total += header - from_header;
+    skip -= from_header;
+    if (o.bytes->size() > skip) {
+      iov[count++] = {const_cast<char*>(o.bytes->data()) + skip, o.bytes->size() - skip};
+      total += o.bytes->size() - skip;
+    }
+    skip = 0;
+  }
+  *bytes = total;
+  *all = i == out_.size();
+  return count;
+}
+
+void WebSocketTransport::RetireSent(size_t sent) {
+  auto left = sent;
+  while (left > 0) {
+    const Outgoing& o = out_[out_head_];
+    size_t total =
+        (o.opcode == kRaw ? 0 : ws::ServerHeaderSize(o.bytes->size())) + o.bytes->size();
+    size_t rest = total - out_offset_;
+    if (left < rest) {
+      out_offset_ += left;
+      break;
+    }
+    left -= rest;
+    queued_bytes_ -= o.bytes->size();
+    out_[out_head_].bytes.reset();
+    ++out_head_;
+    out_offset_ = 0;
+  }
+  if (out_head_ >= 64 && out_head_ * 2 >= out_.size()) {
+    out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_head_));
+    out_head_ = 0;
+  }
+}
+
 void WebSocketTransport::TrySend() {
+  // The queue's head is on the io_uring: its completion sends the rest.
+  if (uring_pending_) return;
   while (out_head_ < out_.size() && !socket_closed_) {
     iovec iov[2 * kBatch];
     uint8_t headers[kBatch][ws::kMaxServerHeader];
-    int count = 0;
-    size_t skip = out_offset_;
-    for (size_t i = out_head_, k = 0; i < out_.size() && k < kBatch; ++i, ++k) {
-      const Outgoing& o = out_[i];
-      size_t header = o.opcode == kRaw ? 0
-                                       : ws::EncodeServerHeader(static_cast<ws::Opcode>(o.opcode),
-                                                                o.bytes->size(), headers[k]);
-      // The first entry may be partly sent already: skip those bytes.
-      size_t from_header = std::min(skip, header);
-      if (header > from_header) iov[count++] = {headers[k] + from_header, header - from_header};
-      skip -= from_header;
-      if (o.bytes->size() > skip) {
-        iov[count++] = {const_cast<char*>(o.bytes->data()) + skip, o.bytes->size() - skip};
-      }
-      skip = 0;
-    }
+    size_t bytes = 0;
+    bool all = false;
     msghdr msg{};
     msg.msg_iov = iov;
-    msg.msg_iovlen = count;
+    msg.msg_iovlen = GatherQueued(iov, headers, kBatch, &bytes, &all);
     ssize_t sent = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
     if (sent < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return WaitWrite();
       return Lost("transport error");
     }
-    // Retire what went out.
-    auto left = static_cast<size_t>(sent);
-    while (left > 0) {
-      const Outgoing& o = out_[out_head_];
-      size_t total =
-          (o.opcode == kRaw ? 0 : ws::ServerHeaderSize(o.bytes->size())) + o.bytes->size();
-      size_t rest = total - out_offset_;
-      if (left < rest) {
-        out_offset_ += left;
-        break;
-      }
-      left -= rest;
-      queued_bytes_ -= o.bytes->size();
-      out_[out_head_].bytes.reset();
-      ++out_head_;
-      out_offset_ = 0;
-    }
-    if (out_head_ >= 64 && out_head_ * 2 >= out_.size()) {
-      out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_head_));
-      out_head_ = 0;
-    }
+    RetireSent(static_cast<size_t>(sent));
   }
   if (out_head_ < out_.size() || socket_closed_) return;
   // Drained: give back what a burst made the queue grow to.
@@ -410,6 +476,12 @@ void WebSocketTransport::CloseConnection(bool flush) {
 }
 
 void WebSocketTransport::DropUnsent() {
+  // Frames on the io_uring are begun: their send finishes first. (Inside
+  // a submit, before this transport is told, nothing is dropped.)
+  if (uring_pending_) {
+    if (edge::UringSends* uring = edge::UringSends::ForThisThread()) uring->Submit();
+    if (uring_pending_) return;
+  }
   // A frame already begun is kept: the stream must stay well framed.
   size_t keep = out_head_ + (out_offset_ > 0 ? 1 : 0);
   for (size_t i = keep; i < out_.size(); ++i) queued_bytes_ -= out_[i].bytes->size();

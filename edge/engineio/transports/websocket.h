@@ -103,6 +103,20 @@ class WebSocketTransport final : public Transport,
   // Queues `frame`, of which the kernel took `sent` bytes (header
   // included), in front of anything queued behind it.
   void QueueUnsent(const Frame& frame, size_t sent);
+  // The scheduled flush of a transport with nothing on the io_uring: its
+  // queue in one sendmsg queued on the ring, when the queue fits in one
+  // (kRingFrames); false if it does not (the caller sends it itself).
+  bool FlushOnRing(edge::UringSends& uring);
+  static void OnUringFlushed(const edge::UringSends::Send& send, int result);
+  static constexpr size_t kRingFrames = 8;
+  // Points iov at the queued frames from the head on (the first may be
+  // partly sent), at most `max_frames`, their headers encoded into
+  // `headers`: the number of buffers; `*bytes` their total size, `*all`
+  // whether they reach the end of the queue.
+  size_t GatherQueued(iovec* iov, uint8_t (*headers)[ws::kMaxServerHeader], size_t max_frames,
+                      size_t* bytes, bool* all) const;
+  // The kernel took `sent` bytes from the head of the queue.
+  void RetireSent(size_t sent);
   void TrySend();
   void WaitWrite();
   // Drops the queued frames not begun yet.
