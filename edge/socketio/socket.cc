@@ -4,6 +4,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
 #include <cstdint>
+#include <utility>
 
 #include "edge/ids.h"
 #include "edge/socketio/ack_event.h"
@@ -45,7 +46,8 @@ void FreeList(std::unique_ptr<Ack> head) {
 }  // namespace
 
 Socket::Socket(std::shared_ptr<Client> client, Namespace& nsp, std::string id, Json auth)
-    : client_(std::move(client)), nsp_(nsp), id_(std::move(id)), auth_(std::move(auth)) {
+    : client_(std::move(client)), nsp_(nsp), id_(std::move(id)) {
+  if (!auth.is_null()) extras().auth = std::move(auth);
   auto now = eio::RateClock::now();
   events_ = eio::TokenBucket(nsp_.limits().event_rate.rate, now);
   last_notice_ = now - std::chrono::hours(1);
@@ -54,7 +56,48 @@ Socket::Socket(std::shared_ptr<Client> client, Namespace& nsp, std::string id, J
 
 const Json& Socket::auth() const {
   static const Json kNone = Json::object();
-  return auth_.is_null() ? kNone : auth_;
+  return extras_ && !extras_->auth.is_null() ? extras_->auth : kNone;
+}
+
+Json& Socket::data() {
+  Json& data = extras().data;
+  if (data.is_null()) data = Json::object();  // made when first used
+  return data;
+}
+
+const std::string& Socket::user_id() const {
+  static const std::string kAnonymous;
+  return extras_ ? extras_->user_id : kAnonymous;
+}
+
+void Socket::SetUserId(std::string user_id) {
+  if (connected_ || (!extras_ && user_id.empty())) return;
+  extras().user_id = std::move(user_id);
+}
+
+const Json& Socket::claims() const {
+  static const Json kNone;
+  return extras_ ? extras_->claims : kNone;
+}
+
+void Socket::SetClaims(Json claims) {
+  if (connected_ || (!extras_ && claims.is_null())) return;
+  extras().claims = std::move(claims);
+}
+
+const std::string& Socket::pid() const {
+  static const std::string kNone;
+  return extras_ ? extras_->pid : kNone;
+}
+
+void Socket::SetPid(std::string pid) {
+  if (!extras_ && pid.empty()) return;
+  extras().pid = std::move(pid);
+}
+
+void Socket::SetStartOffset(uint64_t offset) {
+  if (!extras_ && offset == 0) return;
+  extras().start_offset = offset;
 }
 
 Socket::~Socket() { FreeList(std::move(pending_acks_)); }
@@ -65,15 +108,12 @@ std::string_view Socket::transport() const { return client_->transport(); }
 
 void Socket::JoinOnConnect(std::string room) {
   if (connected_) return;
-  if (!initial_rooms_) initial_rooms_ = std::make_unique<std::vector<std::string>>();
-  initial_rooms_->push_back(std::move(room));
+  extras().initial_rooms.push_back(std::move(room));
 }
 
 std::vector<std::string> Socket::TakeInitialRooms() {
-  if (!initial_rooms_) return {};
-  std::vector<std::string> rooms = std::move(*initial_rooms_);
-  initial_rooms_.reset();
-  return rooms;
+  if (!extras_) return {};
+  return std::exchange(extras_->initial_rooms, {});
 }
 
 void Socket::SendPacket(const Packet& packet) {
@@ -296,28 +336,34 @@ MovedSocketState Socket::ExportState() const {
   MovedSocketState state;
   state.nsp = nsp_.name();
   state.id = id_;
-  state.user_id = user_id_;
-  state.claims = claims_;
-  state.data = data_;
-  state.auth = auth_;
+  if (extras_) {
+    state.user_id = extras_->user_id;
+    state.claims = extras_->claims;
+    state.data = extras_->data;
+    state.auth = extras_->auth;
+    state.pid = extras_->pid;
+    state.start_offset = extras_->start_offset;
+  }
   state.rooms = rooms_;
   state.in_own_room = in_own_room_;
   state.next_ack_id = next_ack_id_;
-  state.pid = pid_;
-  state.start_offset = start_offset_;
   return state;
 }
 
 void Socket::RestoreState(MovedSocketState&& state) {
-  user_id_ = std::move(state.user_id);
-  claims_ = std::move(state.claims);
-  data_ = std::move(state.data);
-  auth_ = std::move(state.auth);
+  if (extras_ || !state.user_id.empty() || !state.claims.is_null() || !state.data.is_null() ||
+      !state.auth.is_null() || !state.pid.empty() || state.start_offset != 0) {
+    Extras& extras = this->extras();
+    extras.user_id = std::move(state.user_id);
+    extras.claims = std::move(state.claims);
+    extras.data = std::move(state.data);
+    extras.auth = std::move(state.auth);
+    extras.pid = std::move(state.pid);
+    extras.start_offset = state.start_offset;
+  }
   rooms_ = std::move(state.rooms);
   in_own_room_ = state.in_own_room;
   next_ack_id_ = state.next_ack_id;
-  pid_ = std::move(state.pid);
-  start_offset_ = state.start_offset;
 }
 
 void Socket::OnClosed(std::string_view reason) {

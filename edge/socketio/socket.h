@@ -45,21 +45,14 @@ class Socket : public std::enable_shared_from_this<Socket> {
   bool connected() const { return connected_; }
 
   // Application data kept on the socket (e.g. claims); an object.
-  Json& data() {
-    if (data_.is_null()) data_ = Json::object();  // made when first used
-    return data_;
-  }
+  Json& data();
   // The authenticated user ("" for anonymous sockets). Set by middleware,
   // before the socket is connected; ignored afterwards.
-  const std::string& user_id() const { return user_id_; }
-  void SetUserId(std::string user_id) {
-    if (!connected_) user_id_ = std::move(user_id);
-  }
+  const std::string& user_id() const;
+  void SetUserId(std::string user_id);
   // Verified token claims kept on the socket (null: none). Set like the user id.
-  const Json& claims() const { return claims_; }
-  void SetClaims(Json claims) {
-    if (!connected_) claims_ = std::move(claims);
-  }
+  const Json& claims() const;
+  void SetClaims(Json claims);
 
   // Rooms to join as the socket connects (after the membership observer
   // hears of the connection, before the connection handler runs). Set by
@@ -107,16 +100,16 @@ class Socket : public std::enable_shared_from_this<Socket> {
   // its namespace has none), whether it was restored, and the last log
   // offset a restore replayed (live deliveries up to it are skipped: the
   // replay sent them).
-  const std::string& pid() const { return pid_; }
-  void SetPid(std::string pid) { pid_ = std::move(pid); }
+  const std::string& pid() const;
+  void SetPid(std::string pid);
   bool recovered() const { return recovered_; }
-  uint64_t replayed_through() const { return replayed_through_; }
+  uint64_t replayed_through() const { return extras_ ? extras_->replayed_through : 0; }
   void MarkRecovered(uint64_t replayed_through) {
     recovered_ = true;
-    replayed_through_ = replayed_through;
+    extras().replayed_through = replayed_through;
   }
-  uint64_t start_offset() const { return start_offset_; }
-  void SetStartOffset(uint64_t offset) { start_offset_ = offset; }
+  uint64_t start_offset() const { return extras_ ? extras_->start_offset : 0; }
+  void SetStartOffset(uint64_t offset);
   // A restore takes over the previous session's id (before it connects).
   void SetIdForRestore(std::string id) {
     if (!connected_) id_ = std::move(id);
@@ -151,17 +144,26 @@ class Socket : public std::enable_shared_from_this<Socket> {
   bool in_own_room_ = false;
   bool recovered_ = false;
   std::string id_;
-  std::string pid_;  // empty unless the namespace recovers sessions
-  uint64_t replayed_through_ = 0;
-  uint64_t start_offset_ = 0;
-  Json auth_;  // null: none sent (an empty object costs an allocation)
-  Json data_;  // null until data() is first called
-  std::string user_id_;
-  Json claims_;
   // Rooms joined, without the own id room (implicit: in_own_room_).
   std::vector<std::string> rooms_;
-  // JoinOnConnect's rooms; allocated only if a middleware asks for some.
-  std::unique_ptr<std::vector<std::string>> initial_rooms_;
+  // What many sockets never set, made on the first set: an anonymous
+  // socket that sent no auth payload and recovers nothing holds a null
+  // pointer instead of ~130 bytes.
+  struct Extras {
+    Json auth;  // null: none sent
+    Json data;  // null until data() is first called
+    std::string user_id;
+    Json claims;
+    std::string pid;  // empty unless the namespace recovers sessions
+    uint64_t replayed_through = 0;
+    uint64_t start_offset = 0;
+    std::vector<std::string> initial_rooms;  // JoinOnConnect's
+  };
+  Extras& extras() {
+    if (!extras_) extras_ = std::make_unique<Extras>();
+    return *extras_;
+  }
+  std::unique_ptr<Extras> extras_;
   uint64_t next_ack_id_ = 0;
   struct PendingAck;
   // Acks awaited, oldest first (a list: usually empty, costs one pointer).
