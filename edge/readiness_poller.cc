@@ -4,12 +4,18 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <boost/asio/post.hpp>
+
+#include "edge/uring_sends.h"
+
 namespace switchboard::edge {
 namespace net = boost::asio;
 
 namespace {
 // Events taken per epoll_wait; more stay queued for the next turn.
 constexpr int kBatch = 256;
+// A batch this large means the shard is busy: Drain looks again soon.
+constexpr int kBusyBatch = 4;
 
 net::io_context& AsIoContext(net::execution_context& context) {
   // Every shard runs an io_context; the service is only made through Of().
@@ -85,7 +91,8 @@ void ReadinessPoller::Remove(int fd, Listener* listener) {
 }
 
 void ReadinessPoller::Arm() {
-  if (armed_ || stopped_) return;
+  // A posted Drain arms when it finds the set quiet.
+  if (armed_ || stopped_ || drain_posted_) return;
   armed_ = true;
   watch_.async_wait(net::posix::stream_descriptor::wait_read,
                     [this](boost::system::error_code ec) {
@@ -101,10 +108,49 @@ void ReadinessPoller::Drain() {
   do {
     n = ::epoll_wait(epoll_fd_, events, kBatch, 0);
   } while (n < 0 && errno == EINTR);
+  in_batch_ = true;
   for (int i = 0; i < n; ++i) {
     static_cast<Listener*>(events[i].data.ptr)->OnReady(events[i].events);
   }
+  in_batch_ = false;
+  if (!reads_.empty()) RunReads();
+  // Busy (several sockets were ready): look again once the work this batch
+  // queued has run (the turn's flush first), instead of waiting on the set
+  // again, which costs an epoll_ctl each time (asio re-registers a
+  // descriptor for every wait). The first look that finds little waits.
+  if (n >= kBusyBatch && !stopped_) {
+    drain_posted_ = true;
+    net::post(ioc_, [this] {
+      drain_posted_ = false;
+      if (!stopped_) Drain();
+    });
+    return;
+  }
   Arm();
+}
+
+bool ReadinessPoller::QueueRead(int fd, Listener* listener, std::shared_ptr<void> keep_alive) {
+  if (!in_batch_ || reads_.size() >= kReadSlots) return false;
+  UringSends* uring = UringSends::ForThisThread();
+  if (uring == nullptr || uring->busy()) return false;
+  if (uring->full()) uring->Submit();
+  // Not value-initialised: a page is touched only when a read lands in it.
+  if (!read_buffers_) read_buffers_.reset(new char[kReadSlots * kReadBytes]);
+  if (reads_.capacity() < kReadSlots) reads_.reserve(kReadSlots);
+  const size_t slot = reads_.size();
+  reads_.push_back({listener, std::move(keep_alive), -ECANCELED});
+  uring->QueueRecv(fd, &read_buffers_[slot * kReadBytes], kReadBytes, &reads_[slot].result);
+  return true;
+}
+
+void ReadinessPoller::RunReads() {
+  // Reserved up front: the results' addresses are stable.
+  if (UringSends* uring = UringSends::ForThisThread()) uring->Submit();
+  for (size_t i = 0; i < reads_.size(); ++i) {
+    Read read = std::move(reads_[i]);
+    read.listener->OnRead(&read_buffers_[i * kReadBytes], read.result);
+  }
+  reads_.clear();
 }
 
 }  // namespace switchboard::edge

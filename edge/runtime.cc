@@ -3,6 +3,9 @@
 #include <boost/asio/post.hpp>
 #include <cstdio>
 #include <exception>
+#include <latch>
+
+#include "edge/uring_sends.h"
 
 namespace switchboard::edge {
 namespace {
@@ -55,13 +58,20 @@ void Runtime::Post(size_t shard, std::function<void()> fn) {
 }
 
 void Runtime::Start() {
+  // Each thread's io_uring (when enabled) is made before Start returns, not
+  // at its first read or write: its descriptor and memory are there from the
+  // start (a server that says it is listening holds all it holds idle).
+  std::latch rings_made(static_cast<std::ptrdiff_t>(shards_.size()));
   for (size_t i = 0; i < shards_.size(); ++i) {
-    threads_.emplace_back([this, i] {
+    threads_.emplace_back([this, i, &rings_made] {
       current_shard = static_cast<int>(i);
+      UringSends::ForThisThread();
+      rings_made.count_down();
       RunShard(*shards_[i]->ioc);
       current_shard = -1;
     });
   }
+  rings_made.wait();
 }
 
 void Runtime::Join() {

@@ -18,11 +18,13 @@ namespace {
 
 std::atomic<bool> enabled{false};
 std::atomic<uint64_t> sent_total{0};
+std::atomic<uint64_t> recv_total{0};
 
 }  // namespace
 
 void UringSends::Enable(bool on) { enabled.store(on, std::memory_order_relaxed); }
 uint64_t UringSends::sends() { return sent_total.load(std::memory_order_relaxed); }
+uint64_t UringSends::recvs() { return recv_total.load(std::memory_order_relaxed); }
 
 #ifdef SB_HAVE_IO_URING
 
@@ -96,6 +98,16 @@ void UringSends::Queue(int fd, const void* data, Send send) {
   pending_.push_back(std::move(send));
 }
 
+void UringSends::QueueRecv(int fd, void* buffer, uint32_t size, int* result) {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_->ring);
+  io_uring_prep_recv(sqe, fd, buffer, size, MSG_DONTWAIT);
+  io_uring_sqe_set_data64(sqe, pending_.size());
+  Send entry;
+  entry.size = size;
+  entry.result = result;
+  pending_.push_back(std::move(entry));
+}
+
 UringSends::Message* UringSends::NextMessage() {
   if (messages_lent_ >= kMessages) return nullptr;
   // Not value-initialised: the pages are touched only as messages are used.
@@ -155,11 +167,20 @@ void UringSends::Submit() {
     io_uring_cq_advance(&ring_->ring, n);
     seen += n;
   }
-  sent_total.fetch_add(submitted, std::memory_order_relaxed);
+  size_t recvs = 0;
+  for (size_t i = 0; i < submitted; ++i) recvs += pending_[i].sent == nullptr ? 1 : 0;
+  sent_total.fetch_add(submitted - recvs, std::memory_order_relaxed);
+  recv_total.fetch_add(recvs, std::memory_order_relaxed);
   // The kernel is done with the messages (a sendmsg copies its buffers).
   messages_lent_ = 0;
   running_.swap(pending_);
-  for (size_t i = 0; i < count; ++i) running_[i].sent(running_[i], results[i]);
+  for (size_t i = 0; i < count; ++i) {
+    if (running_[i].sent != nullptr) {
+      running_[i].sent(running_[i], results[i]);
+    } else {
+      *running_[i].result = results[i];
+    }
+  }
   running_.clear();
   submitting_ = false;
 }
@@ -175,6 +196,17 @@ UringSends* UringSends::ForThisThread() { return nullptr; }
 UringSends::UringSends(std::unique_ptr<Ring> ring) : ring_(std::move(ring)) {}
 UringSends::~UringSends() = default;
 void UringSends::Queue(int, const void*, Send) {}
+void UringSends::QueueRecv(int, void*, uint32_t, int*) {}
+void UringSends::QueueRecv(int fd, void* buffer, uint32_t size, int* result) {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_->ring);
+  io_uring_prep_recv(sqe, fd, buffer, size, MSG_DONTWAIT);
+  io_uring_sqe_set_data64(sqe, pending_.size());
+  Send entry;
+  entry.size = size;
+  entry.result = result;
+  pending_.push_back(std::move(entry));
+}
+
 UringSends::Message* UringSends::NextMessage() { return nullptr; }
 void UringSends::QueueMessage(int, Message*, size_t, Send) {}
 void UringSends::Submit() {}

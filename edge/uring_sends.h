@@ -43,6 +43,7 @@ class UringSends {
     Sent sent = nullptr;
     uint32_t size = 0;  // bytes to send
     uint32_t tag = 0;   // the owner's own
+    int* result = nullptr;  // a recv's: where its result goes (`sent` is null)
   };
 
   // Makes and drops one ring: whether this process may use io_uring (to say
@@ -53,6 +54,8 @@ class UringSends {
   static void Enable(bool on);
   // Sends that went through io_uring since the start, all threads.
   static uint64_t sends();
+  // Reads (QueueRecv) that went through io_uring since the start, all threads.
+  static uint64_t recvs();
   // This thread's batcher, made on the first call; null when off, when the
   // ring could not be made, or after the kernel refused a submit or a wait
   // (the sends it could not finish failed: their connections are lost).
@@ -65,6 +68,11 @@ class UringSends {
   // Queues send(fd, data, send.size); not when full(). `data` and the
   // descriptor must stay valid until Submit.
   void Queue(int fd, const void* data, Send send);
+
+  // Queues recv(fd, buffer, size), MSG_DONTWAIT too: the bytes read, 0 at
+  // the end of the stream or -errno, are stored in *result during Submit.
+  // Same rules as Queue.
+  void QueueRecv(int fd, void* buffer, uint32_t size, int* result);
 
   // Gathered buffers for one sendmsg (a connection's queued frames), lent
   // until the next Submit: the caller points iov at its bytes, may keep small

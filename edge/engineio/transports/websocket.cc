@@ -503,30 +503,24 @@ void WebSocketTransport::AfterCloseSent() {
 void WebSocketTransport::OnReadable() {
   // Nothing is read before the session is attached, nor after the client's
   // close frame.
-  if (!reading_ || peer_closed_ || socket_closed_) return;
+  if (!reading_ || peer_closed_ || socket_closed_ || read_queued_) return;
+  // Told in a batch of readiness events: the read joins the batch's others
+  // in one io_uring submit, and OnRead follows.
+  if (poller_.QueueRead(fd_, this, shared_from_this())) {
+    read_queued_ = true;
+    return;
+  }
+  ReadOnYourOwn();
+}
+
+void WebSocketTransport::ReadOnYourOwn() {
   char* buffer = ReadBuffer();
   for (int round = 0; round < kReadsPerEvent; ++round) {
-    ssize_t n = ::recv(fd_, buffer, kReadBuffer, 0);
-    if (n > 0) {
-      // Once closing, what the client still sends is read and dropped until
-      // its FIN.
-      if (!closing_) Consume(buffer, static_cast<size_t>(n));
-      if (socket_closed_ || peer_closed_) return;
-      // A short read emptied the socket: new input brings a new edge.
-      if (static_cast<size_t>(n) < kReadBuffer) {
-        readable_ = false;
-        return;
-      }
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      readable_ = false;
-      return;
-    }
-    // EOF or a reset.
-    if (closing_) return CloseSocket();
-    return Lost("transport error");
+    ssize_t n;
+    do {
+      n = ::recv(fd_, buffer, kReadBuffer, 0);
+    } while (n < 0 && errno == EINTR);
+    if (!TakeRead(buffer, n < 0 ? -errno : n, kReadBuffer)) return;
   }
   // More may be waiting: read it in a later turn, after the other sockets.
   read_posted_ = true;
@@ -534,6 +528,39 @@ void WebSocketTransport::OnReadable() {
     self->read_posted_ = false;
     if (self->readable_) self->OnReadable();
   });
+}
+
+void WebSocketTransport::OnRead(char* data, int result) {
+  read_queued_ = false;
+  if (!reading_ || peer_closed_ || socket_closed_) return;
+  // A full buffer: more may be waiting.
+  if (TakeRead(data, result, edge::ReadinessPoller::kReadBytes)) ReadOnYourOwn();
+}
+
+bool WebSocketTransport::TakeRead(char* data, ssize_t result, size_t capacity) {
+  if (result > 0) {
+    // Once closing, what the client still sends is read and dropped until
+    // its FIN.
+    if (!closing_) Consume(data, static_cast<size_t>(result));
+    if (socket_closed_ || peer_closed_) return false;
+    // A short read emptied the socket: new input brings a new edge.
+    if (static_cast<size_t>(result) < capacity) {
+      readable_ = false;
+      return false;
+    }
+    return true;
+  }
+  if (result == -EAGAIN || result == -EWOULDBLOCK) {
+    readable_ = false;
+    return false;
+  }
+  // EOF or a reset.
+  if (closing_) {
+    CloseSocket();
+  } else {
+    Lost("transport error");
+  }
+  return false;
 }
 
 void WebSocketTransport::Consume(char* data, size_t size) {
@@ -683,7 +710,7 @@ void WebSocketTransport::CloseSocket() {
   if (socket_closed_) return;
   // A send queued on the io_uring names the descriptor, which must not be
   // closed (and reused) under it.
-  if (uring_pending_) {
+  if (uring_pending_ || read_queued_) {
     if (edge::UringSends* uring = edge::UringSends::ForThisThread()) uring->Submit();
     if (socket_closed_) return;
   }

@@ -133,8 +133,14 @@ class WebSocketTransport final : public Transport,
   // until the socket is closed.
   void Watch();
   void OnReady(uint32_t events) override;
+  void OnRead(char* data, int result) override;
   void OnShutdown() override;
   void OnReadable();
+  // recv() in a loop, a few times at most (then again in a later turn).
+  void ReadOnYourOwn();
+  // One read's outcome (`result` bytes in `data`, 0 at the end, or -errno):
+  // true when the socket may hold more (the read filled `capacity`).
+  bool TakeRead(char* data, ssize_t result, size_t capacity);
   // Parses and handles the frames in data[0, size).
   void Consume(char* data, size_t size);
   bool HandleFrame(const ws::ClientFrame& frame);
@@ -152,10 +158,12 @@ class WebSocketTransport final : public Transport,
   int fd_;
   uint32_t out_head_ = 0;  // first entry not fully sent
   uint32_t write_timeout_ms_;
-  // A fragmented message's opcode (text or binary; 0: none), and whether a
-  // send is queued on the io_uring, not submitted yet: one byte for both.
+  // A fragmented message's opcode (text or binary; 0: none), whether a send
+  // is on the io_uring, not done yet, and whether a recv is queued on the
+  // poller's batch (edge/readiness_poller.h): one byte for all three.
   uint8_t message_opcode_ : 4 = 0;
   uint8_t uring_pending_ : 1 = 0;
+  uint8_t read_queued_ : 1 = 0;
   bool watched_ = false;
   bool reading_ = false;        // reads wanted (attached, or closing)
   bool readable_ = false;       // input may be waiting (edge-triggered)

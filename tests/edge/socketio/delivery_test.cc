@@ -34,6 +34,7 @@ class DeliveryTest : public ::testing::TestWithParam<bool> {
     }
     edge::UringSends::Enable(GetParam());
     uring_sends_before_ = edge::UringSends::sends();
+    uring_recvs_before_ = edge::UringSends::recvs();
     eio::Options options;
     options.max_send_queue_bytes = 64u << 20;  // the slow reader below stays connected
     server_ = std::make_unique<TestServer>(options);
@@ -58,6 +59,7 @@ class DeliveryTest : public ::testing::TestWithParam<bool> {
 
   std::unique_ptr<TestServer> server_;
   uint64_t uring_sends_before_ = 0;
+  uint64_t uring_recvs_before_ = 0;
 };
 
 std::string Numbered(int i) { return R"(42["n",)" + std::to_string(i) + "]"; }
@@ -127,7 +129,9 @@ TEST_P(DeliveryTest, WhatTheKernelDoesNotTakeIsQueuedAndArrivesWholeInOrder) {
   ExpectIoUringUsedIfOn();
 }
 
-// Acks of client events are queued and leave with the end of the loop turn
+// Client events are read in batches (one io_uring submit for a batch of
+// readiness events when it is on; a read that fills its buffer goes on with
+// recv()), and their acks are queued and leave with the end of the loop turn
 // (one sendmsg per client: on the io_uring when it is on), also several
 // acks of one read together, and acks larger than the client's window.
 void AddEchoHandler(sio::Namespace& nsp) {
@@ -162,6 +166,7 @@ TEST_P(DeliveryTest, AcksOfPipelinedEventsArriveInOrder) {
   }
   if (GetParam()) {
     EXPECT_GT(edge::UringSends::sends(), uring_sends_before_) << "no ack went through io_uring";
+    EXPECT_GT(edge::UringSends::recvs(), uring_recvs_before_) << "no event was read through io_uring";
   }
 }
 
