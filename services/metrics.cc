@@ -227,8 +227,13 @@ Metrics::CollectFn EdgeCollector(sio::Server& server, const edge::HttpServer* ht
     out.push_back(std::move(limits));
     AppendCounter(out, "switchboard_io_uring_sends_total",
                   "WebSocket writes handed to the kernel through io_uring (a delivery walk's, "
-                  "batched); 0 with --no-io-uring or where io_uring is not available.",
+                  "a loop turn's flush; batched); 0 with --no-io-uring or where io_uring is not "
+                  "available.",
                   static_cast<double>(edge::UringSends::sends()));
+    AppendCounter(out, "switchboard_io_uring_reads_total",
+                  "WebSocket reads done through io_uring (a batch of readiness events' reads in "
+                  "one submit); 0 with --no-io-uring or where io_uring is not available.",
+                  static_cast<double>(edge::UringSends::recvs()));
     AppendCounter(out, "switchboard_handler_exceptions_total",
                   "Exceptions that escaped an I/O thread's handler (logged; the thread went on). "
                   "Nothing is meant to throw: a bug.",
