@@ -136,6 +136,7 @@ bool ReadinessPoller::QueueRead(int fd, Listener* listener, std::shared_ptr<void
   if (uring->full()) uring->Submit();
   // Not value-initialised: a page is touched only when a read lands in it.
   if (!read_buffers_) read_buffers_.reset(new char[kReadSlots * kReadBytes]);
+  // Reserved up front: the results' addresses stay put while reads are added.
   if (reads_.capacity() < kReadSlots) reads_.reserve(kReadSlots);
   const size_t slot = reads_.size();
   reads_.push_back({listener, std::move(keep_alive), -ECANCELED});
@@ -144,7 +145,6 @@ bool ReadinessPoller::QueueRead(int fd, Listener* listener, std::shared_ptr<void
 }
 
 void ReadinessPoller::RunReads() {
-  // Reserved up front: the results' addresses are stable.
   if (UringSends* uring = UringSends::ForThisThread()) uring->Submit();
   for (size_t i = 0; i < reads_.size(); ++i) {
     Read read = std::move(reads_[i]);

@@ -16,8 +16,10 @@ namespace switchboard::edge {
 // Non-blocking sends batched through one io_uring per I/O thread: the writes
 // of a delivery walk (one frame to each of thousands of clients) are queued,
 // then handed to the kernel in a few io_uring_enter calls at the end of the
-// walk instead of one send() each. The sends carry MSG_DONTWAIT, so each
-// completes during the submit: with what the socket took, or -EAGAIN.
+// walk instead of one send() each; so are the sendmsg calls of a loop turn's
+// flush, and the reads of a batch of readiness events (QueueRecv). All carry
+// MSG_DONTWAIT, so each completes during the submit: with what the socket
+// took (or held), or -EAGAIN.
 //
 // Off unless Enable(true) ran before the I/O threads first use it, and on a
 // thread whose ring could not be made (an old kernel, a seccomp profile that

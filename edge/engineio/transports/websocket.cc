@@ -286,13 +286,13 @@ void WebSocketTransport::FlushScheduled() {
 }
 
 bool WebSocketTransport::FlushOnRing(edge::UringSends& uring) {
-  if (out_head_ == out_.size() || socket_closed_) return false;
-  if (uring.full()) uring.Submit();
+  if (uring.full() || uring.NextMessage() == nullptr) uring.Submit();
+  // (Submitting told other transports how their sends went, which may have
+  // written to or closed this one.)
   edge::UringSends::Message* message = uring.NextMessage();
-  if (message == nullptr) {
-    uring.Submit();
-    message = uring.NextMessage();
-    if (message == nullptr) return false;
+  if (message == nullptr || out_head_ == out_.size() || socket_closed_ || write_waiting_ ||
+      uring_pending_) {
+    return false;
   }
   static_assert(2 * kRingFrames <= edge::UringSends::kMessageIov);
   static_assert(kRingFrames * ws::kMaxServerHeader <= edge::UringSends::kMessageScratch);
