@@ -197,16 +197,6 @@ UringSends::UringSends(std::unique_ptr<Ring> ring) : ring_(std::move(ring)) {}
 UringSends::~UringSends() = default;
 void UringSends::Queue(int, const void*, Send) {}
 void UringSends::QueueRecv(int, void*, uint32_t, int*) {}
-void UringSends::QueueRecv(int fd, void* buffer, uint32_t size, int* result) {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_->ring);
-  io_uring_prep_recv(sqe, fd, buffer, size, MSG_DONTWAIT);
-  io_uring_sqe_set_data64(sqe, pending_.size());
-  Send entry;
-  entry.size = size;
-  entry.result = result;
-  pending_.push_back(std::move(entry));
-}
-
 UringSends::Message* UringSends::NextMessage() { return nullptr; }
 void UringSends::QueueMessage(int, Message*, size_t, Send) {}
 void UringSends::Submit() {}

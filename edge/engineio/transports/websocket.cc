@@ -242,14 +242,21 @@ void WebSocketTransport::QueueUnsent(const Frame& frame, size_t sent) {
   queued_bytes_ += frame.bytes->size();
 }
 
+bool WebSocketTransport::SettleUringSend(int result, size_t* sent) {
+  uring_pending_ = false;
+  if (socket_closed_) return false;
+  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+    Lost("transport error");
+    return false;
+  }
+  *sent = static_cast<size_t>(std::max(result, 0));
+  return true;
+}
+
 void WebSocketTransport::OnUringSent(const edge::UringSends::Send& send, int result) {
   auto* self = static_cast<WebSocketTransport*>(send.owner.get());
-  self->uring_pending_ = false;
-  if (self->socket_closed_) return;
-  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
-    return self->Lost("transport error");
-  }
-  const auto sent = static_cast<size_t>(std::max(result, 0));
+  size_t sent = 0;
+  if (!self->SettleUringSend(result, &sent)) return;
   if (sent >= send.size) return;  // what was queued behind it leaves with the scheduled flush
   self->QueueUnsent({send.content, send.tag != 0}, sent);
   self->WaitWrite();
@@ -316,12 +323,8 @@ bool WebSocketTransport::FlushOnRing(edge::UringSends& uring) {
 
 void WebSocketTransport::OnUringFlushed(const edge::UringSends::Send& send, int result) {
   auto* self = static_cast<WebSocketTransport*>(send.owner.get());
-  self->uring_pending_ = false;
-  if (self->socket_closed_) return;
-  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
-    return self->Lost("transport error");
-  }
-  const auto sent = static_cast<size_t>(std::max(result, 0));
+  size_t sent = 0;
+  if (!self->SettleUringSend(result, &sent)) return;
   self->RetireSent(sent);
   if (sent < send.size) return self->WaitWrite();
   // Frames queued meanwhile go now; an empty queue is tidied up.

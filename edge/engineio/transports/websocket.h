@@ -100,6 +100,10 @@ class WebSocketTransport final : public Transport,
   // The io_uring send of WriteNow is done: `result` bytes of it went out
   // (or -errno); the rest is queued.
   static void OnUringSent(const edge::UringSends::Send& send, int result);
+  // A send on the ring is done with `result` (bytes, or -errno): false when
+  // the transport is closed (or now lost); else `*sent` is what the kernel
+  // took (0 for -EAGAIN).
+  bool SettleUringSend(int result, size_t* sent);
   // Queues `frame`, of which the kernel took `sent` bytes (header
   // included), in front of anything queued behind it.
   void QueueUnsent(const Frame& frame, size_t sent);
