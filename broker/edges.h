@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,13 +19,26 @@
 
 namespace switchboard::broker {
 
+// A snapshot arriving in pages (SnapshotRequest.accepts_pages): what came so
+// far, applied when the last page arrives.
+struct PagedSnapshot {
+  uint64_t request = 0;  // the ask it answers
+  std::string id;
+  uint32_t next_page = 0;
+  uint32_t page_count = 0;
+  uint64_t seq = 0;
+  v1::Heartbeat heartbeat;  // page 0's
+  std::vector<SocketInfo> sockets;
+};
+
 struct EdgeState {
   std::string incarnation;
   // Highest seq of this incarnation passed to watchers (each event once).
   uint64_t watched_seq = 0;
   bool snapshot_in_flight = false;
-  uint64_t snapshot_request = 0;  // id of the request in flight
-  std::chrono::steady_clock::time_point snapshot_asked{};
+  uint64_t snapshot_request = 0;                           // id of the request in flight
+  std::chrono::steady_clock::time_point snapshot_asked{};  // or its last page
+  std::unique_ptr<PagedSnapshot> paged;                    // the request in flight's pages so far
   std::optional<WallTime> last_heartbeat;
   v1::Counts counts;                             // the last heartbeat's totals
   v1::ForwardStats forward;                      // the last heartbeat's forwarding counters

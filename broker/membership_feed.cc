@@ -133,18 +133,21 @@ void MembershipFeed::AskLocked(const std::string& edge_id, EdgeState& edge, Cloc
   counters_.snapshot_requests.fetch_add(1, std::memory_order_relaxed);
   edge.snapshot_request = ++next_snapshot_request_;
   edge.snapshot_asked = now;
-  asks.push_back({edge_id, edge.snapshot_request});
+  edge.paged.reset();  // pages of an earlier ask are not this one's
+  asks.push_back({edge_id, edge.snapshot_request, {}, 0});
 }
 
 void MembershipFeed::SendAsks(const std::vector<Ask>& asks) {
   if (asks.empty()) return;
   v1::SnapshotRequest request;
   request.set_broker_id(options_.broker_id);
-  const std::string payload = request.SerializeAsString();
+  request.set_accepts_pages(true);
   std::weak_ptr<MembershipFeed> weak = weak_from_this();
   for (const Ask& ask : asks) {
-    bus_.Request(bus::SnapshotSubject(ask.edge_id), payload, options_.snapshot_timeout,
-                 [weak, ask](absl::StatusOr<bus::Message> reply) {
+    request.set_snapshot_id(ask.snapshot_id);
+    request.set_page(ask.page);
+    bus_.Request(bus::SnapshotSubject(ask.edge_id), request.SerializeAsString(),
+                 options_.snapshot_timeout, [weak, ask](absl::StatusOr<bus::Message> reply) {
                    std::shared_ptr<MembershipFeed> feed = weak.lock();
                    if (feed == nullptr || !feed->EnterCallback()) return;
                    feed->OnSnapshotReply(ask, reply);
@@ -153,34 +156,87 @@ void MembershipFeed::SendAsks(const std::vector<Ask>& asks) {
   }
 }
 
+MembershipFeed::PageResult MembershipFeed::AddPage(EdgeState& edge, uint64_t request,
+                                                   v1::Snapshot& page) {
+  if (page.page_count() == 0) return PageResult::kStartOver;  // the edge let it go
+  if (page.page() == 0) {
+    edge.paged = std::make_unique<PagedSnapshot>();
+    edge.paged->request = request;
+    edge.paged->id = page.snapshot_id();
+    edge.paged->page_count = page.page_count();
+    edge.paged->seq = page.seq();
+    edge.paged->heartbeat.Swap(page.mutable_heartbeat());
+  }
+  PagedSnapshot* paged = edge.paged.get();
+  if (paged == nullptr || paged->request != request || paged->id != page.snapshot_id() ||
+      paged->next_page != page.page() || paged->page_count != page.page_count() ||
+      paged->seq != page.seq()) {
+    return PageResult::kStartOver;  // not the page asked for
+  }
+  paged->sockets.reserve(paged->sockets.size() + page.sockets_size());
+  for (const v1::SocketState& socket : page.sockets()) {
+    paged->sockets.push_back(FromProto(socket.socket()));
+  }
+  return ++paged->next_page == paged->page_count ? PageResult::kComplete : PageResult::kMore;
+}
+
 void MembershipFeed::OnSnapshotReply(const Ask& ask, const absl::StatusOr<bus::Message>& reply) {
   std::vector<Ask> asks;
   {
     std::lock_guard lock(mu_);
     EdgeState* edge = edges_.Find(ask.edge_id);
     if (edge == nullptr) return;  // expired meanwhile
-    if (edge->snapshot_request == ask.request) edge->snapshot_in_flight = false;
-    if (!reply.ok()) return;  // the ticker asks again
+    const bool current = edge->snapshot_request == ask.request;
+    if (current) edge->snapshot_in_flight = false;
+    if (!reply.ok()) {
+      if (current) edge->paged.reset();  // the ticker asks again, from the start
+      return;
+    }
     v1::Snapshot snapshot;
     if (!snapshot.ParseFromString(reply->payload) || snapshot.edge_id() != ask.edge_id) return;
     // A snapshot of another incarnation than the stream's is stale (or
     // early); the stream's next message settles which one is current.
     if (snapshot.incarnation() != edge->incarnation) return;
+    Clock::time_point now = Clock::now();
     Snapshot state;
     state.edge_id = snapshot.edge_id();
-    state.seq = snapshot.seq();
-    state.sockets.reserve(snapshot.sockets_size());
-    for (const v1::SocketState& socket : snapshot.sockets()) {
-      state.sockets.push_back(FromProto(socket.socket()));
+    if (snapshot.snapshot_id().empty()) {  // whole
+      state.seq = snapshot.seq();
+      state.sockets.reserve(snapshot.sockets_size());
+      for (const v1::SocketState& socket : snapshot.sockets()) {
+        state.sockets.push_back(FromProto(socket.socket()));
+      }
+      ApplySnapshotLocked(*edge, state, snapshot.has_heartbeat() ? &snapshot.heartbeat() : nullptr,
+                          now, asks);
+    } else if (current) {  // a page (those of an ask given up on are dropped)
+      switch (AddPage(*edge, ask.request, snapshot)) {
+        case PageResult::kMore:
+          edge->snapshot_in_flight = true;
+          edge->snapshot_asked = now;
+          asks.push_back({ask.edge_id, ask.request, edge->paged->id, edge->paged->next_page});
+          break;
+        case PageResult::kStartOver: AskLocked(ask.edge_id, *edge, now, asks); break;
+        case PageResult::kComplete: {
+          std::unique_ptr<PagedSnapshot> paged = std::move(edge->paged);
+          state.seq = paged->seq;
+          state.sockets = std::move(paged->sockets);
+          ApplySnapshotLocked(*edge, state, &paged->heartbeat, now, asks);
+          break;
+        }
+      }
     }
-    Clock::time_point now = Clock::now();
-    if (index_.ApplySnapshot(state, now) != ApplyResult::kDuplicate && snapshot.has_heartbeat()) {
-      edge->KeepCounts(snapshot.heartbeat());
-      edge->KeepIdentity(snapshot.heartbeat());
-    }
-    if (index_.NeedsSnapshot(ask.edge_id)) AskLocked(ask.edge_id, *edge, now, asks);
   }
   SendAsks(asks);
+}
+
+void MembershipFeed::ApplySnapshotLocked(EdgeState& edge, const Snapshot& state,
+                                         const v1::Heartbeat* heartbeat, Clock::time_point now,
+                                         std::vector<Ask>& asks) {
+  if (index_.ApplySnapshot(state, now) != ApplyResult::kDuplicate && heartbeat != nullptr) {
+    edge.KeepCounts(*heartbeat);
+    edge.KeepIdentity(*heartbeat);
+  }
+  if (index_.NeedsSnapshot(state.edge_id)) AskLocked(state.edge_id, edge, now, asks);
 }
 
 }  // namespace switchboard::broker

@@ -79,7 +79,13 @@ class MembershipFeed : public std::enable_shared_from_this<MembershipFeed> {
   struct Ask {
     std::string edge_id;
     uint64_t request;
+    // A later page of a paged snapshot (empty id: a new snapshot).
+    std::string snapshot_id;
+    uint32_t page = 0;
   };
+  enum class PageResult { kMore, kComplete, kStartOver };
+  // Adds a page of a paged snapshot to edge.paged.
+  static PageResult AddPage(EdgeState& edge, uint64_t request, v1::Snapshot& page);
   // Marks a snapshot ask for the edge unless one is already in flight.
   void AskLocked(const std::string& edge_id, EdgeState& edge, Clock::time_point now,
                  std::vector<Ask>& asks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -87,6 +93,11 @@ class MembershipFeed : public std::enable_shared_from_this<MembershipFeed> {
   void SendAsks(const std::vector<Ask>& asks) ABSL_LOCKS_EXCLUDED(mu_);
   void OnSnapshotReply(const Ask& ask, const absl::StatusOr<bus::Message>& reply)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The whole snapshot (or its last page) into the index, and the
+  // heartbeat's counts with it; asks again if the index still needs one.
+  void ApplySnapshotLocked(EdgeState& edge, const Snapshot& state, const v1::Heartbeat* heartbeat,
+                           Clock::time_point now, std::vector<Ask>& asks)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // --- Probes (edge_probes.cc): a request to the edge's own subject, sent
   // when its heartbeats are late (proto/SUBJECTS.md, "liveness").
   struct Probe {

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "bus/routing.h"
 #include "edge/socketio/namespace.h"
@@ -414,12 +415,29 @@ v1::Snapshot MembershipJournal::BuildSnapshot() const {
 
 void MembershipJournal::ServeOne(const bus::Message& message) {
   if (message.reply_to.empty()) return;  // nobody to answer
-  // The request body (the asking broker's id) is informative only: a
-  // malformed one still gets the snapshot.
+  // The request's broker id is informative only: a malformed request still
+  // gets the whole snapshot.
   v1::SnapshotRequest request;
   (void)request.ParseFromString(message.payload);
+  const auto now = SnapshotPageCache::Clock::now();
+  if (!request.snapshot_id().empty()) {  // a later page of a paged snapshot
+    std::optional<std::string> page = pages_.Page(request.snapshot_id(), request.page(), now);
+    CountFailure(bus_.Publish(
+        message.reply_to, page ? *page : GonePage(edge_id_, incarnation_, request.snapshot_id())));
+    return;
+  }
   v1::Snapshot snapshot = BuildSnapshot();
-  CountFailure(bus_.Publish(message.reply_to, snapshot.SerializeAsString()));
+  std::string reply = snapshot.SerializeAsString();
+  const uint64_t limit = bus_.max_payload();
+  if (limit != 0 && reply.size() > limit && request.accepts_pages()) {
+    std::string id = absl::StrCat(incarnation_, "-",
+                                  next_snapshot_id_.fetch_add(1, std::memory_order_relaxed) + 1);
+    std::vector<std::string> pages = SplitSnapshot(snapshot, id, limit);
+    reply = pages.front();
+    pages_.Keep(std::move(id), std::move(pages), now);
+  }
+  // Too large and not paged (an older broker): the bus refuses it, counted.
+  CountFailure(bus_.Publish(message.reply_to, reply));
   snapshots_served_.fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -44,6 +44,7 @@
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "bus/bus.h"
+#include "cluster/snapshot_pages.h"
 #include "edge/socketio/membership_observer.h"
 #include "proto/packed_strings.h"
 
@@ -136,6 +137,8 @@ class MembershipJournal : public sio::MembershipObserver {
   // Publishes (events, heartbeats, snapshot replies) the bus refused.
   uint64_t publish_failures() const;
   uint64_t snapshots_served() const;
+  // Paged snapshots held for brokers fetching them.
+  size_t paged_snapshots_held() const { return pages_.size(); }
 
  private:
   // Kept for every socket of the edge, so it is small: the namespace and
@@ -226,6 +229,10 @@ class MembershipJournal : public sio::MembershipObserver {
 
   std::atomic<uint64_t> publish_failures_{0};
   std::atomic<uint64_t> snapshots_served_{0};
+
+  // Snapshots over the bus's max_payload, being fetched page by page.
+  SnapshotPageCache pages_;
+  std::atomic<uint64_t> next_snapshot_id_{0};
 
   std::mutex sub_mu_;
   bus::SubscriptionPtr snapshot_sub_;

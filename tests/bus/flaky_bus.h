@@ -5,6 +5,7 @@
 // connected).
 
 #include <atomic>
+#include <cstdint>
 
 #include "bus/inproc_bus.h"
 
@@ -16,10 +17,15 @@ class FlakyBus : public bus::Bus {
   std::atomic<bool> down{false};
   // Publishes fail with Unavailable, connected() stays true.
   std::atomic<bool> fail_publish{false};
+  // As NATS's max_payload: a larger publish fails with InvalidArgument. 0: none.
+  std::atomic<uint64_t> payload_limit{0};
 
   absl::Status Publish(std::string_view subject, std::string_view payload,
                        std::string_view reply_to = {}) override {
     if (down || fail_publish) return absl::UnavailableError("bus down");
+    if (payload_limit != 0 && payload.size() > payload_limit) {
+      return absl::InvalidArgumentError("over max_payload");
+    }
     return inner_.Publish(subject, payload, reply_to);
   }
   absl::StatusOr<bus::SubscriptionPtr> Subscribe(std::string_view pattern, bus::Handler handler,
@@ -33,6 +39,7 @@ class FlakyBus : public bus::Bus {
     inner_.Request(subject, payload, timeout, std::move(done), std::move(executor));
   }
   bool connected() const override { return !down; }
+  uint64_t max_payload() const override { return payload_limit; }
   void SetStateCallback(bus::StateCallback) override {}
 
  private:

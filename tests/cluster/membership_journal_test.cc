@@ -162,11 +162,18 @@ class MembershipJournalTest : public EdgeTest {
   absl::StatusOr<v1::Snapshot> RequestSnapshot() {
     v1::SnapshotRequest request;
     request.set_broker_id("broker-test");
+    return RequestSnapshot(request);
+  }
+  // `bytes` (when given) gets the reply's size.
+  absl::StatusOr<v1::Snapshot> RequestSnapshot(const v1::SnapshotRequest& request,
+                                               std::chrono::milliseconds timeout = 2s,
+                                               size_t* bytes = nullptr) {
     std::promise<absl::StatusOr<bus::Message>> reply;
-    bus_.Request(journal_->snapshot_subject(), request.SerializeAsString(), 2s,
+    bus_.Request(journal_->snapshot_subject(), request.SerializeAsString(), timeout,
                  [&](absl::StatusOr<bus::Message> m) { reply.set_value(std::move(m)); });
     absl::StatusOr<bus::Message> message = reply.get_future().get();
     if (!message.ok()) return message.status();
+    if (bytes != nullptr) *bytes = message->payload.size();
     v1::Snapshot snapshot;
     if (!snapshot.ParseFromString(message->payload)) return absl::DataLossError("bad snapshot");
     return snapshot;
@@ -415,6 +422,85 @@ TEST_F(MembershipJournalTest, SnapshotListsExactlyTheLiveSocketsWithTheirFields)
   }
   EXPECT_EQ(snapshot->heartbeat().totals().sockets(), live.size());
   EXPECT_EQ(snapshot->heartbeat().totals().users(), 3u);  // user-0, -2, -3 (-1s left)
+  for (auto& c : clients) c.reset();
+}
+
+// A snapshot over the bus's max_payload (NATS: 1 MiB, some 13,000 sockets)
+// goes in pages to a broker that takes them: cut at one instant, every page
+// within the limit, together exactly the whole snapshot. A broker that does
+// not take pages gets no answer (the bus refuses the publish, counted), as
+// before pages existed.
+TEST_F(MembershipJournalTest, SnapshotOverMaxPayloadComesInPagesThatAddUpToTheWhole) {
+  constexpr int kClients = 24;
+  constexpr uint64_t kLimit = 4096;
+  std::vector<std::unique_ptr<BlockingClient>> clients;
+  for (int i = 0; i < kClients; ++i) {  // some 500 bytes a socket: about 7 a page
+    Json auth = {{"user", "user-" + std::to_string(i)}, {"note", std::string(400, 'a' + i % 26)}};
+    clients.push_back(std::make_unique<BlockingClient>(server_.port(), false, "40" + auth.dump()));
+    JoinRoom(*clients.back(), "r" + std::to_string(i % 3));
+  }
+  ASSERT_TRUE(WaitForSeq(2 * kClients));
+  const v1::Snapshot whole = journal_->BuildSnapshot();
+  ASSERT_GT(whole.ByteSizeLong(), 3 * kLimit);
+  bus_.payload_limit = kLimit;
+
+  v1::SnapshotRequest request;
+  request.set_broker_id("old-broker");
+  const uint64_t failures = journal_->publish_failures();
+  EXPECT_TRUE(absl::IsDeadlineExceeded(RequestSnapshot(request, 300ms).status()));
+  EXPECT_EQ(journal_->publish_failures(), failures + 1);
+
+  request.set_accepts_pages(true);
+  size_t bytes = 0;
+  absl::StatusOr<v1::Snapshot> first = RequestSnapshot(request, 2s, &bytes);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_LE(bytes, kLimit);
+  EXPECT_FALSE(first->snapshot_id().empty());
+  EXPECT_EQ(first->page(), 0u);
+  ASSERT_GE(first->page_count(), 4u);
+  EXPECT_EQ(first->seq(), whole.seq());
+  EXPECT_EQ(first->heartbeat().totals().sockets(), static_cast<uint64_t>(kClients));
+  EXPECT_EQ(journal_->paged_snapshots_held(), 1u);
+
+  // A change after the cut is not in the later pages: the next snapshot has it.
+  BlockingClient late(server_.port());
+  JoinRoom(late, "late");
+  ASSERT_TRUE(WaitForSeq(2 * kClients + 2));
+
+  v1::Snapshot joined = *first;
+  request.set_snapshot_id(first->snapshot_id());
+  for (uint32_t page = 1; page < first->page_count(); ++page) {
+    request.set_page(page);
+    absl::StatusOr<v1::Snapshot> next = RequestSnapshot(request, 2s, &bytes);
+    ASSERT_TRUE(next.ok()) << next.status();
+    EXPECT_LE(bytes, kLimit);
+    EXPECT_EQ(next->page(), page);
+    EXPECT_EQ(next->page_count(), first->page_count());
+    EXPECT_EQ(next->seq(), whole.seq());
+    EXPECT_FALSE(next->has_heartbeat());
+    joined.mutable_sockets()->MergeFrom(next->sockets());
+  }
+  EXPECT_EQ(FromSnapshot(joined), FromSnapshot(whole));
+  ASSERT_EQ(joined.sockets_size(), kClients);
+  for (int i = 0; i < kClients; ++i) {
+    EXPECT_EQ(joined.sockets(i).socket().claims(), whole.sockets(i).socket().claims());
+  }
+
+  // Served whole, it is let go: asking again, or for an id never given, says
+  // so (page_count 0) and the broker starts over.
+  EXPECT_EQ(journal_->paged_snapshots_held(), 0u);
+  request.set_page(0);
+  absl::StatusOr<v1::Snapshot> gone = RequestSnapshot(request);
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  EXPECT_EQ(gone->snapshot_id(), first->snapshot_id());
+  EXPECT_EQ(gone->page_count(), 0u);
+  EXPECT_EQ(gone->sockets_size(), 0);
+  request.set_snapshot_id("never");
+  gone = RequestSnapshot(request);
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  EXPECT_EQ(gone->page_count(), 0u);
+
+  bus_.payload_limit = 0;
   for (auto& c : clients) c.reset();
 }
 
