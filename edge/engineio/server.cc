@@ -15,6 +15,7 @@
 #include "edge/http/query.h"
 #include "edge/http/session.h"
 #include "edge/ids.h"
+#include "proto/shrink_when_sparse.h"
 
 namespace switchboard::eio {
 namespace net = boost::asio;
@@ -364,6 +365,7 @@ void Server::Unregister(const Session& session) {
   auto it = sessions.find(session.id());
   if (it == sessions.end() || it->second.get() != &session) return;
   sessions.erase(it);
+  proto::ShrinkWhenSparse(sessions);
   session_count_.fetch_sub(1, std::memory_order_relaxed);
 }
 

@@ -13,6 +13,7 @@
 #include "edge/recovery/session_match.h"
 #include "edge/socketio/client.h"
 #include "edge/socketio/server.h"
+#include "proto/shrink_when_sparse.h"
 
 namespace switchboard::sio {
 
@@ -415,6 +416,7 @@ bool Namespace::Unlist(Socket& socket) {
   auto found = local.sockets.find(std::string_view(socket.id()));
   if (found == local.sockets.end() || *found != &socket) return false;
   local.sockets.erase(found);
+  proto::ShrinkWhenSparse(local.sockets);
   local.socket_count.fetch_sub(1, std::memory_order_relaxed);
   Release(socket);
   if (!socket.user_id().empty()) {
@@ -428,7 +430,11 @@ bool Namespace::Unlist(Socket& socket) {
     auto it = local.rooms.find(room);
     if (it == local.rooms.end()) continue;
     it->second.erase(&socket);
-    if (it->second.empty()) local.rooms.erase(it);
+    if (it->second.empty()) {
+      local.rooms.erase(it);
+    } else {
+      proto::ShrinkWhenSparse(it->second);  // a crowded room emptying
+    }
   }
   return true;
 }
