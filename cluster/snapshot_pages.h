@@ -28,13 +28,15 @@ std::vector<std::string> SplitSnapshot(const v1::Snapshot& snapshot, const std::
 std::string GonePage(const std::string& edge_id, const std::string& incarnation,
                      std::string_view id);
 
-// The paged snapshots being fetched: a few (brokers ask one at a time each),
-// each for a short while, and a snapshot goes once its last page is served.
-// Thread-safe.
+// The paged snapshots being fetched: one per broker fetching (each fetches
+// its pages one at a time), each for a short while, and a snapshot goes once
+// its last page is served. Past kMaxKept the oldest goes, and the broker
+// fetching it starts over: more brokers than that all asking at once would
+// push each other out. Thread-safe.
 class SnapshotPageCache {
  public:
   using Clock = std::chrono::steady_clock;
-  static constexpr size_t kMaxKept = 4;
+  static constexpr size_t kMaxKept = 16;
   static constexpr std::chrono::seconds kKeepFor{30};
 
   void Keep(std::string id, std::vector<std::string> pages, Clock::time_point now);
