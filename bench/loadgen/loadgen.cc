@@ -220,8 +220,8 @@ class Worker {
       setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
       sockaddr_in src{};
       src.sin_family = AF_INET;
-      src.sin_addr.s_addr = htonl(0x7F000001u + static_cast<uint32_t>(
-                                                     (i / targets_.size()) % opt_.source_addrs));
+      src.sin_addr.s_addr =
+          htonl(0x7F000001u + static_cast<uint32_t>((i / targets_.size()) % opt_.source_addrs));
       if (bind(fd, reinterpret_cast<const sockaddr*>(&src), sizeof(src)) < 0) {
         close(fd);
         return -1;
