@@ -9,8 +9,8 @@
 
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
+#include "base/shrink_when_sparse.h"
 #include "broker/index_internal.h"
-#include "proto/shrink_when_sparse.h"
 
 namespace switchboard::broker {
 
@@ -313,11 +313,11 @@ void Index::RemoveSocket(Socket* s) {
     if (user->sockets.empty()) users_.erase(users_.find(user->id));
   }
   s->edge->sockets.erase(s);
-  proto::ShrinkWhenSparse(s->edge->sockets);
+  base::ShrinkWhenSparse(s->edge->sockets);
   ns->sockets.erase(ref);
   if (ns->sockets.empty()) namespaces_.erase(namespaces_.find(ns->name));
   sockets_.erase(sockets_.find(s->id()));  // destroys s: last
-  proto::ShrinkWhenSparse(sockets_);
+  base::ShrinkWhenSparse(sockets_);
 }
 
 void Index::JoinRoom(Socket* s, std::string_view name) {

@@ -8,11 +8,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "base/shrink_when_sparse.h"
 #include "bus/routing.h"
 #include "edge/socketio/namespace.h"
 #include "edge/socketio/socket.h"
 #include "proto/convert.h"
-#include "proto/shrink_when_sparse.h"
 #include "switchboard/v1/bus.pb.h"
 
 namespace switchboard::cluster {
@@ -176,7 +176,7 @@ void MembershipJournal::RemoveLocked(const SocketEntry& entry) {
   }
   for (const std::string& room : entry.rooms) CountRoomLeftLocked(counts, room);
   sockets_.erase(sockets_.find(entry.id()));  // destroys entry: last
-  proto::ShrinkWhenSparse(sockets_);
+  base::ShrinkWhenSparse(sockets_);
 }
 
 void MembershipJournal::FillInfoLocked(const SocketEntry& entry, bool with_rooms,

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "absl/container/flat_hash_map.h"
+#include "base/shrink_when_sparse.h"
 #include "edge/engineio/errors.h"
 #include "edge/engineio/heartbeat_queue.h"
 #include "edge/engineio/transports/polling.h"
@@ -15,7 +16,6 @@
 #include "edge/http/query.h"
 #include "edge/http/session.h"
 #include "edge/ids.h"
-#include "proto/shrink_when_sparse.h"
 
 namespace switchboard::eio {
 namespace net = boost::asio;
@@ -365,7 +365,7 @@ void Server::Unregister(const Session& session) {
   auto it = sessions.find(session.id());
   if (it == sessions.end() || it->second.get() != &session) return;
   sessions.erase(it);
-  proto::ShrinkWhenSparse(sessions);
+  base::ShrinkWhenSparse(sessions);
   session_count_.fetch_sub(1, std::memory_order_relaxed);
 }
 

@@ -7,13 +7,13 @@
 #include <atomic>
 #include <vector>
 
+#include "base/shrink_when_sparse.h"
 #include "edge/engineio/transport.h"
 #include "edge/ids.h"
 #include "edge/recovery/offset.h"
 #include "edge/recovery/session_match.h"
 #include "edge/socketio/client.h"
 #include "edge/socketio/server.h"
-#include "proto/shrink_when_sparse.h"
 
 namespace switchboard::sio {
 
@@ -416,7 +416,7 @@ bool Namespace::Unlist(Socket& socket) {
   auto found = local.sockets.find(std::string_view(socket.id()));
   if (found == local.sockets.end() || *found != &socket) return false;
   local.sockets.erase(found);
-  proto::ShrinkWhenSparse(local.sockets);
+  base::ShrinkWhenSparse(local.sockets);
   local.socket_count.fetch_sub(1, std::memory_order_relaxed);
   Release(socket);
   if (!socket.user_id().empty()) {
@@ -433,7 +433,7 @@ bool Namespace::Unlist(Socket& socket) {
     if (it->second.empty()) {
       local.rooms.erase(it);
     } else {
-      proto::ShrinkWhenSparse(it->second);  // a crowded room emptying
+      base::ShrinkWhenSparse(it->second);  // a crowded room emptying
     }
   }
   return true;

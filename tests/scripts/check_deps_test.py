@@ -96,6 +96,13 @@ class CheckDepsTest(unittest.TestCase):
         self.assertIn("broker-no-beast: sb_broker -> sb_edge", planted)  # links sb_broker_index
         self.assertEqual(self.run_script().returncode, 1)
 
+    def test_base_including_anything_but_the_standard_library(self):
+        self.write("base/planted.h", '#include <vector>\n#include "edge/ids.h"\n'
+                   '#include <absl/container/flat_hash_set.h>\n#include <sys/socket.h>\n')
+        self.assertPlanted("base-std-only: base/planted.h -> edge/ids.h",
+                           "base-std-only: base/planted.h -> absl/container/flat_hash_set.h",
+                           "base-std-only: base/planted.h -> sys/socket.h")
+
     def test_codec_including_boost_through_a_header(self):
         self.write("edge/engineio/planted.h", "#include <boost/asio/buffer.hpp>\n")
         self.append("edge/engineio/packet.cc", '#include "edge/engineio/planted.h"\n')

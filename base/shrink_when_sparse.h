@@ -2,7 +2,7 @@
 
 #include <cstddef>
 
-namespace switchboard::proto {
+namespace switchboard::base {
 
 // Hash tables keep their capacity when entries go: after 10,000 clients
 // leave, the tables keyed by socket (the edge's sessions and sockets, the
@@ -19,4 +19,4 @@ void ShrinkWhenSparse(Table& table) {
   if (slots >= kMinSlots && table.size() <= slots / 8) table.rehash(0);
 }
 
-}  // namespace switchboard::proto
+}  // namespace switchboard::base

@@ -1,6 +1,6 @@
 // Tables keyed by socket give their slots back once most sockets are gone
-// (proto/shrink_when_sparse.h), and only then.
-#include "proto/shrink_when_sparse.h"
+// (base/shrink_when_sparse.h), and only then.
+#include "base/shrink_when_sparse.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 
 #include "absl/container/flat_hash_set.h"
 
-namespace switchboard::proto {
+namespace switchboard::base {
 namespace {
 
 template <typename Table>
@@ -49,4 +49,4 @@ TEST(ShrinkWhenSparseTest, UnorderedSetGivesBackItsBucketsOnlyWhenMostlyEmpty) {
 }
 
 }  // namespace
-}  // namespace switchboard::proto
+}  // namespace switchboard::base
