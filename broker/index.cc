@@ -112,6 +112,7 @@ ApplyResult Index::ApplySnapshot(const Snapshot& snapshot, TimePoint now) {
   }
   edge.last_seq = snapshot.seq;
   edge.needs_snapshot = false;
+  edge.awaited_seq = 0;
   ApplyPending(edge);
   return edge.needs_snapshot ? ApplyResult::kGap : ApplyResult::kApplied;
 }
@@ -137,11 +138,24 @@ ApplyResult Index::ApplyHeartbeat(const Heartbeat& heartbeat, TimePoint now) {
   if (created && heartbeat.last_seq == 0 && heartbeat.counts.sockets == 0) {
     return ApplyResult::kApplied;  // an edge that has announced nothing yet
   }
+  // Events the last heartbeat announced still missing a heartbeat later
+  // (lost), a restart under the same id (behind), or (below) an index that
+  // disagrees with the edge: only a snapshot settles it.
+  if (created || edge.needs_snapshot || heartbeat.last_seq < edge.last_seq ||
+      edge.last_seq < edge.awaited_seq) {
+    edge.needs_snapshot = true;
+    return ApplyResult::kGap;
+  }
+  if (heartbeat.last_seq > edge.last_seq) {
+    // Ahead: it travels on its own subject and may have overtaken its events
+    // (during a burst of connects, often). A snapshot of a large edge costs
+    // megabytes; wait one heartbeat for them.
+    edge.awaited_seq = heartbeat.last_seq;
+    return ApplyResult::kApplied;
+  }
+  edge.awaited_seq = 0;
   // The edge still counts the sockets it has not yet reported moved away.
-  if (created || edge.needs_snapshot || heartbeat.last_seq != edge.last_seq ||
-      heartbeat.counts.sockets != edge.sockets.size() + edge.moved_away.size()) {
-    // Lost events (last_seq ahead), a restart under the same id (behind), or
-    // an index that disagrees with the edge: only a snapshot settles it.
+  if (heartbeat.counts.sockets != edge.sockets.size() + edge.moved_away.size()) {
     edge.needs_snapshot = true;
     return ApplyResult::kGap;
   }

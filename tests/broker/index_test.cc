@@ -220,9 +220,11 @@ TEST(IndexTest, HeldEventsAreBounded) {
               ApplyResult::kGap);
   }
   // The held ones apply after the snapshot; those past the bound were lost,
-  // and the next heartbeat says so.
+  // and the heartbeats say so (the second: the first may have overtaken them).
   EXPECT_EQ(index.ApplySnapshot({"e1", 4, {}}, kT0), ApplyResult::kApplied);
   EXPECT_EQ(index.socket_count(), kMaxPendingEvents);
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", last, {last - 4}}, kT0), ApplyResult::kApplied);
+  EXPECT_FALSE(index.NeedsSnapshot("e1"));
   EXPECT_EQ(index.ApplyHeartbeat({"e1", last, {last - 4}}, kT0), ApplyResult::kGap);
   EXPECT_TRUE(index.NeedsSnapshot("e1"));
 }
@@ -241,6 +243,26 @@ TEST(IndexTest, NewEdgesNeedASnapshotUnlessTheyStartAtTheBeginning) {
   EXPECT_EQ(index.GetStats().edges, 4u);
 }
 
+// A heartbeat travels on its own subject and can overtake the events it
+// counts (a burst of connects): no snapshot while they arrive by the next one.
+TEST(IndexTest, AHeartbeatThatOvertakesItsEventsWaitsForThem) {
+  Index index;
+  index.ApplyEvent("e1", 1, Connected{Sock("a", "/", "")}, kT0);
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", 3, {3}}, kT0), ApplyResult::kApplied);
+  EXPECT_FALSE(index.NeedsSnapshot("e1"));
+  EXPECT_EQ(index.ApplyEvent("e1", 2, Connected{Sock("b", "/", "")}, kT0), ApplyResult::kApplied);
+  EXPECT_EQ(index.ApplyEvent("e1", 3, Connected{Sock("c", "/", "")}, kT0), ApplyResult::kApplied);
+  // Overtaken again by the next one; the events it announced (up to 3) came.
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", 5, {5}}, kT0), ApplyResult::kApplied);
+  EXPECT_EQ(index.ApplyEvent("e1", 4, Connected{Sock("d", "/", "")}, kT0), ApplyResult::kApplied);
+  EXPECT_EQ(index.ApplyEvent("e1", 5, Connected{Sock("e", "/", "")}, kT0), ApplyResult::kApplied);
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", 5, {5}}, kT0), ApplyResult::kApplied);
+  EXPECT_FALSE(index.NeedsSnapshot("e1"));
+  EXPECT_EQ(Ids(AllSockets(index)), (std::vector<std::string>{"a", "b", "c", "d", "e"}));
+  // At the same seq the counts are checked at once.
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", 5, {4}}, kT0), ApplyResult::kGap);
+}
+
 TEST(IndexTest, HeartbeatsCheckSequenceAndCounts) {
   Index index;
   index.ApplyEvent("e1", 1, Connected{Sock("a", "/", "")}, kT0);
@@ -251,7 +273,9 @@ TEST(IndexTest, HeartbeatsCheckSequenceAndCounts) {
                 {"e1", 2, {Sock("a", "/", ""), Sock("b", "/", ""), Sock("c", "/", "")}}, kT0),
             ApplyResult::kApplied);
   EXPECT_EQ(index.ApplyHeartbeat({"e1", 2, {3}}, kT0), ApplyResult::kApplied);
-  EXPECT_EQ(index.ApplyHeartbeat({"e1", 3, {3}}, kT0), ApplyResult::kGap);  // missed seq 3
+  // Ahead: seq 3 may be on its way. Still missing at the next one: lost.
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", 3, {3}}, kT0), ApplyResult::kApplied);
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", 4, {4}}, kT0), ApplyResult::kGap);  // missed seq 3
   EXPECT_EQ(index.ApplySnapshot({"e1", 3, {Sock("a", "/", "")}}, kT0), ApplyResult::kApplied);
 
   // Restart under the same id: sequence numbers begin again.
@@ -840,7 +864,8 @@ TEST(IndexTest, SnapshotOfTheOldEdgeWithoutTheSocketSettlesTheMove) {
   Feeder e1{index, "e1"}, e2{index, "e2"};
   TwoEdges(e1, e2);
   EXPECT_EQ(e2(MovedIn{MovedA(), "e1"}), ApplyResult::kApplied);
-  ++e1.seq;  // the MovedOut, lost
+  ++e1.seq;  // the MovedOut, lost (still missing at the second heartbeat)
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", e1.seq, {1}}, kT0), ApplyResult::kApplied);
   EXPECT_EQ(index.ApplyHeartbeat({"e1", e1.seq, {1}}, kT0), ApplyResult::kGap);
   EXPECT_EQ(index.ApplySnapshot({"e1", e1.seq, {Sock("b", "/", "u1", {"r1"})}}, kT0),
             ApplyResult::kApplied);
@@ -861,7 +886,8 @@ TEST(IndexTest, SnapshotOfTheNewEdgeTakesTheSocket) {
     if (out_first) {
       EXPECT_EQ(e1(MovedOut{"a", "e2"}), ApplyResult::kApplied);
     }
-    ++e2.seq;  // the MovedIn, lost
+    ++e2.seq;  // the MovedIn, lost (still missing at the second heartbeat)
+    EXPECT_EQ(index.ApplyHeartbeat({"e2", e2.seq, {2}}, kT0), ApplyResult::kApplied);
     EXPECT_EQ(index.ApplyHeartbeat({"e2", e2.seq, {2}}, kT0), ApplyResult::kGap);
     EXPECT_EQ(index.ApplySnapshot({"e2", e2.seq, {MovedA(), Sock("c", "/", "u2")}}, kT0),
               ApplyResult::kApplied);

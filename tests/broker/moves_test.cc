@@ -166,10 +166,13 @@ TEST(BrokerMoveSnapshotTest, SnapshotsOfBothEdgesConverge) {
     switch (loss) {
       case Loss::kInLostOutFirst:
         e2.MoveIn(a, e1.MoveOut(a, "e2"), "e1", /*publish=*/false);
-        e2.Heartbeat();  // last_seq ahead: e2's snapshot
+        // last_seq ahead, and still at the next heartbeat: e2's snapshot
+        e2.Heartbeat();
+        e2.Heartbeat();
         break;
       case Loss::kInLostOutLater:
         e2.MoveIn(a, e1.Get(a), "e1", /*publish=*/false);
+        e2.Heartbeat();
         e2.Heartbeat();
         ASSERT_TRUE(Eventually([&] { return e2.snapshot_requests() == 1; }));
         Flush(bus);
@@ -179,7 +182,8 @@ TEST(BrokerMoveSnapshotTest, SnapshotsOfBothEdgesConverge) {
         break;
       case Loss::kOutLost:
         e2.MoveIn(a, e1.MoveOut(a, "e2", /*publish=*/false), "e1");
-        e1.Heartbeat();  // last_seq ahead: e1's snapshot, without a
+        e1.Heartbeat();  // last_seq ahead (twice): e1's snapshot, without a
+        e1.Heartbeat();
         ASSERT_TRUE(Eventually([&] { return e1.snapshot_requests() == 1; }));
         break;
     }
