@@ -138,19 +138,21 @@ ApplyResult Index::ApplyHeartbeat(const Heartbeat& heartbeat, TimePoint now) {
   if (created && heartbeat.last_seq == 0 && heartbeat.counts.sockets == 0) {
     return ApplyResult::kApplied;  // an edge that has announced nothing yet
   }
-  // Events the last heartbeat announced still missing a heartbeat later
-  // (lost), a restart under the same id (behind), or (below) an index that
+  // Events the last heartbeat announced still missing, none having come
+  // since (a lost tail: a lost event followed by others is a gap in the
+  // stream), a restart under the same id (behind), or (below) an index that
   // disagrees with the edge: only a snapshot settles it.
   if (created || edge.needs_snapshot || heartbeat.last_seq < edge.last_seq ||
-      edge.last_seq < edge.awaited_seq) {
+      (edge.last_seq < edge.awaited_seq && edge.last_seq == edge.awaited_from)) {
     edge.needs_snapshot = true;
     return ApplyResult::kGap;
   }
   if (heartbeat.last_seq > edge.last_seq) {
     // Ahead: it travels on its own subject and may have overtaken its events
-    // (during a burst of connects, often). A snapshot of a large edge costs
-    // megabytes; wait one heartbeat for them.
+    // (during a burst of connects, often by more than a heartbeat period). A
+    // snapshot of a large edge costs megabytes; wait while they keep coming.
     edge.awaited_seq = heartbeat.last_seq;
+    edge.awaited_from = edge.last_seq;
     return ApplyResult::kApplied;
   }
   edge.awaited_seq = 0;

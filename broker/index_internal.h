@@ -35,10 +35,11 @@ struct Index::Edge {
   std::string id;
   uint64_t last_seq = 0;
   bool needs_snapshot = false;
-  // The last heartbeat's last_seq when it was ahead of last_seq: those events
-  // were on their way (a heartbeat can overtake them) and must have arrived by
-  // the next heartbeat. 0: none awaited.
+  // The last heartbeat's last_seq when it was ahead of last_seq (0: none
+  // awaited), and last_seq then: those events were on their way (a heartbeat
+  // can overtake them); if none came by the next heartbeat, they were lost.
   uint64_t awaited_seq = 0;
+  uint64_t awaited_from = 0;
   TimePoint last_seen{};
   absl::flat_hash_set<Socket*> sockets;
   // Events received while waiting for a snapshot, by seq.

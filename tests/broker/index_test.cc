@@ -259,8 +259,16 @@ TEST(IndexTest, AHeartbeatThatOvertakesItsEventsWaitsForThem) {
   EXPECT_EQ(index.ApplyHeartbeat({"e1", 5, {5}}, kT0), ApplyResult::kApplied);
   EXPECT_FALSE(index.NeedsSnapshot("e1"));
   EXPECT_EQ(Ids(AllSockets(index)), (std::vector<std::string>{"a", "b", "c", "d", "e"}));
+  // Far behind (a slow subscription): still waiting while events keep coming.
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", 9, {9}}, kT0), ApplyResult::kApplied);
+  EXPECT_EQ(index.ApplyEvent("e1", 6, Connected{Sock("f", "/", "")}, kT0), ApplyResult::kApplied);
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", 9, {9}}, kT0), ApplyResult::kApplied);
+  EXPECT_FALSE(index.NeedsSnapshot("e1"));
+  // None since: 7 to 9 were lost.
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", 9, {9}}, kT0), ApplyResult::kGap);
+  EXPECT_EQ(index.ApplySnapshot({"e1", 9, {Sock("a", "/", "")}}, kT0), ApplyResult::kApplied);
   // At the same seq the counts are checked at once.
-  EXPECT_EQ(index.ApplyHeartbeat({"e1", 5, {4}}, kT0), ApplyResult::kGap);
+  EXPECT_EQ(index.ApplyHeartbeat({"e1", 9, {4}}, kT0), ApplyResult::kGap);
 }
 
 TEST(IndexTest, HeartbeatsCheckSequenceAndCounts) {
