@@ -140,13 +140,16 @@ ApplyResult Index::ApplyHeartbeat(const Heartbeat& heartbeat, TimePoint now) {
   }
   // Events the last heartbeat announced still missing, none having come
   // since (a lost tail: a lost event followed by others is a gap in the
-  // stream), a restart under the same id (behind), or (below) an index that
-  // disagrees with the edge: only a snapshot settles it.
-  if (created || edge.needs_snapshot || heartbeat.last_seq < edge.last_seq ||
+  // stream), or (below) an index that disagrees with the edge: only a
+  // snapshot settles it.
+  if (created || edge.needs_snapshot ||
       (edge.last_seq < edge.awaited_seq && edge.last_seq == edge.awaited_from)) {
     edge.needs_snapshot = true;
     return ApplyResult::kGap;
   }
+  // Behind: overtaken by the events after it, its counts older than ours. (A
+  // restarted edge has a new incarnation: the broker forgot the old one.)
+  if (heartbeat.last_seq < edge.last_seq) return ApplyResult::kApplied;
   if (heartbeat.last_seq > edge.last_seq) {
     // Ahead: it travels on its own subject and may have overtaken its events
     // (during a burst of connects, often by more than a heartbeat period). A

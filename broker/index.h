@@ -254,11 +254,11 @@ class Index {
   // have a hole, so the edge needs another snapshot.
   ApplyResult ApplySnapshot(const Snapshot& snapshot, TimePoint now);
   // Marks the edge alive. kApplied when consistent, kGap when the edge needs a
-  // snapshot: a new edge that has announced something, a seq behind the
-  // index's (a restart), counts that disagree at the same seq, or events a
-  // heartbeat announced still missing at the next one with none come since.
-  // A heartbeat merely ahead of the events (it may overtake them) is
-  // kApplied and awaited.
+  // snapshot: a new edge that has announced something, counts that disagree
+  // at the same seq, or events a heartbeat announced still missing at the
+  // next one with none come since. A heartbeat merely ahead of the events
+  // (it may overtake them) is kApplied and awaited; one behind them (they
+  // overtook it) is stale and kApplied.
   ApplyResult ApplyHeartbeat(const Heartbeat& heartbeat, TimePoint now);
 
   // Forgets every edge not heard from (event, snapshot or heartbeat) for more
