@@ -426,15 +426,18 @@ bool Namespace::Unlist(Socket& socket) {
       if (it->second.empty()) local.users.erase(it);
     }
   }
-  for (const auto& room : socket.joined_rooms()) {
-    auto it = local.rooms.find(room);
-    if (it == local.rooms.end()) continue;
-    it->second.erase(&socket);
-    if (it->second.empty()) {
-      local.rooms.erase(it);
-    } else {
-      base::ShrinkWhenSparse(it->second);  // a crowded room emptying
-    }
+  for (const auto& room : socket.joined_rooms()) EraseMember(local, room, socket);
+  return true;
+}
+
+bool Namespace::EraseMember(ShardState& local, const std::string& room, Socket& socket) {
+  auto it = local.rooms.find(room);
+  if (it == local.rooms.end()) return false;
+  it->second.erase(&socket);
+  if (it->second.empty()) {
+    local.rooms.erase(it);
+  } else {
+    base::ShrinkWhenSparse(it->second);  // a crowded room emptying
   }
   return true;
 }
@@ -450,11 +453,7 @@ void Namespace::AddToRoom(Socket& socket, const std::string& room) {
 
 void Namespace::RemoveFromRoom(Socket& socket, const std::string& room) {
   if (room == socket.id()) return;
-  ShardState& local = Local();
-  auto it = local.rooms.find(room);
-  if (it == local.rooms.end()) return;
-  it->second.erase(&socket);
-  if (it->second.empty()) local.rooms.erase(it);
+  if (!EraseMember(Local(), room, socket)) return;
   if (auto* observer = server_.membership_observer()) observer->OnLeft(socket, room);
   if (socket.connected()) SaveSession(socket, false);
 }

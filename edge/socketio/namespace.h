@@ -205,6 +205,9 @@ class Namespace {
   // Takes the socket out of this shard's tables (and releases its slots);
   // false when it was not in them.
   bool Unlist(Socket& socket);
+  // Takes the socket out of the shard's room (dropping an emptied room);
+  // false when the room is not there.
+  bool EraseMember(ShardState& local, const std::string& room, Socket& socket);
 
   Server& server_;
   std::string name_;

@@ -143,15 +143,7 @@ class MembershipJournalTest : public EdgeTest {
     heartbeats_ = std::make_unique<Collector<v1::Heartbeat>>(bus_, "sb.v1.heartbeat.edge-1");
 
     server_.io().SetMembershipObserver(journal_.get());
-    // A CONNECT auth with a "user": that user id, and the auth as claims.
-    server_.io().Of("/").Use([](const sio::SocketPtr& socket, sio::Next next) {
-      const Json& auth = socket->auth();
-      if (auth.is_object() && auth.contains("user")) {
-        socket->SetUserId(auth["user"].get<std::string>());
-        socket->SetClaims(auth);
-      }
-      next(std::nullopt);
-    });
+    testing_support::UserFromAuth(server_.io().Of("/"));
     server_.Start();
   }
 

@@ -49,18 +49,21 @@ std::unique_ptr<broker::Broker> StartBroker(bus::Bus& bus, const std::string& id
   return broker.ok() ? std::move(*broker) : nullptr;
 }
 
-// Socket id -> (user, rooms, claims) as a broker lists them.
+// A socket's id, user, rooms and claims in one line.
+std::string Describe(const v1::SocketInfo& s) {
+  std::string rooms;
+  for (const auto& room : s.rooms()) rooms += room + ",";
+  return s.id() + " " + s.user_id() + " " + rooms + " " + s.claims();
+}
+
+// The sockets a broker lists, described.
 std::set<std::string> Listed(broker::Broker& broker) {
   std::set<std::string> out;
   v1::ListSocketsRequest request;
   request.set_page_size(1000);
   auto page = broker.ListSockets(request);
   if (!page.ok()) return out;
-  for (const auto& s : page->sockets()) {
-    std::string rooms;
-    for (const auto& room : s.rooms()) rooms += room + ",";
-    out.insert(s.id() + " " + s.user_id() + " " + rooms + " " + s.claims());
-  }
+  for (const auto& s : page->sockets()) out.insert(Describe(s));
   return out;
 }
 
@@ -84,14 +87,7 @@ class SnapshotPagesTest : public EdgeTest {
     journal_ = std::make_unique<cluster::MembershipJournal>(*edge_bus_, "e1");
     ASSERT_TRUE(journal_->ServeSnapshots().ok());
     server_.io().SetMembershipObserver(journal_.get());
-    server_.io().Of("/").Use([](const sio::SocketPtr& socket, sio::Next next) {
-      const Json& auth = socket->auth();
-      if (auth.is_object() && auth.contains("user")) {
-        socket->SetUserId(auth["user"].get<std::string>());
-        socket->SetClaims(auth);
-      }
-      next(std::nullopt);
-    });
+    testing_support::UserFromAuth(server_.io().Of("/"));
     server_.Start();
   }
 
@@ -123,12 +119,7 @@ TEST_F(SnapshotPagesTest, BrokersStartedLateLearnAnEdgeLargerThanOneMessage) {
   const v1::Snapshot whole = journal_->BuildSnapshot();
   ASSERT_GT(whole.ByteSizeLong(), 4 * kMaxPayload);
   std::set<std::string> expected;
-  for (const auto& s : whole.sockets()) {
-    std::string rooms;
-    for (const auto& room : s.socket().rooms()) rooms += room + ",";
-    expected.insert(s.socket().id() + " " + s.socket().user_id() + " " + rooms + " " +
-                    s.socket().claims());
-  }
+  for (const auto& s : whole.sockets()) expected.insert(Describe(s.socket()));
   ASSERT_EQ(expected.size(), static_cast<size_t>(kClients));
 
   auto bus_a = Connect(*nats_);

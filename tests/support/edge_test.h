@@ -7,7 +7,9 @@
 #include <string>
 #include <utility>
 
+#include "edge/socketio/namespace.h"
 #include "edge/socketio/server.h"
+#include "edge/socketio/socket.h"
 #include "tests/edge/test_server.h"
 
 namespace switchboard::testing_support {
@@ -18,6 +20,19 @@ inline sio::ServerOptions NamedEdge(std::string edge_id) {
   sio::ServerOptions options;
   options.edge_id = std::move(edge_id);
   return options;
+}
+
+// A middleware for `nsp`: a CONNECT auth with a "user" gives the socket that
+// user id, and the auth as its claims.
+inline void UserFromAuth(sio::Namespace& nsp) {
+  nsp.Use([](const sio::SocketPtr& socket, sio::Next next) {
+    const sio::Json& auth = socket->auth();
+    if (auth.is_object() && auth.contains("user")) {
+      socket->SetUserId(auth["user"].get<std::string>());
+      socket->SetClaims(auth);
+    }
+    next(std::nullopt);
+  });
 }
 
 // A TestServer (127.0.0.1, a free port, two shards) with the "join" and
